@@ -1,0 +1,53 @@
+#pragma once
+// What every subcommand shares: the common options, the action the parsed subcommand will run, and
+// helpers for the options that mean the same thing everywhere.
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/progress_bar.hpp"
+#include "tiling/progress.hpp"
+#include "tiling/tile_grid.hpp"
+
+namespace rsi::cli {
+
+struct CommonOptions {
+    bool quiet = false;
+    bool json = false;
+    int threads = 0;              // 0 = all cores
+    int64_t ram_mb = 1024;        // memory budget; a quarter of it goes to GDAL's block cache
+    std::vector<std::pair<std::string, std::string>> config;  // --config KEY VALUE
+};
+
+struct GridOptions {
+    int64_t tile_size = 512;
+    int64_t overlap = 64;
+    std::string edge = "shift";
+    GridSpec spec() const;
+};
+
+struct CommandContext {
+    CommonOptions common;
+    std::map<const CLI::App*, std::function<int()>> actions;
+
+    // Registers the action to run when `sub` was the parsed subcommand.
+    void on_run(const CLI::App* sub, std::function<int()> action) { actions[sub] = std::move(action); }
+    // A progress callback drawing to stderr unless --quiet or --json (which keep stderr for errors).
+    ProgressFn progress(ProgressBar& bar) const;
+};
+
+void add_common_options(CLI::App& sub, CommonOptions& common);
+void add_grid_options(CLI::App& sub, GridOptions& grid);
+// Applies process-wide settings once: threads, GDAL block cache, --config options.
+void apply_global_settings(const CommonOptions& common);
+void print_json(const nlohmann::json& value);
+
+// Registration of each subcommand (one file each).
+void register_info_command(CLI::App& app, CommandContext& context);
+void register_tile_command(CLI::App& app, CommandContext& context);
+
+}  // namespace rsi::cli

@@ -1,0 +1,112 @@
+// rsi info IMAGE: the raster summary and the tiling plan.
+#include <iomanip>
+#include <iostream>
+
+#include "cli/command_context.hpp"
+#include "src/raster_summary.hpp"
+
+namespace rsi::cli {
+
+namespace {
+
+nlohmann::json to_json(const RasterSummary& s) {
+    const RasterInfo& i = s.info;
+    nlohmann::json bands = nlohmann::json::array();
+    for (size_t b = 0; b < i.bands.size(); ++b) {
+        const BandInfo& band = i.bands[b];
+        bands.push_back({{"band", b + 1},
+                         {"data_type", GDALGetDataTypeName(band.data_type)},
+                         {"nodata", band.nodata ? nlohmann::json(*band.nodata) : nlohmann::json(nullptr)},
+                         {"color_interpretation", band.color_interpretation},
+                         {"description", band.description},
+                         {"block_size", {band.block_width, band.block_height}}});
+    }
+    nlohmann::json out{{"path", i.path},
+                       {"driver", i.driver},
+                       {"width", i.width},
+                       {"height", i.height},
+                       {"band_count", i.band_count()},
+                       {"data_type", GDALGetDataTypeName(i.data_type)},
+                       {"block_size", {i.block_width, i.block_height}},
+                       {"bands", bands},
+                       {"mask", to_string(i.mask)},
+                       {"crs", {{"wkt", i.crs_wkt.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.crs_wkt)},
+                                {"epsg", i.epsg ? nlohmann::json(*i.epsg) : nlohmann::json(nullptr)}}},
+                       {"geotransform", i.has_geotransform ? nlohmann::json(i.geotransform) : nlohmann::json(nullptr)},
+                       {"pixel_size", {std::hypot(i.geotransform[1], i.geotransform[4]),
+                                       std::hypot(i.geotransform[2], i.geotransform[5])}}};
+    out["pixel_size_m"] = s.ground_pixel ? nlohmann::json{s.ground_pixel->x_m, s.ground_pixel->y_m} : nlohmann::json(nullptr);
+    const TilingPlan& p = s.plan;
+    out["tiling"] = {{"tile_size", {p.spec.tile_width, p.spec.tile_height}},
+                     {"overlap", p.spec.overlap},
+                     {"stride", {p.stride_x, p.stride_y}},
+                     {"edge", to_string(p.spec.edge)},
+                     {"rows", p.rows},
+                     {"cols", p.cols},
+                     {"tiles", p.tiles},
+                     {"overlap_factor", p.overlap_factor}};
+    return out;
+}
+
+void print_text(const RasterSummary& s) {
+    const RasterInfo& i = s.info;
+    std::cout << "File:        " << i.path << " (" << i.driver << ")\n"
+              << "Size:        " << i.width << " x " << i.height << " pixels, " << i.band_count() << " band"
+              << (i.band_count() == 1 ? "" : "s") << ", " << GDALGetDataTypeName(i.data_type) << "\n"
+              << "Blocks:      " << i.block_width << " x " << i.block_height << "\n";
+    for (size_t b = 0; b < i.bands.size(); ++b) {
+        const BandInfo& band = i.bands[b];
+        std::cout << "  Band " << b + 1 << ":    " << GDALGetDataTypeName(band.data_type) << ", "
+                  << band.color_interpretation;
+        if (band.nodata) std::cout << ", nodata " << *band.nodata;
+        std::cout << "\n";
+    }
+    std::cout << "Validity:    " << to_string(i.mask) << "\n";
+    if (i.crs_wkt.empty()) {
+        std::cout << "CRS:         none (pixel space)\n";
+    } else {
+        std::cout << "CRS:         " << (i.epsg ? "EPSG:" + std::to_string(*i.epsg) : std::string("custom (no EPSG code)"))
+                  << "\n";
+    }
+    if (i.has_geotransform) {
+        std::cout << std::setprecision(12) << "Origin:      " << i.geotransform[0] << ", " << i.geotransform[3] << "\n"
+                  << "Pixel size:  " << i.geotransform[1] << ", " << i.geotransform[5] << "\n";
+    } else {
+        std::cout << "Geotransform: none\n";
+    }
+    if (s.ground_pixel) {
+        std::cout << std::setprecision(4) << "Ground size: " << s.ground_pixel->x_m << " m x " << s.ground_pixel->y_m
+                  << " m per pixel\n";
+    }
+    const TilingPlan& p = s.plan;
+    std::cout << std::setprecision(4) << "Tiling:      " << p.tiles << " tiles (" << p.rows << " rows x " << p.cols
+              << " cols) of " << p.spec.tile_width << " px, overlap " << p.spec.overlap << ", stride " << p.stride_x
+              << ", edge " << to_string(p.spec.edge) << "\n"
+              << "Overlap factor: " << p.overlap_factor << " (tile pixels processed / image pixels)\n";
+}
+
+}  // namespace
+
+void register_info_command(CLI::App& app, CommandContext& context) {
+    struct Options {
+        std::string image;
+        GridOptions grid;
+    };
+    auto options = std::make_shared<Options>();
+    CLI::App* sub = app.add_subcommand("info", "Describe a raster and the tiling plan for it");
+    sub->add_option("IMAGE", options->image, "Raster to describe (any GDAL dataset)")->required();
+    add_grid_options(*sub, options->grid);
+    add_common_options(*sub, context.common);
+    sub->footer("Example:\n  rsi info ../shared/data/spacenet/vegas_rgb.tif --tile-size 512 --overlap 64 --json");
+    context.on_run(sub, [options, &context] {
+        const RasterSummary summary = summarize_raster(options->image, options->grid.spec());
+        if (context.common.json) {
+            print_json(to_json(summary));
+        } else {
+            print_text(summary);
+        }
+        return 0;
+    });
+}
+
+}  // namespace rsi::cli

@@ -1,0 +1,87 @@
+// rsi: the command-line front end. Parses, sets global settings once, runs one library call, and
+// maps errors to exit codes in one place: 0 ok, 1 runtime error, 2 usage error, 130/143 interrupted.
+#include <cpl_error.h>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/argv_prepass.hpp"
+#include "cli/command_context.hpp"
+#include "src/versions.hpp"
+#include "tiling/error.hpp"
+
+namespace {
+
+bool g_quiet_warnings = false;
+
+// GDAL failures reach the user through rsi::Error (with context); only warnings are shown here.
+void CPL_STDCALL cli_gdal_error_handler(CPLErr severity, CPLErrorNum, const char* message) {
+    if (severity == CE_Warning && !g_quiet_warnings) std::fprintf(stderr, "rsi: GDAL warning: %s\n", message);
+}
+
+void print_versions() {
+    const rsi::LibraryVersions v = rsi::library_versions();
+    std::cout << "rsi " << v.rsi << "\nGDAL " << v.gdal << "\nPROJ " << v.proj << "\nOpenCV " << v.opencv
+              << "\nLibTorch " << v.libtorch << "\n";
+}
+
+std::string subcommand_name(const CLI::App& app) {
+    const auto subs = app.get_subcommands();
+    return subs.empty() ? "rsi" : "rsi " + subs.front()->get_name();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace rsi::cli;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    args = rewrite_gdal_style_options(args);
+    std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
+
+    CLI::App app{"rsi: remote-sensing interpretation of large georeferenced images"};
+    app.require_subcommand(0, 1);
+    bool show_version = false;
+    app.add_flag("--version", show_version, "Print the versions of rsi, GDAL, PROJ, OpenCV and LibTorch");
+    CommandContext context;
+    register_info_command(app, context);
+    register_tile_command(app, context);
+
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << subcommand_name(app) << ": " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    if (show_version) {
+        print_versions();
+        return 0;
+    }
+    const auto subs = app.get_subcommands();
+    if (subs.empty()) {
+        std::cout << app.help();
+        return 2;
+    }
+    const std::string name = subcommand_name(app);
+    g_quiet_warnings = context.common.quiet;
+    CPLSetErrorHandler(cli_gdal_error_handler);
+    install_interrupt_handlers();
+    try {
+        apply_global_settings(context.common);
+        return context.actions.at(subs.front())();
+    } catch (const rsi::Error& e) {
+        if (e.kind() == rsi::ErrorKind::cancelled) {
+            const int sig = interrupt_signal();
+            std::cerr << name << ": interrupted\n";
+            return sig == SIGTERM ? 143 : 130;
+        }
+        std::cerr << name << ": " << e.what() << "\n";
+        return e.kind() == rsi::ErrorKind::usage ? 2 : 1;
+    } catch (const std::exception& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,1 @@
+"""rsi default models: architectures, metadata (rsi.json), export and data loading."""

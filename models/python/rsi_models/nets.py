@@ -1,0 +1,147 @@
+"""Network architectures of the rsi default models.
+
+All modules here are written to be compiled with ``torch.jit.script``: no Python-side integer
+sizes are baked in, so the scripted segmentation network accepts any H and W that are multiples
+of its downsampling factor (``BuildingNet.multiple_of``).
+"""
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv + BN layers with an identity (or 1x1 projected) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        else:
+            self.short = nn.Sequential()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.short(x), inplace=True)
+
+
+class DecoderBlock(nn.Module):
+    """Upsample x2 (bilinear), concatenate the skip feature, fuse with two 3x3 conv layers."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.fuse1 = ConvBNReLU(cin + cskip, cout)
+        self.fuse2 = ConvBNReLU(cout, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=[skip.shape[2], skip.shape[3]], mode="bilinear",
+                          align_corners=False)
+        x = torch.cat([x, skip], 1)
+        return self.fuse2(self.fuse1(x))
+
+
+class BuildingNet(nn.Module):
+    """Compact residual U-Net for binary building segmentation.
+
+    Encoder: a full-resolution stem followed by ``len(widths) - 1`` stride-2 residual stages
+    (each stage = ``depth`` residual blocks); decoder: bilinear upsampling + skip concatenation.
+    Output: ``N x num_classes x H x W`` logits. H and W must be multiples of ``2**(len(widths)-1)``.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2,
+                 widths: List[int] = (16, 32, 64, 128, 192), depth: int = 1,
+                 dec_widths: List[int] = (16, 24, 48, 96)):
+        super().__init__()
+        widths = list(widths)
+        dec_widths = list(dec_widths)
+        assert len(dec_widths) == len(widths) - 1
+        self.multiple_of = 2 ** (len(widths) - 1)
+        self.stem = nn.Sequential(ConvBNReLU(in_channels, widths[0]), ConvBNReLU(widths[0], widths[0]))
+        stages = []
+        for i in range(1, len(widths)):
+            blocks = [ResBlock(widths[i - 1], widths[i], stride=2)]
+            for _ in range(depth - 1):
+                blocks.append(ResBlock(widths[i], widths[i]))
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        decs = []
+        cin = widths[-1]
+        for i in range(len(widths) - 2, -1, -1):
+            decs.append(DecoderBlock(cin, widths[i], dec_widths[i]))
+            cin = dec_widths[i]
+        self.decoders = nn.ModuleList(decs)
+        self.head = nn.Conv2d(cin, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats: List[torch.Tensor] = []
+        x = self.stem(x)
+        for stage in self.stages:
+            feats.append(x)
+            x = stage(x)
+        n = len(feats)
+        i = 0
+        for dec in self.decoders:
+            x = dec(x, feats[n - 1 - i])
+            i += 1
+        return self.head(x)
+
+
+class SceneNet(nn.Module):
+    """Compact CNN scene classifier with global pooling (any H, W; trained on 64x64).
+
+    A full-resolution 3x3 stem, then one stride-2 residual block per further width.
+
+    The classifier sees the globally pooled convolutional features concatenated with the per-band
+    mean and standard deviation of the (normalised) input, which carries most of the spectral signal.
+    """
+
+    def __init__(self, in_channels: int = 13, num_classes: int = 10,
+                 widths: List[int] = (32, 64, 128), dropout: float = 0.3):
+        super().__init__()
+        widths = list(widths)
+        layers: List[nn.Module] = [ConvBNReLU(in_channels, widths[0])]
+        cin = widths[0]
+        for w in widths[1:]:
+            layers.append(ResBlock(cin, w, stride=2))
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin + 2 * in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x).mean(dim=[2, 3])
+        m = x.mean(dim=[2, 3])
+        s = x.std(dim=[2, 3], unbiased=False)
+        return self.fc(self.dropout(torch.cat([f, m, s], 1)))
+
+
+ARCHITECTURES = {
+    "BuildingNet": BuildingNet,
+    "SceneNet": SceneNet,
+}
+
+
+def build(arch: str, kwargs: dict) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError("unknown architecture %r (known: %s)" % (arch, ", ".join(ARCHITECTURES)))
+    return ARCHITECTURES[arch](**kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

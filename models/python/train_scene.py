@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""Train an rsi EuroSAT scene classifier (SceneNet) on the shared EuroSAT patches.
+
+Split (fixed, see rsi_models.data.EUROSAT_VAL_NUMBERS): <Class>_1 .. _10 train (100 patches),
+<Class>_11 .. _14 validation (40 patches). The validation patches are only evaluated after training:
+no model selection or early stopping (the weights after the last epoch are kept).
+
+Models:
+  --bands all   13 bands B01..B12 (eurosat13)
+  --bands rgbn  source bands 4,3,2,8 = red, green, blue, nir (eurosat-rgbn)
+
+Example (from the repository root):
+  /usr/bin/python3 models/python/train_scene.py --bands all --out models/python/runs/eurosat13
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsi_models import augment, data, nets  # noqa: E402
+from rsi_models.metrics import confusion_matrix  # noqa: E402
+
+BAND_SETS = {
+    "all": (list(range(1, 14)), ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A",
+                                 "B09", "B10", "B11", "B12"]),
+    "rgbn": ([4, 3, 2, 8], ["red", "green", "blue", "nir"]),
+}
+CLASS_COLORS = {
+    "AnnualCrop": [255, 211, 0], "Forest": [0, 100, 0], "HerbaceousVegetation": [124, 205, 124],
+    "Highway": [128, 128, 128], "Industrial": [160, 32, 240], "Pasture": [205, 170, 125],
+    "PermanentCrop": [255, 140, 0], "Residential": [220, 20, 60], "River": [30, 144, 255],
+    "SeaLake": [0, 0, 139],
+}
+SCALE = 1.0 / 10000.0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=data.default_data_root())
+    p.add_argument("--bands", choices=sorted(BAND_SETS), required=True)
+    p.add_argument("--out", required=True, help="run directory (receives final.pt and log.txt)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--wd", type=float, default=5e-4)
+    p.add_argument("--widths", default="32,64,128")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    logf = open(os.path.join(args.out, "log.txt"), "w")
+
+    def log(*a):
+        line = " ".join(str(x) for x in a)
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    command = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv)
+    source_bands, band_names = BAND_SETS[args.bands]
+    idx = [b - 1 for b in source_bands]
+    xtr, ytr, _ = data.eurosat_split(args.data_root, "train")
+    xva, yva, names_va = data.eurosat_split(args.data_root, "val")
+    xtr = torch.from_numpy(xtr[:, idx] * SCALE)
+    xva = torch.from_numpy(xva[:, idx] * SCALE)
+    # normalisation statistics from the training patches only
+    mean = xtr.mean(dim=(0, 2, 3))
+    std = xtr.std(dim=(0, 2, 3)).clamp_min(1e-4)
+    log("train %d, val %d patches; bands %s; mean %s std %s" % (
+        len(ytr), len(yva), band_names, mean.tolist(), std.tolist()))
+
+    def norm(x):
+        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+    c = len(idx)
+    arch_kwargs = dict(in_channels=c, num_classes=len(data.EUROSAT_CLASSES),
+                       widths=[int(v) for v in args.widths.split(",")], dropout=0.3)
+    model = nets.SceneNet(**arch_kwargs)
+    steps_per_epoch = (len(ytr) + args.batch - 1) // args.batch
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                                total_steps=args.epochs * steps_per_epoch,
+                                                pct_start=0.1)
+    ytr_t = torch.from_numpy(ytr)
+    t0 = time.time()
+    for ep in range(args.epochs):
+        model.train()
+        perm = torch.randperm(len(ytr), generator=gen)
+        tot, correct = 0.0, 0
+        for s in range(0, len(ytr), args.batch):
+            b = perm[s:s + args.batch]
+            xs = []
+            for i in b.tolist():
+                x = xtr[i]
+                k = int(torch.randint(0, 4, (), generator=gen))
+                flip = bool(torch.randint(0, 2, (), generator=gen))
+                x = augment.dihedral(x, k, flip)
+                # illumination / calibration jitter: global gain and small per-band gains
+                gain = 0.85 + 0.3 * torch.rand((), generator=gen)
+                x = x * gain * (1 + 0.05 * torch.randn(c, 1, 1, generator=gen))
+                x = x + 0.01 * torch.randn(x.shape, generator=gen) * std.view(-1, 1, 1)
+                xs.append(x)
+            xb = norm(torch.stack(xs))
+            yb = ytr_t[b]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(b)
+            correct += int((logits.argmax(1) == yb).sum())
+        if (ep + 1) % 10 == 0 or ep == 0:
+            log("epoch %d loss %.4f train-acc %.3f (%.1f s)" % (
+                ep + 1, tot / len(ytr), correct / len(ytr), time.time() - t0))
+
+    # final evaluation on the validation split (reported, not used for any choice)
+    model.eval()
+    with torch.no_grad():
+        pred = model(norm(xva)).argmax(1).numpy()
+    acc = float((pred == yva).mean())
+    cm = confusion_matrix(yva, pred, len(data.EUROSAT_CLASSES))
+    log("validation accuracy %.4f" % acc)
+    log("confusion matrix (rows = true, cols = predicted):\n%s" % cm)
+    minutes = (time.time() - t0) / 60
+    meta = scene_meta(args, command, source_bands, band_names, mean.tolist(), std.tolist())
+    ckpt = {"arch": "SceneNet", "arch_kwargs": arch_kwargs, "state_dict": model.state_dict(),
+            "meta": meta,
+            "metrics": {"val_accuracy": acc, "val_patches": int(len(yva)),
+                        "val_split": "<Class>_11..14 (4 per class)",
+                        "confusion_matrix": cm.tolist(), "train_minutes": round(minutes, 1)}}
+    torch.save(ckpt, os.path.join(args.out, "final.pt"))
+    log(json.dumps(ckpt["metrics"]))
+
+
+def scene_meta(args, command, source_bands, band_names, mean, std):
+    name = "eurosat13" if args.bands == "all" else "eurosat-rgbn"
+    return {
+        "format": "rsi-model", "format_version": 1,
+        "name": "rsi-" + name, "version": "1.0.0", "task": "scene",
+        "description": "EuroSAT land-use scene classifier for 64x64 Sentinel-2 L1C patches (%s)." % (
+            "13 bands" if args.bands == "all" else "red, green, blue, nir"),
+        "input": {"bands": len(source_bands), "band_names": band_names,
+                  "source_bands": source_bands, "data_range": [0, 10000], "scale": SCALE,
+                  "mean": [float(v) for v in mean],
+                  "std": [float(v) for v in std]},
+        "band_mapping": {"single_band": "refuse", "rescale": "none"},
+        "tile": {"size": 64, "overlap": 0, "output_stride": 1, "halo": 0, "multiple_of": 1},
+        "gsd_m": 10, "output": "logits", "output_activation": "softmax",
+        "classes": [{"id": i, "name": c, "color": CLASS_COLORS[c]}
+                    for i, c in enumerate(data.EUROSAT_CLASSES)],
+        "license": "MIT (weights trained by rsi on EuroSAT, MIT licence)",
+        "provenance": {
+            "data": ["eurosat: <Class>_1..10 of each of the 10 classes (100 patches, Sentinel-2, MIT)"],
+            "script": "models/python/train_scene.py",
+            "command": command,
+        },
+    }
+
+
+if __name__ == "__main__":
+    main()

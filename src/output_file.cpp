@@ -1,0 +1,91 @@
+#include "src/output_file.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <system_error>
+#include <unistd.h>
+
+#include "tiling/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+
+namespace {
+
+std::string world_file_extension(const std::string& extension) {
+    // GDAL's convention: first and last letters of the extension plus 'w' (.png -> .pgw, .tif -> .tfw).
+    if (extension.size() < 3) return "";
+    return std::string(".") + extension[1] + extension.back() + "w";
+}
+
+std::string unique_temporary_name(const fs::path& final_path) {
+    static std::atomic<unsigned> counter{0};
+    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
+    return (dir / (".rsi-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                   final_path.filename().string()))
+        .string();
+}
+
+}  // namespace
+
+std::vector<std::string> sidecar_paths(const std::string& path) {
+    const fs::path p(path);
+    std::vector<std::string> out{path + ".aux.xml", path + ".msk", path + ".ovr"};
+    const std::string ext = p.extension().string();
+    fs::path wld = p;
+    out.push_back(wld.replace_extension(".wld").string());
+    if (const std::string w = world_file_extension(ext); !w.empty()) {
+        fs::path other = p;
+        out.push_back(other.replace_extension(w).string());
+    }
+    return out;
+}
+
+void remove_with_sidecars(const std::string& path) {
+    std::error_code ec;
+    fs::remove(path, ec);
+    for (const auto& s : sidecar_paths(path)) fs::remove(s, ec);
+}
+
+void check_output_path(const std::string& path, bool overwrite) {
+    const fs::path p(path);
+    std::error_code ec;
+    if (fs::exists(p, ec) && !overwrite) {
+        throw usage_error(path + ": already exists (use --overwrite to replace it)");
+    }
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir, ec)) throw Error(path + ": output directory " + dir.string() + " does not exist");
+    if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": output directory " + dir.string() + " is not writable");
+}
+
+PendingOutput::PendingOutput(std::string final_path)
+    : final_(std::move(final_path)), temporary_(unique_temporary_name(final_)) {}
+
+PendingOutput::PendingOutput(PendingOutput&& other) noexcept
+    : final_(std::move(other.final_)), temporary_(std::move(other.temporary_)), done_(other.done_) {
+    other.done_ = true;
+}
+
+PendingOutput::~PendingOutput() {
+    if (!done_) remove_with_sidecars(temporary_);
+}
+
+void PendingOutput::commit() {
+    const auto temp_sidecars = sidecar_paths(temporary_);
+    const auto final_sidecars = sidecar_paths(final_);
+    std::error_code ec;
+    for (size_t i = 0; i < temp_sidecars.size(); ++i) {
+        if (fs::exists(temp_sidecars[i], ec)) {
+            fs::rename(temp_sidecars[i], final_sidecars[i], ec);
+            if (ec) throw Error(final_sidecars[i] + ": cannot move into place: " + ec.message());
+        } else {
+            fs::remove(final_sidecars[i], ec);  // a stale sidecar of an older output would lie about this one
+        }
+    }
+    fs::rename(temporary_, final_, ec);
+    if (ec) throw Error(final_ + ": cannot move into place: " + ec.message());
+    done_ = true;
+}
+
+}  // namespace rsi

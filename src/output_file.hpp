@@ -1,0 +1,42 @@
+#pragma once
+// Atomic outputs: every file is written under a temporary name in its target directory and renamed
+// into place only when complete, so a failed or interrupted run never leaves a half-written file
+// under the final name and never disturbs the previous output.
+#include <string>
+#include <vector>
+
+namespace rsi {
+
+// Throws a usage Error when `path` exists and overwriting was not asked for, and a runtime Error
+// when its directory does not exist or is not writable.
+void check_output_path(const std::string& path, bool overwrite);
+
+// A file being written. The destructor removes the temporary file (and its sidecars) unless
+// commit() renamed it into place.
+class PendingOutput {
+public:
+    explicit PendingOutput(std::string final_path);
+    ~PendingOutput();
+    PendingOutput(PendingOutput&& other) noexcept;
+    PendingOutput& operator=(PendingOutput&&) = delete;
+    PendingOutput(const PendingOutput&) = delete;
+    PendingOutput& operator=(const PendingOutput&) = delete;
+
+    const std::string& temporary_path() const { return temporary_; }
+    const std::string& final_path() const { return final_; }
+
+    // Renames the file and the sidecars GDAL wrote beside it (.aux.xml, world files) into place.
+    void commit();
+
+private:
+    std::string final_, temporary_;
+    bool done_ = false;
+};
+
+// Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
+std::vector<std::string> sidecar_paths(const std::string& path);
+
+// Removes `path` and its sidecars if present.
+void remove_with_sidecars(const std::string& path);
+
+}  // namespace rsi

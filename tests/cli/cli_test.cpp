@@ -1,0 +1,146 @@
+// The rsi binary as users and scripts see it: exit codes, JSON on stdout, one-line errors on
+// stderr, and no partial output after a failure.
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/argv_prepass.hpp"
+#include "cli_runner.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+namespace {
+
+using test::run_rsi;
+
+struct SampleImage {
+    test::TempDir dir;
+    std::string path = dir / "sample.tif";
+    SampleImage() {
+        test::make_raster(path, 300, 200, 3, GDT_Byte, [](int b, int x, int y) { return (b * 40 + x + y) % 256; });
+        const double gt[6] = {300000, 0.5, 0, 4100000, 0, -0.5};
+        test::georeference(path, gt, 32611);
+    }
+};
+
+TEST(ArgvPrepass, MapsGdalStyleOptionsToLongForms) {
+    const std::vector<std::string> in{"tile", "-co", "COMPRESS=DEFLATE", "-of=PNG", "-lco", "X=1", "-q", "--", "-co"};
+    const std::vector<std::string> expected{"tile", "--co", "COMPRESS=DEFLATE", "--of=PNG", "--lco", "X=1", "-q", "--",
+                                            "-co"};
+    EXPECT_EQ(cli::rewrite_gdal_style_options(in), expected);
+}
+
+TEST(Cli, VersionNamesEveryLibrary) {
+    const auto r = run_rsi({"--version"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("rsi 0."), std::string::npos);
+    EXPECT_NE(r.out.find("GDAL 3.6"), std::string::npos);
+    EXPECT_NE(r.out.find("OpenCV 4.6"), std::string::npos);
+    EXPECT_NE(r.out.find("LibTorch 1.13"), std::string::npos);
+}
+
+TEST(Cli, HelpEndsWithAWorkedExample) {
+    for (const char* sub : {"info", "tile"}) {
+        const auto r = run_rsi({sub, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << sub;
+        const auto at = r.out.rfind("Example:");
+        ASSERT_NE(at, std::string::npos) << sub;
+        EXPECT_NE(r.out.find(std::string("rsi ") + sub, at), std::string::npos) << sub;
+    }
+}
+
+TEST(Cli, InfoJsonIsOneParsableObject) {
+    SampleImage image;
+    const auto r = run_rsi({"info", image.path, "--tile-size", "128", "--overlap", "28", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["width"], 300);
+    EXPECT_EQ(j["height"], 200);
+    EXPECT_EQ(j["band_count"], 3);
+    EXPECT_EQ(j["crs"]["epsg"], 32611);
+    EXPECT_EQ(j["geotransform"][0], 300000.0);
+    EXPECT_EQ(j["tiling"]["cols"], 3);  // stride 100: 0,100,200 (shifted to 172)
+    EXPECT_EQ(j["tiling"]["rows"], 2);
+    EXPECT_EQ(j["tiling"]["tiles"], 6);
+    EXPECT_NEAR(j["tiling"]["overlap_factor"].get<double>(), 6.0 * 128 * 128 / (300.0 * 200.0), 1e-12);
+    EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(Cli, TileWritesTilesJsonAndHonoursCreationOptions) {
+    SampleImage image;
+    const std::string out = image.dir / "tiles";
+    const auto r = run_rsi({"tile", image.path, out, "--tile-size", "128", "--overlap", "28", "-co", "COMPRESS=DEFLATE",
+                            "--json", "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["tiles_written"], 6);
+    EXPECT_TRUE(fs::exists(out + "/r1_c2.tif"));
+    EXPECT_TRUE(fs::exists(out + "/index.geojson"));
+    EXPECT_TRUE(fs::exists(out + "/index.csv"));
+    DatasetPtr ds(GDALDataset::FromHandle(GDALOpen((out + "/r0_c0.tif").c_str(), GA_ReadOnly)));
+    ASSERT_TRUE(ds);
+    EXPECT_STREQ(ds->GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE"), "DEFLATE");
+    EXPECT_TRUE(r.err.empty()) << "--quiet: " << r.err;
+}
+
+TEST(Cli, ProgressGoesToStderrWithAnEta) {
+    SampleImage image;
+    const auto r = run_rsi({"tile", image.path, image.dir / "p", "--tile-size", "64", "--overlap", "0"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("ETA"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("wrote 20 of 20 tiles"), std::string::npos) << r.out;
+}
+
+struct BadCase {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string message;  // part of the one-line error
+};
+
+TEST(Cli, BadInputsGiveOneLineErrorsExitCodesAndNoOutput) {
+    SampleImage image;
+    const std::string text = image.dir / "notes.tif";
+    { std::ofstream(text) << "hello\n"; }
+    const std::string truncated = image.dir / "cut.tif";
+    test::make_raster(truncated, 512, 512, 1, GDT_Byte, [](int, int x, int y) { return (x * y) % 256; });
+    fs::resize_file(truncated, fs::file_size(truncated) / 3);
+    const std::string out = image.dir / "out";
+    const std::vector<BadCase> cases{
+        {{"tile", image.dir / "missing.tif", out}, 1, "missing.tif: no such file"},
+        {{"tile", text, out}, 1, "notes.tif: not a raster"},
+        {{"tile", truncated, out, "--tile-size", "128"}, 1, "cut.tif: reading pixels"},
+        {{"tile", image.path, out, "--tile-size", "256", "--overlap", "256"}, 2, "--overlap 256 must be smaller"},
+        {{"tile", image.path, out, "--bands", "1,4"}, 2, "band 4 does not exist (the image has 3 bands)"},
+        {{"tile", image.path, out, "--bands", "x"}, 2, "is not a band list"},
+        {{"tile", image.path, out, "--edge", "wrap"}, 2, "unknown edge policy"},
+        {{"tile", image.path, out, "--scale", "percentile:99,1"}, 2, "--scale"},
+        {{"tile", image.path, out, "--no-such-option"}, 2, "no-such-option"},
+        {{"info", image.dir / "missing.tif"}, 1, "no such file"},
+        {{"tile", image.path}, 2, "OUTDIR"},
+    };
+    for (BadCase c : cases) {
+        c.args.push_back("--quiet");  // progress lines aside, stderr holds the error alone
+        const auto r = run_rsi(c.args);
+        EXPECT_EQ(r.exit_code, c.exit_code) << c.message << ": " << r.err;
+        EXPECT_NE(r.err.find(c.message), std::string::npos) << "stderr: " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << r.err;
+        EXPECT_FALSE(fs::exists(out)) << c.message << " left output behind";
+    }
+}
+
+TEST(Cli, ExistingOutputIsNeverOverwrittenWithoutOverwrite) {
+    SampleImage image;
+    const std::string out = image.dir / "tiles";
+    ASSERT_EQ(run_rsi({"tile", image.path, out, "-q"}).exit_code, 0);
+    const auto before = fs::last_write_time(out + "/r0_c0.tif");
+    const auto again = run_rsi({"tile", image.path, out, "-q"});
+    EXPECT_EQ(again.exit_code, 2);
+    EXPECT_NE(again.err.find("--overwrite"), std::string::npos);
+    EXPECT_EQ(fs::last_write_time(out + "/r0_c0.tif"), before);
+    EXPECT_EQ(run_rsi({"tile", image.path, out, "-q", "--overwrite"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace rsi

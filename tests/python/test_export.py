@@ -1,0 +1,229 @@
+"""Export round trip and metadata validation (self-contained: tiny random models, no shared data).
+
+Run from the repository root:  /usr/bin/python3 -m unittest discover -s tests/python
+"""
+import copy
+import json
+import os
+import tempfile
+import unittest
+import zipfile
+
+import torch
+
+import _paths  # noqa: F401
+from rsi_models import exporting, metadata, nets
+
+torch.set_num_threads(2)
+
+
+def seg_doc():
+    return {
+        "format": "rsi-model", "format_version": 1, "name": "test-seg", "version": "0.0.1",
+        "task": "segmentation",
+        "input": {"bands": 3, "band_names": ["red", "green", "blue"], "source_bands": [1, 2, 3],
+                  "data_range": [0, 255], "scale": 1 / 255.0,
+                  "mean": metadata.IMAGENET_MEAN, "std": metadata.IMAGENET_STD},
+        "band_mapping": {"single_band": "replicate", "rescale": "percentile", "low": 2, "high": 98},
+        "tile": {"size": 64, "overlap": 16, "output_stride": 1, "halo": 8, "multiple_of": 8},
+        "gsd_m": 0.3, "output": "logits", "output_activation": "softmax",
+        "classes": [{"id": 0, "name": "background", "color": [0, 0, 0]},
+                    {"id": 1, "name": "building", "color": [255, 64, 64]}],
+        "license": "test", "provenance": {"data": ["none"], "script": "tests/python/test_export.py",
+                                          "command": "unittest"},
+    }
+
+
+def scene_doc():
+    d = seg_doc()
+    d.update({"name": "test-scene", "task": "scene", "gsd_m": 10,
+              "tile": {"size": 32, "overlap": 0, "output_stride": 1, "halo": 0}})
+    d["input"] = {"bands": 4, "band_names": ["red", "green", "blue", "nir"],
+                  "source_bands": [4, 3, 2, 8], "data_range": [0, 10000], "scale": 1e-4,
+                  "mean": [0.1] * 4, "std": [0.05] * 4}
+    d["classes"] = [{"id": i, "name": "c%d" % i, "color": [i, i, i]} for i in range(3)]
+    return d
+
+
+def tiny_seg():
+    torch.manual_seed(0)
+    m = nets.BuildingNet(widths=[4, 8, 8, 8], dec_widths=[4, 4, 8], depth=1)
+    # give BatchNorm non-trivial running statistics so eval mode is really exercised
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(2, 3, 32, 32))
+    return m.eval()
+
+
+def tiny_scene():
+    torch.manual_seed(1)
+    m = nets.SceneNet(in_channels=4, num_classes=3, widths=[4, 8])
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(2, 4, 32, 32))
+    return m.eval()
+
+
+class ExportRoundTrip(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def _roundtrip(self, model, doc):
+        path = os.path.join(self.tmp.name, "m.pt")
+        final = exporting.export(model, doc, path)
+        scripted, loaded = exporting.load_file(path)
+        self.assertEqual(loaded, json.loads(json.dumps(final)))
+        self.assertEqual(loaded["weights_sha256"], metadata.weights_sha256(model))
+        self.assertEqual(loaded["weights_sha256"], metadata.weights_sha256(scripted))
+        # the document is stored as the TorchScript extra file rsi.json inside the zip archive
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith("/extra/rsi.json")]
+            self.assertEqual(len(names), 1)
+            self.assertEqual(json.loads(z.read(names[0]).decode("utf-8")), loaded)
+        return scripted, loaded
+
+    def test_segmentation_roundtrip(self):
+        model = tiny_seg()
+        scripted, doc = self._roundtrip(model, seg_doc())
+        self.assertEqual(doc["golden"]["shape"], [1, 3, 64, 64])
+        with torch.no_grad():
+            for h, w in ((8, 8), (24, 40), (64, 16), (72, 128)):
+                x = torch.randn(2, 3, h, w)
+                y_e, y_s = model(x), scripted(x)
+                self.assertEqual(list(y_s.shape), [2, 2, h, w])
+                self.assertLessEqual(float((y_e - y_s).abs().max()), 1e-5)
+            g = scripted(metadata.ramp(doc["golden"]["shape"])).double()
+        self.assertAlmostEqual(float(g.sum()), doc["golden"]["output_sum"], places=3)
+        self.assertAlmostEqual(float(g.abs().sum()), doc["golden"]["output_abs_sum"], places=3)
+        self.assertEqual(len(doc["golden"]["output_sample"]), 8)
+
+    def test_scene_roundtrip(self):
+        model = tiny_scene()
+        scripted, doc = self._roundtrip(model, scene_doc())
+        self.assertEqual(doc["golden"]["shape"], [1, 4, 32, 32])
+        with torch.no_grad():
+            x = torch.randn(5, 4, 32, 32)
+            self.assertEqual(list(scripted(x).shape), [5, 3])
+            self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
+
+    def test_export_rejects_wrong_class_count(self):
+        doc = seg_doc()
+        doc["classes"].append({"id": 2, "name": "road", "color": [1, 2, 3]})
+        with self.assertRaises(metadata.MetadataError):
+            exporting.export(tiny_seg(), doc, os.path.join(self.tmp.name, "bad.pt"))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "bad.pt")))
+
+    def test_hash_depends_on_weights(self):
+        m = tiny_seg()
+        h1 = metadata.weights_sha256(m)
+        with torch.no_grad():
+            next(m.parameters())[0].view(-1)[0] += 1e-3
+        self.assertNotEqual(h1, metadata.weights_sha256(m))
+
+    def test_ramp(self):
+        r = metadata.ramp([1, 2, 3, 4]).reshape(-1)
+        for i in (0, 1, 7, 23):
+            self.assertAlmostEqual(float(r[i]), ((i * 37) % 255) / 255.0 - 0.5, places=6)
+
+
+class Validation(unittest.TestCase):
+    def good(self):
+        d = seg_doc()
+        d["weights_sha256"] = "0" * 64
+        return d
+
+    def assertRejected(self, doc, field):
+        with self.assertRaises(metadata.MetadataError) as cm:
+            metadata.validate(doc)
+        self.assertIn(field, str(cm.exception))
+
+    def test_good_documents_pass(self):
+        metadata.validate(self.good())
+        d = scene_doc()
+        d["weights_sha256"] = "a" * 64
+        metadata.validate(d)
+
+    def test_bad_documents(self):
+        cases = []
+
+        def case(field, edit):
+            d = self.good()
+            edit(d)
+            cases.append((field, d))
+
+        case("format", lambda d: d.update(format="onnx"))
+        case("format_version", lambda d: d.update(format_version=2))
+        case("task", lambda d: d.update(task="detection"))
+        case("name", lambda d: d.pop("name"))
+        case("input.bands", lambda d: d["input"].update(bands=0))
+        case("input.band_names", lambda d: d["input"].update(band_names=["red", "green"]))
+        case("input.source_bands", lambda d: d["input"].update(source_bands=[0, 1, 2]))
+        case("input.data_range", lambda d: d["input"].update(data_range=[255, 0]))
+        case("input.scale", lambda d: d["input"].pop("scale"))
+        case("input.mean", lambda d: d["input"].update(mean=[0.5, 0.5]))
+        case("input.std", lambda d: d["input"].update(std=[0.2, 0.0, 0.2]))
+        case("band_mapping.single_band", lambda d: d["band_mapping"].update(single_band="copy"))
+        case("band_mapping.rescale", lambda d: d["band_mapping"].update(rescale="stretch"))
+        case("band_mapping.rescale_when", lambda d: d["band_mapping"].update(rescale_when=["uint16"]))
+        case("tile.size", lambda d: d["tile"].pop("size"))
+        case("tile.overlap", lambda d: d["tile"].update(overlap=-1))
+        case("tile.halo", lambda d: d["tile"].update(halo=1.5))
+        case("tile.size", lambda d: d["tile"].update(multiple_of=48))
+        case("gsd_m", lambda d: d.update(gsd_m=0))
+        case("output", lambda d: d.update(output="scores"))
+        case("output_activation", lambda d: d.update(output_activation="relu"))
+        case("classes", lambda d: d.update(classes=[]))
+        case("classes[1].id", lambda d: d["classes"][1].update(id=5))
+        case("classes[0].color", lambda d: d["classes"][0].update(color=[0, 0, 256]))
+        case("classes[1].name", lambda d: d["classes"][1].update(name="background"))
+        case("license", lambda d: d.pop("license"))
+        case("provenance.command", lambda d: d["provenance"].pop("command"))
+        case("provenance.data", lambda d: d["provenance"].update(data="inria"))
+        case("weights_sha256", lambda d: d.update(weights_sha256="xyz"))
+        case("weights_sha256", lambda d: d.pop("weights_sha256"))
+        case("golden.input", lambda d: d.update(golden={"input": "zeros", "shape": [1, 3, 8, 8],
+                                                        "output_sum": 0, "output_abs_sum": 0,
+                                                        "output_sample": [0]}))
+        case("golden.shape", lambda d: d.update(golden={"input": "ramp", "shape": [1, 4, 8, 8],
+                                                        "output_sum": 0, "output_abs_sum": 0,
+                                                        "output_sample": [0]}))
+        case("hierarchy.levels", lambda d: d.update(hierarchy={"levels": "l1"}))
+        for field, doc in cases:
+            with self.subTest(field=field):
+                self.assertRejected(doc, field)
+
+    def test_sigmoid_needs_two_classes(self):
+        d = self.good()
+        d["output_activation"] = "sigmoid"
+        metadata.validate(d)
+        d["classes"].append({"id": 2, "name": "x", "color": [1, 1, 1]})
+        self.assertRejected(d, "output_activation")
+
+    def test_check_against_module(self):
+        m = tiny_seg()
+        d = self.good()
+        with self.assertRaises(metadata.MetadataError) as cm:
+            metadata.check_against_module(d, m)
+        self.assertIn("weights_sha256", str(cm.exception))
+        d["weights_sha256"] = metadata.weights_sha256(m)
+        metadata.check_against_module(d, m)
+
+    def test_file_without_metadata_is_refused(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "plain.pt")
+            torch.jit.save(torch.jit.script(tiny_scene()), path)
+            with self.assertRaises(metadata.MetadataError):
+                exporting.load_file(path)
+            d = scene_doc()  # no weights_sha256: malformed
+            torch.jit.save(torch.jit.script(tiny_scene()), path,
+                           _extra_files={"rsi.json": json.dumps(d)})
+            with self.assertRaises(metadata.MetadataError) as cm:
+                exporting.load_file(path)
+            self.assertIn("plain.pt", str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

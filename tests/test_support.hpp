@@ -1,0 +1,88 @@
+#pragma once
+// Shared helpers for the tests: temporary directories, in-memory rasters, the shared real data.
+#include <cpl_error.h>
+#include <filesystem>
+#include <gdal_priv.h>
+#include <gtest/gtest.h>
+#include <string>
+#include <vector>
+
+#include "tiling/gdal_dataset.hpp"
+
+namespace rsi::test {
+
+// The real imagery beside the repository. Tests that need it fail (never skip) where it is absent.
+inline std::string shared_data(const std::string& relative) {
+    const std::string path = std::string(RSI_SHARED_DATA) + "/" + relative;
+    if (!std::filesystem::exists(path)) {
+        ADD_FAILURE() << "real test data missing: " << path
+                      << " (the tests need ../shared/data beside the repository)";
+    }
+    return path;
+}
+
+// A fresh directory removed at the end of the test.
+class TempDir {
+public:
+    TempDir() {
+        path_ = std::filesystem::temp_directory_path() /
+                ("rsi-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+        std::filesystem::remove_all(path_);
+        std::filesystem::create_directories(path_);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+    std::string str() const { return path_.string(); }
+
+private:
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+    std::filesystem::path path_;
+};
+
+// Silences GDAL's error printing for errors a test provokes on purpose.
+class QuietGdal {
+public:
+    QuietGdal() { CPLPushErrorHandler(CPLQuietErrorHandler); }
+    ~QuietGdal() { CPLPopErrorHandler(); }
+};
+
+// Creates a GeoTIFF (on /vsimem/ or disk) whose band b, pixel (x, y) holds value(b, x, y).
+template <typename Fn>
+void make_raster(const std::string& path, int width, int height, int bands, GDALDataType type, Fn value,
+                 const std::vector<std::string>& options = {}) {
+    ensure_gdal_registered();
+    CPLStringList opts;
+    for (const auto& o : options) opts.AddString(o.c_str());
+    DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GTiff")->Create(path.c_str(), width, height, bands, type,
+                                                                          opts.List()));
+    ASSERT_TRUE(ds) << "cannot create " << path;
+    std::vector<double> row(static_cast<size_t>(width));
+    for (int b = 1; b <= bands; ++b) {
+        for (int y = 0; y < height; ++y) {
+            for (int x = 0; x < width; ++x) row[static_cast<size_t>(x)] = value(b, x, y);
+            ASSERT_EQ(ds->GetRasterBand(b)->RasterIO(GF_Write, 0, y, width, 1, row.data(), width, 1, GDT_Float64, 0, 0,
+                                                     nullptr),
+                      CE_None);
+        }
+    }
+}
+
+// Sets a UTM geotransform and CRS on an existing raster.
+inline void georeference(const std::string& path, const double gt[6], int epsg) {
+    DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+    ASSERT_TRUE(ds);
+    double copy[6];
+    std::copy(gt, gt + 6, copy);
+    ds->SetGeoTransform(copy);
+    OGRSpatialReference srs;
+    srs.importFromEPSG(epsg);
+    ds->SetSpatialRef(&srs);
+}
+
+}  // namespace rsi::test

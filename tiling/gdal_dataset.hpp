@@ -1,0 +1,32 @@
+#pragma once
+// RAII ownership of GDAL handles, and the conversion of GDAL's error state into rsi::Error.
+#include <memory>
+#include <string>
+
+#include <gdal_priv.h>
+#include <ogr_spatialref.h>
+
+namespace rsi {
+
+struct GdalDatasetCloser {
+    void operator()(GDALDataset* dataset) const noexcept;
+};
+using DatasetPtr = std::unique_ptr<GDALDataset, GdalDatasetCloser>;
+
+// Registers GDAL's drivers once (thread-safe, idempotent).
+void ensure_gdal_registered();
+
+// The message of GDAL's last error, or `fallback` when GDAL recorded none.
+std::string last_gdal_error(const std::string& fallback = "unknown GDAL error");
+
+// Opens a raster for reading; throws "<path>: <problem>" when it is missing or not a raster.
+DatasetPtr open_raster(const std::string& path);
+
+// Closes a dataset that was written and throws if GDAL reported a failure while flushing
+// (GDALClose returns nothing in GDAL 3.6, so the error state is the only signal).
+void close_written(DatasetPtr dataset, const std::string& path);
+
+// A spatial reference with the traditional GIS axis order (x = easting/longitude).
+OGRSpatialReference gis_order_srs(const OGRSpatialReference& srs);
+
+}  // namespace rsi

@@ -1,0 +1,96 @@
+#pragma once
+// A raster opened for streaming reads: its description, and window reads of chosen bands that may
+// reach beyond the image (padding filled by the edge policy). One RasterSource per thread: GDAL
+// datasets are not thread-safe before GDAL 3.10; use reopen() for another thread.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tiling/gdal_dataset.hpp"
+#include "tiling/pixel_window.hpp"
+
+namespace rsi {
+
+struct BandInfo {
+    GDALDataType data_type = GDT_Unknown;
+    std::optional<double> nodata;
+    std::string color_interpretation;  // "Red", "Gray", "Alpha", ...
+    std::string description;
+    int block_width = 0;
+    int block_height = 0;
+};
+
+// Where the validity of a pixel comes from.
+enum class MaskSource { none, nodata, alpha, mask_band };
+const char* to_string(MaskSource source);
+
+struct RasterInfo {
+    std::string path;
+    std::string driver;
+    int64_t width = 0;
+    int64_t height = 0;
+    std::vector<BandInfo> bands;
+    GDALDataType data_type = GDT_Unknown;  // of band 1
+    int block_width = 0;                   // of band 1
+    int block_height = 0;
+    std::string crs_wkt;                   // empty when the raster has no CRS
+    std::optional<int> epsg;
+    bool has_geotransform = false;
+    std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
+    MaskSource mask = MaskSource::none;
+
+    int band_count() const { return static_cast<int>(bands.size()); }
+    bool georeferenced() const { return has_geotransform && !crs_wkt.empty(); }
+    // Geotransform of a window whose top-left pixel is (x, y).
+    std::array<double, 6> window_geotransform(int64_t x, int64_t y) const;
+};
+
+// How pixels outside the image are filled when a window reaches beyond it.
+struct EdgeFill {
+    enum class Mode { constant, reflect } mode = Mode::constant;
+    double value = 0;
+};
+
+class RasterSource {
+public:
+    static RasterSource open(const std::string& path);
+    RasterSource reopen() const { return open(info_.path); }
+
+    const RasterInfo& info() const { return info_; }
+    GDALDataset& dataset() const { return *dataset_; }
+
+    // Reads `window` of the 1-based `bands` into `out`, band-sequential (band, row, column), converted
+    // to `type`. Pixels outside the image are filled per `edge`.
+    void read(const PixelWindow& window, const std::vector<int>& bands, GDALDataType type, void* out,
+              const EdgeFill& edge = {}) const;
+    std::vector<float> read_float(const PixelWindow& window, const std::vector<int>& bands,
+                                  const EdgeFill& edge = {}) const;
+
+    // Reads the window of the image (which must lie inside it) resampled to out_width x out_height.
+    void read_resampled(const PixelWindow& window, int64_t out_width, int64_t out_height,
+                        const std::vector<int>& bands, GDALDataType type, void* out,
+                        GDALRIOResampleAlg resampling = GRIORA_NearestNeighbour) const;
+
+    // 255 where a pixel holds data in any of `bands`, 0 where it is nodata, transparent, masked or
+    // outside the image. Empty `bands` means all bands.
+    void read_validity(const PixelWindow& window, const std::vector<int>& bands, uint8_t* out) const;
+
+    // Checks 1-based band numbers against the band count; throws a usage Error naming the file.
+    void check_bands(const std::vector<int>& bands) const;
+    std::vector<int> all_bands() const;
+
+private:
+    RasterSource(DatasetPtr dataset, RasterInfo info) : dataset_(std::move(dataset)), info_(std::move(info)) {}
+    void read_inside(const PixelWindow& inside, const std::vector<int>& bands, GDALDataType type, void* out,
+                     int64_t pixel_space, int64_t line_space, int64_t band_space) const;
+
+    DatasetPtr dataset_;
+    RasterInfo info_;
+};
+
+// Sets NaN/Inf values to 0 and marks those pixels invalid (band-sequential data, `pixels` per band).
+void mask_non_finite(float* data, int bands, int64_t pixels, uint8_t* validity);
+
+}  // namespace rsi
