@@ -3,7 +3,11 @@
 #include <cpl_conv.h>
 #include <gdal.h>
 #include <iostream>
+#include <cstdlib>
+#include <sstream>
 #include <thread>
+
+#include "tiling/error.hpp"
 
 #include "models/runtime_info.hpp"
 
@@ -35,6 +39,69 @@ void add_grid_options(CLI::App& sub, GridOptions& grid) {
     sub.add_option("--tile-size", grid.tile_size, "Tile size in pixels")->capture_default_str();
     sub.add_option("--overlap", grid.overlap, "Pixels shared by neighbouring tiles")->capture_default_str();
     sub.add_option("--edge", grid.edge, "Edge policy: shift, reflect or constant")->capture_default_str();
+}
+
+namespace {
+
+std::vector<float> parse_floats(const std::string& text, const std::string& option) {
+    std::vector<float> values;
+    std::stringstream stream(text);
+    std::string token;
+    while (std::getline(stream, token, ',')) {
+        char* end = nullptr;
+        const float v = std::strtof(token.c_str(), &end);
+        if (token.empty() || end != token.c_str() + token.size()) {
+            throw usage_error(option + ": '" + text + "' is not a comma-separated list of numbers");
+        }
+        values.push_back(v);
+    }
+    return values;
+}
+
+}  // namespace
+
+models::ModelOptions ModelCliOptions::to_model_options() const {
+    models::ModelOptions o;
+    o.device = device;
+    o.precision = models::parse_precision(precision);
+    auto& v = o.overrides;
+    if (!task.empty()) v.task = task;
+    if (!classes.empty()) {
+        std::stringstream stream(classes);
+        for (std::string name; std::getline(stream, name, ',');) v.classes.push_back(name);
+    }
+    if (!mean.empty()) v.mean = parse_floats(mean, "--mean");
+    if (!std.empty()) v.std = parse_floats(std, "--std");
+    if (model_bands > 0) v.bands = model_bands;
+    if (model_tile_size > 0) v.tile_size = model_tile_size;
+    if (input_scale != 0) v.scale = input_scale;
+    if (gsd > 0) v.gsd_m = gsd;
+    return o;
+}
+
+std::string bundled_models_dir() {
+    if (const char* dir = std::getenv("RSI_MODELS_DIR"); dir && *dir) return dir;
+    return RSI_BUNDLED_MODELS_DIR;
+}
+
+void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_flag) {
+    if (with_model_flag) {
+        sub.add_option("-m,--model", model.model, "Model file or bundled model name (default: the bundled one that fits)");
+    }
+    sub.add_option("--device", model.device, "cpu or cuda:N")->capture_default_str();
+    sub.add_option("--precision", model.precision, "fp32, bf16 (CPU and CUDA) or fp16 (CUDA)")->capture_default_str();
+    sub.add_option("--task", model.task, "For a model without metadata: segmentation or scene")->group("Model metadata");
+    sub.add_option("--classes", model.classes, "For a model without metadata: class names, comma-separated")
+        ->group("Model metadata");
+    sub.add_option("--model-bands", model.model_bands, "For a model without metadata: input channels")
+        ->group("Model metadata");
+    sub.add_option("--model-tile-size", model.model_tile_size, "For a model without metadata: native tile size")
+        ->group("Model metadata");
+    sub.add_option("--mean", model.mean, "Per-band mean subtracted after scaling, comma-separated")->group("Model metadata");
+    sub.add_option("--std", model.std, "Per-band std dividing after the mean, comma-separated")->group("Model metadata");
+    sub.add_option("--input-scale", model.input_scale, "Multiplier applied to band values first (e.g. 0.0039216)")
+        ->group("Model metadata");
+    sub.add_option("--gsd", model.gsd, "Ground sample distance the model expects, metres")->group("Model metadata");
 }
 
 void apply_global_settings(const CommonOptions& common) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/progress_bar.hpp"
+#include "models/model.hpp"
 #include "tiling/progress.hpp"
 #include "tiling/tile_grid.hpp"
 
@@ -30,6 +31,21 @@ struct GridOptions {
     GridSpec spec() const;
 };
 
+// Which model to run and how (the same options on every command that runs one).
+struct ModelCliOptions {
+    std::string model;  // path or bundled name; empty = pick the bundled default
+    std::string device = "cpu";
+    std::string precision = "fp32";
+    // For models without rsi.json metadata (or to override it).
+    std::string task, classes, mean, std;
+    int model_bands = 0, model_tile_size = 0;
+    double input_scale = 0, gsd = 0;
+    models::ModelOptions to_model_options() const;
+};
+
+// data/models of this build, or $RSI_MODELS_DIR.
+std::string bundled_models_dir();
+
 struct CommandContext {
     CommonOptions common;
     std::map<const CLI::App*, std::function<int()>> actions;
@@ -42,6 +58,8 @@ struct CommandContext {
 
 void add_common_options(CLI::App& sub, CommonOptions& common);
 void add_grid_options(CLI::App& sub, GridOptions& grid);
+// `with_model_flag`: add -m/--model (commands where the model is not positional).
+void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_flag);
 // Applies process-wide settings once: threads, GDAL block cache, --config options.
 void apply_global_settings(const CommonOptions& common);
 void print_json(const nlohmann::json& value);
@@ -49,5 +67,6 @@ void print_json(const nlohmann::json& value);
 // Registration of each subcommand (one file each).
 void register_info_command(CLI::App& app, CommandContext& context);
 void register_tile_command(CLI::App& app, CommandContext& context);
+void register_model_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

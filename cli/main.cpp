@@ -25,9 +25,20 @@ void print_versions() {
               << "\nLibTorch " << v.libtorch << "\n";
 }
 
+// The innermost parsed subcommand ("model check" is model -> check).
+const CLI::App* leaf_subcommand(const CLI::App& app) {
+    const CLI::App* current = &app;
+    while (!current->get_subcommands().empty()) current = current->get_subcommands().front();
+    return current;
+}
+
 std::string subcommand_name(const CLI::App& app) {
-    const auto subs = app.get_subcommands();
-    return subs.empty() ? "rsi" : "rsi " + subs.front()->get_name();
+    std::string name = "rsi";
+    for (const CLI::App* c = &app; !c->get_subcommands().empty();) {
+        c = c->get_subcommands().front();
+        name += " " + c->get_name();
+    }
+    return name;
 }
 
 }  // namespace
@@ -45,6 +56,7 @@ int main(int argc, char** argv) {
     CommandContext context;
     register_info_command(app, context);
     register_tile_command(app, context);
+    register_model_command(app, context);
 
     try {
         app.parse(reversed);
@@ -60,8 +72,8 @@ int main(int argc, char** argv) {
         print_versions();
         return 0;
     }
-    const auto subs = app.get_subcommands();
-    if (subs.empty()) {
+    const CLI::App* leaf = leaf_subcommand(app);
+    if (leaf == &app) {
         std::cout << app.help();
         return 2;
     }
@@ -71,7 +83,7 @@ int main(int argc, char** argv) {
     install_interrupt_handlers();
     try {
         apply_global_settings(context.common);
-        return context.actions.at(subs.front())();
+        return context.actions.at(leaf)();
     } catch (const rsi::Error& e) {
         if (e.kind() == rsi::ErrorKind::cancelled) {
             const int sig = interrupt_signal();

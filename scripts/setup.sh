@@ -8,7 +8,7 @@ packages=(
   libgdal-dev gdal-bin libproj-dev
   libopencv-dev
   libtorch-dev libopenblas0-pthread
-  libcli11-dev googletest libgtest-dev nlohmann-json3-dev libgeos-dev
+  libssl-dev libcli11-dev googletest libgtest-dev nlohmann-json3-dev libgeos-dev
   python3 python3-numpy python3-torch python3-torchvision python3-gdal python3-rasterio
 )
 

@@ -32,7 +32,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=data.default_data_root())
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--iters", type=int, default=2400)
+    p.add_argument("--iters", type=int, default=1200)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=192)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -40,14 +40,16 @@ def parse_args(argv=None):
     p.add_argument("--inria-frac", type=float, default=0.5,
                    help="fraction of every batch drawn from inria/train (rest: buildings-extra)")
     p.add_argument("--widths", default="16,32,64,128,192")
-    p.add_argument("--dec-widths", default="16,32,48,96")
-    p.add_argument("--depth", type=int, default=2)
+    p.add_argument("--dec-widths", default="16,24,48,96")
+    p.add_argument("--depth", type=int, default=1)
     p.add_argument("--dice-weight", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.99)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", help="start from the weights of this best.pt (a second training stage); "
+                                  "the recorded command becomes '<its command> && <this command>'")
     return p.parse_args(argv)
 
 
@@ -139,6 +141,14 @@ def main(argv=None):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iters,
                                                 pct_start=0.05, div_factor=20, final_div_factor=200)
     command = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv if a != "--resume")
+    if args.init:
+        init = torch.load(args.init, map_location="cpu")
+        if init["arch_kwargs"] != arch_kwargs:
+            raise SystemExit("--init checkpoint has a different architecture: %s" % init["arch_kwargs"])
+        model.load_state_dict(init["state_dict"])
+        ema.load_state_dict(init["state_dict"])
+        command = init["meta"]["provenance"]["command"] + " && " + command
+        log("initialised from %s (%s)" % (args.init, json.dumps(init.get("metrics", {}))))
     start_it, best, history, elapsed0 = 0, {"iou": -1.0}, [], 0.0
     last_path = os.path.join(args.out, "last.pt")
     if args.resume and os.path.exists(last_path):

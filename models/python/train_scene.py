@@ -28,8 +28,11 @@ from rsi_models import augment, data, nets  # noqa: E402
 from rsi_models.metrics import confusion_matrix  # noqa: E402
 
 BAND_SETS = {
-    "all": (list(range(1, 14)), ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A",
-                                 "B09", "B10", "B11", "B12"]),
+    # The EuroSAT GeoTIFFs store B8A LAST (B01..B08, B09, B10, B11, B12, B8A), not between B08
+    # and B09: training-set means per file band are ... B08 0.240, band 9 0.080 (B09 water vapour),
+    # band 10 0.0012 (B10 cirrus), band 11 0.176 (B11), band 12 0.105 (B12), band 13 0.270 (B8A,
+    # close to B08). The names below follow the file order.
+    "all": (list(range(1, 14)), list(data.EUROSAT_BANDS)),
     "rgbn": ([4, 3, 2, 8], ["red", "green", "blue", "nir"]),
 }
 CLASS_COLORS = {
@@ -50,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--wd", type=float, default=5e-4)
-    p.add_argument("--widths", default="32,64,128")
+    p.add_argument("--widths", default="16,32,64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)

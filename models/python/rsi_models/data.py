@@ -10,8 +10,11 @@ import numpy as np
 
 EUROSAT_CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
                    "Pasture", "PermanentCrop", "Residential", "River", "SeaLake"]
-EUROSAT_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10",
-                 "B11", "B12"]
+# Band order of the EuroSAT GeoTIFFs (1-based file band i -> EUROSAT_BANDS[i-1]). B8A is the LAST
+# band in these files (the usual EuroSAT "allBands" layout), as the per-band statistics show: file
+# band 9 has mean reflectance 0.08 (B09), band 10 0.001 (B10 cirrus), band 13 0.27 (B8A ~ B08 0.24).
+EUROSAT_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11",
+                 "B12", "B8A"]
 BUILDINGS_EXTRA_SUBSETS = ["whu_east_asia", "nzlnd", "crowdai", "inria_more"]
 # Fixed validation hold-out of buildings-extra: the last file (sorted by name) of every subset.
 # These files are never trained on.

@@ -1,0 +1,188 @@
+// rsi model info|check|list: what a model declares, whether it runs, and how fast.
+#include <iomanip>
+#include <iostream>
+
+#include "cli/command_context.hpp"
+#include "src/model_catalog.hpp"
+#include "src/model_check.hpp"
+
+namespace rsi::cli {
+
+namespace {
+
+void print_metadata_text(const models::ModelMetadata& m, const std::string& path) {
+    std::cout << "Model:       " << m.name << " " << m.version << " (" << path << ")\n"
+              << "Task:        " << models::to_string(m.task) << "\n";
+    if (!m.description.empty()) std::cout << "About:       " << m.description << "\n";
+    std::cout << "Input:       " << m.bands << " bands";
+    if (!m.band_names.empty()) {
+        std::cout << " (";
+        for (size_t i = 0; i < m.band_names.size(); ++i) std::cout << (i ? "," : "") << m.band_names[i];
+        std::cout << ")";
+    }
+    std::cout << ", source bands ";
+    for (size_t i = 0; i < m.source_bands.size(); ++i) std::cout << (i ? "," : "") << m.source_bands[i];
+    std::cout << ", range [" << m.data_range[0] << ", " << m.data_range[1] << "] x " << m.scale << "\n"
+              << "Tiles:       " << m.tile_size << " px, overlap " << m.overlap << ", halo " << m.halo
+              << ", output stride " << m.output_stride << ", multiple of " << m.multiple_of << "\n"
+              << "GSD:         " << m.gsd_m << " m\n"
+              << "Output:      " << m.output << (m.output == "logits" ? " (" + m.output_activation + ")" : "") << "\n"
+              << "Classes:     " << m.classes.size() << "\n";
+    for (const auto& c : m.classes) {
+        std::cout << "  " << std::setw(3) << c.id << " " << c.name << "  rgb(" << int(c.color[0]) << ","
+                  << int(c.color[1]) << "," << int(c.color[2]) << ")";
+        for (const auto& p : c.parents) std::cout << " < " << p;
+        std::cout << "\n";
+    }
+    std::cout << "Licence:     " << m.license << "\n";
+    if (m.provenance.contains("command")) std::cout << "Trained by:  " << m.provenance["command"].get<std::string>() << "\n";
+    std::cout << "Weights:     sha256 " << m.weights_sha256 << "\n";
+}
+
+}  // namespace
+
+void register_model_command(CLI::App& app, CommandContext& context) {
+    CLI::App* model = app.add_subcommand("model", "Inspect, check and list models");
+    model->require_subcommand(1);
+
+    // rsi model info
+    {
+        struct Options {
+            ModelCliOptions model;
+        };
+        auto o = std::make_shared<Options>();
+        CLI::App* sub = model->add_subcommand("info", "Print a model's metadata");
+        sub->add_option("MODEL", o->model.model, "Model file or bundled model name")->required();
+        add_model_options(*sub, o->model, false);
+        add_common_options(*sub, context.common);
+        sub->footer("Example:\n  rsi model info buildings --json");
+        context.on_run(sub, [o, &context] {
+            const std::string path = resolve_model(o->model.model, bundled_models_dir());
+            const auto options = o->model.to_model_options();
+            auto packaged = read_packaged_metadata(path);
+            models::ModelMetadata m = packaged ? (options.overrides.empty() ? *packaged
+                                                                           : models::apply_overrides(*packaged, options.overrides, path))
+                                               : models::metadata_from_overrides(options.overrides, path);
+            if (context.common.json) {
+                nlohmann::json j = m.to_json();
+                j["path"] = path;
+                print_json(j);
+            } else {
+                print_metadata_text(m, path);
+            }
+            return 0;
+        });
+    }
+
+    // rsi model check
+    {
+        struct Options {
+            ModelCliOptions model;
+            int64_t tile_size = 0, batch = 0;
+            int iterations = 5;
+            bool no_eager = false;
+        };
+        auto o = std::make_shared<Options>();
+        CLI::App* sub = model->add_subcommand("check", "Run synthetic batches: shapes, golden values, speed");
+        sub->add_option("MODEL", o->model.model, "Model file or bundled model name")->required();
+        add_model_options(*sub, o->model, false);
+        sub->add_option("--tile-size", o->tile_size, "Tile size (default: the model's)");
+        sub->add_option("--batch", o->batch, "Batch size (default: from --ram)");
+        sub->add_option("--iterations", o->iterations, "Timed batches")->capture_default_str();
+        sub->add_flag("--no-eager", o->no_eager, "Skip timing the unoptimised model");
+        add_common_options(*sub, context.common);
+        sub->footer("Example:\n  rsi model check buildings --tile-size 512 --batch 4 --iterations 10");
+        context.on_run(sub, [o, &context] {
+            ModelCheckOptions c;
+            c.model_path = resolve_model(o->model.model, bundled_models_dir());
+            c.model = o->model.to_model_options();
+            c.tile_size = o->tile_size;
+            c.batch = o->batch;
+            c.iterations = o->iterations;
+            c.compare_eager = !o->no_eager;
+            c.memory_budget_mb = context.common.ram_mb / 2;
+            ProgressBar bar(!context.common.quiet && !context.common.json);
+            const ModelCheckResult r = check_model(c, context.progress(bar));
+            bar.finish();
+            const bool golden_ok = !r.golden_difference || *r.golden_difference < r.golden_tolerance;
+            if (context.common.json) {
+                print_json({{"model", r.metadata.name},
+                            {"path", c.model_path},
+                            {"task", models::to_string(r.metadata.task)},
+                            {"device", r.device},
+                            {"precision", r.precision},
+                            {"tile_size", r.tile_size},
+                            {"batch", r.batch},
+                            {"output_shape", r.output_shape},
+                            {"optimized", r.optimized},
+                            {"optimized_batch_ms", r.optimized_batch_ms},
+                            {"eager_batch_ms", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms) : nlohmann::json(nullptr)},
+                            {"speedup", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms / r.optimized_batch_ms) : nlohmann::json(nullptr)},
+                            {"tiles_per_second", r.tiles_per_second},
+                            {"memory_fixed_mb", r.memory.fixed_bytes / 1048576.0},
+                            {"memory_per_tile_mb", r.memory.per_tile_bytes / 1048576.0},
+                            {"golden_difference", r.golden_difference ? nlohmann::json(*r.golden_difference) : nlohmann::json(nullptr)},
+                            {"golden_ok", golden_ok},
+                            {"weights_hash_ok", r.weights_hash_matches ? nlohmann::json(*r.weights_hash_matches) : nlohmann::json(nullptr)}});
+            } else {
+                std::cout << std::setprecision(4) << r.metadata.name << " on " << r.device << " (" << r.precision << "): "
+                          << "batch " << r.batch << " x " << r.metadata.bands << " x " << r.tile_size << " x "
+                          << r.tile_size << " -> [";
+                for (size_t i = 0; i < r.output_shape.size(); ++i) std::cout << (i ? "," : "") << r.output_shape[i];
+                std::cout << "]\n"
+                          << "optimised:   " << r.optimized_batch_ms << " ms/batch, " << r.tiles_per_second << " tiles/s"
+                          << (r.optimized ? " (frozen + optimize_for_inference)" : " (not optimised)") << "\n";
+                if (r.eager_batch_ms > 0) {
+                    std::cout << "eager:       " << r.eager_batch_ms << " ms/batch (optimised is "
+                              << r.eager_batch_ms / r.optimized_batch_ms << "x faster)\n";
+                }
+                std::cout << "memory:      " << r.memory.fixed_bytes / 1048576.0 << " MB fixed + "
+                          << r.memory.per_tile_bytes / 1048576.0 << " MB per tile\n"
+                          << "golden:      "
+                          << (r.golden_difference ? (golden_ok ? "ok" : "MISMATCH") + std::string(" (relative difference ") +
+                                                        std::to_string(*r.golden_difference) + ")"
+                                                  : std::string("no golden values in the metadata"))
+                          << "\n"
+                          << "weights:     "
+                          << (!r.weights_hash_matches ? "no sha256 in the metadata"
+                                                      : (*r.weights_hash_matches ? "sha256 matches the metadata"
+                                                                                 : "sha256 DOES NOT MATCH the metadata"))
+                          << "\n";
+            }
+            return golden_ok && r.weights_hash_matches.value_or(true) ? 0 : 1;
+        });
+    }
+
+    // rsi model list
+    {
+        CLI::App* sub = model->add_subcommand("list", "List the bundled models");
+        add_common_options(*sub, context.common);
+        sub->footer("Example:\n  rsi model list --json");
+        context.on_run(sub, [&context] {
+            const auto entries = list_bundled_models(bundled_models_dir());
+            if (context.common.json) {
+                nlohmann::json list = nlohmann::json::array();
+                for (const auto& e : entries) {
+                    list.push_back({{"name", e.name},
+                                    {"path", e.path},
+                                    {"task", models::to_string(e.metadata.task)},
+                                    {"bands", e.metadata.bands},
+                                    {"classes", e.metadata.classes.size()},
+                                    {"tile_size", e.metadata.tile_size},
+                                    {"gsd_m", e.metadata.gsd_m}});
+                }
+                print_json(list);
+            } else {
+                if (entries.empty()) std::cout << "no bundled models in " << bundled_models_dir() << "\n";
+                for (const auto& e : entries) {
+                    std::cout << std::left << std::setw(16) << e.name << std::setw(14) << models::to_string(e.metadata.task)
+                              << e.metadata.bands << " bands, " << e.metadata.classes.size() << " classes, "
+                              << e.metadata.tile_size << " px tiles, " << e.metadata.gsd_m << " m  " << e.path << "\n";
+                }
+            }
+            return 0;
+        });
+    }
+}
+
+}  // namespace rsi::cli

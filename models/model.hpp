@@ -1,0 +1,74 @@
+#pragma once
+// A loaded model: TorchScript plus its validated metadata, run on batches of normalised tiles.
+// This header is torch-free (the runtime lives behind a pointer) so src/ can use it without
+// compiling LibTorch's headers.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/model_metadata.hpp"
+
+namespace rsi::models {
+
+enum class Precision { fp32, fp16, bf16 };
+Precision parse_precision(std::string_view text);  // throws usage Error
+const char* to_string(Precision precision);
+
+struct ModelOptions {
+    std::string device = "cpu";  // cpu or cuda:N
+    Precision precision = Precision::fp32;
+    bool optimize = true;  // torch::jit::freeze + optimize_for_inference on load
+    MetadataOverrides overrides;
+};
+
+// N x C x H x W
+using BatchShape = std::array<int64_t, 4>;
+
+struct MemoryEstimate {
+    int64_t fixed_bytes = 0;     // weights and per-call overhead
+    int64_t per_tile_bytes = 0;  // activations per tile in the batch
+    bool measured = true;        // false: estimated (no peak-RSS counter on this system)
+};
+
+class Model {
+public:
+    static Model load(const std::string& path, const ModelOptions& options = {});
+
+    const ModelMetadata& metadata() const;
+    const std::string& path() const;
+    std::string device() const;
+    Precision precision() const;
+    bool optimized() const;
+
+    // Runs one batch of normalised input (contiguous float32, `shape`), writing probabilities (or
+    // raw network output when `probabilities` is false) into `output` and returning its shape:
+    // segmentation N x K x H/stride x W/stride, scene N x K. K is the class count (a sigmoid model's
+    // one channel becomes two probabilities, background and foreground).
+    std::vector<int64_t> run(const float* input, const BatchShape& shape, std::vector<float>& output,
+                             bool probabilities = true) const;
+
+    // Peak allocator bytes for one forward pass at this tile size, measured at batch 1 and 2.
+    MemoryEstimate measure_memory(int64_t tile_height, int64_t tile_width) const;
+    // The largest batch whose estimated memory fits `budget_bytes` (at least 1).
+    int64_t batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const;
+
+    // Runs the golden input from the metadata and returns the largest relative difference between
+    // the recorded and computed summaries; throws when the model has no golden block.
+    double golden_difference() const;
+
+    // SHA-256 of the weights as docs/MODEL_FORMAT.md defines it.
+    std::string weights_sha256() const;
+
+private:
+    struct Impl;
+    explicit Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+    std::shared_ptr<Impl> impl_;
+};
+
+// The deterministic "ramp" input of docs/MODEL_FORMAT.md.
+std::vector<float> ramp_input(const BatchShape& shape);
+
+}  // namespace rsi::models

@@ -1,0 +1,90 @@
+#pragma once
+// The rsi.json document embedded in a model package (docs/MODEL_FORMAT.md): parsed and validated
+// without torch, so it can be fuzzed and used by tools that never run a model.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rsi::models {
+
+enum class Task { segmentation, scene };
+const char* to_string(Task task);
+
+struct ClassInfo {
+    int id = 0;
+    std::string name;
+    std::array<uint8_t, 3> color{0, 0, 0};
+    std::vector<std::string> parents;  // ancestors, coarse to fine (hierarchy.levels - 1 of them)
+};
+
+struct ModelMetadata {
+    std::string name, version, description;
+    Task task = Task::segmentation;
+
+    // input
+    int bands = 0;
+    std::vector<std::string> band_names;
+    std::vector<int> source_bands;  // 1-based, length `bands`
+    std::array<double, 2> data_range{0, 255};
+    double scale = 1;
+    std::vector<float> mean, std;
+
+    // band mapping
+    std::string single_band = "refuse";  // replicate | refuse
+    std::string rescale = "none";        // none | percentile | minmax
+    std::vector<std::string> rescale_when{"UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64"};
+    double rescale_low = 2, rescale_high = 98;
+
+    // tiling
+    int tile_size = 0;
+    int overlap = 0;
+    int output_stride = 1;
+    int halo = 0;
+    int multiple_of = 1;
+
+    double gsd_m = 0;
+    std::string output = "logits";            // logits | probabilities
+    std::string output_activation = "softmax";  // softmax | sigmoid
+    std::vector<ClassInfo> classes;
+    std::vector<std::string> levels;  // hierarchy level names, coarse to fine
+
+    std::string license;
+    nlohmann::json provenance;
+    std::string weights_sha256;
+    nlohmann::json golden;  // null when absent
+
+    // The number of output channels the network produces (1 for a sigmoid model).
+    int output_channels() const;
+    nlohmann::json to_json() const;
+};
+
+// Parses and validates; throws rsi::Error "<origin>: rsi.json: <field>: <problem>".
+ModelMetadata parse_model_metadata(std::string_view json_text, const std::string& origin);
+ModelMetadata metadata_from_json(const nlohmann::json& document, const std::string& origin);
+
+// Fields a user gives on the command line for a model without rsi.json (or to override one).
+struct MetadataOverrides {
+    std::optional<std::string> task;
+    std::vector<std::string> classes;  // names; ids are positions
+    std::optional<int> bands;
+    std::vector<float> mean, std;
+    std::optional<double> scale;
+    std::optional<int> tile_size, overlap, halo, multiple_of;
+    std::optional<double> gsd_m;
+    std::optional<std::string> output;
+    bool empty() const;
+};
+
+// Metadata for a model without rsi.json, built from overrides alone; throws a usage Error naming
+// the missing fields.
+ModelMetadata metadata_from_overrides(const MetadataOverrides& overrides, const std::string& origin);
+// Applies overrides on top of embedded metadata and validates the result.
+ModelMetadata apply_overrides(const ModelMetadata& metadata, const MetadataOverrides& overrides,
+                              const std::string& origin);
+
+}  // namespace rsi::models

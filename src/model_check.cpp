@@ -1,0 +1,70 @@
+#include "src/model_check.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "tiling/error.hpp"
+
+namespace rsi {
+
+namespace {
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2);
+}
+
+// Median wall time of one batch, in milliseconds.
+double time_batches(const models::Model& model, const models::BatchShape& shape, int iterations,
+                    std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
+    const std::vector<float> input = models::ramp_input(shape);
+    std::vector<float> output;
+    output_shape = model.run(input.data(), shape, output);  // warm-up (graph specialisation)
+    std::vector<double> times;
+    for (int i = 0; i < iterations; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        model.run(input.data(), shape, output);
+        times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        report_progress(progress, from + (to - from) * (i + 1) / iterations, "timing batches");
+    }
+    return median(times);
+}
+
+}  // namespace
+
+ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress) {
+    if (options.iterations < 1) throw usage_error("--iterations must be at least 1");
+    report_progress(progress, 0.0, "loading");
+    const models::Model model = models::Model::load(options.model_path, options.model);
+    ModelCheckResult r;
+    r.metadata = model.metadata();
+    r.device = model.device();
+    r.precision = models::to_string(model.precision());
+    r.optimized = model.optimized();
+    const auto& m = r.metadata;
+    r.tile_size = options.tile_size > 0 ? options.tile_size : m.tile_size;
+    if (m.task == models::Task::segmentation && r.tile_size % m.multiple_of != 0) {
+        throw usage_error("--tile-size " + std::to_string(r.tile_size) + " is not a multiple of " +
+                          std::to_string(m.multiple_of) + " as the model needs");
+    }
+    r.memory = model.measure_memory(r.tile_size, r.tile_size);
+    r.batch = options.batch > 0 ? options.batch
+                                : model.batch_size_for(options.memory_budget_mb * 1024 * 1024, r.tile_size, r.tile_size);
+    if (!m.golden.is_null()) r.golden_difference = model.golden_difference();
+    if (model.precision() != models::Precision::fp32) r.golden_tolerance = 5e-2;
+    if (!m.weights_sha256.empty()) r.weights_hash_matches = model.weights_sha256() == m.weights_sha256;
+    const models::BatchShape shape{r.batch, m.bands, r.tile_size, r.tile_size};
+    const bool eager = options.compare_eager && model.optimized();
+    r.optimized_batch_ms = time_batches(model, shape, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);
+    r.tiles_per_second = r.batch * 1000.0 / r.optimized_batch_ms;
+    if (eager) {
+        models::ModelOptions plain = options.model;
+        plain.optimize = false;
+        const models::Model unoptimized = models::Model::load(options.model_path, plain);
+        std::vector<int64_t> ignored;
+        r.eager_batch_ms = time_batches(unoptimized, shape, options.iterations, ignored, progress, 0.55, 1.0);
+    }
+    return r;
+}
+
+}  // namespace rsi

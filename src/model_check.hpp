@@ -1,0 +1,41 @@
+#pragma once
+// `rsi model check`: load a model, run synthetic batches, check shapes and golden values, and time
+// the optimised forward against the eager one. Its tiles/s is the "pure model" baseline that the
+// end-to-end benchmarks compare against.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/model.hpp"
+#include "tiling/progress.hpp"
+
+namespace rsi {
+
+struct ModelCheckOptions {
+    std::string model_path;
+    models::ModelOptions model;
+    int64_t tile_size = 0;   // 0: the model's native tile size
+    int64_t batch = 0;       // 0: chosen from the memory budget
+    int iterations = 5;      // timed batches (after one warm-up)
+    bool compare_eager = true;
+    int64_t memory_budget_mb = 1024;
+};
+
+struct ModelCheckResult {
+    models::ModelMetadata metadata;
+    std::string device, precision;
+    int64_t tile_size = 0, batch = 0;
+    std::vector<int64_t> output_shape;
+    double optimized_batch_ms = 0;  // median
+    double eager_batch_ms = 0;      // median; 0 when not measured
+    double tiles_per_second = 0;    // optimised
+    bool optimized = false;
+    std::optional<double> golden_difference;  // relative; empty without golden values
+    double golden_tolerance = 1e-3;           // looser for reduced precision
+    std::optional<bool> weights_hash_matches;
+    models::MemoryEstimate memory;
+};
+
+ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress = {});
+
+}  // namespace rsi

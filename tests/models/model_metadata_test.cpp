@@ -1,0 +1,129 @@
+#include "models/model_metadata.hpp"
+
+#include <gtest/gtest.h>
+
+#include "tiling/error.hpp"
+
+namespace rsi::models {
+namespace {
+
+nlohmann::json valid_document() {
+    return nlohmann::json::parse(R"({
+      "format": "rsi-model", "format_version": 1, "name": "m", "version": "1", "task": "scene",
+      "input": {"bands": 2, "band_names": ["red", "nir"], "source_bands": [4, 8], "data_range": [0, 10000],
+                "scale": 0.0001, "mean": [0.1, 0.2], "std": [0.3, 0.4]},
+      "band_mapping": {"single_band": "refuse", "rescale": "none"},
+      "tile": {"size": 64, "overlap": 0, "output_stride": 1, "halo": 0},
+      "gsd_m": 10, "output": "logits",
+      "classes": [{"id": 0, "name": "a", "color": [1, 2, 3], "parents": ["land", "dry"]},
+                  {"id": 1, "name": "b", "color": [4, 5, 6], "parents": ["land", "wet"]}],
+      "hierarchy": {"levels": ["level1", "level2", "level3"]},
+      "license": "MIT", "provenance": {"data": ["x"], "script": "s.py", "command": "python s.py"},
+      "weights_sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    })");
+}
+
+std::string error_of(const nlohmann::json& doc) {
+    try {
+        metadata_from_json(doc, "model.pt");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(ModelMetadata, ParsesEveryField) {
+    const ModelMetadata m = metadata_from_json(valid_document(), "model.pt");
+    EXPECT_EQ(m.task, Task::scene);
+    EXPECT_EQ(m.bands, 2);
+    EXPECT_EQ(m.source_bands, (std::vector<int>{4, 8}));
+    EXPECT_DOUBLE_EQ(m.data_range[1], 10000);
+    EXPECT_DOUBLE_EQ(m.scale, 0.0001);
+    EXPECT_FLOAT_EQ(m.std[1], 0.4f);
+    EXPECT_EQ(m.tile_size, 64);
+    EXPECT_EQ(m.multiple_of, 1);  // default
+    EXPECT_DOUBLE_EQ(m.gsd_m, 10);
+    EXPECT_EQ(m.output_activation, "softmax");  // default
+    ASSERT_EQ(m.classes.size(), 2u);
+    EXPECT_EQ(m.classes[1].name, "b");
+    EXPECT_EQ(m.classes[1].color[2], 6);
+    EXPECT_EQ(m.classes[1].parents, (std::vector<std::string>{"land", "wet"}));
+    EXPECT_EQ(m.levels.size(), 3u);
+    EXPECT_EQ(m.output_channels(), 2);
+    // Round trip through to_json.
+    const ModelMetadata again = metadata_from_json(m.to_json(), "again");
+    EXPECT_EQ(again.to_json(), m.to_json());
+}
+
+TEST(ModelMetadata, EachBrokenFieldIsNamed) {
+    struct Case {
+        std::string pointer;
+        nlohmann::json value;
+        std::string message;
+    };
+    const std::vector<Case> cases{
+        {"/format", "other", "format: must be \"rsi-model\""},
+        {"/format_version", 2, "format_version: version 2 is not supported"},
+        {"/task", "detection", "task: 'detection' is not one of segmentation, scene"},
+        {"/input/bands", 0, "input.bands: 0 is out of range"},
+        {"/input/mean", nlohmann::json::array({0.1}), "input.mean: has 1 values for 2 bands"},
+        {"/input/std", nlohmann::json::array({0.1, 0}), "input.std: values must be > 0"},
+        {"/input/data_range", nlohmann::json::array({5, 5}), "input.data_range: must be [min, max] with min < max"},
+        {"/input/scale", "big", "input.scale: must be a number"},
+        {"/tile/size", 64.5, "tile.size: must be an integer"},
+        {"/tile/overlap", 64, "tile.overlap: must be >= 0 and smaller than tile.size"},
+        {"/gsd_m", -1, "gsd_m: must be > 0 metres"},
+        {"/output", "scores", "output: 'scores' is not one of logits, probabilities"},
+        {"/band_mapping/single_band", "copy", "band_mapping.single_band: 'copy' is not one of replicate, refuse"},
+        {"/classes/1/id", 5, "classes[1].id: ids must be 0..K-1 in order"},
+        {"/classes/1/name", "a", "classes[1].name: 'a' appears twice"},
+        {"/classes/0/color", nlohmann::json::array({1, 2, 300}), "classes[0].color: components must be integers 0..255"},
+        {"/classes/0/parents", nlohmann::json::array({"land"}), "classes[0].parents: needs 2 ancestors"},
+        {"/weights_sha256", "abc", "weights_sha256: must be 64 lowercase hex digits"},
+        {"/provenance/command", 3, "provenance.command: must be a string"},
+    };
+    for (const Case& c : cases) {
+        nlohmann::json doc = valid_document();
+        doc[nlohmann::json::json_pointer(c.pointer)] = c.value;
+        const std::string message = error_of(doc);
+        EXPECT_NE(message.find("model.pt: rsi.json: " + c.message), std::string::npos)
+            << c.pointer << " gave: " << message;
+    }
+    nlohmann::json missing = valid_document();
+    missing.erase("license");
+    EXPECT_EQ(error_of(missing), "model.pt: rsi.json: license: missing required field");
+    EXPECT_THROW(parse_model_metadata("{not json", "x.pt"), Error);
+    EXPECT_THROW(parse_model_metadata("[]", "x.pt"), Error);
+}
+
+TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
+    MetadataOverrides o;
+    try {
+        metadata_from_overrides(o, "plain.pt");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("--task --model-bands --classes --model-tile-size"), std::string::npos);
+    }
+    o.task = "segmentation";
+    o.bands = 3;
+    o.classes = {"background", "building"};
+    o.tile_size = 256;
+    o.mean = {1, 2, 3};
+    const ModelMetadata m = metadata_from_overrides(o, "dir/plain.pt");
+    EXPECT_EQ(m.name, "plain.pt");
+    EXPECT_EQ(m.bands, 3);
+    EXPECT_EQ(m.std, (std::vector<float>{1, 1, 1}));
+    EXPECT_EQ(m.mean[2], 3);
+    EXPECT_EQ(m.classes[1].name, "building");
+    EXPECT_EQ(m.overlap, 32);
+    MetadataOverrides change;
+    change.tile_size = 32;
+    const ModelMetadata embedded = metadata_from_json(valid_document(), "model.pt");
+    EXPECT_EQ(apply_overrides(embedded, change, "model.pt").tile_size, 32);
+    change.mean = {0.5f};  // wrong count for 2 bands
+    EXPECT_THROW(apply_overrides(embedded, change, "model.pt"), Error);
+}
+
+}  // namespace
+}  // namespace rsi::models

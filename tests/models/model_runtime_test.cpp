@@ -1,0 +1,186 @@
+#include "models/model.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+
+namespace rsi::models {
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+std::vector<float> random_input(const BatchShape& s, unsigned seed) {
+    std::vector<float> v(static_cast<size_t>(s[0] * s[1] * s[2] * s[3]));
+    uint32_t state = seed;
+    for (float& x : v) {
+        state = state * 1664525u + 1013904223u;
+        x = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 4.0f - 2.0f;
+    }
+    return v;
+}
+
+float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    float worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    return worst;
+}
+
+std::string error_of(const std::function<void()>& fn, ErrorKind* kind = nullptr) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        if (kind) *kind = e.kind();
+        return e.what();
+    }
+    return "";
+}
+
+TEST(ModelRuntime, SegmenterRunsAndGivesProbabilities) {
+    const Model model = Model::load(fixture("tiny_segmenter.pt"));
+    EXPECT_TRUE(model.optimized());
+    EXPECT_EQ(model.metadata().name, "tiny-segmenter");
+    const BatchShape shape{2, 3, 32, 48};
+    const auto input = random_input(shape, 1);
+    std::vector<float> out;
+    const auto out_shape = model.run(input.data(), shape, out);
+    EXPECT_EQ(out_shape, (std::vector<int64_t>{2, 2, 32, 48}));
+    for (int64_t n = 0; n < 2; ++n)
+        for (int64_t i = 0; i < 32 * 48; ++i) {
+            const float p0 = out[static_cast<size_t>(n * 2 * 32 * 48 + i)], p1 = out[static_cast<size_t>((n * 2 + 1) * 32 * 48 + i)];
+            ASSERT_NEAR(p0 + p1, 1.0f, 1e-5f);
+            ASSERT_GE(p0, 0.0f);
+        }
+}
+
+TEST(ModelRuntime, GoldenValuesAndWeightsHashMatchTheExport) {
+    for (const char* name : {"tiny_segmenter.pt", "tiny_sigmoid.pt", "tiny_scene.pt"}) {
+        const Model model = Model::load(fixture(name));
+        EXPECT_LT(model.golden_difference(), 1e-5) << name;
+        EXPECT_EQ(model.weights_sha256(), model.metadata().weights_sha256) << name;
+    }
+}
+
+TEST(ModelRuntime, OptimisedEqualsEagerAndBatchCompositionDoesNotMatter) {
+    ModelOptions eager_options;
+    eager_options.optimize = false;
+    const Model optimised = Model::load(fixture("tiny_segmenter.pt"));
+    const Model eager = Model::load(fixture("tiny_segmenter.pt"), eager_options);
+    EXPECT_FALSE(eager.optimized());
+    const BatchShape four{4, 3, 64, 64};
+    const auto input = random_input(four, 2);
+    std::vector<float> a, b;
+    optimised.run(input.data(), four, a, false);
+    eager.run(input.data(), four, b, false);
+    EXPECT_LT(max_abs_difference(a, b), 1e-4f);
+    // A tile's result does not depend on which tiles share its batch (resume and shard identity).
+    const size_t tile = 3 * 64 * 64, out_tile = 2 * 64 * 64;
+    std::vector<float> single;
+    optimised.run(input.data() + 2 * tile, {1, 3, 64, 64}, single, false);
+    EXPECT_EQ(std::vector<float>(a.begin() + 2 * out_tile, a.begin() + 3 * out_tile), single);
+}
+
+TEST(ModelRuntime, SigmoidModelYieldsTwoClassProbabilities) {
+    const Model model = Model::load(fixture("tiny_sigmoid.pt"));
+    const BatchShape shape{1, 3, 16, 16};
+    const auto input = random_input(shape, 3);
+    std::vector<float> raw, prob;
+    EXPECT_EQ(model.run(input.data(), shape, raw, false), (std::vector<int64_t>{1, 1, 16, 16}));
+    EXPECT_EQ(model.run(input.data(), shape, prob), (std::vector<int64_t>{1, 2, 16, 16}));
+    for (size_t i = 0; i < 256; ++i) {
+        const float p = 1.0f / (1.0f + std::exp(-raw[i]));
+        EXPECT_NEAR(prob[256 + i], p, 1e-6f);
+        EXPECT_NEAR(prob[i], 1 - p, 1e-6f);
+    }
+}
+
+TEST(ModelRuntime, SceneModelGivesOneRowPerTile) {
+    const Model model = Model::load(fixture("tiny_scene.pt"));
+    const BatchShape shape{5, 4, 16, 16};
+    const auto input = random_input(shape, 4);
+    std::vector<float> out;
+    EXPECT_EQ(model.run(input.data(), shape, out), (std::vector<int64_t>{5, 3}));
+    for (int n = 0; n < 5; ++n) EXPECT_NEAR(out[n * 3] + out[n * 3 + 1] + out[n * 3 + 2], 1.0f, 1e-5f);
+}
+
+TEST(ModelRuntime, Bf16StaysCloseToFp32) {
+    ModelOptions bf16;
+    bf16.precision = Precision::bf16;
+    const Model reduced = Model::load(fixture("tiny_segmenter.pt"), bf16);
+    const Model full = Model::load(fixture("tiny_segmenter.pt"));
+    const BatchShape shape{1, 3, 64, 64};
+    const auto input = random_input(shape, 5);
+    std::vector<float> a, b;
+    reduced.run(input.data(), shape, a);
+    full.run(input.data(), shape, b);
+    EXPECT_LT(max_abs_difference(a, b), 0.02f);  // probabilities; the documented bf16 tolerance
+}
+
+TEST(ModelRuntime, MemoryEstimateGrowsWithTheTile) {
+    const Model model = Model::load(fixture("tiny_segmenter.pt"));
+    const MemoryEstimate small = model.measure_memory(64, 64);
+    const MemoryEstimate large = model.measure_memory(512, 512);
+    EXPECT_GT(large.per_tile_bytes, small.per_tile_bytes);
+    // At least the input and output tensors of one tile.
+    EXPECT_GE(large.per_tile_bytes, (3 + 2) * 512 * 512 * 4);
+    const int64_t lean = model.batch_size_for(64ll << 20, 512, 512);
+    const int64_t rich = model.batch_size_for(1024ll << 20, 512, 512);
+    EXPECT_GE(lean, 1);
+    EXPECT_GT(rich, lean);
+}
+
+TEST(ModelRuntime, ErrorsAreClearOneLiners) {
+    test::TempDir dir;
+    ErrorKind kind{};
+    EXPECT_EQ(error_of([&] { Model::load(dir / "missing.pt"); }), dir / "missing.pt" + ": no such model file");
+    const std::string text = dir / "text.pt";
+    { std::ofstream(text) << "not a model"; }
+    EXPECT_NE(error_of([&] { Model::load(text); }).find("text.pt: not a TorchScript model"), std::string::npos);
+    const std::string cut = dir / "cut.pt";
+    std::filesystem::copy_file(fixture("tiny_segmenter.pt"), cut);
+    std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 2);
+    EXPECT_NE(error_of([&] { Model::load(cut); }).find("cut.pt: not a TorchScript model"), std::string::npos);
+    EXPECT_NE(error_of([&] { Model::load(fixture("bad_metadata.pt")); }).find("rsi.json: input.std: values must be > 0"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { Model::load(fixture("no_metadata.pt")); }, &kind).find("has no rsi.json metadata"),
+              std::string::npos);
+    EXPECT_EQ(kind, ErrorKind::usage);
+    ModelOptions fp16;
+    fp16.precision = Precision::fp16;
+    EXPECT_NE(error_of([&] { Model::load(fixture("tiny_segmenter.pt"), fp16); }, &kind).find("fp16 is not supported on the CPU"),
+              std::string::npos);
+    ModelOptions cuda;
+    cuda.device = "cuda:0";
+    EXPECT_NE(error_of([&] { Model::load(fixture("tiny_segmenter.pt"), cuda); }).find("no CUDA support"), std::string::npos);
+    EXPECT_THROW(parse_precision("fp8"), Error);
+
+    const Model model = Model::load(fixture("tiny_segmenter.pt"));
+    const BatchShape four_bands{1, 4, 16, 16};
+    const auto input = random_input(four_bands, 6);
+    std::vector<float> out;
+    EXPECT_NE(error_of([&] { model.run(input.data(), four_bands, out); }).find("model expects 3 bands, the input has 4"),
+              std::string::npos);
+    const Model wrong = Model::load(fixture("wrong_output.pt"));
+    EXPECT_NE(error_of([&] { wrong.run(input.data(), {1, 3, 16, 16}, out); })
+                  .find("output shape [1,2,16,16] does not match the input [1,3,16,16] (expected [1,3,16,16] for 3 classes)"),
+              std::string::npos);
+}
+
+TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
+    ModelOptions o;
+    o.overrides.task = "segmentation";
+    o.overrides.bands = 3;
+    o.overrides.classes = {"background", "building"};
+    o.overrides.tile_size = 64;
+    const Model model = Model::load(fixture("no_metadata.pt"), o);
+    const BatchShape shape{1, 3, 8, 8};
+    const auto input = random_input(shape, 7);
+    std::vector<float> out;
+    EXPECT_EQ(model.run(input.data(), shape, out), (std::vector<int64_t>{1, 2, 8, 8}));
+}
+
+}  // namespace
+}  // namespace rsi::models
