@@ -68,5 +68,6 @@ void print_json(const nlohmann::json& value);
 void register_info_command(CLI::App& app, CommandContext& context);
 void register_tile_command(CLI::App& app, CommandContext& context);
 void register_model_command(CLI::App& app, CommandContext& context);
+void register_vectorize_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

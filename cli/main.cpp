@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
     register_info_command(app, context);
     register_tile_command(app, context);
     register_model_command(app, context);
+    register_vectorize_command(app, context);
 
     try {
         app.parse(reversed);

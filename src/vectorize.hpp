@@ -1,0 +1,3 @@
+#pragma once
+// Vectorisation of class masks into footprint polygons (placeholder: being written).
+namespace rsi {}
