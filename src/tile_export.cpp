@@ -1,7 +1,6 @@
 #include "src/tile_export.hpp"
 
 #include <cpl_string.h>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -12,6 +11,7 @@
 #include "src/output_file.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/raster_source.hpp"
+#include "tiling/tile_reader.hpp"
 
 namespace fs = std::filesystem;
 
@@ -234,20 +234,6 @@ bool any_valid(const uint8_t* validity, int64_t n) {
     return false;
 }
 
-// Copies a tile's window out of a buffer that holds `span` (band-sequential).
-void copy_window(const unsigned char* span_data, const PixelWindow& span, size_t bands, int64_t elem,
-                 const PixelWindow& window, unsigned char* out) {
-    for (size_t b = 0; b < bands; ++b) {
-        const unsigned char* src_band = span_data + b * span.area() * elem;
-        unsigned char* dst_band = out + b * window.area() * elem;
-        for (int64_t j = 0; j < window.height; ++j) {
-            std::memcpy(dst_band + j * window.width * elem,
-                        src_band + ((window.y - span.y + j) * span.width + (window.x - span.x)) * elem,
-                        static_cast<size_t>(window.width * elem));
-        }
-    }
-}
-
 }  // namespace
 
 TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn& progress) {
@@ -304,40 +290,21 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const int64_t out_elem = GDALGetDataTypeSizeBytes(out_type);
     const bool need_validity = options.skip_empty || (scaling && has_mask);
     const size_t nb = bands.size();
-    // One request per tile row when the row fits in the budget (each source block is then read
-    // about once); otherwise one request per tile, with GDAL's block cache absorbing the overlap.
-    const PixelWindow widest = grid.row_span(0);
-    const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(nb) * read_elem + 1);
-    const bool read_strips = strip_bytes <= options.memory_budget_mb * 1024 * 1024 / 2;
+    TileReader reader(source, grid, bands, read_type, edge, need_validity, options.memory_budget_mb * 1024 * 1024 / 2);
 
     const TileWriter writer(source, bands, format, out_type, options.creation_options, out_nodata);
     std::vector<TileRecord> records;
     std::vector<std::string> written;
-    std::vector<unsigned char> strip, tile_in, tile_out;
-    std::vector<uint8_t> strip_valid, tile_valid;
+    std::vector<unsigned char> tile_in, tile_out;
+    std::vector<uint8_t> tile_valid;
     try {
         for (int64_t r = 0; r < grid.rows(); ++r) {
-            const PixelWindow span = grid.row_span(r);
-            if (read_strips) {
-                strip.resize(static_cast<size_t>(span.area() * read_elem) * nb);
-                source.read(span, bands, read_type, strip.data(), edge);
-                if (need_validity) {
-                    strip_valid.resize(static_cast<size_t>(span.area()));
-                    source.read_validity(span, bands, strip_valid.data());
-                }
-            }
             for (int64_t c = 0; c < grid.cols(); ++c) {
                 const Tile tile = grid.at(r, c);
                 const PixelWindow& w = tile.window;
                 tile_in.resize(static_cast<size_t>(w.area() * read_elem) * nb);
                 if (need_validity) tile_valid.resize(static_cast<size_t>(w.area()));
-                if (read_strips) {
-                    copy_window(strip.data(), span, nb, read_elem, w, tile_in.data());
-                    if (need_validity) copy_window(strip_valid.data(), span, 1, 1, w, tile_valid.data());
-                } else {
-                    source.read(w, bands, read_type, tile_in.data(), edge);
-                    if (need_validity) source.read_validity(w, bands, tile_valid.data());
-                }
+                reader.read(tile, tile_in.data(), need_validity ? tile_valid.data() : nullptr);
                 if (options.skip_empty && !any_valid(tile_valid.data(), w.area())) {
                     ++result.tiles_skipped;
                     report_progress(progress, static_cast<double>(tile.index + 1) / grid.count(), "tiles");

@@ -1,0 +1,45 @@
+#pragma once
+// Reads the tiles of a grid, one request per tile row when the row fits the memory budget (so each
+// source block is read about once however large the overlap), else one request per tile.
+#include <cstdint>
+#include <vector>
+
+#include "tiling/raster_source.hpp"
+#include "tiling/tile_grid.hpp"
+
+namespace rsi {
+
+class TileReader {
+public:
+    TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
+               EdgeFill edge, bool with_validity, int64_t budget_bytes);
+
+    // Fills `out` (bands x window, band-sequential, `type`) and, when enabled, `validity`
+    // (window, 255 = data). Tiles should come in row-major order for the row cache to pay off.
+    void read(const Tile& tile, void* out, uint8_t* validity);
+
+    bool reads_strips() const { return strips_; }
+    size_t element_size() const { return elem_; }
+
+private:
+    void load_row(int64_t row);
+
+    const RasterSource& source_;
+    const TileGrid& grid_;
+    std::vector<int> bands_;
+    GDALDataType type_;
+    EdgeFill edge_;
+    bool with_validity_;
+    size_t elem_;
+    bool strips_;
+    int64_t cached_row_ = -1;
+    PixelWindow span_;
+    std::vector<unsigned char> strip_;
+    std::vector<uint8_t> strip_validity_;
+};
+
+// Copies `window` out of a band-sequential buffer that holds `span` (both in image coordinates).
+void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, size_t bands, size_t elem,
+                    const PixelWindow& window, unsigned char* out);
+
+}  // namespace rsi
