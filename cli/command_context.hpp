@@ -69,5 +69,7 @@ void register_info_command(CLI::App& app, CommandContext& context);
 void register_tile_command(CLI::App& app, CommandContext& context);
 void register_model_command(CLI::App& app, CommandContext& context);
 void register_vectorize_command(CLI::App& app, CommandContext& context);
+void register_segment_command(CLI::App& app, CommandContext& context);
+void register_buildings_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

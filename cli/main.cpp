@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
     bool show_version = false;
     app.add_flag("--version", show_version, "Print the versions of rsi, GDAL, PROJ, OpenCV and LibTorch");
     CommandContext context;
+    register_buildings_command(app, context);
+    register_segment_command(app, context);
     register_info_command(app, context);
     register_tile_command(app, context);
     register_model_command(app, context);

@@ -33,67 +33,58 @@ const char* to_string(BlendKind kind) {
 
 namespace {
 
-// Smooth windows never reach exactly zero, so a pixel seen only near tile edges still has weight.
-constexpr float kFloor = 1e-3f;
+// Tapers never reach exactly zero, so a pixel seen only near tile edges still has weight.
+constexpr float kFloor = 1e-6f;
 
-float window_value(BlendKind kind, double position, int64_t length) {
-    // position in (0, length): pixel centre; x = distance from the tile centre, 0..1
-    const double x = std::abs(2.0 * position / static_cast<double>(length) - 1.0);
+// The rising taper over t in [0, 1], complementary: taper(t) + taper(1 - t) = 1.
+double taper(BlendKind kind, double t) {
     switch (kind) {
         case BlendKind::hann: {
-            const double s = std::sin(M_PI * position / static_cast<double>(length));
-            return static_cast<float>(s * s);
+            const double s = std::sin(M_PI / 2 * t);
+            return s * s;
         }
-        case BlendKind::gaussian: {
-            const double sigma = 0.25;  // in units of the half length: length / 8
-            return static_cast<float>(std::exp(-0.5 * (x / sigma) * (x / sigma)));
-        }
+        case BlendKind::gaussian:
+            return 0.5 * (1 + std::erf((t - 0.5) * 6.0 / std::sqrt(2.0)));
         case BlendKind::spline:
-            return static_cast<float>(x <= 0.5 ? 1.0 - 2.0 * x * x : 2.0 * (1.0 - x) * (1.0 - x));
+            return t < 0.5 ? 2 * t * t : 1 - 2 * (1 - t) * (1 - t);
         default:
-            return 1.0f;
+            return t;
     }
 }
 
 }  // namespace
 
-std::vector<float> blend_profile(BlendKind kind, int64_t length, int64_t overlap, bool flat_start, bool flat_end) {
+std::vector<float> blend_profile(BlendKind kind, int64_t length, int64_t overlap, int64_t halo, bool flat_start,
+                                 bool flat_end) {
     std::vector<float> w(static_cast<size_t>(length), 1.0f);
-    const auto n = static_cast<size_t>(length);
-    switch (kind) {
-        case BlendKind::average:
-            break;
-        case BlendKind::center: {
-            const int64_t lo = flat_start ? 0 : overlap / 2;
-            const int64_t hi = flat_end ? length : length - (overlap - overlap / 2);
-            for (int64_t i = 0; i < length; ++i) w[static_cast<size_t>(i)] = (i >= lo && i < hi) ? 1.0f : 0.0f;
-            break;
-        }
-        case BlendKind::linear:
-            for (int64_t i = 0; i < overlap && i < length; ++i) {
-                const float ramp = static_cast<float>((static_cast<double>(i) + 0.5) / static_cast<double>(overlap));
-                if (!flat_start) w[static_cast<size_t>(i)] = std::min(w[static_cast<size_t>(i)], ramp);
-                if (!flat_end) w[n - 1 - static_cast<size_t>(i)] = std::min(w[n - 1 - static_cast<size_t>(i)], ramp);
-            }
-            break;
-        default: {
-            for (size_t i = 0; i < n; ++i) {
-                w[i] = std::max(kFloor, window_value(kind, static_cast<double>(i) + 0.5, length));
-            }
-            // A side on the image border keeps the peak weight from the centre outwards.
-            const size_t mid = n / 2;
-            if (flat_start) std::fill(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(mid), w[mid]);
-            if (flat_end) std::fill(w.begin() + static_cast<std::ptrdiff_t>(mid), w.end(), w[mid]);
-            break;
-        }
+    if (kind == BlendKind::average || overlap <= 0) return w;
+    if (kind == BlendKind::center) {
+        const int64_t lo = flat_start ? 0 : overlap / 2;
+        const int64_t hi = flat_end ? length : length - (overlap - overlap / 2);
+        for (int64_t i = 0; i < length; ++i) w[static_cast<size_t>(i)] = (i >= lo && i < hi) ? 1.0f : 0.0f;
+        return w;
+    }
+    // Within the overlap zone: `margin` pixels next to the edge (the halo, as far as the overlap
+    // allows) get ~0, then the taper rises over the rest of the zone.
+    const int64_t margin = std::max<int64_t>(0, std::min(halo, (overlap - 1) / 2));
+    const int64_t ramp = overlap - 2 * margin;
+    auto edge_weight = [&](int64_t d) {  // d: pixels from the tile edge
+        if (d < margin) return kFloor;
+        if (d >= overlap - margin) return 1.0f;
+        const double t = (static_cast<double>(d - margin) + 0.5) / static_cast<double>(ramp);
+        return std::max(kFloor, static_cast<float>(taper(kind, t)));
+    };
+    for (int64_t d = 0; d < std::min(overlap, length); ++d) {
+        if (!flat_start) w[static_cast<size_t>(d)] = std::min(w[static_cast<size_t>(d)], edge_weight(d));
+        if (!flat_end) w[static_cast<size_t>(length - 1 - d)] = std::min(w[static_cast<size_t>(length - 1 - d)], edge_weight(d));
     }
     return w;
 }
 
-std::vector<float> blend_weights(BlendKind kind, int64_t tile_height, int64_t tile_width, int64_t overlap,
+std::vector<float> blend_weights(BlendKind kind, int64_t tile_height, int64_t tile_width, int64_t overlap, int64_t halo,
                                  bool flat_top, bool flat_bottom, bool flat_left, bool flat_right) {
-    const auto rows = blend_profile(kind, tile_height, overlap, flat_top, flat_bottom);
-    const auto cols = blend_profile(kind, tile_width, overlap, flat_left, flat_right);
+    const auto rows = blend_profile(kind, tile_height, overlap, halo, flat_top, flat_bottom);
+    const auto cols = blend_profile(kind, tile_width, overlap, halo, flat_left, flat_right);
     std::vector<float> w(static_cast<size_t>(tile_height * tile_width));
     for (int64_t y = 0; y < tile_height; ++y)
         for (int64_t x = 0; x < tile_width; ++x)

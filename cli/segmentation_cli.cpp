@@ -1,0 +1,201 @@
+#include "cli/segmentation_cli.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "models/memory_probe.hpp"
+#include "src/model_catalog.hpp"
+#include "src/run_manifest.hpp"
+#include "src/segmentation.hpp"
+#include "tiling/band_list.hpp"
+#include "tiling/error.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi::cli {
+
+void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
+    sub.add_option("IMAGE", o.inputs, "Input raster(s); several need --output-dir");
+    sub.add_option("-o,--output", o.output, "Class mask to write (one input)");
+    sub.add_option("--output-dir", o.output_dir, "Directory for the outputs of several inputs (names from the inputs)");
+    sub.add_option("--from", o.from, "Read input paths from a file, one per line (- for stdin)");
+    add_model_options(sub, o.model, true);
+    sub.add_option("--tile-size", o.tile_size, "Tile size in pixels (default: the model's)");
+    sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)");
+    sub.add_option("--edge", o.edge, "Edge policy: shift, reflect or constant (0 in model space)")->capture_default_str();
+    sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
+    sub.add_option("--tta", o.tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
+    sub.add_option("--batch", o.batch, "Tiles per batch (default: from --ram)");
+    sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
+    sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster");
+    sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..255)")
+        ->capture_default_str();
+    sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
+    sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0");
+    sub.add_option("--of", o.format, "Raster format: GTiff or COG")->capture_default_str();
+    sub.add_option("--co", o.creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
+    sub.add_flag("--overwrite", o.overwrite, "Replace existing outputs");
+    sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
+    sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
+    sub.add_flag("--no-manifest", o.no_manifest, "Do not write the run manifest beside the output");
+}
+
+namespace {
+
+std::vector<std::string> collect_inputs(const SegmentationCli& o) {
+    std::vector<std::string> inputs = o.inputs;
+    if (!o.from.empty()) {
+        std::ifstream file;
+        std::istream* in = &std::cin;
+        if (o.from != "-") {
+            file.open(o.from);
+            if (!file) throw Error(o.from + ": cannot read the input list");
+            in = &file;
+        }
+        for (std::string line; std::getline(*in, line);) {
+            const auto first = line.find_first_not_of(" \t\r");
+            if (first == std::string::npos || line[first] == '#') continue;
+            line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+            inputs.push_back(line);
+        }
+    }
+    if (inputs.empty()) throw usage_error("no input image (give IMAGE or --from)");
+    if (inputs.size() > 1 && o.output_dir.empty()) throw usage_error("several inputs need --output-dir");
+    if (inputs.size() == 1 && o.output.empty() && o.output_dir.empty()) throw usage_error("give -o OUTPUT (or --output-dir)");
+    if (!o.output.empty() && !o.output_dir.empty()) throw usage_error("give either -o or --output-dir, not both");
+    return inputs;
+}
+
+std::string derived(const std::string& dir, const std::string& input, const std::string& suffix) {
+    return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).string();
+}
+
+}  // namespace
+
+int run_segmentation(const SegmentationCli& o, CommandContext& context, const std::string& command) {
+    const std::vector<std::string> inputs = collect_inputs(o);
+    if (!o.output_dir.empty()) {
+        std::error_code ec;
+        fs::create_directories(o.output_dir, ec);
+        if (ec) throw Error(o.output_dir + ": cannot create the output directory: " + ec.message());
+    }
+    SegmentOptions base;
+    base.tile_size = o.tile_size;
+    base.overlap = o.overlap;
+    base.edge = parse_edge_policy(o.edge);
+    base.blend = parse_blend_kind(o.blend);
+    base.tta = parse_tta(o.tta);
+    base.batch = o.batch;
+    if (!o.bands.empty()) base.bands = parse_band_list(o.bands);
+    base.probability_format = parse_probability_format(o.probability_format);
+    base.probability_class = o.probability_class;
+    base.uncertainty = o.uncertainty;
+    base.min_confidence = o.min_confidence;
+    base.format = o.format;
+    base.creation_options = o.creation_options;
+    base.overwrite = o.overwrite;
+    base.strict = o.strict;
+    base.memory_budget_mb = context.common.ram_mb * 3 / 4;  // a quarter is GDAL's block cache
+
+    // The model: given, or the bundled one that fits the first image's bands; loaded once.
+    std::string model_path;
+    if (!o.model.model.empty()) {
+        model_path = resolve_model(o.model.model, bundled_models_dir());
+    } else {
+        const RasterSource first = RasterSource::open(inputs.front());
+        model_path = pick_bundled_model(models::Task::segmentation, first.info().band_count(), bundled_models_dir()).path;
+    }
+    const models::Model model = models::Model::load(model_path, o.model.to_model_options());
+    const std::string model_hash = model.metadata().weights_sha256;
+
+    nlohmann::json summaries = nlohmann::json::array();
+    std::vector<std::string> failures;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        SegmentOptions options = base;
+        options.input = inputs[i];
+        if (o.output_dir.empty()) {
+            options.output = o.output;
+            options.probabilities = o.probabilities;
+        } else {
+            options.output = derived(o.output_dir, inputs[i], ".tif");
+            if (!o.probabilities.empty()) options.probabilities = derived(o.output_dir, inputs[i], "_probabilities.tif");
+        }
+        ProgressBar bar(!context.common.quiet && !context.common.json);
+        const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
+        try {
+            const SegmentResult r = segment_image(model, options, [&](double f, std::string_view what) {
+                return bar.update(f, label.empty() ? what : std::string_view(label));
+            });
+            bar.finish();
+            if (!context.common.quiet) {
+                for (const auto& w : r.warnings) std::cerr << "rsi " << command << ": warning: " << inputs[i] << ": " << w << "\n";
+            }
+            const double megapixels = static_cast<double>(r.width) * static_cast<double>(r.height) / 1e6;
+            nlohmann::json classes = nlohmann::json::object();
+            for (size_t c = 0; c < r.class_pixels.size(); ++c) {
+                nlohmann::json entry{{"pixels", r.class_pixels[c]}};
+                if (r.pixel_area_m2) entry["area_km2"] = static_cast<double>(r.class_pixels[c]) * *r.pixel_area_m2 / 1e6;
+                classes[model.metadata().classes[c].name] = entry;
+            }
+            nlohmann::json summary{{"input", inputs[i]},
+                                   {"output", r.output},
+                                   {"probabilities", r.probabilities.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.probabilities)},
+                                   {"width", r.width},
+                                   {"height", r.height},
+                                   {"megapixels", megapixels},
+                                   {"km2", r.pixel_area_m2 ? nlohmann::json(megapixels * *r.pixel_area_m2) : nlohmann::json(nullptr)},
+                                   {"tiles", r.tiles},
+                                   {"tiles_run", r.tiles_run},
+                                   {"tiles_skipped", r.tiles_skipped},
+                                   {"batch", r.batch},
+                                   {"classes", classes},
+                                   {"nodata_pixels", r.nodata_pixels},
+                                   {"seconds", r.seconds},
+                                   {"model_seconds", r.model_seconds},
+                                   {"tiles_per_second", r.tiles / std::max(1e-9, r.seconds)},
+                                   {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
+                                   {"model", model.metadata().name},
+                                   {"model_sha256", model_hash},
+                                   {"warnings", r.warnings}};
+            if (!o.no_manifest) {
+                nlohmann::json manifest{{"command", command},
+                                        {"input", file_name_only(inputs[i])},
+                                        {"input_fingerprint", file_fingerprint(inputs[i])},
+                                        {"outputs", {file_name_only(r.output)}},
+                                        {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
+                                                   {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
+                                        {"options", {{"tile_size", options.tile_size}, {"overlap", options.overlap},
+                                                     {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
+                                                     {"batch", r.batch}, {"device", o.model.device},
+                                                     {"precision", o.model.precision}, {"min_confidence", o.min_confidence}}},
+                                        {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
+                if (!r.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
+                write_run_manifest(r.output + ".manifest.json", manifest, true);
+            }
+            summaries.push_back(summary);
+            if (!context.common.json && !context.common.quiet) {
+                std::cout << inputs[i] << " -> " << r.output << ": " << r.tiles << " tiles (" << r.tiles_skipped
+                          << " empty) in " << format_duration(r.seconds) << "\n";
+            }
+        } catch (const Error& e) {
+            bar.finish();
+            if (inputs.size() == 1 || !o.keep_going || e.kind() == ErrorKind::cancelled) throw;
+            std::cerr << "rsi " << command << ": " << e.what() << "\n";
+            failures.push_back(inputs[i]);
+        }
+    }
+    if (context.common.json) {
+        print_json(inputs.size() == 1 ? summaries.front() : nlohmann::json{{"images", summaries}, {"failed", failures}});
+    }
+    if (!failures.empty()) {
+        std::cerr << "rsi " << command << ": " << failures.size() << " of " << inputs.size() << " inputs failed:";
+        for (const auto& f : failures) std::cerr << " " << f;
+        std::cerr << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace rsi::cli

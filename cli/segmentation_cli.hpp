@@ -1,0 +1,27 @@
+#pragma once
+// What `rsi segment` and its preset `rsi buildings` share: their options and the batch loop
+// (several inputs, one model load, --keep-going).
+#include "cli/command_context.hpp"
+
+namespace rsi::cli {
+
+struct SegmentationCli {
+    std::vector<std::string> inputs;
+    std::string from;        // file with one input path per line, or - for stdin
+    std::string output;      // single input
+    std::string output_dir;  // several inputs
+    ModelCliOptions model;
+    int64_t tile_size = 0, overlap = -1, batch = 0;
+    std::string edge = "shift", blend = "hann", tta = "none", bands, probabilities, probability_format = "float32";
+    std::string format = "GTiff";
+    std::vector<std::string> creation_options;
+    bool uncertainty = false, overwrite = false, strict = false, keep_going = false, no_manifest = false;
+    double min_confidence = 0;
+    int probability_class = -1;
+    std::string preset;      // "buildings" or empty
+};
+
+void add_segmentation_options(CLI::App& sub, SegmentationCli& o);
+int run_segmentation(const SegmentationCli& o, CommandContext& context, const std::string& command);
+
+}  // namespace rsi::cli

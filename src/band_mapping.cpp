@@ -1,0 +1,109 @@
+#include "src/band_mapping.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "tiling/error.hpp"
+#include "tiling/ground_distance.hpp"
+
+namespace rsi {
+
+namespace {
+
+std::string band_names(const models::ModelMetadata& m) {
+    std::string s;
+    for (size_t i = 0; i < m.band_names.size(); ++i) s += (i ? "," : "") + m.band_names[i];
+    return s.empty() ? "" : " (" + s + ")";
+}
+
+std::vector<int> choose_bands(const RasterSource& source, const models::ModelMetadata& m,
+                              const std::vector<int>& requested, const std::string& command) {
+    const int available = source.info().band_count();
+    const std::string expects = command + ": model " + m.name + " expects " + std::to_string(m.bands) + " band" +
+                                (m.bands == 1 ? "" : "s") + band_names(m) + ", ";
+    if (!requested.empty()) {
+        source.check_bands(requested);
+        if (static_cast<int>(requested.size()) == m.bands) return requested;
+        if (requested.size() == 1 && m.single_band == "replicate") return std::vector<int>(static_cast<size_t>(m.bands), requested[0]);
+        throw usage_error(expects + "--bands selects " + std::to_string(requested.size()));
+    }
+    if (!m.source_bands.empty() && *std::max_element(m.source_bands.begin(), m.source_bands.end()) <= available) {
+        return m.source_bands;
+    }
+    if (available == m.bands) {
+        std::vector<int> all(static_cast<size_t>(available));
+        for (int b = 0; b < available; ++b) all[static_cast<size_t>(b)] = b + 1;
+        return all;
+    }
+    if (available == 1 && m.single_band == "replicate") return std::vector<int>(static_cast<size_t>(m.bands), 1);
+    throw Error(expects + source.info().path + " has " + std::to_string(available) + " (choose them with --bands)");
+}
+
+std::string format_number(double v) {
+    std::ostringstream out;
+    out.precision(4);
+    out << v;
+    return out.str();
+}
+
+}  // namespace
+
+BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m, const std::vector<int>& requested,
+                      const std::string& command, bool strict) {
+    const RasterInfo& info = source.info();
+    BandMapping mapping;
+    mapping.source_bands = choose_bands(source, m, requested, command);
+    auto warn = [&](const std::string& message) {
+        if (strict) throw Error(command + ": " + message + " (--strict)");
+        mapping.warnings.push_back(message);
+    };
+
+    // Sampled statistics of the distinct source bands (a replicated band is sampled once).
+    const std::vector<BandStatistics> stats =
+        sample_band_statistics(source, mapping.source_bands, m.rescale_low, m.rescale_high);
+    const GDALDataType type = info.bands[static_cast<size_t>(mapping.source_bands[0] - 1)].data_type;
+    const std::string type_name = GDALGetDataTypeName(type);
+    mapping.rescaled = m.rescale != "none" &&
+                       std::find(m.rescale_when.begin(), m.rescale_when.end(), type_name) != m.rescale_when.end();
+
+    std::vector<LinearMap> raw_to_range(mapping.source_bands.size());
+    if (mapping.rescaled) {
+        ScalingSpec spec;
+        spec.method = m.rescale == "minmax" ? ScalingMethod::minmax : ScalingMethod::percentile;
+        raw_to_range = scaling_maps(spec, stats, mapping.source_bands.size(), m.data_range[0], m.data_range[1]);
+    } else {
+        for (size_t b = 0; b < stats.size(); ++b) {
+            const double range = m.data_range[1] - m.data_range[0];
+            if (stats[b].samples > 0 &&
+                (stats[b].high > m.data_range[1] + 0.5 * range || stats[b].low < m.data_range[0] - 0.5 * range)) {
+                warn("band " + std::to_string(mapping.source_bands[b]) + " has values " + format_number(stats[b].low) +
+                     ".." + format_number(stats[b].high) + " (2-98%), far outside the model's data range [" +
+                     format_number(m.data_range[0]) + ", " + format_number(m.data_range[1]) + "]");
+                break;
+            }
+        }
+    }
+    for (size_t b = 0; b < raw_to_range.size(); ++b) {
+        mapping.normalizer.scaling.push_back({raw_to_range[b].scale * m.scale, raw_to_range[b].offset * m.scale});
+    }
+    mapping.normalizer.mean = m.mean;
+    mapping.normalizer.std = m.std;
+    if (mapping.rescaled) {
+        mapping.normalizer.clamp = true;
+        mapping.normalizer.clamp_min = m.data_range[0] * m.scale;
+        mapping.normalizer.clamp_max = m.data_range[1] * m.scale;
+    }
+
+    if (const auto ground = ground_pixel_size(info)) {
+        const double pixel = (ground->x_m + ground->y_m) / 2;
+        const double ratio = pixel / m.gsd_m;
+        if (ratio > 1.5 || ratio < 1 / 1.5) {
+            warn("the image's pixel size " + format_number(pixel) + " m is far from the " + format_number(m.gsd_m) +
+                 " m model " + m.name + " was trained at (x" + format_number(ratio) + ")");
+        }
+    }
+    return mapping;
+}
+
+}  // namespace rsi

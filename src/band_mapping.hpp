@@ -1,0 +1,26 @@
+#pragma once
+// How an image's bands become a model's input: which source bands, how raw values are brought into
+// the model's data range (percentile stretch for UInt16 and the like), and the model's own
+// scale/mean/std. Also the domain checks: pixel size, band count and radiometry far from what the
+// model declares give a warning (or an error with `strict`).
+#include <string>
+#include <vector>
+
+#include "models/model_metadata.hpp"
+#include "tiling/band_scaling.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+
+struct BandMapping {
+    std::vector<int> source_bands;  // 1-based, one per model channel (repeated for a replicated band)
+    Normalizer normalizer;          // raw values -> model input
+    bool rescaled = false;          // a percentile/min-max stretch into the model's data range
+    std::vector<std::string> warnings;
+};
+
+// `requested`: --bands from the user (empty: from the metadata). `command` prefixes messages.
+BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& model,
+                      const std::vector<int>& requested, const std::string& command, bool strict);
+
+}  // namespace rsi

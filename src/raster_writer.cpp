@@ -1,0 +1,146 @@
+#include "src/raster_writer.hpp"
+
+#include <cpl_string.h>
+#include <cstring>
+
+#include "tiling/error.hpp"
+
+namespace rsi {
+
+void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x, double origin_y,
+                       double step) {
+    options.has_geotransform = info.has_geotransform;
+    const auto& g = info.geotransform;
+    options.geotransform = {g[0] + origin_x * g[1] + origin_y * g[2], g[1] * step, g[2] * step,
+                            g[3] + origin_x * g[4] + origin_y * g[5], g[4] * step, g[5] * step};
+    options.crs_wkt = info.crs_wkt;
+}
+
+RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(options)) {
+    if (options_.format != "GTiff" && options_.format != "COG") {
+        throw usage_error("--of: unsupported raster format '" + options_.format + "' (expected GTiff or COG)");
+    }
+    ensure_gdal_registered();
+    pending_ = std::make_unique<PendingOutput>(options_.path);
+    std::string target = pending_->temporary_path();
+    if (options_.format == "COG") {
+        intermediate_ = std::make_unique<PendingOutput>(options_.path + ".tiled.tif");
+        target = intermediate_->temporary_path();
+    }
+    CPLStringList co;
+    co.SetNameValue("TILED", "YES");
+    co.SetNameValue("BLOCKXSIZE", "256");
+    co.SetNameValue("BLOCKYSIZE", "256");
+    co.SetNameValue("COMPRESS", "DEFLATE");
+    co.SetNameValue("BIGTIFF", "IF_SAFER");
+    if (options_.format == "GTiff") {
+        for (const auto& o : options_.creation_options) co.AddString(o.c_str());
+    }
+    if (const char* rows = co.FetchNameValue("BLOCKYSIZE")) block_rows_ = std::max(1, std::atoi(rows));
+    GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
+    CPLErrorReset();
+    dataset_.reset(driver->Create(target.c_str(), static_cast<int>(options_.width), static_cast<int>(options_.height),
+                                  options_.bands, options_.type, co.List()));
+    if (!dataset_) throw Error(options_.path + ": cannot create the output: " + last_gdal_error());
+    if (options_.has_geotransform) dataset_->SetGeoTransform(options_.geotransform.data());
+    if (!options_.crs_wkt.empty()) {
+        OGRSpatialReference srs;
+        if (srs.importFromWkt(options_.crs_wkt.c_str()) == OGRERR_NONE) dataset_->SetSpatialRef(&srs);
+    }
+    for (int b = 1; b <= options_.bands; ++b) {
+        GDALRasterBand* band = dataset_->GetRasterBand(b);
+        if (options_.nodata) band->SetNoDataValue(*options_.nodata);
+        if (static_cast<size_t>(b) <= options_.band_descriptions.size()) {
+            band->SetDescription(options_.band_descriptions[static_cast<size_t>(b - 1)].c_str());
+        }
+    }
+    elem_ = static_cast<size_t>(GDALGetDataTypeSizeBytes(options_.type));
+    buffer_.resize(static_cast<size_t>(block_rows_ * options_.width * options_.bands) * elem_);
+}
+
+RasterWriter::~RasterWriter() = default;  // an unfinished output's temporary files are removed
+
+void RasterWriter::set_classes(const std::vector<models::ClassInfo>& classes) {
+    GDALColorTable table;
+    CPLStringList names;
+    for (const auto& c : classes) {
+        const GDALColorEntry entry{c.color[0], c.color[1], c.color[2], 255};
+        table.SetColorEntry(c.id, &entry);
+    }
+    if (options_.nodata) {
+        const GDALColorEntry transparent{0, 0, 0, 0};
+        table.SetColorEntry(static_cast<int>(*options_.nodata), &transparent);
+    }
+    const int count = options_.nodata ? static_cast<int>(*options_.nodata) + 1 : static_cast<int>(classes.size());
+    for (int v = 0; v < count; ++v) {
+        std::string name;
+        for (const auto& c : classes) {
+            if (c.id == v) name = c.name;
+        }
+        if (options_.nodata && v == static_cast<int>(*options_.nodata)) name = "nodata";
+        names.AddString(name.c_str());
+    }
+    GDALRasterBand* band = dataset_->GetRasterBand(1);
+    band->SetColorTable(&table);
+    band->SetColorInterpretation(GCI_PaletteIndex);
+    band->SetCategoryNames(names.List());
+}
+
+void RasterWriter::append_rows(int64_t y, int64_t rows, const void* data) {
+    if (y != next_y_) throw Error(options_.path + ": rows out of order (" + std::to_string(y) + ", expected " + std::to_string(next_y_) + ")");
+    const auto* src = static_cast<const unsigned char*>(data);
+    const int64_t width = options_.width;
+    int64_t done = 0;
+    while (done < rows) {
+        const int64_t n = std::min(rows - done, block_rows_ - buffered_);
+        for (int b = 0; b < options_.bands; ++b) {
+            std::memcpy(buffer_.data() + (static_cast<size_t>(b * block_rows_ + buffered_) * width) * elem_,
+                        src + (static_cast<size_t>(b * rows + done) * width) * elem_,
+                        static_cast<size_t>(n * width) * elem_);
+        }
+        buffered_ += n;
+        done += n;
+        if (buffered_ == block_rows_) flush();
+    }
+    next_y_ = y + rows;
+}
+
+void RasterWriter::flush() {
+    if (buffered_ == 0) return;
+    const int64_t width = options_.width;
+    CPLErrorReset();
+    const CPLErr err = dataset_->RasterIO(GF_Write, 0, static_cast<int>(buffer_y_), static_cast<int>(width),
+                                          static_cast<int>(buffered_), buffer_.data(), static_cast<int>(width),
+                                          static_cast<int>(buffered_), options_.type, options_.bands, nullptr,
+                                          static_cast<GSpacing>(elem_), static_cast<GSpacing>(width * elem_),
+                                          static_cast<GSpacing>(block_rows_ * width * elem_), nullptr);
+    if (err != CE_None) throw Error(options_.path + ": writing rows failed: " + last_gdal_error());
+    buffer_y_ += buffered_;
+    buffered_ = 0;
+}
+
+void RasterWriter::finish() {
+    flush();
+    if (next_y_ != options_.height) {
+        throw Error(options_.path + ": only " + std::to_string(next_y_) + " of " + std::to_string(options_.height) + " rows written");
+    }
+    if (options_.format == "COG") {
+        CPLStringList co;
+        co.SetNameValue("COMPRESS", "DEFLATE");
+        co.SetNameValue("BIGTIFF", "IF_SAFER");
+        for (const auto& o : options_.creation_options) co.AddString(o.c_str());
+        GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
+        if (!cog) throw Error("GDAL has no COG driver");
+        dataset_->FlushCache(false);
+        CPLErrorReset();
+        DatasetPtr copy(cog->CreateCopy(pending_->temporary_path().c_str(), dataset_.get(), FALSE, co.List(), nullptr, nullptr));
+        if (!copy) throw Error(options_.path + ": COG conversion failed: " + last_gdal_error());
+        close_written(std::move(copy), options_.path);
+        close_written(std::move(dataset_), options_.path);
+    } else {
+        close_written(std::move(dataset_), options_.path);
+    }
+    pending_->commit();
+}
+
+}  // namespace rsi

@@ -1,0 +1,68 @@
+#pragma once
+// Writes a georeferenced raster row by row, in chunks whose height is a multiple of the output block
+// height (so compressed blocks are written once), under a temporary name that is renamed into place
+// only by finish(). COG output goes through a temporary tiled GeoTIFF (GDAL 3.6's COG driver has
+// no Create()).
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/model_metadata.hpp"
+#include "src/output_file.hpp"
+#include "tiling/gdal_dataset.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+
+struct RasterWriterOptions {
+    std::string path;
+    int64_t width = 0, height = 0;
+    int bands = 1;
+    GDALDataType type = GDT_Byte;
+    std::string format = "GTiff";  // GTiff or COG
+    std::vector<std::string> creation_options;
+    std::optional<double> nodata;
+    bool has_geotransform = false;
+    std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
+    std::string crs_wkt;
+    std::vector<std::string> band_descriptions;
+};
+
+// Georeferencing of `info` shifted to a window origin and scaled by `step` pixels per output pixel.
+void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x = 0, double origin_y = 0,
+                       double step = 1);
+
+class RasterWriter {
+public:
+    explicit RasterWriter(RasterWriterOptions options);
+    ~RasterWriter();
+    RasterWriter(const RasterWriter&) = delete;
+    RasterWriter& operator=(const RasterWriter&) = delete;
+
+    // Colour table and category names (QGIS shows them as a legend); nodata index gets transparency.
+    void set_classes(const std::vector<models::ClassInfo>& classes);
+
+    // Rows must come in order: `rows` rows starting at `y`, band-sequential (bands x rows x width).
+    void append_rows(int64_t y, int64_t rows, const void* data);
+
+    // Flushes, closes (checking GDAL's error state), converts to COG if asked, renames into place.
+    void finish();
+
+    const std::string& path() const { return options_.path; }
+
+private:
+    void flush();
+
+    RasterWriterOptions options_;
+    std::unique_ptr<PendingOutput> pending_;       // the final file
+    std::unique_ptr<PendingOutput> intermediate_;  // tiled GeoTIFF before COG conversion
+    DatasetPtr dataset_;
+    int64_t block_rows_ = 256;
+    size_t elem_ = 1;
+    std::vector<unsigned char> buffer_;
+    int64_t buffer_y_ = 0, buffered_ = 0, next_y_ = 0;
+};
+
+}  // namespace rsi

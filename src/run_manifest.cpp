@@ -1,0 +1,58 @@
+#include "src/run_manifest.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <openssl/evp.h>
+#include <vector>
+
+#include "src/output_file.hpp"
+#include "src/versions.hpp"
+#include "tiling/error.hpp"
+
+namespace rsi {
+
+std::string file_fingerprint(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return "";
+    const auto size = static_cast<int64_t>(std::filesystem::file_size(path));
+    constexpr int64_t chunk = 1 << 20;
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    EVP_DigestUpdate(ctx, &size, sizeof size);
+    std::vector<char> buffer(static_cast<size_t>(chunk));
+    auto hash_range = [&](int64_t offset, int64_t length) {
+        in.seekg(offset);
+        in.read(buffer.data(), length);
+        EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(in.gcount()));
+    };
+    hash_range(0, std::min(size, chunk));
+    if (size > chunk) hash_range(std::max(chunk, size - chunk), std::min(chunk, size - chunk));
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(ctx, digest, &length);
+    EVP_MD_CTX_free(ctx);
+    static const char* hex = "0123456789abcdef";
+    std::string text = "sha256-ends:";
+    for (unsigned int i = 0; i < length; ++i) {
+        text += hex[digest[i] >> 4];
+        text += hex[digest[i] & 15];
+    }
+    return text;
+}
+
+std::string file_name_only(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+void write_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite) {
+    check_output_path(path, overwrite);
+    const LibraryVersions v = library_versions();
+    manifest["versions"] = {{"rsi", v.rsi}, {"gdal", v.gdal}, {"proj", v.proj}, {"opencv", v.opencv}, {"libtorch", v.libtorch}};
+    PendingOutput pending(path);
+    {
+        std::ofstream out(pending.temporary_path());
+        out << manifest.dump(2) << "\n";
+        if (!out) throw Error(path + ": writing the run manifest failed");
+    }
+    pending.commit();
+}
+
+}  // namespace rsi

@@ -1,0 +1,394 @@
+#include "src/segmentation.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <opencv2/imgproc.hpp>
+#include <thread>
+
+#include "src/band_mapping.hpp"
+#include "src/output_file.hpp"
+#include "src/raster_writer.hpp"
+#include "src/tta.hpp"
+#include "tiling/bounded_queue.hpp"
+#include "tiling/error.hpp"
+#include "tiling/ground_distance.hpp"
+#include "tiling/strip_accumulator.hpp"
+#include "tiling/tile_reader.hpp"
+
+namespace rsi {
+
+Tta parse_tta(std::string_view text) {
+    if (text == "none") return Tta::none;
+    if (text == "flip") return Tta::flip;
+    if (text == "d4") return Tta::d4;
+    throw usage_error("--tta: unknown augmentation '" + std::string(text) + "' (expected none, flip or d4)");
+}
+
+const char* to_string(Tta tta) {
+    switch (tta) {
+        case Tta::none: return "none";
+        case Tta::flip: return "flip";
+        case Tta::d4: return "d4";
+    }
+    return "?";
+}
+
+ProbabilityFormat parse_probability_format(std::string_view text) {
+    if (text == "float32" || text == "Float32") return ProbabilityFormat::float32;
+    if (text == "byte" || text == "Byte") return ProbabilityFormat::byte;
+    throw usage_error("--probability-format: unknown format '" + std::string(text) + "' (expected float32 or byte)");
+}
+
+namespace {
+
+constexpr uint8_t kNodataClass = 255;
+constexpr float kNodataProbability = -1.0f;
+
+struct TileSlot {
+    Tile tile;
+    int64_t slot = 0;   // position in the batch
+    bool empty = true;  // no valid pixel: not run, written as nodata
+    std::vector<uint8_t> validity;
+};
+
+struct Batch {
+    int64_t index = 0;  // batch k holds global tiles [k*B, (k+1)*B), whoever runs them
+    std::vector<TileSlot> slots;
+    std::vector<float> input;   // B x C x T x T, zeros where a slot is empty or absent
+    std::vector<float> output;  // B x K x T x T probabilities
+    bool run = false;
+};
+
+// The first exception of any stage, and the means to stop the others.
+class PipelineFailure {
+public:
+    void record(std::exception_ptr e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!first_) first_ = e;
+    }
+    void rethrow_if_any() {
+        if (first_) std::rethrow_exception(first_);
+    }
+
+private:
+    std::mutex mutex_;
+    std::exception_ptr first_;
+};
+
+void run_with_tta(const models::Model& model, Tta tta, const models::BatchShape& shape, const std::vector<float>& input,
+                  std::vector<float>& output) {
+    std::vector<int64_t> out_shape = model.run(input.data(), shape, output);
+    if (tta == Tta::none) return;
+    const int transforms = tta == Tta::flip ? 2 : 8;
+    const int64_t n_in = shape[2];
+    const int64_t n_out = out_shape[2];
+    const int64_t out_planes = out_shape[0] * out_shape[1];
+    std::vector<float> moved(input.size()), prediction, restored(output.size());
+    for (int step = 1; step < transforms; ++step) {
+        const int t = tta == Tta::flip ? 4 : step;  // flip: identity and the horizontal flip
+        dihedral_forward(t, input.data(), moved.data(), shape[0] * shape[1], n_in);
+        model.run(moved.data(), shape, prediction);
+        dihedral_inverse(t, prediction.data(), restored.data(), out_planes, n_out);
+        for (size_t i = 0; i < output.size(); ++i) output[i] += restored[i];
+    }
+    const float inv = 1.0f / static_cast<float>(transforms);
+    for (float& v : output) v *= inv;
+}
+
+// Output stride > 1: bring each probability plane back to the tile size.
+void upsample(std::vector<float>& planes, int64_t count, int64_t from, int64_t to) {
+    std::vector<float> out(static_cast<size_t>(count * to * to));
+    for (int64_t p = 0; p < count; ++p) {
+        const cv::Mat src(static_cast<int>(from), static_cast<int>(from), CV_32F, planes.data() + p * from * from);
+        cv::Mat dst(static_cast<int>(to), static_cast<int>(to), CV_32F, out.data() + p * to * to);
+        cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
+    }
+    planes.swap(out);
+}
+
+bool any_valid(const std::vector<uint8_t>& v) {
+    for (uint8_t x : v) {
+        if (x) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
+    const auto start = std::chrono::steady_clock::now();
+    const models::ModelMetadata& meta = model.metadata();
+    const std::string command = "segment";
+    if (meta.task != models::Task::segmentation) {
+        throw usage_error(command + ": model " + meta.name + " is a " + models::to_string(meta.task) +
+                          " model, not a segmentation model");
+    }
+    check_output_path(options.output, options.overwrite);
+    if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    if (options.uncertainty && options.probabilities.empty()) {
+        throw usage_error(command + ": --uncertainty adds a band to the probability raster: give --probabilities too");
+    }
+    if (options.min_confidence < 0 || options.min_confidence > 1) throw usage_error("--min-confidence must be in [0, 1]");
+
+    report_progress(progress, 0.0, "planning");
+    const RasterSource source = RasterSource::open(options.input);
+    const RasterInfo& info = source.info();
+    const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict);
+
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = options.tile_size > 0 ? options.tile_size : meta.tile_size;
+    spec.overlap = options.overlap >= 0 ? options.overlap : meta.overlap;
+    spec.edge = options.edge;
+    spec.align = meta.output_stride;
+    if (spec.tile_width % meta.multiple_of != 0) {
+        throw usage_error("--tile-size " + std::to_string(spec.tile_width) + " is not a multiple of " +
+                          std::to_string(meta.multiple_of) + " as model " + meta.name + " needs");
+    }
+    const TileGrid grid(info.width, info.height, spec);
+    const int64_t T = spec.tile_width;
+    const int64_t C = meta.bands;
+    const int64_t K = static_cast<int64_t>(meta.classes.size());
+    const int64_t W = info.width, H = info.height;
+
+    // Memory plan: one tile row of accumulated probabilities, the output chunks, batches in flight.
+    const int64_t budget = options.memory_budget_mb * 1024 * 1024;
+    const int64_t strip_bytes = (K + 1) * W * T * 4;
+    const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
+    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (K + 2) * W * T * 4 / 4;
+    const int64_t reader_bytes = std::min<int64_t>(grid.row_span(0).area() * (C * 4 + 1), budget / 4);
+    const int64_t remaining = budget - strip_bytes - writer_bytes - reader_bytes;
+    if (remaining <= 0) {
+        throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +
+                          std::to_string(W) + "-pixel-wide strip of " + std::to_string(T) + "-pixel tiles (needs about " +
+                          std::to_string((strip_bytes + writer_bytes + reader_bytes) / 1048576 + 64) + " MB)");
+    }
+    const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
+    int64_t B = options.batch;
+    if (B <= 0) {
+        const int64_t by_buffers = std::max<int64_t>(1, remaining / 2 / (6 * per_batch_tile));
+        const int64_t by_model = model.batch_size_for(remaining / 2, T, T);
+        B = std::max<int64_t>(1, std::min({by_buffers, by_model, grid.count()}));
+    }
+
+    SegmentResult result;
+    result.output = options.output;
+    result.probabilities = options.probabilities;
+    result.width = W;
+    result.height = H;
+    result.tiles = grid.count();
+    result.batch = B;
+    result.warnings = mapping.warnings;
+    result.class_pixels.assign(static_cast<size_t>(K), 0);
+    result.peak_buffer_bytes = strip_bytes + writer_bytes + reader_bytes + 6 * B * per_batch_tile;
+    if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
+
+    // Outputs, written under temporary names until complete.
+    RasterWriterOptions mask_options;
+    mask_options.path = options.output;
+    mask_options.width = W;
+    mask_options.height = H;
+    mask_options.type = GDT_Byte;
+    mask_options.format = options.format;
+    mask_options.creation_options = options.creation_options;
+    mask_options.nodata = kNodataClass;
+    mask_options.band_descriptions = {"class"};
+    georeference_like(mask_options, info);
+    RasterWriter mask_writer(mask_options);
+    mask_writer.set_classes(meta.classes);
+    std::unique_ptr<RasterWriter> prob_writer;
+    if (!options.probabilities.empty()) {
+        RasterWriterOptions p = mask_options;
+        p.path = options.probabilities;
+        p.bands = static_cast<int>(prob_bands);
+        const bool as_byte = options.probability_format == ProbabilityFormat::byte;
+        p.type = as_byte ? GDT_Byte : GDT_Float32;
+        p.nodata = as_byte ? std::nullopt : std::optional<double>(kNodataProbability);
+        p.band_descriptions.clear();
+        for (const auto& c : meta.classes) {
+            if (options.probability_class < 0 || c.id == options.probability_class) p.band_descriptions.push_back("p_" + c.name);
+        }
+        if (options.uncertainty) p.band_descriptions.push_back("entropy");
+        prob_writer = std::make_unique<RasterWriter>(p);
+    }
+    if (options.probability_class >= K) throw usage_error("--probability-class: the model has " + std::to_string(K) + " classes");
+
+    const bool pad_with_zero = options.edge != EdgePolicy::reflect;
+    EdgeFill edge;
+    edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
+
+    BoundedQueue<Batch> to_model(2), to_writer(2);
+    PipelineFailure failure;
+    const int64_t batches = (grid.count() + B - 1) / B;
+
+    // Reader: its own dataset handle (GDAL datasets are not shared between threads).
+    std::thread reader([&] {
+        try {
+            const RasterSource own = source.reopen();
+            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4);
+            std::vector<float> raw(static_cast<size_t>(C * T * T));
+            for (int64_t k = 0; k < batches; ++k) {
+                Batch batch;
+                batch.index = k;
+                batch.input.assign(static_cast<size_t>(B * C * T * T), 0.0f);
+                for (int64_t i = k * B; i < std::min((k + 1) * B, grid.count()); ++i) {
+                    TileSlot slot;
+                    slot.tile = grid.at(i);
+                    slot.slot = i - k * B;
+                    slot.validity.resize(static_cast<size_t>(T * T));
+                    tiles.read(slot.tile, raw.data(), slot.validity.data());
+                    mask_non_finite(raw.data(), static_cast<int>(C), T * T, slot.validity.data());
+                    slot.empty = !any_valid(slot.validity);
+                    if (!slot.empty) {
+                        mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), T * T);
+                        // Nodata pixels, and padding outside the image, become 0 in model space
+                        // (the dataset mean), which is what the network's own zero padding sees.
+                        const PixelWindow& w = slot.tile.window;
+                        const PixelWindow& v = slot.tile.valid;
+                        for (int64_t y = 0; y < T; ++y)
+                            for (int64_t x = 0; x < T; ++x) {
+                                const bool inside = w.x + x >= v.x && w.x + x < v.right() && w.y + y >= v.y && w.y + y < v.bottom();
+                                if (slot.validity[static_cast<size_t>(y * T + x)] || (!inside && !pad_with_zero)) continue;
+                                for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>((c * T + y) * T + x)] = 0.0f;
+                            }
+                        std::copy(raw.begin(), raw.end(), batch.input.begin() + slot.slot * C * T * T);
+                        batch.run = true;
+                    }
+                    batch.slots.push_back(std::move(slot));
+                }
+                if (!to_model.push(std::move(batch))) return;
+            }
+        } catch (...) {
+            failure.record(std::current_exception());
+        }
+        to_model.close();
+    });
+
+    double model_seconds = 0;
+    std::thread runner([&] {
+        try {
+            while (auto batch = to_model.pop()) {
+                if (batch->run) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    run_with_tta(model, options.tta, {B, C, T, T}, batch->input, batch->output);
+                    const int64_t side = T / meta.output_stride;
+                    if (side != T) upsample(batch->output, B * K, side, T);
+                    model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                }
+                batch->input = {};
+                if (!to_writer.push(std::move(*batch))) return;
+            }
+        } catch (...) {
+            failure.record(std::current_exception());
+        }
+        to_writer.close();
+    });
+
+    // Writer (this thread): blend, release finished rows, write them.
+    auto stop_workers = [&] {
+        to_model.close();
+        to_writer.close();
+        if (reader.joinable()) reader.join();
+        if (runner.joinable()) runner.join();
+    };
+    try {
+        StripAccumulator accumulator(static_cast<int>(K), {0, 0, W, H}, T);
+        std::map<int, std::vector<float>> weight_cache;
+        std::vector<float> weights(static_cast<size_t>(T * T));
+        std::vector<uint8_t> class_rows;
+        std::vector<float> prob_rows;
+        std::vector<uint8_t> prob_bytes;
+        const auto sink = [&](int64_t y, int64_t rows, const float* values, const float* weight) {
+            const int64_t n = rows * W;
+            class_rows.resize(static_cast<size_t>(n));
+            for (int64_t p = 0; p < n; ++p) {
+                if (weight[p] <= 0) {
+                    class_rows[static_cast<size_t>(p)] = kNodataClass;
+                    ++result.nodata_pixels;
+                    continue;
+                }
+                int64_t best = 0;
+                for (int64_t c = 1; c < K; ++c) {
+                    if (values[c * n + p] > values[best * n + p]) best = c;
+                }
+                if (values[best * n + p] < options.min_confidence) best = 0;
+                class_rows[static_cast<size_t>(p)] = static_cast<uint8_t>(best);
+                ++result.class_pixels[static_cast<size_t>(best)];
+            }
+            mask_writer.append_rows(y, rows, class_rows.data());
+            if (!prob_writer) return;
+            prob_rows.assign(static_cast<size_t>(prob_bands * n), 0.0f);
+            int64_t band = 0;
+            for (int64_t c = 0; c < K; ++c) {
+                if (options.probability_class >= 0 && c != options.probability_class) continue;
+                for (int64_t p = 0; p < n; ++p) {
+                    prob_rows[static_cast<size_t>(band * n + p)] = weight[p] > 0 ? values[c * n + p] : kNodataProbability;
+                }
+                ++band;
+            }
+            if (options.uncertainty) {
+                const double norm = K > 1 ? 1.0 / std::log(static_cast<double>(K)) : 1.0;
+                for (int64_t p = 0; p < n; ++p) {
+                    double h = 0;
+                    for (int64_t c = 0; c < K; ++c) {
+                        const double q = values[c * n + p];
+                        if (q > 0) h -= q * std::log(q);
+                    }
+                    prob_rows[static_cast<size_t>(band * n + p)] = weight[p] > 0 ? static_cast<float>(h * norm) : kNodataProbability;
+                }
+            }
+            if (options.probability_format == ProbabilityFormat::byte) {
+                prob_bytes.resize(prob_rows.size());
+                for (size_t i = 0; i < prob_rows.size(); ++i) {
+                    prob_bytes[i] = static_cast<uint8_t>(std::lround(std::clamp(prob_rows[i], 0.0f, 1.0f) * 255.0f));
+                }
+                prob_writer->append_rows(y, rows, prob_bytes.data());
+            } else {
+                prob_writer->append_rows(y, rows, prob_rows.data());
+            }
+        };
+
+        int64_t done = 0;
+        while (auto batch = to_writer.pop()) {
+            for (const TileSlot& slot : batch->slots) {
+                const Tile& t = slot.tile;
+                if (!slot.empty) {
+                    const bool top = t.window.y <= 0, bottom = t.window.bottom() >= H;
+                    const bool left = t.window.x <= 0, right = t.window.right() >= W;
+                    const int key = top | bottom << 1 | left << 2 | right << 3;
+                    auto it = weight_cache.find(key);
+                    if (it == weight_cache.end()) {
+                        it = weight_cache.emplace(key, blend_weights(options.blend, T, T, spec.overlap, meta.halo, top, bottom, left, right)).first;
+                    }
+                    for (int64_t p = 0; p < T * T; ++p) {
+                        weights[static_cast<size_t>(p)] = slot.validity[static_cast<size_t>(p)] ? it->second[static_cast<size_t>(p)] : 0.0f;
+                    }
+                    accumulator.add(t.window, batch->output.data() + slot.slot * K * T * T, weights.data());
+                    ++result.tiles_run;
+                } else {
+                    ++result.tiles_skipped;
+                }
+                if (t.col == grid.cols() - 1) {
+                    accumulator.release_until(t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H, sink);
+                }
+                report_progress(progress, static_cast<double>(++done) / static_cast<double>(grid.count()), "tiles");
+            }
+        }
+        stop_workers();
+        failure.rethrow_if_any();
+        if (done != grid.count()) throw Error(command + ": the pipeline stopped early");
+        report_progress(progress, 1.0, "finishing outputs");
+        mask_writer.finish();
+        if (prob_writer) prob_writer->finish();
+    } catch (...) {
+        stop_workers();
+        failure.rethrow_if_any();  // a worker's error explains the stop better than ours
+        throw;
+    }
+    result.model_seconds = model_seconds;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+}
+
+}  // namespace rsi

@@ -1,0 +1,63 @@
+#pragma once
+// Tiled segmentation of an arbitrarily large image into a georeferenced class map: a reader, the
+// model and a writer run as a pipeline joined by bounded queues; overlapping tile predictions are
+// blended in probability space by a strip accumulator that writes rows as soon as they are final.
+// Nothing is sized by the image: memory is one tile row of probabilities plus the batches in flight.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/model.hpp"
+#include "tiling/blend_weights.hpp"
+#include "tiling/progress.hpp"
+#include "tiling/tile_grid.hpp"
+
+namespace rsi {
+
+enum class Tta { none, flip, d4 };
+Tta parse_tta(std::string_view text);
+const char* to_string(Tta tta);
+
+enum class ProbabilityFormat { float32, byte };
+ProbabilityFormat parse_probability_format(std::string_view text);
+
+struct SegmentOptions {
+    std::string input;
+    std::string output;                 // class mask (Byte, colour table, category names, nodata 255)
+    int64_t tile_size = 0;              // 0: the model's
+    int64_t overlap = -1;               // -1: the model's
+    EdgePolicy edge = EdgePolicy::shift;
+    BlendKind blend = BlendKind::hann;
+    Tta tta = Tta::none;
+    int64_t batch = 0;                  // 0: from the memory budget
+    std::vector<int> bands;             // 1-based source bands; empty: from the model's metadata
+    std::string probabilities;          // optional probability raster
+    ProbabilityFormat probability_format = ProbabilityFormat::float32;
+    int probability_class = -1;         // only this class's band (-1: every class)
+    bool uncertainty = false;           // add an entropy band to the probability raster
+    double min_confidence = 0;          // pixels whose winning probability is lower become class 0
+    std::string format = "GTiff";       // GTiff or COG
+    std::vector<std::string> creation_options;
+    bool overwrite = false;
+    bool strict = false;                // domain warnings become errors
+    int64_t memory_budget_mb = 1024;
+};
+
+struct SegmentResult {
+    std::string output, probabilities;
+    int64_t width = 0, height = 0;
+    int64_t tiles = 0, tiles_run = 0, tiles_skipped = 0;
+    int64_t batch = 0;
+    std::vector<int64_t> class_pixels;  // per class id
+    int64_t nodata_pixels = 0;
+    std::optional<double> pixel_area_m2;
+    std::vector<std::string> warnings;  // domain checks (pixel size, bands, radiometry)
+    double seconds = 0, model_seconds = 0;
+    int64_t peak_buffer_bytes = 0;      // accumulator + batches in flight, as planned
+};
+
+// Runs `model` over `options.input`. The model is loaded once by the caller and can serve many images.
+SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress = {});
+
+}  // namespace rsi

@@ -1,0 +1,64 @@
+// Real imagery: smooth blending leaves no seam. The mean absolute probability jump between
+// neighbouring columns in the overlap zones, relative to elsewhere, must be no larger for the tiled
+// run than for the whole image processed as one tile; plain averaging (no taper) shows the seams.
+#include <cmath>
+#include <gtest/gtest.h>
+
+#include "src/segmentation.hpp"
+#include "test_support.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+namespace {
+
+double seam_ratio(const std::string& probabilities, int64_t size, int64_t stride, int64_t overlap) {
+    const RasterSource s = RasterSource::open(probabilities);
+    const auto p = s.read_float({0, 0, size, size}, {2});
+    double seam = 0, inside = 0;
+    int64_t seams = 0, insides = 0;
+    for (int64_t y = 8; y < size - 8; ++y)  // away from the image border
+        for (int64_t x = 9; x < size - 8; ++x) {
+            const double jump = std::abs(p[static_cast<size_t>(y * size + x)] - p[static_cast<size_t>(y * size + x - 1)]);
+            if (x % stride <= overlap) {
+                seam += jump;
+                ++seams;
+            } else {
+                inside += jump;
+                ++insides;
+            }
+        }
+    return (seam / static_cast<double>(seams)) / (inside / static_cast<double>(insides));
+}
+
+TEST(RealSeams, SmoothBlendsLeaveNoSeamOnVegas) {
+    test::TempDir dir;
+    const std::string crop = dir / "vegas_crop.tif";
+    {
+        const RasterSource vegas = RasterSource::open(test::shared_data("spacenet/vegas_rgb.tif"));
+        test::make_raster(crop, 400, 400, 3, GDT_Byte, [&](int b, int x, int y) {
+            static std::vector<float> cache[4];
+            if (cache[b].empty()) cache[b] = vegas.read_float({0, 0, 400, 400}, {b});
+            return cache[b][static_cast<size_t>(y * 400 + x)];
+        });
+    }
+    static const models::Model model = models::Model::load(std::string(RSI_FIXTURES_DIR) + "/tiny_segmenter.pt");
+    auto run = [&](BlendKind blend, int64_t tile, const std::string& name) {
+        SegmentOptions o;
+        o.input = crop;
+        o.output = dir / (name + ".tif");
+        o.probabilities = dir / (name + "_p.tif");
+        o.tile_size = tile;
+        o.overlap = 8;
+        o.blend = blend;
+        segment_image(model, o);
+        return seam_ratio(o.probabilities, 400, 56, 8);
+    };
+    const double whole = run(BlendKind::hann, 400, "whole");
+    for (BlendKind blend : {BlendKind::hann, BlendKind::gaussian, BlendKind::spline, BlendKind::linear}) {
+        EXPECT_LE(run(blend, 64, to_string(blend)), whole + 1e-3) << to_string(blend);
+    }
+    EXPECT_GT(run(BlendKind::average, 64, "average"), whole + 0.1) << "the metric must see untapered seams";
+}
+
+}  // namespace
+}  // namespace rsi

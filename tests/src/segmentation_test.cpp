@@ -1,0 +1,204 @@
+#include "src/segmentation.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+const models::Model& segmenter() {
+    static const models::Model model = models::Model::load(fixture("tiny_segmenter.pt"));
+    return model;
+}
+
+// A textured 3-band image with a UTM georeference.
+std::string make_image(const test::TempDir& dir, int width, int height, const std::string& name = "image.tif") {
+    const std::string path = dir / name;
+    test::make_raster(path, width, height, 3, GDT_Byte, [](int b, int x, int y) {
+        return std::fmod(127 + 100 * std::sin(0.21 * x + 0.13 * y * b) + 20 * std::cos(0.05 * x * y / (b + 1.0)), 256.0);
+    });
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(path, gt, 32633);
+    return path;
+}
+
+std::vector<float> read_all(const std::string& path, int band = 1) {
+    const RasterSource s = RasterSource::open(path);
+    return s.read_float({0, 0, s.info().width, s.info().height}, {band});
+}
+
+SegmentOptions options_for(const std::string& input, const std::string& output) {
+    SegmentOptions o;
+    o.input = input;
+    o.output = output;
+    o.tile_size = 32;
+    o.overlap = 8;
+    return o;
+}
+
+TEST(Segmentation, TiledEqualsTheWholeImageAsOneTile) {
+    // The fixture is three 3x3 convolutions (receptive-field half-width 3, metadata halo 3): with
+    // overlap >= 2 x halo + 1, global normalisation and zero padding in model space, tiling must
+    // not change a single pixel, with the centre crop and with the halo-aware smooth tapers.
+    test::TempDir dir;
+    const std::string image = make_image(dir, 96, 96);
+    // Constant edge: tiles are padded with zeros at the input, like one 128-pixel tile.
+    // Shift edge: no tile reaches beyond the image, like one tile exactly the image's size.
+    for (const auto& [edge, whole_tile] : {std::pair{EdgePolicy::constant, 128}, std::pair{EdgePolicy::shift, 96}}) {
+        SegmentOptions whole = options_for(image, dir / "whole.tif");
+        whole.tile_size = whole_tile;
+        whole.edge = edge;
+        whole.probabilities = dir / "whole_p.tif";
+        whole.overwrite = true;
+        EXPECT_EQ(segment_image(segmenter(), whole).tiles, 1);
+        for (BlendKind blend : {BlendKind::center, BlendKind::hann, BlendKind::gaussian}) {
+            SegmentOptions tiled = options_for(image, dir / "tiled.tif");
+            tiled.blend = blend;
+            tiled.edge = edge;
+            tiled.probabilities = dir / "tiled_p.tif";
+            tiled.overwrite = true;
+            EXPECT_EQ(segment_image(segmenter(), tiled).tiles, 16);
+            const std::string what = std::string(to_string(edge)) + " " + to_string(blend);
+            EXPECT_EQ(read_all(dir / "tiled.tif"), read_all(dir / "whole.tif")) << what;
+            const auto a = read_all(dir / "tiled_p.tif", 2), b = read_all(dir / "whole_p.tif", 2);
+            float worst = 0;
+            for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+            EXPECT_LT(worst, 1e-5f) << what;
+        }
+    }
+}
+
+TEST(Segmentation, OutputIsGeoreferencedLikeTheInputWithALegend) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 90, 50);
+    segment_image(segmenter(), options_for(image, dir / "mask.tif"));
+    const RasterSource in = RasterSource::open(image), out = RasterSource::open(dir / "mask.tif");
+    EXPECT_EQ(out.info().width, 90);
+    EXPECT_EQ(out.info().height, 50);
+    EXPECT_EQ(out.info().geotransform, in.info().geotransform);
+    EXPECT_EQ(out.info().epsg.value_or(0), 32633);
+    EXPECT_EQ(out.info().data_type, GDT_Byte);
+    EXPECT_EQ(out.info().bands[0].nodata.value_or(0), 255);
+    GDALRasterBand* band = out.dataset().GetRasterBand(1);
+    ASSERT_TRUE(band->GetColorTable());
+    EXPECT_EQ(band->GetColorTable()->GetColorEntry(1)->c1, 255);  // building colour from the metadata
+    char** names = band->GetCategoryNames();
+    ASSERT_TRUE(names);
+    EXPECT_STREQ(names[0], "background");
+    EXPECT_STREQ(names[1], "building");
+    for (float v : read_all(dir / "mask.tif")) ASSERT_TRUE(v == 0 || v == 1);
+}
+
+TEST(Segmentation, NodataIsSkippedAndNeverBecomesABuilding) {
+    test::TempDir dir;
+    const std::string image = dir / "nodata.tif";
+    // Left 40 columns are nodata (0 in every band).
+    test::make_raster(image, 100, 40, 3, GDT_Byte, [](int b, int x, int y) { return x < 40 ? 0 : 50 + (x * b + y) % 150; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
+        for (int b = 1; b <= 3; ++b) ds->GetRasterBand(b)->SetNoDataValue(0);
+    }
+    SegmentOptions o = options_for(image, dir / "mask.tif");
+    o.overlap = 0;
+    o.edge = EdgePolicy::constant;
+    o.min_confidence = 0;
+    const SegmentResult r = segment_image(segmenter(), o);
+    EXPECT_EQ(r.tiles, 8);           // 4 x 2 tiles of 32
+    EXPECT_EQ(r.tiles_skipped, 2);   // the first column of tiles holds no data
+    EXPECT_EQ(r.nodata_pixels, 40 * 40);
+    const auto mask = read_all(dir / "mask.tif");
+    for (int64_t y = 0; y < 40; ++y)
+        for (int64_t x = 0; x < 100; ++x) {
+            const float v = mask[static_cast<size_t>(y * 100 + x)];
+            if (x < 40) ASSERT_EQ(v, 255) << x << "," << y;
+            else ASSERT_LT(v, 2) << x << "," << y;
+        }
+}
+
+TEST(Segmentation, BatchCompositionAndRepeatRunsGiveIdenticalOutputs) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 120, 90);
+    std::vector<std::vector<float>> probabilities;
+    for (int64_t batch : {1, 4, 4}) {
+        SegmentOptions o = options_for(image, dir / ("mask" + std::to_string(probabilities.size()) + ".tif"));
+        o.batch = batch;
+        o.probabilities = dir / ("p" + std::to_string(probabilities.size()) + ".tif");
+        segment_image(segmenter(), o);
+        probabilities.push_back(read_all(o.probabilities, 2));
+    }
+    EXPECT_EQ(probabilities[0], probabilities[1]) << "batch 1 vs batch 4";
+    EXPECT_EQ(probabilities[1], probabilities[2]) << "repeat run";
+}
+
+TEST(Segmentation, TestTimeAugmentationAveragesValidProbabilities) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 64, 64);
+    SegmentOptions plain = options_for(image, dir / "a.tif");
+    plain.probabilities = dir / "pa.tif";
+    segment_image(segmenter(), plain);
+    SegmentOptions d4 = options_for(image, dir / "b.tif");
+    d4.probabilities = dir / "pb.tif";
+    d4.tta = Tta::d4;
+    d4.uncertainty = true;
+    segment_image(segmenter(), d4);
+    const auto a = read_all(dir / "pa.tif", 2), b = read_all(dir / "pb.tif", 2), h = read_all(dir / "pb.tif", 3);
+    EXPECT_NE(a, b);  // the tiny net is not rotation invariant
+    for (size_t i = 0; i < b.size(); ++i) {
+        ASSERT_GE(b[i], 0.0f);
+        ASSERT_LE(b[i], 1.0f);
+        ASSERT_GE(h[i], 0.0f);  // normalised entropy
+        ASSERT_LE(h[i], 1.0f + 1e-6f);
+    }
+}
+
+TEST(Segmentation, MemoryPlanDoesNotGrowWithImageHeight) {
+    test::TempDir dir;
+    const auto short_run = segment_image(segmenter(), options_for(make_image(dir, 64, 64, "short.tif"), dir / "s.tif"));
+    SegmentOptions tall = options_for(make_image(dir, 64, 2048, "tall.tif"), dir / "t.tif");
+    tall.batch = short_run.batch;
+    const auto tall_run = segment_image(segmenter(), tall);
+    EXPECT_EQ(tall_run.peak_buffer_bytes, short_run.peak_buffer_bytes);
+}
+
+TEST(Segmentation, BadRequestsFailClearlyWithoutOutput) {
+    test::TempDir dir;
+    test::QuietGdal quiet;
+    const std::string image = make_image(dir, 40, 40);
+    auto message = [&](const SegmentOptions& o, const models::Model& m) {
+        try {
+            segment_image(m, o);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const models::Model scene = models::Model::load(fixture("tiny_scene.pt"));
+    EXPECT_NE(message(options_for(image, dir / "x.tif"), scene).find("is a scene model, not a segmentation model"), std::string::npos);
+    SegmentOptions bands = options_for(image, dir / "x.tif");
+    bands.bands = {1, 2};
+    EXPECT_NE(message(bands, segmenter()).find("expects 3 bands"), std::string::npos);
+    SegmentOptions uncertain = options_for(image, dir / "x.tif");
+    uncertain.uncertainty = true;
+    EXPECT_NE(message(uncertain, segmenter()).find("--uncertainty"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(dir / "x.tif"));
+    segment_image(segmenter(), options_for(image, dir / "y.tif"));
+    EXPECT_NE(message(options_for(image, dir / "y.tif"), segmenter()).find("--overwrite"), std::string::npos);
+    // Cancelling mid-way leaves no output and no temporary file.
+    SegmentOptions cancel = options_for(image, dir / "z.tif");
+    int calls = 0;
+    EXPECT_THROW(segment_image(segmenter(), cancel, [&](double, std::string_view) { return ++calls < 3; }), Error);
+    for (const auto& entry : std::filesystem::directory_iterator(dir.str())) {
+        EXPECT_EQ(entry.path().filename().string().find(".rsi-tmp"), std::string::npos) << entry.path();
+        EXPECT_NE(entry.path().filename().string(), "z.tif");
+    }
+}
+
+}  // namespace
+}  // namespace rsi
