@@ -71,5 +71,6 @@ void register_model_command(CLI::App& app, CommandContext& context);
 void register_vectorize_command(CLI::App& app, CommandContext& context);
 void register_segment_command(CLI::App& app, CommandContext& context);
 void register_buildings_command(CLI::App& app, CommandContext& context);
+void register_scene_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

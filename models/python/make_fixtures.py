@@ -96,6 +96,16 @@ def main():
     three = [("field", [255, 255, 0]), ("forest", [0, 128, 0]), ("water", [0, 0, 255])]
     save(scene, out("tiny_scene.pt"), document(scene, "tiny-scene", "scene", 4, three, 16, 0, 0))
 
+    # Four leaf classes under a two-level hierarchy (like MillionAID's three levels).
+    torch.manual_seed(10)
+    tree = TinyScene(classes=4).eval()
+    leaves = [("dry_field", [200, 200, 0]), ("paddy", [150, 200, 0]), ("marsh", [0, 150, 150]), ("lake", [0, 0, 255])]
+    doc = document(tree, "tiny-hierarchy", "scene", 4, leaves, 16, 0, 0, hierarchy={"levels": ["level1", "level2", "level3"]})
+    parents = [["land", "farmland"], ["land", "farmland"], ["land", "wetland"], ["water", "lake_area"]]
+    for c, p in zip(doc["classes"], parents):
+        c["parents"] = p
+    save(tree, out("tiny_hierarchy.pt"), doc)
+
     save(seg, out("no_metadata.pt"))
     bad = document(seg, "bad", "segmentation", 3, two, 64, 8, 3)
     bad["input"]["std"] = [0.25, 0.0, 0.25]

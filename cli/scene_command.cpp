@@ -1,0 +1,134 @@
+// rsi scene IMAGE -o scene.tif: a scene-class map from window-by-window classification.
+#include <iostream>
+
+#include "cli/command_context.hpp"
+#include "models/memory_probe.hpp"
+#include "src/model_catalog.hpp"
+#include "src/run_manifest.hpp"
+#include "src/scene_map.hpp"
+#include "tiling/band_list.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi::cli {
+
+void register_scene_command(CLI::App& app, CommandContext& context) {
+    struct Options {
+        std::string image, output, edge = "constant", bands, tta = "none", probabilities, dense, csv, vector, format = "GTiff";
+        ModelCliOptions model;
+        int64_t window = 0, stride = 0, batch = 0;
+        double max_nodata = 0.5;
+        bool no_resample = false, overwrite = false, strict = false;
+        int level = 0, top_k = 3;
+        std::vector<std::string> creation_options;
+    };
+    auto o = std::make_shared<Options>();
+    CLI::App* sub = app.add_subcommand("scene", "Scene-class map from window-by-window classification");
+    sub->add_option("IMAGE", o->image, "Input raster")->required();
+    sub->add_option("-o,--output", o->output, "Class map (one pixel per window position)")->required();
+    add_model_options(*sub, o->model, true);
+    sub->add_option("--window", o->window, "Window in model pixels (default: the model's tile size)");
+    sub->add_option("--stride", o->stride, "Stride in model pixels (default: the window; smaller overlaps)");
+    sub->add_option("--edge", o->edge, "Edge policy for windows beyond the image: constant or reflect")->capture_default_str();
+    sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str();
+    sub->add_flag("--no-resample", o->no_resample, "Keep native pixels instead of matching the model's pixel size");
+    sub->add_option("--bands", o->bands, "Source bands for the model's channels (default: from the model)");
+    sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)");
+    sub->add_option("--tta", o->tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
+    sub->add_option("--batch", o->batch, "Windows per batch (default: from --ram)");
+    sub->add_option("--probabilities", o->probabilities, "Float32 raster: one band per class plus entropy");
+    sub->add_option("--dense", o->dense, "The class map resampled to the image grid");
+    sub->add_option("--csv", o->csv, "CSV: window id, pixel window, centre, top-k classes and scores");
+    sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb)");
+    sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str();
+    sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str();
+    sub->add_option("--co", o->creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
+    sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
+    sub->add_flag("--strict", o->strict, "Treat domain warnings as errors");
+    add_common_options(*sub, context.common);
+    sub->footer(
+        "Example:\n"
+        "  rsi scene ../shared/data/naip/naip_2019.tif -o scene.tif --stride 32 --csv scene.csv --vector scene.gpkg \\\n"
+        "      --probabilities scene_p.tif --dense scene_dense.tif");
+    context.on_run(sub, [o, &context] {
+        SceneOptions s;
+        s.input = o->image;
+        s.output = o->output;
+        s.window = o->window;
+        s.stride = o->stride;
+        s.edge = parse_edge_policy(o->edge);
+        s.max_nodata = o->max_nodata;
+        s.resample = !o->no_resample;
+        if (!o->bands.empty()) s.bands = parse_band_list(o->bands);
+        s.level = o->level;
+        s.tta = parse_tta(o->tta);
+        s.batch = o->batch;
+        s.probabilities = o->probabilities;
+        s.dense = o->dense;
+        s.csv = o->csv;
+        s.vector = o->vector;
+        s.top_k = o->top_k;
+        s.format = o->format;
+        s.creation_options = o->creation_options;
+        s.overwrite = o->overwrite;
+        s.strict = o->strict;
+        s.memory_budget_mb = context.common.ram_mb * 3 / 4;
+        std::string model_path;
+        if (!o->model.model.empty()) {
+            model_path = resolve_model(o->model.model, bundled_models_dir());
+        } else {
+            const RasterSource image = RasterSource::open(o->image);
+            model_path = pick_bundled_model(models::Task::scene, image.info().band_count(), bundled_models_dir()).path;
+        }
+        const models::Model model = models::Model::load(model_path, o->model.to_model_options());
+        ProgressBar bar(!context.common.quiet && !context.common.json);
+        const SceneResult r = map_scenes(model, s, context.progress(bar));
+        bar.finish();
+        if (!context.common.quiet) {
+            for (const auto& w : r.warnings) std::cerr << "rsi scene: warning: " << o->image << ": " << w << "\n";
+        }
+        nlohmann::json histogram = nlohmann::json::object();
+        for (const auto& c : r.classes) histogram[c.name] = {{"windows", c.windows}, {"km2", c.area_km2}};
+        const nlohmann::json summary{{"input", o->image},
+                                     {"output", o->output},
+                                     {"model", model.metadata().name},
+                                     {"model_sha256", model.metadata().weights_sha256},
+                                     {"windows", r.windows},
+                                     {"windows_run", r.windows_run},
+                                     {"windows_skipped", r.windows_skipped},
+                                     {"lattice", {r.rows, r.cols}},
+                                     {"window_pixels", r.window_pixels},
+                                     {"stride_pixels", r.stride_pixels},
+                                     {"image_pixels_per_model_pixel", r.scale},
+                                     {"km2", r.km2},
+                                     {"classes", histogram},
+                                     {"batch", r.batch},
+                                     {"seconds", r.seconds},
+                                     {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
+                                     {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
+                                     {"warnings", r.warnings}};
+        nlohmann::json manifest{{"command", "scene"},
+                                {"input", file_name_only(o->image)},
+                                {"input_fingerprint", file_fingerprint(o->image)},
+                                {"model", {{"name", model.metadata().name}, {"file", file_name_only(model_path)},
+                                           {"weights_sha256", model.metadata().weights_sha256}}},
+                                {"options", {{"window", o->window}, {"stride", o->stride}, {"edge", o->edge},
+                                             {"resample", !o->no_resample}, {"level", o->level}, {"tta", o->tta}}},
+                                {"window_pixels", r.window_pixels},
+                                {"stride_pixels", r.stride_pixels},
+                                {"timings", {{"seconds", r.seconds}}}};
+        write_run_manifest(o->output + ".manifest.json", manifest, true);
+        if (context.common.json) {
+            print_json(summary);
+        } else if (!context.common.quiet) {
+            std::cout << o->image << " -> " << o->output << ": " << r.rows << " x " << r.cols << " windows of "
+                      << r.window_pixels << " px (stride " << r.stride_pixels << " px, " << r.windows_skipped
+                      << " skipped) in " << format_duration(r.seconds) << "\n";
+            for (const auto& c : r.classes) {
+                if (c.windows) std::cout << "  " << c.name << ": " << c.windows << " windows, " << c.area_km2 << " km2\n";
+            }
+        }
+        return 0;
+    });
+}
+
+}  // namespace rsi::cli

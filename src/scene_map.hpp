@@ -1,0 +1,67 @@
+#pragma once
+// Scene maps: classify an image window by window with a scene model and write one class per window
+// position on a regular lattice (each lattice pixel centred on its window), plus optional
+// probabilities with an entropy band, a dense map on the image grid, and a CSV / vector grid.
+#include <string>
+#include <vector>
+
+#include "models/model.hpp"
+#include "src/segmentation.hpp"
+#include "tiling/progress.hpp"
+#include "tiling/tile_grid.hpp"
+
+namespace rsi {
+
+struct SceneOptions {
+    std::string input;
+    std::string output;               // class lattice raster (Byte, colour table, category names, nodata 255)
+    int64_t window = 0;               // in model pixels; 0: the model's tile size
+    int64_t stride = 0;               // in model pixels; 0: the window (no overlap)
+    EdgePolicy edge = EdgePolicy::constant;  // shift would break the lattice: refused
+    double max_nodata = 0.5;          // windows with a larger nodata fraction are skipped (nodata)
+    bool resample = true;             // match the model's ground sample distance
+    std::vector<int> bands;
+    int level = 0;                    // hierarchy level to map (1 = coarsest); 0: the leaf classes
+    Tta tta = Tta::none;              // flip or d4
+    int64_t batch = 0;
+    std::string probabilities;        // Float32, one band per class plus entropy
+    std::string dense;                // class map resampled to the image grid
+    std::string csv;                  // one row per window
+    std::string vector;               // one polygon per lattice cell (GPKG, GeoJSON, FlatGeobuf)
+    int top_k = 3;
+    std::string format = "GTiff";
+    std::vector<std::string> creation_options;
+    bool overwrite = false;
+    bool strict = false;
+    int64_t memory_budget_mb = 1024;
+};
+
+struct SceneClassSummary {
+    std::string name;
+    int64_t windows = 0;
+    double area_km2 = 0;  // lattice cells x cell area (0 without georeferencing)
+};
+
+struct SceneResult {
+    int64_t windows = 0, windows_run = 0, windows_skipped = 0;
+    int64_t rows = 0, cols = 0;
+    int64_t window_pixels = 0, stride_pixels = 0;  // in image pixels, after GSD matching
+    double scale = 1;                              // image pixels per model pixel
+    std::vector<SceneClassSummary> classes;        // at the mapped level
+    double km2 = 0;                                // area classified
+    std::vector<std::string> warnings;
+    int64_t batch = 0;
+    double seconds = 0;
+};
+
+SceneResult map_scenes(const models::Model& model, const SceneOptions& options, const ProgressFn& progress = {});
+
+// The classes at hierarchy `level` (1-based, coarse to fine) and, for each leaf class, the index of
+// its group. Level 0 or the finest level returns the leaves themselves.
+struct ClassRollup {
+    std::vector<models::ClassInfo> classes;
+    std::vector<int> group_of_leaf;
+};
+ClassRollup roll_up_classes(const models::ModelMetadata& metadata, int level);
+
+}  // namespace rsi

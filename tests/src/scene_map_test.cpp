@@ -1,0 +1,198 @@
+#include "src/scene_map.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <ogrsf_frmts.h>
+#include <sstream>
+
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+const models::Model& scene_model() {
+    static const models::Model model = models::Model::load(fixture("tiny_scene.pt"));
+    return model;
+}
+
+std::string make_image(const test::TempDir& dir, int width, int height) {
+    const std::string path = dir / "scene.tif";
+    test::make_raster(path, width, height, 4, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b + (x / 16) * 40) % 256; });
+    const double gt[6] = {300000, 0.3, 0, 5000000, 0, -0.3};  // the fixture's 0.3 m: no resampling
+    test::georeference(path, gt, 32614);
+    return path;
+}
+
+SceneOptions options_for(const std::string& input, const std::string& output) {
+    SceneOptions o;
+    o.input = input;
+    o.output = output;
+    return o;
+}
+
+TEST(SceneMap, LatticeGeoreferencingCentresEachPixelOnItsWindow) {
+    test::TempDir dir;
+    SceneOptions o = options_for(make_image(dir, 100, 60), dir / "classes.tif");
+    o.stride = 8;  // window 16 (the model's), stride 8
+    const SceneResult r = map_scenes(scene_model(), o);
+    EXPECT_EQ(r.window_pixels, 16);
+    EXPECT_EQ(r.stride_pixels, 8);
+    EXPECT_EQ(r.cols, 12);  // ceil((100 - 16) / 8) + 1 = 12
+    EXPECT_EQ(r.rows, 7);
+    const RasterSource out = RasterSource::open(o.output);
+    EXPECT_EQ(out.info().width, 12);
+    EXPECT_EQ(out.info().height, 7);
+    // origin + (window - stride) / 2 pixels; pixel size = stride x source pixel size
+    EXPECT_DOUBLE_EQ(out.info().geotransform[0], 300000 + 4 * 0.3);
+    EXPECT_DOUBLE_EQ(out.info().geotransform[3], 5000000 - 4 * 0.3);
+    EXPECT_DOUBLE_EQ(out.info().geotransform[1], 8 * 0.3);
+    EXPECT_DOUBLE_EQ(out.info().geotransform[5], -8 * 0.3);
+    EXPECT_EQ(out.info().epsg.value_or(0), 32614);
+    char** names = out.dataset().GetRasterBand(1)->GetCategoryNames();
+    ASSERT_TRUE(names);
+    EXPECT_STREQ(names[2], "water");
+}
+
+TEST(SceneMap, CsvVectorAndProbabilitiesAgreeWithTheRaster) {
+    test::TempDir dir;
+    SceneOptions o = options_for(make_image(dir, 64, 48), dir / "classes.tif");
+    o.csv = dir / "grid.csv";
+    o.vector = dir / "grid.gpkg";
+    o.probabilities = dir / "p.tif";
+    o.top_k = 2;
+    map_scenes(scene_model(), o);
+    const RasterSource classes = RasterSource::open(o.output), probabilities = RasterSource::open(o.probabilities);
+    const auto cls = classes.read_float({0, 0, 4, 3}, {1});
+    std::ifstream csv(o.csv);
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "window_id,row,col,x,y,width,height,center_x,center_y,class,score,class_1,score_1,class_2,score_2");
+    const char* names[] = {"field", "forest", "water"};
+    int rows = 0;
+    while (std::getline(csv, line)) {
+        std::stringstream s(line);
+        std::vector<std::string> f;
+        for (std::string cell; std::getline(s, cell, ',');) f.push_back(cell);
+        const int r = std::stoi(f[1]), c = std::stoi(f[2]);
+        EXPECT_EQ(f[9], names[static_cast<int>(cls[static_cast<size_t>(r * 4 + c)])]) << line;
+        EXPECT_DOUBLE_EQ(std::stod(f[7]), 300000 + (c * 16 + 8) * 0.3);  // window centre
+        const float p = probabilities.read_float({c, r, 1, 1}, {static_cast<int>(cls[static_cast<size_t>(r * 4 + c)]) + 1})[0];
+        EXPECT_NEAR(std::stod(f[10]), p, 1e-5);
+        EXPECT_GE(std::stod(f[10]), std::stod(f[14]));  // top-1 score >= top-2 score
+        ++rows;
+    }
+    EXPECT_EQ(rows, 12);
+    DatasetPtr grid(GDALDataset::FromHandle(GDALOpenEx(o.vector.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr)));
+    ASSERT_TRUE(grid);
+    OGRLayer* layer = grid->GetLayer(0);
+    EXPECT_EQ(layer->GetFeatureCount(), 12);
+    for (auto& feature : *layer) {
+        const int r = static_cast<int>(feature->GetFieldAsInteger64("row")), c = static_cast<int>(feature->GetFieldAsInteger64("col"));
+        EXPECT_STREQ(feature->GetFieldAsString("class"), names[static_cast<int>(cls[static_cast<size_t>(r * 4 + c)])]);
+        OGREnvelope env;
+        feature->GetGeometryRef()->getEnvelope(&env);
+        EXPECT_NEAR(env.MaxX - env.MinX, 16 * 0.3, 1e-6);  // one lattice cell
+    }
+    // The probability raster ends with an entropy band in [0, 1].
+    EXPECT_EQ(probabilities.info().band_count(), 4);
+    for (float h : probabilities.read_float({0, 0, 4, 3}, {4})) {
+        EXPECT_GE(h, 0.0f);
+        EXPECT_LE(h, 1.0f + 1e-6f);
+    }
+}
+
+TEST(SceneMap, HierarchyRollUpSumsChildren) {
+    const models::Model tree = models::Model::load(fixture("tiny_hierarchy.pt"));
+    const ClassRollup level1 = roll_up_classes(tree.metadata(), 1);
+    ASSERT_EQ(level1.classes.size(), 2u);
+    EXPECT_EQ(level1.classes[0].name, "land");
+    EXPECT_EQ(level1.classes[1].name, "water");
+    EXPECT_EQ(level1.group_of_leaf, (std::vector<int>{0, 0, 0, 1}));
+    const ClassRollup level2 = roll_up_classes(tree.metadata(), 2);
+    EXPECT_EQ(level2.classes.size(), 3u);
+    EXPECT_EQ(level2.group_of_leaf, (std::vector<int>{0, 0, 1, 2}));
+    EXPECT_EQ(roll_up_classes(tree.metadata(), 3).classes.size(), 4u);
+    EXPECT_THROW(roll_up_classes(tree.metadata(), 4), Error);
+
+    test::TempDir dir;
+    const std::string image = make_image(dir, 32, 32);
+    SceneOptions leaves = options_for(image, dir / "leaves.tif");
+    leaves.probabilities = dir / "leaves_p.tif";
+    map_scenes(tree, leaves);
+    SceneOptions top = options_for(image, dir / "top.tif");
+    top.probabilities = dir / "top_p.tif";
+    top.level = 1;
+    map_scenes(tree, top);
+    const RasterSource leaf_p = RasterSource::open(leaves.probabilities), top_p = RasterSource::open(top.probabilities);
+    const auto land = top_p.read_float({0, 0, 2, 2}, {1});
+    const auto water = top_p.read_float({0, 0, 2, 2}, {2});
+    for (size_t i = 0; i < 4; ++i) {
+        const float sum = leaf_p.read_float({0, 0, 2, 2}, {1})[i] + leaf_p.read_float({0, 0, 2, 2}, {2})[i] +
+                          leaf_p.read_float({0, 0, 2, 2}, {3})[i];
+        EXPECT_NEAR(land[i], sum, 1e-6);
+        EXPECT_NEAR(water[i], leaf_p.read_float({0, 0, 2, 2}, {4})[i], 1e-6);
+        const float cls = RasterSource::open(top.output).read_float({0, 0, 2, 2}, {1})[i];
+        EXPECT_EQ(cls, land[i] >= water[i] ? 0 : 1);
+    }
+}
+
+TEST(SceneMap, NodataWindowsAreSkippedAndDenseMapFollowsTheImageGrid) {
+    test::TempDir dir;
+    const std::string image = dir / "half.tif";
+    test::make_raster(image, 64, 32, 4, GDT_Byte, [](int b, int x, int y) { return x < 32 ? 0 : 10 + (x + y * b) % 200; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
+        for (int b = 1; b <= 4; ++b) ds->GetRasterBand(b)->SetNoDataValue(0);
+        const double gt[6] = {0, 0.3, 0, 0, 0, -0.3};
+        ds->SetGeoTransform(const_cast<double*>(gt));
+        OGRSpatialReference srs;
+        srs.importFromEPSG(32614);
+        ds->SetSpatialRef(&srs);
+    }
+    SceneOptions o = options_for(image, dir / "classes.tif");
+    o.dense = dir / "dense.tif";
+    const SceneResult r = map_scenes(scene_model(), o);
+    EXPECT_EQ(r.windows, 8);
+    EXPECT_EQ(r.windows_skipped, 4);
+    const auto cls = RasterSource::open(o.output).read_float({0, 0, 4, 2}, {1});
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(cls[static_cast<size_t>(i)] == 255, i % 4 < 2) << i;
+    const RasterSource dense = RasterSource::open(o.dense);
+    EXPECT_EQ(dense.info().width, 64);
+    EXPECT_EQ(dense.info().geotransform, RasterSource::open(image).info().geotransform);
+    const auto d = dense.read_float({0, 0, 64, 32}, {1});
+    for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 64; ++x) {
+            ASSERT_EQ(d[static_cast<size_t>(y * 64 + x)], cls[static_cast<size_t>((y / 16) * 4 + x / 16)]) << x << "," << y;
+        }
+}
+
+TEST(SceneMap, BadRequestsFailClearly) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 40, 40);
+    auto message = [&](const SceneOptions& o, const models::Model& m) {
+        try {
+            map_scenes(m, o);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    SceneOptions big = options_for(image, dir / "x.tif");
+    big.window = 64;
+    EXPECT_NE(message(big, scene_model()).find("larger than the image"), std::string::npos);
+    SceneOptions shift = options_for(image, dir / "x.tif");
+    shift.edge = EdgePolicy::shift;
+    EXPECT_NE(message(shift, scene_model()).find("would break the regular lattice"), std::string::npos);
+    const models::Model segmenter = models::Model::load(fixture("tiny_segmenter.pt"));
+    EXPECT_NE(message(options_for(image, dir / "x.tif"), segmenter).find("not a scene model"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(dir / "x.tif"));
+}
+
+}  // namespace
+}  // namespace rsi
