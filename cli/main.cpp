@@ -73,7 +73,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (show_version) {
-        print_versions();
+        try {
+            print_versions();
+        } catch (const std::exception& e) {
+            std::cerr << "rsi: " << e.what() << "\n";
+            return 1;
+        }
         return 0;
     }
     const CLI::App* leaf = leaf_subcommand(app);

@@ -1,5 +1,7 @@
 // rsi tile IMAGE OUTDIR: georeferenced tile files plus a GeoJSON/CSV index.
+#include <gdal.h>
 #include <iostream>
+#include <thread>
 
 #include "cli/command_context.hpp"
 #include "src/tile_export.hpp"
@@ -50,6 +52,9 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
         o.index_path = options->index;
         o.overwrite = options->overwrite;
         o.memory_budget_mb = context.common.ram_mb / 2;
+        o.threads = context.common.threads > 0 ? context.common.threads : static_cast<int>(std::thread::hardware_concurrency());
+        // Strips are read once into rsi's own buffers, so GDAL's block cache needs little.
+        GDALSetCacheMax64(std::min<int64_t>(context.common.ram_mb * 1024 * 1024 / 4, 64 << 20));
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const auto start = std::chrono::steady_clock::now();
         const TileExportResult r = export_tiles(o, context.progress(bar));

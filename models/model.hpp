@@ -15,7 +15,14 @@ namespace rsi::models {
 
 enum class Precision { fp32, fp16, bf16 };
 Precision parse_precision(std::string_view text);  // throws usage Error
-const char* to_string(Precision precision);
+inline const char* to_string(Precision precision) {
+    switch (precision) {
+        case Precision::fp32: return "fp32";
+        case Precision::fp16: return "fp16";
+        case Precision::bf16: return "bf16";
+    }
+    return "?";
+}
 
 struct ModelOptions {
     std::string device = "cpu";  // cpu or cuda:N

@@ -4,11 +4,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <atomic>
+#include <mutex>
 #include <ogrsf_frmts.h>
+#include <thread>
 #include <regex>
 #include <sstream>
 
 #include "src/output_file.hpp"
+#include "tiling/bounded_queue.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/raster_source.hpp"
 #include "tiling/tile_reader.hpp"
@@ -292,27 +296,62 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const size_t nb = bands.size();
     TileReader reader(source, grid, bands, read_type, edge, need_validity, options.memory_budget_mb * 1024 * 1024 / 2);
 
-    const TileWriter writer(source, bands, format, out_type, options.creation_options, out_nodata);
+    // The reader (this thread) cuts tiles out of row strips; workers encode and write them, each
+    // with its own GDAL datasets. Records are sorted by tile index at the end.
+    struct Job {
+        Tile tile;
+        std::vector<unsigned char> payload;
+    };
+    BoundedQueue<Job> jobs(static_cast<size_t>(2 * std::max(1, options.threads)));
+    std::mutex done_mutex;
     std::vector<TileRecord> records;
     std::vector<std::string> written;
-    std::vector<unsigned char> tile_in, tile_out;
+    std::exception_ptr failure;
+    std::atomic<int64_t> finished{0};
+    std::vector<std::thread> workers;
+    auto stop_workers = [&] {
+        jobs.close();
+        for (auto& w : workers) {
+            if (w.joinable()) w.join();
+        }
+    };
+    for (int t = 0; t < std::max(1, options.threads); ++t) {
+        workers.emplace_back([&] {
+            try {
+                const TileWriter writer(source, bands, format, out_type, options.creation_options, out_nodata);
+                while (auto job = jobs.pop()) {
+                    TileRecord record{job->tile.id(), job->tile.id() + "." + format.extension, job->tile.row, job->tile.col,
+                                      job->tile.window};
+                    const std::string path = (fs::path(options.output_dir) / record.file).string();
+                    writer.write(path, job->tile.window, job->payload.data());
+                    std::lock_guard<std::mutex> lock(done_mutex);
+                    written.push_back(path);
+                    records.push_back(std::move(record));
+                    ++finished;
+                }
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(done_mutex);
+                if (!failure) failure = std::current_exception();
+                jobs.close();
+            }
+        });
+    }
     std::vector<uint8_t> tile_valid;
     try {
         for (int64_t r = 0; r < grid.rows(); ++r) {
             for (int64_t c = 0; c < grid.cols(); ++c) {
                 const Tile tile = grid.at(r, c);
                 const PixelWindow& w = tile.window;
-                tile_in.resize(static_cast<size_t>(w.area() * read_elem) * nb);
+                Job job{tile, std::vector<unsigned char>(static_cast<size_t>(w.area() * read_elem) * nb)};
                 if (need_validity) tile_valid.resize(static_cast<size_t>(w.area()));
-                reader.read(tile, tile_in.data(), need_validity ? tile_valid.data() : nullptr);
+                reader.read(tile, job.payload.data(), need_validity ? tile_valid.data() : nullptr);
+                report_progress(progress, static_cast<double>(finished.load() + result.tiles_skipped) / grid.count(), "tiles");
                 if (options.skip_empty && !any_valid(tile_valid.data(), w.area())) {
                     ++result.tiles_skipped;
-                    report_progress(progress, static_cast<double>(tile.index + 1) / grid.count(), "tiles");
                     continue;
                 }
-                const unsigned char* payload = tile_in.data();
                 if (scaling) {
-                    auto* values = reinterpret_cast<float*>(tile_in.data());
+                    auto* values = reinterpret_cast<float*>(job.payload.data());
                     mask_non_finite(values, static_cast<int>(nb), w.area(), need_validity ? tile_valid.data() : nullptr);
                     normalizer.apply(values, nb, w.area());
                     if (has_mask) {
@@ -322,23 +361,25 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                             }
                         }
                     }
-                    tile_out.resize(static_cast<size_t>(w.area() * out_elem) * nb);
-                    GDALCopyWords64(values, GDT_Float32, 4, tile_out.data(), out_type, static_cast<int>(out_elem),
+                    std::vector<unsigned char> converted(static_cast<size_t>(w.area() * out_elem) * nb);
+                    GDALCopyWords64(values, GDT_Float32, 4, converted.data(), out_type, static_cast<int>(out_elem),
                                     w.area() * static_cast<int64_t>(nb));
-                    payload = tile_out.data();
+                    job.payload.swap(converted);
                 }
-                TileRecord record{tile.id(), tile.id() + "." + format.extension, tile.row, tile.col, w};
-                const std::string path = (fs::path(options.output_dir) / record.file).string();
-                writer.write(path, w, payload);
-                written.push_back(path);
-                records.push_back(std::move(record));
-                ++result.tiles_written;
-                report_progress(progress, static_cast<double>(tile.index + 1) / grid.count(), "tiles");
+                if (!jobs.push(std::move(job))) break;  // a worker failed
             }
         }
+        stop_workers();
+        if (failure) std::rethrow_exception(failure);
+        result.tiles_written = static_cast<int64_t>(records.size());
+        std::sort(records.begin(), records.end(), [](const TileRecord& a, const TileRecord& b) {
+            return a.row != b.row ? a.row < b.row : a.col < b.col;
+        });
+        report_progress(progress, 1.0, "index");
         write_index_geojson(result.index_geojson, info, records);
         write_index_csv(result.index_csv, info, records);
     } catch (...) {
+        stop_workers();
         for (const auto& path : written) remove_with_sidecars(path);  // no partial output
         std::error_code ec;
         if (created_dir) fs::remove(options.output_dir, ec);  // only if empty

@@ -24,6 +24,7 @@ struct TileExportOptions {
     std::string index_path;     // GeoJSON index; default OUTDIR/index.geojson (CSV beside it)
     bool overwrite = false;     // reuse a non-empty OUTDIR, replacing earlier tiles
     int64_t memory_budget_mb = 512;
+    int threads = 1;            // tile encoding and writing workers
 };
 
 struct TileExportResult {

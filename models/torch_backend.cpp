@@ -1,0 +1,219 @@
+// The LibTorch model runtime, built as a shared module and loaded on first use (models/backend.hpp).
+// The only C++ in rsi that includes torch.
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <cstring>
+#include <openssl/evp.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include "models/backend.hpp"
+#include "tiling/error.hpp"
+
+namespace rsi::models {
+
+namespace {
+
+// One line from a LibTorch error: the innermost "RuntimeError: ..." of an interpreter traceback,
+// or the first line.
+std::string first_line(const std::string& text) {
+    const size_t at = text.rfind("RuntimeError: ");
+    if (at != std::string::npos) {
+        const size_t start = at + 14;
+        return text.substr(start, text.find('\n', start) - start);
+    }
+    return text.substr(0, text.find('\n'));
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+torch::Device parse_device(const std::string& text, const std::string& path) {
+    if (text == "cpu") return torch::Device(torch::kCPU);
+    if (text.rfind("cuda", 0) == 0) {
+        if (!torch::cuda::is_available()) {
+            throw Error(path + ": device " + text +
+                        " requested, but this LibTorch build has no CUDA support or no GPU is visible");
+        }
+        int index = 0;
+        if (text.size() > 5 && text[4] == ':') index = std::stoi(text.substr(5));
+        if (index < 0 || index >= static_cast<int>(torch::cuda::device_count())) {
+            throw usage_error("--device: " + text + " does not exist (" + std::to_string(torch::cuda::device_count()) +
+                              " CUDA devices)");
+        }
+        return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+    throw usage_error("--device: unknown device '" + text + "' (expected cpu or cuda:N)");
+}
+
+torch::ScalarType scalar_type(Precision p) {
+    switch (p) {
+        case Precision::fp16: return torch::kHalf;
+        case Precision::bf16: return torch::kBFloat16;
+        default: return torch::kFloat;
+    }
+}
+
+void hash_module(const torch::jit::Module& module, EVP_MD_CTX* ctx) {
+    // state_dict order: each module's own parameters, then its own buffers, then its children.
+    for (const auto& p : module.named_parameters(/*recurse=*/false)) {
+        const torch::Tensor t = p.value.detach().to(torch::kCPU, torch::kFloat).contiguous();
+        EVP_DigestUpdate(ctx, t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+    }
+    for (const auto& b : module.named_buffers(/*recurse=*/false)) {
+        const torch::Tensor t = b.value.detach().to(torch::kCPU, torch::kFloat).contiguous();
+        EVP_DigestUpdate(ctx, t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+    }
+    for (const auto& child : module.named_children()) hash_module(child.value, ctx);
+}
+
+}  // namespace
+
+
+class TorchNetwork final : public Network {
+public:
+    std::vector<int64_t> run(const float* input, const BatchShape& shape, std::vector<float>& output,
+                                 bool probabilities) const override {
+        const ModelMetadata& m = metadata_;
+        const std::string& path = path_;
+        if (shape[1] != m.bands) {
+            throw Error(path + ": model expects " + std::to_string(m.bands) + " bands, the input has " +
+                        std::to_string(shape[1]));
+        }
+        if (m.task == Task::segmentation && (shape[2] % m.multiple_of != 0 || shape[3] % m.multiple_of != 0)) {
+            throw Error(path + ": tile " + std::to_string(shape[3]) + "x" + std::to_string(shape[2]) +
+                        " is not a multiple of " + std::to_string(m.multiple_of) + " as the model needs");
+        }
+        torch::Tensor out;
+        try {
+            c10::InferenceMode guard;
+            torch::Tensor x = torch::from_blob(const_cast<float*>(input), {shape[0], shape[1], shape[2], shape[3]},
+                                               torch::kFloat);
+            if (!device_.is_cpu() || precision_ != Precision::fp32) {
+                x = x.to(device_, scalar_type(precision_));
+            }
+            out = forward(x).to(torch::kCPU, torch::kFloat);
+            const int64_t channels = m.output_channels();
+            std::vector<int64_t> expected;
+            if (m.task == Task::segmentation) {
+                expected = {shape[0], channels, shape[2] / m.output_stride, shape[3] / m.output_stride};
+            } else {
+                expected = {shape[0], channels};
+            }
+            if (out.sizes().vec() != expected) {
+                throw Error(path + ": output shape " + shape_text(out.sizes().vec()) + " does not match the input " +
+                            shape_text({shape[0], shape[1], shape[2], shape[3]}) + " (expected " + shape_text(expected) +
+                            " for " + std::to_string(m.classes.size()) + " classes)");
+            }
+            if (probabilities && m.output == "logits") {
+                if (m.output_activation == "sigmoid") {
+                    const torch::Tensor p = torch::sigmoid(out);
+                    out = torch::cat({1 - p, p}, 1);
+                } else {
+                    out = torch::softmax(out, 1);
+                }
+            }
+            out = out.contiguous();
+        } catch (const c10::Error& e) {
+            throw Error(path + ": inference failed (" + first_line(e.what_without_backtrace()) + ")");
+        } catch (const rsi::Error&) {
+            throw;
+        } catch (const std::exception& e) {  // TorchScript interpreter errors
+            throw Error(path + ": inference failed (" + first_line(e.what()) + ")");
+        }
+        output.resize(static_cast<size_t>(out.numel()));
+        std::memcpy(output.data(), out.data_ptr<float>(), output.size() * sizeof(float));
+        return out.sizes().vec();
+    }
+
+    std::string device() const override { return device_.str(); }
+    bool optimized() const override { return optimized_; }
+    const ModelMetadata& metadata() const override { return metadata_; }
+
+    std::string weights_sha256() const override {
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+        hash_module(original_, ctx);
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int length = 0;
+        EVP_DigestFinal_ex(ctx, digest, &length);
+        EVP_MD_CTX_free(ctx);
+        static const char* hex = "0123456789abcdef";
+        std::string text;
+        for (unsigned int i = 0; i < length; ++i) {
+            text += hex[digest[i] >> 4];
+            text += hex[digest[i] & 15];
+        }
+        return text;
+    }
+
+    torch::Tensor forward(const torch::Tensor& input) const {
+        std::vector<torch::jit::IValue> inputs{input};
+        torch::jit::IValue out = const_cast<torch::jit::Module&>(module_).forward(inputs);
+        if (out.isTensor()) return out.toTensor();
+        if (out.isTuple()) return out.toTuple()->elements().at(0).toTensor();  // main head first
+        throw Error(path_ + ": the model returned neither a tensor nor a tuple of tensors");
+    }
+
+    std::string path_;
+    ModelMetadata metadata_;
+    torch::jit::Module module_;    // what runs (optimised when asked)
+    torch::jit::Module original_;  // as loaded, for hashing
+    torch::Device device_{torch::kCPU};
+    Precision precision_ = Precision::fp32;
+    bool optimized_ = false;
+};
+
+class TorchBackend final : public Backend {
+public:
+    std::unique_ptr<Network> load(const std::string& path, const ModelOptions& options, const DescribeFn& describe) override {
+        auto impl = std::make_unique<TorchNetwork>();
+        impl->path_ = path;
+        impl->device_ = parse_device(options.device, path);
+        impl->precision_ = options.precision;
+        if (options.precision == Precision::fp16 && impl->device_.is_cpu()) {
+            throw usage_error("--precision fp16 is not supported on the CPU (LibTorch 1.13 has no half-precision CPU "
+                              "convolutions); use fp32 or bf16");
+        }
+        std::unordered_map<std::string, std::string> extra{{"rsi.json", ""}};
+        try {
+            impl->module_ = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+        } catch (const c10::Error& e) {
+            throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
+        }
+        impl->metadata_ = describe(extra["rsi.json"]);
+        impl->module_.eval();
+        impl->original_ = impl->module_;
+        try {
+            if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
+                torch::jit::Module frozen = torch::jit::freeze(impl->module_);
+                impl->module_ = torch::jit::optimize_for_inference(frozen);
+                impl->optimized_ = true;
+            } else {
+                impl->module_ = impl->module_.clone();
+            }
+            impl->module_.to(impl->device_, scalar_type(options.precision));
+        } catch (const c10::Error& e) {
+            throw Error(path + ": preparing the model for " + options.device + "/" + to_string(options.precision) +
+                        " failed (" + first_line(e.what_without_backtrace()) + ")");
+        }
+        return impl;
+    }
+
+    std::string libtorch_version() const override { return TORCH_VERSION; }
+    void set_threads(int threads) override {
+        if (threads > 0) at::set_num_threads(threads);
+    }
+    int threads() const override { return at::get_num_threads(); }
+    bool cuda_available() const override { return torch::cuda::is_available(); }
+};
+
+}  // namespace rsi::models
+
+extern "C" __attribute__((visibility("default"))) rsi::models::Backend* rsi_create_torch_backend() {
+    return new rsi::models::TorchBackend();
+}
