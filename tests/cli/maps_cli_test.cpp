@@ -1,0 +1,101 @@
+// rsi segment / buildings / scene / model as scripts use them.
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+namespace {
+
+using test::run_rsi;
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+std::string make_image(const test::TempDir& dir, const std::string& name, int bands = 3) {
+    const std::string path = dir / name;
+    test::make_raster(path, 80, 60, bands, GDT_Byte, [](int b, int x, int y) { return (x * 3 + y * 5 * b) % 256; });
+    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
+    test::georeference(path, gt, 32611);
+    return path;
+}
+
+TEST(MapsCli, SegmentWritesMaskProbabilitiesManifestAndJson) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "a.tif");
+    const auto r = run_rsi({"segment", image, "-o", dir / "mask.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                            "--overlap", "8", "--probabilities", dir / "p.tif", "--uncertainty", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["width"], 80);
+    EXPECT_EQ(j["model"], "tiny-segmenter");
+    EXPECT_EQ(j["tiles"], 9);  // 3 x 3 tiles of 32 at stride 24
+    EXPECT_EQ(j["classes"]["background"]["pixels"].get<int64_t>() + j["classes"]["building"]["pixels"].get<int64_t>(), 80 * 60);
+    EXPECT_TRUE(fs::exists(dir / "mask.tif.manifest.json"));
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "mask.tif.manifest.json"));
+    EXPECT_EQ(manifest["input"], "a.tif");  // no directories in manifests
+    EXPECT_EQ(manifest["outputs"][1], "p.tif");
+    EXPECT_EQ(test::slurp(dir / "mask.tif.manifest.json").find(dir.str()), std::string::npos);
+    EXPECT_EQ(RasterSource::open(dir / "p.tif").info().band_count(), 3);  // 2 classes + entropy
+}
+
+TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
+    test::TempDir dir;
+    const std::string a = make_image(dir, "a.tif"), b = make_image(dir, "b.tif");
+    const std::string list = dir / "inputs.txt";
+    { std::ofstream(list) << a << "\n# a comment\n" << dir / "missing.tif" << "\n" << b << "\n"; }
+    const auto r = run_rsi({"segment", "--from", list, "--output-dir", dir / "out", "-m", fixture("tiny_segmenter.pt"),
+                            "--tile-size", "32", "--keep-going", "-q"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_TRUE(fs::exists(dir / "out/a.tif"));
+    EXPECT_TRUE(fs::exists(dir / "out/b.tif"));
+    EXPECT_NE(r.err.find("missing.tif: no such file"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("1 of 3 inputs failed"), std::string::npos) << r.err;
+    // Without --keep-going the first failure stops the run.
+    const auto stop = run_rsi({"segment", dir / "missing.tif", a, "--output-dir", dir / "out2", "-m", fixture("tiny_segmenter.pt"), "-q"});
+    EXPECT_EQ(stop.exit_code, 1);
+    EXPECT_FALSE(fs::exists(dir / "out2/a.tif"));
+}
+
+TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "s.tif", 4);
+    const auto r = run_rsi({"scene", image, "-o", dir / "scene.tif", "-m", fixture("tiny_scene.pt"), "--csv", dir / "scene.csv",
+                            "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["lattice"][0], 4);  // 60 / 16 -> 4 rows (padded)
+    EXPECT_EQ(j["lattice"][1], 5);
+    EXPECT_EQ(j["windows"], 20);
+    EXPECT_TRUE(fs::exists(dir / "scene.csv"));
+    const auto wrong = run_rsi({"scene", image, "-o", dir / "x.tif", "-m", fixture("tiny_segmenter.pt"), "-q"});
+    EXPECT_EQ(wrong.exit_code, 2);
+    EXPECT_NE(wrong.err.find("not a scene model"), std::string::npos) << wrong.err;
+}
+
+TEST(MapsCli, ModelCommandsReportAndFail) {
+    const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    EXPECT_EQ(nlohmann::json::parse(info.out)["classes"].size(), 3u);
+    const auto check = run_rsi({"model", "check", fixture("tiny_segmenter.pt"), "--batch", "2", "--iterations", "2", "--json", "-q"});
+    ASSERT_EQ(check.exit_code, 0) << check.err;
+    const auto c = nlohmann::json::parse(check.out);
+    EXPECT_EQ(c["output_shape"], nlohmann::json::array({2, 2, 64, 64}));
+    EXPECT_TRUE(c["golden_ok"].get<bool>());
+    EXPECT_TRUE(c["weights_hash_ok"].get<bool>());
+    EXPECT_GT(c["tiles_per_second"].get<double>(), 0);
+    const auto bad = run_rsi({"model", "check", fixture("bad_metadata.pt"), "-q"});
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("input.std: values must be > 0"), std::string::npos);
+    const auto none = run_rsi({"model", "info", fixture("no_metadata.pt")});
+    EXPECT_EQ(none.exit_code, 2);
+    EXPECT_NE(none.err.find("--task"), std::string::npos);
+    const auto fp16 = run_rsi({"model", "check", fixture("tiny_segmenter.pt"), "--precision", "fp16", "-q"});
+    EXPECT_EQ(fp16.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace rsi
