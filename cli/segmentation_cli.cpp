@@ -7,7 +7,9 @@
 #include "models/memory_probe.hpp"
 #include "src/model_catalog.hpp"
 #include "src/run_manifest.hpp"
+#include "src/output_file.hpp"
 #include "src/segmentation.hpp"
+#include "src/vectorize.hpp"
 #include "tiling/band_list.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -40,6 +42,11 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
     sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
     sub.add_flag("--no-manifest", o.no_manifest, "Do not write the run manifest beside the output");
+    sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp)")->group("Polygons");
+    sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
+    sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons");
+    sub.add_flag("--regularize", o.regularize, "Orthogonal building outlines")->group("Polygons");
+    sub.add_flag("--keep-crs", o.keep_crs, "GeoJSON: keep the image CRS instead of WGS84")->group("Polygons");
 }
 
 namespace {
@@ -115,12 +122,29 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     for (size_t i = 0; i < inputs.size(); ++i) {
         SegmentOptions options = base;
         options.input = inputs[i];
+        std::string vector_path = o.vector;
         if (o.output_dir.empty()) {
             options.output = o.output;
             options.probabilities = o.probabilities;
         } else {
             options.output = derived(o.output_dir, inputs[i], ".tif");
             if (!o.probabilities.empty()) options.probabilities = derived(o.output_dir, inputs[i], "_probabilities.tif");
+            if (!o.vector.empty()) vector_path = derived(o.output_dir, inputs[i], fs::path(o.vector).extension().string());
+        }
+        // Polygons carry their mean probability: they need a probability raster whose band c+1 is
+        // class c (or one band for the preset's class). Without one from the user, a temporary one.
+        std::string confidence_path = options.probabilities;
+        std::unique_ptr<PendingOutput> confidence_scratch;
+        if (!vector_path.empty()) {
+            check_output_path(vector_path, o.overwrite);
+            if (options.probabilities.empty()) {
+                confidence_scratch = std::make_unique<PendingOutput>(options.output + ".confidence.tif");
+                options.probabilities = confidence_path = confidence_scratch->temporary_path();
+                options.probability_format = ProbabilityFormat::byte;
+                options.uncertainty = false;
+            } else if (options.uncertainty) {
+                options.probability_class = -1;  // entropy comes after every class band
+            }
         }
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
@@ -132,6 +156,26 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!context.common.quiet) {
                 for (const auto& w : r.warnings) std::cerr << "rsi " << command << ": warning: " << inputs[i] << ": " << w << "\n";
             }
+            nlohmann::json polygons = nullptr;
+            if (!vector_path.empty()) {
+                VectorizeOptions v;
+                v.mask = r.output;
+                v.output = vector_path;
+                if (o.preset == "buildings") v.classes = {1};
+                v.probabilities = confidence_path;
+                v.min_area_m2 = o.min_area;
+                v.simplify_m = o.simplify;
+                v.regularize = o.regularize;
+                v.min_confidence = o.min_confidence;
+                v.keep_crs = o.keep_crs;
+                v.overwrite = o.overwrite;
+                for (const auto& c : model.metadata().classes) v.class_names[c.id] = c.name;
+                v.memory_budget_mb = base.memory_budget_mb / 2;
+                const VectorizeResult vr = vectorize_mask(v, [&](double f, std::string_view) { return bar.update(f, "polygons"); });
+                bar.finish();
+                polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
+                            {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
+            }
             const double megapixels = static_cast<double>(r.width) * static_cast<double>(r.height) / 1e6;
             nlohmann::json classes = nlohmann::json::object();
             for (size_t c = 0; c < r.class_pixels.size(); ++c) {
@@ -141,7 +185,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
             nlohmann::json summary{{"input", inputs[i]},
                                    {"output", r.output},
-                                   {"probabilities", r.probabilities.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.probabilities)},
+                                   {"probabilities", o.probabilities.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.probabilities)},
                                    {"width", r.width},
                                    {"height", r.height},
                                    {"megapixels", megapixels},
@@ -158,7 +202,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                    {"model", model.metadata().name},
                                    {"model_sha256", model_hash},
-                                   {"warnings", r.warnings}};
+                                   {"warnings", r.warnings},
+                                   {"polygons", polygons}};
             if (!o.no_manifest) {
                 nlohmann::json manifest{{"command", command},
                                         {"input", file_name_only(inputs[i])},
@@ -171,7 +216,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                                      {"batch", r.batch}, {"device", o.model.device},
                                                      {"precision", o.model.precision}, {"min_confidence", o.min_confidence}}},
                                         {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
-                if (!r.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
+                if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
+                if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));
                 write_run_manifest(r.output + ".manifest.json", manifest, true);
             }
             summaries.push_back(summary);

@@ -19,6 +19,10 @@ struct SegmentationCli {
     double min_confidence = 0;
     int probability_class = -1;
     std::string preset;      // "buildings" or empty
+    // Footprint polygons from the mask.
+    std::string vector;
+    double min_area = 0, simplify = 0;
+    bool regularize = false, keep_crs = false;
 };
 
 void add_segmentation_options(CLI::App& sub, SegmentationCli& o);

@@ -76,6 +76,30 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     EXPECT_NE(wrong.err.find("not a scene model"), std::string::npos) << wrong.err;
 }
 
+TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "b.tif");
+    const auto r = run_rsi({"buildings", image, "-o", dir / "mask.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                            "--vector", dir / "b.gpkg", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j["polygons"].is_object());
+    EXPECT_GT(j["polygons"]["count"].get<int64_t>(), 0);
+    EXPECT_TRUE(fs::exists(dir / "b.gpkg"));
+    for (const auto& entry : fs::directory_iterator(dir.str())) {
+        EXPECT_EQ(entry.path().filename().string().find("confidence"), std::string::npos) << "scratch left: " << entry.path();
+    }
+    DatasetPtr layer(GDALDataset::FromHandle(GDALOpenEx((dir / "b.gpkg").c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr)));
+    ASSERT_TRUE(layer);
+    EXPECT_EQ(layer->GetLayer(0)->GetFeatureCount(), j["polygons"]["count"].get<int64_t>());
+    EXPECT_GE(layer->GetLayer(0)->GetLayerDefn()->GetFieldIndex("confidence"), 0);
+    // The same mask through rsi vectorize gives the same number of polygons.
+    const auto v = run_rsi({"vectorize", dir / "mask.tif", "-o", dir / "again.geojson", "--classes", "1", "--json", "-q"});
+    ASSERT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_EQ(nlohmann::json::parse(v.out)["polygons"], j["polygons"]["count"]);
+    EXPECT_EQ(run_rsi({"vectorize", dir / "mask.tif", "-o", dir / "again.geojson", "-q"}).exit_code, 2);  // exists
+}
+
 TEST(MapsCli, ModelCommandsReportAndFail) {
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;
