@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <ogrsf_frmts.h>
 
 #include "cli_runner.hpp"
 #include "tiling/raster_source.hpp"
