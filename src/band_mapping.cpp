@@ -50,12 +50,12 @@ std::string format_number(double v) {
 }  // namespace
 
 BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m, const std::vector<int>& requested,
-                      const std::string& command, bool strict) {
+                      const std::string& command, bool strict, bool resampled) {
     const RasterInfo& info = source.info();
     BandMapping mapping;
     mapping.source_bands = choose_bands(source, m, requested, command);
     auto warn = [&](const std::string& message) {
-        if (strict) throw Error(command + ": " + message + " (--strict)");
+        if (strict) throw Error(info.path + ": " + message + " (--strict)");
         mapping.warnings.push_back(message);
     };
 
@@ -75,11 +75,17 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
     } else {
         for (size_t b = 0; b < stats.size(); ++b) {
             const double range = m.data_range[1] - m.data_range[0];
-            if (stats[b].samples > 0 &&
-                (stats[b].high > m.data_range[1] + 0.5 * range || stats[b].low < m.data_range[0] - 0.5 * range)) {
-                warn("band " + std::to_string(mapping.source_bands[b]) + " has values " + format_number(stats[b].low) +
-                     ".." + format_number(stats[b].high) + " (2-98%), far outside the model's data range [" +
-                     format_number(m.data_range[0]) + ", " + format_number(m.data_range[1]) + "]");
+            if (stats[b].samples == 0) continue;
+            const std::string values = "band " + std::to_string(mapping.source_bands[b]) + " has values " +
+                                       format_number(stats[b].low) + ".." + format_number(stats[b].high) + " (2-98%), ";
+            const std::string model_range = "the model's data range [" + format_number(m.data_range[0]) + ", " +
+                                            format_number(m.data_range[1]) + "]";
+            if (stats[b].high > m.data_range[1] + 0.5 * range || stats[b].low < m.data_range[0] - 0.5 * range) {
+                warn(values + "far outside " + model_range);
+                break;
+            }
+            if (stats[b].high - m.data_range[0] < 0.05 * range) {
+                warn(values + "less than 5% of " + model_range + " (different radiometry or units?)");
                 break;
             }
         }
@@ -95,7 +101,7 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         mapping.normalizer.clamp_max = m.data_range[1] * m.scale;
     }
 
-    if (const auto ground = ground_pixel_size(info)) {
+    if (const auto ground = ground_pixel_size(info); ground && !resampled) {
         const double pixel = (ground->x_m + ground->y_m) / 2;
         const double ratio = pixel / m.gsd_m;
         if (ratio > 1.5 || ratio < 1 / 1.5) {

@@ -20,7 +20,9 @@ struct BandMapping {
 };
 
 // `requested`: --bands from the user (empty: from the metadata). `command` prefixes messages.
+// `resampled`: the caller reads at the model's pixel size, so a different image pixel size is fine.
 BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& model,
-                      const std::vector<int>& requested, const std::string& command, bool strict);
+                      const std::vector<int>& requested, const std::string& command, bool strict,
+                      bool resampled = false);
 
 }  // namespace rsi

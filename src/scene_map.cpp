@@ -190,12 +190,9 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     report_progress(progress, 0.0, "planning");
     const RasterSource source = RasterSource::open(options.input);
     const RasterInfo& info = source.info();
-    const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict && !options.resample);
+    const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict, options.resample);
     SceneResult result;
-    for (const auto& w : mapping.warnings) {
-        // With resampling on, a different pixel size is expected and handled.
-        if (!(options.resample && w.find("pixel size") != std::string::npos)) result.warnings.push_back(w);
-    }
+    result.warnings = mapping.warnings;
 
     // Window and stride in model pixels, then in image pixels (GSD matching rounds to whole pixels).
     const int64_t S = options.window > 0 ? options.window : meta.tile_size;
