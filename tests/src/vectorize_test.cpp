@@ -711,6 +711,7 @@ struct RegularizeStats {
 // Acceptance of the issue, on real buildings: >= 90% of corners within 5 degrees of a right angle,
 // and intersection over union with the unregularised outline >= 0.9.
 TEST(Vectorize, RegularizeRealAtlantaBuildingsFromTheMask) {
+    ensure_gdal_registered();  // this test may run alone (real-data label)
     test::TempDir dir;
     const std::string source_mask = test::shared_data("spacenet/atlanta_footprint_mask.tif");
     const std::string pan = test::shared_data("spacenet/atlanta_pan.tif");
@@ -755,6 +756,7 @@ TEST(Vectorize, RegularizeRealAtlantaBuildingsFromTheMask) {
 }
 
 TEST(Vectorize, RegularizeRealAtlantaBuildingOutlines) {
+    ensure_gdal_registered();
     ensure_gdal_registered();
     const std::string path = test::shared_data("spacenet/atlanta_buildings.geojson");
     DatasetPtr ds(GDALDataset::FromHandle(
