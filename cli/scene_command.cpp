@@ -4,6 +4,7 @@
 #include "cli/command_context.hpp"
 #include "models/memory_probe.hpp"
 #include "src/model_catalog.hpp"
+#include "src/preview.hpp"
 #include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
 #include "tiling/band_list.hpp"
@@ -13,7 +14,7 @@ namespace rsi::cli {
 
 void register_scene_command(CLI::App& app, CommandContext& context) {
     struct Options {
-        std::string image, output, edge = "constant", bands, tta = "none", probabilities, dense, csv, vector, format = "GTiff";
+        std::string preview, image, output, edge = "constant", bands, tta = "none", probabilities, dense, csv, vector, format = "GTiff";
         ModelCliOptions model;
         int64_t window = 0, stride = 0, batch = 0;
         double max_nodata = 0.5;
@@ -39,6 +40,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--dense", o->dense, "The class map resampled to the image grid");
     sub->add_option("--csv", o->csv, "CSV: window id, pixel window, centre, top-k classes and scores");
     sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb)");
+    sub->add_option("--preview", o->preview, "A downsampled PNG of the image with the classes and a legend");
     sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str();
     sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str();
     sub->add_option("--co", o->creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
@@ -117,6 +119,13 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                 {"stride_pixels", r.stride_pixels},
                                 {"timings", {{"seconds", r.seconds}}}};
         write_run_manifest(o->output + ".manifest.json", manifest, true);
+        if (!o->preview.empty()) {
+            PreviewOptions p;
+            p.image = o->image;
+            p.output = o->preview;
+            p.overwrite = o->overwrite;
+            write_class_preview(p, o->output, roll_up_classes(model.metadata(), o->level).classes);
+        }
         if (context.common.json) {
             print_json(summary);
         } else if (!context.common.quiet) {

@@ -8,6 +8,7 @@
 #include "src/model_catalog.hpp"
 #include "src/run_manifest.hpp"
 #include "src/output_file.hpp"
+#include "src/preview.hpp"
 #include "src/segmentation.hpp"
 #include "src/vectorize.hpp"
 #include "tiling/band_list.hpp"
@@ -42,6 +43,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
     sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
     sub.add_flag("--no-manifest", o.no_manifest, "Do not write the run manifest beside the output");
+    sub.add_option("--preview", o.preview, "A downsampled PNG of the image with the result outlined");
     sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp)")->group("Polygons");
     sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
     sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons");
@@ -175,6 +177,17 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 bar.finish();
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
+            }
+            if (!o.preview.empty()) {
+                PreviewOptions p;
+                p.image = inputs[i];
+                p.output = o.output_dir.empty() ? o.preview : derived(o.output_dir, inputs[i], "_preview.png");
+                p.overwrite = o.overwrite;
+                if (model.metadata().classes.size() == 2) {
+                    write_outline_preview(p, r.output, 1);
+                } else {
+                    write_class_preview(p, r.output, model.metadata().classes);
+                }
             }
             const double megapixels = static_cast<double>(r.width) * static_cast<double>(r.height) / 1e6;
             nlohmann::json classes = nlohmann::json::object();

@@ -21,6 +21,7 @@ struct SegmentationCli {
     std::string preset;      // "buildings" or empty
     // Footprint polygons from the mask.
     std::string vector;
+    std::string preview;
     double min_area = 0, simplify = 0;
     bool regularize = false, keep_crs = false;
 };

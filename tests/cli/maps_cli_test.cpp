@@ -101,6 +101,26 @@ TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     EXPECT_EQ(run_rsi({"vectorize", dir / "mask.tif", "-o", dir / "again.geojson", "-q"}).exit_code, 2);  // exists
 }
 
+TEST(MapsCli, PreviewsArePngsOfTheImageWithTheResult) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "p.tif", 4);
+    ASSERT_EQ(run_rsi({"scene", image, "-o", dir / "s.tif", "-m", fixture("tiny_scene.pt"), "--preview", dir / "s.png", "-q"}).exit_code, 0);
+    ASSERT_EQ(run_rsi({"segment", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--bands", "1,2,3",
+                       "--preview", dir / "m.png", "-q"}).exit_code, 0);
+    for (const char* name : {"s.png", "m.png"}) {
+        const RasterSource png = RasterSource::open(dir / name);
+        EXPECT_EQ(png.info().width, 80) << name;  // the image is smaller than the preview limit
+        EXPECT_EQ(png.info().height, 60) << name;
+        EXPECT_EQ(png.info().band_count(), 3) << name;
+    }
+    // Outlines are drawn in pure red where the mask has buildings.
+    const RasterSource png = RasterSource::open(dir / "m.png");
+    const auto red = png.read_float({0, 0, 80, 60}, {1}), green = png.read_float({0, 0, 80, 60}, {2});
+    int outlined = 0;
+    for (size_t i = 0; i < red.size(); ++i) outlined += red[i] == 255 && green[i] == 0;
+    EXPECT_GT(outlined, 0);
+}
+
 TEST(MapsCli, ModelCommandsReportAndFail) {
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;
