@@ -31,6 +31,8 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
     sub.add_option("--tta", o.tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
     sub.add_option("--batch", o.batch, "Tiles per batch (default: from --ram)");
+    sub.add_option("--resample", o.resample, "auto: read at the model's pixel size when the image's differs; off: native pixels")
+        ->capture_default_str();
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
     sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster");
     sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..255)")
@@ -106,6 +108,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     base.creation_options = o.creation_options;
     base.overwrite = o.overwrite;
     base.strict = o.strict;
+    if (o.resample != "auto" && o.resample != "off") throw usage_error("--resample: expected auto or off, got '" + o.resample + "'");
+    base.resample = o.resample == "auto";
     base.memory_budget_mb = context.common.ram_mb * 3 / 4;  // a quarter is GDAL's block cache
 
     // The model: given, or the bundled one that fits the first image's bands; loaded once.
@@ -207,6 +211,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"tiles_run", r.tiles_run},
                                    {"tiles_skipped", r.tiles_skipped},
                                    {"batch", r.batch},
+                                   {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}},
                                    {"classes", classes},
                                    {"nodata_pixels", r.nodata_pixels},
                                    {"seconds", r.seconds},
@@ -226,7 +231,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                                    {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
                                         {"options", {{"tile_size", options.tile_size}, {"overlap", options.overlap},
                                                      {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
-                                                     {"batch", r.batch}, {"device", o.model.device},
+                                                     {"batch", r.batch},
+                                   {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
                                                      {"precision", o.model.precision}, {"min_confidence", o.min_confidence}}},
                                         {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
                 if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));

@@ -14,6 +14,7 @@ struct SegmentationCli {
     int64_t tile_size = 0, overlap = -1, batch = 0;
     std::string edge = "shift", blend = "hann", tta = "none", bands, probabilities, probability_format = "float32";
     std::string format = "GTiff";
+    std::string resample = "auto";
     std::vector<std::string> creation_options;
     bool uncertainty = false, overwrite = false, strict = false, keep_going = false, no_manifest = false;
     double min_confidence = 0;

@@ -1,6 +1,9 @@
 #include "src/segmentation.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <cpl_string.h>
+#include <gdal_utils.h>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -117,7 +120,10 @@ bool any_valid(const std::vector<uint8_t>& v) {
 
 }  // namespace
 
-SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
+namespace {
+
+SegmentResult segment_native(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress,
+                             bool pixel_size_handled) {
     const auto start = std::chrono::steady_clock::now();
     const models::ModelMetadata& meta = model.metadata();
     const std::string command = "segment";
@@ -135,7 +141,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     report_progress(progress, 0.0, "planning");
     const RasterSource source = RasterSource::open(options.input);
     const RasterInfo& info = source.info();
-    const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict);
+    const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict, pixel_size_handled);
 
     GridSpec spec;
     spec.tile_width = spec.tile_height = options.tile_size > 0 ? options.tile_size : meta.tile_size;
@@ -388,6 +394,177 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     }
     result.model_seconds = model_seconds;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+}
+
+std::string unique_vsimem(const std::string& stem) {
+    static std::atomic<int> counter{0};
+    return "/vsimem/rsi-" + stem + "-" + std::to_string(counter++) + ".vrt";
+}
+
+// gdalwarp into a VRT on /vsimem: the same extent as `info`, `width` x `height` pixels.
+void warp_to_vrt(const std::string& source, const std::string& target, const RasterInfo& info, int64_t width,
+                 int64_t height, const char* resampling, const char* nodata) {
+    const auto& g = info.geotransform;
+    const double x0 = g[0], x1 = g[0] + info.width * g[1], y0 = g[3] + info.height * g[5], y1 = g[3];
+    std::vector<std::string> args{"-of", "VRT", "-te", std::to_string(std::min(x0, x1)), std::to_string(std::min(y0, y1)),
+                                  std::to_string(std::max(x0, x1)), std::to_string(std::max(y0, y1)), "-ts",
+                                  std::to_string(width), std::to_string(height), "-r", resampling};
+    if (nodata) {
+        for (const char* a : {"-srcnodata", nodata, "-dstnodata", nodata}) args.emplace_back(a);
+    }
+    CPLStringList argv;
+    for (const auto& a : args) argv.AddString(a.c_str());
+    GDALWarpAppOptions* warp = GDALWarpAppOptionsNew(argv.List(), nullptr);
+    DatasetPtr in = open_raster(source);
+    GDALDatasetH handle = GDALDataset::ToHandle(in.get());
+    int usage = 0;
+    CPLErrorReset();
+    GDALDatasetH out = GDALWarp(target.c_str(), nullptr, 1, &handle, warp, &usage);
+    GDALWarpAppOptionsFree(warp);
+    if (!out) throw Error(source + ": resampling to the model's pixel size failed: " + last_gdal_error());
+    GDALClose(out);
+}
+
+}  // namespace
+
+SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
+    const models::ModelMetadata& meta = model.metadata();
+    std::optional<GroundPixelSize> ground;
+    RasterInfo info;
+    {
+        const RasterSource source = RasterSource::open(options.input);
+        info = source.info();
+        ground = ground_pixel_size(info);
+    }
+    const double fx = ground ? ground->x_m / meta.gsd_m : 1, fy = ground ? ground->y_m / meta.gsd_m : 1;
+    const bool differs = std::abs(fx - 1) > 0.1 || std::abs(fy - 1) > 0.1;
+    if (!options.resample || !ground || !differs) return segment_native(model, options, progress, false);
+
+    // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
+    //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
+    check_output_path(options.output, options.overwrite);
+    if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    const int64_t W = info.width, H = info.height;
+    const int64_t mw = std::max<int64_t>(1, std::llround(static_cast<double>(W) * fx));
+    const int64_t mh = std::max<int64_t>(1, std::llround(static_cast<double>(H) * fy));
+    const std::string model_grid = unique_vsimem("model-grid"), back = unique_vsimem("image-grid");
+    struct Cleanup {
+        std::vector<std::string> paths;
+        ~Cleanup() {
+            for (const auto& p : paths) VSIUnlink(p.c_str());
+        }
+    } cleanup{{model_grid, back}};
+    warp_to_vrt(options.input, model_grid, info, mw, mh, (fx < 1 || fy < 1) ? "average" : "bilinear", nullptr);
+    PendingOutput scratch_mask(options.output + ".model-grid.tif"), scratch_p(options.output + ".model-grid-p.tif");
+    SegmentOptions inner = options;
+    inner.input = model_grid;
+    inner.output = scratch_mask.temporary_path();
+    inner.probabilities = scratch_p.temporary_path();
+    inner.probability_class = -1;
+    inner.probability_format = ProbabilityFormat::float32;
+    inner.uncertainty = false;
+    inner.format = "GTiff";
+    inner.creation_options = {};
+    inner.overwrite = true;
+    inner.min_confidence = 0;
+    SegmentResult result = segment_native(model, inner, [&](double f, std::string_view what) {
+        return !progress || progress(0.9 * f, what);
+    }, true);
+    result.output = options.output;
+    result.probabilities = options.probabilities;
+    result.width = W;
+    result.height = H;
+    result.resample_x = fx;
+    result.resample_y = fy;
+    result.nodata_pixels = 0;
+    std::fill(result.class_pixels.begin(), result.class_pixels.end(), 0);
+    result.pixel_area_m2 = ground->x_m * ground->y_m;
+
+    report_progress(progress, 0.9, "resampling back");
+    warp_to_vrt(scratch_p.temporary_path(), back, info, W, H, "bilinear", "-1");
+    const RasterSource probabilities = RasterSource::open(back);
+    const RasterSource source = RasterSource::open(options.input);
+    const int64_t K = static_cast<int64_t>(meta.classes.size());
+    RasterWriterOptions mask_options;
+    mask_options.path = options.output;
+    mask_options.width = W;
+    mask_options.height = H;
+    mask_options.format = options.format;
+    mask_options.creation_options = options.creation_options;
+    mask_options.nodata = kNodataClass;
+    mask_options.band_descriptions = {"class"};
+    georeference_like(mask_options, info);
+    RasterWriter mask_writer(mask_options);
+    mask_writer.set_classes(meta.classes);
+    std::unique_ptr<RasterWriter> prob_writer;
+    const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
+    if (!options.probabilities.empty()) {
+        RasterWriterOptions p = mask_options;
+        p.path = options.probabilities;
+        p.bands = static_cast<int>(prob_bands);
+        const bool as_byte = options.probability_format == ProbabilityFormat::byte;
+        p.type = as_byte ? GDT_Byte : GDT_Float32;
+        p.nodata = as_byte ? std::nullopt : std::optional<double>(kNodataProbability);
+        p.band_descriptions.clear();
+        for (const auto& c : meta.classes) {
+            if (options.probability_class < 0 || c.id == options.probability_class) p.band_descriptions.push_back("p_" + c.name);
+        }
+        if (options.uncertainty) p.band_descriptions.push_back("entropy");
+        prob_writer = std::make_unique<RasterWriter>(p);
+    }
+    std::vector<int> prob_band_list(static_cast<size_t>(K));
+    for (int64_t c = 0; c < K; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
+    std::vector<uint8_t> classes, valid, prob_bytes;
+    std::vector<float> out_probs;
+    for (int64_t y = 0; y < H; y += 256) {
+        const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
+        const std::vector<float> p = probabilities.read_float({0, y, W, rows}, prob_band_list);
+        valid.resize(static_cast<size_t>(n));
+        source.read_validity({0, y, W, rows}, {}, valid.data());
+        classes.assign(static_cast<size_t>(n), kNodataClass);
+        out_probs.assign(static_cast<size_t>(prob_bands * n), kNodataProbability);
+        for (int64_t i = 0; i < n; ++i) {
+            if (!valid[static_cast<size_t>(i)] || p[static_cast<size_t>(i)] < 0) {
+                ++result.nodata_pixels;
+                continue;
+            }
+            int64_t best = 0;
+            for (int64_t c = 1; c < K; ++c) {
+                if (p[static_cast<size_t>(c * n + i)] > p[static_cast<size_t>(best * n + i)]) best = c;
+            }
+            if (p[static_cast<size_t>(best * n + i)] < options.min_confidence) best = 0;
+            classes[static_cast<size_t>(i)] = static_cast<uint8_t>(best);
+            ++result.class_pixels[static_cast<size_t>(best)];
+            int64_t band = 0;
+            double entropy = 0;
+            for (int64_t c = 0; c < K; ++c) {
+                const float q = p[static_cast<size_t>(c * n + i)];
+                if (q > 0) entropy -= q * std::log(static_cast<double>(q));
+                if (prob_bands && (options.probability_class < 0 || c == options.probability_class)) {
+                    out_probs[static_cast<size_t>(band++ * n + i)] = q;
+                }
+            }
+            if (options.uncertainty && prob_bands) {
+                out_probs[static_cast<size_t>(band * n + i)] = K > 1 ? static_cast<float>(entropy / std::log(static_cast<double>(K))) : 0.0f;
+            }
+        }
+        mask_writer.append_rows(y, rows, classes.data());
+        if (prob_writer) {
+            if (options.probability_format == ProbabilityFormat::byte) {
+                prob_bytes.resize(out_probs.size());
+                for (size_t i = 0; i < out_probs.size(); ++i) {
+                    prob_bytes[i] = static_cast<uint8_t>(std::lround(std::clamp(out_probs[i], 0.0f, 1.0f) * 255.0f));
+                }
+                prob_writer->append_rows(y, rows, prob_bytes.data());
+            } else {
+                prob_writer->append_rows(y, rows, out_probs.data());
+            }
+        }
+        report_progress(progress, 0.9 + 0.1 * static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
+    }
+    mask_writer.finish();
+    if (prob_writer) prob_writer->finish();
     return result;
 }
 

@@ -41,6 +41,8 @@ struct SegmentOptions {
     std::vector<std::string> creation_options;
     bool overwrite = false;
     bool strict = false;                // domain warnings become errors
+    bool resample = true;               // read at the model's pixel size when the image's differs by more than 10%
+                                        // (per axis in metres; probabilities are resampled back before the argmax)
     int64_t memory_budget_mb = 1024;
 };
 
@@ -55,6 +57,7 @@ struct SegmentResult {
     std::vector<std::string> warnings;  // domain checks (pixel size, bands, radiometry)
     double seconds = 0, model_seconds = 0;
     int64_t peak_buffer_bytes = 0;      // accumulator + batches in flight, as planned
+    double resample_x = 1, resample_y = 1;  // model pixels per image pixel (1: native grid)
 };
 
 // Runs `model` over `options.input`. The model is loaded once by the caller and can serve many images.

@@ -96,6 +96,37 @@ TEST(Segmentation, OutputIsGeoreferencedLikeTheInputWithALegend) {
     for (float v : read_all(dir / "mask.tif")) ASSERT_TRUE(v == 0 || v == 1);
 }
 
+TEST(Segmentation, ResamplesToTheModelPixelSizeAndBack) {
+    test::TempDir dir;
+    const std::string image = dir / "coarse.tif";
+    // 0.6 m pixels for a 0.3 m model: read at twice the size, mapped back to the image grid.
+    test::make_raster(image, 60, 40, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    test::georeference(image, gt, 32633);
+    SegmentOptions o = options_for(image, dir / "mask.tif");
+    o.probabilities = dir / "p.tif";
+    const SegmentResult r = segment_image(segmenter(), o);
+    EXPECT_DOUBLE_EQ(r.resample_x, 2.0);
+    EXPECT_DOUBLE_EQ(r.resample_y, 2.0);
+    EXPECT_EQ(r.tiles, 15);  // the 120 x 80 model grid: 5 x 3 tiles of 32 at stride 24
+    EXPECT_TRUE(r.warnings.empty());
+    const RasterSource out = RasterSource::open(o.output);
+    EXPECT_EQ(out.info().width, 60);
+    EXPECT_EQ(out.info().height, 40);
+    EXPECT_EQ(out.info().geotransform, RasterSource::open(image).info().geotransform);
+    EXPECT_EQ(r.class_pixels[0] + r.class_pixels[1], 60 * 40);
+    for (const auto& entry : std::filesystem::directory_iterator(dir.str())) {
+        EXPECT_EQ(entry.path().filename().string().find("model-grid"), std::string::npos) << entry.path();
+    }
+    // Native pixels on request, with a warning about the pixel size.
+    SegmentOptions native = options_for(image, dir / "native.tif");
+    native.resample = false;
+    const SegmentResult n = segment_image(segmenter(), native);
+    EXPECT_DOUBLE_EQ(n.resample_x, 1.0);
+    ASSERT_EQ(n.warnings.size(), 1u);
+    EXPECT_NE(n.warnings[0].find("pixel size 0.6 m"), std::string::npos) << n.warnings[0];
+}
+
 TEST(Segmentation, NodataIsSkippedAndNeverBecomesABuilding) {
     test::TempDir dir;
     const std::string image = dir / "nodata.tif";
