@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Benchmarks rsi buildings and rsi scene end to end against rsi's own pure-model rate
+# (`rsi model check`, the same optimised TorchScript forward on the same tile size and batch, no I/O),
+# measured in the same run. Reports medians and min-max of wall time, CPU time and peak RSS.
+#
+#   bench/maps_bench.sh [--smoke] [--reps N] [--sizes "2000 8000 16000"]
+#
+# Images are generated on the fly under $RSI_BENCH_DIR (default /tmp/rsi-bench) from the real Vegas
+# scene (buildings) and NAIP image (scene); nothing is written into the repository.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+rsi="${RSI:-$root/build/cli/rsi}"
+work="${RSI_BENCH_DIR:-/tmp/rsi-bench}"
+reps=3
+sizes="2000 8000 16000"
+scene_scale=8
+smoke=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1; reps=1; sizes="600"; scene_scale=1; shift ;;
+    --reps) reps="$2"; shift 2 ;;
+    --sizes) sizes="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+mkdir -p "$work"
+batch=4
+tile=512
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+minmax() { sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s-%s", min, max}'; }
+
+# One timed run: prints "wall cpu rss_mb" and leaves the JSON summary in $work/last.json
+timed() {
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$@" > "$work/last.json"
+  awk '{printf "%s %.2f %.0f\n", $1, $2 + $3, $4 / 1024}' "$work/time.txt"
+}
+
+echo "# rsi maps benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo
+echo "## rsi buildings (tile $tile, batch $batch, default model) vs pure model"
+echo
+echo "| size | tiles | pure model s | rsi buildings wall s (min-max) | ratio | CPU s | non-model CPU s/MP | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|"
+for n in $sizes; do
+  image=$(/usr/bin/python3 "$root/bench/make_image.py" --outdir "$work" "$n" | tail -1)
+  rate=$("$rsi" model check buildings --tile-size "$tile" --batch "$batch" --iterations 5 --no-eager --json -q |
+         /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["tiles_per_second"])')
+  walls=(); cpus=(); rss=(); tiles=0
+  for r in $(seq "$reps"); do
+    read -r wall cpu mb < <(timed "$rsi" buildings "$image" -o "$work/b_$n.tif" --tile-size "$tile" --batch "$batch" \
+                                 --resample off --no-manifest --overwrite --json -q)
+    tiles=$(/usr/bin/python3 -c 'import json; print(json.load(open("'"$work/last.json"'"))["tiles"])')
+    walls+=("$wall"); cpus+=("$cpu"); rss+=("$mb")
+  done
+  wall_med=$(printf '%s\n' "${walls[@]}" | median)
+  cpu_med=$(printf '%s\n' "${cpus[@]}" | median)
+  pure=$(/usr/bin/python3 -c "print(round($tiles / $rate, 2))")
+  threads=$(nproc)
+  echo "| ${n}² | $tiles | $pure | $wall_med ($(printf '%s\n' "${walls[@]}" | minmax)) | $(/usr/bin/python3 -c "print(round($wall_med / $pure, 3))") | $cpu_med | $(/usr/bin/python3 -c "print(round(max(0.0, $cpu_med - $pure * $threads) / ($n * $n / 1e6), 4))") | $(printf '%s\n' "${rss[@]}" | median) |"
+done
+
+echo
+echo "## rsi scene (eurosat-rgbn on a NAIP-derived image, stride 32) vs pure model"
+echo
+naip="$root/../shared/data/naip/m_4709963_se_14_1_20190904.tif"
+scene_image="$work/naip_x${scene_scale}.tif"
+if [ ! -f "$scene_image" ]; then
+  read -r w h < <(gdalinfo "$naip" | awk '/Size is/ {gsub(",", ""); print $3, $4}')
+  read -r ulx uly < <(gdalinfo "$naip" | awk -F'[(,)]' '/Upper Left/ {print $2, $3}')
+  gdal_translate -q -outsize $((w * scene_scale)) $((h * scene_scale)) -r bilinear -co TILED=YES \
+    -a_ullr "$ulx" "$uly" "$(echo "$ulx + $w * $scene_scale * 5" | bc)" "$(echo "$uly - $h * $scene_scale * 5" | bc)" \
+    "$naip" "$scene_image"
+fi
+srate=$("$rsi" model check eurosat-rgbn --batch 64 --iterations 5 --no-eager --json -q |
+        /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["tiles_per_second"])')
+swalls=()
+for r in $(seq "$reps"); do
+  read -r wall cpu mb < <(timed "$rsi" scene "$scene_image" -o "$work/scene.tif" --stride 32 --batch 64 --overwrite --json -q)
+  windows=$(/usr/bin/python3 -c 'import json; print(json.load(open("'"$work/last.json"'"))["windows"])')
+  swalls+=("$wall")
+done
+swall=$(printf '%s\n' "${swalls[@]}" | median)
+echo "| image | windows | pure model windows/s | rsi scene windows/s (median wall $swall s) | ratio |"
+echo "|---|---|---|---|---|"
+echo "| $(basename "$scene_image") | $windows | $srate | $(/usr/bin/python3 -c "print(round($windows / $swall, 1))") | $(/usr/bin/python3 -c "print(round(($windows / $swall) / $srate, 3))") |"
