@@ -85,6 +85,16 @@ TEST(Cli, TileWritesTilesJsonAndHonoursCreationOptions) {
     EXPECT_TRUE(r.err.empty()) << "--quiet: " << r.err;
 }
 
+TEST(Cli, ConfigOptionsReachGdal) {
+    SampleImage image;
+    ASSERT_EQ(run_rsi({"tile", image.path, image.dir / "pam", "--format", "PNG", "--tile-size", "128", "-q"}).exit_code, 0);
+    EXPECT_TRUE(fs::exists(image.dir / "pam/r0_c0.png.aux.xml"));  // GDAL's PAM sidecar carries the CRS
+    ASSERT_EQ(run_rsi({"tile", image.path, image.dir / "nopam", "--format", "PNG", "--tile-size", "128", "-q", "--config",
+                       "GDAL_PAM_ENABLED", "NO"}).exit_code, 0);
+    EXPECT_TRUE(fs::exists(image.dir / "nopam/r0_c0.png"));
+    EXPECT_FALSE(fs::exists(image.dir / "nopam/r0_c0.png.aux.xml"));
+}
+
 TEST(Cli, ProgressGoesToStderrWithAnEta) {
     SampleImage image;
     const auto r = run_rsi({"tile", image.path, image.dir / "p", "--tile-size", "64", "--overlap", "0"});
