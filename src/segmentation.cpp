@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "src/band_mapping.hpp"
+#include "src/class_map_outputs.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
 #include "src/tta.hpp"
@@ -46,8 +47,6 @@ ProbabilityFormat parse_probability_format(std::string_view text) {
 
 namespace {
 
-constexpr uint8_t kNodataClass = 255;
-constexpr float kNodataProbability = -1.0f;
 
 struct TileSlot {
     Tile tile;
@@ -191,34 +190,8 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
 
     // Outputs, written under temporary names until complete.
-    RasterWriterOptions mask_options;
-    mask_options.path = options.output;
-    mask_options.width = W;
-    mask_options.height = H;
-    mask_options.type = GDT_Byte;
-    mask_options.format = options.format;
-    mask_options.creation_options = options.creation_options;
-    mask_options.nodata = kNodataClass;
-    mask_options.band_descriptions = {"class"};
-    georeference_like(mask_options, info);
-    RasterWriter mask_writer(mask_options);
-    mask_writer.set_classes(meta.classes);
-    std::unique_ptr<RasterWriter> prob_writer;
-    if (!options.probabilities.empty()) {
-        RasterWriterOptions p = mask_options;
-        p.path = options.probabilities;
-        p.bands = static_cast<int>(prob_bands);
-        const bool as_byte = options.probability_format == ProbabilityFormat::byte;
-        p.type = as_byte ? GDT_Byte : GDT_Float32;
-        p.nodata = as_byte ? std::nullopt : std::optional<double>(kNodataProbability);
-        p.band_descriptions.clear();
-        for (const auto& c : meta.classes) {
-            if (options.probability_class < 0 || c.id == options.probability_class) p.band_descriptions.push_back("p_" + c.name);
-        }
-        if (options.uncertainty) p.band_descriptions.push_back("entropy");
-        prob_writer = std::make_unique<RasterWriter>(p);
-    }
     if (options.probability_class >= K) throw usage_error("--probability-class: the model has " + std::to_string(K) + " classes");
+    ClassMapOutputs outputs(options, info, meta);
 
     const bool pad_with_zero = options.edge != EdgePolicy::reflect;
     EdgeFill edge;
@@ -302,57 +275,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         StripAccumulator accumulator(static_cast<int>(K), {0, 0, W, H}, T);
         std::map<int, std::vector<float>> weight_cache;
         std::vector<float> weights(static_cast<size_t>(T * T));
-        std::vector<uint8_t> class_rows;
-        std::vector<float> prob_rows;
-        std::vector<uint8_t> prob_bytes;
+        std::vector<uint8_t> valid_rows;
         const auto sink = [&](int64_t y, int64_t rows, const float* values, const float* weight) {
-            const int64_t n = rows * W;
-            class_rows.resize(static_cast<size_t>(n));
-            for (int64_t p = 0; p < n; ++p) {
-                if (weight[p] <= 0) {
-                    class_rows[static_cast<size_t>(p)] = kNodataClass;
-                    ++result.nodata_pixels;
-                    continue;
-                }
-                int64_t best = 0;
-                for (int64_t c = 1; c < K; ++c) {
-                    if (values[c * n + p] > values[best * n + p]) best = c;
-                }
-                if (values[best * n + p] < options.min_confidence) best = 0;
-                class_rows[static_cast<size_t>(p)] = static_cast<uint8_t>(best);
-                ++result.class_pixels[static_cast<size_t>(best)];
-            }
-            mask_writer.append_rows(y, rows, class_rows.data());
-            if (!prob_writer) return;
-            prob_rows.assign(static_cast<size_t>(prob_bands * n), 0.0f);
-            int64_t band = 0;
-            for (int64_t c = 0; c < K; ++c) {
-                if (options.probability_class >= 0 && c != options.probability_class) continue;
-                for (int64_t p = 0; p < n; ++p) {
-                    prob_rows[static_cast<size_t>(band * n + p)] = weight[p] > 0 ? values[c * n + p] : kNodataProbability;
-                }
-                ++band;
-            }
-            if (options.uncertainty) {
-                const double norm = K > 1 ? 1.0 / std::log(static_cast<double>(K)) : 1.0;
-                for (int64_t p = 0; p < n; ++p) {
-                    double h = 0;
-                    for (int64_t c = 0; c < K; ++c) {
-                        const double q = values[c * n + p];
-                        if (q > 0) h -= q * std::log(q);
-                    }
-                    prob_rows[static_cast<size_t>(band * n + p)] = weight[p] > 0 ? static_cast<float>(h * norm) : kNodataProbability;
-                }
-            }
-            if (options.probability_format == ProbabilityFormat::byte) {
-                prob_bytes.resize(prob_rows.size());
-                for (size_t i = 0; i < prob_rows.size(); ++i) {
-                    prob_bytes[i] = static_cast<uint8_t>(std::lround(std::clamp(prob_rows[i], 0.0f, 1.0f) * 255.0f));
-                }
-                prob_writer->append_rows(y, rows, prob_bytes.data());
-            } else {
-                prob_writer->append_rows(y, rows, prob_rows.data());
-            }
+            valid_rows.resize(static_cast<size_t>(rows * W));
+            for (int64_t p = 0; p < rows * W; ++p) valid_rows[static_cast<size_t>(p)] = weight[p] > 0;
+            outputs.write_rows(y, rows, values, valid_rows.data());
         };
 
         int64_t done = 0;
@@ -385,8 +312,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         failure.rethrow_if_any();
         if (done != grid.count()) throw Error(command + ": the pipeline stopped early");
         report_progress(progress, 1.0, "finishing outputs");
-        mask_writer.finish();
-        if (prob_writer) prob_writer->finish();
+        outputs.finish();
+        result.class_pixels = outputs.class_pixels();
+        result.nodata_pixels = outputs.nodata_pixels();
     } catch (...) {
         stop_workers();
         failure.rethrow_if_any();  // a worker's error explains the stop better than ours
@@ -486,85 +414,24 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     const RasterSource probabilities = RasterSource::open(back);
     const RasterSource source = RasterSource::open(options.input);
     const int64_t K = static_cast<int64_t>(meta.classes.size());
-    RasterWriterOptions mask_options;
-    mask_options.path = options.output;
-    mask_options.width = W;
-    mask_options.height = H;
-    mask_options.format = options.format;
-    mask_options.creation_options = options.creation_options;
-    mask_options.nodata = kNodataClass;
-    mask_options.band_descriptions = {"class"};
-    georeference_like(mask_options, info);
-    RasterWriter mask_writer(mask_options);
-    mask_writer.set_classes(meta.classes);
-    std::unique_ptr<RasterWriter> prob_writer;
-    const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
-    if (!options.probabilities.empty()) {
-        RasterWriterOptions p = mask_options;
-        p.path = options.probabilities;
-        p.bands = static_cast<int>(prob_bands);
-        const bool as_byte = options.probability_format == ProbabilityFormat::byte;
-        p.type = as_byte ? GDT_Byte : GDT_Float32;
-        p.nodata = as_byte ? std::nullopt : std::optional<double>(kNodataProbability);
-        p.band_descriptions.clear();
-        for (const auto& c : meta.classes) {
-            if (options.probability_class < 0 || c.id == options.probability_class) p.band_descriptions.push_back("p_" + c.name);
-        }
-        if (options.uncertainty) p.band_descriptions.push_back("entropy");
-        prob_writer = std::make_unique<RasterWriter>(p);
-    }
+    ClassMapOutputs outputs(options, info, meta);
     std::vector<int> prob_band_list(static_cast<size_t>(K));
     for (int64_t c = 0; c < K; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
-    std::vector<uint8_t> classes, valid, prob_bytes;
-    std::vector<float> out_probs;
+    std::vector<uint8_t> valid;
     for (int64_t y = 0; y < H; y += 256) {
         const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
         const std::vector<float> p = probabilities.read_float({0, y, W, rows}, prob_band_list);
         valid.resize(static_cast<size_t>(n));
         source.read_validity({0, y, W, rows}, {}, valid.data());
-        classes.assign(static_cast<size_t>(n), kNodataClass);
-        out_probs.assign(static_cast<size_t>(prob_bands * n), kNodataProbability);
         for (int64_t i = 0; i < n; ++i) {
-            if (!valid[static_cast<size_t>(i)] || p[static_cast<size_t>(i)] < 0) {
-                ++result.nodata_pixels;
-                continue;
-            }
-            int64_t best = 0;
-            for (int64_t c = 1; c < K; ++c) {
-                if (p[static_cast<size_t>(c * n + i)] > p[static_cast<size_t>(best * n + i)]) best = c;
-            }
-            if (p[static_cast<size_t>(best * n + i)] < options.min_confidence) best = 0;
-            classes[static_cast<size_t>(i)] = static_cast<uint8_t>(best);
-            ++result.class_pixels[static_cast<size_t>(best)];
-            int64_t band = 0;
-            double entropy = 0;
-            for (int64_t c = 0; c < K; ++c) {
-                const float q = p[static_cast<size_t>(c * n + i)];
-                if (q > 0) entropy -= q * std::log(static_cast<double>(q));
-                if (prob_bands && (options.probability_class < 0 || c == options.probability_class)) {
-                    out_probs[static_cast<size_t>(band++ * n + i)] = q;
-                }
-            }
-            if (options.uncertainty && prob_bands) {
-                out_probs[static_cast<size_t>(band * n + i)] = K > 1 ? static_cast<float>(entropy / std::log(static_cast<double>(K))) : 0.0f;
-            }
+            if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
         }
-        mask_writer.append_rows(y, rows, classes.data());
-        if (prob_writer) {
-            if (options.probability_format == ProbabilityFormat::byte) {
-                prob_bytes.resize(out_probs.size());
-                for (size_t i = 0; i < out_probs.size(); ++i) {
-                    prob_bytes[i] = static_cast<uint8_t>(std::lround(std::clamp(out_probs[i], 0.0f, 1.0f) * 255.0f));
-                }
-                prob_writer->append_rows(y, rows, prob_bytes.data());
-            } else {
-                prob_writer->append_rows(y, rows, out_probs.data());
-            }
-        }
+        outputs.write_rows(y, rows, p.data(), valid.data());
         report_progress(progress, 0.9 + 0.1 * static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
     }
-    mask_writer.finish();
-    if (prob_writer) prob_writer->finish();
+    outputs.finish();
+    result.class_pixels = outputs.class_pixels();
+    result.nodata_pixels = outputs.nodata_pixels();
     return result;
 }
 
