@@ -16,6 +16,7 @@
 #include "src/raster_writer.hpp"
 #include "src/tta.hpp"
 #include "tiling/bounded_queue.hpp"
+#include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
 #include "tiling/tile_reader.hpp"
@@ -263,12 +264,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     EdgeFill edge;
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
     BoundedQueue<SceneBatch> to_model(2), to_writer(2);
-    std::mutex failure_mutex;
-    std::exception_ptr failure;
-    auto record = [&](std::exception_ptr e) {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        if (!failure) failure = e;
-    };
+    FirstError failure;
 
     std::thread reader([&] {
         try {
@@ -313,7 +309,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                 if (!to_model.push(std::move(batch))) return;
             }
         } catch (...) {
-            record(std::current_exception());
+            failure.record(std::current_exception());
         }
         to_model.close();
     });
@@ -338,7 +334,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                 if (!to_writer.push(std::move(*batch))) return;
             }
         } catch (...) {
-            record(std::current_exception());
+            failure.record(std::current_exception());
         }
         to_writer.close();
     });
@@ -435,7 +431,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             }
         }
         stop_workers();
-        if (failure) std::rethrow_exception(failure);
+        failure.rethrow_if_any();
         if (done != grid.count()) throw Error(command + ": the pipeline stopped early");
         class_writer.finish();
         if (prob_writer) prob_writer->finish();
@@ -443,7 +439,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         if (grid_layer) grid_layer->finish();
     } catch (...) {
         stop_workers();
-        if (failure) std::rethrow_exception(failure);
+        failure.rethrow_if_any();
         throw;
     }
 

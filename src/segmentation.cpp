@@ -16,6 +16,7 @@
 #include "src/raster_writer.hpp"
 #include "src/tta.hpp"
 #include "tiling/bounded_queue.hpp"
+#include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
 #include "tiling/strip_accumulator.hpp"
@@ -63,21 +64,6 @@ struct Batch {
     bool run = false;
 };
 
-// The first exception of any stage, and the means to stop the others.
-class PipelineFailure {
-public:
-    void record(std::exception_ptr e) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!first_) first_ = e;
-    }
-    void rethrow_if_any() {
-        if (first_) std::rethrow_exception(first_);
-    }
-
-private:
-    std::mutex mutex_;
-    std::exception_ptr first_;
-};
 
 void run_with_tta(const models::Model& model, Tta tta, const models::BatchShape& shape, const std::vector<float>& input,
                   std::vector<float>& output) {
@@ -198,7 +184,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
 
     BoundedQueue<Batch> to_model(2), to_writer(2);
-    PipelineFailure failure;
+    FirstError failure;
     const int64_t batches = (grid.count() + B - 1) / B;
 
     // Reader: its own dataset handle (GDAL datasets are not shared between threads).

@@ -13,6 +13,7 @@
 
 #include "src/output_file.hpp"
 #include "tiling/bounded_queue.hpp"
+#include "tiling/first_error.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/raster_source.hpp"
 #include "tiling/tile_reader.hpp"
@@ -306,7 +307,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     std::mutex done_mutex;
     std::vector<TileRecord> records;
     std::vector<std::string> written;
-    std::exception_ptr failure;
+    FirstError failure;
     std::atomic<int64_t> finished{0};
     std::vector<std::thread> workers;
     auto stop_workers = [&] {
@@ -330,8 +331,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                     ++finished;
                 }
             } catch (...) {
-                std::lock_guard<std::mutex> lock(done_mutex);
-                if (!failure) failure = std::current_exception();
+                failure.record(std::current_exception());
                 jobs.close();
             }
         });
@@ -370,7 +370,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             }
         }
         stop_workers();
-        if (failure) std::rethrow_exception(failure);
+        failure.rethrow_if_any();
         result.tiles_written = static_cast<int64_t>(records.size());
         std::sort(records.begin(), records.end(), [](const TileRecord& a, const TileRecord& b) {
             return a.row != b.row ? a.row < b.row : a.col < b.col;
