@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--depth", type=int, default=1)
     p.add_argument("--dice-weight", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.99)
+    p.add_argument("--ema-buffers", action="store_true",
+                   help="average BatchNorm running statistics in the EMA model too (default: copy "
+                        "them from the trained model, as in the first training stage)")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -161,6 +164,19 @@ def main(argv=None):
         torch.set_rng_state(st["torch_rng"])
         start_it, best, history, elapsed0 = st["iter"], st["best"], st["history"], st["elapsed"]
         command = st["command"]
+        old_iters = st["args"]["iters"]
+        this = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv)
+        if old_iters != args.iters:
+            # shortened / lengthened schedule: a fresh one-cycle schedule over args.iters steps,
+            # fast-forwarded to the current iteration (the learning rate jumps accordingly)
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=args.lr, total_steps=args.iters, pct_start=0.05, div_factor=20,
+                final_div_factor=200)
+            for _ in range(start_it):
+                sched.step()
+            log("schedule changed from %d to %d iterations at iteration %d (lr now %.3g)"
+                % (old_iters, args.iters, start_it, sched.get_last_lr()[0]))
+        command = "%s  # stopped after iteration %d, then: %s" % (command, start_it, this)
         log("resumed at iteration %d" % start_it)
     log("params %d, command: %s" % (nets.count_params(model), command))
 
@@ -181,7 +197,10 @@ def main(argv=None):
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(args.ema).add_(pm.detach(), alpha=1 - args.ema)
             for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
+                if args.ema_buffers and be.is_floating_point():
+                    be.mul_(args.ema).add_(bm, alpha=1 - args.ema)  # BN running statistics
+                else:
+                    be.copy_(bm)
         run_loss += loss.item()
         done = it + 1
         if done % args.eval_every == 0 or done == args.iters:

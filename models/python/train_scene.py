@@ -53,7 +53,14 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--wd", type=float, default=5e-4)
-    p.add_argument("--widths", default="16,32,64")
+    p.add_argument("--arch", choices=["StatsSceneNet", "SceneNet", "SpectralSceneNet"],
+                   default="StatsSceneNet")
+    p.add_argument("--l2", type=float, default=0.01,
+                   help="StatsSceneNet: L2 penalty on the linear weights (full-batch L-BFGS fit)")
+    p.add_argument("--widths", default="32", help="SceneNet widths / SpectralSceneNet width")
+    p.add_argument("--inner-val", action="store_true",
+                   help="recipe selection mode: train on <Class>_1..7, evaluate on <Class>_8..10 "
+                        "(the validation split _11..14 is not read at all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
@@ -77,8 +84,15 @@ def main(argv=None):
     command = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv)
     source_bands, band_names = BAND_SETS[args.bands]
     idx = [b - 1 for b in source_bands]
-    xtr, ytr, _ = data.eurosat_split(args.data_root, "train")
-    xva, yva, names_va = data.eurosat_split(args.data_root, "val")
+    xtr, ytr, names_tr = data.eurosat_split(args.data_root, "train")
+    if args.inner_val:
+        num = np.array([int(os.path.splitext(n)[0].rsplit("_", 1)[-1]) for n in names_tr])
+        inner = num >= 8
+        xva, yva = xtr[inner], ytr[inner]
+        xtr, ytr = xtr[~inner], ytr[~inner]
+        log("inner-val mode: train on _1.._7, evaluate on _8.._10 (validation split not read)")
+    else:
+        xva, yva, _ = data.eurosat_split(args.data_root, "val")
     xtr = torch.from_numpy(xtr[:, idx] * SCALE)
     xva = torch.from_numpy(xva[:, idx] * SCALE)
     # normalisation statistics from the training patches only
@@ -91,9 +105,17 @@ def main(argv=None):
         return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
     c = len(idx)
-    arch_kwargs = dict(in_channels=c, num_classes=len(data.EUROSAT_CLASSES),
-                       widths=[int(v) for v in args.widths.split(",")], dropout=0.3)
-    model = nets.SceneNet(**arch_kwargs)
+    if args.arch == "StatsSceneNet":
+        return fit_stats(args, log, command, source_bands, band_names, mean, std, norm,
+                         xtr, ytr, xva, yva, names_tr)
+    if args.arch == "SceneNet":
+        arch_kwargs = dict(in_channels=c, num_classes=len(data.EUROSAT_CLASSES),
+                           widths=[int(v) for v in args.widths.split(",")], dropout=0.3)
+    else:
+        arch_kwargs = dict(in_channels=c, num_classes=len(data.EUROSAT_CLASSES),
+                           width=int(args.widths.split(",")[0]), dropout=0.3)
+    model = nets.build(args.arch, arch_kwargs)
+    log("%s %s: %d parameters" % (args.arch, arch_kwargs, nets.count_params(model)))
     steps_per_epoch = (len(ytr) + args.batch - 1) // args.batch
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
@@ -142,11 +164,74 @@ def main(argv=None):
     log("confusion matrix (rows = true, cols = predicted):\n%s" % cm)
     minutes = (time.time() - t0) / 60
     meta = scene_meta(args, command, source_bands, band_names, mean.tolist(), std.tolist())
-    ckpt = {"arch": "SceneNet", "arch_kwargs": arch_kwargs, "state_dict": model.state_dict(),
+    ckpt = {"arch": args.arch, "arch_kwargs": arch_kwargs, "state_dict": model.state_dict(),
             "meta": meta,
             "metrics": {"val_accuracy": acc, "val_patches": int(len(yva)),
-                        "val_split": "<Class>_11..14 (4 per class)",
+                        "val_split": ("inner: <Class>_8..10 (3 per class)" if args.inner_val
+                          else "<Class>_11..14 (4 per class)"),
                         "confusion_matrix": cm.tolist(), "train_minutes": round(minutes, 1)}}
+    torch.save(ckpt, os.path.join(args.out, "final.pt"))
+    log(json.dumps(ckpt["metrics"]))
+
+
+def _fit_linear(model, feats, y, l2):
+    """Standardise features (buffers) and fit the linear layer by full-batch L-BFGS."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.feat_mean.copy_(feats.mean(0))
+        model.feat_std.copy_(feats.std(0).clamp_min(1e-6))
+        model.fc.reset_parameters()
+    a = (feats - model.feat_mean) / model.feat_std
+    opt = torch.optim.LBFGS(model.fc.parameters(), max_iter=500, line_search_fn=None)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model.fc(a), y) + l2 * (model.fc.weight ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return model
+
+
+def fit_stats(args, log, command, source_bands, band_names, mean, std, norm, xtr, ytr, xva, yva,
+              names_tr):
+    t0 = time.time()
+    c = len(source_bands)
+    arch_kwargs = dict(in_channels=c, num_classes=len(data.EUROSAT_CLASSES), scales=2)
+    ytr_t = torch.from_numpy(ytr)
+    with torch.no_grad():
+        feats = nets.StatsSceneNet(**arch_kwargs).features(norm(xtr))
+    # 5-fold cross-validation on the training patches (fold = (patch number - 1) mod 5): the
+    # figure used to choose the recipe; the validation split plays no part
+    num = np.array([int(os.path.splitext(n)[0].rsplit("_", 1)[-1]) for n in names_tr])
+    if args.inner_val:
+        num = num[num < 8]
+    cv = []
+    for k in range(5):
+        te = torch.from_numpy((num - 1) % 5 == k)
+        m = _fit_linear(nets.StatsSceneNet(**arch_kwargs), feats[~te], ytr_t[~te], args.l2)
+        with torch.no_grad():
+            cv.append(float((m.fc((feats[te] - m.feat_mean) / m.feat_std).argmax(1)
+                             == ytr_t[te]).float().mean()))
+    log("5-fold CV accuracy on the training patches: %.3f (%s)"
+        % (np.mean(cv), ", ".join("%.2f" % v for v in cv)))
+    model = _fit_linear(nets.StatsSceneNet(**arch_kwargs), feats, ytr_t, args.l2).eval()
+    with torch.no_grad():
+        train_acc = float((model(norm(xtr)).argmax(1) == ytr_t).float().mean())
+        pred = model(norm(xva)).argmax(1).numpy()
+    acc = float((pred == yva).mean())
+    cm = confusion_matrix(yva, pred, len(data.EUROSAT_CLASSES))
+    log("train accuracy %.4f; validation accuracy %.4f" % (train_acc, acc))
+    log("confusion matrix (rows = true, cols = predicted):\n%s" % cm)
+    meta = scene_meta(args, command, source_bands, band_names, mean.tolist(), std.tolist())
+    ckpt = {"arch": "StatsSceneNet", "arch_kwargs": arch_kwargs, "state_dict": model.state_dict(),
+            "meta": meta,
+            "metrics": {"val_accuracy": acc, "val_patches": int(len(yva)),
+                        "val_split": ("inner: <Class>_8..10 (3 per class)" if args.inner_val
+                                      else "<Class>_11..14 (4 per class)"),
+                        "confusion_matrix": cm.tolist(), "train_accuracy": train_acc,
+                        "cv5_train_accuracy": float(np.mean(cv)),
+                        "train_minutes": round((time.time() - t0) / 60, 2)}}
     torch.save(ckpt, os.path.join(args.out, "final.pt"))
     log(json.dumps(ckpt["metrics"]))
 

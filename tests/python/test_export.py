@@ -100,6 +100,21 @@ class ExportRoundTrip(unittest.TestCase):
         self.assertAlmostEqual(float(g.abs().sum()), doc["golden"]["output_abs_sum"], places=3)
         self.assertEqual(len(doc["golden"]["output_sample"]), 8)
 
+    def test_flip_tta_roundtrip(self):
+        model = nets.FlipTTA(tiny_seg()).eval()
+        scripted, doc = self._roundtrip(model, seg_doc())
+        with torch.no_grad():
+            x = torch.randn(1, 3, 16, 40)
+            self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
+
+    def test_stats_scene_roundtrip(self):
+        torch.manual_seed(2)
+        model = nets.StatsSceneNet(in_channels=4, num_classes=3).eval()
+        scripted, doc = self._roundtrip(model, scene_doc())
+        with torch.no_grad():
+            x = torch.randn(2, 4, 32, 32)
+            self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
+
     def test_scene_roundtrip(self):
         model = tiny_scene()
         scripted, doc = self._roundtrip(model, scene_doc())

@@ -131,7 +131,85 @@ class SceneNet(nn.Module):
         return self.fc(self.dropout(torch.cat([f, m, s], 1)))
 
 
+class SpectralSceneNet(nn.Module):
+    """Scene classifier that pools per-pixel spectral embeddings as well as spatial features.
+
+    1x1 convolutions embed every pixel's spectrum; the mean and standard deviation of that embedding
+    over the patch (what the land cover is made of, and how mixed it is) are concatenated with the
+    mean and max of a small stride-4 spatial CNN on top (texture / structure), then classified.
+    """
+
+    def __init__(self, in_channels: int = 13, num_classes: int = 10, width: int = 32,
+                 dropout: float = 0.3):
+        super().__init__()
+        self.spectral = nn.Sequential(ConvBNReLU(in_channels, width, k=1), ConvBNReLU(width, width, k=1))
+        self.spatial = nn.Sequential(ConvBNReLU(width, width), ConvBNReLU(width, 2 * width, stride=2),
+                                     ConvBNReLU(2 * width, 2 * width, stride=2))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(6 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.spectral(x)
+        f = self.spatial(e)
+        feats = torch.cat([e.mean(dim=[2, 3]), e.std(dim=[2, 3], unbiased=False),
+                           f.mean(dim=[2, 3]), f.amax(dim=[2, 3])], 1)
+        return self.fc(self.dropout(feats))
+
+
+class StatsSceneNet(nn.Module):
+    """Scene classifier: fixed convolutional statistics with global pooling + a learned linear layer.
+
+    Per band it pools the mean, standard deviation, 10/50/90 % quantiles and the mean absolute
+    horizontal + vertical difference (a fixed [-1, 1] gradient filter, i.e. texture energy) at
+    ``scales`` scales (2x2 average pooling between scales). The features are standardised with
+    statistics of the training set (buffers) and classified by one linear layer. Few parameters:
+    suited to the 10 labelled patches per class available here. Any H, W >= 2**scales.
+    """
+
+    def __init__(self, in_channels: int = 13, num_classes: int = 10, scales: int = 2):
+        super().__init__()
+        self.scales = scales
+        self.register_buffer("quantiles", torch.tensor([0.1, 0.5, 0.9]))
+        nfeat = in_channels * (2 + scales + 3)
+        self.register_buffer("feat_mean", torch.zeros(nfeat))
+        self.register_buffer("feat_std", torch.ones(nfeat))
+        self.fc = nn.Linear(nfeat, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f: List[torch.Tensor] = [x.mean(dim=[2, 3]), x.std(dim=[2, 3], unbiased=False)]
+        z = x
+        for _ in range(self.scales):
+            gx = (z[:, :, :, 1:] - z[:, :, :, :-1]).abs().mean(dim=[2, 3])
+            gy = (z[:, :, 1:, :] - z[:, :, :-1, :]).abs().mean(dim=[2, 3])
+            f.append(gx + gy)
+            z = F.avg_pool2d(z, 2)
+        q = torch.quantile(x.flatten(2), self.quantiles, dim=2)  # Q x N x C
+        f.append(q.permute(1, 2, 0).flatten(1))
+        return torch.cat(f, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc((self.features(x) - self.feat_mean) / self.feat_std)
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation wrapper: mean of the logits of ``net`` over the 4 flips of the input
+    (identity, horizontal, vertical, both). Works for any H, W the wrapped network accepts; 4x cost."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(x)
+        y = y + torch.flip(self.net(torch.flip(x, [3])), [3])
+        y = y + torch.flip(self.net(torch.flip(x, [2])), [2])
+        y = y + torch.flip(self.net(torch.flip(x, [2, 3])), [2, 3])
+        return y * 0.25
+
+
 ARCHITECTURES = {
+    "StatsSceneNet": StatsSceneNet,
+    "SpectralSceneNet": SpectralSceneNet,
     "BuildingNet": BuildingNet,
     "SceneNet": SceneNet,
 }

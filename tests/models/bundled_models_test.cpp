@@ -1,0 +1,54 @@
+// The bundled default models: metadata valid, weights as recorded, the recorded output on the
+// golden input, and batches of the right shape.
+#include <gtest/gtest.h>
+
+#include "models/model.hpp"
+#include "tiling/error.hpp"
+#include "src/model_catalog.hpp"
+
+namespace rsi {
+namespace {
+
+const std::string kModels = RSI_BUNDLED_MODELS_DIR;
+
+TEST(BundledModels, AllThreeArePresentAndDescribeThemselves) {
+    const auto entries = list_bundled_models(kModels);
+    std::vector<std::string> names;
+    for (const auto& e : entries) names.push_back(e.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"buildings", "eurosat-rgbn", "eurosat13"}));
+    for (const auto& e : entries) {
+        EXPECT_FALSE(e.metadata.license.empty()) << e.name;
+        EXPECT_TRUE(e.metadata.provenance.contains("command")) << e.name;
+        EXPECT_FALSE(e.metadata.golden.is_null()) << e.name << " has no golden values";
+    }
+}
+
+TEST(BundledModels, RecordedOutputsWeightsAndShapes) {
+    for (const auto& e : list_bundled_models(kModels)) {
+        const models::Model model = models::Model::load(e.path);
+        EXPECT_LT(model.golden_difference(), 1e-4) << e.name;
+        EXPECT_EQ(model.weights_sha256(), e.metadata.weights_sha256) << e.name;
+        const auto& m = model.metadata();
+        const int64_t size = m.task == models::Task::scene ? m.tile_size : 128;
+        const models::BatchShape shape{2, m.bands, size, size};
+        const auto input = models::ramp_input(shape);
+        std::vector<float> out;
+        const auto out_shape = model.run(input.data(), shape, out);
+        if (m.task == models::Task::scene) {
+            EXPECT_EQ(out_shape, (std::vector<int64_t>{2, static_cast<int64_t>(m.classes.size())})) << e.name;
+        } else {
+            EXPECT_EQ(out_shape, (std::vector<int64_t>{2, static_cast<int64_t>(m.classes.size()), 128, 128})) << e.name;
+        }
+    }
+}
+
+TEST(BundledModels, ThePickFollowsTheImageBands) {
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, 13, kModels).name, "eurosat13");
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, 4, kModels).name, "eurosat-rgbn");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, 3, kModels).name, "buildings");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, 1, kModels).name, "buildings");  // pan replicated
+    EXPECT_THROW(pick_bundled_model(models::Task::scene, 3, kModels), Error);
+}
+
+}  // namespace
+}  // namespace rsi
