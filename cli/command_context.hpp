@@ -72,5 +72,6 @@ void register_vectorize_command(CLI::App& app, CommandContext& context);
 void register_segment_command(CLI::App& app, CommandContext& context);
 void register_buildings_command(CLI::App& app, CommandContext& context);
 void register_scene_command(CLI::App& app, CommandContext& context);
+void register_eval_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

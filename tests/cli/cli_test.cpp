@@ -42,12 +42,19 @@ TEST(Cli, VersionNamesEveryLibrary) {
 }
 
 TEST(Cli, HelpEndsWithAWorkedExample) {
-    for (const char* sub : {"info", "tile"}) {
-        const auto r = run_rsi({sub, "--help"});
-        EXPECT_EQ(r.exit_code, 0) << sub;
+    const std::vector<std::vector<std::string>> commands{{"info"}, {"tile"}, {"buildings"}, {"segment"}, {"scene"},
+                                                         {"vectorize"}, {"eval"}, {"model", "info"},
+                                                         {"model", "check"}, {"model", "list"}};
+    for (const auto& command : commands) {
+        std::vector<std::string> args = command;
+        args.push_back("--help");
+        const auto r = run_rsi(args);
+        std::string name = "rsi";
+        for (const auto& part : command) name += " " + part;
+        EXPECT_EQ(r.exit_code, 0) << name;
         const auto at = r.out.rfind("Example:");
-        ASSERT_NE(at, std::string::npos) << sub;
-        EXPECT_NE(r.out.find(std::string("rsi ") + sub, at), std::string::npos) << sub;
+        ASSERT_NE(at, std::string::npos) << name;
+        EXPECT_NE(r.out.find(name, at), std::string::npos) << name;
     }
 }
 

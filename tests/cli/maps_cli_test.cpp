@@ -121,6 +121,29 @@ TEST(MapsCli, PreviewsArePngsOfTheImageWithTheResult) {
     EXPECT_GT(outlined, 0);
 }
 
+TEST(MapsCli, EvalReproducesTheWorkedExample) {
+    test::TempDir dir;
+    // truth [[1,0,0],[0,1,1],[0,0,1]] as a 0/255 mask, prediction [[1,0,1],[0,1,0],[0,0,0]]
+    const uint8_t truth[9] = {1, 0, 0, 0, 1, 1, 0, 0, 1}, prediction[9] = {1, 0, 1, 0, 1, 0, 0, 0, 0};
+    test::make_raster(dir / "truth.tif", 3, 3, 1, GDT_Byte, [&](int, int x, int y) { return truth[y * 3 + x] * 255; });
+    test::make_raster(dir / "prediction.tif", 3, 3, 1, GDT_Byte, [&](int, int x, int y) { return prediction[y * 3 + x]; });
+    const auto r = run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255=1", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_NEAR(j["classes"][1]["f1"].get<double>(), 0.5714, 1e-4);
+    EXPECT_NEAR(j["classes"][1]["iou"].get<double>(), 0.4, 1e-9);
+    EXPECT_NEAR(j["classes"][0]["iou"].get<double>(), 0.5714, 1e-4);
+    EXPECT_NEAR(j["overall_accuracy"].get<double>(), 0.6667, 1e-4);
+    EXPECT_NEAR(j["mean_iou"].get<double>(), 0.4857, 1e-4);
+    EXPECT_NEAR(j["kappa"].get<double>(), 0.3077, 1e-4);
+    EXPECT_EQ(j["confusion_matrix"], nlohmann::json::parse("[[4,1],[2,2]]"));
+    test::make_raster(dir / "small.tif", 2, 3, 1, GDT_Byte, [](int, int, int) { return 0; });
+    const auto bad = run_rsi({"eval", dir / "small.tif", dir / "truth.tif", "-q"});
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("must share the grid"), std::string::npos) << bad.err;
+    EXPECT_EQ(run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255:1"}).exit_code, 2);
+}
+
 TEST(MapsCli, ModelCommandsReportAndFail) {
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;
