@@ -144,6 +144,26 @@ TEST(MapsCli, EvalReproducesTheWorkedExample) {
     EXPECT_EQ(run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255:1"}).exit_code, 2);
 }
 
+TEST(MapsCli, InterruptStopsCleanlyWithoutOutput) {
+    test::TempDir dir;
+    const std::string image = dir / "big.tif";
+    test::make_raster(image, 1500, 1500, 3, GDT_Byte, [](int b, int x, int y) { return (x * b + y) % 256; });
+    for (const char* signal : {"INT", "TERM"}) {
+        const std::string command = std::string("timeout --preserve-status -s ") + signal + " 2 " + test::shell_quote(RSI_BINARY) +
+                                    " segment " + test::shell_quote(image) + " -o " + test::shell_quote(dir / "mask.tif") +
+                                    " -m " + test::shell_quote(fixture("tiny_segmenter.pt")) +
+                                    " --tile-size 32 --overlap 8 --batch 1 --tta d4 -q > /dev/null 2> " + test::shell_quote(dir / "err.txt");
+        const int status = std::system(command.c_str());
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        EXPECT_EQ(code, std::string(signal) == "INT" ? 130 : 143) << signal << ": " << test::slurp(dir / "err.txt");
+        EXPECT_NE(test::slurp(dir / "err.txt").find("interrupted"), std::string::npos);
+        for (const auto& entry : fs::directory_iterator(dir.str())) {
+            const std::string name = entry.path().filename().string();
+            EXPECT_TRUE(name == "big.tif" || name == "err.txt") << "left behind: " << name;
+        }
+    }
+}
+
 TEST(MapsCli, ModelCommandsReportAndFail) {
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;
