@@ -14,7 +14,7 @@
 #include "src/band_mapping.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
-#include "src/tta.hpp"
+#include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
@@ -332,18 +332,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         try {
             while (auto batch = to_model.pop()) {
                 if (batch->run) {
-                    const models::BatchShape shape{B, C, S, S};
-                    model.run(batch->input.data(), shape, batch->output);
-                    if (options.tta != Tta::none) {
-                        const int transforms = options.tta == Tta::flip ? 2 : 8;
-                        std::vector<float> moved(batch->input.size()), prediction;
-                        for (int step = 1; step < transforms; ++step) {
-                            dihedral_forward(options.tta == Tta::flip ? 4 : step, batch->input.data(), moved.data(), B * C, S);
-                            model.run(moved.data(), shape, prediction);  // class scores need no inverse transform
-                            for (size_t i = 0; i < prediction.size(); ++i) batch->output[i] += prediction[i];
-                        }
-                        for (float& v : batch->output) v /= static_cast<float>(transforms);
-                    }
+                    run_with_tta(model, options.tta, {B, C, S, S}, batch->input, batch->output);
                 }
                 batch->input = {};
                 if (!to_writer.push(std::move(*batch))) return;

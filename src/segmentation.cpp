@@ -14,7 +14,7 @@
 #include "src/class_map_outputs.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
-#include "src/tta.hpp"
+#include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
@@ -64,26 +64,6 @@ struct Batch {
     bool run = false;
 };
 
-
-void run_with_tta(const models::Model& model, Tta tta, const models::BatchShape& shape, const std::vector<float>& input,
-                  std::vector<float>& output) {
-    std::vector<int64_t> out_shape = model.run(input.data(), shape, output);
-    if (tta == Tta::none) return;
-    const int transforms = tta == Tta::flip ? 2 : 8;
-    const int64_t n_in = shape[2];
-    const int64_t n_out = out_shape[2];
-    const int64_t out_planes = out_shape[0] * out_shape[1];
-    std::vector<float> moved(input.size()), prediction, restored(output.size());
-    for (int step = 1; step < transforms; ++step) {
-        const int t = tta == Tta::flip ? 4 : step;  // flip: identity and the horizontal flip
-        dihedral_forward(t, input.data(), moved.data(), shape[0] * shape[1], n_in);
-        model.run(moved.data(), shape, prediction);
-        dihedral_inverse(t, prediction.data(), restored.data(), out_planes, n_out);
-        for (size_t i = 0; i < output.size(); ++i) output[i] += restored[i];
-    }
-    const float inv = 1.0f / static_cast<float>(transforms);
-    for (float& v : output) v *= inv;
-}
 
 // Output stride > 1: bring each probability plane back to the tile size.
 void upsample(std::vector<float>& planes, int64_t count, int64_t from, int64_t to) {
