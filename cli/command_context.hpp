@@ -73,5 +73,6 @@ void register_segment_command(CLI::App& app, CommandContext& context);
 void register_buildings_command(CLI::App& app, CommandContext& context);
 void register_scene_command(CLI::App& app, CommandContext& context);
 void register_eval_command(CLI::App& app, CommandContext& context);
+void register_submit_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

@@ -1,65 +1,352 @@
-// rsi eval PREDICTION TRUTH: pixel metrics between a prediction and a ground-truth raster.
+// rsi eval PREDICTION TRUTH: pixel metrics (rasters, or a raster against polygons), object F1
+// (footprint polygons, SpaceNet rule), scene-classification scores, or the Tianchi contest score.
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+
+#include <gdal_priv.h>
 
 #include "cli/command_context.hpp"
+#include "src/evaluation_report.hpp"
+#include "src/object_evaluation.hpp"
+#include "src/output_file.hpp"
 #include "src/pixel_evaluation.hpp"
+#include "src/scene_evaluation.hpp"
+#include "src/submission.hpp"
+#include "tiling/error.hpp"
+#include "tiling/gdal_dataset.hpp"
+
+namespace fs = std::filesystem;
 
 namespace rsi::cli {
 
-void register_eval_command(CLI::App& app, CommandContext& context) {
-    struct Options {
-        std::string prediction, truth, truth_map, prediction_map;
-        int classes = 0, ignore = -1;
-    };
-    auto o = std::make_shared<Options>();
-    CLI::App* sub = app.add_subcommand("eval", "Pixel metrics of a prediction raster against ground truth");
-    sub->add_option("PREDICTION", o->prediction, "Predicted class raster (band 1)")->required();
-    sub->add_option("TRUTH", o->truth, "Ground-truth class raster on the same grid (band 1)")->required();
-    sub->add_option("--classes", o->classes, "Number of classes (default: largest value + 1)");
-    sub->add_option("--ignore", o->ignore, "Value not counted (after mapping), e.g. 255");
-    sub->add_option("--truth-map", o->truth_map, "Remap truth values, e.g. 255=1 for 0/255 masks");
-    sub->add_option("--prediction-map", o->prediction_map, "Remap predicted values, e.g. 255=1");
-    add_common_options(*sub, context.common);
-    sub->footer("Example:\n  rsi eval buildings.tif ../shared/data/inria/test/gt/austin1_2.tif --truth-map 255=1 --ignore 255 --json");
-    context.on_run(sub, [o, &context] {
-        PixelEvaluationOptions e;
-        e.prediction = o->prediction;
-        e.truth = o->truth;
-        e.classes = o->classes;
-        e.ignore = o->ignore;
-        if (!o->truth_map.empty()) e.truth_map = parse_value_map(o->truth_map, "--truth-map");
-        if (!o->prediction_map.empty()) e.prediction_map = parse_value_map(o->prediction_map, "--prediction-map");
-        ProgressBar bar(!context.common.quiet && !context.common.json);
-        const PixelEvaluation r = evaluate_pixels(e, context.progress(bar));
-        bar.finish();
-        const PixelMetrics& m = r.metrics;
-        if (context.common.json) {
-            nlohmann::json classes = nlohmann::json::array();
-            nlohmann::json matrix = nlohmann::json::array();
-            for (int t = 0; t < r.matrix.classes(); ++t) {
-                nlohmann::json row = nlohmann::json::array();
-                for (int p = 0; p < r.matrix.classes(); ++p) row.push_back(r.matrix.at(t, p));
-                matrix.push_back(row);
-                const auto& c = m.classes[static_cast<size_t>(t)];
-                classes.push_back({{"class", t}, {"iou", c.iou}, {"precision", c.precision}, {"recall", c.recall},
-                                   {"f1", c.f1}, {"support", c.support}});
-            }
-            print_json({{"pixels", m.pixels}, {"overall_accuracy", m.overall_accuracy}, {"mean_iou", m.mean_iou},
-                        {"frequency_weighted_iou", m.frequency_weighted_iou}, {"kappa", m.kappa},
-                        {"classes", classes}, {"confusion_matrix", matrix}});
-        } else {
-            std::cout << std::fixed << std::setprecision(4) << "pixels " << m.pixels << "\n"
-                      << "class     IoU       precision recall    F1        support\n";
-            for (size_t c = 0; c < m.classes.size(); ++c) {
-                const auto& k = m.classes[c];
-                std::cout << std::left << std::setw(10) << c << std::setw(10) << k.iou << std::setw(10) << k.precision
-                          << std::setw(10) << k.recall << std::setw(10) << k.f1 << k.support << "\n";
-            }
-            std::cout << "overall accuracy " << m.overall_accuracy << ", mIoU " << m.mean_iou << ", FWIoU "
-                      << m.frequency_weighted_iou << ", kappa " << m.kappa << "\n";
+namespace {
+
+struct Options {
+    std::string prediction, truth, mode = "auto", report;
+    std::string truth_map, prediction_map, truth_class_field, class_field, confidence_field;
+    std::string id_column, class_column, size = "512x512";
+    int classes = 0, ignore = -1;
+    double iou = 0.5, min_area = -1;
+    bool tianchi = false, overwrite = false;
+};
+
+std::string lower_extension(const std::string& path) {
+    std::string ext = fs::path(path).extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return ext;
+}
+
+std::string first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+// pixel, objects, scene or tianchi, from the inputs when not given.
+std::string detect_mode(const Options& o) {
+    if (o.tianchi) return "tianchi";
+    if (o.mode != "auto") {
+        if (o.mode != "pixel" && o.mode != "objects" && o.mode != "scene" && o.mode != "tianchi") {
+            throw usage_error("--mode: expected auto, pixel, objects, scene or tianchi, got '" + o.mode + "'");
         }
-        return 0;
+        return o.mode;
+    }
+    if (fs::is_directory(o.prediction)) return "objects";
+    if (lower_extension(o.prediction) == ".csv") {
+        return first_line(o.prediction).find("PolygonWKT_Pix") != std::string::npos ? "objects" : "scene";
+    }
+    if (is_vector_dataset(o.prediction)) return "objects";
+    return "pixel";
+}
+
+std::string fixed(double v) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(4) << v;
+    return s.str();
+}
+
+// Category names of the prediction raster's band 1 (rsi writes them), for readable tables.
+std::vector<std::string> category_names(const std::string& path) {
+    std::vector<std::string> names;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    std::unique_ptr<GDALDataset, GdalDatasetCloser> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    CPLPopErrorHandler();
+    if (ds && ds->GetRasterCount() > 0) {
+        if (char** list = ds->GetRasterBand(1)->GetCategoryNames()) {
+            for (int i = 0; list[i]; ++i) names.emplace_back(list[i]);
+        }
+    }
+    return names;
+}
+
+nlohmann::json metrics_json(const PixelMetrics& m, const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
+    nlohmann::json classes = nlohmann::json::array(), cells = nlohmann::json::array();
+    for (int t = 0; t < matrix.classes(); ++t) {
+        nlohmann::json row = nlohmann::json::array();
+        for (int p = 0; p < matrix.classes(); ++p) row.push_back(matrix.at(t, p));
+        cells.push_back(row);
+        const auto& c = m.classes[static_cast<size_t>(t)];
+        nlohmann::json entry{{"class", t}, {"iou", c.iou}, {"precision", c.precision}, {"recall", c.recall}, {"f1", c.f1}, {"support", c.support}};
+        if (static_cast<size_t>(t) < names.size()) entry["name"] = names[static_cast<size_t>(t)];
+        classes.push_back(entry);
+    }
+    return {{"overall_accuracy", m.overall_accuracy}, {"mean_iou", m.mean_iou}, {"frequency_weighted_iou", m.frequency_weighted_iou},
+            {"kappa", m.kappa}, {"classes", classes}, {"confusion_matrix", cells}};
+}
+
+void print_class_table(const PixelMetrics& m, const std::vector<std::string>& names) {
+    std::cout << std::left << std::setw(22) << "class" << std::setw(10) << "IoU" << std::setw(10) << "precision" << std::setw(10)
+              << "recall" << std::setw(10) << "F1" << "support\n";
+    for (size_t c = 0; c < m.classes.size(); ++c) {
+        const auto& k = m.classes[c];
+        std::cout << std::left << std::setw(22) << (c < names.size() ? names[c] : std::to_string(c)) << std::setw(10) << fixed(k.iou)
+                  << std::setw(10) << fixed(k.precision) << std::setw(10) << fixed(k.recall) << std::setw(10) << fixed(k.f1) << k.support << "\n";
+    }
+}
+
+void print_matrix(const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
+    std::cout << "confusion matrix (rows truth, columns prediction):\n";
+    for (int t = 0; t < matrix.classes(); ++t) {
+        std::cout << "  " << std::left << std::setw(20) << (static_cast<size_t>(t) < names.size() ? names[static_cast<size_t>(t)] : std::to_string(t));
+        for (int p = 0; p < matrix.classes(); ++p) std::cout << std::right << std::setw(12) << matrix.at(t, p);
+        std::cout << "\n";
+    }
+}
+
+int run_pixel(const Options& o, CommandContext& context) {
+    PixelEvaluationOptions e;
+    e.prediction = o.prediction;
+    e.truth = o.truth;
+    e.truth_class_field = o.truth_class_field;
+    e.classes = o.classes;
+    e.ignore = o.ignore;
+    if (!o.truth_map.empty()) e.truth_map = parse_value_map(o.truth_map, "--truth-map");
+    if (!o.prediction_map.empty()) e.prediction_map = parse_value_map(o.prediction_map, "--prediction-map");
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const PixelEvaluation r = evaluate_pixels(e, context.progress(bar));
+    bar.finish();
+    const PixelMetrics& m = r.metrics;
+    std::vector<std::string> names = category_names(o.prediction);
+    names.resize(std::max<size_t>(names.size(), static_cast<size_t>(r.matrix.classes())));
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i].empty()) names[i] = std::to_string(i);
+    }
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval: " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
+        report.summary = {{"mode", "pixel"}, {"pixels", std::to_string(m.pixels)}, {"overall accuracy", fixed(m.overall_accuracy)},
+                          {"mIoU", fixed(m.mean_iou)}, {"FWIoU", fixed(m.frequency_weighted_iou)}, {"kappa", fixed(m.kappa)}};
+        add_class_table(report, m, names);
+        report.class_names = names;
+        report.matrix = &r.matrix;
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        nlohmann::json j = metrics_json(m, r.matrix, names);
+        j["mode"] = "pixel";
+        j["pixels"] = m.pixels;
+        print_json(j);
+    } else {
+        std::cout << "pixels " << m.pixels << "\n";
+        print_class_table(m, names);
+        std::cout << "overall accuracy " << fixed(m.overall_accuracy) << ", mIoU " << fixed(m.mean_iou) << ", FWIoU "
+                  << fixed(m.frequency_weighted_iou) << ", kappa " << fixed(m.kappa) << "\n";
+        print_matrix(r.matrix, names);
+    }
+    return 0;
+}
+
+nlohmann::json counts_json(const ObjectCounts& c) {
+    return {{"true_positives", c.true_positive}, {"false_positives", c.false_positive}, {"false_negatives", c.false_negative},
+            {"precision", c.precision()}, {"recall", c.recall()}, {"f1", c.f1()}};
+}
+
+int run_objects(const Options& o, CommandContext& context) {
+    ObjectEvaluationOptions e;
+    e.prediction = o.prediction;
+    e.truth = o.truth;
+    e.iou_threshold = o.iou;
+    if (o.min_area >= 0) e.min_area = o.min_area;
+    e.confidence_field = o.confidence_field;
+    e.class_field = o.class_field;
+    e.truth_class_field = o.truth_class_field;
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const ObjectEvaluation r = evaluate_objects(e, context.progress(bar));
+    bar.finish();
+    if (!context.common.quiet) {
+        for (const auto& w : r.warnings) std::cerr << "rsi eval: warning: " << w << "\n";
+    }
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval (objects): " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
+        report.summary = {{"mode", "objects (SpaceNet rule: IoU > " + fixed(o.iou) + ")"}, {"matching frame", r.frame},
+                          {"min area", fixed(r.min_area)}, {"true positives", std::to_string(r.total.true_positive)},
+                          {"false positives", std::to_string(r.total.false_positive)},
+                          {"false negatives", std::to_string(r.total.false_negative)}, {"precision", fixed(r.total.precision())},
+                          {"recall", fixed(r.total.recall())}, {"F1", fixed(r.total.f1())}};
+        if (!r.classes.empty()) {
+            report.summary.emplace_back("mean class F1", fixed(r.mean_class_f1));
+            report.table_header = {"class", "TP", "FP", "FN", "precision", "recall", "F1"};
+            for (const auto& [name, c] : r.classes) {
+                report.table_rows.push_back({name, std::to_string(c.true_positive), std::to_string(c.false_positive),
+                                             std::to_string(c.false_negative), fixed(c.precision()), fixed(c.recall()), fixed(c.f1())});
+            }
+        } else {
+            report.table_header = {"image", "TP", "FP", "FN", "precision", "recall", "F1"};
+            for (const auto& i : r.images) {
+                report.table_rows.push_back({i.image, std::to_string(i.counts.true_positive), std::to_string(i.counts.false_positive),
+                                             std::to_string(i.counts.false_negative), fixed(i.counts.precision()),
+                                             fixed(i.counts.recall()), fixed(i.counts.f1())});
+            }
+        }
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        nlohmann::json j = counts_json(r.total);
+        j["mode"] = "objects";
+        j["iou_threshold"] = o.iou;
+        j["min_area"] = r.min_area;
+        j["frame"] = r.frame;
+        nlohmann::json images = nlohmann::json::array();
+        for (const auto& i : r.images) {
+            nlohmann::json entry = counts_json(i.counts);
+            entry["image"] = i.image;
+            entry["truth_objects"] = i.truth_objects;
+            entry["proposals"] = i.proposals;
+            images.push_back(entry);
+        }
+        j["images"] = images;
+        if (!r.classes.empty()) {
+            nlohmann::json classes = nlohmann::json::object();
+            for (const auto& [name, c] : r.classes) classes[name] = counts_json(c);
+            j["classes"] = classes;
+            j["mean_class_f1"] = r.mean_class_f1;
+        }
+        print_json(j);
+    } else {
+        std::cout << "objects: IoU > " << o.iou << ", min area " << r.min_area << " (" << r.frame << " units), " << r.images.size()
+                  << " image(s)\n";
+        if (!r.classes.empty()) {
+            std::cout << std::left << std::setw(34) << "class" << std::setw(6) << "TP" << std::setw(6) << "FP" << std::setw(6) << "FN"
+                      << std::setw(11) << "precision" << std::setw(10) << "recall" << "F1\n";
+            for (const auto& [name, c] : r.classes) {
+                std::cout << std::left << std::setw(34) << name << std::setw(6) << c.true_positive << std::setw(6) << c.false_positive
+                          << std::setw(6) << c.false_negative << std::setw(11) << fixed(c.precision()) << std::setw(10)
+                          << fixed(c.recall()) << fixed(c.f1()) << "\n";
+            }
+            std::cout << "mean class F1 " << fixed(r.mean_class_f1) << "\n";
+        }
+        std::cout << "TP " << r.total.true_positive << ", FP " << r.total.false_positive << ", FN " << r.total.false_negative
+                  << "; precision " << fixed(r.total.precision()) << ", recall " << fixed(r.total.recall()) << ", F1 "
+                  << fixed(r.total.f1()) << "\n";
+    }
+    return 0;
+}
+
+int run_scene(const Options& o, CommandContext& context) {
+    SceneEvaluationOptions e;
+    e.prediction = o.prediction;
+    e.labels = o.truth;
+    e.id_column = o.id_column;
+    e.class_column = o.class_column;
+    const SceneEvaluation r = evaluate_scenes(e);
+    const PixelMetrics& m = r.metrics;
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval (scenes): " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
+        report.summary = {{"mode", "scene classification"}, {"items", std::to_string(r.items)},
+                          {"accuracy", fixed(m.overall_accuracy)}, {"kappa", fixed(m.kappa)}};
+        add_class_table(report, m, r.class_names);
+        report.class_names = r.class_names;
+        report.matrix = &r.matrix;
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        nlohmann::json j = metrics_json(m, r.matrix, r.class_names);
+        j["mode"] = "scene";
+        j["items"] = r.items;
+        j["accuracy"] = m.overall_accuracy;
+        j["unlabelled_predictions"] = r.unlabelled_predictions;
+        print_json(j);
+    } else {
+        std::cout << "items " << r.items << "\n";
+        print_class_table(m, r.class_names);
+        std::cout << "accuracy " << fixed(m.overall_accuracy) << ", kappa " << fixed(m.kappa) << "\n";
+        print_matrix(r.matrix, r.class_names);
+    }
+    return 0;
+}
+
+int run_tianchi(const Options& o, CommandContext& context) {
+    const auto [w, h] = parse_image_size(o.size, "--size");
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const TianchiScore s = evaluate_tianchi(o.prediction, o.truth, w, h, context.progress(bar));
+    bar.finish();
+    if (!context.common.quiet && !s.missing.empty()) {
+        std::cerr << "rsi eval: warning: " << s.missing.size() << " image(s) without a prediction line count as empty masks (first: "
+                  << s.missing.front() << ")\n";
+    }
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval (Tianchi): " + fs::path(o.prediction).filename().string();
+        report.summary = {{"mode", "tianchi (mean per-image Dice)"}, {"images", std::to_string(s.images)},
+                          {"score", fixed(s.score)}, {"missing predictions", std::to_string(s.missing.size())}};
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        print_json({{"mode", "tianchi"}, {"score", s.score}, {"images", s.images}, {"missing", s.missing}});
+    } else {
+        std::cout << "tianchi score (mean Dice over " << s.images << " images) " << fixed(s.score) << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+void register_eval_command(CLI::App& app, CommandContext& context) {
+    auto o = std::make_shared<Options>();
+    CLI::App* sub = app.add_subcommand("eval", "Score predictions against ground truth: pixels, objects, scenes, Tianchi");
+    sub->add_option("PREDICTION", o->prediction, "Class raster, footprint polygons (file, folder or SpaceNet CSV), scene CSV or Tianchi CSV")
+        ->required();
+    sub->add_option("TRUTH", o->truth, "Ground truth of the same kind (a raster may be scored against polygons; scenes: CSV or class folders)")
+        ->required();
+    sub->add_option("--mode", o->mode, "pixel, objects, scene or tianchi (default: from the inputs)")->capture_default_str();
+    sub->add_flag("--tianchi", o->tianchi, "The Tianchi contest score: mean per-image Dice of two RLE CSVs");
+    sub->add_option("--size", o->size, "Tianchi: image size WIDTHxHEIGHT")->capture_default_str();
+    sub->add_option("--classes", o->classes, "Pixel: number of classes (default: largest value + 1)");
+    sub->add_option("--ignore", o->ignore, "Pixel: value not counted (after mapping), e.g. 255");
+    sub->add_option("--truth-map", o->truth_map, "Pixel: remap truth values, e.g. 255=1 for 0/255 masks");
+    sub->add_option("--prediction-map", o->prediction_map, "Pixel: remap predicted values, e.g. 255=1");
+    sub->add_option("--truth-class-field", o->truth_class_field,
+                    "Ground-truth polygons: attribute with the class (pixel: integer value; objects: class-aware matching)");
+    sub->add_option("--class-field", o->class_field, "Objects: prediction attribute for class-aware matching");
+    sub->add_option("--confidence-field", o->confidence_field, "Objects: prediction attribute ordering proposals (default: confidence)");
+    sub->add_option("--iou", o->iou, "Objects: a match needs IoU strictly greater than this (SpaceNet/solaris)")->capture_default_str();
+    sub->add_option("--min-area", o->min_area, "Objects: drop smaller polygons (px² for pixel coordinates, default 20; m² otherwise, default 0)");
+    sub->add_option("--id-column", o->id_column, "Scenes: item id column (default: image, name, file, path, id or window_id)");
+    sub->add_option("--class-column", o->class_column, "Scenes: class column (default: class, label, prediction or predicted)");
+    sub->add_option("--report", o->report, "Also write an HTML report with the confusion matrix drawn");
+    sub->add_flag("--overwrite", o->overwrite, "Replace an existing report");
+    add_common_options(*sub, context.common);
+    sub->footer(
+        "Examples:\n"
+        "  rsi eval buildings.tif ../shared/data/inria/test/gt/austin1_2.tif --truth-map 255=1 --ignore 255 --json\n"
+        "  rsi eval mask.tif truth_buildings.geojson --report report.html\n"
+        "  rsi eval preds/ gt/ --class-field class --truth-class-field make      (object F1, class-aware)\n"
+        "  rsi eval proposals.csv truth.csv                                      (SpaceNet CSVs)\n"
+        "  rsi eval predicted.csv ../shared/data/eurosat --class-column class    (scene labels from folders)\n"
+        "  rsi eval --tianchi submission.csv truth.csv");
+    context.on_run(sub, [o, &context] {
+        const std::string mode = detect_mode(*o);
+        if (!o->report.empty()) check_output_path(o->report, o->overwrite);  // before the work, not after
+        if (mode == "pixel") return run_pixel(*o, context);
+        if (mode == "objects") return run_objects(*o, context);
+        if (mode == "scene") return run_scene(*o, context);
+        return run_tianchi(*o, context);
     });
 }
 

@@ -88,4 +88,44 @@ void PendingOutput::commit() {
     done_ = true;
 }
 
+namespace {
+
+std::string without_trailing_separator(const std::string& path) {
+    fs::path p = fs::path(path).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+    return p.string();
+}
+
+}  // namespace
+
+PendingDirectory::PendingDirectory(std::string final_path)
+    : final_(without_trailing_separator(final_path)), temporary_(unique_temporary_name(final_)) {
+    std::error_code ec;
+    if (!fs::create_directory(temporary_, ec) || ec) throw Error(final_ + ": cannot create the folder " + temporary_ + ": " + ec.message());
+}
+
+PendingDirectory::~PendingDirectory() {
+    if (done_) return;
+    std::error_code ec;
+    fs::remove_all(temporary_, ec);
+}
+
+void PendingDirectory::commit(bool overwrite) {
+    std::error_code ec;
+    std::string previous;
+    if (fs::exists(final_, ec)) {
+        if (!overwrite) throw usage_error(final_ + ": already exists (use --overwrite to replace it)");
+        previous = unique_temporary_name(final_) + ".old";
+        fs::rename(final_, previous, ec);
+        if (ec) throw Error(final_ + ": cannot move the previous output aside: " + ec.message());
+    }
+    fs::rename(temporary_, final_, ec);
+    if (ec) {
+        if (!previous.empty()) fs::rename(previous, final_, ec);
+        throw Error(final_ + ": cannot rename the finished folder into place");
+    }
+    done_ = true;
+    if (!previous.empty()) fs::remove_all(previous, ec);
+}
+
 }  // namespace rsi

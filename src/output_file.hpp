@@ -33,6 +33,25 @@ private:
     bool done_ = false;
 };
 
+// A folder of outputs (e.g. a submission of one PNG per image) built under a temporary name beside
+// its final path and renamed into place whole by commit(); the destructor removes an uncommitted one.
+class PendingDirectory {
+public:
+    explicit PendingDirectory(std::string final_path);
+    ~PendingDirectory();
+    PendingDirectory(const PendingDirectory&) = delete;
+    PendingDirectory& operator=(const PendingDirectory&) = delete;
+
+    const std::string& temporary_path() const { return temporary_; }
+    const std::string& final_path() const { return final_; }
+    // Replaces an existing folder only when `overwrite` (checked again here, not only at the start).
+    void commit(bool overwrite);
+
+private:
+    std::string final_, temporary_;
+    bool done_ = false;
+};
+
 // Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
 std::vector<std::string> sidecar_paths(const std::string& path);
 

@@ -1,9 +1,20 @@
 #include "src/pixel_evaluation.hpp"
 
 #include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
 
+#include <gdal_alg.h>
+#include <gdal_priv.h>
+#include <ogrsf_frmts.h>
+
+#include "src/submission_csv.hpp"
+#include "src/tianchi_rle.hpp"
 #include "tiling/error.hpp"
+#include "tiling/gdal_dataset.hpp"
 #include "tiling/raster_source.hpp"
 
 namespace rsi {
@@ -41,13 +52,145 @@ void remap(std::vector<uint8_t>& values, const std::map<int, int>& map) {
     for (uint8_t& v : values) v = table[v];
 }
 
+// Ground-truth polygons rasterised onto the prediction grid one block of rows at a time. The
+// geometries are held (their number is the data's, not the image's size); pixels never are.
+class TruthPolygons {
+public:
+    TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field) : grid_(grid) {
+        ensure_gdal_registered();
+        std::unique_ptr<GDALDataset, GdalDatasetCloser> ds(
+            GDALDataset::Open(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR));
+        if (!ds || ds->GetLayerCount() < 1) throw Error(path + ": cannot open as a vector file: " + last_gdal_error("no layer"));
+        OGRLayer* layer = ds->GetLayer(0);
+        if (!class_field.empty() && layer->GetLayerDefn()->GetFieldIndex(class_field.c_str()) < 0) {
+            throw usage_error(path + ": has no field '" + class_field + "'");
+        }
+        std::unique_ptr<OGRCoordinateTransformation> transform;
+        const OGRSpatialReference* srs = layer->GetSpatialRef();
+        if (srs && !grid.crs_wkt.empty()) {
+            target_.importFromWkt(grid.crs_wkt.c_str());
+            target_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+            if (!srs->IsSame(&target_)) {
+                transform.reset(OGRCreateCoordinateTransformation(srs, &target_));
+                if (!transform) throw Error(path + ": cannot transform its CRS to the prediction's");
+            }
+        } else if (srs && !grid.has_geotransform) {
+            throw Error(path + ": polygons have a CRS but " + grid.path + " is not georeferenced");
+        }
+        for (auto& feature : *layer) {
+            const OGRGeometry* g = feature->GetGeometryRef();
+            if (!g || g->IsEmpty()) continue;
+            std::unique_ptr<OGRGeometry> copy(g->clone());
+            if (transform && copy->transform(transform.get()) != OGRERR_NONE) {
+                throw Error(path + ": feature " + std::to_string(feature->GetFID()) + " cannot be transformed to the prediction's CRS");
+            }
+            double value = 1;
+            if (!class_field.empty()) {
+                value = feature->GetFieldAsDouble(class_field.c_str());
+                if (value < 0 || value > 255 || value != std::floor(value)) {
+                    throw Error(path + ": feature " + std::to_string(feature->GetFID()) + " has class " + feature->GetFieldAsString(class_field.c_str()) +
+                                ", not a whole number 0..255");
+                }
+            }
+            geometries_.push_back(std::move(copy));
+            values_.push_back(value);
+        }
+    }
+
+    void render(int64_t y, int64_t rows, uint8_t* out) const {
+        const int64_t W = grid_.width;
+        std::fill(out, out + rows * W, uint8_t{0});
+        if (geometries_.empty()) return;
+        GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+        std::unique_ptr<GDALDataset, GdalDatasetCloser> block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), 1, GDT_Byte, nullptr));
+        std::array<double, 6> g = grid_.window_geotransform(0, y);
+        block->SetGeoTransform(g.data());
+        std::vector<OGRGeometryH> handles;
+        for (const auto& geometry : geometries_) handles.push_back(OGRGeometry::ToHandle(geometry.get()));
+        int band = 1;
+        if (GDALRasterizeGeometries(GDALDataset::ToHandle(block.get()), 1, &band, static_cast<int>(handles.size()), handles.data(),
+                                    nullptr, nullptr, values_.data(), nullptr, nullptr, nullptr) != CE_None) {
+            throw Error(grid_.path + ": rasterising the ground-truth polygons failed: " + last_gdal_error());
+        }
+        if (block->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, static_cast<int>(W), static_cast<int>(rows), out, static_cast<int>(W),
+                                              static_cast<int>(rows), GDT_Byte, 0, 0) != CE_None) {
+            throw Error(grid_.path + ": reading rasterised polygons failed: " + last_gdal_error());
+        }
+    }
+
+private:
+    const RasterInfo& grid_;
+    OGRSpatialReference target_;
+    std::vector<std::unique_ptr<OGRGeometry>> geometries_;
+    std::vector<double> values_;
+};
+
 }  // namespace
+
+bool is_vector_dataset(const std::string& path) {
+    ensure_gdal_registered();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    std::unique_ptr<GDALDataset, GdalDatasetCloser> raster(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    std::unique_ptr<GDALDataset, GdalDatasetCloser> vector;
+    if (!raster) vector.reset(GDALDataset::Open(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY));
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    return !raster && vector && vector->GetLayerCount() > 0;
+}
+
+TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::string& truth_csv, int64_t width, int64_t height,
+                              const ProgressFn& progress) {
+    if (width < 1 || height < 1) throw usage_error("eval --tianchi: the image size must be positive");
+    auto read = [](const std::string& path) {
+        std::ifstream in(path);
+        if (!in) throw Error(path + ": cannot open");
+        return read_tianchi_csv(in, path);
+    };
+    const std::vector<TianchiEntry> truth = read(truth_csv), prediction = read(prediction_csv);
+    std::map<std::string, const TianchiEntry*> predicted;
+    for (const TianchiEntry& e : prediction) predicted[e.name] = &e;
+    std::map<std::string, bool> known;
+    for (const TianchiEntry& e : truth) known[e.name] = true;
+    for (const TianchiEntry& e : prediction) {
+        if (!known.count(e.name)) throw Error(prediction_csv + ":" + std::to_string(e.line) + ": image '" + e.name + "' is not in " + truth_csv);
+    }
+    TianchiScore score;
+    double sum = 0;
+    const std::vector<uint8_t> empty(static_cast<size_t>(width * height), 0);
+    for (const TianchiEntry& t : truth) {
+        const std::vector<uint8_t> a = decode_tianchi_rle(t.rle, width, height, truth_csv + ":" + std::to_string(t.line));
+        const auto p = predicted.find(t.name);
+        if (p == predicted.end()) {
+            score.missing.push_back(t.name);
+            sum += tianchi_dice(a.data(), empty.data(), width * height);
+        } else {
+            const std::vector<uint8_t> b =
+                decode_tianchi_rle(p->second->rle, width, height, prediction_csv + ":" + std::to_string(p->second->line));
+            sum += tianchi_dice(a.data(), b.data(), width * height);
+        }
+        ++score.images;
+        report_progress(progress, static_cast<double>(score.images) / static_cast<double>(truth.size()), "images");
+    }
+    score.score = score.images > 0 ? sum / static_cast<double>(score.images) : 0.0;
+    return score;
+}
 
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress) {
     const RasterSource prediction = RasterSource::open(options.prediction);
-    const RasterSource truth = RasterSource::open(options.truth);
     const RasterInfo& p = prediction.info();
-    const RasterInfo& t = truth.info();
+    std::optional<RasterSource> truth_raster;
+    std::unique_ptr<TruthPolygons> truth_polygons;
+    if (is_vector_dataset(options.truth)) {
+        truth_polygons = std::make_unique<TruthPolygons>(options.truth, p, options.truth_class_field);
+    } else {
+        if (!options.truth_class_field.empty()) throw usage_error("eval: --truth-class-field applies to ground-truth polygons only");
+        truth_raster = RasterSource::open(options.truth);
+    }
+    const RasterInfo& t = truth_raster ? truth_raster->info() : p;
+    const auto read_truth = [&](int64_t y, int64_t rows, uint8_t* out) {
+        if (truth_polygons) truth_polygons->render(y, rows, out);
+        else truth_raster->read({0, y, p.width, rows}, {1}, GDT_Byte, out);
+    };
     if (p.width != t.width || p.height != t.height) {
         throw Error(options.prediction + " is " + std::to_string(p.width) + "x" + std::to_string(p.height) + " but " +
                     options.truth + " is " + std::to_string(t.width) + "x" + std::to_string(t.height) +
@@ -70,10 +213,11 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         int largest = 0;
         for (int64_t y = 0; y < H; y += rows_per_block) {
             const int64_t rows = std::min(rows_per_block, H - y);
-            for (const RasterSource* source : {&prediction, &truth}) {
+            for (const bool is_truth : {false, true}) {
                 std::vector<uint8_t> block(static_cast<size_t>(rows * W));
-                source->read({0, y, W, rows}, {1}, GDT_Byte, block.data());
-                remap(block, source == &truth ? options.truth_map : options.prediction_map);
+                if (is_truth) read_truth(y, rows, block.data());
+                else prediction.read({0, y, W, rows}, {1}, GDT_Byte, block.data());
+                remap(block, is_truth ? options.truth_map : options.prediction_map);
                 for (uint8_t v : block) {
                     if (v != options.ignore) largest = std::max<int>(largest, v);
                 }
@@ -88,7 +232,7 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         const int64_t rows = std::min(rows_per_block, H - y);
         a.resize(static_cast<size_t>(rows * W));
         b.resize(a.size());
-        truth.read({0, y, W, rows}, {1}, GDT_Byte, a.data());
+        read_truth(y, rows, a.data());
         prediction.read({0, y, W, rows}, {1}, GDT_Byte, b.data());
         remap(a, options.truth_map);
         remap(b, options.prediction_map);

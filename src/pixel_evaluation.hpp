@@ -3,6 +3,7 @@
 // streamed in row blocks into a confusion matrix.
 #include <map>
 #include <string>
+#include <vector>
 
 #include "src/confusion_matrix.hpp"
 #include "tiling/progress.hpp"
@@ -10,7 +11,11 @@
 namespace rsi {
 
 struct PixelEvaluationOptions {
-    std::string prediction, truth;
+    std::string prediction;
+    // A raster on the prediction's grid, or polygons (any vector file, any CRS) rasterised onto that
+    // grid block by block: a pixel is inside when its centre is (GDAL's rasterisation rule).
+    std::string truth;
+    std::string truth_class_field;      // polygons: integer attribute giving the class (default: every polygon is 1)
     int classes = 0;                    // 0: the largest value seen in band 1 of either raster + 1 (after mapping)
     int ignore = -1;                    // a value (after mapping) that is not counted, e.g. 255 nodata
     std::map<int, int> truth_map;       // value remapping, e.g. {255: 1} for 0/255 masks
@@ -23,6 +28,21 @@ struct PixelEvaluation {
 };
 
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress = {});
+
+// True when `path` opens as a vector dataset and not as a raster.
+bool is_vector_dataset(const std::string& path);
+
+// The Tianchi contest score of a submission CSV against a ground-truth CSV of the same format
+// (src/submission_csv.hpp): per-image Dice (1 when both masks are empty), averaged over every image of
+// the truth. An image missing from the prediction counts as an empty mask (and is listed); a
+// prediction for an image the truth lacks is an error.
+struct TianchiScore {
+    double score = 0;
+    int64_t images = 0;
+    std::vector<std::string> missing;  // truth images without a prediction line
+};
+TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::string& truth_csv, int64_t width, int64_t height,
+                              const ProgressFn& progress = {});
 
 // "255=1,3=2" -> {255: 1, 3: 2}; throws a usage Error.
 std::map<int, int> parse_value_map(const std::string& text, const std::string& option);

@@ -50,7 +50,7 @@ std::vector<uint8_t> decode_tianchi_rle(std::string_view rle, int64_t width, int
         if (start < 1) throw Error(where + ": RLE start " + std::to_string(start) + " is below 1");
         if (length < 1) throw Error(where + ": RLE run length " + std::to_string(length) + " is below 1");
         if (start - 1 < previous_end) throw Error(where + ": RLE run at " + std::to_string(start) + " overlaps or precedes the previous run");
-        if (start - 1 + length > total) {
+        if (start - 1 >= total || length > total - (start - 1)) {  // written so huge numbers cannot overflow
             throw Error(where + ": RLE run " + std::to_string(start) + "+" + std::to_string(length) + " goes beyond the " +
                         std::to_string(width) + "x" + std::to_string(height) + " image");
         }

@@ -1,0 +1,598 @@
+#include "src/submission.hpp"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <cpl_conv.h>
+#include <gdal_alg.h>
+#include <gdal_priv.h>
+#include <ogrsf_frmts.h>
+
+#include "src/csv_table.hpp"
+#include "src/output_file.hpp"
+#include "src/submission_csv.hpp"
+#include "src/tianchi_rle.hpp"
+#include "tiling/error.hpp"
+#include "tiling/gdal_dataset.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+
+namespace {
+
+const std::array<const char*, 9> kGaofen2020Classes = {"road", "building", "shrub and tree", "lawn", "land",
+                                                      "waterbody", "vehicle", "impervious ground", "other"};
+
+std::string stem_of(const std::string& name) { return fs::path(name).stem().string(); }
+
+// xView2 test images are test_pre_<id>.png / test_post_<id>.png; the id is what follows.
+std::string xview2_id(const std::string& name) {
+    const std::string stem = stem_of(name);
+    for (const char* prefix : {"test_pre_", "test_post_"}) {
+        if (stem.rfind(prefix, 0) == 0) return stem.substr(std::char_traits<char>::length(prefix));
+    }
+    return stem;
+}
+
+struct Mask {
+    int64_t width = 0, height = 0;
+    std::vector<uint8_t> values;
+    bool has_geotransform = false;
+    std::array<double, 6> geotransform{};
+    std::string projection;
+};
+
+Mask read_mask(const SubmissionItem& item, const std::map<int, int>& value_map) {
+    DatasetPtr ds = open_raster(item.mask);
+    Mask m;
+    m.width = ds->GetRasterXSize();
+    m.height = ds->GetRasterYSize();
+    GDALRasterBand* band = ds->GetRasterBand(1);
+    const GDALDataType type = band->GetRasterDataType();
+    if (GDALDataTypeIsFloating(type) || GDALDataTypeIsComplex(type)) {
+        throw Error(item.mask + ": the mask is " + GDALGetDataTypeName(type) + ", not an integer class raster");
+    }
+    std::vector<int32_t> raw(static_cast<size_t>(m.width * m.height));
+    if (band->RasterIO(GF_Read, 0, 0, static_cast<int>(m.width), static_cast<int>(m.height), raw.data(), static_cast<int>(m.width),
+                       static_cast<int>(m.height), GDT_Int32, 0, 0) != CE_None) {
+        throw Error(item.mask + ": reading the mask failed: " + last_gdal_error());
+    }
+    m.values.resize(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+        int v = raw[i];
+        if (!value_map.empty()) {
+            const auto it = value_map.find(v);
+            if (it != value_map.end()) v = it->second;
+        }
+        if (v < 0 || v > 255) throw Error(item.mask + ": value " + std::to_string(v) + " is outside 0..255");
+        m.values[i] = static_cast<uint8_t>(v);
+    }
+    m.has_geotransform = ds->GetGeoTransform(m.geotransform.data()) == CE_None;
+    if (const char* wkt = ds->GetProjectionRef()) m.projection = wkt;
+    return m;
+}
+
+std::pair<int64_t, int64_t> required_size(const SubmissionOptions& o) {
+    if (o.width > 0) return {o.width, o.height};
+    if (o.format == SubmissionFormat::tianchi) return {512, 512};
+    if (o.format == SubmissionFormat::xview2) return {1024, 1024};
+    return {0, 0};
+}
+
+bool binary_format(const SubmissionOptions& o) {
+    switch (o.format) {
+        case SubmissionFormat::tianchi:
+        case SubmissionFormat::spacenet:
+        case SubmissionFormat::inria: return true;
+        case SubmissionFormat::xview2: return !o.xview2_damage;
+        case SubmissionFormat::loveda: return false;
+        case SubmissionFormat::gaofen: return o.gaofen_track == "buildings";
+    }
+    return true;
+}
+
+// The largest class value the format takes from a mask (binary formats: 0/1/255 are checked apart).
+int largest_value(const SubmissionOptions& o) {
+    if (o.format == SubmissionFormat::loveda) return 6;
+    if (o.format == SubmissionFormat::xview2 && o.xview2_damage) return 4;
+    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings") return 8;
+    return 255;
+}
+
+void check_mask(const SubmissionOptions& o, const SubmissionItem& item, const Mask& m) {
+    const auto [w, h] = required_size(o);
+    if (w > 0 && (m.width != w || m.height != h)) {
+        throw Error(item.mask + ": the mask is " + std::to_string(m.width) + "x" + std::to_string(m.height) + " but " + to_string(o.format) +
+                    " needs " + std::to_string(w) + "x" + std::to_string(h));
+    }
+    std::array<bool, 256> seen{};
+    for (uint8_t v : m.values) seen[v] = true;
+    const bool binary = binary_format(o);
+    const int largest = largest_value(o);
+    for (int v = 0; v < 256; ++v) {
+        if (!seen[static_cast<size_t>(v)]) continue;
+        if (binary && v != 0 && v != 1 && v != 255) {
+            throw Error(item.mask + ": value " + std::to_string(v) + " in a mask for the binary " + to_string(o.format) +
+                        " format (expected 0/1 or 0/255; merge classes with --map)");
+        }
+        if (!binary && v > largest) {
+            throw Error(item.mask + ": class " + std::to_string(v) + " is beyond the " + to_string(o.format) + " range 0.." +
+                        std::to_string(largest) + " (remap with --map)");
+        }
+    }
+}
+
+// 4-connected polygons of the non-zero pixels, in pixel coordinates, in reading order of their
+// top-left corner.
+std::vector<std::unique_ptr<OGRGeometry>> pixel_polygons(const Mask& m, double min_area_px) {
+    ensure_gdal_registered();
+    GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+    DatasetPtr raster(mem->Create("", static_cast<int>(m.width), static_cast<int>(m.height), 1, GDT_Byte, nullptr));
+    std::vector<uint8_t> binary(m.values.size());
+    for (size_t i = 0; i < binary.size(); ++i) binary[i] = m.values[i] != 0;
+    GDALRasterBand* band = raster->GetRasterBand(1);
+    if (band->RasterIO(GF_Write, 0, 0, static_cast<int>(m.width), static_cast<int>(m.height), binary.data(), static_cast<int>(m.width),
+                       static_cast<int>(m.height), GDT_Byte, 0, 0) != CE_None) {
+        throw Error("spacenet: preparing the mask failed: " + last_gdal_error());
+    }
+    GDALDriver* memory = GetGDALDriverManager()->GetDriverByName("Memory");
+    DatasetPtr vector(memory->Create("", 0, 0, 0, GDT_Unknown, nullptr));
+    OGRLayer* layer = vector->CreateLayer("polygons", nullptr, wkbPolygon, nullptr);
+    OGRFieldDefn field("value", OFTInteger);
+    layer->CreateField(&field);
+    if (GDALPolygonize(band, band, OGRLayer::ToHandle(layer), 0, nullptr, nullptr, nullptr) != CE_None) {
+        throw Error("spacenet: polygonising the mask failed: " + last_gdal_error());
+    }
+    struct Item {
+        double y, x;
+        std::unique_ptr<OGRGeometry> geometry;
+    };
+    std::vector<Item> items;
+    for (auto& feature : *layer) {
+        OGRGeometry* g = feature->GetGeometryRef();
+        if (!g || g->IsEmpty()) continue;
+        if (min_area_px > 0 && OGR_G_Area(OGRGeometry::ToHandle(g)) < min_area_px) continue;
+        OGREnvelope e;
+        g->getEnvelope(&e);
+        items.push_back({e.MinY, e.MinX, std::unique_ptr<OGRGeometry>(g->clone())});
+    }
+    std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.y != b.y ? a.y < b.y : a.x < b.x; });
+    std::vector<std::unique_ptr<OGRGeometry>> out;
+    for (auto& item : items) out.push_back(std::move(item.geometry));
+    return out;
+}
+
+std::string wkt_of(const OGRGeometry& g) {
+    std::string text = g.exportToWkt();
+    return text;
+}
+
+void write_png(const std::string& path, const std::vector<uint8_t>& values, int64_t width, int64_t height) {
+    GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+    DatasetPtr ds(mem->Create("", static_cast<int>(width), static_cast<int>(height), 1, GDT_Byte, nullptr));
+    if (ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, static_cast<int>(width), static_cast<int>(height), const_cast<uint8_t*>(values.data()),
+                                       static_cast<int>(width), static_cast<int>(height), GDT_Byte, 0, 0) != CE_None) {
+        throw Error(path + ": preparing the image failed: " + last_gdal_error());
+    }
+    GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");
+    DatasetPtr out(png->CreateCopy(path.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
+    if (!out) throw Error(path + ": writing the PNG failed: " + last_gdal_error());
+    close_written(std::move(out), path);
+}
+
+void write_inria_tiff(const std::string& path, const Mask& m) {
+    GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+    const char* options[] = {"COMPRESS=LZW", nullptr};
+    DatasetPtr out(gtiff->Create(path.c_str(), static_cast<int>(m.width), static_cast<int>(m.height), 1, GDT_Byte, const_cast<char**>(options)));
+    if (!out) throw Error(path + ": cannot create: " + last_gdal_error());
+    if (m.has_geotransform) out->SetGeoTransform(const_cast<double*>(m.geotransform.data()));
+    if (!m.projection.empty()) out->SetProjection(m.projection.c_str());
+    std::vector<uint8_t> values(m.values.size());
+    for (size_t i = 0; i < values.size(); ++i) values[i] = m.values[i] ? 255 : 0;
+    if (out->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, static_cast<int>(m.width), static_cast<int>(m.height), values.data(),
+                                        static_cast<int>(m.width), static_cast<int>(m.height), GDT_Byte, 0, 0) != CE_None) {
+        throw Error(path + ": writing failed: " + last_gdal_error());
+    }
+    close_written(std::move(out), path);
+}
+
+std::string read_file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    if (!in) throw Error(path + ": cannot read back for the zip");
+    return s.str();
+}
+
+// Zips `files` (path on disk, name in the zip) into `zip_path`, atomically.
+void write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
+    check_output_path(zip_path, overwrite);
+    PendingOutput pending(zip_path);
+    void* zip = CPLCreateZip(pending.temporary_path().c_str(), nullptr);
+    if (!zip) throw Error(zip_path + ": cannot create the zip: " + last_gdal_error());
+    bool ok = true;
+    for (const auto& [path, name] : files) {
+        const std::string bytes = read_file_bytes(path);
+        ok = ok && CPLCreateFileInZip(zip, name.c_str(), nullptr) == CE_None &&
+             CPLWriteFileInZip(zip, bytes.data(), static_cast<int>(bytes.size())) == CE_None && CPLCloseFileInZip(zip) == CE_None;
+    }
+    ok = CPLCloseZip(zip) == CE_None && ok;
+    if (!ok) throw Error(zip_path + ": writing the zip failed: " + last_gdal_error());
+    pending.commit();
+}
+
+std::vector<SubmissionItem> sorted_items(const SubmissionOptions& o) {
+    std::vector<SubmissionItem> items = o.items;
+    std::sort(items.begin(), items.end(), [](const SubmissionItem& a, const SubmissionItem& b) { return a.name < b.name; });
+    std::set<std::string> names;
+    for (const SubmissionItem& item : items) {
+        if (item.name.empty()) throw usage_error(std::string(to_string(o.format)) + ": an image without a name");
+        for (const std::string& file : submission_file_names(o, item.name)) {
+            if (!names.insert(file).second) throw usage_error(item.name + ": two images map to the same output name " + file);
+        }
+    }
+    return items;
+}
+
+}  // namespace
+
+SubmissionFormat parse_submission_format(std::string_view text) {
+    if (text == "tianchi") return SubmissionFormat::tianchi;
+    if (text == "spacenet") return SubmissionFormat::spacenet;
+    if (text == "inria") return SubmissionFormat::inria;
+    if (text == "xview2") return SubmissionFormat::xview2;
+    if (text == "loveda") return SubmissionFormat::loveda;
+    if (text == "gaofen") return SubmissionFormat::gaofen;
+    throw usage_error("submit: unknown format '" + std::string(text) + "' (tianchi, spacenet, inria, xview2, loveda, gaofen)");
+}
+
+const char* to_string(SubmissionFormat format) {
+    switch (format) {
+        case SubmissionFormat::tianchi: return "tianchi";
+        case SubmissionFormat::spacenet: return "spacenet";
+        case SubmissionFormat::inria: return "inria";
+        case SubmissionFormat::xview2: return "xview2";
+        case SubmissionFormat::loveda: return "loveda";
+        case SubmissionFormat::gaofen: return "gaofen";
+    }
+    return "?";
+}
+
+bool writes_csv(SubmissionFormat format) { return format == SubmissionFormat::tianchi || format == SubmissionFormat::spacenet; }
+
+std::pair<int64_t, int64_t> parse_image_size(const std::string& text, const std::string& option) {
+    try {
+        size_t used = 0;
+        const int64_t w = std::stoll(text, &used);
+        int64_t h = w;
+        if (used < text.size()) {
+            if (text[used] != 'x' && text[used] != 'X') throw std::invalid_argument("x");
+            const std::string rest = text.substr(used + 1);
+            size_t used2 = 0;
+            h = std::stoll(rest, &used2);
+            if (used2 != rest.size()) throw std::invalid_argument("junk");
+        }
+        if (w < 1 || h < 1 || w > 1000000 || h > 1000000) throw std::invalid_argument("range");
+        return {w, h};
+    } catch (const std::exception&) {
+        throw usage_error(option + ": '" + text + "' is not WIDTHxHEIGHT (e.g. 512x512)");
+    }
+}
+
+std::vector<std::string> submission_file_names(const SubmissionOptions& o, const std::string& image_name) {
+    switch (o.format) {
+        case SubmissionFormat::tianchi:
+        case SubmissionFormat::spacenet: return {};
+        case SubmissionFormat::inria: return {stem_of(image_name) + ".tif"};
+        case SubmissionFormat::xview2: {
+            const std::string id = xview2_id(image_name);
+            return {"test_localization_" + id + "_prediction.png", "test_damage_" + id + "_prediction.png"};
+        }
+        case SubmissionFormat::loveda:
+        case SubmissionFormat::gaofen: return {stem_of(image_name) + ".png"};
+    }
+    return {};
+}
+
+SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& progress) {
+    if (o.items.empty()) throw usage_error(std::string("submit ") + to_string(o.format) + ": no images");
+    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings" && o.gaofen_track != "2020-9class") {
+        throw usage_error("submit gaofen: unknown track '" + o.gaofen_track + "' (buildings or 2020-9class)");
+    }
+    check_output_path(o.output, o.overwrite);
+    if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
+    ensure_gdal_registered();
+    const std::vector<SubmissionItem> items = sorted_items(o);
+    SubmissionResult result;
+    result.output = o.output;
+    std::vector<std::string> names;
+    std::vector<std::pair<std::string, std::string>> written;  // path, name inside the zip
+
+    std::unique_ptr<PendingOutput> csv_file;
+    std::unique_ptr<PendingDirectory> folder;
+    std::ofstream csv;
+    if (writes_csv(o.format)) {
+        csv_file = std::make_unique<PendingOutput>(o.output);
+        csv.open(csv_file->temporary_path());
+        if (!csv) throw Error(o.output + ": cannot write");
+        if (o.format == SubmissionFormat::spacenet) csv << "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n";
+    } else {
+        folder = std::make_unique<PendingDirectory>(o.output);
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+        const SubmissionItem& item = items[i];
+        Mask m;
+        if (o.make_mask) {
+            const std::string path = o.make_mask(item);
+            const auto remove_scratch = [&path] {
+                if (path.rfind("/vsimem/", 0) == 0) VSIUnlink(path.c_str());
+                else remove_with_sidecars(path);
+            };
+            try {
+                m = read_mask({item.name, path}, o.value_map);
+            } catch (...) {
+                remove_scratch();
+                throw;
+            }
+            remove_scratch();
+        } else {
+            m = read_mask(item, o.value_map);
+        }
+        check_mask(o, item, m);
+        names.push_back(item.name);
+        const bool empty = std::all_of(m.values.begin(), m.values.end(), [](uint8_t v) { return v == 0; });
+        result.empty_images += empty;
+        const fs::path dir = folder ? fs::path(folder->temporary_path()) : fs::path();
+        switch (o.format) {
+            case SubmissionFormat::tianchi: {
+                const std::string rle = encode_tianchi_rle(m.values.data(), m.width, m.height);
+                // The result must decode to the mask it came from.
+                const std::vector<uint8_t> back = decode_tianchi_rle(rle, m.width, m.height, item.name);
+                for (size_t k = 0; k < back.size(); ++k) {
+                    if (back[k] != (m.values[k] != 0)) throw Error(item.name + ": RLE round trip failed (internal error)");
+                }
+                csv << item.name << '\t' << rle << '\n';
+                break;
+            }
+            case SubmissionFormat::spacenet: {
+                const auto polygons = pixel_polygons(m, o.min_area_px);
+                const std::string id = stem_of(item.name);
+                if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
+                for (size_t k = 0; k < polygons.size(); ++k) {
+                    csv << csv_field(id) << ',' << k + 1 << ",\"" << wkt_of(*polygons[k]) << "\",1\n";
+                }
+                result.objects += static_cast<int64_t>(polygons.size());
+                break;
+            }
+            case SubmissionFormat::inria: {
+                const std::string name = submission_file_names(o, item.name)[0];
+                write_inria_tiff((dir / name).string(), m);
+                written.emplace_back(o.output + "/" + name, name);
+                break;
+            }
+            case SubmissionFormat::xview2: {
+                const auto files = submission_file_names(o, item.name);
+                std::vector<uint8_t> localization(m.values.size()), damage(m.values.size());
+                for (size_t k = 0; k < m.values.size(); ++k) {
+                    localization[k] = m.values[k] != 0;
+                    damage[k] = o.xview2_damage ? m.values[k] : localization[k];
+                }
+                write_png((dir / files[0]).string(), localization, m.width, m.height);
+                write_png((dir / files[1]).string(), damage, m.width, m.height);
+                for (const auto& f : files) written.emplace_back(o.output + "/" + f, f);
+                break;
+            }
+            case SubmissionFormat::loveda: {
+                const std::string name = submission_file_names(o, item.name)[0];
+                write_png((dir / name).string(), m.values, m.width, m.height);
+                written.emplace_back(o.output + "/" + name, name);
+                break;
+            }
+            case SubmissionFormat::gaofen: {
+                const std::string name = submission_file_names(o, item.name)[0];
+                std::vector<uint8_t> values(m.values.size());
+                const bool buildings = o.gaofen_track == "buildings";
+                for (size_t k = 0; k < values.size(); ++k) {
+                    values[k] = buildings ? (m.values[k] ? 255 : 0) : static_cast<uint8_t>(m.values[k] + 1);
+                }
+                write_png((dir / name).string(), values, m.width, m.height);
+                written.emplace_back(o.output + "/" + name, name);
+                break;
+            }
+        }
+        report_progress(progress, 0.9 * static_cast<double>(i + 1) / static_cast<double>(items.size()), "images");
+    }
+    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings") {
+        std::ofstream table(fs::path(folder->temporary_path()) / "class_table.csv");
+        table << "value,class\n";
+        for (size_t c = 0; c < kGaofen2020Classes.size(); ++c) table << c + 1 << ',' << kGaofen2020Classes[c] << '\n';
+        if (!table) throw Error(o.output + ": writing class_table.csv failed");
+        written.emplace_back(o.output + "/class_table.csv", "class_table.csv");
+    }
+    result.images = static_cast<int64_t>(items.size());
+    if (csv_file) {
+        csv.close();
+        if (!csv) throw Error(o.output + ": writing failed");
+        result.validation = validate_submission(o, csv_file->temporary_path(), names);
+        csv_file->commit();
+        written.emplace_back(o.output, fs::path(o.output).filename().string());
+    } else {
+        result.validation = validate_submission(o, folder->temporary_path(), names);
+        folder->commit(o.overwrite);
+    }
+    if (!o.zip.empty()) {
+        write_zip(o.zip, written, o.overwrite);
+        result.zip = o.zip;
+    }
+    report_progress(progress, 1.0, "done");
+    return result;
+}
+
+SubmissionValidation validate_submission(const SubmissionOptions& o, const std::string& written, const std::vector<std::string>& image_names) {
+    SubmissionValidation v;
+    const auto [w, h] = required_size(o);
+    if (writes_csv(o.format)) {
+        std::ifstream in(written);
+        if (!in) throw Error(written + ": cannot read back");
+        v.files = 1;
+        std::set<std::string> expected;
+        for (const std::string& name : image_names) expected.insert(o.format == SubmissionFormat::spacenet ? stem_of(name) : name);
+        std::set<std::string> found;
+        if (o.format == SubmissionFormat::tianchi) {
+            for (const TianchiEntry& e : read_tianchi_csv(in, written)) {
+                if (!expected.count(e.name)) throw Error(written + ":" + std::to_string(e.line) + ": image '" + e.name + "' is not one of the inputs");
+                if (w > 0) decode_tianchi_rle(e.rle, w, h, written + ":" + std::to_string(e.line));
+                found.insert(e.name);
+                ++v.rows;
+            }
+            v.checks.push_back("tab-separated name<TAB>RLE rows, no header, names unique");
+            if (w > 0) v.checks.push_back("every RLE decodes within " + std::to_string(w) + "x" + std::to_string(h) + " (column-major, 1-based)");
+        } else {
+            std::map<std::string, std::set<int64_t>> ids;
+            for (const SpacenetEntry& e : read_spacenet_csv(in, written)) {
+                const std::string at = written + ":" + std::to_string(e.line);
+                if (!expected.count(e.image_id)) throw Error(at + ": ImageId '" + e.image_id + "' is not one of the inputs");
+                OGRGeometry* raw = nullptr;
+                if (OGRGeometryFactory::createFromWkt(e.wkt.c_str(), nullptr, &raw) != OGRERR_NONE || !raw) {
+                    throw Error(at + ": PolygonWKT_Pix is not valid WKT");
+                }
+                std::unique_ptr<OGRGeometry> g(raw);
+                if (g->IsEmpty() != (e.building_id == -1)) throw Error(at + ": POLYGON EMPTY goes with BuildingId -1 and only with it");
+                if (e.building_id == 0 || e.building_id < -1) throw Error(at + ": BuildingId must be positive (or -1 for an image without buildings)");
+                if (!g->IsEmpty() && (wkbFlatten(g->getGeometryType()) != wkbPolygon || !g->IsValid())) {
+                    throw Error(at + ": PolygonWKT_Pix is not a valid polygon");
+                }
+                if (!ids[e.image_id].insert(e.building_id).second) throw Error(at + ": BuildingId repeats within " + e.image_id);
+                found.insert(e.image_id);
+                ++v.rows;
+            }
+            v.checks.push_back("header ImageId,BuildingId,PolygonWKT_Pix,Confidence; WKT polygons valid; positive ids unique per image");
+            v.checks.push_back("images without buildings have exactly the row ImageId,-1,POLYGON EMPTY,1");
+        }
+        for (const std::string& name : expected) {
+            if (!found.count(name)) throw Error(written + ": no entry for image '" + name + "'");
+        }
+        v.images = static_cast<int64_t>(found.size());
+        v.checks.push_back("one entry for each of the " + std::to_string(expected.size()) + " images, none other");
+        return v;
+    }
+    std::set<std::string> expected;
+    for (const std::string& name : image_names) {
+        for (const std::string& f : submission_file_names(o, name)) expected.insert(f);
+    }
+    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings") expected.insert("class_table.csv");
+    std::set<std::string> present;
+    for (const auto& entry : fs::directory_iterator(written)) present.insert(entry.path().filename().string());
+    for (const std::string& f : present) {
+        if (!expected.count(f)) throw Error(written + "/" + f + ": not part of a " + to_string(o.format) + " submission");
+    }
+    for (const std::string& f : expected) {
+        if (!present.count(f)) throw Error(written + ": " + f + " is missing");
+    }
+    const int largest = o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings" ? 9 : largest_value(o);
+    for (const std::string& f : expected) {
+        if (f == "class_table.csv") continue;
+        const std::string path = (fs::path(written) / f).string();
+        DatasetPtr ds = open_raster(path);
+        const std::string driver = ds->GetDriver()->GetDescription();
+        const bool want_png = o.format != SubmissionFormat::inria;
+        if (driver != (want_png ? "PNG" : "GTiff")) throw Error(path + ": written as " + driver + ", not " + (want_png ? "PNG" : "GeoTIFF"));
+        if (ds->GetRasterCount() != 1 || ds->GetRasterBand(1)->GetRasterDataType() != GDT_Byte) {
+            throw Error(path + ": must be one 8-bit band");
+        }
+        const int64_t fw = ds->GetRasterXSize(), fh = ds->GetRasterYSize();
+        if (w > 0 && (fw != w || fh != h)) {
+            throw Error(path + ": is " + std::to_string(fw) + "x" + std::to_string(fh) + ", not " + std::to_string(w) + "x" + std::to_string(h));
+        }
+        std::vector<uint8_t> values(static_cast<size_t>(fw * fh));
+        if (ds->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, static_cast<int>(fw), static_cast<int>(fh), values.data(), static_cast<int>(fw),
+                                           static_cast<int>(fh), GDT_Byte, 0, 0) != CE_None) {
+            throw Error(path + ": cannot read back: " + last_gdal_error());
+        }
+        const bool localization = f.rfind("test_localization_", 0) == 0;
+        const bool zero_255 = o.format == SubmissionFormat::inria || (o.format == SubmissionFormat::gaofen && o.gaofen_track == "buildings");
+        for (uint8_t value : values) {
+            const bool ok = zero_255 ? (value == 0 || value == 255)
+                            : localization || (o.format == SubmissionFormat::xview2 && !o.xview2_damage) ? value <= 1
+                            : value <= largest;
+            if (!ok) throw Error(path + ": holds the value " + std::to_string(value) + ", outside the format's values");
+        }
+        ++v.files;
+    }
+    v.images = static_cast<int64_t>(image_names.size());
+    v.checks.push_back("exactly the expected " + std::to_string(v.files) + " files (names from the image names)");
+    v.checks.push_back("one 8-bit band each, the format's value range" + (w > 0 ? ", " + std::to_string(w) + "x" + std::to_string(h) : std::string()));
+    return v;
+}
+
+DecodeResult decode_submission(const DecodeOptions& o, const ProgressFn& progress) {
+    if (!writes_csv(o.format)) {
+        throw usage_error(std::string("submit decode: ") + to_string(o.format) + " submissions are masks already; decode reads tianchi or spacenet CSVs");
+    }
+    if (o.foreground < 1 || o.foreground > 255) throw usage_error("submit decode: --foreground must be 1..255");
+    if (fs::exists(o.output_dir) && !o.overwrite) throw usage_error(o.output_dir + ": already exists (use --overwrite to replace it)");
+    ensure_gdal_registered();
+    std::ifstream in(o.input);
+    if (!in) throw Error(o.input + ": cannot open");
+    PendingDirectory folder(o.output_dir);
+    DecodeResult result;
+    std::set<std::string> done;
+    const size_t pixels = static_cast<size_t>(o.width * o.height);
+    if (o.format == SubmissionFormat::tianchi) {
+        const auto entries = read_tianchi_csv(in, o.input);
+        for (const TianchiEntry& e : entries) {
+            std::vector<uint8_t> mask = decode_tianchi_rle(e.rle, o.width, o.height, o.input + ":" + std::to_string(e.line));
+            for (uint8_t& v : mask) v = v ? static_cast<uint8_t>(o.foreground) : 0;
+            const std::string name = stem_of(e.name) + ".png";
+            if (!done.insert(name).second) throw Error(o.input + ":" + std::to_string(e.line) + ": a second image decodes to " + name);
+            write_png((fs::path(folder.temporary_path()) / name).string(), mask, o.width, o.height);
+            ++result.images;
+            report_progress(progress, static_cast<double>(result.images) / static_cast<double>(entries.size()), "images");
+        }
+    } else {
+        std::map<std::string, std::vector<std::unique_ptr<OGRGeometry>>> images;
+        for (const SpacenetEntry& e : read_spacenet_csv(in, o.input)) {
+            OGRGeometry* raw = nullptr;
+            if (OGRGeometryFactory::createFromWkt(e.wkt.c_str(), nullptr, &raw) != OGRERR_NONE || !raw) {
+                throw Error(o.input + ":" + std::to_string(e.line) + ": PolygonWKT_Pix is not valid WKT");
+            }
+            std::unique_ptr<OGRGeometry> g(raw);
+            auto& list = images[e.image_id];
+            if (!g->IsEmpty()) list.push_back(std::move(g));
+        }
+        GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+        for (auto& [id, geometries] : images) {
+            DatasetPtr ds(mem->Create("", static_cast<int>(o.width), static_cast<int>(o.height), 1, GDT_Byte, nullptr));
+            std::vector<OGRGeometryH> handles;
+            std::vector<double> burn;
+            for (auto& g : geometries) {
+                handles.push_back(OGRGeometry::ToHandle(g.get()));
+                burn.push_back(o.foreground);
+            }
+            int band = 1;
+            // Identity geotransform: WKT coordinates are pixels; a pixel is inside when its centre is.
+            if (!handles.empty() && GDALRasterizeGeometries(GDALDataset::ToHandle(ds.get()), 1, &band, static_cast<int>(handles.size()),
+                                                            handles.data(), nullptr, nullptr, burn.data(), nullptr, nullptr, nullptr) != CE_None) {
+                throw Error(o.input + ": rasterising " + id + " failed: " + last_gdal_error());
+            }
+            std::vector<uint8_t> mask(pixels);
+            if (ds->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, static_cast<int>(o.width), static_cast<int>(o.height), mask.data(),
+                                               static_cast<int>(o.width), static_cast<int>(o.height), GDT_Byte, 0, 0) != CE_None) {
+                throw Error(o.input + ": rasterising " + id + " failed: " + last_gdal_error());
+            }
+            write_png((fs::path(folder.temporary_path()) / (id + ".png")).string(), mask, o.width, o.height);
+            ++result.images;
+            report_progress(progress, static_cast<double>(result.images) / static_cast<double>(images.size()), "images");
+        }
+    }
+    folder.commit(o.overwrite);
+    result.output_dir = folder.final_path();
+    return result;
+}
+
+}  // namespace rsi

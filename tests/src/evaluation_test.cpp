@@ -1,0 +1,348 @@
+// Evaluation: object F1 by the SpaceNet/solaris rule (hand-worked IoU 0.49 / 0.50 / 0.51 cases),
+// scene classification, the Tianchi score, pixel metrics against polygons, the HTML report.
+#include <filesystem>
+#include <fstream>
+#include <ogrsf_frmts.h>
+
+#include "src/evaluation_report.hpp"
+#include "src/object_evaluation.hpp"
+#include "src/pixel_evaluation.hpp"
+#include "src/scene_evaluation.hpp"
+#include "src/tianchi_rle.hpp"
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+
+using namespace rsi;
+using rsi::test::TempDir;
+
+namespace {
+
+std::unique_ptr<OGRGeometry> rect(double x0, double y0, double x1, double y1) {
+    OGRGeometry* g = nullptr;
+    const std::string wkt = "POLYGON ((" + std::to_string(x0) + " " + std::to_string(y0) + "," + std::to_string(x1) + " " +
+                            std::to_string(y0) + "," + std::to_string(x1) + " " + std::to_string(y1) + "," + std::to_string(x0) + " " +
+                            std::to_string(y1) + "," + std::to_string(x0) + " " + std::to_string(y0) + "))";
+    OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &g);
+    return std::unique_ptr<OGRGeometry>(g);
+}
+
+ObjectPolygon object(std::unique_ptr<OGRGeometry> g, double confidence = 1, std::string cls = "") {
+    return {std::move(g), confidence, std::move(cls)};
+}
+
+std::vector<ObjectPolygon> one(std::unique_ptr<OGRGeometry> g, double confidence = 1) {
+    std::vector<ObjectPolygon> v;
+    v.push_back(object(std::move(g), confidence));
+    return v;
+}
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+}  // namespace
+
+// Truth: the 10x10 square [0,10]x[0,10] (area 100). A proposal [0,10]x[0,h] lies inside it, so
+// IoU = 10h / 100: h = 4.9 -> 0.49, 5 -> 0.50 exactly, 5.1 -> 0.51. solaris counts a match only when
+// IoU > 0.5 (base.py: `if max_iou_row["iou_score"] > miniou`), so 0.50 is a false positive.
+TEST(ObjectF1, ThresholdIsStrictlyGreaterThanOneHalf) {
+    EXPECT_DOUBLE_EQ(polygon_iou(*rect(0, 0, 10, 10), *rect(0, 0, 10, 5)), 0.5);
+    for (const auto& [h, tp] : std::vector<std::pair<double, int>>{{4.9, 0}, {5.0, 0}, {5.1, 1}}) {
+        const ObjectCounts c = match_objects(one(rect(0, 0, 10, 10)), one(rect(0, 0, 10, h)), 0.5, 0);
+        EXPECT_EQ(c.true_positive, tp) << "h " << h;
+        EXPECT_EQ(c.false_positive, 1 - tp) << "h " << h;
+        EXPECT_EQ(c.false_negative, 1 - tp) << "h " << h;
+    }
+    EXPECT_NEAR(polygon_iou(*rect(0, 0, 10, 10), *rect(0, 0, 10, 4.9)), 0.49, 1e-12);
+    EXPECT_NEAR(polygon_iou(*rect(0, 0, 10, 10), *rect(0, 0, 10, 5.1)), 0.51, 1e-12);
+}
+
+// Worked example: truth A [0,10]², B [20,30]x[0,10]; proposals p1 (conf 0.9) covers A's left 6
+// columns (IoU 0.6), p2 (conf 0.8) is A itself (IoU 1), p3 (conf 0.7) is B shifted by 2 (IoU 80/120).
+// By confidence p1 takes A first, so p2 finds no unmatched truth it overlaps: TP 2 (p1, p3), FP 1 (p2),
+// FN 0; precision 2/3, recall 1, F1 0.8. Without confidences (file order p2, p1, p3) p2 takes A.
+TEST(ObjectF1, ConfidenceOrderDecidesWhoMatches) {
+    std::vector<ObjectPolygon> truth;
+    truth.push_back(object(rect(0, 0, 10, 10)));
+    truth.push_back(object(rect(20, 0, 30, 10)));
+    std::vector<ObjectPolygon> proposals;
+    proposals.push_back(object(rect(0, 0, 10, 10), 0.8));
+    proposals.push_back(object(rect(0, 0, 6, 10), 0.9));
+    proposals.push_back(object(rect(22, 0, 32, 10), 0.7));
+    const ObjectCounts c = match_objects(truth, proposals, 0.5, 0);
+    EXPECT_EQ(c.true_positive, 2);
+    EXPECT_EQ(c.false_positive, 1);
+    EXPECT_EQ(c.false_negative, 0);
+    EXPECT_NEAR(c.precision(), 2.0 / 3.0, 1e-12);
+    EXPECT_DOUBLE_EQ(c.recall(), 1.0);
+    EXPECT_NEAR(c.f1(), 0.8, 1e-12);
+}
+
+// SpaceNet: truth below min_area (< 20) is dropped, a proposal needs area > 20.
+TEST(ObjectF1, MinAreaRuleFollowsSolaris) {
+    // Truth of area 19 is not counted (no FN); a proposal of area 20 is not counted (no FP).
+    ObjectCounts c = match_objects(one(rect(0, 0, 19, 1)), one(rect(100, 0, 120, 1)), 0.5, 20);
+    EXPECT_EQ(c.true_positive + c.false_positive + c.false_negative, 0);
+    // Truth of area exactly 20 counts; a proposal of 21 counts.
+    c = match_objects(one(rect(0, 0, 20, 1)), one(rect(100, 0, 121, 1)), 0.5, 20);
+    EXPECT_EQ(c.false_negative, 1);
+    EXPECT_EQ(c.false_positive, 1);
+}
+
+TEST(ObjectF1, InvalidProposalIsRepairedAndEmptyTruthCounts) {
+    // The square with a zero-width spike on its top edge: invalid (self-intersecting ring), area 100;
+    // buffer(0) removes the spike and the repaired square matches the truth exactly.
+    OGRGeometry* spiked = nullptr;
+    OGRGeometryFactory::createFromWkt("POLYGON ((0 0,10 0,10 10,5 10,5 12,5 10,0 10,0 0))", nullptr, &spiked);
+    ASSERT_FALSE(spiked->IsValid());
+    std::vector<ObjectPolygon> proposals;
+    proposals.push_back(object(std::unique_ptr<OGRGeometry>(spiked)));
+    const ObjectCounts c = match_objects(one(rect(0, 0, 10, 10)), proposals, 0.5, 0);
+    EXPECT_EQ(c.true_positive, 1);
+    // A bow-tie's lobes cancel: area 0, so (as in solaris, which keeps proposals with area > min_area)
+    // it is not counted at all.
+    OGRGeometry* bow = nullptr;
+    OGRGeometryFactory::createFromWkt("POLYGON ((0 0,10 10,10 0,0 10,0 0))", nullptr, &bow);
+    std::vector<ObjectPolygon> bows;
+    bows.push_back(object(std::unique_ptr<OGRGeometry>(bow)));
+    const ObjectCounts b = match_objects(one(rect(0, 0, 10, 10)), bows, 0.5, 0);
+    EXPECT_EQ(b.true_positive + b.false_positive, 0);
+    // No proposals at all: every truth is missed; precision and F1 are 0 by convention.
+    const ObjectCounts none = match_objects(one(rect(0, 0, 10, 10)), {}, 0.5, 0);
+    EXPECT_EQ(none.false_negative, 1);
+    EXPECT_EQ(none.f1(), 0.0);
+}
+
+// Two images in SpaceNet CSVs, summed: image a = the worked example above in pixels (TP 2, FP 1);
+// image b has one truth and no proposal (FN 1); image c has only POLYGON EMPTY rows.
+TEST(ObjectF1, SpacenetCsvsSumOverImages) {
+    TempDir tmp;
+    write_text(tmp / "truth.csv",
+               "ImageId,BuildingId,PolygonWKT_Pix,PolygonWKT_Geo\n"
+               "a,1,\"POLYGON ((0 0,10 0,10 10,0 10,0 0))\",\"POLYGON EMPTY\"\n"
+               "a,2,\"POLYGON ((20 0,30 0,30 10,20 10,20 0))\",\"POLYGON EMPTY\"\n"
+               "b,1,\"POLYGON ((0 0,10 0,10 10,0 10,0 0))\",\"POLYGON EMPTY\"\n"
+               "c,-1,POLYGON EMPTY,POLYGON EMPTY\n");
+    write_text(tmp / "proposals.csv",
+               "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n"
+               "a,1,\"POLYGON ((0 0,10 0,10 10,0 10,0 0))\",0.8\n"
+               "a,2,\"POLYGON ((0 0,6 0,6 10,0 10,0 0))\",0.9\n"
+               "a,3,\"POLYGON ((22 0,32 0,32 10,22 10,22 0))\",0.7\n"
+               "c,-1,POLYGON EMPTY,1\n");
+    ObjectEvaluationOptions o;
+    o.prediction = tmp / "proposals.csv";
+    o.truth = tmp / "truth.csv";
+    const ObjectEvaluation r = evaluate_objects(o);
+    EXPECT_EQ(r.frame, "pixel");
+    EXPECT_DOUBLE_EQ(r.min_area, 20.0);
+    ASSERT_EQ(r.images.size(), 3u);
+    EXPECT_EQ(r.total.true_positive, 2);
+    EXPECT_EQ(r.total.false_positive, 1);
+    EXPECT_EQ(r.total.false_negative, 1);
+    EXPECT_NEAR(r.total.f1(), 2 * (2.0 / 3) * (2.0 / 3) / (4.0 / 3), 1e-12);  // P = R = 2/3
+    EXPECT_EQ(r.images[1].image, "b");
+    EXPECT_EQ(r.images[1].counts.false_negative, 1);
+}
+
+// Vector files in different CRSs are matched in a projected frame: a UTM truth square against the
+// same square given in WGS84 degrees is a perfect match.
+TEST(ObjectF1, FilesInDifferentCrsAreMatchedInProjectedFrame) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    OGRSpatialReference utm, wgs84;
+    utm.importFromEPSG(32616);
+    wgs84.importFromEPSG(4326);
+    wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    utm.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    const auto write = [&](const std::string& path, const OGRSpatialReference& srs, bool to_degrees) {
+        GDALDriver* drv = GetGDALDriverManager()->GetDriverByName("GPKG");
+        DatasetPtr ds(drv->Create(path.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("b", const_cast<OGRSpatialReference*>(&srs), wkbPolygon, nullptr);
+        OGRFieldDefn conf("confidence", OFTReal);
+        layer->CreateField(&conf);
+        for (const double x0 : {733700.0, 733800.0}) {
+            auto g = rect(x0, 3725000, x0 + 20, 3725020);
+            if (to_degrees) {
+                std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&utm, &srs));
+                g->transform(ct.get());
+            }
+            OGRFeature f(layer->GetLayerDefn());
+            f.SetField("confidence", x0 / 1e6);
+            f.SetGeometry(g.get());
+            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+        }
+    };
+    write(tmp / "truth.gpkg", utm, false);
+    write(tmp / "pred.gpkg", wgs84, true);
+    ObjectEvaluationOptions o;
+    o.prediction = tmp / "pred.gpkg";
+    o.truth = tmp / "truth.gpkg";
+    const ObjectEvaluation r = evaluate_objects(o);
+    EXPECT_EQ(r.frame, "EPSG:32616");
+    EXPECT_EQ(r.total.true_positive, 2);
+    EXPECT_EQ(r.total.false_positive, 0);
+    EXPECT_EQ(r.total.false_negative, 0);
+    // The geographic side as truth: matched in the UTM zone of its centre (16 N).
+    o.prediction = tmp / "truth.gpkg";
+    o.truth = tmp / "pred.gpkg";
+    const ObjectEvaluation back = evaluate_objects(o);
+    EXPECT_EQ(back.frame, "EPSG:32616");
+    EXPECT_EQ(back.total.true_positive, 2);
+}
+
+// Real multi-class aircraft outlines in degrees (RarePlanes via solaris). The numbers agree with
+// tests/tools/object_f1_reference.py, an independent restatement of solaris's loop with GDAL's Python
+// bindings (ctest eval.object_f1_reference runs both).
+TEST(ObjectF1, RealRarePlanesClassAware) {
+    const std::string root = rsi::test::shared_data("rareplanes/eval_vector");
+    ObjectEvaluationOptions o;
+    o.prediction = root + "/preds";
+    o.truth = root + "/gt";
+    ObjectEvaluation r = evaluate_objects(o);
+    EXPECT_EQ(r.images.size(), 3u);
+    EXPECT_EQ(r.total.true_positive, 186);
+    EXPECT_EQ(r.total.false_positive, 8);
+    EXPECT_EQ(r.total.false_negative, 1);
+    o.class_field = "class";
+    o.truth_class_field = "make";
+    r = evaluate_objects(o);
+    EXPECT_EQ(r.total.true_positive, 181);
+    EXPECT_EQ(r.total.false_positive, 13);
+    EXPECT_EQ(r.total.false_negative, 6);
+    const ObjectCounts& small = r.classes.at("Small Civil Transport/Utility");
+    EXPECT_EQ(small.true_positive, 153);
+    EXPECT_EQ(small.false_positive, 5);
+    EXPECT_EQ(small.false_negative, 5);
+    EXPECT_EQ(r.classes.size(), 8u);
+    o.class_field = "no_such_field";
+    EXPECT_THROW(evaluate_objects(o), Error);
+}
+
+// Labels a,a,b,b,c; predictions a,b,b,b,c. Matrix rows (truth) a:[1,1,0] b:[0,2,0] c:[0,0,1].
+// accuracy 4/5; p_e = (2*1 + 2*3 + 1*1)/25 = 0.36; kappa = (0.8-0.36)/0.64 = 0.6875.
+// a: precision 1, recall 0.5, F1 2/3; b: precision 2/3, recall 1, F1 0.8; c: all 1.
+TEST(SceneEvaluation, WorkedExample) {
+    TempDir tmp;
+    write_text(tmp / "labels.csv", "image,label\nx1.tif,a\nx2.tif,a\nx3.tif,b\nx4.tif,b\nx5.tif,c\n");
+    write_text(tmp / "pred.csv", "window_id,file,class,score\n0,dir/x1.tif,a,0.9\n1,dir/x2.tif,b,0.6\n2,dir/x3.tif,b,0.8\n"
+                                 "3,dir/x4.tif,b,0.7\n4,dir/x5.tif,c,0.5\n5,dir/x9.tif,c,0.5\n");
+    SceneEvaluationOptions o;
+    o.prediction = tmp / "pred.csv";
+    o.labels = tmp / "labels.csv";
+    o.id_column = "file";
+    o.label_id_column = "image";
+    const SceneEvaluation r = evaluate_scenes(o);
+    EXPECT_EQ(r.items, 5);
+    EXPECT_EQ(r.unlabelled_predictions, 1);
+    ASSERT_EQ(r.class_names, (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(r.matrix.at(0, 1), 1);
+    EXPECT_DOUBLE_EQ(r.metrics.overall_accuracy, 0.8);
+    EXPECT_NEAR(r.metrics.kappa, 0.6875, 1e-12);
+    EXPECT_DOUBLE_EQ(r.metrics.classes[0].precision, 1.0);
+    EXPECT_DOUBLE_EQ(r.metrics.classes[0].recall, 0.5);
+    EXPECT_NEAR(r.metrics.classes[0].f1, 2.0 / 3.0, 1e-12);
+    EXPECT_NEAR(r.metrics.classes[1].precision, 2.0 / 3.0, 1e-12);
+    EXPECT_NEAR(r.metrics.classes[1].f1, 0.8, 1e-12);
+
+    // Labels from class folders (the EuroSAT layout).
+    std::filesystem::create_directories(tmp / "folders/a");
+    std::filesystem::create_directories(tmp / "folders/b");
+    std::filesystem::create_directories(tmp / "folders/c");
+    for (const auto& [f, c] : std::vector<std::pair<std::string, std::string>>{{"x1", "a"}, {"x2", "a"}, {"x3", "b"}, {"x4", "b"}, {"x5", "c"}}) {
+        write_text(tmp / ("folders/" + c + "/" + f + ".tif"), "");
+    }
+    o.labels = tmp / "folders";
+    EXPECT_NEAR(evaluate_scenes(o).metrics.kappa, 0.6875, 1e-12);
+
+    // A labelled item without prediction is an error naming it.
+    write_text(tmp / "short.csv", "file,class\nx1.tif,a\n");
+    o.prediction = tmp / "short.csv";
+    try {
+        evaluate_scenes(o);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no prediction for 'x2'"), std::string::npos) << e.what();
+    }
+}
+
+// Truth 3x3 [[1,0,0],[0,1,1],[0,0,1]] ("1 1 5 1 8 2"), prediction [[1,0,1],[0,1,0],[0,0,0]]:
+// Dice 0.5714; an image empty in both scores 1; a truth image without a prediction line scores 0.
+TEST(TianchiScore, MeanDiceOverTruthImages) {
+    TempDir tmp;
+    const uint8_t prediction[9] = {1, 0, 1, 0, 1, 0, 0, 0, 0};
+    write_text(tmp / "truth.csv", "a.jpg\t1 1 5 1 8 2\nb.jpg\t\nc.jpg\t1 3\n");
+    write_text(tmp / "pred.csv", "b.jpg\t\na.jpg\t" + encode_tianchi_rle(prediction, 3, 3) + "\n");
+    const TianchiScore s = evaluate_tianchi(tmp / "pred.csv", tmp / "truth.csv", 3, 3);
+    EXPECT_EQ(s.images, 3);
+    EXPECT_NEAR(s.score, (4.0 / 7.0 + 1.0 + 0.0) / 3.0, 1e-12);
+    ASSERT_EQ(s.missing, (std::vector<std::string>{"c.jpg"}));
+    write_text(tmp / "extra.csv", "z.jpg\t1 1\n");
+    try {
+        evaluate_tianchi(tmp / "extra.csv", tmp / "truth.csv", 3, 3);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("extra.csv:1: image 'z.jpg' is not in"), std::string::npos) << e.what();
+    }
+}
+
+// The issue's worked example with the truth given as polygons (pixel-centre rule): each truth
+// pixel is a 1x1 square in the prediction's CRS, burnt onto its grid.
+TEST(PixelEvaluation, TruthPolygonsRasterisedOntoPredictionGrid) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    const int prediction[3][3] = {{1, 0, 1}, {0, 1, 0}, {0, 0, 0}};
+    rsi::test::make_raster(tmp / "pred.tif", 3, 3, 1, GDT_Byte, [&](int, int x, int y) { return prediction[y][x]; });
+    const double gt[6] = {500000, 2, 0, 4000000, 0, -2};
+    rsi::test::georeference(tmp / "pred.tif", gt, 32618);
+    OGRSpatialReference utm;
+    utm.importFromEPSG(32618);
+    {
+        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GeoJSON")->Create((tmp / "truth.geojson").c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("truth", &utm, wkbPolygon, nullptr);
+        const int truth[3][3] = {{1, 0, 0}, {0, 1, 1}, {0, 0, 1}};
+        for (int y = 0; y < 3; ++y) {
+            for (int x = 0; x < 3; ++x) {
+                if (!truth[y][x]) continue;
+                const double x0 = 500000 + 2 * x, y0 = 4000000 - 2 * y;
+                OGRFeature f(layer->GetLayerDefn());
+                f.SetGeometry(rect(x0, y0 - 2, x0 + 2, y0).get());
+                ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+            }
+        }
+    }
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "truth.geojson";
+    const PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.matrix.at(1, 1), 2);
+    EXPECT_EQ(r.matrix.at(0, 1), 1);
+    EXPECT_EQ(r.matrix.at(1, 0), 2);
+    EXPECT_NEAR(r.metrics.classes[1].f1, 0.5714, 5e-5);
+    EXPECT_NEAR(r.metrics.classes[1].iou, 0.4, 1e-12);
+    EXPECT_NEAR(r.metrics.overall_accuracy, 0.667, 5e-4);
+    EXPECT_NEAR(r.metrics.classes[0].iou, 0.5714, 5e-5);
+    EXPECT_NEAR(r.metrics.mean_iou, 0.4857, 5e-5);
+    EXPECT_NEAR(r.metrics.kappa, 0.3077, 5e-5);
+}
+
+TEST(EvaluationReport, HtmlHasSummaryTableAndMatrix) {
+    TempDir tmp;
+    ConfusionMatrix m(2);
+    m.add_pair(0, 0, 4);
+    m.add_pair(1, 1, 2);
+    m.add_pair(0, 1, 1);
+    m.add_pair(1, 0, 2);
+    EvaluationReport report;
+    report.title = "test <report>";
+    report.summary = {{"mIoU", "0.4857"}};
+    add_class_table(report, m.metrics(), {"background", "building"});
+    report.class_names = {"background", "building"};
+    report.matrix = &m;
+    write_html_report(report, tmp / "r.html", false);
+    std::ifstream in(tmp / "r.html");
+    const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(html.find("<title>test &lt;report&gt;</title>"), std::string::npos);
+    EXPECT_NE(html.find("<td>0.4857</td>"), std::string::npos);
+    EXPECT_NE(html.find("<td class=\"name\">building</td><td>0.4000</td>"), std::string::npos);  // building IoU
+    // Row "building": 2 of 4 truth pixels predicted building -> shade 0.5 on the diagonal.
+    EXPECT_NE(html.find("rgba(40,100,220,0.500)\">2</td>"), std::string::npos);
+    EXPECT_THROW(write_html_report(report, tmp / "r.html", false), Error);
+}

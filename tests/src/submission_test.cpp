@@ -1,0 +1,366 @@
+// Competition submissions: every format against its hand-written golden file (tests/golden/submit,
+// sources cited there), round trips, validation and bad input.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "src/submission.hpp"
+#include "src/submission_csv.hpp"
+#include "src/tianchi_rle.hpp"
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+
+namespace fs = std::filesystem;
+using namespace rsi;
+using rsi::test::TempDir;
+
+namespace {
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string golden(const std::string& name) { return std::string(RSI_GOLDEN_DIR) + "/submit/" + name; }
+
+// A Byte mask at `path` whose pixel (x, y) is value(x, y).
+template <typename Fn>
+std::string mask(const std::string& path, int width, int height, Fn value) {
+    rsi::test::make_raster(path, width, height, 1, GDT_Byte, [&](int, int x, int y) { return value(x, y); });
+    return path;
+}
+
+std::vector<uint8_t> read_pixels(const std::string& path, int* width = nullptr, int* height = nullptr) {
+    DatasetPtr ds = open_raster(path);
+    const int w = ds->GetRasterXSize(), h = ds->GetRasterYSize();
+    if (width) *width = w;
+    if (height) *height = h;
+    std::vector<uint8_t> out(static_cast<size_t>(w) * static_cast<size_t>(h));
+    EXPECT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, w, h, out.data(), w, h, GDT_Byte, 0, 0), CE_None);
+    return out;
+}
+
+// Compares every file a golden entry names with what was written in `dir`.
+void expect_matches_golden(const std::string& dir, const std::string& entry) {
+    std::ifstream in(golden("images.json"));
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    const nlohmann::json& e = doc.at(entry);
+    size_t expected_files = e.at("files").size() + (e.contains("class_table") ? 1 : 0);
+    size_t present = 0;
+    for (const auto& f : fs::directory_iterator(dir)) present += f.is_regular_file();
+    EXPECT_EQ(present, expected_files) << entry;
+    for (const auto& f : e.at("files")) {
+        const std::string path = dir + "/" + f.at("name").get<std::string>();
+        ASSERT_TRUE(fs::exists(path)) << path;
+        DatasetPtr ds = open_raster(path);
+        EXPECT_EQ(std::string(ds->GetDriver()->GetDescription()), f.at("driver").get<std::string>()) << path;
+        EXPECT_EQ(ds->GetRasterCount(), 1);
+        EXPECT_EQ(ds->GetRasterBand(1)->GetRasterDataType(), GDT_Byte);
+        int w = 0, h = 0;
+        const std::vector<uint8_t> pixels = read_pixels(path, &w, &h);
+        EXPECT_EQ(w, f.at("width").get<int>());
+        EXPECT_EQ(h, f.at("height").get<int>());
+        if (f.contains("pixels")) {
+            std::vector<uint8_t> want;
+            for (const auto& row : f.at("pixels")) {
+                for (const auto& v : row) want.push_back(v.get<uint8_t>());
+            }
+            EXPECT_EQ(pixels, want) << path;
+        }
+        if (f.contains("counts")) {
+            std::map<std::string, int64_t> counts;
+            for (uint8_t v : pixels) ++counts[std::to_string(v)];
+            std::map<std::string, int64_t> want;
+            for (const auto& [k, v] : f.at("counts").items()) want[k] = v.get<int64_t>();
+            EXPECT_EQ(counts, want) << path;
+        }
+        if (f.contains("geotransform")) {
+            double gt[6];
+            ASSERT_EQ(ds->GetGeoTransform(gt), CE_None);
+            for (int i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(gt[i], f.at("geotransform")[static_cast<size_t>(i)].get<double>());
+            EXPECT_NE(std::string(ds->GetProjectionRef()), "");
+        }
+    }
+    if (e.contains("class_table")) {
+        EXPECT_EQ(read_text(dir + "/class_table.csv"), e.at("class_table").get<std::string>());
+    }
+}
+
+// The golden Tianchi input: a.jpg square at rows 1-2, columns 3-4; b.jpg empty; c.jpg first column.
+std::vector<SubmissionItem> tianchi_items(const TempDir& tmp) {
+    return {{"c.jpg", mask(tmp / "c.png", 512, 512, [](int x, int) { return x == 0 ? 255 : 0; })},
+            {"a.jpg", mask(tmp / "a.png", 512, 512, [](int x, int y) { return y >= 1 && y <= 2 && x >= 3 && x <= 4 ? 1 : 0; })},
+            {"b.jpg", mask(tmp / "b.png", 512, 512, [](int, int) { return 0; })}};
+}
+
+std::vector<SubmissionItem> spacenet_items(const TempDir& tmp) {
+    return {{"b.png", mask(tmp / "b.tif", 8, 8, [](int, int) { return 0; })},
+            {"a.png", mask(tmp / "a.tif", 8, 8, [](int x, int y) {
+                 return (y >= 1 && y <= 2 && x >= 3 && x <= 4) || (x == 0 && y == 5) || (x == 1 && y == 6) ? 1 : 0;
+             })}};
+}
+
+}  // namespace
+
+TEST(Submission, TianchiMatchesGoldenFileAndDecodesBack) {
+    TempDir tmp;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::tianchi;
+    o.items = tianchi_items(tmp);
+    o.output = tmp / "submission.csv";
+    o.zip = tmp / "submission.zip";
+    const SubmissionResult r = write_submission(o);
+    EXPECT_EQ(r.images, 3);
+    EXPECT_EQ(r.empty_images, 1);
+    EXPECT_EQ(r.validation.rows, 3);
+    EXPECT_EQ(read_text(o.output), read_text(golden("tianchi.csv")));
+    // The zip holds exactly the CSV.
+    VSILFILE* f = VSIFOpenL(("/vsizip/" + o.zip + "/submission.csv").c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    std::string zipped(4096, '\0');
+    zipped.resize(VSIFReadL(zipped.data(), 1, zipped.size(), f));
+    VSIFCloseL(f);
+    EXPECT_EQ(zipped, read_text(golden("tianchi.csv")));
+
+    // Round trip: decode gives the input masks back (foreground 1).
+    DecodeOptions d;
+    d.input = o.output;
+    d.output_dir = tmp / "decoded";
+    d.foreground = 1;
+    EXPECT_EQ(decode_submission(d).images, 3);
+    for (const auto& item : o.items) {
+        std::vector<uint8_t> original = read_pixels(item.mask);
+        for (uint8_t& v : original) v = v != 0;
+        EXPECT_EQ(read_pixels(d.output_dir + "/" + fs::path(item.name).stem().string() + ".png"), original) << item.name;
+    }
+}
+
+TEST(Submission, SpacenetMatchesGoldenFileAndDecodesBack) {
+    TempDir tmp;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::spacenet;
+    o.items = spacenet_items(tmp);
+    o.output = tmp / "proposals.csv";
+    const SubmissionResult r = write_submission(o);
+    EXPECT_EQ(r.objects, 3);
+    EXPECT_EQ(read_text(o.output), read_text(golden("spacenet.csv")));
+    DecodeOptions d;
+    d.format = SubmissionFormat::spacenet;
+    d.input = o.output;
+    d.output_dir = tmp / "decoded";
+    d.width = d.height = 8;
+    d.foreground = 1;
+    EXPECT_EQ(decode_submission(d).images, 2);
+    for (const auto& item : o.items) {
+        EXPECT_EQ(read_pixels(d.output_dir + "/" + fs::path(item.name).stem().string() + ".png"), read_pixels(item.mask)) << item.name;
+    }
+}
+
+TEST(Submission, SpacenetRoundTripKeepsHolesAndMinAreaDropsSmallPolygons) {
+    TempDir tmp;
+    // A 5x5 ring (hole in the middle) and a single pixel.
+    const std::string m = mask(tmp / "ring.tif", 12, 12, [](int x, int y) {
+        const bool ring = x >= 2 && x <= 6 && y >= 2 && y <= 6 && !(x == 4 && y == 4);
+        return ring || (x == 10 && y == 10) ? 1 : 0;
+    });
+    SubmissionOptions o;
+    o.format = SubmissionFormat::spacenet;
+    o.items = {{"ring.png", m}};
+    o.output = tmp / "p.csv";
+    write_submission(o);
+    DecodeOptions d;
+    d.format = SubmissionFormat::spacenet;
+    d.input = o.output;
+    d.output_dir = tmp / "dec";
+    d.width = d.height = 12;
+    d.foreground = 1;
+    decode_submission(d);
+    EXPECT_EQ(read_pixels(d.output_dir + "/ring.png"), read_pixels(m));
+    o.output = tmp / "p2.csv";
+    o.min_area_px = 2;
+    EXPECT_EQ(write_submission(o).objects, 1);  // the single pixel is left out
+}
+
+TEST(Submission, ImageFormatsMatchGolden) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    {  // inria: 0/1 mask -> 0/255 GeoTIFF keeping the georeferencing
+        const std::string m = mask(tmp / "in.tif", 4, 3, [](int x, int y) {
+            const int v[3][4] = {{0, 1, 1, 0}, {0, 0, 1, 0}, {1, 0, 0, 0}};
+            return v[y][x];
+        });
+        const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+        rsi::test::georeference(m, gt, 32618);
+        SubmissionOptions o;
+        o.format = SubmissionFormat::inria;
+        o.items = {{"bellingham1.tif", m}};
+        o.output = tmp / "inria";
+        write_submission(o);
+        expect_matches_golden(o.output, "inria");
+    }
+    for (const bool damage : {false, true}) {  // xview2
+        const std::string m = mask(tmp / (damage ? "dmg.tif" : "loc.tif"), 1024, 1024, [&](int x, int y) {
+            if (x < 200 || x >= 210 || y < 100 || y >= 110) return 0;
+            return damage ? 1 + ((y - 100) * 10 + (x - 200)) / 25 : 1;  // 25 pixels each of damage 1-4
+        });
+        SubmissionOptions o;
+        o.format = SubmissionFormat::xview2;
+        o.xview2_damage = damage;
+        o.items = {{"test_pre_00042.png", m}};
+        o.output = tmp / (damage ? "xview2_damage" : "xview2");
+        write_submission(o);
+        expect_matches_golden(o.output, damage ? "xview2_damage" : "xview2");
+    }
+    {  // loveda
+        const std::string m = mask(tmp / "lv.tif", 3, 3, [](int x, int y) {
+            const int v[3][3] = {{0, 1, 2}, {3, 4, 5}, {6, 6, 0}};
+            return v[y][x];
+        });
+        SubmissionOptions o;
+        o.format = SubmissionFormat::loveda;
+        o.items = {{"2522.png", m}};
+        o.output = tmp / "loveda";
+        write_submission(o);
+        expect_matches_golden(o.output, "loveda");
+        // Ground-truth style labels 1..7 map down with --map.
+        const std::string truth_style = mask(tmp / "lv7.tif", 3, 3, [](int x, int y) {
+            const int v[3][3] = {{1, 2, 3}, {4, 5, 6}, {7, 7, 1}};
+            return v[y][x];
+        });
+        o.items = {{"2522.png", truth_style}};
+        o.output = tmp / "loveda_mapped";
+        o.value_map = {{1, 0}, {2, 1}, {3, 2}, {4, 3}, {5, 4}, {6, 5}, {7, 6}};
+        write_submission(o);
+        expect_matches_golden(o.output, "loveda");
+    }
+    {  // gaofen
+        const std::string b = mask(tmp / "gb.tif", 3, 2, [](int x, int y) { return (y == 0 && x == 1) || (y == 1 && x < 2) ? 1 : 0; });
+        SubmissionOptions o;
+        o.format = SubmissionFormat::gaofen;
+        o.items = {{"17.tif", b}};
+        o.output = tmp / "gaofen_b";
+        write_submission(o);
+        expect_matches_golden(o.output, "gaofen_buildings");
+        const std::string c = mask(tmp / "gc.tif", 3, 3, [](int x, int y) { return y * 3 + x; });
+        o.items = {{"17.tif", c}};
+        o.gaofen_track = "2020-9class";
+        o.output = tmp / "gaofen_c";
+        o.zip = tmp / "gaofen_c.zip";
+        write_submission(o);
+        expect_matches_golden(o.output, "gaofen_2020");
+        DatasetPtr zipped = open_raster("/vsizip/" + o.zip + "/17.png");
+        EXPECT_EQ(zipped->GetRasterXSize(), 3);
+    }
+}
+
+TEST(Submission, BadMasksAreRefusedWithoutPartialOutput) {
+    TempDir tmp;
+    rsi::test::QuietGdal quiet;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::tianchi;
+    o.items = tianchi_items(tmp);
+    o.output = tmp / "s.csv";
+    // Non-binary mask for a binary format.
+    o.items.push_back({"d.jpg", mask(tmp / "d.png", 512, 512, [](int x, int) { return x == 7 ? 3 : 0; })});
+    try {
+        write_submission(o);
+        FAIL() << "a mask with class 3 was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("d.png: value 3"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(o.output));
+    for (const auto& f : fs::directory_iterator(tmp.str())) EXPECT_EQ(f.path().filename().string().rfind(".rsi-tmp", 0), std::string::npos);
+    // Wrong size.
+    o.items = tianchi_items(tmp);
+    o.items.push_back({"e.jpg", mask(tmp / "e.png", 256, 256, [](int, int) { return 0; })});
+    try {
+        write_submission(o);
+        FAIL() << "a 256x256 mask was accepted for tianchi";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("256x256 but tianchi needs 512x512"), std::string::npos) << e.what();
+    }
+    // LoveDA classes beyond 6.
+    o.format = SubmissionFormat::loveda;
+    o.output = tmp / "lv";
+    o.items = {{"x.png", mask(tmp / "x.tif", 2, 2, [](int, int) { return 7; })}};
+    EXPECT_THROW(write_submission(o), Error);
+    EXPECT_FALSE(fs::exists(o.output));
+    // Existing output without overwrite is a usage error.
+    o.format = SubmissionFormat::tianchi;
+    o.items = tianchi_items(tmp);
+    o.output = tmp / "exists.csv";
+    std::ofstream(o.output) << "old";
+    try {
+        write_submission(o);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+    }
+    EXPECT_EQ(read_text(o.output), "old");
+    o.overwrite = true;
+    write_submission(o);
+    EXPECT_EQ(read_text(o.output), read_text(golden("tianchi.csv")));
+}
+
+TEST(SubmissionCsv, MalformedFilesNameFileAndLine) {
+    const auto tianchi_error = [](const std::string& text) {
+        std::istringstream in(text);
+        try {
+            for (const auto& e : read_tianchi_csv(in, "s.csv")) decode_tianchi_rle(e.rle, 4, 4, "s.csv:" + std::to_string(e.line));
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(tianchi_error("a.jpg\t1 2\nb.jpg\t1 2 3\n"), "s.csv:2: RLE has an odd number of tokens (3)");
+    EXPECT_EQ(tianchi_error("a.jpg\t1 x\n"), "s.csv:1: RLE token 'x' is not a whole number");
+    EXPECT_EQ(tianchi_error("a.jpg\t15 5\n"), "s.csv:1: RLE run 15+5 goes beyond the 4x4 image");
+    EXPECT_EQ(tianchi_error("a.jpg\t1 4 3 2\n"), "s.csv:1: RLE run at 3 overlaps or precedes the previous run");
+    EXPECT_EQ(tianchi_error("a.jpg\t1 1\na.jpg\t\n"), "s.csv:2: image 'a.jpg' appears twice");
+    EXPECT_EQ(tianchi_error("a.jpg 1 1\n"), "s.csv:1: expected 2 tab-separated fields (name, mask), found 1");
+    EXPECT_EQ(tianchi_error("a.jpg\t9223372036854775807 9223372036854775807\n"),
+              "s.csv:1: RLE run 9223372036854775807+9223372036854775807 goes beyond the 4x4 image");
+
+    const auto spacenet_error = [](const std::string& text) {
+        std::istringstream in(text);
+        try {
+            read_spacenet_csv(in, "p.csv");
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(spacenet_error("ImageId,PolygonWKT_Pix\n"), "p.csv:1: the header must name ImageId, BuildingId and PolygonWKT_Pix");
+    EXPECT_EQ(spacenet_error("ImageId,BuildingId,PolygonWKT_Pix,Confidence\na,1,\"POLYGON ((0 0,1 0,1 1,0 0))\",high\n"),
+              "p.csv:2: Confidence 'high' is not a number");
+    EXPECT_EQ(spacenet_error("ImageId,BuildingId,PolygonWKT_Pix\na,x,POLYGON EMPTY\n"), "p.csv:2: BuildingId 'x' is not a whole number");
+    EXPECT_EQ(spacenet_error("ImageId,BuildingId,PolygonWKT_Pix\na,1,\"POLYGON ((0 0\n"), "p.csv:2: unterminated quoted field");
+    EXPECT_EQ(spacenet_error("ImageId,BuildingId,PolygonWKT_Pix\na,1\n"), "p.csv:2: 2 fields, the header has 3");
+    std::istringstream ok("ImageId,BuildingId,PolygonWKT_Pix,Confidence\n\"a,b\",1,\"POLYGON ((0 0,1 0,1 1,0 0))\",0.25\n");
+    const auto rows = read_spacenet_csv(ok, "p.csv");
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].image_id, "a,b");
+    EXPECT_DOUBLE_EQ(rows[0].confidence, 0.25);
+}
+
+TEST(Submission, ValidationCatchesForeignAndMissingFiles) {
+    TempDir tmp;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::loveda;
+    o.items = {{"1.png", mask(tmp / "1.tif", 2, 2, [](int, int) { return 1; })}};
+    o.output = tmp / "lv";
+    write_submission(o);
+    std::ofstream(o.output + "/stray.txt") << "x";
+    EXPECT_THROW(validate_submission(o, o.output, {"1.png"}), Error);
+    fs::remove(o.output + "/stray.txt");
+    EXPECT_NO_THROW(validate_submission(o, o.output, {"1.png"}));
+    try {
+        validate_submission(o, o.output, {"1.png", "2.png"});
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("2.png is missing"), std::string::npos) << e.what();
+    }
+}
