@@ -129,6 +129,9 @@ int run_pixel(const Options& o, CommandContext& context) {
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const PixelEvaluation r = evaluate_pixels(e, context.progress(bar));
     bar.finish();
+    if (!context.common.quiet) {
+        for (const auto& w : r.warnings) std::cerr << "rsi eval: warning: " << w << "\n";
+    }
     const PixelMetrics& m = r.metrics;
     std::vector<std::string> names = category_names(o.prediction);
     names.resize(std::max<size_t>(names.size(), static_cast<size_t>(r.matrix.classes())));

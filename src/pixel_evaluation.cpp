@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <gdal_alg.h>
+#include <gdal_utils.h>
 #include <gdal_priv.h>
 #include <ogrsf_frmts.h>
 
@@ -191,20 +192,59 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         if (truth_polygons) truth_polygons->render(y, rows, out);
         else truth_raster->read({0, y, p.width, rows}, {1}, GDT_Byte, out);
     };
-    if (p.width != t.width || p.height != t.height) {
-        throw Error(options.prediction + " is " + std::to_string(p.width) + "x" + std::to_string(p.height) + " but " +
-                    options.truth + " is " + std::to_string(t.width) + "x" + std::to_string(t.height) +
-                    ": the rasters must share the grid (warp one onto the other first)");
-    }
-    if (p.has_geotransform && t.has_geotransform) {
+    PixelEvaluation result;
+    std::string warped;  // /vsimem VRT of the truth on the prediction's grid, when the grids differ
+    const auto same_grid = [&](const RasterInfo& a, const RasterInfo& b) {
+        if (a.width != b.width || a.height != b.height) return false;
+        if (!a.has_geotransform || !b.has_geotransform) return true;
         for (int i = 0; i < 6; ++i) {
-            const double tolerance = 1e-6 * std::max(std::abs(p.geotransform[1]), 1e-12) * (i == 0 || i == 3 ? 1 : 1e-3);
-            if (std::abs(p.geotransform[static_cast<size_t>(i)] - t.geotransform[static_cast<size_t>(i)]) > std::max(tolerance, 1e-12)) {
-                throw Error(options.prediction + " and " + options.truth +
-                            " have different geotransforms: the rasters must share the grid (warp one onto the other first)");
+            const double tolerance = 1e-6 * std::max(std::abs(a.geotransform[1]), 1e-12) * (i == 0 || i == 3 ? 1 : 1e-3);
+            if (std::abs(a.geotransform[static_cast<size_t>(i)] - b.geotransform[static_cast<size_t>(i)]) > std::max(tolerance, 1e-12)) {
+                return false;
             }
         }
+        return true;
+    };
+    if (truth_raster && !same_grid(p, t)) {
+        if (!p.georeferenced() || !t.georeferenced()) {
+            throw Error(options.prediction + " is " + std::to_string(p.width) + "x" + std::to_string(p.height) + " but " + options.truth +
+                        " is " + std::to_string(t.width) + "x" + std::to_string(t.height) +
+                        (p.width == t.width && p.height == t.height ? " on another grid" : "") +
+                        ": the rasters must share the grid (they are not both georeferenced, so one cannot be warped onto the other)");
+        }
+        // Warp the truth onto the prediction's grid (nearest neighbour keeps class values) as a VRT:
+        // pixels are computed block by block as they are read, never held whole.
+        static int counter = 0;
+        warped = "/vsimem/rsi-eval-truth-" + std::to_string(counter++) + ".vrt";
+        const auto& g = p.geotransform;
+        const double x0 = g[0], x1 = g[0] + static_cast<double>(p.width) * g[1];
+        const double y0 = g[3] + static_cast<double>(p.height) * g[5], y1 = g[3];
+        CPLStringList argv;
+        for (const std::string& a : std::vector<std::string>{"-of", "VRT", "-t_srs", p.crs_wkt, "-te", std::to_string(std::min(x0, x1)),
+                                                             std::to_string(std::min(y0, y1)), std::to_string(std::max(x0, x1)),
+                                                             std::to_string(std::max(y0, y1)), "-ts", std::to_string(p.width),
+                                                             std::to_string(p.height), "-r", "near"}) {
+            argv.AddString(a.c_str());
+        }
+        GDALWarpAppOptions* warp = GDALWarpAppOptionsNew(argv.List(), nullptr);
+        DatasetPtr in = open_raster(options.truth);
+        GDALDatasetH handle = GDALDataset::ToHandle(in.get());
+        int usage = 0;
+        CPLErrorReset();
+        GDALDatasetH out = GDALWarp(warped.c_str(), nullptr, 1, &handle, warp, &usage);
+        GDALWarpAppOptionsFree(warp);
+        if (!out) throw Error(options.truth + ": warping onto the grid of " + options.prediction + " failed: " + last_gdal_error());
+        GDALClose(out);
+        truth_raster = RasterSource::open(warped);
+        result.warnings.push_back(options.truth + " is on another grid than " + options.prediction +
+                                  ": warped onto the prediction's grid (nearest neighbour) for scoring");
     }
+    struct VsimemCleanup {
+        std::string path;
+        ~VsimemCleanup() {
+            if (!path.empty()) VSIUnlink(path.c_str());
+        }
+    } cleanup{warped};
     const int64_t W = p.width, H = p.height;
     const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(H, (16 << 20) / std::max<int64_t>(1, W)));
     int classes = options.classes;
@@ -225,7 +265,6 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         }
         classes = largest + 1;
     }
-    PixelEvaluation result;
     result.matrix = ConfusionMatrix(classes);
     std::vector<uint8_t> a(static_cast<size_t>(rows_per_block * W)), b(a.size());
     for (int64_t y = 0; y < H; y += rows_per_block) {

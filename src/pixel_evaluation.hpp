@@ -12,7 +12,8 @@ namespace rsi {
 
 struct PixelEvaluationOptions {
     std::string prediction;
-    // A raster on the prediction's grid, or polygons (any vector file, any CRS) rasterised onto that
+    // A raster on the prediction's grid (a georeferenced raster on another grid is warped onto it,
+    // nearest neighbour, with a warning), or polygons (any vector file, any CRS) rasterised onto that
     // grid block by block: a pixel is inside when its centre is (GDAL's rasterisation rule).
     std::string truth;
     std::string truth_class_field;      // polygons: integer attribute giving the class (default: every polygon is 1)
@@ -25,6 +26,7 @@ struct PixelEvaluationOptions {
 struct PixelEvaluation {
     ConfusionMatrix matrix{1};
     PixelMetrics metrics;
+    std::vector<std::string> warnings;  // e.g. the truth was warped onto the prediction's grid
 };
 
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress = {});

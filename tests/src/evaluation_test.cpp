@@ -323,6 +323,31 @@ TEST(PixelEvaluation, TruthPolygonsRasterisedOntoPredictionGrid) {
     EXPECT_NEAR(r.metrics.kappa, 0.3077, 5e-5);
 }
 
+// A truth raster on a coarser grid (2 m pixels over the same extent as the 1 m prediction) is warped
+// onto the prediction's grid with nearest neighbour: each truth pixel covers 2x2 prediction pixels.
+TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {
+    TempDir tmp;
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2 ? 1 : 0; });
+    const double fine[6] = {500000, 1, 0, 4000000, 0, -1};
+    rsi::test::georeference(tmp / "pred.tif", fine, 32618);
+    rsi::test::make_raster(tmp / "truth.tif", 2, 2, 1, GDT_Byte, [](int, int x, int y) { return x == 0 && y == 0 ? 1 : 0; });
+    const double coarse[6] = {500000, 2, 0, 4000000, 0, -2};
+    rsi::test::georeference(tmp / "truth.tif", coarse, 32618);
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "truth.tif";
+    const PixelEvaluation r = evaluate_pixels(o);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_NE(r.warnings[0].find("warped onto the prediction's grid"), std::string::npos);
+    EXPECT_EQ(r.matrix.at(1, 1), 4);  // the top-left 2x2 block
+    EXPECT_EQ(r.matrix.at(0, 1), 4);  // the bottom-left 2x2 block
+    EXPECT_EQ(r.matrix.at(0, 0), 8);
+    // Without georeferencing, different sizes cannot be reconciled.
+    rsi::test::make_raster(tmp / "plain.tif", 2, 2, 1, GDT_Byte, [](int, int, int) { return 0; });
+    o.truth = tmp / "plain.tif";
+    EXPECT_THROW(evaluate_pixels(o), Error);
+}
+
 TEST(EvaluationReport, HtmlHasSummaryTableAndMatrix) {
     TempDir tmp;
     ConfusionMatrix m(2);
