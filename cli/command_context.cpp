@@ -114,4 +114,42 @@ void apply_global_settings(const CommonOptions& common) {
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
 
+void add_shard_options(CLI::App& sub, std::string& shard, int& shard_count) {
+    sub.add_option("--shard", shard,
+                   "Run shard K of N (0 <= K < N); default from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+        ->group("Scale-out");
+    sub.add_option("--shard-count", shard_count, "N for JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)")->group("Scale-out");
+}
+
+std::optional<ShardSpec> resolve_shard(const std::string& shard_option, int shard_count, std::string& source) {
+    if (!shard_option.empty()) {
+        source = "--shard";
+        return parse_shard(shard_option, "--shard");
+    }
+    const auto number = [](const char* name) -> std::optional<int> {
+        const char* v = std::getenv(name);
+        if (!v || !*v) return std::nullopt;
+        try {
+            return std::stoi(v);
+        } catch (const std::exception&) {
+            throw usage_error(std::string(name) + "='" + v + "' is not a number");
+        }
+    };
+    if (const auto id = number("SLURM_ARRAY_TASK_ID")) {
+        if (const auto count = number("SLURM_ARRAY_TASK_COUNT")) {
+            const int k = *id - number("SLURM_ARRAY_TASK_MIN").value_or(0);
+            source = "SLURM_ARRAY_TASK_ID";
+            return parse_shard(std::to_string(k) + "/" + std::to_string(*count), "SLURM_ARRAY_TASK_ID");
+        }
+    }
+    if (const auto index = number("JOB_COMPLETION_INDEX")) {
+        if (shard_count > 0) {
+            source = "JOB_COMPLETION_INDEX";
+            return parse_shard(std::to_string(*index) + "/" + std::to_string(shard_count), "JOB_COMPLETION_INDEX");
+        }
+    }
+    if (shard_count > 0) throw usage_error("--shard-count needs JOB_COMPLETION_INDEX in the environment (or use --shard K/N)");
+    return std::nullopt;
+}
+
 }  // namespace rsi::cli

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 
 #include "cli/progress_bar.hpp"
 #include "models/model.hpp"
+#include "src/strip_journal.hpp"
 #include "tiling/progress.hpp"
 #include "tiling/tile_grid.hpp"
 
@@ -43,6 +45,12 @@ struct ModelCliOptions {
     models::ModelOptions to_model_options() const;
 };
 
+// The shard this process runs: --shard K/N, else SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of
+// SLURM_ARRAY_TASK_COUNT, else JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) of --shard-count N.
+// `source` says where it came from (for a note on stderr). Empty when not sharded.
+std::optional<ShardSpec> resolve_shard(const std::string& shard_option, int shard_count, std::string& source);
+void add_shard_options(CLI::App& sub, std::string& shard, int& shard_count);
+
 // data/models of this build, or $RSI_MODELS_DIR.
 std::string bundled_models_dir();
 
@@ -74,5 +82,6 @@ void register_buildings_command(CLI::App& app, CommandContext& context);
 void register_scene_command(CLI::App& app, CommandContext& context);
 void register_eval_command(CLI::App& app, CommandContext& context);
 void register_submit_command(CLI::App& app, CommandContext& context);
+void register_merge_command(CLI::App& app, CommandContext& context);
 
 }  // namespace rsi::cli

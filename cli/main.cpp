@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     register_scene_command(app, context);
     register_eval_command(app, context);
     register_submit_command(app, context);
+    register_merge_command(app, context);
     register_info_command(app, context);
     register_tile_command(app, context);
     register_model_command(app, context);

@@ -46,6 +46,11 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
     sub.add_flag("--no-manifest", o.no_manifest, "Do not write the run manifest beside the output");
     sub.add_option("--preview", o.preview, "A downsampled PNG of the image with the result outlined");
+    sub.add_flag("--resume", o.resume,
+                 "Journal finished strips (in OUTPUT.parts) and continue an interrupted run; with several inputs, skip finished ones")
+        ->group("Scale-out");
+    add_shard_options(sub, o.shard, o.shard_count);
+    sub.add_option("--parts-dir", o.parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
     sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp)")->group("Polygons");
     sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
     sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons");
@@ -86,7 +91,33 @@ std::string derived(const std::string& dir, const std::string& input, const std:
 }  // namespace
 
 int run_segmentation(const SegmentationCli& o, CommandContext& context, const std::string& command) {
-    const std::vector<std::string> inputs = collect_inputs(o);
+    std::vector<std::string> inputs = collect_inputs(o);
+    std::string shard_source;
+    const std::optional<ShardSpec> shard = resolve_shard(o.shard, o.shard_count, shard_source);
+    if (shard && inputs.size() > 1) {
+        // A list of rasters: this shard takes a deterministic subset, balanced by pixel count.
+        std::vector<int64_t> pixels;
+        for (const auto& input : inputs) {
+            const RasterInfo info = RasterSource::open(input).info();
+            pixels.push_back(info.width * info.height);
+        }
+        std::vector<std::string> mine;
+        for (size_t i : shard_items(pixels, *shard)) mine.push_back(inputs[i]);
+        if (!context.common.quiet) {
+            std::cerr << "rsi " << command << ": shard " << shard->index << "/" << shard->count << " (" << shard_source << "): "
+                      << mine.size() << " of " << inputs.size() << " inputs\n";
+        }
+        inputs = mine;
+        if (inputs.empty()) {
+            if (context.common.json) print_json({{"images", nlohmann::json::array()}, {"failed", nlohmann::json::array()}});
+            return 0;
+        }
+    }
+    const bool shard_one_image = shard && o.output_dir.empty();
+    if (shard_one_image && (!o.vector.empty() || !o.preview.empty())) {
+        throw usage_error("--vector and --preview of a sharded image are made by `rsi merge` (give them there)");
+    }
+    if (!o.parts_dir.empty() && inputs.size() > 1) throw usage_error("--parts-dir applies to one input");
     if (!o.output_dir.empty()) {
         std::error_code ec;
         fs::create_directories(o.output_dir, ec);
@@ -128,6 +159,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     for (size_t i = 0; i < inputs.size(); ++i) {
         SegmentOptions options = base;
         options.input = inputs[i];
+        options.resume = o.resume;
+        options.parts_dir = o.parts_dir;
+        if (shard_one_image) options.shard = shard;
         std::string vector_path = o.vector;
         if (o.output_dir.empty()) {
             options.output = o.output;
@@ -136,6 +170,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             options.output = derived(o.output_dir, inputs[i], ".tif");
             if (!o.probabilities.empty()) options.probabilities = derived(o.output_dir, inputs[i], "_probabilities.tif");
             if (!o.vector.empty()) vector_path = derived(o.output_dir, inputs[i], fs::path(o.vector).extension().string());
+        }
+        if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
+            // Outputs are renamed into place only when complete: an existing one is finished work.
+            if (!context.common.quiet) std::cerr << "rsi " << command << ": " << options.output << " is done, skipped (--resume)\n";
+            summaries.push_back({{"input", inputs[i]}, {"output", options.output}, {"skipped", "done before (--resume)"}});
+            continue;
         }
         // Polygons carry their mean probability: they need a probability raster whose band c+1 is
         // class c (or one band for the preset's class). Without one from the user, a temporary one.
@@ -161,6 +201,20 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             bar.finish();
             if (!context.common.quiet) {
                 for (const auto& w : r.warnings) std::cerr << "rsi " << command << ": warning: " << inputs[i] << ": " << w << "\n";
+            }
+            if (!r.assembled) {  // one shard of one image: parts only
+                const nlohmann::json summary{{"input", inputs[i]}, {"parts_dir", r.parts_dir}, {"shard", {shard->index, shard->count}},
+                                             {"strips", r.strips}, {"shard_strips", r.shard_strips},
+                                             {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run},
+                                             {"tiles_run", r.tiles_run}, {"seconds", r.seconds}};
+                if (context.common.json) {
+                    print_json(summary);
+                } else if (!context.common.quiet) {
+                    std::cout << inputs[i] << ": shard " << shard->index << "/" << shard->count << " (" << shard_source << ") wrote "
+                              << r.strips_run << " of its " << r.shard_strips << " strips to " << r.parts_dir
+                              << "; when every shard is done: rsi merge " << r.parts_dir << "\n";
+                }
+                return 0;
             }
             nlohmann::json polygons = nullptr;
             if (!vector_path.empty()) {
@@ -222,6 +276,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"model_sha256", model_hash},
                                    {"warnings", r.warnings},
                                    {"polygons", polygons}};
+            if (o.resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
             if (!o.no_manifest) {
                 nlohmann::json manifest{{"command", command},
                                         {"input", file_name_only(inputs[i])},

@@ -20,6 +20,10 @@ struct SegmentationCli {
     double min_confidence = 0;
     int probability_class = -1;
     std::string preset;      // "buildings" or empty
+    // Resume and scale-out.
+    bool resume = false;
+    std::string shard, parts_dir;
+    int shard_count = 0;
     // Footprint polygons from the mask.
     std::string vector;
     std::string preview;

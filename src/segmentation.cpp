@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <cpl_string.h>
 #include <gdal_utils.h>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "src/class_map_outputs.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
+#include "src/run_manifest.hpp"
 #include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
@@ -83,6 +85,57 @@ bool any_valid(const std::vector<uint8_t>& v) {
     return false;
 }
 
+// First and one-past-last image rows of output strip `r`: the rows released after tile row r.
+int64_t strip_start(const TileGrid& grid, int64_t r) { return r == 0 ? 0 : std::max<int64_t>(0, grid.at(r, 0).window.y); }
+int64_t strip_end(const TileGrid& grid, int64_t r, int64_t height) {
+    return r + 1 < grid.rows() ? grid.at(r + 1, 0).window.y : height;
+}
+
+RasterInfo georeference_from_job(const nlohmann::json& job) {
+    RasterInfo info;
+    info.width = job.at("width").get<int64_t>();
+    info.height = job.at("height").get<int64_t>();
+    info.has_geotransform = job.at("has_geotransform").get<bool>();
+    const auto g = job.at("geotransform").get<std::vector<double>>();
+    if (g.size() != 6) throw Error("job.json: geotransform must have 6 numbers");
+    std::copy(g.begin(), g.end(), info.geotransform.begin());
+    info.crs_wkt = job.at("crs_wkt").get<std::string>();
+    return info;
+}
+
+// Writes the outputs from every strip part in order, as the direct run would have from its rows.
+void assemble_parts(const std::string& parts_dir, const nlohmann::json& job, const SegmentOptions& options,
+                    const models::ModelMetadata& meta, const ProgressFn& progress, std::vector<int64_t>& class_pixels,
+                    int64_t& nodata_pixels) {
+    const RasterInfo info = georeference_from_job(job);
+    ClassMapOutputs outputs(options, info, meta);
+    const auto strips = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
+    const int K = static_cast<int>(meta.classes.size());
+    std::vector<float> probabilities;
+    std::vector<uint8_t> valid;
+    for (size_t r = 0; r < strips.size(); ++r) {
+        const auto [y0, y1] = strips[r];
+        const std::string part = (std::filesystem::path(parts_dir) / StripJournal::part_name(static_cast<int64_t>(r))).string();
+        read_strip_part(part, K, info.width, y1 - y0, probabilities, valid);
+        outputs.write_rows(y0, y1 - y0, probabilities.data(), valid.data());
+        report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling");
+    }
+    outputs.finish();
+    class_pixels = outputs.class_pixels();
+    nodata_pixels = outputs.nodata_pixels();
+}
+
+nlohmann::json output_settings(const SegmentOptions& o) {
+    return {{"output", o.output},
+            {"probabilities", o.probabilities},
+            {"probability_format", o.probability_format == ProbabilityFormat::byte ? "byte" : "float32"},
+            {"probability_class", o.probability_class},
+            {"uncertainty", o.uncertainty},
+            {"min_confidence", o.min_confidence},
+            {"format", o.format},
+            {"creation_options", o.creation_options}};
+}
+
 }  // namespace
 
 namespace {
@@ -96,8 +149,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         throw usage_error(command + ": model " + meta.name + " is a " + models::to_string(meta.task) +
                           " model, not a segmentation model");
     }
-    check_output_path(options.output, options.overwrite);
-    if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    const bool journaled = options.resume || options.shard.has_value();
+    if (!options.shard) {
+        check_output_path(options.output, options.overwrite);
+        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    }
     if (options.uncertainty && options.probabilities.empty()) {
         throw usage_error(command + ": --uncertainty adds a band to the probability raster: give --probabilities too");
     }
@@ -137,6 +193,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     }
     const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
     int64_t B = options.batch;
+    const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
+    if (journaled && B <= 0 && std::filesystem::exists(std::filesystem::path(parts_dir) / "job.json")) {
+        // Batches are anchored to the global tile index: a resumed or sibling shard must use the same size.
+        B = read_job(parts_dir).value("batch", int64_t{0});
+    }
     if (B <= 0) {
         const int64_t by_buffers = std::max<int64_t>(1, remaining / 2 / (6 * per_batch_tile));
         const int64_t by_model = model.batch_size_for(remaining / 2, T, T);
@@ -155,9 +216,60 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.peak_buffer_bytes = strip_bytes + writer_bytes + reader_bytes + 6 * B * per_batch_tile;
     if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
 
-    // Outputs, written under temporary names until complete.
+    // Outputs, written under temporary names until complete (journaled runs: at assembly).
     if (options.probability_class >= K) throw usage_error("--probability-class: the model has " + std::to_string(K) + " classes");
-    ClassMapOutputs outputs(options, info, meta);
+    std::unique_ptr<ClassMapOutputs> outputs;
+    if (!journaled) outputs = std::make_unique<ClassMapOutputs>(options, info, meta);
+
+    // Journaled runs: which strips to compute, and from which tile row (the rows above whose tiles
+    // still blend into the first strip are run again, unwritten, so every pixel sums the same terms in
+    // the same order as an uninterrupted run).
+    const int64_t R = grid.rows(), cols = grid.cols();
+    int64_t first_tile = 0, end_tile = grid.count(), first_strip = 0, end_strip = R;
+    std::unique_ptr<StripJournal> journal;
+    nlohmann::json job;
+    if (journaled) {
+        const std::string identity = options.fingerprint_input.empty() ? options.input : options.fingerprint_input;
+        nlohmann::json fingerprint_settings{
+            {"input", std::filesystem::path(identity).filename().string()},
+            {"width", W}, {"height", H}, {"bands", mapping.source_bands},
+            {"model", meta.weights_sha256}, {"model_name", meta.name},
+            {"tile", T}, {"overlap", spec.overlap}, {"edge", static_cast<int>(options.edge)}, {"blend", static_cast<int>(options.blend)},
+            {"tta", to_string(options.tta)}, {"batch", B}, {"resampled", pixel_size_handled}};
+        try {
+            fingerprint_settings["input_fingerprint"] = file_fingerprint(identity);
+        } catch (const std::exception&) {
+            fingerprint_settings["input_fingerprint"] = identity;  // e.g. a remote URL
+        }
+        const std::string fingerprint = sha256_hex(fingerprint_settings.dump());
+        std::vector<std::pair<int64_t, int64_t>> strip_rows;
+        for (int64_t r = 0; r < R; ++r) strip_rows.emplace_back(strip_start(grid, r), strip_end(grid, r, H));
+        job = {{"format", "rsi-segmentation-job"}, {"version", 1}, {"fingerprint", fingerprint},
+               {"settings", fingerprint_settings}, {"shards", options.shard ? options.shard->count : 1},
+               {"batch", B}, {"width", W}, {"height", H}, {"has_geotransform", info.has_geotransform},
+               {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},
+               {"crs_wkt", info.crs_wkt}, {"model", meta.to_json()}, {"strip_rows", strip_rows},
+               {"outputs", output_settings(options)}};
+        job = write_or_check_job(parts_dir, job);
+        const ShardSpec shard = options.shard.value_or(ShardSpec{});
+        if (job.value("shards", 1) != shard.count) {
+            throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
+                              std::to_string(shard.count));
+        }
+        journal = std::make_unique<StripJournal>(parts_dir, fingerprint, shard);
+        std::tie(first_strip, end_strip) = shard_strips(R, shard);
+        result.shard_strips = end_strip - first_strip;
+        while (first_strip < end_strip && journal->done(first_strip)) {
+            ++first_strip;
+            ++result.strips_resumed;
+        }
+        int64_t first_row = first_strip;
+        while (first_row > 0 && first_row < end_strip && grid.at(first_row - 1, 0).window.bottom() > strip_start(grid, first_strip)) --first_row;
+        first_tile = first_strip < end_strip ? first_row * cols : 0;
+        end_tile = first_strip < end_strip ? end_strip * cols : 0;
+        result.strips = R;
+        result.parts_dir = parts_dir;
+    }
 
     const bool pad_with_zero = options.edge != EdgePolicy::reflect;
     EdgeFill edge;
@@ -165,7 +277,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
 
     BoundedQueue<Batch> to_model(2), to_writer(2);
     FirstError failure;
-    const int64_t batches = (grid.count() + B - 1) / B;
+    // Batches are anchored to the global tile index: batch k holds tiles [k*B, (k+1)*B) in every run.
+    const int64_t first_batch = first_tile / B;
+    const int64_t end_batch = end_tile > first_tile ? (end_tile - 1) / B + 1 : first_batch;
 
     // Reader: its own dataset handle (GDAL datasets are not shared between threads).
     std::thread reader([&] {
@@ -173,7 +287,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             const RasterSource own = source.reopen();
             TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4);
             std::vector<float> raw(static_cast<size_t>(C * T * T));
-            for (int64_t k = 0; k < batches; ++k) {
+            for (int64_t k = first_batch; k < end_batch; ++k) {
                 Batch batch;
                 batch.index = k;
                 batch.input.assign(static_cast<size_t>(B * C * T * T), 0.0f);
@@ -238,20 +352,29 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         if (runner.joinable()) runner.join();
     };
     try {
-        StripAccumulator accumulator(static_cast<int>(K), {0, 0, W, H}, T);
+        const int64_t region_y = first_tile < end_tile ? strip_start(grid, first_tile / cols) : 0;
+        StripAccumulator accumulator(static_cast<int>(K), {0, region_y, W, H - region_y}, T);
+        int64_t finished_row = -1;  // the tile row whose strip is being released
         std::map<int, std::vector<float>> weight_cache;
         std::vector<float> weights(static_cast<size_t>(T * T));
         std::vector<uint8_t> valid_rows;
         const auto sink = [&](int64_t y, int64_t rows, const float* values, const float* weight) {
             valid_rows.resize(static_cast<size_t>(rows * W));
             for (int64_t p = 0; p < rows * W; ++p) valid_rows[static_cast<size_t>(p)] = weight[p] > 0;
-            outputs.write_rows(y, rows, values, valid_rows.data());
+            if (!journal) {
+                outputs->write_rows(y, rows, values, valid_rows.data());
+            } else if (finished_row >= first_strip && finished_row < end_strip) {
+                journal->commit(finished_row, y, rows, W, static_cast<int>(K), values, weight);
+                ++result.strips_run;
+            }  // else: a halo row run again only for its blending terms
         };
 
         int64_t done = 0;
         while (auto batch = to_writer.pop()) {
             for (const TileSlot& slot : batch->slots) {
                 const Tile& t = slot.tile;
+                const int64_t index = t.row * cols + t.col;
+                if (index < first_tile || index >= end_tile) continue;  // shares a batch, outside this run
                 if (!slot.empty) {
                     const bool top = t.window.y <= 0, bottom = t.window.bottom() >= H;
                     const bool left = t.window.x <= 0, right = t.window.right() >= W;
@@ -269,18 +392,32 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                     ++result.tiles_skipped;
                 }
                 if (t.col == grid.cols() - 1) {
+                    finished_row = t.row;
                     accumulator.release_until(t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H, sink);
                 }
-                report_progress(progress, static_cast<double>(++done) / static_cast<double>(grid.count()), "tiles");
+                report_progress(progress, 0.95 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_tile - first_tile)),
+                                "tiles");
             }
         }
         stop_workers();
         failure.rethrow_if_any();
-        if (done != grid.count()) throw Error(command + ": the pipeline stopped early");
-        report_progress(progress, 1.0, "finishing outputs");
-        outputs.finish();
-        result.class_pixels = outputs.class_pixels();
-        result.nodata_pixels = outputs.nodata_pixels();
+        if (done != end_tile - first_tile) throw Error(command + ": the pipeline stopped early");
+        if (!journal) {
+            report_progress(progress, 1.0, "finishing outputs");
+            outputs->finish();
+            result.class_pixels = outputs->class_pixels();
+            result.nodata_pixels = outputs->nodata_pixels();
+            result.assembled = true;
+        } else if (!options.shard) {
+            assemble_parts(parts_dir, job, options, meta, [&](double f, std::string_view what) {
+                return !progress || progress(0.95 + 0.05 * f, what);
+            }, result.class_pixels, result.nodata_pixels);
+            result.assembled = true;
+            if (!options.keep_parts) {
+                std::error_code ec;
+                std::filesystem::remove_all(parts_dir, ec);
+            }
+        }
     } catch (...) {
         stop_workers();
         failure.rethrow_if_any();  // a worker's error explains the stop better than ours
@@ -334,6 +471,11 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     const double fx = ground ? ground->x_m / meta.gsd_m : 1, fy = ground ? ground->y_m / meta.gsd_m : 1;
     const bool differs = std::abs(fx - 1) > 0.1 || std::abs(fy - 1) > 0.1;
     if (!options.resample || !ground || !differs) return segment_native(model, options, progress, false);
+    if (options.shard) {
+        throw usage_error(options.input + ": --shard works on the image's own grid, but this image's pixels (" +
+                          std::to_string(ground->x_m) + " m) would be resampled to the model's " + std::to_string(meta.gsd_m) +
+                          " m; warp it first (gdalwarp -tr) or use --resample off");
+    }
 
     // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
     //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
@@ -362,6 +504,11 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     inner.creation_options = {};
     inner.overwrite = true;
     inner.min_confidence = 0;
+    // --resume: the strips on the model grid are journaled; the parts stay until the final output exists.
+    const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
+    inner.parts_dir = parts_dir;
+    inner.keep_parts = true;
+    inner.fingerprint_input = options.input;
     SegmentResult result = segment_native(model, inner, [&](double f, std::string_view what) {
         return !progress || progress(0.9 * f, what);
     }, true);
@@ -398,6 +545,69 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     outputs.finish();
     result.class_pixels = outputs.class_pixels();
     result.nodata_pixels = outputs.nodata_pixels();
+    if (options.resume && !options.keep_parts) {
+        std::error_code ec;
+        std::filesystem::remove_all(parts_dir, ec);
+    }
+    return result;
+}
+
+MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress) {
+    const nlohmann::json job = read_job(options.parts_dir);
+    if (job.value("format", "") != "rsi-segmentation-job") throw Error(options.parts_dir + "/job.json: not an rsi segmentation job");
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
+    const int shards = job.at("shards").get<int>();
+    const auto strip_rows = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
+    const int64_t R = static_cast<int64_t>(strip_rows.size());
+    // Every shard must be present and complete.
+    std::vector<bool> have(static_cast<size_t>(R), false);
+    for (int k = 0; k < shards; ++k) {
+        const ShardSpec shard{k, shards};
+        const std::filesystem::path journal_path = std::filesystem::path(options.parts_dir) / StripJournal::journal_name(shard);
+        if (!std::filesystem::exists(journal_path)) {
+            throw Error(options.parts_dir + ": shard " + std::to_string(k) + "/" + std::to_string(shards) + " has not started (no " +
+                        journal_path.filename().string() + ")");
+        }
+        const StripJournal journal(options.parts_dir, fingerprint, shard);
+        const auto [first, end] = shard_strips(R, shard);
+        for (int64_t r = first; r < end; ++r) {
+            if (!journal.done(r)) {
+                throw Error(options.parts_dir + ": shard " + std::to_string(k) + "/" + std::to_string(shards) + " is not complete (strip " +
+                            std::to_string(r) + " of its " + std::to_string(first) + ".." + std::to_string(end - 1) + " missing)");
+            }
+            have[static_cast<size_t>(r)] = true;
+        }
+    }
+    for (int64_t r = 0; r < R; ++r) {
+        if (!have[static_cast<size_t>(r)]) throw Error(options.parts_dir + ": strip " + std::to_string(r) + " belongs to no shard");
+    }
+    const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
+    const nlohmann::json& out = job.at("outputs");
+    SegmentOptions o;
+    o.output = options.output.empty() ? out.at("output").get<std::string>() : options.output;
+    o.probabilities = options.probabilities.empty() ? out.value("probabilities", "") : options.probabilities;
+    o.probability_format = out.value("probability_format", "float32") == "byte" ? ProbabilityFormat::byte : ProbabilityFormat::float32;
+    o.probability_class = out.value("probability_class", -1);
+    o.uncertainty = out.value("uncertainty", false) && !o.probabilities.empty();
+    o.min_confidence = out.value("min_confidence", 0.0);
+    o.format = out.value("format", "GTiff");
+    o.creation_options = out.value("creation_options", std::vector<std::string>{});
+    o.overwrite = options.overwrite;
+    check_output_path(o.output, o.overwrite);
+    if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
+    MergeResult result;
+    result.output = o.output;
+    result.probabilities = o.probabilities;
+    result.width = job.at("width").get<int64_t>();
+    result.height = job.at("height").get<int64_t>();
+    result.strips = R;
+    result.shards = shards;
+    for (const auto& c : meta.classes) result.class_names.push_back(c.name);
+    assemble_parts(options.parts_dir, job, o, meta, progress, result.class_pixels, result.nodata_pixels);
+    if (!options.keep_parts) {
+        std::error_code ec;
+        std::filesystem::remove_all(options.parts_dir, ec);
+    }
     return result;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "src/strip_journal.hpp"
 #include "tiling/blend_weights.hpp"
 #include "tiling/progress.hpp"
 #include "tiling/tile_grid.hpp"
@@ -44,6 +45,14 @@ struct SegmentOptions {
     bool resample = true;               // read at the model's pixel size when the image's differs by more than 10%
                                         // (per axis in metres; probabilities are resampled back before the argmax)
     int64_t memory_budget_mb = 1024;
+    // Resumable and sharded runs (src/strip_journal.hpp): finished strips become part files with a
+    // journal in `parts_dir` (default: output + ".parts").
+    bool resume = false;               // continue from the journal; assemble the outputs at the end
+    std::optional<ShardSpec> shard;    // run only this shard's strips (plus the halo rows blending needs);
+                                       // `rsi merge` assembles the outputs once every shard is done
+    std::string parts_dir;
+    bool keep_parts = false;           // leave the parts folder after assembling (the caller removes it)
+    std::string fingerprint_input;     // the file that identifies the input when `input` is derived from it
 };
 
 struct SegmentResult {
@@ -58,7 +67,28 @@ struct SegmentResult {
     double seconds = 0, model_seconds = 0;
     int64_t peak_buffer_bytes = 0;      // accumulator + batches in flight, as planned
     double resample_x = 1, resample_y = 1;  // model pixels per image pixel (1: native grid)
+    // Journaled runs: strips of the whole image, of this run's shard, found done in the journal, run now.
+    int64_t strips = 0, shard_strips = 0, strips_resumed = 0, strips_run = 0;
+    std::string parts_dir;
+    bool assembled = false;            // the outputs were written (always, unless sharded)
 };
+
+// `rsi merge`: assembles the outputs of a sharded run from its parts folder once every shard is done.
+struct MergeOptions {
+    std::string parts_dir;
+    std::string output;                 // default: the output the shards were given
+    std::string probabilities;          // default: as the shards were given
+    bool overwrite = false;
+    bool keep_parts = false;            // default: the parts folder is removed after a successful merge
+};
+struct MergeResult {
+    std::string output, probabilities;
+    int64_t width = 0, height = 0, strips = 0, shards = 0;
+    std::vector<int64_t> class_pixels;
+    int64_t nodata_pixels = 0;
+    std::vector<std::string> class_names;
+};
+MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress = {});
 
 // Runs `model` over `options.input`. The model is loaded once by the caller and can serve many images.
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress = {});

@@ -1,0 +1,70 @@
+// rsi merge PARTS_DIR: assembles the outputs of a sharded segmentation once every shard is done.
+#include <iostream>
+
+#include "cli/command_context.hpp"
+#include "src/output_file.hpp"
+#include "src/segmentation.hpp"
+#include "src/vectorize.hpp"
+
+namespace rsi::cli {
+
+void register_merge_command(CLI::App& app, CommandContext& context) {
+    struct Options {
+        MergeOptions merge;
+        std::string vector;
+        double min_area = 0, simplify = 0;
+        bool regularize = false, keep_crs = false;
+    };
+    auto o = std::make_shared<Options>();
+    CLI::App* sub = app.add_subcommand("merge", "Assemble the outputs of a sharded run (rsi buildings/segment --shard K/N)");
+    sub->add_option("PARTS_DIR", o->merge.parts_dir, "The parts folder the shards wrote (default name: OUTPUT.parts)")->required();
+    sub->add_option("-o,--output", o->merge.output, "Class mask to write (default: the -o the shards were given)");
+    sub->add_option("--probabilities", o->merge.probabilities, "Probability raster (default: as the shards were given)");
+    sub->add_flag("--keep-parts", o->merge.keep_parts, "Keep the parts folder after a successful merge");
+    sub->add_flag("--overwrite", o->merge.overwrite, "Replace existing outputs");
+    sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask")->group("Polygons");
+    sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
+    sub->add_option("--simplify", o->simplify, "Simplification tolerance, metres")->group("Polygons");
+    sub->add_flag("--regularize", o->regularize, "Orthogonal building outlines")->group("Polygons");
+    sub->add_flag("--keep-crs", o->keep_crs, "GeoJSON: keep the image CRS instead of WGS84")->group("Polygons");
+    add_common_options(*sub, context.common);
+    sub->footer(
+        "Example (4 SLURM array tasks, then one merge):\n"
+        "  sbatch --array=0-3 --wrap 'rsi buildings big.tif -o big_buildings.tif'   # shard from SLURM_ARRAY_TASK_ID\n"
+        "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg");
+    context.on_run(sub, [o, &context] {
+        if (!o->vector.empty()) check_output_path(o->vector, o->merge.overwrite);
+        ProgressBar bar(!context.common.quiet && !context.common.json);
+        const MergeResult r = merge_segmentation(o->merge, context.progress(bar));
+        bar.finish();
+        nlohmann::json polygons = nullptr;
+        if (!o->vector.empty()) {
+            // The whole merged mask is polygonised at once, so a building cut by a shard border is one feature.
+            VectorizeOptions v;
+            v.mask = r.output;
+            v.output = o->vector;
+            v.min_area_m2 = o->min_area;
+            v.simplify_m = o->simplify;
+            v.regularize = o->regularize;
+            v.keep_crs = o->keep_crs;
+            v.overwrite = o->merge.overwrite;
+            for (size_t c = 0; c < r.class_names.size(); ++c) v.class_names[static_cast<int>(c)] = r.class_names[c];
+            v.memory_budget_mb = context.common.ram_mb / 2;
+            const VectorizeResult vr = vectorize_mask(v, context.progress(bar));
+            bar.finish();
+            polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2}};
+        }
+        nlohmann::json classes = nlohmann::json::object();
+        for (size_t c = 0; c < r.class_pixels.size() && c < r.class_names.size(); ++c) classes[r.class_names[c]] = r.class_pixels[c];
+        if (context.common.json) {
+            print_json({{"output", r.output}, {"probabilities", r.probabilities.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.probabilities)},
+                        {"width", r.width}, {"height", r.height}, {"strips", r.strips}, {"shards", r.shards},
+                        {"class_pixels", classes}, {"nodata_pixels", r.nodata_pixels}, {"polygons", polygons}});
+        } else if (!context.common.quiet) {
+            std::cout << "merged " << r.shards << " shards (" << r.strips << " strips) into " << r.output << "\n";
+        }
+        return 0;
+    });
+}
+
+}  // namespace rsi::cli

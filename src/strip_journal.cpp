@@ -1,0 +1,262 @@
+#include "src/strip_journal.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <openssl/evp.h>
+#include <sstream>
+#include <unistd.h>
+
+#include <gdal_priv.h>
+
+#include "src/output_file.hpp"
+#include "tiling/error.hpp"
+#include "tiling/gdal_dataset.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+
+ShardSpec parse_shard(const std::string& text, const std::string& option) {
+    ShardSpec s;
+    try {
+        const size_t slash = text.find('/');
+        if (slash == std::string::npos) throw std::invalid_argument("no /");
+        size_t used = 0;
+        s.index = std::stoi(text.substr(0, slash), &used);
+        if (used != slash) throw std::invalid_argument("junk");
+        const std::string right = text.substr(slash + 1);
+        s.count = std::stoi(right, &used);
+        if (used != right.size()) throw std::invalid_argument("junk");
+    } catch (const std::exception&) {
+        throw usage_error(option + ": '" + text + "' is not K/N (shard K of N, 0 <= K < N)");
+    }
+    if (s.count < 1 || s.index < 0 || s.index >= s.count) {
+        throw usage_error(option + ": '" + text + "' needs 0 <= K < N (shard K of N, counted from 0)");
+    }
+    return s;
+}
+
+std::pair<int64_t, int64_t> shard_strips(int64_t strips, const ShardSpec& shard) {
+    return {strips * shard.index / shard.count, strips * (shard.index + 1) / shard.count};
+}
+
+std::vector<size_t> shard_items(const std::vector<int64_t>& pixels, const ShardSpec& shard) {
+    std::vector<size_t> order(pixels.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return pixels[a] > pixels[b]; });
+    std::vector<int64_t> load(static_cast<size_t>(shard.count), 0);
+    std::vector<size_t> mine;
+    for (size_t i : order) {
+        const size_t target = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        load[target] += pixels[i];
+        if (static_cast<int>(target) == shard.index) mine.push_back(i);
+    }
+    std::sort(mine.begin(), mine.end());
+    return mine;
+}
+
+std::string sha256_hex(std::string_view text) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < length; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+std::vector<JournalEntry> parse_journal(std::string_view text, const std::string& fingerprint, const std::string& where) {
+    std::vector<JournalEntry> out;
+    std::vector<std::string_view> lines;
+    size_t start = 0;
+    while (start < text.size()) {
+        const size_t end = text.find('\n', start);
+        if (end == std::string_view::npos) {
+            lines.push_back(text.substr(start));  // no newline: torn by a crash mid-write
+            break;
+        }
+        lines.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    const bool torn_tail = !text.empty() && text.back() != '\n';
+    if (lines.empty()) throw Error(where + ": empty journal");
+    for (size_t i = 0; i < lines.size(); ++i) {
+        const bool last_torn = torn_tail && i + 1 == lines.size();
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(lines[i]);
+            if (!j.is_object()) throw std::invalid_argument("not an object");
+        } catch (const std::exception&) {
+            if (last_torn && i > 0) break;
+            throw Error(where + ":" + std::to_string(i + 1) + ": not a journal line");
+        }
+        try {
+            if (i == 0) {
+                if (j.value("rsi_journal", 0) != 1) throw Error(where + ":1: not an rsi journal (version 1)");
+                if (j.at("fingerprint").get<std::string>() != fingerprint) {
+                    throw usage_error(where + ": was written for different inputs or options (fingerprint " +
+                                      j.at("fingerprint").get<std::string>().substr(0, 12) + "...); rerun without --resume, or with the same options");
+                }
+                continue;
+            }
+            JournalEntry e;
+            e.strip = j.at("strip").get<int64_t>();
+            e.y = j.at("y").get<int64_t>();
+            e.rows = j.at("rows").get<int64_t>();
+            e.file = j.at("file").get<std::string>();
+            if (e.strip < 0 || e.y < 0 || e.rows < 1 || e.file.empty() || e.file.find('/') != std::string::npos) {
+                throw std::invalid_argument("values out of range");
+            }
+            out.push_back(std::move(e));
+        } catch (const Error&) {
+            throw;
+        } catch (const std::exception&) {
+            if (last_torn) break;
+            throw Error(where + ":" + std::to_string(i + 1) + ": malformed journal entry");
+        }
+    }
+    return out;
+}
+
+std::string StripJournal::journal_name(const ShardSpec& shard) {
+    return "shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ".journal";
+}
+
+std::string StripJournal::part_name(int64_t strip) {
+    char name[32];
+    std::snprintf(name, sizeof name, "strip-%06lld.tif", static_cast<long long>(strip));
+    return name;
+}
+
+StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint, const ShardSpec& shard)
+    : dir_(std::move(parts_dir)), path_((fs::path(dir_) / journal_name(shard)).string()) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (!fs::is_directory(dir_)) throw Error(dir_ + ": cannot create the parts folder");
+    if (fs::exists(path_)) {
+        std::ifstream in(path_, std::ios::binary);
+        std::stringstream s;
+        s << in.rdbuf();
+        const std::string text = s.str();
+        entries_ = parse_journal(text, fingerprint, path_);
+        if (!text.empty() && text.back() != '\n') {
+            // Drop the torn tail so new lines start clean.
+            const size_t cut = text.rfind('\n');
+            std::ofstream rewrite(path_ + ".tmp", std::ios::binary | std::ios::trunc);
+            rewrite << text.substr(0, cut == std::string::npos ? 0 : cut + 1);
+            rewrite.close();
+            fs::rename(path_ + ".tmp", path_);
+        }
+        for (const JournalEntry& e : entries_) {
+            if (fs::exists(fs::path(dir_) / e.file)) done_.insert(e.strip);
+        }
+    } else {
+        const nlohmann::json header{{"rsi_journal", 1}, {"fingerprint", fingerprint}, {"shard", {shard.index, shard.count}}};
+        const std::string tmp = path_ + ".tmp";
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << header.dump() << "\n";
+        out.close();
+        if (!out) throw Error(path_ + ": cannot write the journal");
+        fs::rename(tmp, path_);
+    }
+}
+
+void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width, int classes, const float* probabilities,
+                          const float* weights) {
+    const std::string name = part_name(strip);
+    const std::string final_path = (fs::path(dir_) / name).string();
+    {
+        PendingOutput pending(final_path);
+        GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+        DatasetPtr ds(gtiff->Create(pending.temporary_path().c_str(), static_cast<int>(width), static_cast<int>(rows), classes + 1,
+                                    GDT_Float32, nullptr));
+        if (!ds) throw Error(final_path + ": cannot create the part: " + last_gdal_error());
+        const int64_t plane = rows * width;
+        for (int c = 0; c < classes; ++c) {
+            if (ds->GetRasterBand(c + 1)->RasterIO(GF_Write, 0, 0, static_cast<int>(width), static_cast<int>(rows),
+                                                   const_cast<float*>(probabilities + c * plane), static_cast<int>(width),
+                                                   static_cast<int>(rows), GDT_Float32, 0, 0) != CE_None) {
+                throw Error(final_path + ": writing the part failed: " + last_gdal_error());
+            }
+        }
+        std::vector<float> valid(static_cast<size_t>(plane));
+        for (int64_t p = 0; p < plane; ++p) valid[static_cast<size_t>(p)] = weights[p] > 0 ? 1.0f : 0.0f;
+        if (ds->GetRasterBand(classes + 1)->RasterIO(GF_Write, 0, 0, static_cast<int>(width), static_cast<int>(rows), valid.data(),
+                                                     static_cast<int>(width), static_cast<int>(rows), GDT_Float32, 0, 0) != CE_None) {
+            throw Error(final_path + ": writing the part failed: " + last_gdal_error());
+        }
+        close_written(std::move(ds), final_path);
+        pending.commit();
+    }
+    const nlohmann::json line{{"strip", strip}, {"file", name}, {"y", y}, {"rows", rows}};
+    FILE* f = std::fopen(path_.c_str(), "ab");
+    if (!f) throw Error(path_ + ": cannot append to the journal");
+    const std::string text = line.dump() + "\n";
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    std::fclose(f);
+    if (!ok) throw Error(path_ + ": writing the journal failed (disk full?)");
+    entries_.push_back({strip, y, rows, name});
+    done_.insert(strip);
+}
+
+void read_strip_part(const std::string& path, int classes, int64_t width, int64_t rows, std::vector<float>& probabilities,
+                     std::vector<uint8_t>& valid) {
+    DatasetPtr ds = open_raster(path);
+    if (ds->GetRasterXSize() != width || ds->GetRasterYSize() != rows || ds->GetRasterCount() != classes + 1) {
+        throw Error(path + ": part has the wrong shape (" + std::to_string(ds->GetRasterXSize()) + "x" +
+                    std::to_string(ds->GetRasterYSize()) + "x" + std::to_string(ds->GetRasterCount()) + ")");
+    }
+    const int64_t plane = rows * width;
+    probabilities.resize(static_cast<size_t>(classes * plane));
+    std::vector<float> v(static_cast<size_t>(plane));
+    for (int c = 0; c <= classes; ++c) {
+        float* target = c < classes ? probabilities.data() + c * plane : v.data();
+        if (ds->GetRasterBand(c + 1)->RasterIO(GF_Read, 0, 0, static_cast<int>(width), static_cast<int>(rows), target, static_cast<int>(width),
+                                               static_cast<int>(rows), GDT_Float32, 0, 0) != CE_None) {
+            throw Error(path + ": reading the part failed: " + last_gdal_error());
+        }
+    }
+    valid.resize(static_cast<size_t>(plane));
+    for (int64_t p = 0; p < plane; ++p) valid[static_cast<size_t>(p)] = v[static_cast<size_t>(p)] > 0.5f;
+}
+
+nlohmann::json read_job(const std::string& parts_dir) {
+    const std::string path = (fs::path(parts_dir) / "job.json").string();
+    std::ifstream in(path);
+    if (!in) throw Error(parts_dir + ": no job.json (not an rsi parts folder, or no shard has started)");
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+        throw Error(path + ": not valid JSON: " + e.what());
+    }
+}
+
+nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job) {
+    std::error_code ec;
+    fs::create_directories(parts_dir, ec);
+    const std::string path = (fs::path(parts_dir) / "job.json").string();
+    if (fs::exists(path)) {
+        const nlohmann::json existing = read_job(parts_dir);
+        if (existing.value("fingerprint", "") != job.at("fingerprint").get<std::string>()) {
+            throw usage_error(parts_dir + ": holds parts of another job (different input, model or options); use another parts folder");
+        }
+        return existing;
+    }
+    // Several shards may start at once: each writes its own temporary file and renames it; all are equal.
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp);
+        out << job.dump(1) << "\n";
+        if (!out) throw Error(path + ": cannot write");
+    }
+    fs::rename(tmp, path, ec);
+    if (ec) throw Error(path + ": cannot write: " + ec.message());
+    return job;
+}
+
+}  // namespace rsi

@@ -1,0 +1,83 @@
+#pragma once
+// Resumable and sharded segmentation: finished output strips are committed as part files in a parts
+// folder, each recorded in a journal only after its file is complete; a final assembly writes the
+// real outputs from the parts (a half-written compressed GeoTIFF cannot be continued after kill -9).
+//
+// Parts folder layout:
+//   job.json                  what every shard must agree on: fingerprint, grid of strips, the
+//                             georeferencing and model classes the assembly needs, output options
+//   shard-K-of-N.journal      JSON lines: a header {"rsi_journal":1,"fingerprint":..,"shard":[K,N]}
+//                             then one {"strip":S,"file":..,"y":..,"rows":..} per committed strip
+//   strip-SSSSSS.tif          the blended class probabilities of strip S (K Float32 bands) and its
+//                             validity (band K+1, 1 = data), before any argmax
+//
+// A journal line is appended (and flushed to disk) only after its part file was renamed into place, so
+// after a crash the journal lists only complete parts; a torn last line is ignored.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rsi {
+
+struct ShardSpec {
+    int index = 0, count = 1;  // shard `index` of `count`, 0-based
+};
+
+// "2/4" -> {2, 4}; 0 <= K < N. Throws a usage Error.
+ShardSpec parse_shard(const std::string& text, const std::string& option);
+
+// The strips [first, last) of shard `shard` among `strips` (contiguous, sizes differ by at most one).
+std::pair<int64_t, int64_t> shard_strips(int64_t strips, const ShardSpec& shard);
+
+// Shard `shard` of a list of inputs, balanced by pixel count: items are taken largest first (ties by
+// position) and each goes to the shard with the fewest pixels so far (ties: the lowest index).
+// Returns the positions of this shard's items, in input order.
+std::vector<size_t> shard_items(const std::vector<int64_t>& pixels, const ShardSpec& shard);
+
+struct JournalEntry {
+    int64_t strip = 0, y = 0, rows = 0;
+    std::string file;
+};
+
+// Parses a journal's text; returns the entries after a header whose fingerprint equals `fingerprint`.
+// Throws an Error naming `where` for a different fingerprint or a malformed line (except a torn last
+// line, which is ignored).
+std::vector<JournalEntry> parse_journal(std::string_view text, const std::string& fingerprint, const std::string& where);
+
+class StripJournal {
+public:
+    // Opens (or creates, with the header) the journal of `shard` in `parts_dir`.
+    StripJournal(std::string parts_dir, const std::string& fingerprint, const ShardSpec& shard);
+
+    const std::vector<JournalEntry>& entries() const { return entries_; }
+    bool done(int64_t strip) const { return done_.count(strip) != 0; }
+
+    // Writes strip `strip` (`classes` probability planes + validity, rows x width) as a part file, then
+    // records it.
+    void commit(int64_t strip, int64_t y, int64_t rows, int64_t width, int classes, const float* probabilities,
+                const float* weights);
+
+    static std::string journal_name(const ShardSpec& shard);
+    static std::string part_name(int64_t strip);
+
+private:
+    std::string dir_, path_;
+    std::vector<JournalEntry> entries_;
+    std::set<int64_t> done_;
+};
+
+// Reads one part back: probabilities (classes x rows x width) and validity (rows x width).
+void read_strip_part(const std::string& path, int classes, int64_t width, int64_t rows, std::vector<float>& probabilities,
+                     std::vector<uint8_t>& valid);
+
+// SHA-256 hex of a string (fingerprints of settings).
+std::string sha256_hex(std::string_view text);
+
+// job.json: written atomically when absent; when present it must carry the same fingerprint.
+nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
+nlohmann::json read_job(const std::string& parts_dir);
+
+}  // namespace rsi
