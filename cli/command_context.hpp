@@ -68,8 +68,11 @@ void add_common_options(CLI::App& sub, CommonOptions& common);
 void add_grid_options(CLI::App& sub, GridOptions& grid);
 // `with_model_flag`: add -m/--model (commands where the model is not positional).
 void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_flag);
-// Applies process-wide settings once: threads, GDAL block cache, --config options.
-void apply_global_settings(const CommonOptions& common);
+// Applies process-wide settings once: threads, GDAL block cache, --config options, and with remote
+// inputs the GDAL network defaults (environment and --config still win).
+void apply_global_settings(const CommonOptions& common, bool remote_inputs = false);
+// True when an argument names a remote dataset (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/ ..., http(s)://).
+bool mentions_remote_path(const std::vector<std::string>& args);
 void print_json(const nlohmann::json& value);
 
 // Registration of each subcommand (one file each).

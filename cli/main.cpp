@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     CPLSetErrorHandler(cli_gdal_error_handler);
     install_interrupt_handlers();
     try {
-        apply_global_settings(context.common);
+        apply_global_settings(context.common, mentions_remote_path(args));
         return context.actions.at(leaf)();
     } catch (const rsi::Error& e) {
         if (e.kind() == rsi::ErrorKind::cancelled) {

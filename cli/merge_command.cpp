@@ -4,6 +4,7 @@
 #include "cli/command_context.hpp"
 #include "src/output_file.hpp"
 #include "src/segmentation.hpp"
+#include "src/strip_journal.hpp"
 #include "src/vectorize.hpp"
 
 namespace rsi::cli {
@@ -34,8 +35,20 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg");
     context.on_run(sub, [o, &context] {
         if (!o->vector.empty()) check_output_path(o->vector, o->merge.overwrite);
+        // Polygons carry their mean probability, as `rsi buildings --vector` gives them: without a
+        // probability raster, a scratch Byte one (what the single-process run uses).
+        MergeOptions merge = o->merge;
+        std::unique_ptr<PendingOutput> scratch;
+        const nlohmann::json job = read_job(merge.parts_dir);
+        const bool has_probabilities = !merge.probabilities.empty() || !job.at("outputs").value("probabilities", "").empty();
+        if (!o->vector.empty() && !has_probabilities) {
+            const std::string output = merge.output.empty() ? job.at("outputs").value("output", "") : merge.output;
+            scratch = std::make_unique<PendingOutput>(output + ".confidence.tif");
+            merge.probabilities = scratch->temporary_path();
+            merge.byte_probabilities = true;
+        }
         ProgressBar bar(!context.common.quiet && !context.common.json);
-        const MergeResult r = merge_segmentation(o->merge, context.progress(bar));
+        const MergeResult r = merge_segmentation(merge, context.progress(bar));
         bar.finish();
         nlohmann::json polygons = nullptr;
         if (!o->vector.empty()) {
@@ -43,6 +56,8 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             VectorizeOptions v;
             v.mask = r.output;
             v.output = o->vector;
+            v.probabilities = r.probabilities;
+            v.min_confidence = job.at("outputs").value("min_confidence", 0.0);
             v.min_area_m2 = o->min_area;
             v.simplify_m = o->simplify;
             v.regularize = o->regularize;
@@ -57,7 +72,8 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         nlohmann::json classes = nlohmann::json::object();
         for (size_t c = 0; c < r.class_pixels.size() && c < r.class_names.size(); ++c) classes[r.class_names[c]] = r.class_pixels[c];
         if (context.common.json) {
-            print_json({{"output", r.output}, {"probabilities", r.probabilities.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.probabilities)},
+            const bool show = !r.probabilities.empty() && !scratch;
+            print_json({{"output", r.output}, {"probabilities", show ? nlohmann::json(r.probabilities) : nlohmann::json(nullptr)},
                         {"width", r.width}, {"height", r.height}, {"strips", r.strips}, {"shards", r.shards},
                         {"class_pixels", classes}, {"nodata_pixels", r.nodata_pixels}, {"polygons", polygons}});
         } else if (!context.common.quiet) {

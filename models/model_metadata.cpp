@@ -1,6 +1,7 @@
 #include "models/model_metadata.hpp"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "tiling/error.hpp"
@@ -176,7 +177,8 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
     m.bands = to_int(r, "input.bands", r.integer("input.bands"), 1, 1024);
     m.band_names = r.strings("input.band_names");
     for (double b : r.numbers("input.source_bands", false)) {
-        if (b != std::floor(b)) r.fail("input.source_bands", "must be integers");
+        // Checked before the cast: a huge value would make the conversion undefined.
+        if (b != std::floor(b) || b < 1 || b > 65535) r.fail("input.source_bands", "must be integers between 1 and 65535");
         m.source_bands.push_back(static_cast<int>(b));
     }
     if (m.source_bands.empty()) {
@@ -186,8 +188,12 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
     if (range.size() != 2) r.fail("input.data_range", "must be [min, max]");
     m.data_range = {range[0], range[1]};
     m.scale = r.number("input.scale");
-    for (double v : r.numbers("input.mean")) m.mean.push_back(static_cast<float>(v));
-    for (double v : r.numbers("input.std")) m.std.push_back(static_cast<float>(v));
+    for (const char* field : {"input.mean", "input.std"}) {
+        for (double v : r.numbers(field)) {
+            if (std::abs(v) > std::numeric_limits<float>::max()) r.fail(field, "values must fit a 32-bit float");
+            (std::string(field) == "input.mean" ? m.mean : m.std).push_back(static_cast<float>(v));
+        }
+    }
 
     m.single_band = r.string("band_mapping.single_band", false, "refuse");
     m.rescale = r.string("band_mapping.rescale", false, "none");

@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <system_error>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
 
 #include "tiling/error.hpp"
 
@@ -57,6 +60,21 @@ void check_output_path(const std::string& path, bool overwrite) {
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     if (!fs::is_directory(dir, ec)) throw Error(path + ": output directory " + dir.string() + " does not exist");
     if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": output directory " + dir.string() + " is not writable");
+}
+
+void remove_stale_temporaries(const std::string& final_path) {
+    const fs::path p(final_path);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    const std::string name = p.filename().string();
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        const std::string file = entry.path().filename().string();
+        if (file.rfind(".rsi-tmp-", 0) != 0 || file.find(name) == std::string::npos) continue;
+        const long pid = std::strtol(file.c_str() + 9, nullptr, 10);  // ".rsi-tmp-<pid>-<n>-<name>"
+        if (pid <= 0 || pid == ::getpid() || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+            if (pid != ::getpid()) fs::remove_all(entry.path(), ec);
+        }
+    }
 }
 
 PendingOutput::PendingOutput(std::string final_path)

@@ -52,6 +52,10 @@ private:
     bool done_ = false;
 };
 
+// Removes temporary files a killed process (kill -9, power loss) left beside `final_path`: those named
+// for it whose process id is no longer running. Resumed runs call it before starting.
+void remove_stale_temporaries(const std::string& final_path);
+
 // Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
 std::vector<std::string> sidecar_paths(const std::string& path);
 

@@ -200,7 +200,10 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     }
     if (B <= 0) {
         const int64_t by_buffers = std::max<int64_t>(1, remaining / 2 / (6 * per_batch_tile));
-        const int64_t by_model = model.batch_size_for(remaining / 2, T, T);
+        // The model's own estimate is measured (peak RSS), so it can differ between processes; shards
+        // and resumed runs must agree on the batch (batches are anchored to the tile index), so they
+        // take a fixed default that depends only on the options.
+        const int64_t by_model = journaled ? 4 : model.batch_size_for(remaining / 2, T, T);
         B = std::max<int64_t>(1, std::min({by_buffers, by_model, grid.count()}));
     }
 
@@ -460,6 +463,10 @@ void warp_to_vrt(const std::string& source, const std::string& target, const Ras
 }  // namespace
 
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
+    if (options.resume) {
+        remove_stale_temporaries(options.output);
+        if (!options.probabilities.empty()) remove_stale_temporaries(options.probabilities);
+    }
     const models::ModelMetadata& meta = model.metadata();
     std::optional<GroundPixelSize> ground;
     RasterInfo info;
@@ -593,6 +600,11 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     o.format = out.value("format", "GTiff");
     o.creation_options = out.value("creation_options", std::vector<std::string>{});
     o.overwrite = options.overwrite;
+    if (options.byte_probabilities) {
+        o.probability_format = ProbabilityFormat::byte;
+        o.probability_class = -1;
+        o.uncertainty = false;
+    }
     check_output_path(o.output, o.overwrite);
     if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
     MergeResult result;

@@ -80,6 +80,8 @@ struct MergeOptions {
     std::string probabilities;          // default: as the shards were given
     bool overwrite = false;
     bool keep_parts = false;            // default: the parts folder is removed after a successful merge
+    bool byte_probabilities = false;    // write `probabilities` as Byte, every class, no entropy band
+                                        // (the scratch raster polygon confidences come from)
 };
 struct MergeResult {
     std::string output, probabilities;

@@ -243,7 +243,7 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
     if (fs::exists(path)) {
         const nlohmann::json existing = read_job(parts_dir);
         if (existing.value("fingerprint", "") != job.at("fingerprint").get<std::string>()) {
-            throw usage_error(parts_dir + ": holds parts of another job (different input, model or options); use another parts folder");
+            throw usage_error(parts_dir + ": holds parts of another job (different input, model or options): resume with the same options, or remove it or use another parts folder");
         }
         return existing;
     }

@@ -233,3 +233,90 @@ TEST(Segmentation, BadRequestsFailClearlyWithoutOutput) {
 
 }  // namespace
 }  // namespace rsi
+
+namespace rsi {
+
+namespace {
+
+void expect_same_raster(const std::string& a, const std::string& b) {
+    const RasterSource x = RasterSource::open(a), y = RasterSource::open(b);
+    ASSERT_EQ(x.info().band_count(), y.info().band_count());
+    EXPECT_EQ(x.info().geotransform, y.info().geotransform);
+    EXPECT_EQ(x.info().crs_wkt, y.info().crs_wkt);
+    for (int band = 1; band <= x.info().band_count(); ++band) EXPECT_EQ(read_all(a, band), read_all(b, band)) << "band " << band;
+}
+
+}  // namespace
+
+// Shards of one image, merged, equal the direct run: every strip's pixels sum the same tile terms in
+// the same order (halo rows are run again, unwritten), and batches are anchored to the tile index.
+TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 130, 150);
+    SegmentOptions direct = options_for(image, dir / "direct.tif");
+    direct.probabilities = dir / "direct_p.tif";
+    direct.uncertainty = true;
+    direct.batch = 3;
+    segment_image(segmenter(), direct);
+    for (int k : {2, 0, 1}) {  // any order
+        SegmentOptions o = direct;
+        o.output = dir / "sharded.tif";
+        o.probabilities = dir / "sharded_p.tif";
+        o.shard = ShardSpec{k, 3};
+        const SegmentResult r = segment_image(segmenter(), o);
+        EXPECT_FALSE(r.assembled);
+        EXPECT_EQ(r.strips_run, r.shard_strips);
+        EXPECT_FALSE(std::filesystem::exists(o.output));
+        if (k == 2) {  // not all shards done yet: merge names the missing one
+            MergeOptions m;
+            m.parts_dir = o.output + ".parts";
+            try {
+                merge_segmentation(m);
+                FAIL() << "merge of an incomplete job";
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find("shard 0/3 has not started"), std::string::npos) << e.what();
+            }
+        }
+    }
+    MergeOptions m;
+    m.parts_dir = dir / "sharded.tif.parts";
+    const MergeResult merged = merge_segmentation(m);
+    EXPECT_EQ(merged.shards, 3);
+    EXPECT_EQ(merged.output, dir / "sharded.tif");
+    expect_same_raster(dir / "direct.tif", dir / "sharded.tif");
+    expect_same_raster(dir / "direct_p.tif", dir / "sharded_p.tif");
+    EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
+}
+
+// A run stopped part-way (here: only shard 0 of 1's first strips exist because the progress callback
+// cancelled) continues from its journal to the same result; other options are refused.
+TEST(Segmentation, ResumeAfterCancelEqualsTheDirectRun) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 100, 140);
+    SegmentOptions direct = options_for(image, dir / "direct.tif");
+    direct.batch = 2;
+    segment_image(segmenter(), direct);
+    SegmentOptions o = direct;
+    o.output = dir / "resumed.tif";
+    o.resume = true;
+    EXPECT_THROW(segment_image(segmenter(), o, [](double f, std::string_view) { return f < 0.4; }), Error);
+    EXPECT_FALSE(std::filesystem::exists(o.output));
+    ASSERT_TRUE(std::filesystem::exists(o.output + ".parts/shard-0-of-1.journal"));
+    SegmentOptions other = o;
+    other.tile_size = 64;
+    other.overlap = 16;
+    try {
+        segment_image(segmenter(), other);
+        FAIL() << "resume with another tile size";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("parts of another job"), std::string::npos) << e.what();
+    }
+    const SegmentResult r = segment_image(segmenter(), o);
+    EXPECT_GT(r.strips_resumed, 0);
+    EXPECT_EQ(r.strips_resumed + r.strips_run, r.strips);
+    expect_same_raster(dir / "direct.tif", dir / "resumed.tif");
+    EXPECT_FALSE(std::filesystem::exists(o.output + ".parts"));
+}
+
+}  // namespace rsi

@@ -1,0 +1,3 @@
+from ...utils import Registry
+
+ATTENTION = Registry("attention")

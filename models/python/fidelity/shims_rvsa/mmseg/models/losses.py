@@ -1,0 +1,2 @@
+def accuracy(*args, **kwargs):
+    raise NotImplementedError

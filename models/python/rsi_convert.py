@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""Convert an official foundation-model checkpoint (RSP / RVSA) into an rsi model file.
+
+Loads the checkpoint with a restricted unpickler (no yacs/mmcv needed, no pickled code run),
+maps its keys onto this repository's implementation of the architecture, REFUSES it (exit 2)
+unless every model key is present with the right shape, REPORTS checkpoint keys the model does
+not use, and writes a self-describing TorchScript model (rsi.json embedded, docs/MODEL_FORMAT.md)
+through rsi_models.exporting.export (scripted == eager is verified on reload).
+
+Examples (from the repository root):
+  /usr/bin/python3 models/python/rsi_convert.py --arch rsp-vitaev2-s --task scene \\
+      --checkpoint rsp-vitaev2-s-ckpt.pth -o data/models/rsp-vitaev2-s-millionaid.pt
+  /usr/bin/python3 models/python/rsi_convert.py --arch rsp-swin-t-upernet --task segmentation \\
+      --checkpoint upernet_swin_potsdam.pth -o data/models/rsp-swin-t-upernet-potsdam.pt
+
+Exit status: 0 written; 2 refused (mismatching checkpoint or unusable arguments).
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsi_models import exporting  # noqa: E402
+from rsi_models.foundation import checkpoint as ckpt_mod  # noqa: E402
+from rsi_models.foundation import millionaid, registry  # noqa: E402
+from rsi_models.foundation.rsp_digest import DERIVED_BUFFERS  # noqa: E402
+
+
+class Refused(Exception):
+    """The checkpoint or the arguments cannot produce a faithful model; the message says why."""
+
+
+def _strip_prefixes(sd: Dict[str, torch.Tensor], model_keys) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """Remove wrapper prefixes ('module.', 'model.', 'backbone.' for scene models) when that makes
+    the checkpoint keys match the model keys better."""
+    done = []
+    for p in ("module.", "model.", "backbone."):
+        hits = sum(1 for k in sd if k in model_keys)
+        stripped = {(k[len(p):] if k.startswith(p) else k): v for k, v in sd.items()}
+        if sum(1 for k in stripped if k in model_keys) > hits:
+            sd = stripped
+            done.append(p)
+    return sd, done
+
+
+def num_classes_of(arch: registry.Arch, sd: Dict[str, torch.Tensor]) -> int:
+    for k in ("head.weight", "fc.weight", "decode_head.conv_seg.weight"):
+        if k in sd:
+            return int(sd[k].shape[0])
+    raise Refused("cannot find the classifier in the checkpoint (no head.weight, fc.weight or "
+                  "decode_head.conv_seg.weight): not a %s checkpoint" % arch.name)
+
+
+def match_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
+    """-> (state_dict to load, unused checkpoint keys, notes). Raises Refused naming the keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    wrong = [(k, list(sd[k].shape), list(own[k].shape)) for k in own
+             if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    notes = []
+    # derived buffers (window index / precomputed shift mask) are recomputed by this
+    # implementation; a checkpoint from another training size may store other shapes
+    for k, got, want in list(wrong):
+        if k.endswith(DERIVED_BUFFERS):
+            wrong.remove((k, got, want))
+            notes.append("%s: checkpoint shape %s differs, recomputed value used (derived buffer)" % (k, got))
+    missing_real = [k for k in missing if not k.endswith(DERIVED_BUFFERS)]
+    for k in missing:
+        if k.endswith(DERIVED_BUFFERS):
+            notes.append("%s: not in checkpoint, recomputed value used (derived buffer)" % k)
+    if missing_real or wrong:
+        lines = []
+        if missing_real:
+            lines.append("%d model key(s) missing from the checkpoint: %s" % (
+                len(missing_real), ", ".join(missing_real[:20]) + (" ..." if len(missing_real) > 20 else "")))
+        for k, got, want in wrong[:20]:
+            lines.append("key %s has shape %s in the checkpoint, the model needs %s" % (k, got, want))
+        raise Refused("checkpoint does not match the architecture:\n  " + "\n  ".join(lines))
+    load = {k: (sd[k] if k in sd and tuple(sd[k].shape) == tuple(own[k].shape) else own[k]) for k in own}
+    unused = sorted(k for k in sd if k not in own)
+    return load, unused, notes
+
+
+def read_classes(path: str) -> List[dict]:
+    """--classes: a JSON list of names or of {"name", "color"} objects, or a text file with one
+    class per line ("name" or "name r g b")."""
+    with open(path) as f:
+        text = f.read()
+    out = []
+    if path.lower().endswith(".json"):
+        data = json.loads(text)
+        if isinstance(data, dict) and "classes" in data:
+            data = data["classes"]
+        for i, c in enumerate(data):
+            if isinstance(c, str):
+                out.append({"name": c})
+            elif isinstance(c, dict) and "name" in c:
+                out.append({k: c[k] for k in ("name", "color", "parents") if k in c})
+            else:
+                raise Refused("%s: entry %d is neither a name nor an object with 'name'" % (path, i))
+    else:
+        for line in text.splitlines():
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            e = {"name": parts[0]}
+            if len(parts) >= 4:
+                e["color"] = [int(v) for v in parts[1:4]]
+            out.append(e)
+    return out
+
+
+def _default_color(i: int) -> List[int]:
+    return [(i * 97 + 40) % 256, (i * 57 + 90) % 256, (i * 137 + 160) % 256]
+
+
+def class_entries(arch, n: int, args, meta) -> Tuple[List[dict], Optional[List[str]], List[str], str]:
+    """-> (classes, hierarchy levels or None, provenance data, source description)."""
+    if args.classes:
+        given = read_classes(args.classes)
+        if len(given) != n:
+            raise Refused("--classes lists %d classes, the checkpoint's classifier has %d outputs"
+                          % (len(given), n))
+        entries = [{"id": i, "name": c["name"], "color": c.get("color", _default_color(i)),
+                    **({"parents": c["parents"]} if "parents" in c else {})} for i, c in enumerate(given)]
+        return entries, None, [os.path.basename(args.classes)], "--classes " + args.classes
+    if arch.task == "scene":
+        if n == len(millionaid.CLASSES):
+            return (millionaid.class_entries(), list(millionaid.LEVELS), ["MillionAID (51 third-level classes)"],
+                    "MillionAID hierarchy (rsi_models/foundation/millionaid.py)")
+        raise Refused("the classifier has %d outputs, not the 51 MillionAID classes (a fine-tuned "
+                      "checkpoint?): pass --classes with its class names in label order" % n)
+    names, palette = ckpt_mod.mmseg_classes(meta)
+    if names is None:
+        raise Refused("the checkpoint has no mmseg meta CLASSES: pass --classes with the %d class "
+                      "names in label order" % n)
+    if len(names) < n:
+        raise Refused("meta CLASSES lists %d names, the decode head has %d outputs: pass --classes"
+                      % (len(names), n))
+    # Potsdam: CLASSES has 6 names but num_classes=5 (index 5 'clutter' is the ignore_index)
+    entries = [{"id": i, "name": names[i],
+                "color": (palette[i] if palette and i < len(palette) else _default_color(i))}
+               for i in range(n)]
+    return entries, None, [_dataset_of(names) or "mmseg dataset (meta CLASSES)"], "checkpoint meta CLASSES/PALETTE"
+
+
+def _dataset_of(names: List[str]) -> Optional[str]:
+    s = set(n.lower() for n in names)
+    if "impervious_surface" in s:
+        return "potsdam"
+    if "ship" in s and "harbor" in s:
+        return "isaid"
+    return None
+
+
+def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params) -> dict:
+    tile = args.tile_size or arch.tile_size
+    if tile % arch.multiple_of:
+        raise Refused("--tile-size %d is not a multiple of %d" % (tile, arch.multiple_of))
+    if arch.task == "scene":
+        gsd = args.gsd if args.gsd else 1.0
+        tile_doc = {"size": tile, "overlap": 0, "output_stride": 1, "halo": 0,
+                    "multiple_of": arch.multiple_of}
+    else:
+        ds = _dataset_of([e["name"] for e in entries])
+        gsd = args.gsd if args.gsd else registry.DATASET_HINTS.get(ds, (0.5, ""))[0]
+        halo = arch.halo
+        tile_doc = {"size": tile, "overlap": min(2 * halo, tile - 1), "output_stride": 1,
+                    "halo": halo, "multiple_of": arch.multiple_of}
+    doc = {
+        "format": "rsi-model", "format_version": 1,
+        "name": args.name or arch.name,
+        "version": args.version or "1.0.0",
+        "task": arch.task,
+        "description": "%s, converted from the official checkpoint %s (%s)." % (
+            arch.description, os.path.basename(args.checkpoint), arch.url),
+        "input": {"bands": 3, "band_names": ["red", "green", "blue"], "source_bands": [1, 2, 3],
+                  "data_range": [0, 255], "scale": 1.0 / 255.0,
+                  "mean": [float(v) for v in arch.mean], "std": [float(v) for v in arch.std]},
+        "band_mapping": {"single_band": "refuse", "rescale": "percentile", "low": 2, "high": 98},
+        "tile": tile_doc,
+        "gsd_m": float(gsd),
+        "output": "logits", "output_activation": "softmax",
+        "classes": entries,
+        "license": arch.license,
+        "provenance": {
+            "data": data,
+            "script": "models/python/rsi_convert.py",
+            "command": " ".join(shlex.quote(a) for a in ["/usr/bin/python3", "models/python/rsi_convert.py"]
+                                + list(args.argv)),
+            "source": arch.url,
+            "source_code": arch.source,
+            "source_config": arch.config,
+            "checkpoint": {"file": os.path.basename(args.checkpoint), "sha256": sha,
+                           "container": info.get("container"),
+                           "stripped_prefixes": info.get("stripped", [])},
+            "unused_checkpoint_keys": unused,
+            "classes_from": class_source,
+            "parameters": n_params,
+        },
+    }
+    if notes:
+        doc["provenance"]["notes"] = notes
+    if levels:
+        doc["hierarchy"] = {"levels": levels}
+    return doc
+
+
+def convert(args) -> dict:
+    arch = registry.get(args.arch)
+    if args.task and args.task != arch.task:
+        raise Refused("--arch %s is a %s model, not --task %s" % (arch.name, arch.task, args.task))
+    if not os.path.isfile(args.checkpoint):
+        raise Refused("no such checkpoint: %s" % args.checkpoint)
+    obj = ckpt_mod.load_official(args.checkpoint)
+    try:
+        sd, info = ckpt_mod.state_dict_from(obj)
+    except ValueError as e:
+        raise Refused("%s: %s" % (args.checkpoint, e))
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    n = num_classes_of(arch, sd)
+    depths = [int(d) for d in args.depths] if args.depths else None
+    extra = registry.rvsa_kwargs(sd) if arch.name.startswith("rvsa") else {}
+    model = arch.build(n, depths, **extra).eval()
+    sd, stripped = _strip_prefixes(sd, set(model.state_dict().keys()))
+    info["stripped"] = ([info["stripped_prefix"]] if info.get("stripped_prefix") else []) + stripped
+    load, unused, notes = match_state_dict(model, sd)
+    model.load_state_dict(load, strict=True)
+    entries, levels, data, class_source = class_entries(arch, n, args, info.get("meta"))
+    sha = ckpt_mod.sha256_file(args.checkpoint)
+    n_params = sum(p.numel() for p in model.parameters())
+    doc = build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params)
+    final = exporting.export(model, doc, args.out)
+    report = {"out": args.out, "arch": arch.name, "classes": n, "parameters": n_params,
+              "checkpoint_sha256": sha, "weights_container": info.get("container"),
+              "stripped_prefixes": info["stripped"], "unused_keys": unused, "notes": notes,
+              "golden": final["golden"]}
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True, choices=sorted(registry.REGISTRY))
+    p.add_argument("--task", choices=["scene", "segmentation"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--classes", help="class names (JSON list / objects, or text: one per line, 'name [r g b]')")
+    p.add_argument("--tile-size", type=int)
+    p.add_argument("--gsd", type=float, help="ground sample distance hint in metres")
+    p.add_argument("--name")
+    p.add_argument("--version")
+    p.add_argument("--depths", nargs="+", help="blocks per stage (tests: reduced networks)")
+    p.add_argument("--threads", type=int, default=2)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    args.argv = argv
+    torch.set_num_threads(args.threads)
+    try:
+        report = convert(args)
+    except Refused as e:
+        print("rsi_convert: refused: %s" % e, file=sys.stderr)
+        return 2
+    for k in report["unused_keys"]:
+        print("unused checkpoint key: %s" % k)
+    for nline in report["notes"]:
+        print("note: %s" % nline)
+    print("wrote %s (%s, %d classes, %d parameters, %d unused checkpoint keys)"
+          % (report["out"], report["arch"], report["classes"], report["parameters"],
+             len(report["unused_keys"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+// The resume journal and sharding arithmetic.
+#include <gtest/gtest.h>
+
+#include "src/strip_journal.hpp"
+#include "tiling/error.hpp"
+
+using namespace rsi;
+
+TEST(StripJournal, ParsesEntriesIgnoresATornTailAndRefusesOtherJobs) {
+    const std::string header = "{\"rsi_journal\":1,\"fingerprint\":\"abc\",\"shard\":[0,1]}\n";
+    const std::string one = "{\"strip\":0,\"file\":\"strip-000000.tif\",\"y\":0,\"rows\":96}\n";
+    const std::string two = "{\"strip\":1,\"file\":\"strip-000001.tif\",\"y\":96,\"rows\":96}\n";
+    auto entries = parse_journal(header + one + two, "abc", "j");
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[1].y, 96);
+    // A line cut by a crash (no newline, not JSON) is ignored.
+    entries = parse_journal(header + one + "{\"strip\":1,\"fi", "abc", "j");
+    EXPECT_EQ(entries.size(), 1u);
+    // A complete but malformed line is an error naming the line.
+    try {
+        parse_journal(header + "garbage\n" + one, "abc", "j");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "j:2: not a journal line");
+    }
+    try {
+        parse_journal(header + "{\"strip\":-4,\"file\":\"x\",\"y\":0,\"rows\":1}\n", "abc", "j");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "j:2: malformed journal entry");
+    }
+    try {
+        parse_journal(header + one, "other", "j");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+    }
+    EXPECT_THROW(parse_journal("", "abc", "j"), Error);
+    EXPECT_THROW(parse_journal("{\"strip\":1,\"file\":\"f\",\"y\":0,\"rows\":1}\n", "abc", "j"), Error);  // no header
+}
+
+TEST(Sharding, StripsAreContiguousAndCoverEverything) {
+    EXPECT_EQ(shard_strips(14, {0, 3}), (std::pair<int64_t, int64_t>{0, 4}));
+    EXPECT_EQ(shard_strips(14, {1, 3}), (std::pair<int64_t, int64_t>{4, 9}));
+    EXPECT_EQ(shard_strips(14, {2, 3}), (std::pair<int64_t, int64_t>{9, 14}));
+    EXPECT_EQ(shard_strips(2, {2, 4}), (std::pair<int64_t, int64_t>{1, 1}));  // more shards than strips: some empty
+    EXPECT_EQ(parse_shard("3/8", "--shard").index, 3);
+    for (const char* bad : {"8/8", "-1/4", "1", "a/b", "1/0", "1/4x"}) EXPECT_THROW(parse_shard(bad, "--shard"), Error) << bad;
+}
+
+// Files go largest first to the least-loaded shard: sizes 9, 7, 5, 3, 1 over 2 shards ->
+// shard 0: 9, 3, 1 (13); shard 1: 7, 5 (12).
+TEST(Sharding, FileListsAreBalancedByPixelCount) {
+    const std::vector<int64_t> pixels{5, 9, 1, 7, 3};
+    EXPECT_EQ(shard_items(pixels, {0, 2}), (std::vector<size_t>{1, 2, 4}));
+    EXPECT_EQ(shard_items(pixels, {1, 2}), (std::vector<size_t>{0, 3}));
+    EXPECT_EQ(shard_items(pixels, {0, 1}).size(), 5u);
+}
