@@ -3,6 +3,11 @@
 #include <iostream>
 
 #include "cli/command_context.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
 #include "src/model_catalog.hpp"
 #include "src/model_check.hpp"
 
@@ -181,6 +186,29 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                 }
             }
             return 0;
+        });
+    }
+
+    // rsi model convert: the Python converter of official RSP/RVSA checkpoints (models/python/rsi_convert.py).
+    {
+        auto args = std::make_shared<std::vector<std::string>>();
+        CLI::App* sub = model->add_subcommand("convert", "Convert an official RSP/RVSA checkpoint into an rsi model (runs rsi_convert.py)");
+        sub->prefix_command();  // everything after `convert` goes to the converter unchanged
+        sub->footer(
+            "Arguments are those of rsi_convert.py (--help lists them), e.g.\n"
+            "  rsi model convert --arch rsp-resnet50 --task scene --checkpoint rsp-resnet-50-ckpt.pth -o rsp-r50.pt\n"
+            "Runs /usr/bin/python3 (Debian's python3-torch); RSI_CONVERT_SCRIPT overrides the script path.");
+        context.on_run(sub, [sub]() -> int {
+            const char* env = std::getenv("RSI_CONVERT_SCRIPT");
+            const std::string script = env && *env ? env : RSI_CONVERT_SCRIPT;
+            std::vector<std::string> argv_strings{"/usr/bin/python3", script};
+            for (const auto& a : sub->remaining()) argv_strings.push_back(a);
+            std::vector<char*> argv;
+            for (auto& a : argv_strings) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            std::cout.flush();
+            ::execv(argv[0], argv.data());
+            throw Error("model convert: cannot run /usr/bin/python3 " + script + ": " + std::strerror(errno));
         });
     }
 }

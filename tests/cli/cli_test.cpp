@@ -44,7 +44,8 @@ TEST(Cli, VersionNamesEveryLibrary) {
 TEST(Cli, HelpEndsWithAWorkedExample) {
     const std::vector<std::vector<std::string>> commands{{"info"}, {"tile"}, {"buildings"}, {"segment"}, {"scene"},
                                                          {"vectorize"}, {"eval"}, {"model", "info"},
-                                                         {"model", "check"}, {"model", "list"}};
+                                                         {"model", "check"}, {"model", "list"}, {"submit"},
+                                                         {"submit", "decode"}, {"merge"}};
     for (const auto& command : commands) {
         std::vector<std::string> args = command;
         args.push_back("--help");
@@ -52,10 +53,23 @@ TEST(Cli, HelpEndsWithAWorkedExample) {
         std::string name = "rsi";
         for (const auto& part : command) name += " " + part;
         EXPECT_EQ(r.exit_code, 0) << name;
-        const auto at = r.out.rfind("Example:");
+        const auto at = r.out.rfind("Example");  // "Example:" or "Examples:"
         ASSERT_NE(at, std::string::npos) << name;
         EXPECT_NE(r.out.find(name, at), std::string::npos) << name;
     }
+}
+
+// rsi model convert hands its arguments to models/python/rsi_convert.py and returns its exit code.
+TEST(Cli, ModelConvertRunsThePythonConverter) {
+    const auto help = run_rsi({"model", "convert", "--help"});
+    EXPECT_EQ(help.exit_code, 0) << help.err;
+    EXPECT_NE(help.out.find("--arch"), std::string::npos) << help.out;
+    test::TempDir dir;
+    const auto missing = run_rsi({"model", "convert", "--arch", "rsp-resnet50", "--task", "scene", "--checkpoint", dir / "none.pth", "-o",
+                                  dir / "x.pt"});
+    EXPECT_NE(missing.exit_code, 0);
+    EXPECT_NE(missing.err.find("none.pth"), std::string::npos) << missing.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "x.pt"));
 }
 
 TEST(Cli, InfoJsonIsOneParsableObject) {
