@@ -168,6 +168,21 @@ public:
     bool optimized_ = false;
 };
 
+// Module::to(device, dtype) also converts integer buffers (e.g. relative-position indices, which
+// then fail as indices): move everything to the device, convert only floating-point tensors.
+void move_module(torch::jit::Module& module, const torch::Device& device, torch::ScalarType type) {
+    module.to(device);
+    if (type == torch::kFloat) return;
+    for (const auto& sub : module.modules()) {
+        torch::jit::Module m = sub;
+        for (const auto& attribute : m.named_attributes(/*recurse=*/false)) {
+            if (attribute.value.isTensor() && attribute.value.toTensor().is_floating_point()) {
+                m.setattr(attribute.name, attribute.value.toTensor().to(type));
+            }
+        }
+    }
+}
+
 class TorchBackend final : public Backend {
 public:
     std::unique_ptr<Network> load(const std::string& path, const ModelOptions& options, const DescribeFn& describe) override {
@@ -193,10 +208,12 @@ public:
                 torch::jit::Module frozen = torch::jit::freeze(impl->module_);
                 impl->module_ = torch::jit::optimize_for_inference(frozen);
                 impl->optimized_ = true;
+                // No .to() here: it is a no-op for CPU fp32, and on an optimised graph it replaces
+                // attributes the fused ops hold (an RVSA model then crashed in the interpreter).
             } else {
                 impl->module_ = impl->module_.clone();
+                move_module(impl->module_, impl->device_, scalar_type(options.precision));
             }
-            impl->module_.to(impl->device_, scalar_type(options.precision));
         } catch (const c10::Error& e) {
             throw Error(path + ": preparing the model for " + options.device + "/" + to_string(options.precision) +
                         " failed (" + first_line(e.what_without_backtrace()) + ")");
