@@ -179,6 +179,13 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         }
         // Polygons carry their mean probability: they need a probability raster whose band c+1 is
         // class c (or one band for the preset's class). Without one from the user, a temporary one.
+        if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0 || o.regularize)) {
+            // Refused before the model runs, not after the mask is written.
+            if (!RasterSource::open(inputs[i]).info().georeferenced()) {
+                throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area, --simplify and "
+                                  "--regularize (in metres) cannot apply; drop them or georeference the image");
+            }
+        }
         std::string confidence_path = options.probabilities;
         std::unique_ptr<PendingOutput> confidence_scratch;
         if (!vector_path.empty()) {

@@ -54,6 +54,13 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
     const RasterInfo& info = source.info();
     BandMapping mapping;
     mapping.source_bands = choose_bands(source, m, requested, command);
+    for (int b : mapping.source_bands) {
+        const GDALDataType type = info.bands[static_cast<size_t>(b - 1)].data_type;
+        if (GDALDataTypeIsComplex(type)) {
+            throw Error(info.path + ": band " + std::to_string(b) + " holds complex numbers (" + GDALGetDataTypeName(type) +
+                        "), which model " + m.name + " cannot take; convert it to amplitude first (e.g. gdal_translate with a VRT pixel function)");
+        }
+    }
     auto warn = [&](const std::string& message) {
         if (strict) throw Error(info.path + ": " + message + " (--strict)");
         mapping.warnings.push_back(message);

@@ -92,8 +92,11 @@ void ClassMapOutputs::write_rows(int64_t y, int64_t rows, const float* probabili
 }
 
 void ClassMapOutputs::finish() {
-    mask_->finish();
-    if (probability_) probability_->finish();
+    // Both complete (a full disk fails here) before either is renamed into place.
+    mask_->close();
+    if (probability_) probability_->close();
+    mask_->commit();
+    if (probability_) probability_->commit();
 }
 
 }  // namespace rsi

@@ -120,6 +120,13 @@ void RasterWriter::flush() {
 }
 
 void RasterWriter::finish() {
+    close();
+    commit();
+}
+
+void RasterWriter::commit() { pending_->commit(); }
+
+void RasterWriter::close() {
     flush();
     if (next_y_ != options_.height) {
         throw Error(options_.path + ": only " + std::to_string(next_y_) + " of " + std::to_string(options_.height) + " rows written");
@@ -140,7 +147,6 @@ void RasterWriter::finish() {
     } else {
         close_written(std::move(dataset_), options_.path);
     }
-    pending_->commit();
 }
 
 }  // namespace rsi

@@ -49,6 +49,9 @@ public:
 
     // Flushes, closes (checking GDAL's error state), converts to COG if asked, renames into place.
     void finish();
+    // finish() in two steps, so several outputs can all be complete before any is renamed into place.
+    void close();
+    void commit();
 
     const std::string& path() const { return options_.path; }
 

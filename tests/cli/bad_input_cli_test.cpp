@@ -1,0 +1,212 @@
+// The reliability issue's bad-input list against the main job (`rsi buildings`, with the tiny fixture
+// model so each case is fast): one line on stderr naming the file and the problem, the documented exit
+// code, and no output file.
+#include <filesystem>
+#include <algorithm>
+#include <fstream>
+#include <gtest/gtest.h>
+
+#include "cli_runner.hpp"
+
+namespace fs = std::filesystem;
+
+namespace rsi {
+namespace {
+
+using test::run_rsi;
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+struct Case {
+    std::string name;
+    std::vector<std::string> args;  // after "buildings"
+    int exit_code;
+    std::string message;
+};
+
+class BadInput : public ::testing::Test {
+protected:
+    test::TempDir dir;
+    std::string image = dir / "image.tif";
+    std::string out = dir / "out.tif";
+    void SetUp() override {
+        test::make_raster(image, 96, 80, 3, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * 3 * b) % 256; });
+        const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+        test::georeference(image, gt, 32633);
+    }
+    std::vector<std::string> run_args(const std::vector<std::string>& extra, const std::string& input) const {
+        std::vector<std::string> a{"buildings", input, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--quiet", "--no-manifest"};
+        if (std::find(extra.begin(), extra.end(), "--tile-size") == extra.end()) {
+            for (const char* x : {"--tile-size", "32"}) a.push_back(x);
+        }
+        if (std::find(extra.begin(), extra.end(), "--overlap") == extra.end()) {
+            for (const char* x : {"--overlap", "8"}) a.push_back(x);
+        }
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+    void expect_failure(const std::string& what, const std::vector<std::string>& args, int code, const std::string& message) {
+        const auto r = run_rsi(args);
+        EXPECT_EQ(r.exit_code, code) << what << ": " << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << what << ": stderr: " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << what << ": " << r.err;
+        EXPECT_FALSE(fs::exists(out)) << what << " left " << out;
+        for (const auto& f : fs::directory_iterator(dir.str())) {
+            EXPECT_EQ(f.path().filename().string().find(".rsi-tmp"), std::string::npos) << what << " left " << f.path();
+        }
+    }
+};
+
+TEST_F(BadInput, FilesThatAreNotUsableRasters) {
+    const std::string text = dir / "notes.tif";
+    std::ofstream(text) << "not an image\n";
+    const std::string truncated = dir / "cut.tif";
+    test::make_raster(truncated, 256, 256, 3, GDT_Byte, [](int b, int x, int y) { return (x * y + b) % 256; });
+    fs::resize_file(truncated, fs::file_size(truncated) / 3);
+    // A VRT of zero pixels: GDAL refuses it at open.
+    const std::string empty = dir / "empty.vrt";
+    std::ofstream(empty) << "<VRTDataset rasterXSize=\"0\" rasterYSize=\"0\"><VRTRasterBand dataType=\"Byte\" band=\"1\"/></VRTDataset>\n";
+    const std::string complex = dir / "complex.tif";
+    test::make_raster(complex, 40, 40, 3, GDT_CInt16, [](int, int x, int) { return x; });
+    const std::string two_bands = dir / "two.tif";
+    test::make_raster(two_bands, 40, 40, 2, GDT_Byte, [](int, int x, int) { return x; });
+    expect_failure("missing", run_args({}, dir / "missing.tif"), 1, "missing.tif: no such file");
+    expect_failure("text", run_args({}, text), 1, "notes.tif: not a raster");
+    expect_failure("truncated", run_args({}, truncated), 1, "cut.tif");
+    expect_failure("zero-size", run_args({}, empty), 1, "empty.vrt");
+    expect_failure("complex", run_args({}, complex), 1, "complex.tif");
+    expect_failure("two bands", run_args({}, two_bands), 1, "two.tif has 2 (choose them with --bands)");
+}
+
+TEST_F(BadInput, ModelsThatCannotBeUsed) {
+    const std::string truncated_model = dir / "cut.pt";
+    fs::copy_file(fixture("tiny_segmenter.pt"), truncated_model);
+    fs::resize_file(truncated_model, fs::file_size(truncated_model) / 2);
+    const std::string not_model = dir / "notes.pt";
+    std::ofstream(not_model) << "not a model\n";
+    auto with_model = [&](const std::string& model) {
+        auto a = run_args({}, image);
+        a[5] = model;
+        return a;
+    };
+    expect_failure("model missing", with_model(dir / "none.pt"), 1, "none.pt");
+    expect_failure("model truncated", with_model(truncated_model), 1, "cut.pt");
+    expect_failure("not TorchScript", with_model(not_model), 1, "notes.pt: not a TorchScript model");
+    expect_failure("bad metadata", with_model(fixture("bad_metadata.pt")), 1, "bad_metadata.pt");
+    expect_failure("scene model", with_model(fixture("tiny_scene.pt")), 2, "not a segmentation model");
+}
+
+TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
+    expect_failure("overlap >= tile", run_args({"--overlap", "32"}, image), 2, "overlap");
+    expect_failure("bad blend", run_args({"--blend", "nope"}, image), 2, "--blend");
+    expect_failure("bad tta", run_args({"--tta", "twice"}, image), 2, "--tta");
+    expect_failure("bad shard", run_args({"--shard", "4/4"}, image), 2, "--shard");
+    auto no_dir = run_args({}, image);
+    no_dir[3] = dir / "no/such/dir/out.tif";
+    const auto r = run_rsi(no_dir);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+    auto under_file = run_args({}, image);
+    under_file[3] = image + "/out.tif";  // the "directory" is a file
+    EXPECT_EQ(run_rsi(under_file).exit_code, 1);
+    // Existing output without --overwrite: usage error, untouched.
+    std::ofstream(out) << "previous";
+    const auto exists = run_rsi(run_args({}, image));
+    EXPECT_EQ(exists.exit_code, 2);
+    EXPECT_NE(exists.err.find("already exists"), std::string::npos) << exists.err;
+    EXPECT_EQ(test::slurp(out), "previous");
+    fs::remove(out);
+}
+
+// Unusual but valid inputs run: smaller than one tile, no georeferencing (a warning; metres-based
+// options refused), all nodata, NaN/Inf pixels (nodata, never buildings).
+TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
+    const std::string tiny = dir / "tiny.tif";
+    test::make_raster(tiny, 10, 7, 3, GDT_Byte, [](int b, int x, int y) { return (x * 20 + y * b) % 256; });
+    auto r = run_rsi(run_args({}, tiny));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    fs::remove(out);
+    // No CRS / geotransform: runs in pixel space; --vector --min-area (metres) is refused.
+    const std::string plain = dir / "plain.tif";
+    test::make_raster(plain, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * 9 + y * b) % 256; });
+    r = run_rsi(run_args({}, plain));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    fs::remove(out);
+    expect_failure("min-area without georeferencing", run_args({"--vector", dir / "p.gpkg", "--min-area", "20"}, plain), 2,
+                   "plain.tif: is not georeferenced");
+    EXPECT_FALSE(fs::exists(dir / "p.gpkg"));
+    // All nodata: every output pixel is nodata.
+    const std::string blank = dir / "blank.tif";
+    test::make_raster(blank, 64, 64, 3, GDT_Byte, [](int, int, int) { return 0; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(blank.c_str(), GA_Update)));
+        for (int b = 1; b <= 3; ++b) ds->GetRasterBand(b)->SetNoDataValue(0);
+    }
+    r = run_rsi(run_args({"--json"}, blank));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"nodata_pixels\": 4096"), std::string::npos) << r.out;
+    fs::remove(out);
+    // NaN and Inf pixels are nodata.
+    const std::string nan = dir / "nan.tif";
+    test::make_raster(nan, 64, 64, 3, GDT_Float32, [](int, int x, int y) {
+        return x < 8 ? std::numeric_limits<double>::quiet_NaN() : (y < 8 ? std::numeric_limits<double>::infinity() : (x + y) % 200);
+    });
+    r = run_rsi(run_args({"--json", "--resample", "off"}, nan));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"nodata_pixels\": " + std::to_string(8 * 64 + 56 * 8)), std::string::npos) << r.out;
+}
+
+// A 10^6 x 10^6 VRT: planned and streamed, never allocated. `info` plans it; `buildings` starts
+// streaming and stops cleanly on SIGINT with bounded memory.
+TEST_F(BadInput, AbsurdSizesArePlannedNotAllocated) {
+    const std::string huge = dir / "huge.vrt";
+    std::ofstream(huge) << "<VRTDataset rasterXSize=\"1000000\" rasterYSize=\"1000000\">"
+                        << "<SRS>EPSG:32633</SRS><GeoTransform>500000, 0.3, 0, 4000000, 0, -0.3</GeoTransform>"
+                        << "<VRTRasterBand dataType=\"Byte\" band=\"1\"/><VRTRasterBand dataType=\"Byte\" band=\"2\"/>"
+                        << "<VRTRasterBand dataType=\"Byte\" band=\"3\"/></VRTDataset>\n";
+    const auto info = run_rsi({"info", huge, "--json", "--tile-size", "512", "--overlap", "64"});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    EXPECT_NE(info.out.find("1000000"), std::string::npos);
+    // The plan is made from the sizes alone: a budget too small for one strip of this width is refused
+    // up front, naming what it needs, before anything is allocated.
+    expect_failure("huge, small budget", run_args({"--ram", "256"}, huge), 2, "is too small for a 1000000-pixel-wide strip");
+    // With a budget that fits one strip it starts streaming; stopped after a few seconds, its peak
+    // memory is that strip, not the image.
+    std::string command = test::shell_quote(RSI_BINARY);
+    for (const auto& a : run_args({"--ram", "1400"}, huge)) command += " " + test::shell_quote(a);
+    command = "/usr/bin/time -f '%M' timeout --preserve-status -s INT 8 " + command + " 2> " + test::shell_quote(dir / "err.txt");
+    const int status = std::system(command.c_str());
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const std::string err = test::slurp(dir / "err.txt");
+    EXPECT_EQ(code, 130) << err;
+    const long peak_kb = std::stol(err.substr(err.find_last_of('\n', err.size() - 2) + 1));
+    EXPECT_LT(peak_kb, 1400 * 1024) << "peak RSS " << peak_kb << " kB";
+    EXPECT_FALSE(fs::exists(out));
+}
+
+// Disk full while writing (a file size limit; SIGXFSZ ignored so the write fails with EFBIG):
+// a clear error, exit 1, nothing under the final name, no temporary files.
+TEST_F(BadInput, DiskFullDuringWriteLeavesNoPartialOutput) {
+    const std::string big = dir / "big.tif";
+    test::make_raster(big, 600, 600, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b) % 256; });
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(big, gt, 32633);
+    std::string command = test::shell_quote(RSI_BINARY);
+    for (const auto& a : run_args({"--probabilities", dir / "p.tif"}, big)) command += " " + test::shell_quote(a);
+    command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=300000 " + command) + " 2> " +
+              test::shell_quote(dir / "err.txt");
+    const int status = std::system(command.c_str());
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const std::string err = test::slurp(dir / "err.txt");
+    EXPECT_EQ(code, 1) << err;
+    EXPECT_NE(err.find("p.tif"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(dir / "p.tif"));
+    for (const auto& f : fs::directory_iterator(dir.str())) {
+        EXPECT_EQ(f.path().filename().string().find(".rsi-tmp"), std::string::npos) << f.path();
+    }
+}
+
+}  // namespace
+}  // namespace rsi
