@@ -73,7 +73,7 @@ std::string fixed(double v) {
 std::vector<std::string> category_names(const std::string& path) {
     std::vector<std::string> names;
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    std::unique_ptr<GDALDataset, GdalDatasetCloser> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    DatasetPtr ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
     CPLPopErrorHandler();
     if (ds && ds->GetRasterCount() > 0) {
         if (char** list = ds->GetRasterBand(1)->GetCategoryNames()) {

@@ -115,16 +115,6 @@ ObjectCounts match_objects(const std::vector<ObjectPolygon>& truth, const std::v
 
 namespace {
 
-using VectorPtr = std::unique_ptr<GDALDataset, GdalDatasetCloser>;
-
-VectorPtr open_vector(const std::string& path) {
-    ensure_gdal_registered();
-    VectorPtr ds(GDALDataset::Open(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR));
-    if (!ds) throw Error(path + ": cannot open as a vector file: " + last_gdal_error("not a vector file"));
-    if (ds->GetLayerCount() < 1) throw Error(path + ": has no layer");
-    return ds;
-}
-
 bool is_polygonal(const OGRGeometry& g) {
     const OGRwkbGeometryType t = wkbFlatten(g.getGeometryType());
     return t == wkbPolygon || t == wkbMultiPolygon || t == wkbCurvePolygon || t == wkbMultiSurface;
@@ -207,15 +197,16 @@ std::vector<ObjectPolygon> read_layer(OGRLayer& layer, const std::string& path, 
     return out;
 }
 
-bool is_csv(const std::string& path) {
-    std::string ext = fs::path(path).extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return ext == ".csv";
-}
-
-bool is_vector_file(const fs::path& p) {
+std::string lower_extension(const fs::path& p) {
     std::string ext = p.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return ext;
+}
+
+bool is_csv(const std::string& path) { return lower_extension(path) == ".csv"; }
+
+bool is_vector_file(const fs::path& p) {
+    const std::string ext = lower_extension(p);
     return ext == ".geojson" || ext == ".json" || ext == ".gpkg" || ext == ".shp" || ext == ".fgb" || ext == ".kml" || ext == ".gml";
 }
 
@@ -294,8 +285,8 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
             names.push_back(fs::path(options.truth).stem().string());
         }
         for (size_t i = 0; i < pairs.size(); ++i) {
-            VectorPtr truth_ds = pairs[i].second.empty() ? nullptr : open_vector(pairs[i].second);
-            VectorPtr prediction_ds = pairs[i].first.empty() ? nullptr : open_vector(pairs[i].first);
+            DatasetPtr truth_ds = pairs[i].second.empty() ? nullptr : open_vector(pairs[i].second);
+            DatasetPtr prediction_ds = pairs[i].first.empty() ? nullptr : open_vector(pairs[i].first);
             OGRLayer* truth_layer = truth_ds ? truth_ds->GetLayer(0) : prediction_ds->GetLayer(0);
             OGRLayer* prediction_layer = prediction_ds ? prediction_ds->GetLayer(0) : truth_layer;
             const Frame frame = frame_for(*truth_layer, *prediction_layer, truth_ds ? pairs[i].second : pairs[i].first);

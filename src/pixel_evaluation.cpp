@@ -58,10 +58,7 @@ void remap(std::vector<uint8_t>& values, const std::map<int, int>& map) {
 class TruthPolygons {
 public:
     TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field) : grid_(grid) {
-        ensure_gdal_registered();
-        std::unique_ptr<GDALDataset, GdalDatasetCloser> ds(
-            GDALDataset::Open(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR));
-        if (!ds || ds->GetLayerCount() < 1) throw Error(path + ": cannot open as a vector file: " + last_gdal_error("no layer"));
+        const DatasetPtr ds = open_vector(path);
         OGRLayer* layer = ds->GetLayer(0);
         if (!class_field.empty() && layer->GetLayerDefn()->GetFieldIndex(class_field.c_str()) < 0) {
             throw usage_error(path + ": has no field '" + class_field + "'");
@@ -103,7 +100,7 @@ public:
         std::fill(out, out + rows * W, uint8_t{0});
         if (geometries_.empty()) return;
         GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
-        std::unique_ptr<GDALDataset, GdalDatasetCloser> block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), 1, GDT_Byte, nullptr));
+        DatasetPtr block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), 1, GDT_Byte, nullptr));
         std::array<double, 6> g = grid_.window_geotransform(0, y);
         block->SetGeoTransform(g.data());
         std::vector<OGRGeometryH> handles;
@@ -131,8 +128,8 @@ private:
 bool is_vector_dataset(const std::string& path) {
     ensure_gdal_registered();
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    std::unique_ptr<GDALDataset, GdalDatasetCloser> raster(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
-    std::unique_ptr<GDALDataset, GdalDatasetCloser> vector;
+    DatasetPtr raster(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    DatasetPtr vector;
     if (!raster) vector.reset(GDALDataset::Open(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY));
     CPLPopErrorHandler();
     CPLErrorReset();

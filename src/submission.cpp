@@ -167,11 +167,6 @@ std::vector<std::unique_ptr<OGRGeometry>> pixel_polygons(const Mask& m, double m
     return out;
 }
 
-std::string wkt_of(const OGRGeometry& g) {
-    std::string text = g.exportToWkt();
-    return text;
-}
-
 void write_png(const std::string& path, const std::vector<uint8_t>& values, int64_t width, int64_t height) {
     GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
     DatasetPtr ds(mem->Create("", static_cast<int>(width), static_cast<int>(height), 1, GDT_Byte, nullptr));
@@ -364,7 +359,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
                 const std::string id = stem_of(item.name);
                 if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
                 for (size_t k = 0; k < polygons.size(); ++k) {
-                    csv << csv_field(id) << ',' << k + 1 << ",\"" << wkt_of(*polygons[k]) << "\",1\n";
+                    csv << csv_field(id) << ',' << k + 1 << ",\"" << polygons[k]->exportToWkt() << "\",1\n";
                 }
                 result.objects += static_cast<int64_t>(polygons.size());
                 break;

@@ -33,6 +33,20 @@ bool is_virtual_path(const std::string& path) { return path.rfind("/vsi", 0) == 
 
 }  // namespace
 
+DatasetPtr open_vector(const std::string& path) {
+    ensure_gdal_registered();
+    if (!is_virtual_path(path)) {
+        VSIStatBufL stat;
+        if (VSIStatL(path.c_str(), &stat) != 0) throw Error(path + ": no such file");
+    }
+    CPLErrorReset();
+    DatasetPtr dataset(GDALDataset::FromHandle(
+        GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
+    if (!dataset) throw Error(path + ": cannot open as a vector file (" + last_gdal_error("no driver recognised it") + ")");
+    if (dataset->GetLayerCount() < 1) throw Error(path + ": has no layer");
+    return dataset;
+}
+
 DatasetPtr open_raster(const std::string& path) {
     ensure_gdal_registered();
     if (!is_virtual_path(path)) {

@@ -22,6 +22,10 @@ std::string last_gdal_error(const std::string& fallback = "unknown GDAL error");
 // Opens a raster for reading; throws "<path>: <problem>" when it is missing or not a raster.
 DatasetPtr open_raster(const std::string& path);
 
+// Opens a vector dataset for reading (first layer used by callers); throws "<path>: <problem>" when
+// it is missing, not a vector file, or has no layer.
+DatasetPtr open_vector(const std::string& path);
+
 // Closes a dataset that was written and throws if GDAL reported a failure while flushing
 // (GDALClose returns nothing in GDAL 3.6, so the error state is the only signal).
 void close_written(DatasetPtr dataset, const std::string& path);
