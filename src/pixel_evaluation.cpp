@@ -8,7 +8,6 @@
 #include <sstream>
 
 #include <gdal_alg.h>
-#include <gdal_utils.h>
 #include <gdal_priv.h>
 #include <ogrsf_frmts.h>
 
@@ -17,6 +16,7 @@
 #include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/raster_source.hpp"
+#include "tiling/warped_vrt.hpp"
 
 namespace rsi {
 
@@ -213,25 +213,8 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         // pixels are computed block by block as they are read, never held whole.
         static int counter = 0;
         warped = "/vsimem/rsi-eval-truth-" + std::to_string(counter++) + ".vrt";
-        const auto& g = p.geotransform;
-        const double x0 = g[0], x1 = g[0] + static_cast<double>(p.width) * g[1];
-        const double y0 = g[3] + static_cast<double>(p.height) * g[5], y1 = g[3];
-        CPLStringList argv;
-        for (const std::string& a : std::vector<std::string>{"-of", "VRT", "-t_srs", p.crs_wkt, "-te", std::to_string(std::min(x0, x1)),
-                                                             std::to_string(std::min(y0, y1)), std::to_string(std::max(x0, x1)),
-                                                             std::to_string(std::max(y0, y1)), "-ts", std::to_string(p.width),
-                                                             std::to_string(p.height), "-r", "near"}) {
-            argv.AddString(a.c_str());
-        }
-        GDALWarpAppOptions* warp = GDALWarpAppOptionsNew(argv.List(), nullptr);
-        DatasetPtr in = open_raster(options.truth);
-        GDALDatasetH handle = GDALDataset::ToHandle(in.get());
-        int usage = 0;
-        CPLErrorReset();
-        GDALDatasetH out = GDALWarp(warped.c_str(), nullptr, 1, &handle, warp, &usage);
-        GDALWarpAppOptionsFree(warp);
-        if (!out) throw Error(options.truth + ": warping onto the grid of " + options.prediction + " failed: " + last_gdal_error());
-        GDALClose(out);
+        warp_to_vrt(options.truth, warped, p, p.width, p.height, "near", nullptr, true,
+                    "warping onto the grid of " + options.prediction);
         truth_raster = RasterSource::open(warped);
         result.warnings.push_back(options.truth + " is on another grid than " + options.prediction +
                                   ": warped onto the prediction's grid (nearest neighbour) for scoring");

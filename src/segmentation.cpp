@@ -4,7 +4,6 @@
 #include <chrono>
 #include <filesystem>
 #include <cpl_string.h>
-#include <gdal_utils.h>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -23,6 +22,7 @@
 #include "tiling/ground_distance.hpp"
 #include "tiling/strip_accumulator.hpp"
 #include "tiling/tile_reader.hpp"
+#include "tiling/warped_vrt.hpp"
 
 namespace rsi {
 
@@ -436,29 +436,6 @@ std::string unique_vsimem(const std::string& stem) {
     return "/vsimem/rsi-" + stem + "-" + std::to_string(counter++) + ".vrt";
 }
 
-// gdalwarp into a VRT on /vsimem: the same extent as `info`, `width` x `height` pixels.
-void warp_to_vrt(const std::string& source, const std::string& target, const RasterInfo& info, int64_t width,
-                 int64_t height, const char* resampling, const char* nodata) {
-    const auto& g = info.geotransform;
-    const double x0 = g[0], x1 = g[0] + info.width * g[1], y0 = g[3] + info.height * g[5], y1 = g[3];
-    std::vector<std::string> args{"-of", "VRT", "-te", std::to_string(std::min(x0, x1)), std::to_string(std::min(y0, y1)),
-                                  std::to_string(std::max(x0, x1)), std::to_string(std::max(y0, y1)), "-ts",
-                                  std::to_string(width), std::to_string(height), "-r", resampling};
-    if (nodata) {
-        for (const char* a : {"-srcnodata", nodata, "-dstnodata", nodata}) args.emplace_back(a);
-    }
-    CPLStringList argv;
-    for (const auto& a : args) argv.AddString(a.c_str());
-    GDALWarpAppOptions* warp = GDALWarpAppOptionsNew(argv.List(), nullptr);
-    DatasetPtr in = open_raster(source);
-    GDALDatasetH handle = GDALDataset::ToHandle(in.get());
-    int usage = 0;
-    CPLErrorReset();
-    GDALDatasetH out = GDALWarp(target.c_str(), nullptr, 1, &handle, warp, &usage);
-    GDALWarpAppOptionsFree(warp);
-    if (!out) throw Error(source + ": resampling to the model's pixel size failed: " + last_gdal_error());
-    GDALClose(out);
-}
 
 }  // namespace
 
@@ -498,7 +475,8 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
             for (const auto& p : paths) VSIUnlink(p.c_str());
         }
     } cleanup{{model_grid, back}};
-    warp_to_vrt(options.input, model_grid, info, mw, mh, (fx < 1 || fy < 1) ? "average" : "bilinear", nullptr);
+    warp_to_vrt(options.input, model_grid, info, mw, mh, (fx < 1 || fy < 1) ? "average" : "bilinear", nullptr, false,
+                "resampling to the model's pixel size");
     PendingOutput scratch_mask(options.output + ".model-grid.tif"), scratch_p(options.output + ".model-grid-p.tif");
     SegmentOptions inner = options;
     inner.input = model_grid;
@@ -530,7 +508,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     result.pixel_area_m2 = ground->x_m * ground->y_m;
 
     report_progress(progress, 0.9, "resampling back");
-    warp_to_vrt(scratch_p.temporary_path(), back, info, W, H, "bilinear", "-1");
+    warp_to_vrt(scratch_p.temporary_path(), back, info, W, H, "bilinear", "-1", false, "resampling the probabilities back");
     const RasterSource probabilities = RasterSource::open(back);
     const RasterSource source = RasterSource::open(options.input);
     const int64_t K = static_cast<int64_t>(meta.classes.size());
