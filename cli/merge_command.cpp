@@ -1,29 +1,56 @@
-// rsi merge PARTS_DIR: assembles the outputs of a sharded segmentation once every shard is done.
+// rsi merge PARTS_DIR: assembles the outputs of a sharded segmentation or scene map once every shard is done.
 #include <iostream>
 
 #include "cli/command_context.hpp"
 #include "src/output_file.hpp"
+#include "src/scene_map.hpp"
 #include "src/segmentation.hpp"
 #include "src/strip_journal.hpp"
 #include "src/vectorize.hpp"
 
 namespace rsi::cli {
 
+namespace {
+
+struct MergeCliOptions {
+    MergeOptions merge;
+    std::string vector;
+    double min_area = 0, simplify = 0;
+    bool regularize = false, keep_crs = false;
+};
+
+// A scene map's outputs (lattice, probabilities, CSV, grid layer, dense map) come from the shards' options.
+int merge_scene(const MergeCliOptions& o, CommandContext& context) {
+    if (o.min_area > 0 || o.simplify > 0 || o.regularize || o.keep_crs) {
+        throw usage_error("--min-area, --simplify, --regularize and --keep-crs apply to building polygons, not to a scene map");
+    }
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const SceneResult r = merge_scene_parts(o.merge, o.vector, context.progress(bar));
+    bar.finish();
+    nlohmann::json classes = nlohmann::json::object();
+    for (const auto& c : r.classes) classes[c.name] = {{"windows", c.windows}, {"km2", c.area_km2}};
+    if (context.common.json) {
+        print_json({{"output", r.output},
+                    {"lattice", {r.rows, r.cols}}, {"windows", r.windows}, {"windows_run", r.windows_run},
+                    {"windows_skipped", r.windows_skipped}, {"strips", r.strips}, {"classes", classes}});
+    } else if (!context.common.quiet) {
+        std::cout << "merged " << r.strips << " lattice rows (" << r.rows << " x " << r.cols << " windows) into " << r.output << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
 void register_merge_command(CLI::App& app, CommandContext& context) {
-    struct Options {
-        MergeOptions merge;
-        std::string vector;
-        double min_area = 0, simplify = 0;
-        bool regularize = false, keep_crs = false;
-    };
+    using Options = MergeCliOptions;
     auto o = std::make_shared<Options>();
-    CLI::App* sub = app.add_subcommand("merge", "Assemble the outputs of a sharded run (rsi buildings/segment --shard K/N)");
+    CLI::App* sub = app.add_subcommand("merge", "Assemble the outputs of a sharded run (rsi buildings/segment/scene --shard K/N)");
     sub->add_option("PARTS_DIR", o->merge.parts_dir, "The parts folder the shards wrote (default name: OUTPUT.parts)")->required();
     sub->add_option("-o,--output", o->merge.output, "Class mask to write (default: the -o the shards were given)");
     sub->add_option("--probabilities", o->merge.probabilities, "Probability raster (default: as the shards were given)");
     sub->add_flag("--keep-parts", o->merge.keep_parts, "Keep the parts folder after a successful merge");
     sub->add_flag("--overwrite", o->merge.overwrite, "Replace existing outputs");
-    sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask")->group("Polygons");
+    sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask (scene maps: the grid layer)")->group("Polygons");
     sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
     sub->add_option("--simplify", o->simplify, "Simplification tolerance, metres")->group("Polygons");
     sub->add_flag("--regularize", o->regularize, "Orthogonal building outlines")->group("Polygons");
@@ -34,6 +61,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         "  sbatch --array=0-3 --wrap 'rsi buildings big.tif -o big_buildings.tif'   # shard from SLURM_ARRAY_TASK_ID\n"
         "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg");
     context.on_run(sub, [o, &context] {
+        if (parts_job_kind(o->merge.parts_dir) == "scene") return merge_scene(*o, context);
         if (!o->vector.empty()) check_output_path(o->vector, o->merge.overwrite);
         // Polygons carry their mean probability, as `rsi buildings --vector` gives them: without a
         // probability raster, a scratch Byte one (what the single-process run uses).

@@ -18,8 +18,9 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         ModelCliOptions model;
         int64_t window = 0, stride = 0, batch = 0;
         double max_nodata = 0.5;
-        bool no_resample = false, overwrite = false, strict = false;
-        int level = 0, top_k = 3;
+        bool no_resample = false, overwrite = false, strict = false, resume = false, no_manifest = false;
+        int level = 0, top_k = 3, shard_count = 0;
+        std::string shard, parts_dir;
         std::vector<std::string> creation_options;
     };
     auto o = std::make_shared<Options>();
@@ -46,11 +47,19 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--co", o->creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
     sub->add_flag("--strict", o->strict, "Treat domain warnings as errors");
+    sub->add_flag("--no-manifest", o->no_manifest, "Do not write the run manifest beside the output");
+    sub->add_flag("--resume", o->resume, "Journal finished lattice rows (in OUTPUT.parts) and continue an interrupted run")
+        ->group("Scale-out");
+    add_shard_options(*sub, o->shard, o->shard_count);
+    sub->add_option("--parts-dir", o->parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
     add_common_options(*sub, context.common);
     sub->footer(
         "Example:\n"
         "  rsi scene ../shared/data/naip/naip_2019.tif -o scene.tif --stride 32 --csv scene.csv --vector scene.gpkg \\\n"
-        "      --probabilities scene_p.tif --dense scene_dense.tif");
+        "      --probabilities scene_p.tif --dense scene_dense.tif\n"
+        "Sharded (4 SLURM array tasks, then one merge):\n"
+        "  sbatch --array=0-3 --wrap 'rsi scene big.tif -o scene.tif --csv scene.csv'   # K/N from SLURM_ARRAY_TASK_ID\n"
+        "  rsi merge scene.tif.parts");
     context.on_run(sub, [o, &context] {
         SceneOptions s;
         s.input = o->image;
@@ -74,6 +83,11 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         s.overwrite = o->overwrite;
         s.strict = o->strict;
         s.memory_budget_mb = context.common.ram_mb * 3 / 4;
+        s.resume = o->resume;
+        s.parts_dir = o->parts_dir;
+        std::string shard_source;
+        s.shard = resolve_shard(o->shard, o->shard_count, shard_source);
+        if (s.shard && !o->preview.empty()) throw usage_error("--preview: one shard has no scene map to draw; the map exists after `rsi merge`");
         std::string model_path;
         if (!o->model.model.empty()) {
             model_path = resolve_model(o->model.model, bundled_models_dir());
@@ -88,9 +102,21 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         if (!context.common.quiet) {
             for (const auto& w : r.warnings) std::cerr << "rsi scene: warning: " << o->image << ": " << w << "\n";
         }
+        if (!r.assembled) {  // one shard: parts only
+            if (context.common.json) {
+                print_json({{"input", o->image}, {"parts_dir", r.parts_dir}, {"shard", {s.shard->index, s.shard->count}},
+                            {"strips", r.strips}, {"shard_strips", r.shard_strips}, {"strips_resumed", r.strips_resumed},
+                            {"strips_run", r.strips_run}, {"seconds", r.seconds}});
+            } else if (!context.common.quiet) {
+                std::cout << o->image << ": shard " << s.shard->index << "/" << s.shard->count << " (" << shard_source << ") wrote "
+                          << r.strips_run << " of its " << r.shard_strips << " lattice rows to " << r.parts_dir
+                          << "; when every shard is done: rsi merge " << r.parts_dir << "\n";
+            }
+            return 0;
+        }
         nlohmann::json histogram = nlohmann::json::object();
         for (const auto& c : r.classes) histogram[c.name] = {{"windows", c.windows}, {"km2", c.area_km2}};
-        const nlohmann::json summary{{"input", o->image},
+        nlohmann::json summary{{"input", o->image},
                                      {"output", o->output},
                                      {"model", model.metadata().name},
                                      {"model_sha256", model.metadata().weights_sha256},
@@ -108,6 +134,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"warnings", r.warnings}};
+        if (o->resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
         nlohmann::json manifest{{"command", "scene"},
                                 {"input", file_name_only(o->image)},
                                 {"input_fingerprint", file_fingerprint(o->image)},
@@ -118,7 +145,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                 {"window_pixels", r.window_pixels},
                                 {"stride_pixels", r.stride_pixels},
                                 {"timings", {{"seconds", r.seconds}}}};
-        write_run_manifest(o->output + ".manifest.json", manifest, true);
+        if (!o->no_manifest) write_run_manifest(o->output + ".manifest.json", manifest, true);
         if (!o->preview.empty()) {
             PreviewOptions p;
             p.image = o->image;

@@ -126,6 +126,8 @@ void RasterWriter::finish() {
 
 void RasterWriter::commit() { pending_->commit(); }
 
+const std::string& RasterWriter::closed_path() const { return pending_->temporary_path(); }
+
 void RasterWriter::close() {
     flush();
     if (next_y_ != options_.height) {

@@ -54,6 +54,8 @@ public:
     void commit();
 
     const std::string& path() const { return options_.path; }
+    // Where the complete file lies after close() and before commit() (for outputs derived from it).
+    const std::string& closed_path() const;
 
 private:
     void flush();

@@ -14,6 +14,7 @@
 #include "src/band_mapping.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
+#include "src/run_manifest.hpp"
 #include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
@@ -74,23 +75,22 @@ struct SceneBatch {
 
 class CsvWriter {
 public:
-    CsvWriter(const std::string& path, int top_k) : pending_(path), out_(pending_.temporary_path()), top_k_(top_k) {
+    CsvWriter(const std::string& path, int top_k) : pending_(path), out_(pending_.temporary_path()) {
         out_ << "window_id,row,col,x,y,width,height,center_x,center_y,class,score";
         for (int k = 1; k <= top_k; ++k) out_ << ",class_" << k << ",score_" << k;
         out_ << "\n" << std::setprecision(10);
     }
     void row(const std::string& line) { out_ << line << "\n"; }
-    void finish(const std::string& path) {
+    void close() {
         out_.flush();
-        if (!out_) throw Error(path + ": writing the CSV failed");
+        if (!out_) throw Error(pending_.final_path() + ": writing the CSV failed");
         out_.close();
-        pending_.commit();
     }
+    void commit() { pending_.commit(); }
 
 private:
     PendingOutput pending_;
     std::ofstream out_;
-    int top_k_;
 };
 
 // One polygon per lattice cell, written inside transactions; GeoJSON goes to WGS84 (RFC 7946).
@@ -154,11 +154,11 @@ public:
         }
     }
 
-    void finish() {
+    void close() {
         dataset_->CommitTransaction();
         close_written(std::move(dataset_), path_);
-        pending_.commit();
     }
+    void commit() { pending_.commit(); }
 
 private:
     std::string path_;
@@ -169,7 +169,269 @@ private:
     int in_transaction_ = 0;
 };
 
+
+// Where lattice cells lie: the window grid on the image (rebuilt from job.json by a merge).
+struct SceneLattice {
+    RasterInfo info;  // the image's size and georeferencing
+    int64_t window_px = 0, overlap = 0;
+    EdgePolicy edge = EdgePolicy::constant;
+
+    TileGrid grid() const {
+        GridSpec spec;
+        spec.tile_width = spec.tile_height = window_px;
+        spec.overlap = overlap;
+        spec.edge = edge;
+        return TileGrid(info.width, info.height, spec);
+    }
+    nlohmann::json to_json() const {
+        nlohmann::json j = georeference_to_job(info);
+        j.update({{"window_pixels", window_px}, {"overlap", overlap}, {"edge", static_cast<int>(edge)}});
+        return j;
+    }
+    static SceneLattice from_json(const nlohmann::json& j) {
+        SceneLattice l;
+        l.info = georeference_from_job(j);
+        l.window_px = j.at("window_pixels").get<int64_t>();
+        l.overlap = j.at("overlap").get<int64_t>();
+        l.edge = static_cast<EdgePolicy>(j.at("edge").get<int>());
+        return l;
+    }
+};
+
+// The scene map's outputs, written lattice row by lattice row from each window's leaf-class
+// probabilities and validity: the same whether the rows come straight from the model or from
+// journaled parts. Nothing is renamed into place until every output is complete.
+class SceneOutputs {
+public:
+    SceneOutputs(const SceneOptions& options, const SceneLattice& lattice, const ClassRollup& rollup, int64_t leaf_classes,
+                 SceneResult& result)
+        : options_(options), lattice_(lattice), grid_(lattice.grid()), rollup_(rollup), K_(leaf_classes),
+          G_(static_cast<int64_t>(rollup.classes.size())), result_(result) {
+        const RasterInfo& info = lattice.info;
+        // Lattice georeferencing: pixel (r, c) is centred on window (r, c).
+        offset_ = static_cast<double>(lattice.window_px - grid_.stride_x()) / 2.0;
+        RasterWriterOptions classes;
+        classes.path = options.output;
+        classes.width = grid_.cols();
+        classes.height = grid_.rows();
+        classes.format = options.format;
+        classes.creation_options = options.creation_options;
+        classes.nodata = kNodataClass;
+        classes.band_descriptions = {"class"};
+        georeference_like(classes, info, offset_, offset_, static_cast<double>(grid_.stride_x()));
+        class_writer_ = std::make_unique<RasterWriter>(classes);
+        class_writer_->set_classes(rollup.classes);
+        if (!options.probabilities.empty()) {
+            RasterWriterOptions p = classes;
+            p.path = options.probabilities;
+            p.bands = static_cast<int>(G_ + 1);
+            p.type = GDT_Float32;
+            p.nodata = -1.0;
+            p.band_descriptions.clear();
+            for (const auto& c : rollup.classes) p.band_descriptions.push_back("p_" + c.name);
+            p.band_descriptions.push_back("entropy");
+            prob_writer_ = std::make_unique<RasterWriter>(p);
+        }
+        if (!options.csv.empty()) csv_ = std::make_unique<CsvWriter>(options.csv, options.top_k);
+        if (!options.vector.empty()) grid_layer_ = std::make_unique<GridLayerWriter>(options.vector, info, options.top_k);
+
+        const auto ground = ground_pixel_size(info);
+        const double cell = static_cast<double>(grid_.stride_x() * grid_.stride_x());
+        if (ground) cell_km2_ = ground->x_m * ground->y_m * cell / 1e6;
+        if (ground) result.km2 = ground->x_m * ground->y_m * static_cast<double>(info.width * info.height) / 1e6;
+        result.rows = grid_.rows();
+        result.cols = grid_.cols();
+        result.windows = grid_.count();
+        result.window_pixels = lattice.window_px;
+        result.stride_pixels = grid_.stride_x();
+        result.classes.assign(static_cast<size_t>(G_), {});
+        for (int64_t g = 0; g < G_; ++g) result.classes[static_cast<size_t>(g)].name = rollup.classes[static_cast<size_t>(g)].name;
+        class_row_.assign(static_cast<size_t>(grid_.cols()), kNodataClass);
+        prob_row_.assign(static_cast<size_t>((G_ + 1) * grid_.cols()), -1.0f);
+        grouped_.resize(static_cast<size_t>(G_));
+    }
+
+    // Lattice row `row`: `leaf` holds K planes of `cols` probabilities, `valid` one flag per window.
+    void write_row(int64_t row, const float* leaf, const uint8_t* valid) {
+        const int64_t cols = grid_.cols();
+        for (int64_t col = 0; col < cols; ++col) {
+            if (!valid[col]) {
+                ++result_.windows_skipped;
+                class_row_[static_cast<size_t>(col)] = kNodataClass;
+                for (int64_t b = 0; b <= G_; ++b) prob_row_[static_cast<size_t>(b * cols + col)] = -1.0f;
+                continue;
+            }
+            ++result_.windows_run;
+            std::fill(grouped_.begin(), grouped_.end(), 0.0f);
+            for (int64_t c = 0; c < K_; ++c) {
+                grouped_[static_cast<size_t>(rollup_.group_of_leaf[static_cast<size_t>(c)])] += leaf[c * cols + col];
+            }
+            write_window(grid_.at(row, col));
+        }
+        class_writer_->append_rows(row, 1, class_row_.data());
+        if (prob_writer_) prob_writer_->append_rows(row, 1, prob_row_.data());
+    }
+
+    // Closes every output, derives the dense map from the closed lattice, then renames all into place.
+    void finish(const ProgressFn& progress) {
+        class_writer_->close();
+        if (prob_writer_) prob_writer_->close();
+        if (csv_) csv_->close();
+        if (grid_layer_) grid_layer_->close();
+        std::unique_ptr<RasterWriter> dense;
+        if (!options_.dense.empty()) dense = write_dense(progress);
+        class_writer_->commit();
+        if (prob_writer_) prob_writer_->commit();
+        if (csv_) csv_->commit();
+        if (grid_layer_) grid_layer_->commit();
+        if (dense) dense->commit();
+    }
+
+private:
+    void write_window(const Tile& t) {
+        const int64_t cols = grid_.cols();
+        std::vector<int64_t> order(static_cast<size_t>(G_));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return grouped_[static_cast<size_t>(a)] > grouped_[static_cast<size_t>(b)]; });
+        const int64_t best = order[0];
+        class_row_[static_cast<size_t>(t.col)] = static_cast<uint8_t>(best);
+        auto& summary = result_.classes[static_cast<size_t>(best)];
+        ++summary.windows;
+        summary.area_km2 += cell_km2_;
+        double entropy = 0;
+        for (int64_t c = 0; c < G_; ++c) {
+            const double q = grouped_[static_cast<size_t>(c)];
+            prob_row_[static_cast<size_t>(c * cols + t.col)] = static_cast<float>(q);
+            if (q > 0) entropy -= q * std::log(q);
+        }
+        prob_row_[static_cast<size_t>(G_ * cols + t.col)] = G_ > 1 ? static_cast<float>(entropy / std::log(static_cast<double>(G_))) : 0.0f;
+        if (!csv_ && !grid_layer_) return;
+        // The window's centre in the image CRS.
+        const auto& g = lattice_.info.geotransform;
+        const double px = static_cast<double>(t.window.x) + static_cast<double>(t.window.width) / 2;
+        const double py = static_cast<double>(t.window.y) + static_cast<double>(t.window.height) / 2;
+        const double cx = g[0] + px * g[1] + py * g[2], cy = g[3] + px * g[4] + py * g[5];
+        const int top = static_cast<int>(std::min<int64_t>(options_.top_k, G_));
+        const auto name = [&](int64_t k) { return rollup_.classes[static_cast<size_t>(order[static_cast<size_t>(k)])].name; };
+        const auto score = [&](int64_t k) { return grouped_[static_cast<size_t>(order[static_cast<size_t>(k)])]; };
+        if (csv_) {
+            std::ostringstream line;
+            line << std::setprecision(10) << t.id() << ',' << t.row << ',' << t.col << ',' << t.window.x << ',' << t.window.y << ','
+                 << t.window.width << ',' << t.window.height << ',' << cx << ',' << cy << ',' << name(0) << ',' << std::setprecision(6)
+                 << score(0);
+            for (int k = 0; k < options_.top_k; ++k) {
+                if (k < top) line << ',' << name(k) << ',' << score(k);
+                else line << ",,";
+            }
+            csv_->row(line.str());
+        }
+        if (grid_layer_) {
+            OGRFeature f = grid_layer_->make();
+            f.SetField("window_id", t.id().c_str());
+            f.SetField("class", name(0).c_str());
+            f.SetField("row", static_cast<GIntBig>(t.row));
+            f.SetField("col", static_cast<GIntBig>(t.col));
+            f.SetField("x", static_cast<GIntBig>(t.window.x));
+            f.SetField("y", static_cast<GIntBig>(t.window.y));
+            f.SetField("width", static_cast<GIntBig>(t.window.width));
+            f.SetField("height", static_cast<GIntBig>(t.window.height));
+            f.SetField("score", score(0));
+            for (int k = 0; k < top; ++k) {
+                f.SetField(("class_" + std::to_string(k + 1)).c_str(), name(k).c_str());
+                f.SetField(("score_" + std::to_string(k + 1)).c_str(), score(k));
+            }
+            // The lattice cell: stride x stride image pixels centred on the window.
+            const double half = static_cast<double>(grid_.stride_x()) / 2;
+            OGRLinearRing ring;
+            for (const auto& [dx, dy] : {std::pair{-half, -half}, std::pair{half, -half}, std::pair{half, half}, std::pair{-half, half}, std::pair{-half, -half}}) {
+                ring.addPoint(g[0] + (px + dx) * g[1] + (py + dy) * g[2], g[3] + (px + dx) * g[4] + (py + dy) * g[5]);
+            }
+            OGRPolygon polygon;
+            polygon.addRing(&ring);
+            grid_layer_->add(f, polygon);
+        }
+    }
+
+    // Every image pixel takes the class of the lattice cell that contains it (read back row by row).
+    std::unique_ptr<RasterWriter> write_dense(const ProgressFn& progress) {
+        report_progress(progress, 1.0, "dense map");
+        const RasterInfo& info = lattice_.info;
+        const RasterSource classes = RasterSource::open(class_writer_->closed_path());
+        RasterWriterOptions d;
+        d.path = options_.dense;
+        d.width = info.width;
+        d.height = info.height;
+        d.format = options_.format;
+        d.creation_options = options_.creation_options;
+        d.nodata = kNodataClass;
+        d.band_descriptions = {"class"};
+        georeference_like(d, info);
+        auto dense = std::make_unique<RasterWriter>(d);
+        dense->set_classes(rollup_.classes);
+        const double stride = static_cast<double>(grid_.stride_x());
+        const auto cell = [&](int64_t pixel, int64_t cells) {
+            return std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<double>(pixel) + 0.5 - offset_) / stride)), 0, cells - 1);
+        };
+        std::vector<float> lattice_row;
+        std::vector<uint8_t> row(static_cast<size_t>(info.width));
+        int64_t cached = -1;
+        for (int64_t y = 0; y < info.height; ++y) {
+            const int64_t r = cell(y, grid_.rows());
+            if (r != cached) {
+                lattice_row = classes.read_float({0, r, grid_.cols(), 1}, {1});
+                cached = r;
+            }
+            for (int64_t x = 0; x < info.width; ++x) row[static_cast<size_t>(x)] = static_cast<uint8_t>(lattice_row[static_cast<size_t>(cell(x, grid_.cols()))]);
+            dense->append_rows(y, 1, row.data());
+        }
+        dense->close();
+        return dense;
+    }
+
+    const SceneOptions& options_;
+    SceneLattice lattice_;
+    TileGrid grid_;
+    const ClassRollup& rollup_;
+    int64_t K_, G_;
+    SceneResult& result_;
+    double offset_ = 0, cell_km2_ = 0;
+    std::unique_ptr<RasterWriter> class_writer_, prob_writer_;
+    std::unique_ptr<CsvWriter> csv_;
+    std::unique_ptr<GridLayerWriter> grid_layer_;
+    std::vector<uint8_t> class_row_;
+    std::vector<float> prob_row_, grouped_;
+};
+
+// Writes the outputs from every lattice-row part in order, as the direct run would have.
+void assemble_scene_parts(const std::string& parts_dir, const SceneOptions& options, const SceneLattice& lattice,
+                          const ClassRollup& rollup, int64_t K, SceneResult& result, const ProgressFn& progress) {
+    SceneOutputs outputs(options, lattice, rollup, K, result);
+    const TileGrid grid = lattice.grid();
+    std::vector<float> probabilities;
+    std::vector<uint8_t> valid;
+    for (int64_t r = 0; r < grid.rows(); ++r) {
+        const std::string part = (fs::path(parts_dir) / StripJournal::part_name(r)).string();
+        read_strip_part(part, static_cast<int>(K), grid.cols(), 1, probabilities, valid);
+        outputs.write_row(r, probabilities.data(), valid.data());
+        report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(grid.rows()), "assembling");
+    }
+    outputs.finish(progress);
+}
+
+nlohmann::json scene_output_settings(const SceneOptions& o) {
+    return {{"output", o.output}, {"probabilities", o.probabilities}, {"dense", o.dense}, {"csv", o.csv},
+            {"vector", o.vector}, {"top_k", o.top_k}, {"level", o.level}, {"format", o.format},
+            {"creation_options", o.creation_options}};
+}
+
 }  // namespace
+
+std::string parts_job_kind(const std::string& parts_dir) {
+    const std::string format = read_job(parts_dir).value("format", "");
+    if (format == "rsi-segmentation-job") return "segmentation";
+    if (format == "rsi-scene-job") return "scene";
+    throw Error(parts_dir + "/job.json: not an rsi job (format '" + format + "')");
+}
 
 SceneResult map_scenes(const models::Model& model, const SceneOptions& options, const ProgressFn& progress) {
     const auto start = std::chrono::steady_clock::now();
@@ -182,8 +444,17 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     if (options.edge == EdgePolicy::shift) {
         throw usage_error(command + ": --edge shift would break the regular lattice of the scene map; use constant or reflect");
     }
-    for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
-        if (!out->empty()) check_output_path(*out, options.overwrite);
+    const bool journaled = options.resume || options.shard.has_value();
+    const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
+    if (options.resume) {
+        for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
+            if (!out->empty()) remove_stale_temporaries(*out);
+        }
+    }
+    if (!options.shard) {
+        for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
+            if (!out->empty()) check_output_path(*out, options.overwrite);
+        }
     }
     if (options.max_nodata < 0 || options.max_nodata > 1) throw usage_error("--max-nodata must be in [0, 1]");
     const ClassRollup rollup = roll_up_classes(meta, options.level);
@@ -208,11 +479,12 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         throw usage_error(command + ": the window (" + std::to_string(window_px) + " image pixels) is larger than the image (" +
                           std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
     }
-    GridSpec spec;
-    spec.tile_width = spec.tile_height = window_px;
-    spec.overlap = window_px - std::min(stride_px, window_px);
-    spec.edge = options.edge;
-    const TileGrid grid(info.width, info.height, spec);
+    SceneLattice lattice;
+    lattice.info = info;
+    lattice.window_px = window_px;
+    lattice.overlap = window_px - std::min(stride_px, window_px);
+    lattice.edge = options.edge;
+    const TileGrid grid = lattice.grid();
     result.windows = grid.count();
     result.rows = grid.rows();
     result.cols = grid.cols();
@@ -220,46 +492,62 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     result.stride_pixels = grid.stride_x();
     result.scale = scale;
     const int64_t C = meta.bands, K = static_cast<int64_t>(meta.classes.size());
-    const int64_t G = static_cast<int64_t>(rollup.classes.size());
-    const int64_t B = options.batch > 0 ? options.batch
-                                        : std::clamp<int64_t>(model.batch_size_for(options.memory_budget_mb * 1024 * 1024 / 2, S, S), 1, 256);
+    const int64_t R = grid.rows(), cols = grid.cols();
+    int64_t B = options.batch;
+    if (journaled && B <= 0 && fs::exists(fs::path(parts_dir) / "job.json")) {
+        // Batches are anchored to the global window index: a resumed or sibling shard uses the same size.
+        B = read_job(parts_dir).value("batch", int64_t{0});
+    }
+    if (B <= 0) {
+        // The model's estimate is measured (peak RSS) and can differ between processes, so journaled
+        // runs, whose shards and resumes must agree on the batch, take a fixed default.
+        B = journaled ? 16 : std::clamp<int64_t>(model.batch_size_for(options.memory_budget_mb * 1024 * 1024 / 2, S, S), 1, 256);
+    }
     result.batch = B;
 
-    // Lattice georeferencing: pixel (r, c) is centred on window (r, c).
-    const double offset = static_cast<double>(window_px - grid.stride_x()) / 2.0;
-    RasterWriterOptions lattice;
-    lattice.path = options.output;
-    lattice.width = grid.cols();
-    lattice.height = grid.rows();
-    lattice.format = options.format;
-    lattice.creation_options = options.creation_options;
-    lattice.nodata = kNodataClass;
-    lattice.band_descriptions = {"class"};
-    georeference_like(lattice, info, offset, offset, static_cast<double>(grid.stride_x()));
-    RasterWriter class_writer(lattice);
-    class_writer.set_classes(rollup.classes);
-    std::unique_ptr<RasterWriter> prob_writer;
-    if (!options.probabilities.empty()) {
-        RasterWriterOptions p = lattice;
-        p.path = options.probabilities;
-        p.bands = static_cast<int>(G + 1);
-        p.type = GDT_Float32;
-        p.nodata = -1.0;
-        p.band_descriptions.clear();
-        for (const auto& c : rollup.classes) p.band_descriptions.push_back("p_" + c.name);
-        p.band_descriptions.push_back("entropy");
-        prob_writer = std::make_unique<RasterWriter>(p);
+    // Journaled runs: which lattice rows to compute; the others in their first and last batches are
+    // read and run again (so every batch holds the same windows as in any other run) but not kept.
+    int64_t first_strip = 0, end_strip = R;
+    std::unique_ptr<StripJournal> journal;
+    std::unique_ptr<SceneOutputs> outputs;
+    nlohmann::json job;
+    if (journaled) {
+        nlohmann::json settings{{"input", fs::path(options.input).filename().string()},
+                                {"width", info.width}, {"height", info.height}, {"bands", mapping.source_bands},
+                                {"model", meta.weights_sha256}, {"model_name", meta.name}, {"window", S},
+                                {"window_pixels", window_px}, {"stride_pixels", grid.stride_x()}, {"edge", static_cast<int>(options.edge)},
+                                {"max_nodata", options.max_nodata}, {"resample", options.resample}, {"tta", to_string(options.tta)},
+                                {"batch", B}};
+        try {
+            settings["input_fingerprint"] = file_fingerprint(options.input);
+        } catch (const std::exception&) {
+            settings["input_fingerprint"] = options.input;  // e.g. a remote URL
+        }
+        const std::string fingerprint = sha256_hex(settings.dump());
+        job = {{"format", "rsi-scene-job"}, {"version", 1}, {"fingerprint", fingerprint}, {"settings", settings},
+               {"shards", options.shard ? options.shard->count : 1}, {"batch", B}, {"strips", R},
+               {"lattice", lattice.to_json()}, {"model", meta.to_json()}, {"outputs", scene_output_settings(options)}};
+        job = write_or_check_job(parts_dir, job);
+        const ShardSpec shard = options.shard.value_or(ShardSpec{});
+        if (job.value("shards", 1) != shard.count) {
+            throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
+                              std::to_string(shard.count));
+        }
+        journal = std::make_unique<StripJournal>(parts_dir, fingerprint, shard);
+        std::tie(first_strip, end_strip) = shard_strips(R, shard);
+        result.strips = R;
+        result.shard_strips = end_strip - first_strip;
+        result.parts_dir = parts_dir;
+        while (first_strip < end_strip && journal->done(first_strip)) {
+            ++first_strip;
+            ++result.strips_resumed;
+        }
+        if (first_strip == end_strip) first_strip = end_strip = 0;
+    } else {
+        outputs = std::make_unique<SceneOutputs>(options, lattice, rollup, K, result);
     }
-    std::unique_ptr<CsvWriter> csv;
-    if (!options.csv.empty()) csv = std::make_unique<CsvWriter>(options.csv, options.top_k);
-    std::unique_ptr<GridLayerWriter> grid_layer;
-    if (!options.vector.empty()) grid_layer = std::make_unique<GridLayerWriter>(options.vector, info, options.top_k);
-
-    double cell_km2 = 0;
-    if (ground) cell_km2 = ground->x_m * ground->y_m * static_cast<double>(grid.stride_x() * grid.stride_x()) / 1e6;
-    if (ground) result.km2 = ground->x_m * ground->y_m * static_cast<double>(info.width * info.height) / 1e6;
-    result.classes.resize(static_cast<size_t>(G));
-    for (int64_t g = 0; g < G; ++g) result.classes[static_cast<size_t>(g)].name = rollup.classes[static_cast<size_t>(g)].name;
+    const int64_t first_window = first_strip * cols, end_window = end_strip * cols;
+    const int64_t first_batch = first_window / B, end_batch = end_window > first_window ? (end_window - 1) / B + 1 : first_batch;
 
     EdgeFill edge;
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
@@ -272,9 +560,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4);
             std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
             std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
-            std::vector<float> resized(static_cast<size_t>(C * S * S));
-            const int64_t batches = (grid.count() + B - 1) / B;
-            for (int64_t k = 0; k < batches; ++k) {
+            for (int64_t k = first_batch; k < end_batch; ++k) {
                 SceneBatch batch;
                 batch.input.assign(static_cast<size_t>(B * C * S * S), 0.0f);
                 for (int64_t i = k * B; i < std::min((k + 1) * B, grid.count()); ++i) {
@@ -286,36 +572,29 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                     w.skipped = nodata > options.max_nodata || count == 0;
                     if (!w.skipped) {
                         float* slot = batch.input.data() + (i - k * B) * C * S * S;
+                        const auto shrink_into_slot = [&] {
+                            for (int64_t c = 0; c < C; ++c) {
+                                const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
+                                                  raw.data() + c * window_px * window_px);
+                                cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
+                                cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
+                            }
+                        };
                         const bool all_valid = count == static_cast<int64_t>(valid.size());
                         if (all_valid && window_px != S && !mapping.normalizer.clamp) {
                             // Area averaging and the affine normalisation commute: shrink first,
                             // then normalise the model-sized window (a quarter of the work or less).
-                            for (int64_t c = 0; c < C; ++c) {
-                                const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
-                                                  raw.data() + c * window_px * window_px);
-                                cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
-                                cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
-                            }
+                            shrink_into_slot();
                             mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
-                            batch.run = true;
-                            batch.windows.push_back(w);
-                            continue;
-                        }
-                        mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
-                        for (int64_t p = 0; p < window_px * window_px; ++p) {
-                            if (!valid[static_cast<size_t>(p)] && options.edge != EdgePolicy::reflect) {
-                                for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_px * window_px + p)] = 0.0f;
-                            }
-                        }
-                        if (window_px == S) {
-                            std::copy(raw.begin(), raw.end(), slot);
                         } else {
-                            for (int64_t c = 0; c < C; ++c) {
-                                const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
-                                                  raw.data() + c * window_px * window_px);
-                                cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
-                                cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
+                            mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
+                            for (int64_t p = 0; p < window_px * window_px; ++p) {
+                                if (!valid[static_cast<size_t>(p)] && options.edge != EdgePolicy::reflect) {
+                                    for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_px * window_px + p)] = 0.0f;
+                                }
                             }
+                            if (window_px == S) std::copy(raw.begin(), raw.end(), slot);
+                            else shrink_into_slot();
                         }
                         batch.run = true;
                     }
@@ -350,134 +629,94 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     };
 
     try {
-        std::vector<uint8_t> class_row(static_cast<size_t>(grid.cols()), kNodataClass);
-        std::vector<float> prob_row(static_cast<size_t>((G + 1) * grid.cols()), -1.0f);
-        std::vector<float> grouped(static_cast<size_t>(G));
-        const auto& g = info.geotransform;
+        // One lattice row of leaf probabilities (K planes of `cols`) and validity, handed on when full.
+        std::vector<float> leaf_row(static_cast<size_t>(K * cols), 0.0f), row_weight(static_cast<size_t>(cols));
+        std::vector<uint8_t> valid_row(static_cast<size_t>(cols), 0);
         int64_t done = 0;
         while (auto batch = to_writer.pop()) {
-            for (size_t i = 0; i < batch->windows.size(); ++i) {
-                const Window& w = batch->windows[i];
+            for (const Window& w : batch->windows) {
                 const Tile& t = w.tile;
-                if (w.skipped) {
-                    ++result.windows_skipped;
-                    class_row[static_cast<size_t>(t.col)] = kNodataClass;
-                    for (int64_t b = 0; b <= G; ++b) prob_row[static_cast<size_t>(b * grid.cols() + t.col)] = -1.0f;
-                } else {
-                    ++result.windows_run;
-                    std::fill(grouped.begin(), grouped.end(), 0.0f);
-                    const int64_t slot = t.index % B;
-                    for (int64_t c = 0; c < K; ++c) {
-                        grouped[static_cast<size_t>(rollup.group_of_leaf[static_cast<size_t>(c)])] += batch->output[static_cast<size_t>(slot * K + c)];
-                    }
-                    std::vector<int64_t> order(static_cast<size_t>(G));
-                    std::iota(order.begin(), order.end(), 0);
-                    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return grouped[static_cast<size_t>(a)] > grouped[static_cast<size_t>(b)]; });
-                    const int64_t best = order[0];
-                    class_row[static_cast<size_t>(t.col)] = static_cast<uint8_t>(best);
-                    auto& summary = result.classes[static_cast<size_t>(best)];
-                    ++summary.windows;
-                    summary.area_km2 += cell_km2;
-                    double entropy = 0;
-                    for (int64_t c = 0; c < G; ++c) {
-                        const double q = grouped[static_cast<size_t>(c)];
-                        prob_row[static_cast<size_t>(c * grid.cols() + t.col)] = static_cast<float>(q);
-                        if (q > 0) entropy -= q * std::log(q);
-                    }
-                    prob_row[static_cast<size_t>(G * grid.cols() + t.col)] = G > 1 ? static_cast<float>(entropy / std::log(static_cast<double>(G))) : 0.0f;
-                    // The window's centre in the image CRS.
-                    const double px = static_cast<double>(t.window.x) + static_cast<double>(t.window.width) / 2;
-                    const double py = static_cast<double>(t.window.y) + static_cast<double>(t.window.height) / 2;
-                    const double cx = g[0] + px * g[1] + py * g[2], cy = g[3] + px * g[4] + py * g[5];
-                    const int top = static_cast<int>(std::min<int64_t>(options.top_k, G));
-                    if (csv) {
-                        std::ostringstream line;
-                        line << std::setprecision(10) << t.id() << ',' << t.row << ',' << t.col << ',' << t.window.x << ','
-                             << t.window.y << ',' << t.window.width << ',' << t.window.height << ',' << cx << ',' << cy << ','
-                             << rollup.classes[static_cast<size_t>(best)].name << ',' << std::setprecision(6) << grouped[static_cast<size_t>(best)];
-                        for (int k = 0; k < options.top_k; ++k) {
-                            if (k < top) line << ',' << rollup.classes[static_cast<size_t>(order[static_cast<size_t>(k)])].name << ',' << grouped[static_cast<size_t>(order[static_cast<size_t>(k)])];
-                            else line << ",,";
-                        }
-                        csv->row(line.str());
-                    }
-                    if (grid_layer) {
-                        OGRFeature f = grid_layer->make();
-                        f.SetField("window_id", t.id().c_str());
-                        f.SetField("class", rollup.classes[static_cast<size_t>(best)].name.c_str());
-                        f.SetField("row", static_cast<GIntBig>(t.row));
-                        f.SetField("col", static_cast<GIntBig>(t.col));
-                        f.SetField("x", static_cast<GIntBig>(t.window.x));
-                        f.SetField("y", static_cast<GIntBig>(t.window.y));
-                        f.SetField("width", static_cast<GIntBig>(t.window.width));
-                        f.SetField("height", static_cast<GIntBig>(t.window.height));
-                        f.SetField("score", grouped[static_cast<size_t>(best)]);
-                        for (int k = 0; k < top; ++k) {
-                            f.SetField(("class_" + std::to_string(k + 1)).c_str(), rollup.classes[static_cast<size_t>(order[static_cast<size_t>(k)])].name.c_str());
-                            f.SetField(("score_" + std::to_string(k + 1)).c_str(), grouped[static_cast<size_t>(order[static_cast<size_t>(k)])]);
-                        }
-                        // The lattice cell: stride x stride image pixels centred on the window.
-                        const double half = static_cast<double>(grid.stride_x()) / 2;
-                        OGRLinearRing ring;
-                        for (const auto& [dx, dy] : {std::pair{-half, -half}, std::pair{half, -half}, std::pair{half, half}, std::pair{-half, half}, std::pair{-half, -half}}) {
-                            ring.addPoint(g[0] + (px + dx) * g[1] + (py + dy) * g[2], g[3] + (px + dx) * g[4] + (py + dy) * g[5]);
-                        }
-                        OGRPolygon polygon;
-                        polygon.addRing(&ring);
-                        grid_layer->add(f, polygon);
+                if (t.index < first_window || t.index >= end_window) continue;  // shares a batch, outside this run
+                valid_row[static_cast<size_t>(t.col)] = w.skipped ? 0 : 1;
+                for (int64_t c = 0; c < K; ++c) {
+                    leaf_row[static_cast<size_t>(c * cols + t.col)] = w.skipped ? 0.0f : batch->output[static_cast<size_t>((t.index % B) * K + c)];
+                }
+                if (t.col == cols - 1) {
+                    if (journal) {
+                        for (int64_t c = 0; c < cols; ++c) row_weight[static_cast<size_t>(c)] = valid_row[static_cast<size_t>(c)];
+                        journal->commit(t.row, t.row, 1, cols, static_cast<int>(K), leaf_row.data(), row_weight.data());
+                        ++result.strips_run;
+                    } else {
+                        outputs->write_row(t.row, leaf_row.data(), valid_row.data());
                     }
                 }
-                if (t.col == grid.cols() - 1) {
-                    class_writer.append_rows(t.row, 1, class_row.data());
-                    if (prob_writer) prob_writer->append_rows(t.row, 1, prob_row.data());
-                }
-                report_progress(progress, static_cast<double>(++done) / static_cast<double>(grid.count()), "windows");
+                report_progress(progress, 0.98 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_window - first_window)),
+                                "windows");
             }
         }
         stop_workers();
         failure.rethrow_if_any();
-        if (done != grid.count()) throw Error(command + ": the pipeline stopped early");
-        class_writer.finish();
-        if (prob_writer) prob_writer->finish();
-        if (csv) csv->finish(options.csv);
-        if (grid_layer) grid_layer->finish();
+        if (done != end_window - first_window) throw Error(command + ": the pipeline stopped early");
     } catch (...) {
         stop_workers();
         failure.rethrow_if_any();
         throw;
     }
 
-    // Dense map: every image pixel takes the class of the lattice cell that contains it.
-    if (!options.dense.empty()) {
-        report_progress(progress, 1.0, "dense map");
-        const RasterSource classes = RasterSource::open(options.output);
-        RasterWriterOptions d;
-        d.path = options.dense;
-        d.width = info.width;
-        d.height = info.height;
-        d.format = options.format;
-        d.creation_options = options.creation_options;
-        d.nodata = kNodataClass;
-        d.band_descriptions = {"class"};
-        georeference_like(d, info);
-        RasterWriter dense(d);
-        dense.set_classes(rollup.classes);
-        std::vector<float> lattice_row;
-        std::vector<uint8_t> row(static_cast<size_t>(info.width));
-        int64_t cached = -1;
-        for (int64_t y = 0; y < info.height; ++y) {
-            const int64_t r = std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<double>(y) + 0.5 - offset) / static_cast<double>(grid.stride_x()))), 0, grid.rows() - 1);
-            if (r != cached) {
-                lattice_row = classes.read_float({0, r, grid.cols(), 1}, {1});
-                cached = r;
-            }
-            for (int64_t x = 0; x < info.width; ++x) {
-                const int64_t c = std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<double>(x) + 0.5 - offset) / static_cast<double>(grid.stride_x()))), 0, grid.cols() - 1);
-                row[static_cast<size_t>(x)] = static_cast<uint8_t>(lattice_row[static_cast<size_t>(c)]);
-            }
-            dense.append_rows(y, 1, row.data());
+    result.output = options.output;
+    if (outputs) {
+        outputs->finish(progress);
+    } else if (!options.shard) {
+        assemble_scene_parts(parts_dir, options, lattice, rollup, K, result, [&](double f, std::string_view what) {
+            return !progress || progress(0.98 + 0.02 * f, what);
+        });
+        if (!options.keep_parts) {
+            std::error_code ec;
+            fs::remove_all(parts_dir, ec);
         }
-        dense.finish();
+    } else {
+        result.assembled = false;
+        result.output.clear();
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+}
+
+SceneResult merge_scene_parts(const MergeOptions& options, const std::string& vector, const ProgressFn& progress) {
+    const auto start = std::chrono::steady_clock::now();
+    const nlohmann::json job = read_job(options.parts_dir);
+    if (job.value("format", "") != "rsi-scene-job") throw Error(options.parts_dir + "/job.json: not an rsi scene job");
+    const SceneLattice lattice = SceneLattice::from_json(job.at("lattice"));
+    const int64_t R = job.at("strips").get<int64_t>();
+    if (R != lattice.grid().rows()) throw Error(options.parts_dir + "/job.json: " + std::to_string(R) + " strips, but the lattice has " +
+                                                std::to_string(lattice.grid().rows()) + " rows");
+    check_all_shards_done(options.parts_dir, job.at("fingerprint").get<std::string>(), job.at("shards").get<int>(), R);
+    const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
+    const nlohmann::json& out = job.at("outputs");
+    SceneOptions o;
+    o.output = options.output.empty() ? out.at("output").get<std::string>() : options.output;
+    o.probabilities = options.probabilities.empty() ? out.value("probabilities", "") : options.probabilities;
+    o.dense = out.value("dense", "");
+    o.csv = out.value("csv", "");
+    o.vector = vector.empty() ? out.value("vector", "") : vector;
+    o.top_k = out.value("top_k", 3);
+    o.level = out.value("level", 0);
+    o.format = out.value("format", "GTiff");
+    o.creation_options = out.value("creation_options", std::vector<std::string>{});
+    o.overwrite = options.overwrite;
+    for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
+        if (!path->empty()) check_output_path(*path, o.overwrite);
+    }
+    const ClassRollup rollup = roll_up_classes(meta, o.level);
+    SceneResult result;
+    result.batch = job.value("batch", int64_t{0});
+    result.strips = R;
+    result.parts_dir = options.parts_dir;
+    result.output = o.output;
+    assemble_scene_parts(options.parts_dir, o, lattice, rollup, static_cast<int64_t>(meta.classes.size()), result, progress);
+    if (!options.keep_parts) {
+        std::error_code ec;
+        fs::remove_all(options.parts_dir, ec);
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;

@@ -2,11 +2,13 @@
 // Scene maps: classify an image window by window with a scene model and write one class per window
 // position on a regular lattice (each lattice pixel centred on its window), plus optional
 // probabilities with an entropy band, a dense map on the image grid, and a CSV / vector grid.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "models/model.hpp"
 #include "src/segmentation.hpp"
+#include "src/strip_journal.hpp"
 #include "tiling/progress.hpp"
 #include "tiling/tile_grid.hpp"
 
@@ -34,6 +36,13 @@ struct SceneOptions {
     bool overwrite = false;
     bool strict = false;
     int64_t memory_budget_mb = 1024;
+    // Resumable and sharded runs (src/strip_journal.hpp): each finished lattice row becomes a part
+    // file (the leaf-class probabilities of its windows) journaled in `parts_dir` (default: output +
+    // ".parts"); the outputs are assembled from the parts (by `rsi merge` when sharded).
+    bool resume = false;
+    std::optional<ShardSpec> shard;
+    std::string parts_dir;
+    bool keep_parts = false;
 };
 
 struct SceneClassSummary {
@@ -43,6 +52,7 @@ struct SceneClassSummary {
 };
 
 struct SceneResult {
+    std::string output;                            // the class lattice written (empty for one shard)
     int64_t windows = 0, windows_run = 0, windows_skipped = 0;
     int64_t rows = 0, cols = 0;
     int64_t window_pixels = 0, stride_pixels = 0;  // in image pixels, after GSD matching
@@ -52,9 +62,20 @@ struct SceneResult {
     std::vector<std::string> warnings;
     int64_t batch = 0;
     double seconds = 0;
+    // Journaled runs: lattice rows of the map, of this shard, found done, run now.
+    int64_t strips = 0, shard_strips = 0, strips_resumed = 0, strips_run = 0;
+    std::string parts_dir;
+    bool assembled = true;  // the outputs were written (false for one shard of a sharded run)
 };
 
 SceneResult map_scenes(const models::Model& model, const SceneOptions& options, const ProgressFn& progress = {});
+
+// `rsi merge` of a sharded scene map: checks every shard is complete, then writes the outputs the
+// shards were given (or `options.output` / `options.probabilities` / `vector` instead).
+SceneResult merge_scene_parts(const MergeOptions& options, const std::string& vector = "", const ProgressFn& progress = {});
+
+// The kind of job a parts folder holds ("segmentation" or "scene").
+std::string parts_job_kind(const std::string& parts_dir);
 
 // The classes at hierarchy `level` (1-based, coarse to fine) and, for each leaf class, the index of
 // its group. Level 0 or the finest level returns the leaves themselves.

@@ -91,18 +91,6 @@ int64_t strip_end(const TileGrid& grid, int64_t r, int64_t height) {
     return r + 1 < grid.rows() ? grid.at(r + 1, 0).window.y : height;
 }
 
-RasterInfo georeference_from_job(const nlohmann::json& job) {
-    RasterInfo info;
-    info.width = job.at("width").get<int64_t>();
-    info.height = job.at("height").get<int64_t>();
-    info.has_geotransform = job.at("has_geotransform").get<bool>();
-    const auto g = job.at("geotransform").get<std::vector<double>>();
-    if (g.size() != 6) throw Error("job.json: geotransform must have 6 numbers");
-    std::copy(g.begin(), g.end(), info.geotransform.begin());
-    info.crs_wkt = job.at("crs_wkt").get<std::string>();
-    return info;
-}
-
 // Writes the outputs from every strip part in order, as the direct run would have from its rows.
 void assemble_parts(const std::string& parts_dir, const nlohmann::json& job, const SegmentOptions& options,
                     const models::ModelMetadata& meta, const ProgressFn& progress, std::vector<int64_t>& class_pixels,
@@ -249,10 +237,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         for (int64_t r = 0; r < R; ++r) strip_rows.emplace_back(strip_start(grid, r), strip_end(grid, r, H));
         job = {{"format", "rsi-segmentation-job"}, {"version", 1}, {"fingerprint", fingerprint},
                {"settings", fingerprint_settings}, {"shards", options.shard ? options.shard->count : 1},
-               {"batch", B}, {"width", W}, {"height", H}, {"has_geotransform", info.has_geotransform},
-               {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},
-               {"crs_wkt", info.crs_wkt}, {"model", meta.to_json()}, {"strip_rows", strip_rows},
+               {"batch", B}, {"model", meta.to_json()}, {"strip_rows", strip_rows},
                {"outputs", output_settings(options)}};
+        job.update(georeference_to_job(info));
         job = write_or_check_job(parts_dir, job);
         const ShardSpec shard = options.shard.value_or(ShardSpec{});
         if (job.value("shards", 1) != shard.count) {
@@ -544,28 +531,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     const int shards = job.at("shards").get<int>();
     const auto strip_rows = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
     const int64_t R = static_cast<int64_t>(strip_rows.size());
-    // Every shard must be present and complete.
-    std::vector<bool> have(static_cast<size_t>(R), false);
-    for (int k = 0; k < shards; ++k) {
-        const ShardSpec shard{k, shards};
-        const std::filesystem::path journal_path = std::filesystem::path(options.parts_dir) / StripJournal::journal_name(shard);
-        if (!std::filesystem::exists(journal_path)) {
-            throw Error(options.parts_dir + ": shard " + std::to_string(k) + "/" + std::to_string(shards) + " has not started (no " +
-                        journal_path.filename().string() + ")");
-        }
-        const StripJournal journal(options.parts_dir, fingerprint, shard);
-        const auto [first, end] = shard_strips(R, shard);
-        for (int64_t r = first; r < end; ++r) {
-            if (!journal.done(r)) {
-                throw Error(options.parts_dir + ": shard " + std::to_string(k) + "/" + std::to_string(shards) + " is not complete (strip " +
-                            std::to_string(r) + " of its " + std::to_string(first) + ".." + std::to_string(end - 1) + " missing)");
-            }
-            have[static_cast<size_t>(r)] = true;
-        }
-    }
-    for (int64_t r = 0; r < R; ++r) {
-        if (!have[static_cast<size_t>(r)]) throw Error(options.parts_dir + ": strip " + std::to_string(r) + " belongs to no shard");
-    }
+    check_all_shards_done(options.parts_dir, fingerprint, shards, R);
     const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
     const nlohmann::json& out = job.at("outputs");
     SegmentOptions o;

@@ -259,4 +259,46 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
     return job;
 }
 
+nlohmann::json georeference_to_job(const RasterInfo& info) {
+    return {{"width", info.width}, {"height", info.height}, {"has_geotransform", info.has_geotransform},
+            {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},
+            {"crs_wkt", info.crs_wkt}};
+}
+
+RasterInfo georeference_from_job(const nlohmann::json& job) {
+    RasterInfo info;
+    info.width = job.at("width").get<int64_t>();
+    info.height = job.at("height").get<int64_t>();
+    info.has_geotransform = job.at("has_geotransform").get<bool>();
+    const auto g = job.at("geotransform").get<std::vector<double>>();
+    if (g.size() != 6) throw Error("job.json: geotransform must have 6 numbers");
+    std::copy(g.begin(), g.end(), info.geotransform.begin());
+    info.crs_wkt = job.at("crs_wkt").get<std::string>();
+    return info;
+}
+
+void check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint, int shards, int64_t strips) {
+    std::vector<bool> have(static_cast<size_t>(strips), false);
+    for (int k = 0; k < shards; ++k) {
+        const ShardSpec shard{k, shards};
+        const fs::path journal_path = fs::path(parts_dir) / StripJournal::journal_name(shard);
+        const std::string name = std::to_string(k) + "/" + std::to_string(shards);
+        if (!fs::exists(journal_path)) {
+            throw Error(parts_dir + ": shard " + name + " has not started (no " + journal_path.filename().string() + ")");
+        }
+        const StripJournal journal(parts_dir, fingerprint, shard);
+        const auto [first, end] = shard_strips(strips, shard);
+        for (int64_t r = first; r < end; ++r) {
+            if (!journal.done(r)) {
+                throw Error(parts_dir + ": shard " + name + " is not complete (strip " + std::to_string(r) + " of its " +
+                            std::to_string(first) + ".." + std::to_string(end - 1) + " missing)");
+            }
+            have[static_cast<size_t>(r)] = true;
+        }
+    }
+    for (int64_t r = 0; r < strips; ++r) {
+        if (!have[static_cast<size_t>(r)]) throw Error(parts_dir + ": strip " + std::to_string(r) + " belongs to no shard");
+    }
+}
+
 }  // namespace rsi

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tiling/raster_source.hpp"
+
 namespace rsi {
 
 struct ShardSpec {
@@ -79,5 +81,13 @@ std::string sha256_hex(std::string_view text);
 // job.json: written atomically when absent; when present it must carry the same fingerprint.
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
 nlohmann::json read_job(const std::string& parts_dir);
+
+// The georeferencing an assembly needs (size, geotransform, CRS), into and out of job.json.
+nlohmann::json georeference_to_job(const RasterInfo& info);
+RasterInfo georeference_from_job(const nlohmann::json& job);
+
+// Before a merge: every one of `shards` journals in `parts_dir` exists and lists all of its strips
+// (of `strips`). Throws an Error naming the first shard that has not started or is not complete.
+void check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint, int shards, int64_t strips);
 
 }  // namespace rsi

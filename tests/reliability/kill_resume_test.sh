@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 and SIGTERM at random moments, then --resume: the building map must be byte-identical to an
-# uninterrupted run, with no temporary files or parts left behind.
+# kill -9 and SIGTERM at random moments, then --resume: the building map and the scene map (lattice and
+# CSV) must be byte-identical to an uninterrupted run, with no temporary files or parts left behind.
 #
 #   tests/reliability/kill_resume_test.sh RSI_BINARY SHARED_DATA_DIR
 #
@@ -62,6 +62,35 @@ else
 fi
 cmp "$work/full.tif" "$work/term.tif" || fail "after SIGTERM and --resume the mask differs"
 echo "$me: SIGTERM (exit 143) + --resume == uninterrupted"
+
+# The scene map (real NAIP image, lattice rows journaled): kill -9 at random moments, then --resume.
+naip=$2/naip/m_4709963_se_14_1_20190904.tif
+[ -f "$naip" ] || fail "real test data missing: $naip"
+scene_opts=(--stride 16 --batch 2 --threads 2 --no-manifest --quiet)
+t0=$(date +%s.%N)
+"$rsi" scene "$naip" -o "$work/scene_full.tif" --csv "$work/scene_full.csv" "${scene_opts[@]}" || fail "uninterrupted scene run failed"
+t1=$(date +%s.%N)
+scene_ms=$(echo "($t1 - $t0) * 1000 / 1" | bc)
+kills=0
+while [ ! -f "$work/scene.tif" ] && [ $kills -lt 4 ]; do
+  "$rsi" scene "$naip" -o "$work/scene.tif" --csv "$work/scene.csv" "${scene_opts[@]}" --resume &
+  pid=$!
+  delay_ms=$((200 + RANDOM % (scene_ms * 2 / 3 + 1)))
+  sleep "$(echo "scale=3; $delay_ms / 1000" | bc)"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null || true
+    kills=$((kills + 1))
+    journaled=$(grep -c '"strip"' "$work/scene.tif.parts/shard-0-of-1.journal" 2>/dev/null || echo 0)
+    echo "$me: scene: kill -9 after ${delay_ms} ms ($journaled lattice rows journaled)"
+  else
+    wait "$pid" || fail "a resumed scene run failed"
+  fi
+done
+[ -f "$work/scene.tif" ] || "$rsi" scene "$naip" -o "$work/scene.tif" --csv "$work/scene.csv" "${scene_opts[@]}" --resume ||
+  fail "final scene resume failed"
+cmp "$work/scene_full.tif" "$work/scene.tif" || fail "scene: after $kills kill -9 and --resume the lattice differs"
+cmp "$work/scene_full.csv" "$work/scene.csv" || fail "scene: after $kills kill -9 and --resume the CSV differs"
+echo "$me: scene: $kills x kill -9 + --resume == uninterrupted (lattice and CSV byte-identical)"
 
 # Nothing left behind: no temporary files, and a run that completes removes its parts folder. (A kill
 # landing between renaming the output into place and removing the parts can leave killed.tif.parts.)

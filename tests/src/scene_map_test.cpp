@@ -194,5 +194,102 @@ TEST(SceneMap, BadRequestsFailClearly) {
     EXPECT_FALSE(std::filesystem::exists(dir / "x.tif"));
 }
 
+std::string file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Every output of a scene map, byte for byte (GeoPackage timestamps pinned).
+void expect_same_outputs(const SceneOptions& a, const SceneOptions& b) {
+    for (auto member : {&SceneOptions::output, &SceneOptions::probabilities, &SceneOptions::dense, &SceneOptions::csv, &SceneOptions::vector}) {
+        const std::string x = file_bytes(a.*member), y = file_bytes(b.*member);
+        EXPECT_FALSE(x.empty()) << a.*member;
+        EXPECT_TRUE(x == y) << a.*member << " differs from " << b.*member;
+    }
+}
+
+SceneOptions every_output(const std::string& image, const test::TempDir& dir, const std::string& stem) {
+    SceneOptions o = options_for(image, dir / (stem + ".tif"));
+    o.probabilities = dir / (stem + "_p.tif");
+    o.dense = dir / (stem + "_dense.tif");
+    o.csv = dir / (stem + ".csv");
+    o.vector = dir / (stem + ".gpkg");
+    o.stride = 8;
+    o.batch = 5;  // batches straddle lattice rows (12 windows a row)
+    return o;
+}
+
+// Shards write lattice rows as parts; the merge writes every output exactly as the direct run does.
+TEST(SceneMap, ShardsMergedEqualTheDirectRun) {
+    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
+    test::TempDir dir;
+    const std::string image = make_image(dir, 100, 90);
+    const SceneOptions direct = every_output(image, dir, "direct");
+    const SceneResult d = map_scenes(scene_model(), direct);
+    EXPECT_EQ(d.rows, 11);  // ceil((90 - 16) / 8) + 1
+    SceneOptions sharded = every_output(image, dir, "sharded");
+    for (int k : {1, 2, 0}) {
+        SceneOptions o = sharded;
+        o.shard = ShardSpec{k, 3};
+        const SceneResult r = map_scenes(scene_model(), o);
+        EXPECT_FALSE(r.assembled);
+        EXPECT_EQ(r.strips_run, r.shard_strips);
+        EXPECT_EQ(r.shard_strips, k == 0 ? 3 : 4);  // 11 lattice rows in 3 shards: 3, 4, 4
+        EXPECT_FALSE(std::filesystem::exists(o.output));
+        if (k == 2) {
+            MergeOptions m;
+            m.parts_dir = o.output + ".parts";
+            try {
+                merge_scene_parts(m);
+                FAIL() << "merge of an incomplete job";
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find("shard 0/3 has not started"), std::string::npos) << e.what();
+            }
+        }
+    }
+    MergeOptions m;
+    m.parts_dir = sharded.output + ".parts";
+    EXPECT_EQ(parts_job_kind(m.parts_dir), "scene");
+    const SceneResult merged = merge_scene_parts(m);
+    EXPECT_EQ(merged.windows_run + merged.windows_skipped, d.windows);
+    EXPECT_EQ(merged.windows_run, d.windows_run);
+    for (size_t c = 0; c < d.classes.size(); ++c) EXPECT_EQ(merged.classes[c].windows, d.classes[c].windows);
+    expect_same_outputs(direct, sharded);
+    EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
+    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
+}
+
+// A run cancelled part-way continues from its journal to the same outputs; other options are refused.
+TEST(SceneMap, ResumeAfterCancelEqualsTheDirectRun) {
+    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
+    test::TempDir dir;
+    const std::string image = make_image(dir, 100, 90);
+    const SceneOptions direct = every_output(image, dir, "direct");
+    map_scenes(scene_model(), direct);
+    SceneOptions o = every_output(image, dir, "resumed");
+    o.resume = true;
+    EXPECT_THROW(map_scenes(scene_model(), o, [](double f, std::string_view) { return f < 0.5; }), Error);
+    EXPECT_FALSE(std::filesystem::exists(o.output));
+    EXPECT_FALSE(std::filesystem::exists(o.csv));
+    ASSERT_TRUE(std::filesystem::exists(o.output + ".parts/shard-0-of-1.journal"));
+    SceneOptions other = o;
+    other.stride = 16;
+    try {
+        map_scenes(scene_model(), other);
+        FAIL() << "resume with another stride";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("parts of another job"), std::string::npos) << e.what();
+    }
+    const SceneResult r = map_scenes(scene_model(), o);
+    EXPECT_GT(r.strips_resumed, 0);
+    EXPECT_EQ(r.strips_resumed + r.strips_run, r.strips);
+    expect_same_outputs(direct, o);
+    EXPECT_FALSE(std::filesystem::exists(o.output + ".parts"));
+    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
+}
+
 }  // namespace
 }  // namespace rsi
