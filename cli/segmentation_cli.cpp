@@ -186,6 +186,21 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                   "--regularize (in metres) cannot apply; drop them or georeference the image");
             }
         }
+        // With polygons, the mask (and probability raster) stay under temporary names until the
+        // polygons are written too: a failure while vectorising (e.g. a full disk) leaves no new output.
+        std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
+        if (!vector_path.empty() && !shard_one_image) {
+            check_output_path(options.output, o.overwrite);
+            if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
+            if (o.resume) remove_stale_temporaries(options.output);
+            if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
+            pending_mask = std::make_unique<PendingOutput>(options.output);
+            options.output = pending_mask->temporary_path();
+            if (!options.probabilities.empty()) {
+                pending_probabilities = std::make_unique<PendingOutput>(options.probabilities);
+                options.probabilities = pending_probabilities->temporary_path();
+            }
+        }
         std::string confidence_path = options.probabilities;
         std::unique_ptr<PendingOutput> confidence_scratch;
         if (!vector_path.empty()) {
@@ -202,7 +217,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
         try {
-            const SegmentResult r = segment_image(model, options, [&](double f, std::string_view what) {
+            SegmentResult r = segment_image(model, options, [&](double f, std::string_view what) {
                 return bar.update(f, label.empty() ? what : std::string_view(label));
             });
             bar.finish();
@@ -242,6 +257,14 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 bar.finish();
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
+                if (pending_probabilities) {
+                    pending_probabilities->commit();
+                    r.probabilities = pending_probabilities->final_path();
+                }
+                if (pending_mask) {
+                    pending_mask->commit();
+                    r.output = pending_mask->final_path();
+                }
             }
             if (!o.preview.empty()) {
                 PreviewOptions p;

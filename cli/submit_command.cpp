@@ -40,7 +40,9 @@ std::vector<fs::path> image_files(const std::string& dir) {
 
 struct Options {
     std::string format, input, output, zip, names_from, size, map, track = "buildings", tta = "none";
-    bool masks = false, damage = false, overwrite = false;
+    bool masks = false, damage = false, overwrite = false, resume = false;
+    std::string shard, parts_dir, merge;
+    int shard_count = 0;
     double min_area = 0;
     ModelCliOptions model;
     int64_t batch = 0;
@@ -48,6 +50,42 @@ struct Options {
     std::string decode_format, decode_input, decode_output, decode_size = "512x512";
     int foreground = 255;
 };
+
+int report_shard(const Options& o, const SubmissionOptions& s, const SubmissionResult& r, const std::string& shard_source,
+                 const CommandContext& context) {
+    const nlohmann::json summary{{"format", o.format}, {"parts_dir", r.parts_dir}, {"shard", {s.shard->index, s.shard->count}},
+                                 {"shard_source", shard_source}, {"shard_images", r.shard_images},
+                                 {"images_resumed", r.images_resumed}, {"images_run", r.images_run}};
+    if (context.common.json) {
+        print_json(summary);
+    } else if (!context.common.quiet) {
+        std::cout << "shard " << s.shard->index << "/" << s.shard->count << " (" << shard_source << "): " << r.shard_images
+                  << " images (" << r.images_resumed << " done before) in " << r.parts_dir
+                  << "; when every shard is done: rsi submit --merge " << r.parts_dir << " -o " << o.output << "\n";
+    }
+    return 0;
+}
+
+int run_merge(const Options& o, CommandContext& context) {
+    if (!o.input.empty()) throw usage_error("submit --merge PARTS_DIR takes no INPUT folder (the shards had it)");
+    SubmissionMergeOptions m;
+    m.parts_dir = o.merge;
+    m.format = o.format;
+    m.output = o.output;
+    m.zip = o.zip;
+    m.overwrite = o.overwrite;
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const SubmissionResult r = merge_submission(m, context.progress(bar));
+    bar.finish();
+    if (context.common.json) {
+        print_json({{"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
+                    {"empty_images", r.empty_images}, {"validated", r.validation.checks}});
+    } else if (!context.common.quiet) {
+        std::cout << "merged " << r.output << ": " << r.images << " images" << (r.zip.empty() ? "" : ", zipped to " + r.zip)
+                  << "; validated: " << r.validation.checks.size() << " checks\n";
+    }
+    return 0;
+}
 
 int run_submit(const Options& o, CommandContext& context) {
     SubmissionOptions s;
@@ -60,6 +98,12 @@ int run_submit(const Options& o, CommandContext& context) {
     s.overwrite = o.overwrite;
     if (!o.map.empty()) s.value_map = parse_value_map(o.map, "--map");
     if (!o.size.empty()) std::tie(s.width, s.height) = parse_image_size(o.size, "--size");
+    s.resume = o.resume;
+    s.parts_dir = o.parts_dir;
+    std::string shard_source;
+    s.shard = resolve_shard(o.shard, o.shard_count, shard_source);
+    if (s.shard && !o.zip.empty()) throw usage_error("--zip of a sharded submission is made by `rsi submit --merge` (give it there)");
+    if (!o.parts_dir.empty() && !s.shard && !s.resume) throw usage_error("--parts-dir needs --resume or --shard");
     const std::vector<fs::path> files = image_files(o.input);
     if (o.masks) {
         // Masks carry the contest image names unless --names-from gives the images (matched by stem).
@@ -81,12 +125,14 @@ int run_submit(const Options& o, CommandContext& context) {
             }
             s.items.push_back({name, f.string()});
         }
+        s.job_settings = {{"masks", "given"}};
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const SubmissionResult r = write_submission(s, context.progress(bar));
         bar.finish();
+        if (!r.assembled) return report_shard(o, s, r, shard_source, context);
         if (context.common.json) {
             print_json({{"format", o.format}, {"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
-                        {"empty_images", r.empty_images}, {"validated", r.validation.checks}});
+                        {"empty_images", r.empty_images}, {"validated", r.validation.checks}, {"images_resumed", r.images_resumed}});
         } else {
             std::cout << "wrote " << r.output << ": " << r.images << " images" << (r.zip.empty() ? "" : ", zipped to " + r.zip)
                       << "; validated: " << r.validation.checks.size() << " checks\n";
@@ -102,16 +148,26 @@ int run_submit(const Options& o, CommandContext& context) {
     const models::Model model = models::Model::load(model_path, o.model.to_model_options());
     SegmentOptions base;
     base.tta = parse_tta(o.tta);
-    base.batch = o.batch;
+    // A fixed default rather than one measured from memory (which can differ between processes), so that
+    // shards, resumed runs and a direct run make the same masks.
+    base.batch = o.batch > 0 ? o.batch : 4;
     base.memory_budget_mb = context.common.ram_mb * 3 / 4;
+    s.job_settings = {{"model_sha256", model.metadata().weights_sha256}, {"model_name", model.metadata().name},
+                      {"tta", o.tta}, {"batch", std::to_string(base.batch)}, {"device", o.model.device},
+                      {"precision", o.model.precision}};
     const fs::path out(o.output);
-    s.make_mask = segmentation_mask_maker(model, base, out.has_parent_path() ? out.parent_path().string() : ".");
+    // Journaled runs keep their scratch masks in the parts folder, which goes when the job is assembled,
+    // so a killed run leaves nothing behind in the output's folder.
+    const std::string scratch = s.resume || s.shard ? submission_parts_dir(s) : out.has_parent_path() ? out.parent_path().string() : ".";
+    s.make_mask = segmentation_mask_maker(model, base, scratch);
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const SubmissionResult r = write_submission(s, context.progress(bar));
     bar.finish();
+    if (!r.assembled) return report_shard(o, s, r, shard_source, context);
     if (context.common.json) {
         print_json({{"format", o.format}, {"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
-                    {"empty_images", r.empty_images}, {"model", model_path}, {"validated", r.validation.checks}});
+                    {"empty_images", r.empty_images}, {"model", model_path}, {"validated", r.validation.checks},
+                    {"images_resumed", r.images_resumed}});
     } else {
         std::cout << "wrote " << r.output << ": " << r.images << " images (model " << fs::path(model_path).filename().string() << ")"
                   << (r.zip.empty() ? "" : ", zipped to " + r.zip) << "; validated: " << r.validation.checks.size() << " checks\n";
@@ -136,8 +192,14 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
     sub->add_flag("--damage", o->damage, "xview2: masks hold damage classes 0-4 (0 = no building)");
     sub->add_option("--min-area", o->min_area, "spacenet: leave out polygons smaller than this many pixels");
     sub->add_option("--tta", o->tta, "Test-time augmentation when running the model: none, flip or d4")->capture_default_str();
-    sub->add_option("--batch", o->batch, "Tiles per batch (default: from --ram)");
+    sub->add_option("--batch", o->batch, "Tiles per batch (default 4)");
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
+    sub->add_flag("--resume", o->resume, "Journal finished images (in OUTPUT.parts) and continue an interrupted run")->group("Scale-out");
+    add_shard_options(*sub, o->shard, o->shard_count);
+    sub->add_option("--parts-dir", o->parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
+    sub->add_option("--merge", o->merge, "Assemble the submission from the parts folder of a sharded run (-o: another output)")
+        ->type_name("PARTS_DIR")
+        ->group("Scale-out");
     add_model_options(*sub, o->model, true);
     add_common_options(*sub, context.common);
     sub->footer(
@@ -145,6 +207,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
         "  rsi submit tianchi test_a/ -o submission.csv --zip submission.zip     (runs the bundled building model)\n"
         "  rsi submit inria --masks masks/ -o inria_result/\n"
         "  rsi submit xview2 --masks masks/ --names-from test/images -o predictions/\n"
+        "  rsi submit spacenet test/ -o sub.csv --shard 0/4     (one of 4 tasks; then: rsi submit --merge sub.csv.parts)\n"
         "  rsi submit decode tianchi submission.csv -o masks/ --size 512x512");
     CLI::App* decode = sub->add_subcommand("decode", "Turn a tianchi or spacenet CSV back into PNG masks");
     decode->add_option("FORMAT", o->decode_format, "tianchi or spacenet")->required();
@@ -170,6 +233,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
         return 0;
     });
     context.on_run(sub, [o, &context] {
+        if (!o->merge.empty()) return run_merge(*o, context);
         if (o->format.empty() || o->input.empty() || o->output.empty()) {
             throw usage_error("submit: give FORMAT, INPUT and -o OUTPUT (or use `rsi submit decode`)");
         }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 #include <cpl_conv.h>
 #include <gdal_alg.h>
@@ -13,7 +14,9 @@
 #include <ogrsf_frmts.h>
 
 #include "src/csv_table.hpp"
+#include "src/item_journal.hpp"
 #include "src/output_file.hpp"
+#include "src/run_manifest.hpp"
 #include "src/submission_csv.hpp"
 #include "src/tianchi_rle.hpp"
 #include "tiling/error.hpp"
@@ -294,135 +297,410 @@ std::vector<std::string> submission_file_names(const SubmissionOptions& o, const
     return {};
 }
 
-SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& progress) {
+namespace {
+
+// One image's contribution to the submission: CSV rows, or files written into `dir`.
+struct RenderedImage {
+    std::string rows;                 // CSV formats
+    std::vector<std::string> files;   // image formats: names inside the result folder
+    int64_t objects = 0;
+    bool empty = false;
+};
+
+RenderedImage render_image(const SubmissionOptions& o, const SubmissionItem& item, const fs::path& dir) {
+    Mask m;
+    if (o.make_mask) {
+        const std::string path = o.make_mask(item);
+        const auto remove_scratch = [&path] {
+            if (path.rfind("/vsimem/", 0) == 0) VSIUnlink(path.c_str());
+            else remove_with_sidecars(path);
+        };
+        try {
+            m = read_mask({item.name, path}, o.value_map);
+        } catch (...) {
+            remove_scratch();
+            throw;
+        }
+        remove_scratch();
+    } else {
+        m = read_mask(item, o.value_map);
+    }
+    check_mask(o, item, m);
+    RenderedImage out;
+    out.empty = std::all_of(m.values.begin(), m.values.end(), [](uint8_t v) { return v == 0; });
+    std::ostringstream csv;
+    switch (o.format) {
+        case SubmissionFormat::tianchi: {
+            const std::string rle = encode_tianchi_rle(m.values.data(), m.width, m.height);
+            // The result must decode to the mask it came from.
+            const std::vector<uint8_t> back = decode_tianchi_rle(rle, m.width, m.height, item.name);
+            for (size_t k = 0; k < back.size(); ++k) {
+                if (back[k] != (m.values[k] != 0)) throw Error(item.name + ": RLE round trip failed (internal error)");
+            }
+            csv << item.name << '\t' << rle << '\n';
+            break;
+        }
+        case SubmissionFormat::spacenet: {
+            const auto polygons = pixel_polygons(m, o.min_area_px);
+            const std::string id = stem_of(item.name);
+            if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
+            for (size_t k = 0; k < polygons.size(); ++k) {
+                csv << csv_field(id) << ',' << k + 1 << ",\"" << polygons[k]->exportToWkt() << "\",1\n";
+            }
+            out.objects = static_cast<int64_t>(polygons.size());
+            break;
+        }
+        case SubmissionFormat::inria: {
+            const std::string name = submission_file_names(o, item.name)[0];
+            write_inria_tiff((dir / name).string(), m);
+            out.files.push_back(name);
+            break;
+        }
+        case SubmissionFormat::xview2: {
+            const auto files = submission_file_names(o, item.name);
+            std::vector<uint8_t> localization(m.values.size()), damage(m.values.size());
+            for (size_t k = 0; k < m.values.size(); ++k) {
+                localization[k] = m.values[k] != 0;
+                damage[k] = o.xview2_damage ? m.values[k] : localization[k];
+            }
+            write_png((dir / files[0]).string(), localization, m.width, m.height);
+            write_png((dir / files[1]).string(), damage, m.width, m.height);
+            out.files = files;
+            break;
+        }
+        case SubmissionFormat::loveda: {
+            const std::string name = submission_file_names(o, item.name)[0];
+            write_png((dir / name).string(), m.values, m.width, m.height);
+            out.files.push_back(name);
+            break;
+        }
+        case SubmissionFormat::gaofen: {
+            const std::string name = submission_file_names(o, item.name)[0];
+            std::vector<uint8_t> values(m.values.size());
+            const bool buildings = o.gaofen_track == "buildings";
+            for (size_t k = 0; k < values.size(); ++k) {
+                values[k] = buildings ? (m.values[k] ? 255 : 0) : static_cast<uint8_t>(m.values[k] + 1);
+            }
+            write_png((dir / name).string(), values, m.width, m.height);
+            out.files.push_back(name);
+            break;
+        }
+    }
+    out.rows = csv.str();
+    return out;
+}
+
+void check_request(const SubmissionOptions& o) {
     if (o.items.empty()) throw usage_error(std::string("submit ") + to_string(o.format) + ": no images");
     if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings" && o.gaofen_track != "2020-9class") {
         throw usage_error("submit gaofen: unknown track '" + o.gaofen_track + "' (buildings or 2020-9class)");
     }
     check_output_path(o.output, o.overwrite);
     if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
+}
+
+// The submission being written: a CSV under a temporary name, or a temporary folder.
+class PendingSubmission {
+public:
+    explicit PendingSubmission(const SubmissionOptions& o) : o_(o) {
+        if (writes_csv(o.format)) {
+            csv_file_ = std::make_unique<PendingOutput>(o.output);
+            csv_.open(csv_file_->temporary_path(), std::ios::binary);
+            if (!csv_) throw Error(o.output + ": cannot write");
+            if (o.format == SubmissionFormat::spacenet) csv_ << "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n";
+        } else {
+            folder_ = std::make_unique<PendingDirectory>(o.output);
+        }
+    }
+    fs::path folder() const { return folder_ ? fs::path(folder_->temporary_path()) : fs::path(); }
+
+    void add(const std::string& name, const RenderedImage& image, SubmissionResult& result) {
+        names_.push_back(name);
+        csv_ << image.rows;
+        for (const std::string& f : image.files) written_.emplace_back(o_.output + "/" + f, f);
+        result.objects += image.objects;
+        result.empty_images += image.empty;
+    }
+
+    // Validates, renames into place and zips.
+    void finish(SubmissionResult& result) {
+        if (o_.format == SubmissionFormat::gaofen && o_.gaofen_track != "buildings") {
+            std::ofstream table(folder() / "class_table.csv");
+            table << "value,class\n";
+            for (size_t c = 0; c < kGaofen2020Classes.size(); ++c) table << c + 1 << ',' << kGaofen2020Classes[c] << '\n';
+            if (!table) throw Error(o_.output + ": writing class_table.csv failed");
+            written_.emplace_back(o_.output + "/class_table.csv", "class_table.csv");
+        }
+        result.output = o_.output;
+        result.images = static_cast<int64_t>(names_.size());
+        if (csv_file_) {
+            csv_.close();
+            if (!csv_) throw Error(o_.output + ": writing failed");
+            result.validation = validate_submission(o_, csv_file_->temporary_path(), names_);
+            csv_file_->commit();
+            written_.emplace_back(o_.output, fs::path(o_.output).filename().string());
+        } else {
+            result.validation = validate_submission(o_, folder_->temporary_path(), names_);
+            folder_->commit(o_.overwrite);
+        }
+        if (!o_.zip.empty()) {
+            write_zip(o_.zip, written_, o_.overwrite);
+            result.zip = o_.zip;
+        }
+    }
+
+private:
+    const SubmissionOptions& o_;
+    std::unique_ptr<PendingOutput> csv_file_;
+    std::unique_ptr<PendingDirectory> folder_;
+    std::ofstream csv_;
+    std::vector<std::string> names_;
+    std::vector<std::pair<std::string, std::string>> written_;  // path, name inside the zip
+};
+
+std::string without_trailing_separator(const std::string& path) {
+    fs::path p = fs::path(path).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+    return p.string();
+}
+
+std::string image_part_name(size_t position) {
+    char name[32];
+    std::snprintf(name, sizeof name, "image-%06zu", position);
+    return name;
+}
+
+// Temporaries of killed runs for this shard's parts (`.rsi-tmp-<pid>-<n>-image-NNNNNN`): only this shard
+// writes them, so any of another process is stale, whatever node it ran on.
+void remove_stale_part_temporaries(const std::string& parts_dir, const std::set<size_t>& mine) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(parts_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind(".rsi-tmp-", 0) != 0) continue;
+        const size_t at = name.find("-image-");
+        if (at == std::string::npos) continue;
+        const long pid = std::strtol(name.c_str() + 9, nullptr, 10);
+        const size_t position = static_cast<size_t>(std::strtoull(name.c_str() + at + 7, nullptr, 10));
+        if (pid != static_cast<long>(::getpid()) && mine.count(position)) fs::remove_all(entry.path(), ec);
+    }
+}
+
+// The format's options a merge needs to assemble and validate the submission.
+nlohmann::json format_settings(const SubmissionOptions& o) {
+    return {{"format", to_string(o.format)}, {"gaofen_track", o.gaofen_track}, {"xview2_damage", o.xview2_damage},
+            {"width", o.width}, {"height", o.height}, {"min_area_px", o.min_area_px}};
+}
+
+void apply_format_settings(const nlohmann::json& j, SubmissionOptions& o) {
+    o.format = parse_submission_format(j.at("format").get<std::string>());
+    o.gaofen_track = j.at("gaofen_track").get<std::string>();
+    o.xview2_damage = j.at("xview2_damage").get<bool>();
+    o.width = j.at("width").get<int64_t>();
+    o.height = j.at("height").get<int64_t>();
+    o.min_area_px = j.at("min_area_px").get<double>();
+}
+
+// Builds the submission from the parts of every image, in name order (as a direct run writes it).
+SubmissionResult assemble_from_parts(const SubmissionOptions& o, const std::vector<std::string>& names, const std::string& parts_dir,
+                                     const std::map<std::string, nlohmann::json>& entries, const ProgressFn& progress) {
+    check_output_path(o.output, o.overwrite);
+    if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
+    SubmissionResult result;
+    PendingSubmission pending(o);
+    for (size_t i = 0; i < names.size(); ++i) {
+        const nlohmann::json& entry = entries.at(names[i]);
+        const fs::path part = fs::path(parts_dir) / entry.at("part").get<std::string>();
+        RenderedImage image;
+        image.objects = entry.value("objects", int64_t{0});
+        image.empty = entry.value("empty", false);
+        if (writes_csv(o.format)) {
+            std::ifstream in(part / "rows.csv", std::ios::binary);
+            std::ostringstream text;
+            text << in.rdbuf();
+            if (!in) throw Error((part / "rows.csv").string() + ": cannot read the part");
+            image.rows = text.str();
+        } else {
+            for (const std::string& f : submission_file_names(o, names[i])) {
+                std::error_code ec;
+                fs::copy_file(part / f, pending.folder() / f, ec);
+                if (ec) throw Error((part / f).string() + ": cannot copy the part: " + ec.message());
+                image.files.push_back(f);
+            }
+        }
+        pending.add(names[i], image, result);
+        report_progress(progress, 0.9 + 0.09 * static_cast<double>(i + 1) / static_cast<double>(names.size()), "assembling");
+    }
+    pending.finish(result);
+    return result;
+}
+
+}  // namespace
+
+std::string submission_parts_dir(const SubmissionOptions& o) {
+    return o.parts_dir.empty() ? without_trailing_separator(o.output) + ".parts" : o.parts_dir;
+}
+
+SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& progress) {
+    check_request(o);
     ensure_gdal_registered();
     const std::vector<SubmissionItem> items = sorted_items(o);
-    SubmissionResult result;
-    result.output = o.output;
-    std::vector<std::string> names;
-    std::vector<std::pair<std::string, std::string>> written;  // path, name inside the zip
+    if (!o.resume && !o.shard) {
+        SubmissionResult result;
+        PendingSubmission pending(o);
+        for (size_t i = 0; i < items.size(); ++i) {
+            pending.add(items[i].name, render_image(o, items[i], pending.folder()), result);
+            report_progress(progress, 0.9 * static_cast<double>(i + 1) / static_cast<double>(items.size()), "images");
+        }
+        pending.finish(result);
+        report_progress(progress, 1.0, "done");
+        return result;
+    }
 
-    std::unique_ptr<PendingOutput> csv_file;
-    std::unique_ptr<PendingDirectory> folder;
-    std::ofstream csv;
-    if (writes_csv(o.format)) {
-        csv_file = std::make_unique<PendingOutput>(o.output);
-        csv.open(csv_file->temporary_path());
-        if (!csv) throw Error(o.output + ": cannot write");
-        if (o.format == SubmissionFormat::spacenet) csv << "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n";
-    } else {
-        folder = std::make_unique<PendingDirectory>(o.output);
-    }
-    for (size_t i = 0; i < items.size(); ++i) {
-        const SubmissionItem& item = items[i];
-        Mask m;
-        if (o.make_mask) {
-            const std::string path = o.make_mask(item);
-            const auto remove_scratch = [&path] {
-                if (path.rfind("/vsimem/", 0) == 0) VSIUnlink(path.c_str());
-                else remove_with_sidecars(path);
-            };
-            try {
-                m = read_mask({item.name, path}, o.value_map);
-            } catch (...) {
-                remove_scratch();
-                throw;
-            }
-            remove_scratch();
-        } else {
-            m = read_mask(item, o.value_map);
-        }
-        check_mask(o, item, m);
+    // Journaled: every shard (and every resume) must see the same images, options and model.
+    const ShardSpec shard = o.shard.value_or(ShardSpec{});
+    const std::string parts_dir = submission_parts_dir(o);
+    std::vector<std::string> names;
+    std::vector<int64_t> pixels;
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const SubmissionItem& item : items) {
         names.push_back(item.name);
-        const bool empty = std::all_of(m.values.begin(), m.values.end(), [](uint8_t v) { return v == 0; });
-        result.empty_images += empty;
-        const fs::path dir = folder ? fs::path(folder->temporary_path()) : fs::path();
-        switch (o.format) {
-            case SubmissionFormat::tianchi: {
-                const std::string rle = encode_tianchi_rle(m.values.data(), m.width, m.height);
-                // The result must decode to the mask it came from.
-                const std::vector<uint8_t> back = decode_tianchi_rle(rle, m.width, m.height, item.name);
-                for (size_t k = 0; k < back.size(); ++k) {
-                    if (back[k] != (m.values[k] != 0)) throw Error(item.name + ": RLE round trip failed (internal error)");
-                }
-                csv << item.name << '\t' << rle << '\n';
-                break;
-            }
-            case SubmissionFormat::spacenet: {
-                const auto polygons = pixel_polygons(m, o.min_area_px);
-                const std::string id = stem_of(item.name);
-                if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
-                for (size_t k = 0; k < polygons.size(); ++k) {
-                    csv << csv_field(id) << ',' << k + 1 << ",\"" << polygons[k]->exportToWkt() << "\",1\n";
-                }
-                result.objects += static_cast<int64_t>(polygons.size());
-                break;
-            }
-            case SubmissionFormat::inria: {
-                const std::string name = submission_file_names(o, item.name)[0];
-                write_inria_tiff((dir / name).string(), m);
-                written.emplace_back(o.output + "/" + name, name);
-                break;
-            }
-            case SubmissionFormat::xview2: {
-                const auto files = submission_file_names(o, item.name);
-                std::vector<uint8_t> localization(m.values.size()), damage(m.values.size());
-                for (size_t k = 0; k < m.values.size(); ++k) {
-                    localization[k] = m.values[k] != 0;
-                    damage[k] = o.xview2_damage ? m.values[k] : localization[k];
-                }
-                write_png((dir / files[0]).string(), localization, m.width, m.height);
-                write_png((dir / files[1]).string(), damage, m.width, m.height);
-                for (const auto& f : files) written.emplace_back(o.output + "/" + f, f);
-                break;
-            }
-            case SubmissionFormat::loveda: {
-                const std::string name = submission_file_names(o, item.name)[0];
-                write_png((dir / name).string(), m.values, m.width, m.height);
-                written.emplace_back(o.output + "/" + name, name);
-                break;
-            }
-            case SubmissionFormat::gaofen: {
-                const std::string name = submission_file_names(o, item.name)[0];
-                std::vector<uint8_t> values(m.values.size());
-                const bool buildings = o.gaofen_track == "buildings";
-                for (size_t k = 0; k < values.size(); ++k) {
-                    values[k] = buildings ? (m.values[k] ? 255 : 0) : static_cast<uint8_t>(m.values[k] + 1);
-                }
-                write_png((dir / name).string(), values, m.width, m.height);
-                written.emplace_back(o.output + "/" + name, name);
-                break;
+        DatasetPtr ds = open_raster(item.mask);
+        pixels.push_back(static_cast<int64_t>(ds->GetRasterXSize()) * ds->GetRasterYSize());
+        const std::string fingerprint = file_fingerprint(item.mask);
+        inputs.push_back(fingerprint.empty() ? item.mask : fingerprint);
+    }
+    nlohmann::json value_map = nlohmann::json::array();
+    for (const auto& [from, to] : o.value_map) value_map.push_back({from, to});
+    nlohmann::json settings = format_settings(o);
+    settings["value_map"] = value_map;
+    settings["images"] = names;
+    settings["image_fingerprints"] = inputs;
+    for (const auto& [key, value] : o.job_settings) settings[key] = value;
+    nlohmann::json job{{"format", "rsi-submission-job"}, {"version", 1}, {"fingerprint", sha256_hex(settings.dump())},
+                       {"settings", settings}, {"shards", shard.count}, {"submission", format_settings(o)},
+                       {"images", names}, {"pixels", pixels}, {"output", o.output}};
+    job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " to start over");
+    if (job.value("shards", 1) != shard.count) {
+        throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
+                          std::to_string(shard.count) + " (keep N the same for every shard of a job)");
+    }
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
+    ItemJournal journal(parts_dir, fingerprint, shard);
+    const std::vector<size_t> mine = o.shard ? shard_items(pixels, shard) : [&] {
+        std::vector<size_t> all(items.size());
+        for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+        return all;
+    }();
+    remove_stale_part_temporaries(parts_dir, std::set<size_t>(mine.begin(), mine.end()));
+
+    SubmissionResult result;
+    result.parts_dir = parts_dir;
+    result.shard_images = static_cast<int64_t>(mine.size());
+    for (size_t n = 0; n < mine.size(); ++n) {
+        const SubmissionItem& item = items[mine[n]];
+        const std::string part_name = image_part_name(mine[n]);
+        if (journal.done(item.name) && fs::is_directory(fs::path(parts_dir) / part_name)) {
+            ++result.images_resumed;
+            continue;
+        }
+        report_progress(progress, 0.9 * static_cast<double>(n) / static_cast<double>(mine.size()), "images");
+        // The part is complete under its final name before the journal records it; a part without a
+        // journal line (killed in between) is simply made again and replaces it.
+        PendingDirectory part((fs::path(parts_dir) / part_name).string());
+        const RenderedImage image = render_image(o, item, part.temporary_path());
+        if (writes_csv(o.format)) {
+            std::ofstream rows(fs::path(part.temporary_path()) / "rows.csv", std::ios::binary);
+            rows << image.rows;
+            rows.close();
+            if (!rows) throw Error(parts_dir + "/" + part_name + ": writing the part failed");
+        }
+        part.commit(true);
+        journal.record({{"item", item.name}, {"part", part_name}, {"objects", image.objects}, {"empty", image.empty}});
+        ++result.images_run;
+        report_progress(progress, 0.9 * static_cast<double>(n + 1) / static_cast<double>(mine.size()), "images");
+    }
+    if (o.shard) {
+        result.assembled = false;
+        result.output = o.output;
+        report_progress(progress, 1.0, "done");
+        return result;
+    }
+    const SubmissionResult assembled = assemble_from_parts(o, names, parts_dir, journal.entries(), progress);
+    result.output = assembled.output;
+    result.zip = assembled.zip;
+    result.images = assembled.images;
+    result.objects = assembled.objects;
+    result.empty_images = assembled.empty_images;
+    result.validation = assembled.validation;
+    std::error_code ec;
+    fs::remove_all(parts_dir, ec);
+    report_progress(progress, 1.0, "done");
+    return result;
+}
+
+SubmissionResult merge_submission(const SubmissionMergeOptions& m, const ProgressFn& progress) {
+    ensure_gdal_registered();
+    const std::string parts_dir = without_trailing_separator(m.parts_dir);
+    if (!fs::is_directory(parts_dir)) throw Error(parts_dir + ": not a folder (the parts folder of `rsi submit ... --shard K/N`)");
+    const nlohmann::json job = read_job(parts_dir);
+    if (job.value("format", "") != "rsi-submission-job") throw Error(parts_dir + "/job.json: not an rsi submission job");
+    SubmissionOptions o;
+    apply_format_settings(job.at("submission"), o);
+    if (!m.format.empty() && parse_submission_format(m.format) != o.format) {
+        throw usage_error(parts_dir + ": holds a " + to_string(o.format) + " submission, not " + m.format);
+    }
+    o.output = m.output.empty() ? job.at("output").get<std::string>() : m.output;
+    o.zip = m.zip;
+    o.overwrite = m.overwrite;
+    check_output_path(o.output, o.overwrite);
+    if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
+    const int shards = job.at("shards").get<int>();
+    const auto names = job.at("images").get<std::vector<std::string>>();
+    const auto pixels = job.at("pixels").get<std::vector<int64_t>>();
+    if (names.size() != pixels.size()) throw Error(parts_dir + "/job.json: images and pixels differ in length");
+
+    std::map<std::string, nlohmann::json> entries;
+    std::vector<std::string> problems;
+    for (int k = 0; k < shards; ++k) {
+        const ShardSpec shard{k, shards};
+        const std::string journal = (fs::path(parts_dir) / StripJournal::journal_name(shard)).string();
+        const std::string rerun = "`rsi submit ... --shard " + std::to_string(k) + "/" + std::to_string(shards) + " --resume`";
+        if (!fs::exists(journal)) {
+            problems.push_back("shard " + std::to_string(k) + " of " + std::to_string(shards) + " is missing (no " +
+                               fs::path(journal).filename().string() + "; run " + rerun + ")");
+            continue;
+        }
+        const auto done = read_item_journal(journal, fingerprint);
+        int64_t finished = 0;
+        std::string first_missing;
+        const std::vector<size_t> expected = shard_items(pixels, shard);
+        for (size_t i : expected) {
+            const auto it = done.find(names[i]);
+            if (it != done.end() && fs::is_directory(fs::path(parts_dir) / it->second.value("part", ""))) {
+                entries[names[i]] = it->second;
+                ++finished;
+            } else if (first_missing.empty()) {
+                first_missing = names[i];
             }
         }
-        report_progress(progress, 0.9 * static_cast<double>(i + 1) / static_cast<double>(items.size()), "images");
+        if (finished < static_cast<int64_t>(expected.size())) {
+            problems.push_back("shard " + std::to_string(k) + " of " + std::to_string(shards) + " is not finished (" +
+                               std::to_string(finished) + " of " + std::to_string(expected.size()) + " images, " + first_missing +
+                               " not done; rerun " + rerun + ")");
+        }
+        report_progress(progress, 0.1 * (k + 1) / shards, "checking shards");
     }
-    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings") {
-        std::ofstream table(fs::path(folder->temporary_path()) / "class_table.csv");
-        table << "value,class\n";
-        for (size_t c = 0; c < kGaofen2020Classes.size(); ++c) table << c + 1 << ',' << kGaofen2020Classes[c] << '\n';
-        if (!table) throw Error(o.output + ": writing class_table.csv failed");
-        written.emplace_back(o.output + "/class_table.csv", "class_table.csv");
+    if (!problems.empty()) {
+        std::string text;
+        for (const auto& p : problems) text += (text.empty() ? "" : "; ") + p;
+        throw Error(parts_dir + ": " + text);
     }
-    result.images = static_cast<int64_t>(items.size());
-    if (csv_file) {
-        csv.close();
-        if (!csv) throw Error(o.output + ": writing failed");
-        result.validation = validate_submission(o, csv_file->temporary_path(), names);
-        csv_file->commit();
-        written.emplace_back(o.output, fs::path(o.output).filename().string());
-    } else {
-        result.validation = validate_submission(o, folder->temporary_path(), names);
-        folder->commit(o.overwrite);
-    }
-    if (!o.zip.empty()) {
-        write_zip(o.zip, written, o.overwrite);
-        result.zip = o.zip;
+    SubmissionResult result = assemble_from_parts(o, names, parts_dir, entries, progress);
+    result.parts_dir = parts_dir;
+    if (!m.keep_parts) {
+        std::error_code ec;
+        fs::remove_all(parts_dir, ec);
     }
     report_progress(progress, 1.0, "done");
     return result;

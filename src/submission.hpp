@@ -21,13 +21,22 @@
 //             submissions could not be confirmed (AICyberTeam/2020Gaofen publishes tracks, not formats).
 //
 // Every output is built under a temporary name and renamed into place only after validation.
+//
+// Resumable and sharded runs (docs/RELIABILITY.md, docs/CLUSTER.md): each finished image becomes a part
+// folder `image-NNNNNN/` (NNNNNN: its position among all images in name order) in the parts folder
+// OUTPUT.parts, holding its CSV rows (`rows.csv`) or its output files, renamed into place when complete
+// and only then recorded in `shard-K-of-N.journal` (src/item_journal.hpp). job.json carries the
+// fingerprint of the images, the format's options and `job_settings` (the model's weights hash, TTA...).
+// The submission is assembled from the parts in name order, so it is byte-identical to a direct run.
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "src/strip_journal.hpp"
 #include "tiling/progress.hpp"
 
 namespace rsi {
@@ -59,6 +68,14 @@ struct SubmissionOptions {
     double min_area_px = 0;             // spacenet: polygons with fewer pixels are left out
     bool overwrite = false;
     MaskMaker make_mask;                // optional: items name images, masks are made from them
+    // Journaled runs: finished images are parts in `parts_dir` (default: output + ".parts").
+    bool resume = false;                // continue from the journal; assemble the submission at the end
+    std::optional<ShardSpec> shard;     // only this shard's images (balanced by pixel count); no submission:
+                                        // merge_submission() assembles it once every shard is done
+    std::string parts_dir;
+    // Whatever else decides the masks (model weights hash, TTA, batch ...): part of the fingerprint, so a
+    // resume or a sibling shard with other values is refused, naming them.
+    std::map<std::string, std::string> job_settings;
 };
 
 struct SubmissionValidation {
@@ -72,9 +89,31 @@ struct SubmissionResult {
     std::string output, zip;
     int64_t images = 0, objects = 0, empty_images = 0;
     SubmissionValidation validation;
+    // Journaled runs: this run's images, those found finished in the journal, those made now.
+    int64_t shard_images = 0, images_resumed = 0, images_run = 0;
+    std::string parts_dir;
+    bool assembled = true;              // false for a shard: the submission comes from merge_submission()
 };
 
 SubmissionResult write_submission(const SubmissionOptions& options, const ProgressFn& progress = {});
+
+// The parts folder of a journaled run writing `options.output` (options.parts_dir when given).
+std::string submission_parts_dir(const SubmissionOptions& options);
+
+struct SubmissionMergeOptions {
+    std::string parts_dir;   // OUTPUT.parts of the shards
+    std::string format;      // optional: refused unless it is the format the shards wrote
+    std::string output;      // default: the output the shards were given
+    std::string zip;
+    bool overwrite = false;
+    bool keep_parts = false; // leave the parts folder after a successful merge
+};
+
+// Assembles the submission of a sharded run once every shard is complete: every shard's journal must
+// be present and list all of its images (else an Error names the missing or unfinished shards); the
+// result is validated like a direct run's, renamed into place, optionally zipped, and the parts folder
+// removed. Byte-identical to write_submission() without shards.
+SubmissionResult merge_submission(const SubmissionMergeOptions& options, const ProgressFn& progress = {});
 
 // Re-reads a written submission and checks the format's rules: CSV syntax, one entry per expected
 // image and no other, RLE/WKT that decode within the image size; file names, sizes, one uint8 band and

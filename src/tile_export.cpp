@@ -9,9 +9,13 @@
 #include <ogrsf_frmts.h>
 #include <thread>
 #include <regex>
+#include <set>
 #include <sstream>
+#include <unistd.h>
 
+#include "src/item_journal.hpp"
 #include "src/output_file.hpp"
+#include "src/run_manifest.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/gdal_dataset.hpp"
@@ -53,14 +57,50 @@ void check_format_can_hold(const FormatInfo& format, GDALDataType type, size_t b
     }
 }
 
-// Tiles and indexes of an earlier run in OUTDIR, removed before --overwrite writes new ones.
+// Tiles and indexes of an earlier run in OUTDIR, removed before --overwrite writes new ones (with the
+// parts folder of an earlier sharded or resumable run).
 void remove_previous_tiles(const fs::path& dir) {
     static const std::regex earlier(R"(r\d+_c\d+\.(tif|png|jpg)(\.aux\.xml)?|r\d+_c\d+\.(wld|tfw|pgw|jgw)|index\.(geojson|csv))");
     std::error_code ec;
+    fs::remove_all(dir / "index.geojson.parts", ec);
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
         if (entry.is_regular_file() && std::regex_match(entry.path().filename().string(), earlier)) {
             fs::remove(entry.path(), ec);
         }
+    }
+}
+
+// The tile files an export writes: r<row>_c<col>.<tif|png|jpg>.
+const std::regex& tile_file_pattern() {
+    static const std::regex pattern(R"(r(\d+)_c(\d+)\.(tif|png|jpg))");
+    return pattern;
+}
+
+std::string index_geojson_path(const std::string& output_dir, const std::string& index_path) {
+    return index_path.empty() ? (fs::path(output_dir) / "index.geojson").string() : index_path;
+}
+
+// Sharded runs share OUTDIR: it may exist, hold other shards' tiles, or be created by a sibling right now.
+void prepare_shared_output_dir(const std::string& output_dir) {
+    std::error_code ec;
+    if (fs::exists(output_dir, ec) && !fs::is_directory(output_dir, ec)) throw usage_error(output_dir + ": exists and is not a directory");
+    fs::create_directories(output_dir, ec);
+    if (!fs::is_directory(output_dir, ec)) throw Error(output_dir + ": cannot create the output directory: " + ec.message());
+}
+
+// Removes what killed runs left while writing tiles of rows [first, end): `.rsi-tmp-<pid>-<n>-r<row>_c<col>.<ext>`
+// and its sidecars. Only this shard writes those tiles, so every such temporary of another process is
+// stale, whichever node it ran on (a pid test would be meaningless on a shared file system).
+void remove_stale_tile_temporaries(const fs::path& dir, int64_t first, int64_t end) {
+    static const std::regex temporary(R"(\.rsi-tmp-(\d+)-\d+-r(\d+)_c\d+\..*)");
+    std::error_code ec;
+    std::smatch m;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!std::regex_match(name, m, temporary)) continue;
+        const long pid = std::stol(m[1].str());
+        const int64_t row = std::stoll(m[2].str());
+        if (pid != static_cast<long>(::getpid()) && row >= first && row < end) fs::remove(entry.path(), ec);
     }
 }
 
@@ -88,6 +128,32 @@ struct TileRecord {
     int64_t row, col;
     PixelWindow window;
 };
+
+nlohmann::json record_to_json(const TileRecord& t) {
+    return {{"id", t.id}, {"file", t.file}, {"row", t.row}, {"col", t.col},
+            {"x", t.window.x}, {"y", t.window.y}, {"width", t.window.width}, {"height", t.window.height}};
+}
+
+TileRecord record_from_json(const nlohmann::json& j) {
+    TileRecord t;
+    t.id = j.at("id").get<std::string>();
+    t.file = j.at("file").get<std::string>();
+    t.row = j.at("row").get<int64_t>();
+    t.col = j.at("col").get<int64_t>();
+    t.window = {j.at("x").get<int64_t>(), j.at("y").get<int64_t>(), j.at("width").get<int64_t>(), j.at("height").get<int64_t>()};
+    if (t.file.empty() || t.file.find('/') != std::string::npos) throw std::invalid_argument("file");
+    return t;
+}
+
+void sort_records(std::vector<TileRecord>& records) {
+    std::sort(records.begin(), records.end(), [](const TileRecord& a, const TileRecord& b) {
+        return a.row != b.row ? a.row < b.row : a.col < b.col;
+    });
+}
+
+std::string shard_part_name(const ShardSpec& shard) {
+    return "shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ".json";
+}
 
 // Footprint corners of a pixel window through the geotransform (pixel space when not georeferenced).
 std::vector<std::pair<double, double>> footprint(const RasterInfo& info, const PixelWindow& w) {
@@ -241,6 +307,10 @@ bool any_valid(const uint8_t* validity, int64_t n) {
 
 }  // namespace
 
+std::string tile_parts_dir(const std::string& output_dir, const std::string& index_path) {
+    return index_geojson_path(output_dir, index_path) + ".parts";
+}
+
 TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn& progress) {
     const FormatInfo format = format_info(options.format);
     const RasterSource source = RasterSource::open(options.input);
@@ -274,17 +344,80 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         normalizer.clamp_max = 255;
     }
 
-    const bool created_dir = prepare_output_dir(options);
     TileExportResult result;
     result.rows = grid.rows();
     result.cols = grid.cols();
     result.tiles_total = grid.count();
     result.format = format.driver;
     result.data_type = GDALGetDataTypeName(out_type);
-    result.index_geojson = options.index_path.empty() ? (fs::path(options.output_dir) / "index.geojson").string()
-                                                      : options.index_path;
+    result.index_geojson = index_geojson_path(options.output_dir, options.index_path);
     result.index_csv = fs::path(result.index_geojson).replace_extension(".csv").string();
-    check_output_path(result.index_geojson, true);
+    result.end_row = grid.rows();
+
+    // Sharded and resumable runs write into a shared OUTDIR (no temporary folder renamed at the end:
+    // N processes, possibly on N nodes, fill it at once), so each tile is atomic on its own and the
+    // index comes from per-shard parts. An unsharded run keeps the plain rules (empty OUTDIR or --overwrite).
+    const bool journaled = options.shard.has_value() || options.resume;
+    const ShardSpec shard = options.shard.value_or(ShardSpec{});
+    const fs::path dir(options.output_dir);
+    const auto tile_path = [&](int64_t row, int64_t col) {
+        return (dir / ("r" + std::to_string(row) + "_c" + std::to_string(col) + "." + format.extension)).string();
+    };
+    bool created_dir = false;
+    bool keep_existing = false;  // resume: tiles already in OUTDIR are finished work of this job
+    std::string parts_dir;
+    nlohmann::json job;
+    if (!journaled) {
+        created_dir = prepare_output_dir(options);
+        if (options.overwrite) {
+            std::error_code ec;
+            fs::remove_all(tile_parts_dir(options.output_dir, options.index_path), ec);
+        }
+        check_output_path(result.index_geojson, true);
+    } else {
+        prepare_shared_output_dir(options.output_dir);
+        check_output_path(result.index_geojson, options.overwrite);
+        parts_dir = tile_parts_dir(options.output_dir, options.index_path);
+        result.parts_dir = parts_dir;
+        std::tie(result.first_row, result.end_row) = shard_strips(grid.rows(), shard);
+        if (options.overwrite && !options.shard) {
+            std::error_code ec;
+            fs::remove_all(parts_dir, ec);  // one process owns OUTDIR: start over
+            if (!fs::is_empty(dir, ec)) remove_previous_tiles(dir);
+        }
+        const bool had_job = fs::exists(fs::path(parts_dir) / "job.json");
+        // A shard run again (a requeued task) continues like --resume, as sharded segmentation does.
+        keep_existing = had_job;
+        if (!keep_existing && !options.overwrite) {
+            for (int64_t r = result.first_row; r < result.end_row; ++r) {
+                for (int64_t c = 0; c < grid.cols(); ++c) {
+                    const std::string path = tile_path(r, c);
+                    if (!fs::exists(path)) continue;
+                    throw usage_error(path + ": already exists and no resumable or sharded run of this job wrote it (use --overwrite to replace it)");
+                }
+            }
+        }
+        nlohmann::json settings{{"input", fs::path(options.input).filename().string()},
+                                {"width", info.width}, {"height", info.height},
+                                {"tile_size", {options.grid.tile_width, options.grid.tile_height}},
+                                {"overlap", options.grid.overlap}, {"edge", to_string(options.grid.edge)},
+                                {"align", options.grid.align}, {"fill", options.fill_value}, {"bands", bands},
+                                {"scale", to_string(options.scaling)}, {"format", format.driver},
+                                {"creation_options", options.creation_options}, {"skip_empty", options.skip_empty}};
+        const std::string input_fingerprint = file_fingerprint(options.input);
+        settings["input_fingerprint"] = input_fingerprint.empty() ? options.input : input_fingerprint;  // remote: the URL
+        job = {{"format", "rsi-tile-job"}, {"version", 1}, {"fingerprint", sha256_hex(settings.dump())},
+               {"settings", settings}, {"shards", shard.count}, {"rows", grid.rows()}, {"cols", grid.cols()},
+               {"geotransform", info.geotransform}, {"crs_wkt", info.crs_wkt}, {"tile_format", format.driver},
+               {"data_type", result.data_type}};
+        job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " (and the tiles) to start over");
+        if (job.value("shards", 1) != shard.count) {
+            throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
+                              std::to_string(shard.count) + " (keep N the same for every shard of a job)");
+        }
+        remove_stale_tile_temporaries(dir, result.first_row, result.end_row);
+    }
+    const int64_t my_tiles = (result.end_row - result.first_row) * grid.cols();
 
     EdgeFill edge;
     edge.mode = options.grid.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
@@ -323,7 +456,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                 while (auto job = jobs.pop()) {
                     TileRecord record{job->tile.id(), job->tile.id() + "." + format.extension, job->tile.row, job->tile.col,
                                       job->tile.window};
-                    const std::string path = (fs::path(options.output_dir) / record.file).string();
+                    const std::string path = (dir / record.file).string();
                     writer.write(path, job->tile.window, job->payload.data());
                     std::lock_guard<std::mutex> lock(done_mutex);
                     written.push_back(path);
@@ -338,14 +471,23 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     }
     std::vector<uint8_t> tile_valid;
     try {
-        for (int64_t r = 0; r < grid.rows(); ++r) {
+        for (int64_t r = result.first_row; r < result.end_row; ++r) {
             for (int64_t c = 0; c < grid.cols(); ++c) {
                 const Tile tile = grid.at(r, c);
                 const PixelWindow& w = tile.window;
+                if (keep_existing && fs::exists(tile_path(r, c))) {
+                    // Renamed into place only when complete, under a job.json with these options.
+                    std::lock_guard<std::mutex> lock(done_mutex);
+                    records.push_back({tile.id(), tile.id() + "." + format.extension, tile.row, tile.col, w});
+                    ++result.tiles_resumed;
+                    ++finished;
+                    continue;
+                }
                 Job job{tile, std::vector<unsigned char>(static_cast<size_t>(w.area() * read_elem) * nb)};
                 if (need_validity) tile_valid.resize(static_cast<size_t>(w.area()));
                 reader.read(tile, job.payload.data(), need_validity ? tile_valid.data() : nullptr);
-                report_progress(progress, static_cast<double>(finished.load() + result.tiles_skipped) / grid.count(), "tiles");
+                report_progress(progress, static_cast<double>(finished.load() + result.tiles_skipped) / static_cast<double>(my_tiles),
+                                "tiles");
                 if (options.skip_empty && !any_valid(tile_valid.data(), w.area())) {
                     ++result.tiles_skipped;
                     continue;
@@ -372,19 +514,124 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         stop_workers();
         failure.rethrow_if_any();
         result.tiles_written = static_cast<int64_t>(records.size());
-        std::sort(records.begin(), records.end(), [](const TileRecord& a, const TileRecord& b) {
-            return a.row != b.row ? a.row < b.row : a.col < b.col;
-        });
+        sort_records(records);
         report_progress(progress, 1.0, "index");
-        write_index_geojson(result.index_geojson, info, records);
-        write_index_csv(result.index_csv, info, records);
+        if (options.shard) {
+            // This shard's part of the index; its presence says the shard is complete.
+            const std::string part = (fs::path(parts_dir) / shard_part_name(shard)).string();
+            nlohmann::json tiles = nlohmann::json::array();
+            for (const TileRecord& t : records) tiles.push_back(record_to_json(t));
+            const nlohmann::json doc{{"format", "rsi-tile-index-part"}, {"fingerprint", job.at("fingerprint")},
+                                     {"shard", {shard.index, shard.count}}, {"rows", {result.first_row, result.end_row}},
+                                     {"tiles_skipped", result.tiles_skipped}, {"tiles", tiles}};
+            PendingOutput pending(part);
+            {
+                std::ofstream out(pending.temporary_path(), std::ios::binary);
+                out << doc.dump() << "\n";
+                out.flush();
+                if (!out) throw Error(part + ": writing the index part failed");
+            }
+            pending.commit();
+            result.index_written = false;
+        } else {
+            write_index_geojson(result.index_geojson, info, records);
+            write_index_csv(result.index_csv, info, records);
+            if (journaled) {
+                std::error_code ec;
+                fs::remove_all(parts_dir, ec);  // the resumed job is complete
+            }
+        }
     } catch (...) {
         stop_workers();
-        for (const auto& path : written) remove_with_sidecars(path);  // no partial output
+        // No partial output, except that resumable and sharded runs keep their finished tiles for the next try.
+        if (!journaled) {
+            for (const auto& path : written) remove_with_sidecars(path);
+        }
         std::error_code ec;
         if (created_dir) fs::remove(options.output_dir, ec);  // only if empty
         throw;
     }
+    return result;
+}
+
+TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, const ProgressFn& progress) {
+    ensure_gdal_registered();
+    TileIndexMergeResult result;
+    result.index_geojson = index_geojson_path(options.output_dir, options.index_path);
+    result.index_csv = fs::path(result.index_geojson).replace_extension(".csv").string();
+    const std::string parts_dir = tile_parts_dir(options.output_dir, options.index_path);
+    if (!fs::is_directory(parts_dir)) {
+        throw Error(parts_dir + ": no parts folder (no `rsi tile --shard K/N` has written to " + options.output_dir +
+                    ", or its index was merged already)");
+    }
+    const nlohmann::json job = read_job(parts_dir);
+    if (job.value("format", "") != "rsi-tile-job") throw Error(parts_dir + "/job.json: not an rsi tile job");
+    check_output_path(result.index_geojson, options.overwrite);
+    check_output_path(result.index_csv, options.overwrite);
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
+    result.shards = job.at("shards").get<int>();
+    result.rows = job.at("rows").get<int64_t>();
+    result.cols = job.at("cols").get<int64_t>();
+    result.tiles_total = result.rows * result.cols;
+
+    std::vector<int> missing;
+    for (int k = 0; k < result.shards; ++k) {
+        if (!fs::exists(fs::path(parts_dir) / shard_part_name({k, result.shards}))) missing.push_back(k);
+    }
+    if (!missing.empty()) {
+        std::string list;
+        for (int k : missing) list += (list.empty() ? "" : ", ") + std::to_string(k);
+        throw Error(parts_dir + ": shard" + (missing.size() > 1 ? "s " : " ") + list + " of " + std::to_string(result.shards) +
+                    (missing.size() > 1 ? " have" : " has") + " not finished (no " + shard_part_name({missing.front(), result.shards}) +
+                    "): run `rsi tile IMAGE " + options.output_dir + " --shard " + std::to_string(missing.front()) + "/" +
+                    std::to_string(result.shards) + " --resume` with the same options, then merge again");
+    }
+    std::vector<TileRecord> records;
+    for (int k = 0; k < result.shards; ++k) {
+        const ShardSpec shard{k, result.shards};
+        const std::string path = (fs::path(parts_dir) / shard_part_name(shard)).string();
+        std::ifstream in(path, std::ios::binary);
+        nlohmann::json part;
+        try {
+            part = nlohmann::json::parse(in);
+            if (part.value("format", "") != "rsi-tile-index-part") throw std::invalid_argument("format");
+        } catch (const std::exception&) {
+            throw Error(path + ": not an rsi tile index part");
+        }
+        if (part.value("fingerprint", "") != fingerprint) throw Error(path + ": belongs to another job (different options)");
+        const auto rows = shard_strips(result.rows, shard);
+        if (part.at("rows").get<std::pair<int64_t, int64_t>>() != rows) throw Error(path + ": covers other tile rows than shard " + std::to_string(k));
+        result.tiles_skipped += part.value("tiles_skipped", int64_t{0});
+        try {
+            for (const auto& t : part.at("tiles")) records.push_back(record_from_json(t));
+        } catch (const std::exception&) {
+            throw Error(path + ": malformed tile entry");
+        }
+        report_progress(progress, 0.5 * (k + 1) / result.shards, "index parts");
+    }
+    // Every listed tile must be in OUTDIR, and no tile of another job (a stale grid) may lie beside them.
+    std::set<std::string> listed;
+    for (const TileRecord& t : records) {
+        if (!fs::exists(fs::path(options.output_dir) / t.file)) throw Error(options.output_dir + "/" + t.file + ": missing (listed by a shard's index part)");
+        listed.insert(t.file);
+    }
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(options.output_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (std::regex_match(name, tile_file_pattern()) && !listed.count(name)) {
+            throw Error(entry.path().string() + ": not a tile of this job (left by an earlier run?): remove it, then merge again");
+        }
+    }
+    sort_records(records);
+    result.tiles_written = static_cast<int64_t>(records.size());
+    RasterInfo info;
+    info.geotransform = job.at("geotransform").get<std::array<double, 6>>();
+    info.crs_wkt = job.value("crs_wkt", "");
+    report_progress(progress, 0.9, "index");
+    write_index_geojson(result.index_geojson, info, records);
+    write_index_csv(result.index_csv, info, records);
+    fs::remove_all(parts_dir, ec);
+    report_progress(progress, 1.0, "done");
     return result;
 }
 

@@ -1239,6 +1239,20 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     }
     if (transactions) transaction(out->CommitTransaction());
     close_written(std::move(out), output);
+    // Some drivers (GeoJSON, FlatGeobuf) do not report failed writes, e.g. a full disk: the file read
+    // back must hold every feature before it takes the final name.
+    {
+        CPLErrorHandlerPusher quiet(CPLQuietErrorHandler);
+        CPLErrorReset();
+        GDALDatasetH check = GDALOpenEx(pending.temporary_path().c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr);
+        const DatasetPtr written(GDALDataset::FromHandle(check));
+        OGRLayer* back = written && written->GetLayerCount() == 1 ? written->GetLayer(0) : nullptr;
+        const GIntBig count = back ? back->GetFeatureCount(TRUE) : -1;
+        if (count != result.polygons) {
+            throw Error(output + ": writing failed: the file holds " + (count < 0 ? std::string("no readable layer") : std::to_string(count) + " of " +
+                        std::to_string(result.polygons) + " polygons") + " (disk full?)");
+        }
+    }
     pending.commit();  // no cancelling after this point: the output is complete
     return result;
 }

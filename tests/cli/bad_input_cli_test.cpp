@@ -208,5 +208,41 @@ TEST_F(BadInput, DiskFullDuringWriteLeavesNoPartialOutput) {
     }
 }
 
+// Disk full while writing the polygons, after the mask and probabilities are complete: no output at
+// all (the mask waits under a temporary name until the polygons are written).
+TEST_F(BadInput, DiskFullDuringPolygonsLeavesNoMaskEither) {
+    const std::string big = dir / "big.tif";
+    test::make_raster(big, 600, 600, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b) % 256; });
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(big, gt, 32633);
+    // Unlimited, the mask and the compressed probabilities stay far below the limit, the GeoJSON above it.
+    const std::vector<std::string> extra{"--vector", dir / "v.geojson", "--probabilities", dir / "p.tif", "--probability-format", "byte",
+                                         "--co", "COMPRESS=LZMA", "--co", "PREDICTOR=2"};
+    const auto unlimited = run_rsi(run_args(extra, big));
+    ASSERT_EQ(unlimited.exit_code, 0) << unlimited.err;
+    const auto limit = 500000u;
+    ASSERT_LT(fs::file_size(out), limit / 4);
+    ASSERT_LT(fs::file_size(dir / "p.tif"), limit / 2);
+    ASSERT_GT(fs::file_size(dir / "v.geojson"), 2 * limit);
+    for (const char* f : {"out.tif", "out.tif.aux.xml", "p.tif", "v.geojson"}) fs::remove(dir / f);
+
+    std::string command = test::shell_quote(RSI_BINARY);
+    for (const auto& a : run_args(extra, big)) command += " " + test::shell_quote(a);
+    command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=" + std::to_string(limit) + " " + command) + " 2> " +
+              test::shell_quote(dir / "err.txt");
+    const int status = std::system(command.c_str());
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const std::string err = test::slurp(dir / "err.txt");
+    EXPECT_EQ(code, 1) << err;
+    EXPECT_NE(err.find("v.geojson"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(dir / "p.tif"));
+    EXPECT_FALSE(fs::exists(dir / "v.geojson"));
+    for (const auto& f : fs::directory_iterator(dir.str())) {
+        EXPECT_EQ(f.path().filename().string().find(".rsi-tmp"), std::string::npos) << f.path();
+    }
+}
+
 }  // namespace
 }  // namespace rsi

@@ -77,6 +77,44 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     EXPECT_NE(wrong.err.find("not a scene model"), std::string::npos) << wrong.err;
 }
 
+// Two SLURM array tasks (K/N from the environment) and `rsi merge` give the direct run's outputs.
+TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "s.tif", 4);
+    const std::vector<std::string> common{"-m", fixture("tiny_scene.pt"), "--stride", "8", "--batch", "3", "-q", "--no-manifest"};
+    auto args = [&](const std::string& stem, std::vector<std::string> extra) {
+        std::vector<std::string> a{"scene", image, "-o", dir / (stem + ".tif"), "--csv", dir / (stem + ".csv")};
+        a.insert(a.end(), common.begin(), common.end());
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    };
+    ASSERT_EQ(run_rsi(args("direct", {})).exit_code, 0);
+    setenv("SLURM_ARRAY_TASK_COUNT", "2", 1);
+    for (const char* k : {"1", "0"}) {
+        setenv("SLURM_ARRAY_TASK_ID", k, 1);
+        const auto r = run_rsi(args("sharded", {"--json"}));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["shard"][0], std::stoi(k));
+        EXPECT_EQ(j["strips"], 7);  // lattice rows: ceil((60 - 16) / 8) + 1
+        EXPECT_EQ(j["strips_run"], std::string(k) == "0" ? 3 : 4);
+        EXPECT_FALSE(fs::exists(dir / "sharded.tif"));
+    }
+    unsetenv("SLURM_ARRAY_TASK_ID");
+    unsetenv("SLURM_ARRAY_TASK_COUNT");
+    const auto polygons = run_rsi({"merge", dir / "sharded.tif.parts", "--min-area", "5", "-q"});
+    EXPECT_EQ(polygons.exit_code, 2);
+    EXPECT_NE(polygons.err.find("not to a scene map"), std::string::npos) << polygons.err;
+    const auto merged = run_rsi({"merge", dir / "sharded.tif.parts", "--json", "-q"});
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    const auto j = nlohmann::json::parse(merged.out);
+    EXPECT_EQ(j["windows"], 7 * 9);
+    EXPECT_EQ(j["output"], dir / "sharded.tif");
+    EXPECT_EQ(test::slurp(dir / "direct.csv"), test::slurp(dir / "sharded.csv"));
+    EXPECT_EQ(test::slurp(dir / "direct.tif"), test::slurp(dir / "sharded.tif"));
+    EXPECT_FALSE(fs::exists(dir / "sharded.tif.parts"));
+}
+
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     test::TempDir dir;
     const std::string image = make_image(dir, "b.tif");

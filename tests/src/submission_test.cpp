@@ -2,6 +2,7 @@
 // sources cited there), round trips, validation and bad input.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -94,6 +95,40 @@ std::vector<SubmissionItem> tianchi_items(const TempDir& tmp) {
     return {{"c.jpg", mask(tmp / "c.png", 512, 512, [](int x, int) { return x == 0 ? 255 : 0; })},
             {"a.jpg", mask(tmp / "a.png", 512, 512, [](int x, int y) { return y >= 1 && y <= 2 && x >= 3 && x <= 4 ? 1 : 0; })},
             {"b.jpg", mask(tmp / "b.png", 512, 512, [](int, int) { return 0; })}};
+}
+
+// Every file under `dir` (relative name -> bytes).
+std::map<std::string, std::string> folder_bytes(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+        if (entry.is_regular_file()) out[fs::relative(entry.path(), dir).string()] = read_text(entry.path().string());
+    }
+    return out;
+}
+
+// `n` binary masks of different sizes (so that shards balance by pixel count) and shapes.
+std::vector<SubmissionItem> varied_items(const TempDir& tmp, int n, int fixed_size = 0, const std::string& prefix = "img") {
+    std::vector<SubmissionItem> items;
+    for (int i = 0; i < n; ++i) {
+        const int size = fixed_size ? fixed_size : 8 + 4 * ((i * 5) % 7);
+        const std::string name = prefix + std::to_string(i) + ".png";
+        items.push_back({name, mask(tmp / ("mask_" + std::to_string(i) + ".tif"), size, size, [i, size](int x, int y) {
+                             return i % 3 == 2 ? 0 : ((x / 3 + y / 2 + i) % 4 == 0 && x < size - 1 ? 1 : 0);
+                         })});
+    }
+    return items;
+}
+
+// A mask maker like the model's: makes a scratch copy of the item's mask and counts its calls.
+MaskMaker copying_mask_maker(int& calls) {
+    return [&calls](const SubmissionItem& item) {
+        ++calls;
+        const std::string scratch = "/vsimem/scratch_" + std::to_string(calls) + ".tif";
+        DatasetPtr src = open_raster(item.mask);
+        DatasetPtr copy(GetGDALDriverManager()->GetDriverByName("GTiff")->CreateCopy(scratch.c_str(), src.get(), FALSE, nullptr, nullptr,
+                                                                                     nullptr));
+        return scratch;
+    };
 }
 
 std::vector<SubmissionItem> spacenet_items(const TempDir& tmp) {
@@ -363,4 +398,147 @@ TEST(Submission, ValidationCatchesForeignAndMissingFiles) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("2.png is missing"), std::string::npos) << e.what();
     }
+}
+
+TEST(Submission, ShardsMergedEqualTheDirectRunInEveryLayout) {
+    TempDir tmp;
+    struct Case {
+        SubmissionFormat format;
+        int size;  // 0: varied sizes
+    };
+    for (const Case c : {Case{SubmissionFormat::spacenet, 0}, Case{SubmissionFormat::inria, 0}, Case{SubmissionFormat::xview2, 16},
+                         Case{SubmissionFormat::tianchi, 16}}) {
+        const std::string name = to_string(c.format);
+        SubmissionOptions direct;
+        direct.format = c.format;
+        direct.items = varied_items(tmp, 7, c.size, c.format == SubmissionFormat::xview2 ? "test_pre_0" : "img");
+        if (c.size) direct.width = direct.height = c.size;
+        direct.output = tmp / (name + "_direct" + (writes_csv(c.format) ? ".csv" : ""));
+        const SubmissionResult whole = write_submission(direct);
+
+        SubmissionOptions sharded = direct;
+        sharded.output = tmp / (name + "_sharded" + (writes_csv(c.format) ? ".csv" : ""));
+        int64_t images = 0;
+        for (int k : {1, 0}) {
+            sharded.shard = ShardSpec{k, 2};
+            const SubmissionResult r = write_submission(sharded);
+            EXPECT_FALSE(r.assembled);
+            EXPECT_EQ(r.images_run, r.shard_images);
+            EXPECT_GE(r.shard_images, 3) << "7 images of different sizes balance 3 + 4 or 4 + 3";
+            images += r.shard_images;
+        }
+        EXPECT_EQ(images, 7);
+        EXPECT_FALSE(fs::exists(sharded.output)) << "shards never write the submission";
+        SubmissionMergeOptions m;
+        m.parts_dir = sharded.output + ".parts";
+        const SubmissionResult merged = merge_submission(m);
+        EXPECT_EQ(merged.output, sharded.output) << "the output the shards were given";
+        EXPECT_EQ(merged.images, 7);
+        EXPECT_EQ(merged.objects, whole.objects);
+        EXPECT_EQ(merged.empty_images, whole.empty_images);
+        EXPECT_EQ(merged.validation.checks, whole.validation.checks);
+        EXPECT_FALSE(fs::exists(m.parts_dir));
+        if (writes_csv(c.format)) {
+            EXPECT_EQ(read_text(sharded.output), read_text(direct.output)) << name;
+            EXPECT_GT(read_text(direct.output).size(), 100u);
+        } else {
+            const auto a = folder_bytes(direct.output), b = folder_bytes(sharded.output);
+            EXPECT_EQ(a.size(), c.format == SubmissionFormat::xview2 ? 14u : 7u);
+            EXPECT_TRUE(a == b) << name << ": the folders differ";
+        }
+    }
+}
+
+TEST(Submission, ResumeAfterCancelMakesOnlyTheRestAndEqualsAnUninterruptedRun) {
+    TempDir tmp;
+    int calls = 0;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::spacenet;
+    o.items = varied_items(tmp, 5);
+    o.make_mask = copying_mask_maker(calls);
+    o.job_settings = {{"model_sha256", "abc"}, {"tta", "none"}};
+    o.output = tmp / "direct.csv";
+    write_submission(o);
+    EXPECT_EQ(calls, 5);
+
+    calls = 0;
+    o.output = tmp / "resumed.csv";
+    o.resume = true;
+    try {
+        write_submission(o, [&](double, std::string_view) { return calls < 2; });  // SIGINT after the second image
+        FAIL() << "not cancelled";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::cancelled);
+    }
+    EXPECT_FALSE(fs::exists(o.output));
+    const std::string journal = o.output + ".parts/shard-0-of-1.journal";
+    std::string text = read_text(journal);
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3) << text;  // header + 2 images
+    std::ofstream(journal, std::ios::app) << "{\"item\":\"img4.p";  // a line torn by kill -9
+    std::ofstream(o.output + ".parts/.rsi-tmp-999999-0-image-000004") << "left by a killed run";
+
+    // Other options or images: refused, naming what changed.
+    SubmissionOptions other = o;
+    other.job_settings["tta"] = "flip";
+    try {
+        write_submission(other);
+        FAIL() << "resumed with another TTA";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("tta none -> flip"), std::string::npos) << e.what();
+    }
+    other = o;
+    other.min_area_px = 4;
+    try {
+        write_submission(other);
+        FAIL() << "resumed with another --min-area";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("min_area_px 0.0 -> 4.0"), std::string::npos) << e.what();
+    }
+
+    calls = 0;
+    const SubmissionResult r = write_submission(o);
+    EXPECT_EQ(calls, 3) << "only the images not journaled are made again";
+    EXPECT_EQ(r.images_resumed, 2);
+    EXPECT_EQ(r.images_run, 3);
+    EXPECT_EQ(r.images, 5);
+    EXPECT_EQ(read_text(o.output), read_text(tmp / "direct.csv"));
+    EXPECT_FALSE(fs::exists(o.output + ".parts")) << "parts and stale temporaries go with the assembly";
+}
+
+TEST(Submission, MergeNamesMissingAndUnfinishedShards) {
+    TempDir tmp;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::loveda;
+    o.items = varied_items(tmp, 6);
+    o.output = tmp / "out";
+    o.shard = ShardSpec{0, 2};
+    write_submission(o);
+    SubmissionMergeOptions m;
+    m.parts_dir = tmp / "out.parts";
+    try {
+        merge_submission(m);
+        FAIL() << "merged without shard 1";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("shard 1 of 2 is missing (no shard-1-of-2.journal"), std::string::npos) << e.what();
+    }
+    int calls = 0;
+    o.make_mask = copying_mask_maker(calls);
+    o.shard = ShardSpec{1, 2};
+    EXPECT_THROW(write_submission(o, [&](double, std::string_view) { return calls < 1; }), Error);
+    try {
+        merge_submission(m);
+        FAIL() << "merged an unfinished shard";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("shard 1 of 2 is not finished (1 of 3 images"), std::string::npos) << e.what();
+    }
+    m.format = "tianchi";
+    EXPECT_THROW(merge_submission(m), Error);  // not the format the shards wrote
+    m.format.clear();
+    EXPECT_FALSE(fs::exists(o.output));
+    o.resume = true;
+    write_submission(o);
+    EXPECT_EQ(calls, 3) << "the finished image of the shard is kept";
+    EXPECT_EQ(merge_submission(m).images, 6);
+    EXPECT_EQ(folder_bytes(o.output).size(), 6u);
 }

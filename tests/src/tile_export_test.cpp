@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <map>
+#include <sstream>
 #include <ogrsf_frmts.h>
 
 #include "test_support.hpp"
@@ -35,6 +37,32 @@ struct Fixture {
         return o;
     }
 };
+
+std::string read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Every file under `dir` (relative name -> bytes).
+std::map<std::string, std::string> folder_bytes(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+        if (entry.is_regular_file()) out[fs::relative(entry.path(), dir).string()] = read_bytes(entry.path().string());
+    }
+    return out;
+}
+
+// Both folders hold the same file names with the same bytes.
+void expect_same_folders(const std::string& a, const std::string& b) {
+    const auto left = folder_bytes(a), right = folder_bytes(b);
+    std::vector<std::string> left_names, right_names;
+    for (const auto& [name, bytes] : left) left_names.push_back(name);
+    for (const auto& [name, bytes] : right) right_names.push_back(name);
+    ASSERT_EQ(left_names, right_names);
+    for (const auto& [name, bytes] : left) EXPECT_TRUE(bytes == right.at(name)) << name << " differs";
+}
 
 int count_lines(const std::string& path) {
     std::ifstream in(path);
@@ -180,6 +208,134 @@ TEST(TileExport, CancelRemovesWhatThisRunWrote) {
         EXPECT_EQ(e.kind(), ErrorKind::cancelled);
     }
     EXPECT_FALSE(fs::exists(f.dir / "tiles")) << "the directory this run created goes too";
+}
+
+TEST(TileExport, ShardsTogetherEqualTheDirectRunAndMergeWritesTheSameIndex) {
+    Fixture f;
+    TileExportOptions direct = f.options("direct");
+    direct.format = "PNG";  // sidecars too (.wld, .aux.xml)
+    direct.skip_empty = true;
+    const TileExportResult whole = export_tiles(direct);
+    ASSERT_EQ(whole.rows, 3);
+    int64_t written = 0, skipped = 0;
+    for (int k : {2, 0, 1}) {  // any order
+        TileExportOptions o = direct;
+        o.output_dir = f.dir / "sharded";
+        o.shard = ShardSpec{k, 3};
+        const TileExportResult r = export_tiles(o);
+        EXPECT_FALSE(r.index_written);
+        EXPECT_EQ(r.first_row, k);  // 3 rows over 3 shards: one row each
+        EXPECT_EQ(r.end_row, k + 1);
+        EXPECT_EQ(r.tiles_written, 4);
+        written += r.tiles_written;
+        skipped += r.tiles_skipped;
+    }
+    EXPECT_EQ(written, whole.tiles_written);
+    EXPECT_EQ(skipped, whole.tiles_skipped);
+    EXPECT_FALSE(fs::exists(f.dir / "sharded/index.geojson")) << "shards never write the index";
+    EXPECT_TRUE(fs::exists(f.dir / "sharded/index.geojson.parts/shard-1-of-3.json"));
+    TileIndexMergeOptions m;
+    m.output_dir = f.dir / "sharded";
+    const TileIndexMergeResult merged = merge_tile_index(m);
+    EXPECT_EQ(merged.shards, 3);
+    EXPECT_EQ(merged.tiles_written, 12);
+    EXPECT_EQ(merged.index_geojson, f.dir / "sharded/index.geojson");
+    EXPECT_FALSE(fs::exists(f.dir / "sharded/index.geojson.parts")) << "the parts folder goes after the merge";
+    expect_same_folders(f.dir / "direct", f.dir / "sharded");
+    EXPECT_EQ(read_bytes(f.dir / "sharded/index.csv"), read_bytes(f.dir / "direct/index.csv"));
+    // Merging again: the index exists now and the parts are gone.
+    test::QuietGdal quiet;
+    EXPECT_THROW(merge_tile_index(m), Error);
+}
+
+TEST(TileExport, MergeNamesTheMissingShardAndShardsMustAgreeOnOptions) {
+    Fixture f;
+    TileExportOptions o = f.options("out");
+    for (int k : {0, 2}) {
+        o.shard = ShardSpec{k, 3};
+        export_tiles(o);
+    }
+    TileIndexMergeOptions m;
+    m.output_dir = f.dir / "out";
+    try {
+        merge_tile_index(m);
+        FAIL() << "merged without shard 1";
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("shard 1 of 3 has not finished"), std::string::npos) << what;
+        EXPECT_NE(what.find("--shard 1/3"), std::string::npos) << what;
+    }
+    EXPECT_FALSE(fs::exists(f.dir / "out/index.geojson"));
+    // A sibling shard with another tile size is refused, naming the setting.
+    TileExportOptions other = o;
+    other.shard = ShardSpec{1, 3};
+    other.grid.tile_width = other.grid.tile_height = 40;
+    try {
+        export_tiles(other);
+        FAIL() << "no refusal";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("tile_size [32,32] -> [40,40]"), std::string::npos) << e.what();
+    }
+    // Another N is refused as well.
+    TileExportOptions four = o;
+    four.shard = ShardSpec{1, 4};
+    EXPECT_THROW(export_tiles(four), Error);
+    // A shard run again (a requeued task) keeps the tiles it finished, as with --resume.
+    o.shard = ShardSpec{0, 3};
+    EXPECT_EQ(export_tiles(o).tiles_resumed, 4);
+    o.shard = ShardSpec{1, 3};
+    export_tiles(o);
+    EXPECT_EQ(merge_tile_index(m).tiles_written, 12);
+    EXPECT_EQ(count_lines(f.dir / "out/index.csv"), 13);
+}
+
+TEST(TileExport, ResumeAfterCancelKeepsFinishedTilesAndEqualsTheDirectRun) {
+    Fixture f;
+    export_tiles(f.options("direct"));
+    TileExportOptions o = f.options("resumed");
+    o.resume = true;
+    o.threads = 1;
+    int calls = 0;
+    EXPECT_THROW(export_tiles(o, [&](double, std::string_view) { return ++calls < 7; }), Error);
+    size_t kept = 0;
+    for (const auto& entry : fs::directory_iterator(f.dir / "resumed")) kept += entry.path().extension() == ".tif";
+    EXPECT_GE(kept, 1u) << "a resumable run keeps its finished tiles";
+    EXPECT_LT(kept, 12u);
+    // A temporary a killed process left behind (its pid is not this one) is cleaned up.
+    std::ofstream(f.dir / "resumed/.rsi-tmp-999999-3-r2_c1.tif") << "torn";
+    // Other options are refused, naming what changed.
+    TileExportOptions other = o;
+    other.bands = {1, 2};
+    try {
+        export_tiles(other);
+        FAIL() << "no refusal";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("bands [1,2,3] -> [1,2]"), std::string::npos) << e.what();
+    }
+    const TileExportResult r = export_tiles(o);
+    EXPECT_EQ(r.tiles_resumed, static_cast<int64_t>(kept));
+    EXPECT_EQ(r.tiles_written, 12);
+    EXPECT_TRUE(r.index_written);
+    EXPECT_FALSE(fs::exists(f.dir / "resumed/.rsi-tmp-999999-3-r2_c1.tif"));
+    EXPECT_FALSE(fs::exists(f.dir / "resumed/index.geojson.parts"));
+    expect_same_folders(f.dir / "direct", f.dir / "resumed");
+}
+
+TEST(TileExport, ResumeNeverAdoptsTilesItDidNotJournal) {
+    Fixture f;
+    export_tiles(f.options());  // a plain run, as if killed before its index: no job.json
+    fs::remove(f.dir / "tiles/index.geojson");
+    fs::remove(f.dir / "tiles/index.csv");
+    TileExportOptions o = f.options();
+    o.resume = true;
+    try {
+        export_tiles(o);
+        FAIL() << "no refusal";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("no resumable or sharded run of this job wrote it"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace
