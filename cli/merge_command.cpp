@@ -21,6 +21,7 @@ struct MergeCliOptions {
 
 // A scene map's outputs (lattice, probabilities, CSV, grid layer, dense map) come from the shards' options.
 int merge_scene(const MergeCliOptions& o, CommandContext& context) {
+    if (o.merge.vrt) throw usage_error("--vrt applies to segmentation parts; a scene map is small enough to write whole");
     if (o.min_area > 0 || o.simplify > 0 || o.regularize || o.keep_crs) {
         throw usage_error("--min-area, --simplify, --regularize and --keep-crs apply to building polygons, not to a scene map");
     }
@@ -49,6 +50,8 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
     sub->add_option("-o,--output", o->merge.output, "Class mask to write (default: the -o the shards were given)");
     sub->add_option("--probabilities", o->merge.probabilities, "Probability raster (default: as the shards were given)");
     sub->add_flag("--keep-parts", o->merge.keep_parts, "Keep the parts folder after a successful merge");
+    sub->add_flag("--vrt", o->merge.vrt,
+                  "Write OUTPUT.vrt over one GeoTIFF per strip (OUTPUT_strips/) instead of one mosaic file");
     sub->add_flag("--overwrite", o->merge.overwrite, "Replace existing outputs");
     sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask (scene maps: the grid layer)")->group("Polygons");
     sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
@@ -59,9 +62,13 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
     sub->footer(
         "Example (4 SLURM array tasks, then one merge):\n"
         "  sbatch --array=0-3 --wrap 'rsi buildings big.tif -o big_buildings.tif'   # shard from SLURM_ARRAY_TASK_ID\n"
-        "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg");
+        "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg\n"
+        "  rsi merge big_buildings.tif.parts --vrt        # big_buildings.vrt over big_buildings_strips/*.tif");
     context.on_run(sub, [o, &context] {
         if (parts_job_kind(o->merge.parts_dir) == "scene") return merge_scene(*o, context);
+        if (!o->vector.empty() && o->merge.vrt) {
+            throw usage_error("--vrt and --vector: merge without --vrt for polygons, or run `rsi vectorize` on the VRT afterwards");
+        }
         if (!o->vector.empty()) check_output_path(o->vector, o->merge.overwrite);
         // Polygons carry their mean probability, as `rsi buildings --vector` gives them: without a
         // probability raster, a scratch Byte one (what the single-process run uses).
@@ -102,6 +109,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         if (context.common.json) {
             const bool show = !r.probabilities.empty() && !scratch;
             print_json({{"output", r.output}, {"probabilities", show ? nlohmann::json(r.probabilities) : nlohmann::json(nullptr)},
+                        {"strips_dir", r.strips_dir.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.strips_dir)},
                         {"width", r.width}, {"height", r.height}, {"strips", r.strips}, {"shards", r.shards},
                         {"class_pixels", classes}, {"nodata_pixels", r.nodata_pixels}, {"polygons", polygons}});
         } else if (!context.common.quiet) {

@@ -60,30 +60,33 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
 
 RasterWriter::~RasterWriter() = default;  // an unfinished output's temporary files are removed
 
-void RasterWriter::set_classes(const std::vector<models::ClassInfo>& classes) {
+void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInfo>& classes, std::optional<double> nodata) {
     GDALColorTable table;
     CPLStringList names;
     for (const auto& c : classes) {
         const GDALColorEntry entry{c.color[0], c.color[1], c.color[2], 255};
         table.SetColorEntry(c.id, &entry);
     }
-    if (options_.nodata) {
+    if (nodata) {
         const GDALColorEntry transparent{0, 0, 0, 0};
-        table.SetColorEntry(static_cast<int>(*options_.nodata), &transparent);
+        table.SetColorEntry(static_cast<int>(*nodata), &transparent);
     }
-    const int count = options_.nodata ? static_cast<int>(*options_.nodata) + 1 : static_cast<int>(classes.size());
+    const int count = nodata ? static_cast<int>(*nodata) + 1 : static_cast<int>(classes.size());
     for (int v = 0; v < count; ++v) {
         std::string name;
         for (const auto& c : classes) {
             if (c.id == v) name = c.name;
         }
-        if (options_.nodata && v == static_cast<int>(*options_.nodata)) name = "nodata";
+        if (nodata && v == static_cast<int>(*nodata)) name = "nodata";
         names.AddString(name.c_str());
     }
-    GDALRasterBand* band = dataset_->GetRasterBand(1);
-    band->SetColorTable(&table);
-    band->SetColorInterpretation(GCI_PaletteIndex);
-    band->SetCategoryNames(names.List());
+    band.SetColorTable(&table);
+    band.SetColorInterpretation(GCI_PaletteIndex);
+    band.SetCategoryNames(names.List());
+}
+
+void RasterWriter::set_classes(const std::vector<models::ClassInfo>& classes) {
+    apply_class_legend(*dataset_->GetRasterBand(1), classes, options_.nodata);
 }
 
 void RasterWriter::append_rows(int64_t y, int64_t rows, const void* data) {

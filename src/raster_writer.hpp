@@ -34,6 +34,9 @@ struct RasterWriterOptions {
 void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x = 0, double origin_y = 0,
                        double step = 1);
 
+// Colour table and category names on a class band (QGIS shows them as a legend); nodata is transparent.
+void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInfo>& classes, std::optional<double> nodata);
+
 class RasterWriter {
 public:
     explicit RasterWriter(RasterWriterOptions options);

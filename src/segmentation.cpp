@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <cpl_string.h>
+#include <gdal_utils.h>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -524,6 +525,82 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     return result;
 }
 
+namespace {
+
+std::string with_extension(const std::string& path, const std::string& extension) {
+    return std::filesystem::path(path).replace_extension(extension).string();
+}
+
+// A VRT mosaic of `sources` (relative to the VRT's folder) written atomically to `path`, with the
+// class legend on band 1 when `classes` is given.
+void write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes) {
+    PendingOutput pending(path);
+    std::vector<const char*> names;
+    for (const auto& s : sources) names.push_back(s.c_str());
+    CPLErrorReset();
+    int usage = 0;
+    GDALDatasetH built = GDALBuildVRT(pending.temporary_path().c_str(), static_cast<int>(names.size()), nullptr, names.data(), nullptr, &usage);
+    DatasetPtr vrt(GDALDataset::FromHandle(built));
+    if (!vrt) throw Error(path + ": cannot build the VRT: " + last_gdal_error());
+    if (classes) apply_class_legend(*vrt->GetRasterBand(1), *classes, 255.0);
+    close_written(std::move(vrt), path);
+    pending.commit();
+}
+
+// `rsi merge --vrt`: each strip becomes its own small GeoTIFF (mask, and probabilities if asked) in
+// OUTPUT_strips/, and VRTs mosaic them; the strips folder is renamed into place before the VRTs.
+void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& job, const SegmentOptions& options,
+                           const models::ModelMetadata& meta, const ProgressFn& progress, MergeResult& result) {
+    const RasterInfo info = georeference_from_job(job);
+    const auto strips = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
+    const int K = static_cast<int>(meta.classes.size());
+    const std::filesystem::path vrt_path(options.output);
+    const std::string strips_dir = (vrt_path.parent_path() / (vrt_path.stem().string() + "_strips")).string();
+    check_output_path(strips_dir, options.overwrite);
+    PendingDirectory folder(strips_dir);
+    SegmentOptions strip = options;
+    strip.format = "GTiff";
+    if (options.format != "GTiff") strip.creation_options = {"COMPRESS=DEFLATE"};
+    std::vector<std::string> mask_sources, probability_sources;
+    std::vector<float> probabilities;
+    std::vector<uint8_t> valid;
+    result.class_pixels.assign(static_cast<size_t>(K), 0);
+    result.nodata_pixels = 0;
+    const std::string folder_name = std::filesystem::path(strips_dir).filename().string();
+    for (size_t r = 0; r < strips.size(); ++r) {
+        const auto [y0, y1] = strips[r];
+        const std::string name = StripJournal::part_name(static_cast<int64_t>(r));
+        read_strip_part((std::filesystem::path(parts_dir) / name).string(), K, info.width, y1 - y0, probabilities, valid);
+        RasterInfo band = info;  // this strip's rows of the image
+        band.height = y1 - y0;
+        band.geotransform = info.window_geotransform(0, y0);
+        strip.output = (std::filesystem::path(folder.temporary_path()) / name).string();
+        strip.probabilities = options.probabilities.empty() ? "" : (std::filesystem::path(folder.temporary_path()) / ("p-" + name)).string();
+        ClassMapOutputs outputs(strip, band, meta);
+        outputs.write_rows(0, y1 - y0, probabilities.data(), valid.data());
+        outputs.finish();
+        for (int c = 0; c < K; ++c) result.class_pixels[static_cast<size_t>(c)] += outputs.class_pixels()[static_cast<size_t>(c)];
+        result.nodata_pixels += outputs.nodata_pixels();
+        mask_sources.push_back(folder_name + "/" + name);
+        if (!strip.probabilities.empty()) probability_sources.push_back(folder_name + "/p-" + name);
+        report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling strips");
+    }
+    folder.commit(options.overwrite);
+    // Sources are given as paths beside the VRT; GDAL stores them relative to the VRT's folder, so the
+    // VRT and its strips folder can be moved together.
+    const std::filesystem::path base = vrt_path.parent_path().empty() ? std::filesystem::path(".") : vrt_path.parent_path();
+    auto beside_vrt = [&](const std::vector<std::string>& names) {
+        std::vector<std::string> paths;
+        for (const auto& n : names) paths.push_back((base / n).string());
+        return paths;
+    };
+    write_mosaic_vrt(options.output, beside_vrt(mask_sources), &meta.classes);
+    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside_vrt(probability_sources), nullptr);
+    result.strips_dir = strips_dir;
+}
+
+}  // namespace
+
 MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress) {
     const nlohmann::json job = read_job(options.parts_dir);
     if (job.value("format", "") != "rsi-segmentation-job") throw Error(options.parts_dir + "/job.json: not an rsi segmentation job");
@@ -549,6 +626,16 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
         o.probability_class = -1;
         o.uncertainty = false;
     }
+    if (options.vrt) {
+        // Default names: the shards' outputs with a .vrt extension.
+        if (options.output.empty()) o.output = with_extension(o.output, ".vrt");
+        if (options.probabilities.empty() && !o.probabilities.empty()) o.probabilities = with_extension(o.probabilities, ".vrt");
+        for (const std::string* path : {&o.output, &o.probabilities}) {
+            if (!path->empty() && std::filesystem::path(*path).extension() != ".vrt") {
+                throw usage_error("--vrt: " + *path + " must end in .vrt");
+            }
+        }
+    }
     check_output_path(o.output, o.overwrite);
     if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
     MergeResult result;
@@ -559,7 +646,11 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     result.strips = R;
     result.shards = shards;
     for (const auto& c : meta.classes) result.class_names.push_back(c.name);
-    assemble_parts(options.parts_dir, job, o, meta, progress, result.class_pixels, result.nodata_pixels);
+    if (options.vrt) {
+        assemble_parts_as_vrt(options.parts_dir, job, o, meta, progress, result);
+    } else {
+        assemble_parts(options.parts_dir, job, o, meta, progress, result.class_pixels, result.nodata_pixels);
+    }
     if (!options.keep_parts) {
         std::error_code ec;
         std::filesystem::remove_all(options.parts_dir, ec);

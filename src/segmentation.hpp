@@ -82,9 +82,12 @@ struct MergeOptions {
     bool keep_parts = false;            // default: the parts folder is removed after a successful merge
     bool byte_probabilities = false;    // write `probabilities` as Byte, every class, no entropy band
                                         // (the scratch raster polygon confidences come from)
+    bool vrt = false;                   // a VRT over one GeoTIFF per strip (in OUTPUT_strips/) instead of
+                                        // one mosaic file: no second full-size copy of the map
 };
 struct MergeResult {
     std::string output, probabilities;
+    std::string strips_dir;             // --vrt: the folder of strip GeoTIFFs the VRTs reference
     int64_t width = 0, height = 0, strips = 0, shards = 0;
     std::vector<int64_t> class_pixels;
     int64_t nodata_pixels = 0;

@@ -288,6 +288,47 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
     EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
 }
 
+// `--vrt`: one GeoTIFF per strip and a VRT mosaic (relative paths) that reads back as the direct run,
+// legend included; the VRT and its folder can move together.
+TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 90, 120);
+    SegmentOptions direct = options_for(image, dir / "direct.tif");
+    direct.probabilities = dir / "direct_p.tif";
+    direct.batch = 2;
+    segment_image(segmenter(), direct);
+    for (int k : {0, 1}) {
+        SegmentOptions o = direct;
+        o.output = dir / "sharded.tif";
+        o.probabilities = dir / "sharded_p.tif";
+        o.shard = ShardSpec{k, 2};
+        segment_image(segmenter(), o);
+    }
+    MergeOptions m;
+    m.parts_dir = dir / "sharded.tif.parts";
+    m.vrt = true;
+    const MergeResult merged = merge_segmentation(m);
+    EXPECT_EQ(merged.output, dir / "sharded.vrt");
+    EXPECT_EQ(merged.probabilities, dir / "sharded_p.vrt");
+    EXPECT_EQ(merged.strips_dir, dir / "sharded_strips");
+    EXPECT_FALSE(std::filesystem::exists(dir / "sharded.tif"));
+    std::filesystem::create_directory(dir / "moved");
+    for (const char* name : {"sharded.vrt", "sharded_p.vrt", "sharded_strips"}) std::filesystem::rename(dir / name, dir / ("moved/" + std::string(name)));
+    for (const auto& [a, b] : {std::pair{dir / "direct.tif", dir / "moved/sharded.vrt"}, std::pair{dir / "direct_p.tif", dir / "moved/sharded_p.vrt"}}) {
+        const RasterSource x = RasterSource::open(a), y = RasterSource::open(b);
+        ASSERT_EQ(x.info().band_count(), y.info().band_count());
+        EXPECT_EQ(x.info().geotransform, y.info().geotransform);
+        EXPECT_EQ(y.info().epsg.value_or(0), 32633);  // the VRT spells the same CRS in WKT1
+        for (int band = 1; band <= x.info().band_count(); ++band) EXPECT_EQ(read_all(a, band), read_all(b, band)) << b << " band " << band;
+    }
+    const RasterSource vrt = RasterSource::open(dir / "moved/sharded.vrt");
+    char** names = vrt.dataset().GetRasterBand(1)->GetCategoryNames();
+    ASSERT_TRUE(names);
+    EXPECT_STREQ(names[1], "building");
+    EXPECT_TRUE(vrt.dataset().GetRasterBand(1)->GetColorTable());
+    EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
+}
+
 // A run stopped part-way (here: only shard 0 of 1's first strips exist because the progress callback
 // cancelled) continues from its journal to the same result; other options are refused.
 TEST(Segmentation, ResumeAfterCancelEqualsTheDirectRun) {
