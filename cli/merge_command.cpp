@@ -75,9 +75,9 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         MergeOptions merge = o->merge;
         std::unique_ptr<PendingOutput> scratch;
         const nlohmann::json job = read_job(merge.parts_dir);
-        const bool has_probabilities = !merge.probabilities.empty() || !job.at("outputs").value("probabilities", "").empty();
+        const bool has_probabilities = !merge.probabilities.empty() || !job_output_settings(job).value("probabilities", "").empty();
         if (!o->vector.empty() && !has_probabilities) {
-            const std::string output = merge.output.empty() ? job.at("outputs").value("output", "") : merge.output;
+            const std::string output = merge.output.empty() ? job_output_settings(job).value("output", "") : merge.output;
             scratch = std::make_unique<PendingOutput>(output + ".confidence.tif");
             merge.probabilities = scratch->temporary_path();
             merge.byte_probabilities = true;
@@ -92,7 +92,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             v.mask = r.output;
             v.output = o->vector;
             v.probabilities = r.probabilities;
-            v.min_confidence = job.at("outputs").value("min_confidence", 0.0);
+            v.min_confidence = job_output_settings(job).value("min_confidence", 0.0);
             v.min_area_m2 = o->min_area;
             v.simplify_m = o->simplify;
             v.regularize = o->regularize;

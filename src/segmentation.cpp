@@ -241,6 +241,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                {"batch", B}, {"model", meta.to_json()}, {"strip_rows", strip_rows},
                {"outputs", output_settings(options)}};
         job.update(georeference_to_job(info));
+        if (!options.image_grid.is_null()) job["image_grid"] = options.image_grid;
         job = write_or_check_job(parts_dir, job);
         const ShardSpec shard = options.shard.value_or(ShardSpec{});
         if (job.value("shards", 1) != shard.count) {
@@ -424,6 +425,67 @@ std::string unique_vsimem(const std::string& stem) {
     return "/vsimem/rsi-" + stem + "-" + std::to_string(counter++) + ".vrt";
 }
 
+// The model-grid run of a resampled segmentation writes every class's Float32 probabilities (and a
+// mask) to scratch files beside the output; its strips are journaled in the output's parts folder.
+struct ModelGridScratch {
+    PendingOutput mask, probabilities;
+    SegmentOptions inner;
+    explicit ModelGridScratch(const SegmentOptions& options)
+        : mask(options.output + ".model-grid.tif"), probabilities(options.output + ".model-grid-p.tif"), inner(options) {
+        inner.output = mask.temporary_path();
+        inner.probabilities = probabilities.temporary_path();
+        inner.probability_class = -1;
+        inner.probability_format = ProbabilityFormat::float32;
+        inner.uncertainty = false;
+        inner.format = "GTiff";
+        inner.creation_options = {};
+        inner.overwrite = true;
+        inner.min_confidence = 0;
+        inner.parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
+        inner.keep_parts = true;
+    }
+};
+
+// Resamples the model-grid probabilities back to the image grid `image` (bilinear), takes the
+// validity from the image itself and writes the final outputs.
+void resample_back(const std::string& model_grid_probabilities, const RasterInfo& image, const std::string& input,
+                   const SegmentOptions& options, const models::ModelMetadata& meta, const ProgressFn& progress,
+                   std::vector<int64_t>& class_pixels, int64_t& nodata_pixels) {
+    report_progress(progress, 0.0, "resampling back");
+    const int64_t W = image.width, H = image.height;
+    const std::string back = unique_vsimem("image-grid");
+    struct Cleanup {
+        std::string path;
+        ~Cleanup() { VSIUnlink(path.c_str()); }
+    } cleanup{back};
+    warp_to_vrt(model_grid_probabilities, back, image, W, H, "bilinear", "-1", false, "resampling the probabilities back");
+    const RasterSource probabilities = RasterSource::open(back);
+    const RasterSource source = RasterSource::open(input);
+    if (source.info().width != W || source.info().height != H) {
+        throw Error(input + ": is " + std::to_string(source.info().width) + "x" + std::to_string(source.info().height) +
+                    ", not the " + std::to_string(W) + "x" + std::to_string(H) + " image the parts were made from");
+    }
+    const int64_t K = static_cast<int64_t>(meta.classes.size());
+    ClassMapOutputs outputs(options, image, meta);
+    std::vector<int> prob_band_list(static_cast<size_t>(K));
+    for (int64_t c = 0; c < K; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
+    std::vector<uint8_t> valid;
+    for (int64_t y = 0; y < H; y += 256) {
+        const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
+        const std::vector<float> p = probabilities.read_float({0, y, W, rows}, prob_band_list);
+        valid.resize(static_cast<size_t>(n));
+        source.read_validity({0, y, W, rows}, {}, valid.data());
+        for (int64_t i = 0; i < n; ++i) {
+            if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
+        }
+        outputs.write_rows(y, rows, p.data(), valid.data());
+        report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
+    }
+    outputs.finish();
+    class_pixels = outputs.class_pixels();
+    nodata_pixels = outputs.nodata_pixels();
+}
+
 
 }  // namespace
 
@@ -443,45 +505,32 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     const double fx = ground ? ground->x_m / meta.gsd_m : 1, fy = ground ? ground->y_m / meta.gsd_m : 1;
     const bool differs = std::abs(fx - 1) > 0.1 || std::abs(fy - 1) > 0.1;
     if (!options.resample || !ground || !differs) return segment_native(model, options, progress, false);
-    if (options.shard) {
-        throw usage_error(options.input + ": --shard works on the image's own grid, but this image's pixels (" +
-                          std::to_string(ground->x_m) + " m) would be resampled to the model's " + std::to_string(meta.gsd_m) +
-                          " m; warp it first (gdalwarp -tr) or use --resample off");
-    }
-
     // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
     //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
-    check_output_path(options.output, options.overwrite);
-    if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    if (!options.shard) {
+        check_output_path(options.output, options.overwrite);
+        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+    }
+    info = georeference_from_job(georeference_to_job(info));  // what a merge of shards has: the same grid
     const int64_t W = info.width, H = info.height;
     const int64_t mw = std::max<int64_t>(1, std::llround(static_cast<double>(W) * fx));
     const int64_t mh = std::max<int64_t>(1, std::llround(static_cast<double>(H) * fy));
-    const std::string model_grid = unique_vsimem("model-grid"), back = unique_vsimem("image-grid");
+    const std::string model_grid = unique_vsimem("model-grid");
     struct Cleanup {
-        std::vector<std::string> paths;
-        ~Cleanup() {
-            for (const auto& p : paths) VSIUnlink(p.c_str());
-        }
-    } cleanup{{model_grid, back}};
+        std::string path;
+        ~Cleanup() { VSIUnlink(path.c_str()); }
+    } cleanup{model_grid};
     warp_to_vrt(options.input, model_grid, info, mw, mh, (fx < 1 || fy < 1) ? "average" : "bilinear", nullptr, false,
                 "resampling to the model's pixel size");
-    PendingOutput scratch_mask(options.output + ".model-grid.tif"), scratch_p(options.output + ".model-grid-p.tif");
-    SegmentOptions inner = options;
+    ModelGridScratch scratch(options);
+    SegmentOptions inner = scratch.inner;
     inner.input = model_grid;
-    inner.output = scratch_mask.temporary_path();
-    inner.probabilities = scratch_p.temporary_path();
-    inner.probability_class = -1;
-    inner.probability_format = ProbabilityFormat::float32;
-    inner.uncertainty = false;
-    inner.format = "GTiff";
-    inner.creation_options = {};
-    inner.overwrite = true;
-    inner.min_confidence = 0;
-    // --resume: the strips on the model grid are journaled; the parts stay until the final output exists.
-    const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
-    inner.parts_dir = parts_dir;
-    inner.keep_parts = true;
+    // --resume and --shard: the strips on the model grid are journaled; the parts stay until the final
+    // output exists, and a merge finds in job.json what it needs to resample back.
     inner.fingerprint_input = options.input;
+    inner.image_grid = georeference_to_job(info);
+    inner.image_grid["input"] = options.input;
+    inner.image_grid["outputs"] = output_settings(options);
     SegmentResult result = segment_native(model, inner, [&](double f, std::string_view what) {
         return !progress || progress(0.9 * f, what);
     }, true);
@@ -491,36 +540,14 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     result.height = H;
     result.resample_x = fx;
     result.resample_y = fy;
-    result.nodata_pixels = 0;
-    std::fill(result.class_pixels.begin(), result.class_pixels.end(), 0);
     result.pixel_area_m2 = ground->x_m * ground->y_m;
-
-    report_progress(progress, 0.9, "resampling back");
-    warp_to_vrt(scratch_p.temporary_path(), back, info, W, H, "bilinear", "-1", false, "resampling the probabilities back");
-    const RasterSource probabilities = RasterSource::open(back);
-    const RasterSource source = RasterSource::open(options.input);
-    const int64_t K = static_cast<int64_t>(meta.classes.size());
-    ClassMapOutputs outputs(options, info, meta);
-    std::vector<int> prob_band_list(static_cast<size_t>(K));
-    for (int64_t c = 0; c < K; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
-    std::vector<uint8_t> valid;
-    for (int64_t y = 0; y < H; y += 256) {
-        const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
-        const std::vector<float> p = probabilities.read_float({0, y, W, rows}, prob_band_list);
-        valid.resize(static_cast<size_t>(n));
-        source.read_validity({0, y, W, rows}, {}, valid.data());
-        for (int64_t i = 0; i < n; ++i) {
-            if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
-        }
-        outputs.write_rows(y, rows, p.data(), valid.data());
-        report_progress(progress, 0.9 + 0.1 * static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
-    }
-    outputs.finish();
-    result.class_pixels = outputs.class_pixels();
-    result.nodata_pixels = outputs.nodata_pixels();
+    if (options.shard) return result;  // parts only: `rsi merge` resamples back
+    resample_back(scratch.probabilities.temporary_path(), info, options.input, options, meta, [&](double f, std::string_view what) {
+        return !progress || progress(0.9 + 0.1 * f, what);
+    }, result.class_pixels, result.nodata_pixels);
     if (options.resume && !options.keep_parts) {
         std::error_code ec;
-        std::filesystem::remove_all(parts_dir, ec);
+        std::filesystem::remove_all(inner.parts_dir, ec);
     }
     return result;
 }
@@ -601,6 +628,10 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
 
 }  // namespace
 
+nlohmann::json job_output_settings(const nlohmann::json& job) {
+    return job.contains("image_grid") ? job.at("image_grid").at("outputs") : job.at("outputs");
+}
+
 MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress) {
     const nlohmann::json job = read_job(options.parts_dir);
     if (job.value("format", "") != "rsi-segmentation-job") throw Error(options.parts_dir + "/job.json: not an rsi segmentation job");
@@ -610,7 +641,12 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     const int64_t R = static_cast<int64_t>(strip_rows.size());
     check_all_shards_done(options.parts_dir, fingerprint, shards, R);
     const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
-    const nlohmann::json& out = job.at("outputs");
+    const bool resampled = job.contains("image_grid");
+    if (resampled && options.vrt) {
+        throw usage_error(options.parts_dir + ": --vrt: these shards ran on a copy of the image resampled to the model's pixel size, "
+                          "so the merge resamples back into one file; merge without --vrt");
+    }
+    const nlohmann::json out = job_output_settings(job);
     SegmentOptions o;
     o.output = options.output.empty() ? out.at("output").get<std::string>() : options.output;
     o.probabilities = options.probabilities.empty() ? out.value("probabilities", "") : options.probabilities;
@@ -641,12 +677,24 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     MergeResult result;
     result.output = o.output;
     result.probabilities = o.probabilities;
-    result.width = job.at("width").get<int64_t>();
-    result.height = job.at("height").get<int64_t>();
+    const nlohmann::json& image_grid = resampled ? job.at("image_grid") : job;
+    result.width = image_grid.at("width").get<int64_t>();
+    result.height = image_grid.at("height").get<int64_t>();
     result.strips = R;
     result.shards = shards;
     for (const auto& c : meta.classes) result.class_names.push_back(c.name);
-    if (options.vrt) {
+    if (resampled) {
+        // As the single-process run does: the model-grid probabilities, then resampled back.
+        ModelGridScratch scratch(o);
+        std::vector<int64_t> model_grid_pixels;
+        int64_t model_grid_nodata = 0;
+        assemble_parts(options.parts_dir, job, scratch.inner, meta, [&](double f, std::string_view what) {
+            return !progress || progress(0.9 * f, what);
+        }, model_grid_pixels, model_grid_nodata);
+        resample_back(scratch.probabilities.temporary_path(), georeference_from_job(image_grid), image_grid.at("input").get<std::string>(), o,
+                      meta, [&](double f, std::string_view what) { return !progress || progress(0.9 + 0.1 * f, what); },
+                      result.class_pixels, result.nodata_pixels);
+    } else if (options.vrt) {
         assemble_parts_as_vrt(options.parts_dir, job, o, meta, progress, result);
     } else {
         assemble_parts(options.parts_dir, job, o, meta, progress, result.class_pixels, result.nodata_pixels);

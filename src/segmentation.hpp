@@ -53,6 +53,8 @@ struct SegmentOptions {
     std::string parts_dir;
     bool keep_parts = false;           // leave the parts folder after assembling (the caller removes it)
     std::string fingerprint_input;     // the file that identifies the input when `input` is derived from it
+    nlohmann::json image_grid;         // a run on a resampled copy: what a merge needs to resample back
+                                       // (the image's grid, its path and the final outputs)
 };
 
 struct SegmentResult {
@@ -94,6 +96,9 @@ struct MergeResult {
     std::vector<std::string> class_names;
 };
 MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress = {});
+
+// The outputs (paths and options) the shards of a segmentation job.json were given.
+nlohmann::json job_output_settings(const nlohmann::json& job);
 
 // Runs `model` over `options.input`. The model is loaded once by the caller and can serve many images.
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress = {});

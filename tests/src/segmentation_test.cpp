@@ -288,6 +288,45 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
     EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
 }
 
+// An image that is resampled to the model's pixel size: shards journal strips of the model grid, and
+// the merge resamples back as the single-process run does (job.json carries the image grid and path).
+TEST(Segmentation, ResampledShardsMergedEqualTheDirectRun) {
+    test::TempDir dir;
+    const std::string image = dir / "coarse.tif";
+    test::make_raster(image, 70, 90, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};  // 0.6 m for the 0.3 m model
+    test::georeference(image, gt, 32633);
+    SegmentOptions direct = options_for(image, dir / "direct.tif");
+    direct.probabilities = dir / "direct_p.tif";
+    direct.uncertainty = true;
+    direct.batch = 3;
+    const SegmentResult d = segment_image(segmenter(), direct);
+    EXPECT_DOUBLE_EQ(d.resample_x, 2.0);
+    for (int k : {1, 0}) {
+        SegmentOptions o = direct;
+        o.output = dir / "sharded.tif";
+        o.probabilities = dir / "sharded_p.tif";
+        o.shard = ShardSpec{k, 2};
+        const SegmentResult r = segment_image(segmenter(), o);
+        EXPECT_FALSE(r.assembled);
+        EXPECT_FALSE(std::filesystem::exists(o.output));
+    }
+    MergeOptions m;
+    m.parts_dir = dir / "sharded.tif.parts";
+    m.vrt = true;
+    EXPECT_THROW(merge_segmentation(m), Error);  // resampled back into one file, not strips
+    m.vrt = false;
+    const MergeResult merged = merge_segmentation(m);
+    EXPECT_EQ(merged.width, 70);
+    EXPECT_EQ(merged.height, 90);
+    EXPECT_EQ(merged.class_pixels, d.class_pixels);
+    expect_same_raster(dir / "direct.tif", dir / "sharded.tif");
+    expect_same_raster(dir / "direct_p.tif", dir / "sharded_p.tif");
+    for (const auto& entry : std::filesystem::directory_iterator(dir.str())) {
+        EXPECT_EQ(entry.path().filename().string().find("model-grid"), std::string::npos) << entry.path();
+    }
+}
+
 // `--vrt`: one GeoTIFF per strip and a VRT mosaic (relative paths) that reads back as the direct run,
 // legend included; the VRT and its folder can move together.
 TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
