@@ -22,6 +22,8 @@ std::string read_text(const std::string& path) {
     return s.str();
 }
 
+}  // namespace
+
 std::map<std::string, nlohmann::json> parse_item_journal(const std::string& text, const std::string& fingerprint,
                                                          const std::string& where) {
     std::map<std::string, nlohmann::json> entries;
@@ -45,8 +47,9 @@ std::map<std::string, nlohmann::json> parse_item_journal(const std::string& text
             throw Error(where + ":" + std::to_string(line) + ": not a journal line");
         }
         if (line == 1) {
-            if (j.value("rsi_journal", 0) != 1) throw Error(where + ":1: not an rsi journal (version 1)");
-            if (j.value("fingerprint", "") != fingerprint) {
+            const auto version = j.find("rsi_journal"), print = j.find("fingerprint");
+            if (version == j.end() || *version != 1) throw Error(where + ":1: not an rsi journal (version 1)");
+            if (print == j.end() || *print != fingerprint) {
                 throw usage_error(where + ": was written for different inputs or options; rerun without --resume, or with the same options");
             }
             continue;
@@ -62,8 +65,6 @@ std::map<std::string, nlohmann::json> parse_item_journal(const std::string& text
     if (line == 0) throw Error(where + ": empty journal");
     return entries;
 }
-
-}  // namespace
 
 std::map<std::string, nlohmann::json> read_item_journal(const std::string& path, const std::string& fingerprint) {
     if (!fs::exists(path)) throw Error(path + ": no such journal");

@@ -34,6 +34,11 @@ private:
     std::map<std::string, nlohmann::json> entries_;
 };
 
+// Parses a journal's text (`where` names it in errors): the finished items by key. Throws an Error for
+// a different fingerprint or a malformed line (a torn last line is ignored).
+std::map<std::string, nlohmann::json> parse_item_journal(const std::string& text, const std::string& fingerprint,
+                                                         const std::string& where);
+
 // The finished items of a journal file, by key. Throws an Error naming `path` for a missing file, a
 // different fingerprint or a malformed line (a torn last line is ignored).
 std::map<std::string, nlohmann::json> read_item_journal(const std::string& path, const std::string& fingerprint);

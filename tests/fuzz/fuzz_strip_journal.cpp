@@ -1,11 +1,12 @@
-// libFuzzer target: the resume journal reader (src/strip_journal.hpp, parse_journal) and the shard
-// option parser. Expected failures are rsi::Error. Invariants on success: every entry has a strip >= 0,
+// libFuzzer target: the resume journal readers (src/strip_journal.hpp parse_journal, src/item_journal.hpp
+// parse_item_journal) and the shard option parser. Expected failures are rsi::Error. Invariants on success: every entry has a strip >= 0,
 // y >= 0, rows >= 1 and a plain file name (no '/').
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "src/item_journal.hpp"
 #include "src/strip_journal.hpp"
 #include "tiling/error.hpp"
 
@@ -18,6 +19,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                              static_cast<long long>(e.y), static_cast<long long>(e.rows), e.file.c_str());
                 std::abort();
             }
+        }
+    } catch (const rsi::Error&) {
+    }
+    try {
+        for (const auto& [item, entry] : rsi::parse_item_journal(text, "fp", "fuzz.journal")) {
+            if (item.empty() || !entry.is_object() || entry.at("item") != item) std::abort();
         }
     } catch (const rsi::Error&) {
     }
