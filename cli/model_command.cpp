@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <unistd.h>
 #include "src/model_catalog.hpp"
 #include "src/model_check.hpp"
@@ -209,6 +210,63 @@ void register_model_command(CLI::App& app, CommandContext& context) {
             std::cout.flush();
             ::execv(argv[0], argv.data());
             throw Error("model convert: cannot run /usr/bin/python3 " + script + ": " + std::strerror(errno));
+        });
+    }
+
+    // rsi model quantize: int8 static quantization (models/python/rsi_quantize.py, next to rsi_convert.py).
+    {
+        struct Options {
+            std::string model, out, engine = "onednn", method = "auto", data_root;
+            std::vector<std::string> calibration;
+            int tiles = 0;
+            bool overwrite = false;
+        };
+        auto o = std::make_shared<Options>();
+        CLI::App* sub = model->add_subcommand("quantize", "int8 static quantization for the CPU, calibrated on real tiles (runs rsi_quantize.py)");
+        sub->add_option("MODEL", o->model, "Model file or bundled model name (fp32)")->required();
+        sub->add_option("-o,--output", o->out, "Output model file (.pt)")->required();
+        sub->add_option("--calibration", o->calibration,
+                        "Calibration images or folders (default: inria/train for segmentation, EuroSAT training "
+                        "patches for scene models, from ../shared/data or RSI_DATA_ROOT)");
+        sub->add_option("--tiles", o->tiles, "Calibration tiles spread over the files (default 16 segmentation, 50 scene)")
+            ->check(CLI::PositiveNumber);
+        sub->add_option("--engine", o->engine, "Quantized engine the model is prepared for")
+            ->check(CLI::IsMember({"onednn", "qnnpack"}))
+            ->capture_default_str();
+        sub->add_option("--method", o->method, "fx (rebuild the rsi_models architecture), jit (TorchScript graph mode), auto")
+            ->check(CLI::IsMember({"auto", "fx", "jit"}))
+            ->capture_default_str();
+        sub->add_option("--data-root", o->data_root, "Shared data folder for the default calibration tiles");
+        sub->add_flag("--overwrite", o->overwrite, "Replace an existing output");
+        add_common_options(*sub, context.common);
+        sub->footer(
+            "Example:\n  rsi model quantize buildings -o buildings-int8.pt --tiles 16 --engine onednn\n"
+            "Runs /usr/bin/python3 (Debian's python3-torch); RSI_QUANTIZE_SCRIPT overrides the script path.");
+        context.on_run(sub, [o, &context]() -> int {
+            const std::string path = resolve_model(o->model, bundled_models_dir());
+            // Checked here too so the usual one-line error and exit code come before Python starts.
+            if (std::filesystem::exists(o->out) && !o->overwrite) {
+                throw usage_error(o->out + " exists (use --overwrite)");
+            }
+            const char* env = std::getenv("RSI_QUANTIZE_SCRIPT");
+            const std::string script =
+                env && *env ? env : (std::filesystem::path(RSI_CONVERT_SCRIPT).parent_path() / "rsi_quantize.py").string();
+            std::vector<std::string> argv_strings{"/usr/bin/python3", script, path, "-o", o->out, "--engine", o->engine,
+                                                  "--method", o->method};
+            if (!o->calibration.empty()) {
+                argv_strings.push_back("--calibration");
+                for (const auto& c : o->calibration) argv_strings.push_back(c);
+            }
+            if (o->tiles > 0) argv_strings.insert(argv_strings.end(), {"--tiles", std::to_string(o->tiles)});
+            if (!o->data_root.empty()) argv_strings.insert(argv_strings.end(), {"--data-root", o->data_root});
+            if (context.common.threads > 0) argv_strings.insert(argv_strings.end(), {"--threads", std::to_string(context.common.threads)});
+            if (o->overwrite) argv_strings.push_back("--overwrite");
+            std::vector<char*> argv;
+            for (auto& a : argv_strings) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            std::cout.flush();
+            ::execv(argv[0], argv.data());
+            throw Error("model quantize: cannot run /usr/bin/python3 " + script + ": " + std::strerror(errno));
         });
     }
 }

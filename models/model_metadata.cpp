@@ -257,6 +257,20 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
         if (!g->is_object()) r.fail("golden", "must be an object");
         m.golden = *g;
     }
+    m.precision = r.string("precision", false, "fp32");
+    check_one_of(r, "precision", m.precision, {"fp32", "int8"});
+    if (const json* q = r.find("quantization"); q && !q->is_null()) {
+        if (!q->is_object()) r.fail("quantization", "must be an object");
+        if (m.precision != "int8") r.fail("quantization", "is only allowed with \"precision\": \"int8\"");
+        m.quantized_engine = r.string("quantization.engine");
+        // The engines LibTorch has quantized kernels for; which ones a build supports is checked at load.
+        check_one_of(r, "quantization.engine", m.quantized_engine, {"qnnpack", "onednn", "fbgemm", "x86"});
+        if (const json* c = r.find("quantization.calibration"); c && !c->is_null() && !c->is_object())
+            r.fail("quantization.calibration", "must be an object");
+        m.quantization = *q;
+    } else if (m.precision == "int8") {
+        r.fail("quantization", "missing required field (an int8 model must name its quantization.engine)");
+    }
     validate(m, r);
     return m;
 }
@@ -309,6 +323,8 @@ nlohmann::json ModelMetadata::to_json() const {
     if (!description.empty()) doc["description"] = description;
     if (!levels.empty()) doc["hierarchy"] = {{"levels", levels}};
     if (!golden.is_null()) doc["golden"] = golden;
+    if (precision != "fp32") doc["precision"] = precision;
+    if (!quantization.is_null()) doc["quantization"] = quantization;
     return doc;
 }
 

@@ -58,6 +58,14 @@ struct ModelMetadata {
     std::string weights_sha256;
     nlohmann::json golden;  // null when absent
 
+    // Numeric format of the weights: "fp32" (default) or "int8" (statically quantized; then
+    // `quantized_engine` names the LibTorch quantized engine the packed weights were prepared for,
+    // from quantization.engine, and `quantization` holds the whole block: method, calibration, ...).
+    std::string precision = "fp32";
+    std::string quantized_engine;
+    nlohmann::json quantization;  // null when absent
+    bool is_quantized() const { return precision == "int8"; }
+
     // The number of output channels the network produces (1 for a sigmoid model).
     int output_channels() const;
     nlohmann::json to_json() const;

@@ -1,6 +1,8 @@
 // The LibTorch model runtime, built as a shared module and loaded on first use (models/backend.hpp).
 // The only C++ in rsi that includes torch.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
 #include <cmath>
 #include <cstring>
 #include <openssl/evp.h>
@@ -58,17 +60,59 @@ torch::ScalarType scalar_type(Precision p) {
     }
 }
 
+void hash_tensor(const torch::Tensor& tensor, EVP_MD_CTX* ctx) {
+    const torch::Tensor plain = tensor.is_quantized() ? tensor.dequantize() : tensor;
+    const torch::Tensor t = plain.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    EVP_DigestUpdate(ctx, t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+}
+
 void hash_module(const torch::jit::Module& module, EVP_MD_CTX* ctx) {
     // state_dict order: each module's own parameters, then its own buffers, then its children.
-    for (const auto& p : module.named_parameters(/*recurse=*/false)) {
-        const torch::Tensor t = p.value.detach().to(torch::kCPU, torch::kFloat).contiguous();
-        EVP_DigestUpdate(ctx, t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
-    }
-    for (const auto& b : module.named_buffers(/*recurse=*/false)) {
-        const torch::Tensor t = b.value.detach().to(torch::kCPU, torch::kFloat).contiguous();
-        EVP_DigestUpdate(ctx, t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+    for (const auto& p : module.named_parameters(/*recurse=*/false)) hash_tensor(p.value, ctx);
+    for (const auto& b : module.named_buffers(/*recurse=*/false)) hash_tensor(b.value, ctx);
+    // int8 models keep their weights in quantized packed-parameter objects (not parameters or
+    // buffers): their unpacked weight (dequantized) and bias, in attribute order, as
+    // models/python/rsi_models/quantization.py hashes them.
+    for (const auto& a : module.named_attributes(/*recurse=*/false)) {
+        if (!a.value.isObject()) continue;
+        const auto object = a.value.toObject();
+        if (object->type()->is_module()) continue;
+        torch::jit::Function* unpack = object->type()->findMethod("unpack");
+        if (!unpack) continue;
+        const torch::jit::IValue packed = (*unpack)({a.value});
+        for (const auto& e : packed.toTupleRef().elements()) {
+            if (e.isTensor()) hash_tensor(e.toTensor(), ctx);
+        }
     }
     for (const auto& child : module.named_children()) hash_module(child.value, ctx);
+}
+
+// The embedded rsi.json, read before the module is deserialised: an int8 model's packed weights
+// are prepared for the quantized engine that is current while it loads.
+std::string read_embedded_metadata(const std::string& path) {
+    try {
+        caffe2::serialize::PyTorchStreamReader reader(path);
+        if (!reader.hasRecord("extra/rsi.json")) return "";
+        auto [data, size] = reader.getRecord("extra/rsi.json");
+        return std::string(static_cast<const char*>(data.get()), size);
+    } catch (const c10::Error& e) {
+        throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
+    }
+}
+
+at::QEngine quantized_engine(const std::string& name, const std::string& path) {
+    at::QEngine engine = at::QEngine::NoQEngine;
+    if (name == "qnnpack") engine = at::QEngine::QNNPACK;
+    else if (name == "onednn") engine = at::QEngine::ONEDNN;
+    else if (name == "fbgemm") engine = at::QEngine::FBGEMM;
+    else if (name == "x86") engine = at::QEngine::X86;
+    std::string supported;
+    for (const at::QEngine e : at::globalContext().supportedQEngines()) {
+        if (e == engine && engine != at::QEngine::NoQEngine) return engine;
+        if (e != at::QEngine::NoQEngine) supported += (supported.empty() ? "" : ", ") + c10::toString(e);
+    }
+    throw Error(path + ": the int8 model needs the quantized engine '" + name +
+                "', which this LibTorch does not have (it has: " + supported + "); quantize it again with --engine");
 }
 
 }  // namespace
@@ -188,21 +232,54 @@ public:
     std::unique_ptr<Network> load(const std::string& path, const ModelOptions& options, const DescribeFn& describe) override {
         auto impl = std::make_unique<TorchNetwork>();
         impl->path_ = path;
+        impl->metadata_ = describe(read_embedded_metadata(path));
+        const bool int8 = impl->metadata_.is_quantized();
+        if (int8 && options.device != "cpu") {  // before parse_device: the answer does not depend on the GPU
+            throw usage_error(path + ": an int8 (quantized) model runs on the CPU only (--device " + options.device +
+                              "); use --device cpu or the fp32 model");
+        }
         impl->device_ = parse_device(options.device, path);
         impl->precision_ = options.precision;
         if (options.precision == Precision::fp16 && impl->device_.is_cpu()) {
             throw usage_error("--precision fp16 is not supported on the CPU (LibTorch 1.13 has no half-precision CPU "
                               "convolutions); use fp32 or bf16");
         }
-        std::unordered_map<std::string, std::string> extra{{"rsi.json", ""}};
+        if (int8) {
+            if (options.precision != Precision::fp32) {
+                throw usage_error(path + ": --precision " + std::string(to_string(options.precision)) +
+                                  " does not apply to an int8 model (it computes in int8; leave --precision at fp32)");
+            }
+            // Process-wide; every int8 model loaded here must agree (one engine per process).
+            at::globalContext().setQEngine(quantized_engine(impl->metadata_.quantized_engine, path));
+        }
+        std::unordered_map<std::string, std::string> extra;
         try {
             impl->module_ = torch::jit::load(path, torch::Device(torch::kCPU), extra);
         } catch (const c10::Error& e) {
             throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
         }
-        impl->metadata_ = describe(extra["rsi.json"]);
         impl->module_.eval();
         impl->original_ = impl->module_;
+        if (int8) {
+            // freeze + optimize_for_inference keep quantized ops as they are (they only fold the
+            // packed weights into the graph); when a graph-mode model does not survive either pass,
+            // the last working stage is used instead of refusing the model.
+            impl->module_ = impl->module_.clone();
+            if (options.optimize) {
+                try {
+                    torch::jit::Module frozen = torch::jit::freeze(impl->module_);
+                    try {
+                        impl->module_ = torch::jit::optimize_for_inference(frozen);
+                    } catch (const c10::Error&) {
+                        impl->module_ = frozen;
+                    }
+                    impl->optimized_ = true;
+                } catch (const c10::Error&) {
+                    impl->optimized_ = false;
+                }
+            }
+            return impl;
+        }
         try {
             if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
                 torch::jit::Module frozen = torch::jit::freeze(impl->module_);

@@ -125,5 +125,58 @@ TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
     EXPECT_THROW(apply_overrides(embedded, change, "model.pt"), Error);
 }
 
+TEST(ModelMetadata, Int8FieldsAreAcceptedAndRoundTrip) {
+    const ModelMetadata plain = metadata_from_json(valid_document(), "model.pt");
+    EXPECT_EQ(plain.precision, "fp32");  // default
+    EXPECT_FALSE(plain.is_quantized());
+    EXPECT_TRUE(plain.quantized_engine.empty());
+    EXPECT_FALSE(plain.to_json().contains("precision"));
+    for (const char* engine : {"onednn", "qnnpack", "fbgemm"}) {
+        nlohmann::json doc = valid_document();
+        doc["precision"] = "int8";
+        doc["quantization"] = {{"engine", engine},
+                               {"method", "fx static"},
+                               {"calibration", {{"tiles", 16}, {"files", {"inria/train/images/austin1_0.tif"}}}},
+                               {"source_model", {{"name", "m"}}}};
+        const ModelMetadata m = metadata_from_json(doc, "model.pt");
+        EXPECT_TRUE(m.is_quantized());
+        EXPECT_EQ(m.quantized_engine, engine);
+        EXPECT_EQ(m.quantization["calibration"]["tiles"], 16);
+        const ModelMetadata again = metadata_from_json(m.to_json(), "again");
+        EXPECT_EQ(again.to_json(), m.to_json());
+        EXPECT_EQ(again.quantized_engine, engine);
+    }
+    nlohmann::json explicit_fp32 = valid_document();
+    explicit_fp32["precision"] = "fp32";
+    EXPECT_FALSE(metadata_from_json(explicit_fp32, "model.pt").is_quantized());
+}
+
+TEST(ModelMetadata, Int8FieldsAreRejectedWhenInconsistent) {
+    const nlohmann::json q{{"engine", "onednn"}};
+    struct Case {
+        nlohmann::json precision, quantization;
+        std::string message;
+    };
+    const std::vector<Case> cases{
+        {"int4", q, "precision: 'int4' is not one of fp32, int8"},
+        {"int8", nullptr, "quantization: missing required field"},
+        {"int8", nlohmann::json::object(), "quantization.engine: missing required field"},
+        {"int8", {{"engine", "tensorrt"}}, "quantization.engine: 'tensorrt' is not one of qnnpack, onednn, fbgemm, x86"},
+        {"int8", {{"engine", 3}}, "quantization.engine: must be a string"},
+        {"int8", "onednn", "quantization: must be an object"},
+        {"int8", {{"engine", "onednn"}, {"calibration", 16}}, "quantization.calibration: must be an object"},
+        {"fp32", q, "quantization: is only allowed with \"precision\": \"int8\""},
+        {7, q, "precision: must be a string"},
+    };
+    for (const Case& c : cases) {
+        nlohmann::json doc = valid_document();
+        doc["precision"] = c.precision;
+        if (!c.quantization.is_null()) doc["quantization"] = c.quantization;
+        const std::string message = error_of(doc);
+        EXPECT_NE(message.find("model.pt: rsi.json: " + c.message), std::string::npos)
+            << c.precision << " " << c.quantization << " gave: " << message;
+    }
+}
+
 }  // namespace
 }  // namespace rsi::models

@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""int8 static quantization (CPU) of an rsi model file, calibrated on real tiles.
+
+Loads an rsi TorchScript model (rsi.json embedded, docs/MODEL_FORMAT.md), quantizes it statically
+(int8 weights per channel, uint8 activations calibrated on a few tiles normalised exactly as the
+metadata says), and writes a new rsi model whose metadata records "precision": "int8" and a
+"quantization" block (engine, method, calibration). weights_sha256 and golden are recomputed for
+the quantized module; the file is written under a temporary name, reloaded and verified, then
+renamed into place.
+
+Default calibration tiles (from ../shared/data or $RSI_DATA_ROOT): inria/train/images for
+segmentation models, the EuroSAT training patches (<Class>_1.._10, never the validation ones) for
+scene models.
+
+Examples (from the repository root):
+  /usr/bin/python3 models/python/rsi_quantize.py data/models/buildings.pt -o buildings-int8.pt
+  /usr/bin/python3 models/python/rsi_quantize.py data/models/eurosat13.pt -o eurosat13-int8.pt --tiles 40
+
+Exit status: 0 written; 1 failure (unreadable model or tiles, verification failed); 2 refused
+(bad arguments, existing output without --overwrite, unsupported engine, already quantized).
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsi_models import data, exporting, metadata  # noqa: E402
+from rsi_models import quantization as quant  # noqa: E402
+
+DEFAULT_TILES = {"segmentation": 16, "scene": 50}
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+class Refused(Exception):
+    """Unusable arguments (exit 2)."""
+
+
+def default_calibration(doc, data_root: str):
+    if doc["task"] == "segmentation":
+        return quant.list_images([os.path.join(data_root, "inria", "train", "images")]), \
+            "inria/train/images"
+    files = []
+    for f, _ in data.eurosat_files(data_root):
+        n = os.path.splitext(os.path.basename(f))[0].rsplit("_", 1)[-1]
+        if n.isdigit() and int(n) not in data.EUROSAT_VAL_NUMBERS:
+            files.append(f)
+    return files, "eurosat training patches (<Class>_1.._10)"
+
+
+def relative_name(path: str, data_root: str) -> str:
+    path = os.path.abspath(path)
+    root = os.path.abspath(data_root)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else os.path.basename(path)
+
+
+def repo_relative(arg: str) -> str:
+    """Paths inside the repository are recorded relative to it (no directory names in metadata)."""
+    a = os.path.abspath(arg) if os.sep in arg else arg
+    return os.path.relpath(a, REPO) if a.startswith(REPO + os.sep) else arg
+
+
+def quantize(args) -> dict:
+    if args.engine not in torch.backends.quantized.supported_engines:
+        raise Refused("--engine %s is not supported by this torch (supported: %s)" % (
+            args.engine, ", ".join(e for e in torch.backends.quantized.supported_engines if e != "none")))
+    if os.path.exists(args.out) and not args.overwrite:
+        raise Refused("%s exists (use --overwrite)" % args.out)
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError("%s: no such model file" % args.model)
+    torch.backends.quantized.engine = args.engine
+    scripted, doc = exporting.load_file(args.model)
+    if doc.get("precision", "fp32") != "fp32" or "quantization" in doc:
+        raise Refused("%s is already quantized (precision %s)" % (args.model, doc.get("precision")))
+    if quant.weights_sha256(scripted) != doc["weights_sha256"]:
+        raise ValueError("%s: weights_sha256 does not match the weights" % args.model)
+
+    data_root = args.data_root or os.environ.get("RSI_DATA_ROOT") or data.default_data_root()
+    if args.calibration:
+        files, source = quant.list_images(args.calibration), "given files"
+    else:
+        files, source = default_calibration(doc, data_root)
+    n = args.tiles if args.tiles else DEFAULT_TILES[doc["task"]]
+    files = quant.spread(files, n)
+    tiles = quant.load_tiles(files, doc)
+
+    eager = None if args.method == "jit" else quant.rebuild_eager(scripted, doc)
+    if args.method == "fx" and eager is None:
+        raise Refused("--method fx: %s is not an rsi_models architecture this script can rebuild "
+                      "(use --method jit)" % args.model)
+    method = "fx" if eager is not None else "jit"
+    q = quant.quantize_fx(eager, tiles, args.engine) if eager is not None \
+        else quant.quantize_graph(scripted, tiles, args.engine)
+    q.eval()
+    calib_agreement = quant.agreement(scripted, q, tiles)
+
+    src = {"name": doc["name"], "version": doc["version"], "weights_sha256": doc["weights_sha256"],
+           "file": os.path.basename(args.model)}
+    out = dict(doc)
+    out["name"] = doc["name"] + "-int8"
+    out["description"] = (doc.get("description", "").rstrip(". ") + ". " if doc.get("description") else "") + \
+        "int8 static quantization (%s engine) of %s %s." % (args.engine, doc["name"], doc["version"])
+    out["precision"] = "int8"
+    out["quantization"] = {
+        "engine": args.engine,
+        "method": "fx static (rsi_models.nets architecture)" if method == "fx" else "torchscript graph-mode static",
+        "weights": "int8, per output channel, symmetric",
+        "activations": "uint8, per tensor, affine (histogram observer)",
+        "calibration": {"tiles": len(tiles), "source": source,
+                        "files": [relative_name(f, data_root) for f in files],
+                        "normalisation": "input.scale, input.mean, input.std of this metadata",
+                        "argmax_agreement_with_source": round(calib_agreement, 6)},
+        "source_model": src,
+        "script": "models/python/rsi_quantize.py",
+        "command": " ".join(shlex.quote(repo_relative(a)) for a in
+                            ["/usr/bin/python3", "models/python/rsi_quantize.py"] + list(args.argv)),
+    }
+    out["weights_sha256"] = quant.weights_sha256(q)
+    out["golden"] = metadata.golden(q, metadata.golden_shape(out))
+    metadata.validate(out)
+
+    # Atomic output: a temporary file in the destination folder, verified, then renamed.
+    d = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(args.out) + ".", suffix=".tmp", dir=d)
+    os.close(fd)
+    try:
+        torch.jit.save(q, tmp, _extra_files={"rsi.json": metadata.dumps(out)})
+        verify(tmp, out)
+        if os.path.exists(args.out) and not args.overwrite:  # appeared meanwhile
+            raise Refused("%s exists (use --overwrite)" % args.out)
+        os.replace(tmp, args.out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {"out": args.out, "method": method, "engine": args.engine, "tiles": len(tiles),
+            "agreement": calib_agreement, "weights_sha256": out["weights_sha256"]}
+
+
+def verify(path: str, doc) -> None:
+    """Reload the written file: same metadata, hash and golden values."""
+    m, got = exporting.load_file(path)
+    if got != json.loads(metadata.dumps(doc)):
+        raise AssertionError("%s: metadata does not round-trip" % path)
+    if quant.weights_sha256(m) != doc["weights_sha256"]:
+        raise AssertionError("%s: weights_sha256 does not match the reloaded weights" % path)
+    g = metadata.golden(m, doc["golden"]["shape"])
+    if abs(g["output_sum"] - doc["golden"]["output_sum"]) > 1e-4 * max(1.0, abs(doc["golden"]["output_abs_sum"])):
+        raise AssertionError("%s: golden values do not reproduce after reload" % path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="rsi model file (.pt with rsi.json)")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--calibration", nargs="+", metavar="DIR_OR_FILE",
+                   help="calibration images (folders are searched recursively); default: see above")
+    p.add_argument("--tiles", type=int, default=0,
+                   help="calibration tiles, spread over the files (default 16 segmentation, 50 scene)")
+    p.add_argument("--engine", default="onednn", choices=["qnnpack", "onednn", "fbgemm"],
+                   help="quantized engine the model is prepared for and run with (default onednn)")
+    p.add_argument("--method", default="auto", choices=["auto", "fx", "jit"],
+                   help="fx: rebuild the rsi_models architecture; jit: TorchScript graph mode; "
+                        "auto: fx when possible")
+    p.add_argument("--data-root", help="shared data folder (default ../shared/data or $RSI_DATA_ROOT)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    args.argv = argv
+    if args.tiles < 0:
+        p.error("--tiles must be >= 1")
+    torch.set_num_threads(args.threads)
+    # torch.ao's observer and FX deprecation notices would bury the one-line result on stderr.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
+    try:
+        r = quantize(args)
+    except Refused as e:
+        print("rsi_quantize: %s" % e, file=sys.stderr)
+        return 2
+    except (OSError, ValueError, RuntimeError, AssertionError, metadata.MetadataError) as e:
+        text = str(e).strip()
+        print("rsi_quantize: %s" % (text.splitlines()[0] if text else repr(e)), file=sys.stderr)
+        return 1
+    print("wrote %s (int8, %s engine, %s method, %d calibration tiles, argmax agreement %.4f on them)"
+          % (r["out"], r["engine"], r["method"], r["tiles"], r["agreement"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
