@@ -554,19 +554,67 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     BoundedQueue<SceneBatch> to_model(2), to_writer(2);
     FirstError failure;
 
+    const bool check_finite = may_hold_non_finite(info, mapping.source_bands);  // NaN/Inf only in float bands
     std::thread reader([&] {
         try {
             const RasterSource own = source.reopen();
             TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4);
             std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
             std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
+            // Overlapping windows shrunk by a whole factor: shrink each tile row's strip once and
+            // cut the windows out of it (each block is averaged once, not once per window over it).
+            const int64_t factor = window_px % S == 0 ? window_px / S : 0;
+            const bool shrink_strips = factor > 1 && grid.stride_x() % factor == 0 && !mapping.normalizer.clamp && !check_finite &&
+                                       tiles.reads_strips();
+            std::vector<float> shrunk;
+            PixelWindow span;
+            int64_t shrunk_row = -1, shrunk_width = 0;
+            const auto cut_from_shrunk_strip = [&](const Tile& t, float* slot) {
+                if (t.row != shrunk_row) {
+                    const auto* strip = reinterpret_cast<const float*>(tiles.row_strip(t.row, span));
+                    shrunk_width = span.width / factor;
+                    shrunk.resize(static_cast<size_t>(C * S * shrunk_width));
+                    for (int64_t c = 0; c < C; ++c) {
+                        const cv::Mat src(static_cast<int>(span.height), static_cast<int>(span.width), CV_32F,
+                                          const_cast<float*>(strip + c * span.area()));
+                        cv::Mat dst(static_cast<int>(S), static_cast<int>(shrunk_width), CV_32F, shrunk.data() + c * S * shrunk_width);
+                        cv::resize(src(cv::Rect(0, 0, static_cast<int>(shrunk_width * factor), static_cast<int>(S * factor))), dst,
+                                   dst.size(), 0, 0, cv::INTER_AREA);
+                    }
+                    shrunk_row = t.row;
+                }
+                const int64_t x0 = (t.window.x - span.x) / factor;
+                for (int64_t c = 0; c < C; ++c)
+                    for (int64_t y = 0; y < S; ++y) {
+                        std::copy_n(shrunk.data() + (c * S + y) * shrunk_width + x0, S, slot + (c * S + y) * S);
+                    }
+            };
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 SceneBatch batch;
                 batch.input.assign(static_cast<size_t>(B * C * S * S), 0.0f);
                 for (int64_t i = k * B; i < std::min((k + 1) * B, grid.count()); ++i) {
                     Window w{grid.at(i), true};
+                    if (shrink_strips) {
+                        const bool aligned = (w.tile.window.x - grid.row_span(w.tile.row).x) % factor == 0 &&
+                                             w.tile.window.y == grid.row_span(w.tile.row).y;
+                        // Without nodata or a mask, a window inside the image is valid throughout.
+                        const bool inside = w.tile.window.right() <= info.width && w.tile.window.bottom() <= info.height;
+                        const bool all_valid = aligned && ((info.mask == MaskSource::none && inside) || [&] {
+                            tiles.read_validity(w.tile, valid.data());
+                            return std::all_of(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
+                        }());
+                        if (all_valid) {
+                            float* slot = batch.input.data() + (i - k * B) * C * S * S;
+                            cut_from_shrunk_strip(w.tile, slot);
+                            mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
+                            w.skipped = false;
+                            batch.run = true;
+                            batch.windows.push_back(w);
+                            continue;
+                        }
+                    }
                     tiles.read(w.tile, raw.data(), valid.data());
-                    mask_non_finite(raw.data(), static_cast<int>(C), window_px * window_px, valid.data());
+                    if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), window_px * window_px, valid.data());
                     const auto count = std::count_if(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
                     const double nodata = 1.0 - static_cast<double>(count) / static_cast<double>(valid.size());
                     w.skipped = nodata > options.max_nodata || count == 0;

@@ -274,6 +274,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t end_batch = end_tile > first_tile ? (end_tile - 1) / B + 1 : first_batch;
 
     // Reader: its own dataset handle (GDAL datasets are not shared between threads).
+    const bool check_finite = may_hold_non_finite(info, mapping.source_bands);  // NaN/Inf only in float bands
     std::thread reader([&] {
         try {
             const RasterSource own = source.reopen();
@@ -289,7 +290,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                     slot.slot = i - k * B;
                     slot.validity.resize(static_cast<size_t>(T * T));
                     tiles.read(slot.tile, raw.data(), slot.validity.data());
-                    mask_non_finite(raw.data(), static_cast<int>(C), T * T, slot.validity.data());
+                    if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), T * T, slot.validity.data());
                     slot.empty = !any_valid(slot.validity);
                     if (!slot.empty) {
                         mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), T * T);

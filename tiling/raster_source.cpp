@@ -267,4 +267,12 @@ void mask_non_finite(float* data, int bands, int64_t pixels, uint8_t* validity) 
     }
 }
 
+bool may_hold_non_finite(const RasterInfo& info, const std::vector<int>& bands) {
+    for (int b : bands) {
+        if (b < 1 || b > info.band_count()) return true;
+        if (GDALDataTypeIsFloating(info.bands[static_cast<size_t>(b - 1)].data_type)) return true;
+    }
+    return false;
+}
+
 }  // namespace rsi

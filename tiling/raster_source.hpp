@@ -92,5 +92,8 @@ private:
 
 // Sets NaN/Inf values to 0 and marks those pixels invalid (band-sequential data, `pixels` per band).
 void mask_non_finite(float* data, int bands, int64_t pixels, uint8_t* validity);
+// Whether any of the 1-based `bands` of `info` has a floating-point type, i.e. can hold NaN or Inf
+// (integer bands read as float never do, so mask_non_finite can be skipped for them).
+bool may_hold_non_finite(const RasterInfo& info, const std::vector<int>& bands);
 
 }  // namespace rsi

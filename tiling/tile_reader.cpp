@@ -54,4 +54,20 @@ void TileReader::read(const Tile& tile, void* out, uint8_t* validity) {
     if (with_validity_ && validity) copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
 }
 
+void TileReader::read_validity(const Tile& tile, uint8_t* validity) {
+    if (!strips_) {
+        source_.read_validity(tile.window, bands_, validity);
+        return;
+    }
+    if (tile.row != cached_row_) load_row(tile.row);
+    copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
+}
+
+const unsigned char* TileReader::row_strip(int64_t row, PixelWindow& span) {
+    if (!strips_) return nullptr;
+    if (row != cached_row_) load_row(row);
+    span = span_;
+    return strip_.data();
+}
+
 }  // namespace rsi

@@ -18,6 +18,13 @@ public:
     // (window, 255 = data). Tiles should come in row-major order for the row cache to pay off.
     void read(const Tile& tile, void* out, uint8_t* validity);
 
+    // Only the validity of `tile` (window, 255 = data); needs with_validity.
+    void read_validity(const Tile& tile, uint8_t* validity);
+
+    // The cached strip of tile row `row` (bands x span, band-sequential, `type`), loading it when
+    // needed; `span` receives its window. Only when reads_strips().
+    const unsigned char* row_strip(int64_t row, PixelWindow& span);
+
     bool reads_strips() const { return strips_; }
     size_t element_size() const { return elem_; }
 

@@ -194,6 +194,32 @@ TEST(SceneMap, BadRequestsFailClearly) {
     EXPECT_FALSE(std::filesystem::exists(dir / "x.tif"));
 }
 
+// Windows shrunk by a whole factor are cut from a strip shrunk once per tile row; with no room for a
+// strip (a zero budget for the reader) each window is read and shrunk on its own. Both agree.
+TEST(SceneMap, StripShrinkingAgreesWithShrinkingEachWindow) {
+    test::TempDir dir;
+    const double gt[6] = {300000, 0.15, 0, 5000000, 0, -0.15};  // half the model's 0.3 m: factor 2
+    test::make_raster(dir / "image.tif", 150, 110, 4, GDT_Byte,
+                      [](int b, int x, int y) { return (x * 7 + y * 3 * b + (x / 16) * 40 + (y / 24) * 30) % 256; });
+    test::georeference(dir / "image.tif", gt, 32614);
+    SceneOptions a = options_for(dir / "image.tif", dir / "a.tif"), b = options_for(dir / "image.tif", dir / "b.tif");
+    for (SceneOptions* o : {&a, &b}) {
+        o->stride = 8;  // 16 image pixels: a multiple of the factor
+        o->batch = 4;
+        o->probabilities = o->output + ".p.tif";
+    }
+    b.memory_budget_mb = 0;
+    const SceneResult ra = map_scenes(scene_model(), a), rb = map_scenes(scene_model(), b);
+    EXPECT_EQ(ra.window_pixels, 32);
+    EXPECT_EQ(ra.windows_run, rb.windows_run);
+    const RasterSource pa = RasterSource::open(a.probabilities), pb = RasterSource::open(b.probabilities);
+    const PixelWindow all{0, 0, pa.info().width, pa.info().height};
+    const auto x = pa.read_float(all, {1, 2, 3}), y = pb.read_float(all, {1, 2, 3});
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5) << i;
+    EXPECT_EQ(RasterSource::open(a.output).read_float(all, {1}), RasterSource::open(b.output).read_float(all, {1}));
+}
+
 std::string file_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream s;
