@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "tiling/error.hpp"
-
+#include "tiling/raster_source.hpp"
 #include "models/runtime_info.hpp"
 
 namespace rsi::cli {
@@ -129,6 +129,21 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
     models::set_inference_threads(threads > 0 ? threads : 1);
     // GDAL's block cache counts inside the memory budget.
     GDALSetCacheMax64(common.ram_mb * 1024 * 1024 / 4);
+}
+
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image) {
+    RasterInfo info;
+    try {
+        info = RasterSource::open(image).info();
+    } catch (const Error&) {
+        return;  // the command itself reports the unreadable image, in its own words
+    }
+    int64_t row_bytes = 0;
+    for (const BandInfo& band : info.bands) {
+        row_bytes += info.width * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
+    }
+    const int64_t budget = common.ram_mb * 1024 * 1024 / 4;
+    GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{64} << 20, 2 * row_bytes)));
 }
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }

@@ -73,6 +73,12 @@ void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_fl
 void apply_global_settings(const CommonOptions& common, bool remote_inputs = false);
 // True when an argument names a remote dataset (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/ ..., http(s)://).
 bool mentions_remote_path(const std::vector<std::string>& args);
+// GDAL's block cache for a command that reads `image` in strips into its own buffers: two rows of the
+// image's blocks (what consecutive overlapping strips share), at least 64 MB, at most --ram / 4. A
+// larger cache only fills with blocks already used, so peak memory would grow with the image. An
+// unreadable image leaves the cache as it is (the command reports it).
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image);
+
 void print_json(const nlohmann::json& value);
 
 // Registration of each subcommand (one file each).

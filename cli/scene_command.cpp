@@ -96,6 +96,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             model_path = pick_bundled_model(models::Task::scene, image.info().band_count(), bundled_models_dir()).path;
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
+        cap_block_cache_for_strips(context.common, o->image);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const SceneResult r = map_scenes(model, s, context.progress(bar));
         bar.finish();
