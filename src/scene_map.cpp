@@ -529,10 +529,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                {"lattice", lattice.to_json()}, {"model", meta.to_json()}, {"outputs", scene_output_settings(options)}};
         job = write_or_check_job(parts_dir, job);
         const ShardSpec shard = options.shard.value_or(ShardSpec{});
-        if (job.value("shards", 1) != shard.count) {
-            throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
-                              std::to_string(shard.count));
-        }
+        check_shard_count(job, shard, parts_dir);
         journal = std::make_unique<StripJournal>(parts_dir, fingerprint, shard);
         std::tie(first_strip, end_strip) = shard_strips(R, shard);
         result.strips = R;

@@ -259,6 +259,14 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
     return job;
 }
 
+void check_shard_count(const nlohmann::json& job, const ShardSpec& shard, const std::string& parts_dir) {
+    const int started = job.value("shards", 1);
+    if (started != shard.count) {
+        throw usage_error(parts_dir + ": was started with " + std::to_string(started) + " shards, not " + std::to_string(shard.count) +
+                          " (keep N the same for every shard of a job)");
+    }
+}
+
 nlohmann::json georeference_to_job(const RasterInfo& info) {
     return {{"width", info.width}, {"height", info.height}, {"has_geotransform", info.has_geotransform},
             {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},

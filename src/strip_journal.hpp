@@ -82,6 +82,10 @@ std::string sha256_hex(std::string_view text);
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
 nlohmann::json read_job(const std::string& parts_dir);
 
+// A job's parts are all made with the same N: throws a usage Error when `job` (its job.json) was
+// started with another number of shards than `shard.count`.
+void check_shard_count(const nlohmann::json& job, const ShardSpec& shard, const std::string& parts_dir);
+
 // The georeferencing an assembly needs (size, geotransform, CRS), into and out of job.json.
 nlohmann::json georeference_to_job(const RasterInfo& info);
 RasterInfo georeference_from_job(const nlohmann::json& job);

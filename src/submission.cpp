@@ -580,10 +580,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
                        {"settings", settings}, {"shards", shard.count}, {"submission", format_settings(o)},
                        {"images", names}, {"pixels", pixels}, {"output", o.output}};
     job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " to start over");
-    if (job.value("shards", 1) != shard.count) {
-        throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
-                          std::to_string(shard.count) + " (keep N the same for every shard of a job)");
-    }
+    check_shard_count(job, shard, parts_dir);
     const std::string fingerprint = job.at("fingerprint").get<std::string>();
     ItemJournal journal(parts_dir, fingerprint, shard);
     const std::vector<size_t> mine = o.shard ? shard_items(pixels, shard) : [&] {

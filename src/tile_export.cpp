@@ -411,10 +411,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                {"geotransform", info.geotransform}, {"crs_wkt", info.crs_wkt}, {"tile_format", format.driver},
                {"data_type", result.data_type}};
         job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " (and the tiles) to start over");
-        if (job.value("shards", 1) != shard.count) {
-            throw usage_error(parts_dir + ": was started with " + std::to_string(job.value("shards", 1)) + " shards, not " +
-                              std::to_string(shard.count) + " (keep N the same for every shard of a job)");
-        }
+        check_shard_count(job, shard, parts_dir);
         remove_stale_tile_temporaries(dir, result.first_row, result.end_row);
     }
     const int64_t my_tiles = (result.end_row - result.first_row) * grid.cols();
