@@ -9,6 +9,10 @@ Models:
   --bands all   13 bands B01..B12 (eurosat13)
   --bands rgbn  source bands 4,3,2,8 = red, green, blue, nir (eurosat-rgbn)
 
+Architectures: StatsSceneNet (default, eurosat13 / eurosat-rgbn 1.0.0), FeatureSceneNet with
+--recipe NAME (a recipe of rsi_models.scene_recipes.CANDIDATES, as compared by
+select_scene_recipe.py), SceneNet / SpectralSceneNet (learned CNNs, earlier experiments).
+
 Example (from the repository root):
   /usr/bin/python3 models/python/train_scene.py --bands all --out models/python/runs/eurosat13
 """
@@ -24,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rsi_models import augment, data, nets  # noqa: E402
+from rsi_models import augment, data, nets, scene_recipes  # noqa: E402
 from rsi_models.metrics import confusion_matrix  # noqa: E402
 
 BAND_SETS = {
@@ -53,8 +57,13 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--wd", type=float, default=5e-4)
-    p.add_argument("--arch", choices=["StatsSceneNet", "SceneNet", "SpectralSceneNet"],
-                   default="StatsSceneNet")
+    p.add_argument("--arch", choices=["StatsSceneNet", "FeatureSceneNet", "SceneNet",
+                                      "SpectralSceneNet"], default="StatsSceneNet")
+    p.add_argument("--recipe", choices=sorted(scene_recipes.CANDIDATES),
+                   help="fixed-feature recipe (rsi_models.scene_recipes.CANDIDATES); required for "
+                        "--arch FeatureSceneNet, which is then implied; sets the L2 strength "
+                        "(--l2 ignored)")
+    p.add_argument("--version", default=None, help="metadata version (default 1.0.0; 1.1.0 with --recipe)")
     p.add_argument("--l2", type=float, default=0.01,
                    help="StatsSceneNet: L2 penalty on the linear weights (full-batch L-BFGS fit)")
     p.add_argument("--widths", default="32", help="SceneNet widths / SpectralSceneNet width")
@@ -105,6 +114,11 @@ def main(argv=None):
         return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
     c = len(idx)
+    if args.recipe or args.arch == "FeatureSceneNet":
+        if not args.recipe:
+            raise SystemExit("--arch FeatureSceneNet needs --recipe")
+        return fit_recipe(args, log, command, source_bands, band_names, mean, std, norm,
+                          xtr, ytr, xva, yva, names_tr)
     if args.arch == "StatsSceneNet":
         return fit_stats(args, log, command, source_bands, band_names, mean, std, norm,
                          xtr, ytr, xva, yva, names_tr)
@@ -236,11 +250,65 @@ def fit_stats(args, log, command, source_bands, band_names, mean, std, norm, xtr
     log(json.dumps(ckpt["metrics"]))
 
 
+def fit_recipe(args, log, command, source_bands, band_names, mean, std, norm, xtr, ytr, xva, yva,
+               names_tr):
+    """A scene_recipes recipe: fixed pooled features + linear layer (L2 nested-chosen by 4-fold CV
+    on the training patches when the recipe says so, optional dihedral feature augmentation)."""
+    t0 = time.time()
+    rec = scene_recipes.CANDIDATES[args.recipe]
+    c = len(source_bands)
+    ncls = len(data.EUROSAT_CLASSES)
+
+    def make():
+        return scene_recipes.build(rec, c, ncls, mean.tolist(), std.tolist())
+    arch_kwargs = scene_recipes.arch_kwargs(rec, c, ncls, mean.tolist(), std.tolist())
+    ytr_t = torch.from_numpy(ytr)
+    feats = scene_recipes.features(make(), norm(xtr), rec["aug"])
+    log("recipe %s (%s): %s %d features" % (args.recipe, rec["desc"], rec["arch"], feats.shape[-1]))
+    # 5-fold CV on the training patches, folds (patch number - 1) mod 5 as for StatsSceneNet
+    # (input normalisation from all training patches; nested L2 chosen inside each fold)
+    num = np.array([int(os.path.splitext(n)[0].rsplit("_", 1)[-1]) for n in names_tr])
+    if args.inner_val:
+        num = num[num < 8]
+    cv = []
+    for k in range(5):
+        te = np.flatnonzero((num - 1) % 5 == k)
+        tr = np.flatnonzero((num - 1) % 5 != k)
+        m, _ = scene_recipes.fit_recipe(rec, make, feats, ytr_t, tr, seed=k)
+        cv.append(float((scene_recipes.logits(m, scene_recipes._plain(feats, te)).argmax(1)
+                         == ytr_t[torch.from_numpy(te)]).float().mean()))
+    log("5-fold CV accuracy on the training patches: %.3f (%s)"
+        % (np.mean(cv), ", ".join("%.2f" % v for v in cv)))
+    model, l2 = scene_recipes.fit_recipe(rec, make, feats, ytr_t, np.arange(len(ytr)), seed=0)
+    model.eval()
+    log("L2 %g%s" % (l2, " (chosen by stratified 4-fold CV on the training patches)"
+                     if rec["l2"] == "nested" else ""))
+    with torch.no_grad():
+        train_acc = float((model(norm(xtr)).argmax(1) == ytr_t).float().mean())
+        pred = model(norm(xva)).argmax(1).numpy()
+    acc = float((pred == yva).mean())
+    cm = confusion_matrix(yva, pred, ncls)
+    log("train accuracy %.4f; validation accuracy %.4f" % (train_acc, acc))
+    log("confusion matrix (rows = true, cols = predicted):\n%s" % cm)
+    meta = scene_meta(args, command, source_bands, band_names, mean.tolist(), std.tolist())
+    ckpt = {"arch": rec["arch"], "arch_kwargs": arch_kwargs, "state_dict": model.state_dict(),
+            "meta": meta,
+            "metrics": {"val_accuracy": acc, "val_patches": int(len(yva)),
+                        "val_split": ("inner: <Class>_8..10 (3 per class)" if args.inner_val
+                                      else "<Class>_11..14 (4 per class)"),
+                        "confusion_matrix": cm.tolist(), "train_accuracy": train_acc,
+                        "cv5_train_accuracy": float(np.mean(cv)), "recipe": args.recipe,
+                        "l2": l2, "train_minutes": round((time.time() - t0) / 60, 2)}}
+    torch.save(ckpt, os.path.join(args.out, "final.pt"))
+    log(json.dumps(ckpt["metrics"]))
+
+
 def scene_meta(args, command, source_bands, band_names, mean, std):
     name = "eurosat13" if args.bands == "all" else "eurosat-rgbn"
+    version = args.version or ("1.1.0" if args.recipe else "1.0.0")
     return {
         "format": "rsi-model", "format_version": 1,
-        "name": "rsi-" + name, "version": "1.0.0", "task": "scene",
+        "name": "rsi-" + name, "version": version, "task": "scene",
         "description": "EuroSAT land-use scene classifier for 64x64 Sentinel-2 L1C patches (%s)." % (
             "13 bands" if args.bands == "all" else "red, green, blue, nir"),
         "input": {"bands": len(source_bands), "band_names": band_names,

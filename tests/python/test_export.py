@@ -115,6 +115,24 @@ class ExportRoundTrip(unittest.TestCase):
             x = torch.randn(2, 4, 32, 32)
             self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
 
+    def test_feature_scene_roundtrip(self):
+        # every feature family of FeatureSceneNet (select_scene_recipe.py candidates) scripts,
+        # reproduces eager output, accepts other H, W and is invariant to flips / 90-degree rotations
+        torch.manual_seed(3)
+        model = nets.FeatureSceneNet(in_channels=4, num_classes=3, scales=3, aniso=True, tensor=True,
+                                     index_a=[3], index_b=[0], in_mean=[0.1] * 4, in_std=[0.05] * 4,
+                                     rf_filters=4, rf_symmetric=True).eval()
+        scripted, doc = self._roundtrip(model, scene_doc())
+        with torch.no_grad():
+            for h, w in ((32, 32), (16, 16), (20, 37)):
+                x = torch.randn(2, 4, h, w)
+                self.assertEqual(list(scripted(x).shape), [2, 3])
+                self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
+            x = torch.randn(1, 4, 32, 32)
+            f = model.features(x)
+            for t in (torch.rot90(x, 1, [2, 3]), torch.flip(x, [3])):
+                self.assertLessEqual(float((model.features(t.contiguous()) - f).abs().max()), 1e-4)
+
     def test_scene_roundtrip(self):
         model = tiny_scene()
         scripted, doc = self._roundtrip(model, scene_doc())

@@ -191,6 +191,127 @@ class StatsSceneNet(nn.Module):
         return self.fc((self.features(x) - self.feat_mean) / self.feat_std)
 
 
+class FeatureSceneNet(nn.Module):
+    """Scene classifier over a configurable set of fixed, pooled features + one learned linear layer.
+
+    A superset of ``StatsSceneNet`` used by models/python/select_scene_recipe.py to compare recipes
+    (any H, W >= 16). Per band (input normalised with the metadata's mean/std):
+
+    * always: mean, standard deviation, 10/50/90 % quantiles and, at ``scales`` scales (2x2 average
+      pooling between), the texture energy mean|dx| + mean|dy| (the ``StatsSceneNet`` features);
+    * ``aniso``: per scale also |mean|dx| - mean|dy||, mean|d1| + mean|d2| and |mean|d1| - mean|d2||
+      (d1, d2 = the two diagonal differences): rotation/flip invariant (dihedral) anisotropy;
+    * ``tensor``: per scale the square roots of the two eigenvalues of the globally averaged
+      gradient structure tensor (orientation-free line/edge dominance);
+    * ``index_a``/``index_b`` (0-based band pairs): per pair the normalised difference
+      (A - B) / (A + B + 1e-3) of the reflectances (the input un-normalised with ``in_mean``/``in_std``)
+      pooled as mean, std and 10/50/90 % quantiles (e.g. NDVI, NDWI, NDBI);
+    * ``rf_filters`` > 0: MOSAIKS-style random features: ``rf_filters`` fixed random
+      ``rf_size`` x ``rf_size`` filters over all bands (Gaussian, unit norm, generated from
+      ``rf_seed``; stored as a buffer), valid convolution, global means of ReLU(r) and ReLU(-r);
+      with ``rf_symmetric`` every filter is expanded to its 8 dihedral versions and the pooled
+      responses are averaged over them (features invariant to flips / 90-degree rotations).
+
+    The features are standardised with training-set statistics (buffers) and classified by ``fc``.
+    """
+
+    def __init__(self, in_channels: int = 13, num_classes: int = 10, scales: int = 2,
+                 aniso: bool = False, tensor: bool = False,
+                 index_a: List[int] = (), index_b: List[int] = (),
+                 in_mean: List[float] = (), in_std: List[float] = (),
+                 rf_filters: int = 0, rf_size: int = 3, rf_seed: int = 0,
+                 rf_symmetric: bool = False):
+        super().__init__()
+        index_a, index_b = list(index_a), list(index_b)
+        assert len(index_a) == len(index_b)
+        self.scales = scales
+        self.aniso = aniso
+        self.tensor = tensor
+        self.n_index = len(index_a)
+        self.rf_filters = rf_filters
+        self.rf_symmetric = rf_symmetric
+        self.register_buffer("quantiles", torch.tensor([0.1, 0.5, 0.9]))
+        self.register_buffer("index_a", torch.tensor(index_a, dtype=torch.long))
+        self.register_buffer("index_b", torch.tensor(index_b, dtype=torch.long))
+        if self.n_index > 0:
+            assert len(in_mean) == in_channels and len(in_std) == in_channels
+            self.register_buffer("in_mean", torch.tensor(list(in_mean), dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("in_std", torch.tensor(list(in_std), dtype=torch.float32).view(1, -1, 1, 1))
+        else:
+            self.register_buffer("in_mean", torch.zeros(1, in_channels, 1, 1))
+            self.register_buffer("in_std", torch.ones(1, in_channels, 1, 1))
+        if rf_filters > 0:
+            g = torch.Generator().manual_seed(rf_seed)
+            w = torch.randn(rf_filters, in_channels, rf_size, rf_size, generator=g)
+            w = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            if rf_symmetric:  # filter-major: [f0 t0..t7, f1 t0..t7, ...]
+                ws = []
+                for i in range(rf_filters):
+                    for k in range(4):
+                        r = torch.rot90(w[i], k, [1, 2])
+                        ws.append(r)
+                        ws.append(torch.flip(r, [2]))
+                w = torch.stack(ws)
+            self.register_buffer("rf_weight", w)
+        else:
+            self.register_buffer("rf_weight", torch.zeros(0, in_channels, rf_size, rf_size))
+        per_scale = 1 + (3 if aniso else 0) + (2 if tensor else 0)
+        nfeat = in_channels * (5 + per_scale * scales) + 5 * self.n_index + 2 * rf_filters
+        self.register_buffer("feat_mean", torch.zeros(nfeat))
+        self.register_buffer("feat_std", torch.ones(nfeat))
+        self.fc = nn.Linear(nfeat, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f: List[torch.Tensor] = [x.mean(dim=[2, 3]), x.std(dim=[2, 3], unbiased=False)]
+        q = torch.quantile(x.flatten(2), self.quantiles, dim=2)  # Q x N x C
+        f.append(q.permute(1, 2, 0).flatten(1))
+        z = x
+        for _ in range(self.scales):
+            gx = (z[:, :, :, 1:] - z[:, :, :, :-1]).abs().mean(dim=[2, 3])
+            gy = (z[:, :, 1:, :] - z[:, :, :-1, :]).abs().mean(dim=[2, 3])
+            f.append(gx + gy)
+            if self.aniso:
+                d1 = (z[:, :, 1:, 1:] - z[:, :, :-1, :-1]).abs().mean(dim=[2, 3])
+                d2 = (z[:, :, 1:, :-1] - z[:, :, :-1, 1:]).abs().mean(dim=[2, 3])
+                f.append((gx - gy).abs())
+                f.append(d1 + d2)
+                f.append((d1 - d2).abs())
+            if self.tensor:
+                # gradients at the centres of the 2x2 pixel blocks (exactly dihedral invariant)
+                ex = 0.5 * (z[:, :, 1:, 1:] - z[:, :, 1:, :-1] + z[:, :, :-1, 1:] - z[:, :, :-1, :-1])
+                ey = 0.5 * (z[:, :, 1:, 1:] - z[:, :, :-1, 1:] + z[:, :, 1:, :-1] - z[:, :, :-1, :-1])
+                jxx = (ex * ex).mean(dim=[2, 3])
+                jyy = (ey * ey).mean(dim=[2, 3])
+                jxy = (ex * ey).mean(dim=[2, 3])
+                half = 0.5 * (jxx + jyy)
+                root = torch.sqrt(0.25 * (jxx - jyy) ** 2 + jxy * jxy)
+                f.append(torch.sqrt((half + root).clamp_min(0.0)))
+                f.append(torch.sqrt((half - root).clamp_min(0.0)))
+            z = F.avg_pool2d(z, 2)
+        if self.n_index > 0:
+            r = x * self.in_std + self.in_mean
+            a = r.index_select(1, self.index_a)
+            b = r.index_select(1, self.index_b)
+            nd = (a - b) / (a + b + 1e-3)
+            f.append(nd.mean(dim=[2, 3]))
+            f.append(nd.std(dim=[2, 3], unbiased=False))
+            qn = torch.quantile(nd.flatten(2), self.quantiles, dim=2)
+            f.append(qn.permute(1, 2, 0).flatten(1))
+        if self.rf_filters > 0:
+            resp = F.conv2d(x, self.rf_weight)
+            pos = F.relu(resp).mean(dim=[2, 3])
+            neg = F.relu(-resp).mean(dim=[2, 3])
+            if self.rf_symmetric:
+                pos = pos.view(pos.shape[0], self.rf_filters, 8).mean(2)
+                neg = neg.view(neg.shape[0], self.rf_filters, 8).mean(2)
+            f.append(pos)
+            f.append(neg)
+        return torch.cat(f, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc((self.features(x) - self.feat_mean) / self.feat_std)
+
+
 class FlipTTA(nn.Module):
     """Test-time augmentation wrapper: mean of the logits of ``net`` over the 4 flips of the input
     (identity, horizontal, vertical, both). Works for any H, W the wrapped network accepts; 4x cost."""
@@ -209,6 +330,7 @@ class FlipTTA(nn.Module):
 
 ARCHITECTURES = {
     "StatsSceneNet": StatsSceneNet,
+    "FeatureSceneNet": FeatureSceneNet,
     "SpectralSceneNet": SpectralSceneNet,
     "BuildingNet": BuildingNet,
     "SceneNet": SceneNet,

@@ -1,0 +1,180 @@
+"""EuroSAT scene-classifier recipes (fixed pooled features + linear layer) and their fitting.
+
+Shared by models/python/select_scene_recipe.py (recipe selection by repeated stratified 5-fold
+cross-validation on the 100 training patches) and models/python/train_scene.py (``--arch
+FeatureSceneNet --recipe NAME``). A recipe = a feature configuration of ``nets.StatsSceneNet`` /
+``nets.FeatureSceneNet``, an L2 strength of the linear layer (a number, or "nested": chosen from
+``L2_GRID`` by cross-validation inside the training data it is given) and whether the classifier's
+training features are augmented with the 8 dihedral transforms (flips / 90-degree rotations) of each
+patch.
+"""
+import collections
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import nets
+
+L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+# Normalised-difference indices of the 13-band EuroSAT files (0-based FILE band indices; the files
+# store B8A last: 0 B01, 1 B02, 2 B03, 3 B04, ..., 7 B08, 8 B09, 9 B10, 10 B11, 11 B12, 12 B8A).
+INDICES_13 = collections.OrderedDict([
+    ("NDVI", (7, 3)),   # (B08 - B04) / (B08 + B04)
+    ("NDWI", (2, 7)),   # (B03 - B08) / (B03 + B08)  (McFeeters)
+    ("NDBI", (10, 7)),  # (B11 - B08) / (B11 + B08)
+])
+_IDX = dict(index_a=[a for a, _ in INDICES_13.values()], index_b=[b for _, b in INDICES_13.values()])
+_RF = dict(rf_filters=64, rf_size=3, rf_seed=0)
+
+# The candidate set compared by select_scene_recipe.py, fixed before any of them was evaluated.
+# "base" is the recipe of the eurosat13.pt / eurosat-rgbn.pt 1.0.0 files (StatsSceneNet, L2 0.01).
+CANDIDATES = collections.OrderedDict([
+    ("base", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=0.01, aug=False,
+                  desc="StatsSceneNet, 2 scales, L2 0.01 (current recipe)")),
+    ("base-nl2", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2="nested", aug=False,
+                      desc="StatsSceneNet, 2 scales, nested L2")),
+    ("aniso3", dict(arch="FeatureSceneNet", kwargs=dict(scales=3, aniso=True), l2="nested",
+                    aug=False, desc="+ h/v and diagonal anisotropy, 3 scales, nested L2")),
+    ("tensor3", dict(arch="FeatureSceneNet", kwargs=dict(scales=3, tensor=True), l2="nested",
+                     aug=False, desc="+ structure-tensor eigenvalues, 3 scales, nested L2")),
+    ("index", dict(arch="FeatureSceneNet", kwargs=dict(scales=2, **_IDX), l2="nested", aug=False,
+                   desc="+ NDVI/NDWI/NDBI statistics, nested L2")),
+    ("rf-aug", dict(arch="FeatureSceneNet", kwargs=dict(scales=2, rf_symmetric=False, **_RF),
+                    l2="nested", aug=True,
+                    desc="+ 64 random 3x3 filters (MOSAIKS), dihedral-augmented fit, nested L2")),
+    ("rf-sym", dict(arch="FeatureSceneNet", kwargs=dict(scales=2, rf_symmetric=True, **_RF),
+                    l2="nested", aug=False,
+                    desc="+ 64 random 3x3 filters, dihedral-symmetrised, nested L2")),
+    ("combo", dict(arch="FeatureSceneNet",
+                   kwargs=dict(scales=3, aniso=True, tensor=True, rf_symmetric=True, **_IDX, **_RF),
+                   l2="nested", aug=False,
+                   desc="aniso3 + tensor3 + index + rf-sym, nested L2")),
+])
+
+
+def build(recipe: dict, in_channels: int, num_classes: int, in_mean: Sequence[float],
+          in_std: Sequence[float]) -> torch.nn.Module:
+    """The (untrained) network of a recipe; ``in_mean``/``in_std`` = input normalisation (reflectance
+    units), needed by the spectral-index features."""
+    if recipe["kwargs"].get("index_a") and in_channels != 13:
+        raise ValueError("spectral-index recipes need the 13-band EuroSAT band set")
+    return nets.build(recipe["arch"], arch_kwargs(recipe, in_channels, num_classes, in_mean, in_std))
+
+
+def arch_kwargs(recipe: dict, in_channels: int, num_classes: int, in_mean, in_std) -> dict:
+    """The ``nets.build`` keyword arguments of a recipe's network (stored in checkpoints)."""
+    kw = dict(recipe["kwargs"])
+    kw.update(in_channels=in_channels, num_classes=num_classes)
+    if recipe["arch"] == "FeatureSceneNet" and kw.get("index_a"):
+        kw.update(in_mean=[float(v) for v in in_mean], in_std=[float(v) for v in in_std])
+    return kw
+
+
+def dihedral(x: torch.Tensor) -> List[torch.Tensor]:
+    """The 8 dihedral transforms of N x C x H x W patches (identity first)."""
+    out = []
+    for k in range(4):
+        r = torch.rot90(x, k, [2, 3])
+        out.append(r)
+        out.append(torch.flip(r, [3]))
+    return out
+
+
+@torch.no_grad()
+def features(model: torch.nn.Module, xn: torch.Tensor, aug: bool) -> torch.Tensor:
+    """Pooled features of normalised patches: N x F, or (aug) 8 x N x F (identity first)."""
+    if not aug:
+        return model.features(xn)
+    return torch.stack([model.features(t.contiguous()) for t in dihedral(xn)])
+
+
+def _flat(feats: torch.Tensor, idx: np.ndarray, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Training rows for the patches ``idx`` (all 8 transforms when feats is 8 x N x F)."""
+    t = torch.from_numpy(idx)
+    if feats.dim() == 3:
+        return feats[:, t].reshape(-1, feats.shape[2]), y[t].repeat(feats.shape[0])
+    return feats[t], y[t]
+
+
+def _plain(feats: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    """Evaluation rows: the untransformed patches only."""
+    t = torch.from_numpy(idx)
+    return feats[0, t] if feats.dim() == 3 else feats[t]
+
+
+def fit_linear(model: torch.nn.Module, feats: torch.Tensor, y: torch.Tensor, l2: float):
+    """Standardise features (buffers) and fit the linear layer by full-batch L-BFGS (deterministic)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.feat_mean.copy_(feats.mean(0))
+        model.feat_std.copy_(feats.std(0).clamp_min(1e-6))
+        model.fc.reset_parameters()
+    a = (feats - model.feat_mean) / model.feat_std
+    opt = torch.optim.LBFGS(model.fc.parameters(), max_iter=500, line_search_fn=None)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model.fc(a), y) + l2 * (model.fc.weight ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return model
+
+
+@torch.no_grad()
+def logits(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    return model.fc((feats - model.feat_mean) / model.feat_std)
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold id per sample: each class's samples randomly permuted (RandomState(seed)) and dealt out
+    in equal consecutive groups, so every fold holds the same number of each class."""
+    rng = np.random.RandomState(seed)
+    fold = np.zeros(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        perm = rng.permutation(idx)
+        for j, i in enumerate(perm):
+            fold[i] = (j * n_folds) // len(perm)
+    return fold
+
+
+def cv_scores(make_model, feats: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
+              fold: np.ndarray, l2s: Sequence[float]) -> Dict[float, Tuple[float, float]]:
+    """Cross-validated (accuracy, mean log-loss) of each L2 strength over the samples ``idx`` with
+    the given fold ids (one per element of idx)."""
+    out = {}
+    for l2 in l2s:
+        correct, nll, n = 0, 0.0, 0
+        for k in np.unique(fold):
+            tr, te = idx[fold != k], idx[fold == k]
+            m = fit_linear(make_model(), *_flat(feats, tr, y), l2)
+            lg = logits(m, _plain(feats, te))
+            yt = y[torch.from_numpy(te)]
+            correct += int((lg.argmax(1) == yt).sum())
+            nll += float(F.cross_entropy(lg, yt, reduction="sum"))
+            n += len(te)
+        out[l2] = (correct / n, nll / n)
+    return out
+
+
+def choose_l2(scores: Dict[float, Tuple[float, float]]) -> float:
+    """Highest CV accuracy; ties broken by the lower log-loss."""
+    return min(scores, key=lambda l2: (-scores[l2][0], scores[l2][1]))
+
+
+def nested_l2(make_model, feats, y, idx: np.ndarray, seed: int) -> float:
+    """L2 chosen from L2_GRID by stratified 4-fold CV inside the training samples ``idx``."""
+    fold = stratified_folds(y[torch.from_numpy(idx)].numpy(), 4, seed)
+    return choose_l2(cv_scores(make_model, feats, y, idx, fold, L2_GRID))
+
+
+def fit_recipe(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int = 0):
+    """Fit a recipe on the samples ``idx`` (L2 nested-chosen when the recipe says so).
+    Returns (fitted model, l2 used)."""
+    l2 = recipe["l2"]
+    if l2 == "nested":
+        l2 = nested_l2(make_model, feats, y, idx, seed)
+    return fit_linear(make_model(), *_flat(feats, idx, y), float(l2)), float(l2)
