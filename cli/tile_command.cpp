@@ -126,6 +126,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
                         {"index_geojson", r.index_geojson},
                         {"index_csv", r.index_csv},
                         {"tiles_resumed", r.tiles_resumed},
+                        {"tile_writer", r.tile_writer},
                         {"seconds", seconds}});
         } else {
             std::cout << "wrote " << r.tiles_written << " of " << r.tiles_total << " tiles (" << r.rows << " x "

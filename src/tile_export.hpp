@@ -51,6 +51,9 @@ struct TileExportResult {
     int64_t first_row = 0, end_row = 0, tiles_resumed = 0;
     std::string parts_dir;      // where the index part went (sharded) or the resume state was kept
     bool index_written = true;  // false for a shard: merge_tile_index() writes the index
+    // "geotiff-template": GeoTIFF tiles written from a checked template (geotiff_tile_template.hpp);
+    // "gdal": every tile created through its GDAL driver (other formats, -co options, self-check failed).
+    std::string tile_writer;
 };
 
 TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn& progress = {});

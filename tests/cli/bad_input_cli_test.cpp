@@ -208,6 +208,39 @@ TEST_F(BadInput, DiskFullDuringWriteLeavesNoPartialOutput) {
     }
 }
 
+// rsi tile with a disk that fills up after a few tiles, for the GeoTIFF template writer (tiles written
+// in place, removed again) and for --resume (tiles renamed into place, finished ones kept for the
+// next try): one line naming the tile, exit 1, no torn tile and no temporaries.
+TEST_F(BadInput, DiskFullDuringTilingLeavesNoTornTile) {
+    const std::string big = dir / "big.tif";
+    test::make_raster(big, 300, 300, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b) % 256; });
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(big, gt, 32633);
+    for (const bool resume : {false, true}) {
+        SCOPED_TRACE(resume ? "--resume" : "plain");
+        const std::string tiles = dir / (resume ? "tiles_resume" : "tiles");
+        std::string command = test::shell_quote(RSI_BINARY) + " tile " + test::shell_quote(big) + " " + test::shell_quote(tiles) +
+                              " --tile-size 64 --overlap 8 --threads 2 -q" + (resume ? " --resume" : "");
+        // A 64 x 64 x 3 tile is 12,288 bytes of pixels: the limit cuts the first tile's strip.
+        command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=6000 " + command) + " 2> " +
+                  test::shell_quote(dir / "err.txt");
+        const int status = std::system(command.c_str());
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        const std::string err = test::slurp(dir / "err.txt");
+        EXPECT_EQ(code, 1) << err;
+        EXPECT_NE(err.find(".tif: writing the tile failed"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+        if (!resume) EXPECT_FALSE(fs::exists(tiles));  // created by this run, removed again
+        if (fs::exists(tiles)) {
+            for (const auto& f : fs::directory_iterator(tiles)) {
+                const std::string name = f.path().filename().string();
+                EXPECT_EQ(name.find(".rsi-tmp"), std::string::npos) << name;
+                EXPECT_NE(f.path().extension(), ".tif") << name;  // no tile fits under the limit: none may remain
+            }
+        }
+    }
+}
+
 // Disk full while writing the polygons, after the mask and probabilities are complete: no output at
 // all (the mask waits under a temporary name until the polygons are written).
 TEST_F(BadInput, DiskFullDuringPolygonsLeavesNoMaskEither) {

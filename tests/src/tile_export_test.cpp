@@ -4,6 +4,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <ogrsf_frmts.h>
 
@@ -107,6 +108,73 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_DOUBLE_EQ(env.MaxY, 5000000 - 48);
     EXPECT_EQ(feature->GetFieldAsInteger64("x"), 48);
     EXPECT_STREQ(feature->GetFieldAsString("file"), "r1_c2.tif");
+}
+
+// GeoTIFF tiles written from the checked template equal, byte for byte, the tiles GDAL writes when
+// every tile goes through its driver (forced here by a creation option that changes nothing else).
+TEST(TileExport, TemplateTilesEqualGdalTilesForEveryDataType) {
+    struct Case {
+        GDALDataType type;
+        int bands;
+        std::optional<double> nodata;
+    };
+    for (const Case& c : {Case{GDT_Byte, 3, std::nullopt}, Case{GDT_UInt16, 1, 0.0}, Case{GDT_Int16, 2, -9999.0},
+                          Case{GDT_Float32, 4, std::nullopt}, Case{GDT_Float64, 2, -1.5}, Case{GDT_Int32, 5, std::nullopt}}) {
+        SCOPED_TRACE(GDALGetDataTypeName(c.type) + std::string(" x ") + std::to_string(c.bands));
+        test::TempDir dir;
+        const std::string image = dir / "image.tif";
+        const auto pixel = [](int b, int x, int y) { return (b * 37 + y * 3 + x) % 200; };  // fits every type
+        test::make_raster(image, 90, 61, c.bands, c.type, pixel);
+        const double gt[6] = {500000.5, 0.3, 0, 4200000.25, 0, -0.3};
+        test::georeference(image, gt, 32611);
+        if (c.nodata) {
+            DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
+            for (int b = 1; b <= c.bands; ++b) ds->GetRasterBand(b)->SetNoDataValue(*c.nodata);
+        }
+        TileExportOptions o;
+        o.input = image;
+        o.grid.tile_width = o.grid.tile_height = 32;
+        o.grid.overlap = 5;
+        o.grid.edge = EdgePolicy::shift;
+        o.output_dir = dir / "template";
+        const TileExportResult fast = export_tiles(o);
+        EXPECT_EQ(fast.tile_writer, "geotiff-template");
+        o.output_dir = dir / "gdal";
+        o.creation_options = {"BLOCKYSIZE=32"};
+        const TileExportResult slow = export_tiles(o);
+        EXPECT_EQ(slow.tile_writer, "gdal");
+        EXPECT_EQ(fast.tiles_written, 12);
+        expect_same_folders(dir / "template", dir / "gdal");
+        // And they read back right: origin + offset * pixel size, the source's pixels, its nodata.
+        const RasterSource tile = RasterSource::open(dir / "template/r2_c3.tif");
+        EXPECT_DOUBLE_EQ(tile.info().geotransform[0], 500000.5 + 58 * 0.3);  // shifted last column: 90 - 32
+        EXPECT_DOUBLE_EQ(tile.info().geotransform[3], 4200000.25 - 29 * 0.3);  // shifted last row: 61 - 32
+        EXPECT_EQ(*tile.info().epsg, 32611);
+        EXPECT_EQ(tile.info().bands[0].data_type, c.type);
+        EXPECT_EQ(tile.info().bands[0].nodata.has_value(), c.nodata.has_value());
+        const int last = c.bands;
+        EXPECT_EQ(tile.read_float({31, 31, 1, 1}, {last})[0], static_cast<float>(pixel(last, 58 + 31, 29 + 31)));
+    }
+}
+
+TEST(TileExport, TemplateIsNotUsedWhereItCannotReproduceGdal) {
+    Fixture f;
+    // A rotated geotransform is stored as a transformation matrix, not a tie point.
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(f.image.c_str(), GA_Update)));
+        double gt[6] = {600000, 2, 0.5, 5000000, 0.5, -2};
+        ds->SetGeoTransform(gt);
+    }
+    TileExportOptions o = f.options("rotated");
+    EXPECT_EQ(export_tiles(o).tile_writer, "gdal");
+    // One tile: nothing to check the template against.
+    o = f.options("single");
+    o.grid.tile_width = o.grid.tile_height = 128;
+    EXPECT_EQ(export_tiles(o).tile_writer, "gdal");
+    // Compression requested: GDAL writes every tile.
+    o = f.options("compressed");
+    o.creation_options = {"COMPRESS=DEFLATE"};
+    EXPECT_EQ(export_tiles(o).tile_writer, "gdal");
 }
 
 TEST(TileExport, ReflectTilesMatchReflectReads) {
