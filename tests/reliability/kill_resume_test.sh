@@ -20,29 +20,38 @@ RANDOM=$seed
 echo "$me: seed $seed"
 opts=(--tile-size 128 --overlap 32 --batch 2 --threads 2 --no-manifest --quiet)
 
+# kill_and_resume LABEL OUTPUT MAX_KILLS MIN_DELAY_MS FULL_MS UNIT COMMAND...: runs COMMAND --resume in
+# the background and kill -9s it after a random delay, until a run finishes by itself or MAX_KILLS
+# kills were made, then resumes once more if needed. Sets `kills`.
+kill_and_resume() {
+  local label=$1 output=$2 max_kills=$3 min_ms=$4 full_ms=$5 unit=$6 pid delay_ms journaled
+  shift 6
+  kills=0
+  while [ ! -f "$output" ] && [ "$kills" -lt "$max_kills" ]; do
+    "$@" --resume &
+    pid=$!
+    delay_ms=$((min_ms + RANDOM % (full_ms * 2 / 3 + 1)))
+    sleep "$(echo "scale=3; $delay_ms / 1000" | bc)"
+    if kill -9 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+      kills=$((kills + 1))
+      journaled=$(grep -c '"strip"' "$output.parts/shard-0-of-1.journal" 2>/dev/null || true)
+      echo "$me: $label: kill -9 after ${delay_ms} ms (${journaled:-0} $unit journaled)"
+    else
+      wait "$pid" || fail "$label: a resumed run failed"
+    fi
+  done
+  [ -f "$output" ] || "$@" --resume || fail "$label: final resume failed"
+}
+
 t0=$(date +%s.%N)
 "$rsi" buildings "$image" -o "$work/full.tif" "${opts[@]}" || fail "uninterrupted run failed"
 t1=$(date +%s.%N)
 full_ms=$(echo "($t1 - $t0) * 1000 / 1" | bc)
 echo "$me: uninterrupted run ${full_ms} ms"
 
-# Interrupt with kill -9 at random moments until a run finishes by itself (at most 6 kills).
-kills=0
-while [ ! -f "$work/killed.tif" ] && [ $kills -lt 6 ]; do
-  "$rsi" buildings "$image" -o "$work/killed.tif" "${opts[@]}" --resume &
-  pid=$!
-  delay_ms=$((300 + RANDOM % (full_ms * 2 / 3 + 1)))
-  sleep "$(echo "scale=3; $delay_ms / 1000" | bc)"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || true
-    kills=$((kills + 1))
-    journaled=$(grep -c '"strip"' "$work/killed.tif.parts/shard-0-of-1.journal" 2>/dev/null || echo 0)
-    echo "$me: kill -9 after ${delay_ms} ms ($journaled strips journaled)"
-  else
-    wait "$pid" || fail "a resumed run failed"
-  fi
-done
-[ -f "$work/killed.tif" ] || "$rsi" buildings "$image" -o "$work/killed.tif" "${opts[@]}" --resume || fail "final resume failed"
+kill_and_resume buildings "$work/killed.tif" 6 300 "$full_ms" strips \
+  "$rsi" buildings "$image" -o "$work/killed.tif" "${opts[@]}"
 cmp "$work/full.tif" "$work/killed.tif" || fail "after $kills kill -9 and --resume the mask differs from the uninterrupted run"
 echo "$me: $kills x kill -9 + --resume == uninterrupted (byte-identical)"
 
@@ -71,23 +80,8 @@ t0=$(date +%s.%N)
 "$rsi" scene "$naip" -o "$work/scene_full.tif" --csv "$work/scene_full.csv" "${scene_opts[@]}" || fail "uninterrupted scene run failed"
 t1=$(date +%s.%N)
 scene_ms=$(echo "($t1 - $t0) * 1000 / 1" | bc)
-kills=0
-while [ ! -f "$work/scene.tif" ] && [ $kills -lt 4 ]; do
-  "$rsi" scene "$naip" -o "$work/scene.tif" --csv "$work/scene.csv" "${scene_opts[@]}" --resume &
-  pid=$!
-  delay_ms=$((200 + RANDOM % (scene_ms * 2 / 3 + 1)))
-  sleep "$(echo "scale=3; $delay_ms / 1000" | bc)"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null || true
-    kills=$((kills + 1))
-    journaled=$(grep -c '"strip"' "$work/scene.tif.parts/shard-0-of-1.journal" 2>/dev/null || echo 0)
-    echo "$me: scene: kill -9 after ${delay_ms} ms ($journaled lattice rows journaled)"
-  else
-    wait "$pid" || fail "a resumed scene run failed"
-  fi
-done
-[ -f "$work/scene.tif" ] || "$rsi" scene "$naip" -o "$work/scene.tif" --csv "$work/scene.csv" "${scene_opts[@]}" --resume ||
-  fail "final scene resume failed"
+kill_and_resume scene "$work/scene.tif" 4 200 "$scene_ms" "lattice rows" \
+  "$rsi" scene "$naip" -o "$work/scene.tif" --csv "$work/scene.csv" "${scene_opts[@]}"
 cmp "$work/scene_full.tif" "$work/scene.tif" || fail "scene: after $kills kill -9 and --resume the lattice differs"
 cmp "$work/scene_full.csv" "$work/scene.csv" || fail "scene: after $kills kill -9 and --resume the CSV differs"
 echo "$me: scene: $kills x kill -9 + --resume == uninterrupted (lattice and CSV byte-identical)"
