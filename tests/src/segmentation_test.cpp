@@ -75,6 +75,34 @@ TEST(Segmentation, TiledEqualsTheWholeImageAsOneTile) {
     }
 }
 
+// An image smaller than the model's tile (64 here) runs as one tile of its own size (a contest crop is
+// not padded out to the model's tile), which is the explicit --tile-size of that size.
+TEST(Segmentation, ImageSmallerThanTheModelTileIsOneTileOfItsSize) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 40, 29);
+    SegmentOptions automatic = options_for(image, dir / "auto.tif");
+    automatic.tile_size = 0;  // the model's: 64
+    automatic.overlap = -1;
+    automatic.probabilities = dir / "auto_p.tif";
+    const SegmentResult r = segment_image(segmenter(), automatic);
+    EXPECT_EQ(r.tiles, 1);
+    SegmentOptions explicit_size = options_for(image, dir / "explicit.tif");
+    explicit_size.tile_size = 40;
+    explicit_size.overlap = 0;
+    explicit_size.probabilities = dir / "explicit_p.tif";
+    EXPECT_EQ(segment_image(segmenter(), explicit_size).tiles, 1);
+    EXPECT_EQ(read_all(dir / "auto_p.tif", 2), read_all(dir / "explicit_p.tif", 2));
+    EXPECT_EQ(read_all(dir / "auto.tif"), read_all(dir / "explicit.tif"));
+    // Padded out to the model's 64-pixel tile, the border pixels come out differently.
+    SegmentOptions padded = options_for(image, dir / "padded.tif");
+    padded.tile_size = 64;
+    padded.overlap = 8;
+    padded.edge = EdgePolicy::constant;
+    padded.probabilities = dir / "padded_p.tif";
+    segment_image(segmenter(), padded);
+    EXPECT_NE(read_all(dir / "padded_p.tif", 2), read_all(dir / "auto_p.tif", 2));
+}
+
 TEST(Segmentation, OutputIsGeoreferencedLikeTheInputWithALegend) {
     test::TempDir dir;
     const std::string image = make_image(dir, 90, 50);
