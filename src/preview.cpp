@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
 
 #include "src/output_file.hpp"
+#include "tiling/gdal_dataset.hpp"
 #include "tiling/band_scaling.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -42,10 +42,28 @@ cv::Mat image_thumbnail(const RasterSource& source, int max_size) {
     return bgr;
 }
 
+// Written with GDAL's PNG driver (OpenCV's image codecs would pull ~25 more shared libraries, X11 and
+// DICOM among them, into every rsi start-up).
 void save_png(const cv::Mat& picture, const PreviewOptions& options) {
     check_output_path(options.output, options.overwrite);
     PendingOutput pending(options.output);
-    if (!cv::imwrite(pending.temporary_path(), picture)) throw Error(options.output + ": writing the preview failed (a .png name?)");
+    GDALDriver* memory = GetGDALDriverManager()->GetDriverByName("MEM");
+    GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");
+    if (!memory || !png) throw Error(options.output + ": GDAL has no PNG driver");
+    DatasetPtr rgb(memory->Create("", picture.cols, picture.rows, 3, GDT_Byte, nullptr));
+    if (!rgb) throw Error(options.output + ": writing the preview failed: " + last_gdal_error());
+    // The picture is BGR, pixel-interleaved: band k of the PNG (R, G, B) is channel 2 - k.
+    for (int k = 0; k < 3; ++k) {
+        if (rgb->GetRasterBand(k + 1)->RasterIO(GF_Write, 0, 0, picture.cols, picture.rows,
+                                                const_cast<uchar*>(picture.data) + (2 - k), picture.cols, picture.rows, GDT_Byte,
+                                                3, static_cast<GSpacing>(picture.step[0]), nullptr) != CE_None) {
+            throw Error(options.output + ": writing the preview failed: " + last_gdal_error());
+        }
+    }
+    CPLErrorReset();
+    DatasetPtr file(png->CreateCopy(pending.temporary_path().c_str(), rgb.get(), FALSE, nullptr, nullptr, nullptr));
+    if (!file) throw Error(options.output + ": writing the preview failed: " + last_gdal_error());
+    close_written(std::move(file), options.output);
     pending.commit();
 }
 
