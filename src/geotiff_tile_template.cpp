@@ -179,7 +179,9 @@ void GeoTiffTileTemplate::interleave(const void* pixels, unsigned char* strip) c
 std::vector<unsigned char> GeoTiffTileTemplate::file_bytes(const PixelWindow& window, const void* pixels) const {
     std::vector<unsigned char> file = bytes_;
     patch_header(file, window);
-    interleave(pixels, file.data() + strip_offset_);
+    std::vector<unsigned char> strip(strip_bytes_);  // aligned for the element type, unlike the file offset
+    interleave(pixels, strip.data());
+    std::memcpy(file.data() + strip_offset_, strip.data(), strip_bytes_);
     return file;
 }
 
@@ -188,26 +190,28 @@ void GeoTiffTileTemplate::write(const std::string& path, const PixelWindow& wind
     if (window.width != width_ || window.height != height_) {
         throw Error(path + ": internal error: tile template used for a window of another size");
     }
-    // scratch = the file without its strip (header and trailer, a few hundred bytes) + the strip.
+    // scratch = the interleaved strip first (allocator-aligned, as the element type needs), then the file
+    // without its strip: header and trailer, a few hundred bytes.
     const uint64_t strip_end = strip_offset_ + strip_bytes_;
-    const uint64_t rest = bytes_.size() - strip_bytes_;
-    scratch.resize(rest + (bands_ == 1 ? 0 : strip_bytes_));
-    std::memcpy(scratch.data(), bytes_.data(), strip_offset_);
-    std::memcpy(scratch.data() + strip_offset_, bytes_.data() + strip_end, bytes_.size() - strip_end);
+    const uint64_t strip_room = bands_ == 1 ? 0 : strip_bytes_;
+    scratch.resize(strip_room + bytes_.size() - strip_bytes_);
+    unsigned char* head = scratch.data() + strip_room;
+    std::memcpy(head, bytes_.data(), strip_offset_);
+    std::memcpy(head + strip_offset_, bytes_.data() + strip_end, bytes_.size() - strip_end);
     const std::array<double, 2> origin = origin_of_(window);
     const uint64_t tiepoint = tiepoint_offset_ < strip_offset_ ? tiepoint_offset_ : tiepoint_offset_ - strip_bytes_;
-    std::memcpy(scratch.data() + tiepoint + 24, &origin[0], 8);
-    std::memcpy(scratch.data() + tiepoint + 32, &origin[1], 8);
+    std::memcpy(head + tiepoint + 24, &origin[0], 8);
+    std::memcpy(head + tiepoint + 32, &origin[1], 8);
     const unsigned char* strip = static_cast<const unsigned char*>(pixels);
     if (bands_ != 1) {
-        interleave(pixels, scratch.data() + rest);
-        strip = scratch.data() + rest;
+        interleave(pixels, scratch.data());
+        strip = scratch.data();
     }
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) throw Error(path + ": cannot create the tile: " + std::strerror(errno));
-    iovec parts[3] = {{scratch.data(), strip_offset_},
+    iovec parts[3] = {{head, strip_offset_},
                       {const_cast<unsigned char*>(strip), strip_bytes_},
-                      {scratch.data() + strip_offset_, bytes_.size() - strip_end}};
+                      {head + strip_offset_, bytes_.size() - strip_end}};
     int first = 0;
     while (first < 3) {
         const ssize_t done = ::writev(fd, parts + first, 3 - first);
