@@ -188,25 +188,6 @@ def main(argv=None):
     log(json.dumps(ckpt["metrics"]))
 
 
-def _fit_linear(model, feats, y, l2):
-    """Standardise features (buffers) and fit the linear layer by full-batch L-BFGS."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        model.feat_mean.copy_(feats.mean(0))
-        model.feat_std.copy_(feats.std(0).clamp_min(1e-6))
-        model.fc.reset_parameters()
-    a = (feats - model.feat_mean) / model.feat_std
-    opt = torch.optim.LBFGS(model.fc.parameters(), max_iter=500, line_search_fn=None)
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(model.fc(a), y) + l2 * (model.fc.weight ** 2).sum()
-        loss.backward()
-        return loss
-    opt.step(closure)
-    return model
-
-
 def fit_stats(args, log, command, source_bands, band_names, mean, std, norm, xtr, ytr, xva, yva,
               names_tr):
     t0 = time.time()
@@ -223,13 +204,13 @@ def fit_stats(args, log, command, source_bands, band_names, mean, std, norm, xtr
     cv = []
     for k in range(5):
         te = torch.from_numpy((num - 1) % 5 == k)
-        m = _fit_linear(nets.StatsSceneNet(**arch_kwargs), feats[~te], ytr_t[~te], args.l2)
+        m = scene_recipes.fit_linear(nets.StatsSceneNet(**arch_kwargs), feats[~te], ytr_t[~te], args.l2)
         with torch.no_grad():
             cv.append(float((m.fc((feats[te] - m.feat_mean) / m.feat_std).argmax(1)
                              == ytr_t[te]).float().mean()))
     log("5-fold CV accuracy on the training patches: %.3f (%s)"
         % (np.mean(cv), ", ".join("%.2f" % v for v in cv)))
-    model = _fit_linear(nets.StatsSceneNet(**arch_kwargs), feats, ytr_t, args.l2).eval()
+    model = scene_recipes.fit_linear(nets.StatsSceneNet(**arch_kwargs), feats, ytr_t, args.l2).eval()
     with torch.no_grad():
         train_acc = float((model(norm(xtr)).argmax(1) == ytr_t).float().mean())
         pred = model(norm(xva)).argmax(1).numpy()

@@ -34,6 +34,16 @@ protected:
         const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
         test::georeference(image, gt, 32633);
     }
+    // Runs rsi with `args` under a file size limit of `bytes` (SIGXFSZ ignored, so writes fail with
+    // EFBIG as on a full disk); returns the exit code and what it printed on stderr.
+    std::pair<int, std::string> run_with_file_size_limit(const std::vector<std::string>& args, size_t bytes) const {
+        std::string command = test::shell_quote(RSI_BINARY);
+        for (const auto& a : args) command += " " + test::shell_quote(a);
+        command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=" + std::to_string(bytes) + " " + command) +
+                  " 2> " + test::shell_quote(dir / "err.txt");
+        const int status = std::system(command.c_str());
+        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::slurp(dir / "err.txt")};
+    }
     std::vector<std::string> run_args(const std::vector<std::string>& extra, const std::string& input) const {
         std::vector<std::string> a{"buildings", input, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--quiet", "--no-manifest"};
         if (std::find(extra.begin(), extra.end(), "--tile-size") == extra.end()) {
@@ -191,13 +201,7 @@ TEST_F(BadInput, DiskFullDuringWriteLeavesNoPartialOutput) {
     test::make_raster(big, 600, 600, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b) % 256; });
     const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
     test::georeference(big, gt, 32633);
-    std::string command = test::shell_quote(RSI_BINARY);
-    for (const auto& a : run_args({"--probabilities", dir / "p.tif"}, big)) command += " " + test::shell_quote(a);
-    command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=300000 " + command) + " 2> " +
-              test::shell_quote(dir / "err.txt");
-    const int status = std::system(command.c_str());
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const std::string err = test::slurp(dir / "err.txt");
+    const auto [code, err] = run_with_file_size_limit(run_args({"--probabilities", dir / "p.tif"}, big), 300000);
     EXPECT_EQ(code, 1) << err;
     EXPECT_NE(err.find("p.tif"), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
@@ -219,18 +223,16 @@ TEST_F(BadInput, DiskFullDuringTilingLeavesNoTornTile) {
     for (const bool resume : {false, true}) {
         SCOPED_TRACE(resume ? "--resume" : "plain");
         const std::string tiles = dir / (resume ? "tiles_resume" : "tiles");
-        std::string command = test::shell_quote(RSI_BINARY) + " tile " + test::shell_quote(big) + " " + test::shell_quote(tiles) +
-                              " --tile-size 64 --overlap 8 --threads 2 -q" + (resume ? " --resume" : "");
+        std::vector<std::string> args{"tile", big, tiles, "--tile-size", "64", "--overlap", "8", "--threads", "2", "-q"};
+        if (resume) args.push_back("--resume");
         // A 64 x 64 x 3 tile is 12,288 bytes of pixels: the limit cuts the first tile's strip.
-        command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=6000 " + command) + " 2> " +
-                  test::shell_quote(dir / "err.txt");
-        const int status = std::system(command.c_str());
-        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        const std::string err = test::slurp(dir / "err.txt");
+        const auto [code, err] = run_with_file_size_limit(args, 6000);
         EXPECT_EQ(code, 1) << err;
         EXPECT_NE(err.find(".tif: writing the tile failed"), std::string::npos) << err;
         EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
-        if (!resume) EXPECT_FALSE(fs::exists(tiles));  // created by this run, removed again
+        if (!resume) {
+            EXPECT_FALSE(fs::exists(tiles));  // created by this run, removed again
+        }
         if (fs::exists(tiles)) {
             for (const auto& f : fs::directory_iterator(tiles)) {
                 const std::string name = f.path().filename().string();
@@ -259,13 +261,7 @@ TEST_F(BadInput, DiskFullDuringPolygonsLeavesNoMaskEither) {
     ASSERT_GT(fs::file_size(dir / "v.geojson"), 2 * limit);
     for (const char* f : {"out.tif", "out.tif.aux.xml", "p.tif", "v.geojson"}) fs::remove(dir / f);
 
-    std::string command = test::shell_quote(RSI_BINARY);
-    for (const auto& a : run_args(extra, big)) command += " " + test::shell_quote(a);
-    command = "bash -c " + test::shell_quote("trap '' XFSZ; exec prlimit --fsize=" + std::to_string(limit) + " " + command) + " 2> " +
-              test::shell_quote(dir / "err.txt");
-    const int status = std::system(command.c_str());
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    const std::string err = test::slurp(dir / "err.txt");
+    const auto [code, err] = run_with_file_size_limit(run_args(extra, big), limit);
     EXPECT_EQ(code, 1) << err;
     EXPECT_NE(err.find("v.geojson"), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
