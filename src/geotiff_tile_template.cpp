@@ -156,10 +156,10 @@ std::optional<GeoTiffTileTemplate> GeoTiffTileTemplate::build(const GdalTileWrit
     return t;
 }
 
-void GeoTiffTileTemplate::patch_header(std::vector<unsigned char>& header, const PixelWindow& window) const {
+void GeoTiffTileTemplate::patch_origin(unsigned char* tiepoint, const PixelWindow& window) const {
     const std::array<double, 2> origin = origin_of_(window);
-    std::memcpy(header.data() + tiepoint_offset_ + 24, &origin[0], 8);
-    std::memcpy(header.data() + tiepoint_offset_ + 32, &origin[1], 8);
+    std::memcpy(tiepoint + 24, &origin[0], 8);  // map x, y: the 4th and 5th of the tie point's doubles
+    std::memcpy(tiepoint + 32, &origin[1], 8);
 }
 
 void GeoTiffTileTemplate::interleave(const void* pixels, unsigned char* strip) const {
@@ -178,7 +178,7 @@ void GeoTiffTileTemplate::interleave(const void* pixels, unsigned char* strip) c
 
 std::vector<unsigned char> GeoTiffTileTemplate::file_bytes(const PixelWindow& window, const void* pixels) const {
     std::vector<unsigned char> file = bytes_;
-    patch_header(file, window);
+    patch_origin(file.data() + tiepoint_offset_, window);
     std::vector<unsigned char> strip(strip_bytes_);  // aligned for the element type, unlike the file offset
     interleave(pixels, strip.data());
     std::memcpy(file.data() + strip_offset_, strip.data(), strip_bytes_);
@@ -198,10 +198,7 @@ void GeoTiffTileTemplate::write(const std::string& path, const PixelWindow& wind
     unsigned char* head = scratch.data() + strip_room;
     std::memcpy(head, bytes_.data(), strip_offset_);
     std::memcpy(head + strip_offset_, bytes_.data() + strip_end, bytes_.size() - strip_end);
-    const std::array<double, 2> origin = origin_of_(window);
-    const uint64_t tiepoint = tiepoint_offset_ < strip_offset_ ? tiepoint_offset_ : tiepoint_offset_ - strip_bytes_;
-    std::memcpy(head + tiepoint + 24, &origin[0], 8);
-    std::memcpy(head + tiepoint + 32, &origin[1], 8);
+    patch_origin(head + (tiepoint_offset_ < strip_offset_ ? tiepoint_offset_ : tiepoint_offset_ - strip_bytes_), window);
     const unsigned char* strip = static_cast<const unsigned char*>(pixels);
     if (bands_ != 1) {
         interleave(pixels, scratch.data());

@@ -44,7 +44,8 @@ public:
 
 private:
     GeoTiffTileTemplate() = default;
-    void patch_header(std::vector<unsigned char>& header, const PixelWindow& window) const;
+    // Writes the window's map origin into a copy of the ModelTiepoint tag's 6 doubles at `tiepoint`.
+    void patch_origin(unsigned char* tiepoint, const PixelWindow& window) const;
     void interleave(const void* pixels, unsigned char* strip) const;
 
     std::vector<unsigned char> bytes_;  // the GDAL-written file of the first tile

@@ -298,7 +298,6 @@ private:
     }
 
     void write_with_gdal(const std::string& target, const PixelWindow& window, const void* data) const {
-        const std::string& path = target;
         const bool direct = format_.driver == "GTiff";
         const int nb = static_cast<int>(bands_.size());
         CPLErrorReset();
@@ -306,20 +305,20 @@ private:
                                                static_cast<int>(window.height), nb, type_, options_.List())
                              : memory_->Create("", static_cast<int>(window.width), static_cast<int>(window.height), nb,
                                                type_, nullptr));
-        if (!ds) throw Error(path + ": cannot create the tile: " + last_gdal_error());
+        if (!ds) throw Error(target + ": cannot create the tile: " + last_gdal_error());
         const int64_t elem = GDALGetDataTypeSizeBytes(type_);
         if (ds->RasterIO(GF_Write, 0, 0, static_cast<int>(window.width), static_cast<int>(window.height),
                          const_cast<void*>(data), static_cast<int>(window.width), static_cast<int>(window.height),
                          type_, nb, nullptr, elem, window.width * elem, window.area() * elem, nullptr) != CE_None) {
-            throw Error(path + ": writing the tile failed: " + last_gdal_error());
+            throw Error(target + ": writing the tile failed: " + last_gdal_error());
         }
         describe(*ds, window);
         if (direct) {
-            close_written(std::move(ds), path);
+            close_written(std::move(ds), target);
         } else {
             DatasetPtr copy(driver_->CreateCopy(target.c_str(), ds.get(), FALSE, options_.List(), nullptr, nullptr));
-            if (!copy) throw Error(path + ": writing the tile failed: " + last_gdal_error());
-            close_written(std::move(copy), path);
+            if (!copy) throw Error(target + ": writing the tile failed: " + last_gdal_error());
+            close_written(std::move(copy), target);
         }
     }
 
