@@ -142,8 +142,10 @@ void cap_block_cache_for_strips(const CommonOptions& common, const std::string& 
     for (const BandInfo& band : info.bands) {
         row_bytes += info.width * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
     }
+    // Strips are read once in order and keep their overlap rows themselves (TileReader), so the cache
+    // only has to hold the block row that straddles two reads, and the writers' whole-block writes.
     const int64_t budget = common.ram_mb * 1024 * 1024 / 4;
-    GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{64} << 20, 2 * row_bytes)));
+    GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{16} << 20, 2 * row_bytes)));
 }
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }

@@ -74,7 +74,7 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs = fal
 // True when an argument names a remote dataset (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/ ..., http(s)://).
 bool mentions_remote_path(const std::vector<std::string>& args);
 // GDAL's block cache for a command that reads `image` in strips into its own buffers: two rows of the
-// image's blocks (what consecutive overlapping strips share), at least 64 MB, at most --ram / 4. A
+// image's blocks (the block row two consecutive strip reads share), at least 16 MB, at most --ram / 4. A
 // larger cache only fills with blocks already used, so peak memory would grow with the image. An
 // unreadable image leaves the cache as it is (the command reports it).
 void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image);

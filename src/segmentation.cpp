@@ -52,6 +52,8 @@ ProbabilityFormat parse_probability_format(std::string_view text) {
 
 namespace {
 
+// Finished rows go to the outputs this many at a time (bounds the normalised copy by the width).
+constexpr int64_t kReleaseChunkRows = 64;
 
 struct TileSlot {
     Tile tile;
@@ -177,12 +179,19 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t K = static_cast<int64_t>(meta.classes.size());
     const int64_t W = info.width, H = info.height;
 
+    const bool pad_with_zero = options.edge != EdgePolicy::reflect;
+    EdgeFill edge;
+    edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
+
     // Memory plan: one tile row of accumulated probabilities, the output chunks, batches in flight.
     const int64_t budget = options.memory_budget_mb * 1024 * 1024;
     const int64_t strip_bytes = (K + 1) * W * T * 4;
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
-    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (K + 2) * W * T * 4 / 4;
-    const int64_t reader_bytes = std::min<int64_t>(grid.row_span(0).area() * (C * 4 + 1), budget / 4);
+    const int64_t released_rows = journaled ? T : kReleaseChunkRows;
+    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (K + 2) * W * released_rows * 4;
+    // The reader's row strip keeps the source's own type (e.g. Byte): float tiles are converted as they are cut.
+    const GDALDataType strip_type = compact_strip_type(info, mapping.source_bands, GDT_Float32, edge);
+    const int64_t reader_bytes = std::min<int64_t>(grid.row_span(0).area() * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
     const int64_t remaining = budget - strip_bytes - writer_bytes - reader_bytes;
     if (remaining <= 0) {
         throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +
@@ -269,10 +278,6 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         result.parts_dir = parts_dir;
     }
 
-    const bool pad_with_zero = options.edge != EdgePolicy::reflect;
-    EdgeFill edge;
-    edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
-
     BoundedQueue<Batch> to_model(2), to_writer(2);
     FirstError failure;
     // Batches are anchored to the global tile index: batch k holds tiles [k*B, (k+1)*B) in every run.
@@ -284,7 +289,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     std::thread reader([&] {
         try {
             const RasterSource own = source.reopen();
-            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4);
+            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4, strip_type);
             std::vector<float> raw(static_cast<size_t>(C * T * T));
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 Batch batch;
@@ -392,7 +397,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                 }
                 if (t.col == grid.cols() - 1) {
                     finished_row = t.row;
-                    accumulator.release_until(t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H, sink);
+                    // Plain runs write finished rows in chunks (a small normalised copy); a journal part is one strip.
+                    accumulator.release_until(t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H, sink,
+                                              journal ? 0 : kReleaseChunkRows);
                 }
                 report_progress(progress, 0.95 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_tile - first_tile)),
                                 "tiles");

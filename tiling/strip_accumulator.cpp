@@ -39,22 +39,27 @@ void StripAccumulator::add(const PixelWindow& window, const float* values, const
     }
 }
 
-void StripAccumulator::release_until(int64_t row, const Sink& sink) {
+void StripAccumulator::release_until(int64_t row, const Sink& sink, int64_t chunk_rows) {
     row = std::min(row, region_.bottom());
     const int64_t rows = row - first_row_;
     if (rows <= 0) return;
     const int64_t width = region_.width;
     const int64_t plane = capacity_ * width;
-    // Normalise in place: each released pixel becomes a weighted mean.
-    std::vector<float> out(static_cast<size_t>(channels_ * rows * width));
-    for (int64_t p = 0; p < rows * width; ++p) {
-        const float w = weights_[static_cast<size_t>(p)];
-        const float inv = w > 0 ? 1.0f / w : 0.0f;
-        for (int c = 0; c < channels_; ++c) {
-            out[static_cast<size_t>(c * rows * width + p)] = values_[static_cast<size_t>(c * plane + p)] * inv;
+    const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, rows) : rows;
+    released_.resize(static_cast<size_t>(channels_ * chunk * width));
+    for (int64_t start = 0; start < rows; start += chunk) {
+        const int64_t n = std::min(chunk, rows - start);
+        // Each released pixel becomes a weighted mean.
+        const int64_t first = start * width, count = n * width;
+        for (int64_t p = 0; p < count; ++p) {
+            const float w = weights_[static_cast<size_t>(first + p)];
+            const float inv = w > 0 ? 1.0f / w : 0.0f;
+            for (int c = 0; c < channels_; ++c) {
+                released_[static_cast<size_t>(c * count + p)] = values_[static_cast<size_t>(c * plane + first + p)] * inv;
+            }
         }
+        sink(first_row_ + start, n, released_.data(), weights_.data() + first);
     }
-    sink(first_row_, rows, out.data(), weights_.data());
     // Shift the held rows up and clear the freed space.
     const int64_t keep = capacity_ - rows;
     for (int c = 0; c < channels_; ++c) {

@@ -25,7 +25,9 @@ public:
     void add(const PixelWindow& window, const float* values, const float* weights);
 
     // Rows above `row` will receive nothing more: normalise them, pass them to `sink`, forget them.
-    void release_until(int64_t row, const Sink& sink);
+    // With `chunk_rows` > 0 the sink gets them at most that many rows at a time (so the normalised
+    // copy stays small however many rows a tile row finishes); 0 passes them in one call.
+    void release_until(int64_t row, const Sink& sink, int64_t chunk_rows = 0);
 
     int64_t next_row() const { return first_row_; }  // the first row not yet released
     int channels() const { return channels_; }
@@ -38,6 +40,7 @@ private:
     int64_t first_row_;
     std::vector<float> values_;   // channels x capacity x width
     std::vector<float> weights_;  // capacity x width
+    std::vector<float> released_;  // normalised rows handed to the sink, reused between calls
 };
 
 }  // namespace rsi

@@ -18,28 +18,69 @@ void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, siz
     }
 }
 
+GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& bands, GDALDataType type,
+                                const EdgeFill& edge) {
+    GDALDataType narrow = GDT_Unknown;
+    for (int b : bands) {
+        if (b < 1 || b > static_cast<int>(info.bands.size())) return type;
+        const GDALDataType t = info.bands[static_cast<size_t>(b - 1)].data_type;
+        narrow = narrow == GDT_Unknown ? t : GDALDataTypeUnion(narrow, t);
+    }
+    if (narrow == GDT_Unknown || GDALGetDataTypeSizeBytes(narrow) >= GDALGetDataTypeSizeBytes(type)) return type;
+    if (GDALDataTypeIsComplex(narrow) != GDALDataTypeIsComplex(type)) return type;
+    if (edge.mode == EdgeFill::Mode::constant) {
+        int clamped = 0, rounded = 0;
+        if (GDALAdjustValueToDataType(narrow, edge.value, &clamped, &rounded) != edge.value || clamped || rounded) return type;
+    }
+    return narrow;
+}
+
 TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
-                       EdgeFill edge, bool with_validity, int64_t budget_bytes)
+                       EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type)
     : source_(source),
       grid_(grid),
       bands_(std::move(bands)),
       type_(type),
       edge_(edge),
       with_validity_(with_validity),
-      elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(type))) {
+      elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(type))),
+      strip_type_(strip_type == GDT_Unknown ? type : strip_type),
+      strip_elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(strip_type_))) {
     const PixelWindow widest = grid.row_span(0);
-    const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * elem_) + (with_validity ? 1 : 0));
+    const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (with_validity ? 1 : 0));
     strips_ = strip_bytes <= budget_bytes;
 }
 
 void TileReader::load_row(int64_t row) {
-    span_ = grid_.row_span(row);
-    strip_.resize(static_cast<size_t>(span_.area()) * bands_.size() * elem_);
-    source_.read(span_, bands_, type_, strip_.data(), edge_);
-    if (with_validity_) {
-        strip_validity_.resize(static_cast<size_t>(span_.area()));
-        source_.read_validity(span_, bands_, strip_validity_.data());
+    const PixelWindow next = grid_.row_span(row);
+    // Rows the previous strip shares with this one (the tile overlap) are moved up, not read again:
+    // the block cache then only needs the block row that straddles the two reads.
+    const bool shares_rows = cached_row_ >= 0 && next.x == span_.x && next.width == span_.width &&
+                             next.height == span_.height && next.y > span_.y && next.y < span_.bottom();
+    const int64_t kept = shares_rows ? span_.bottom() - next.y : 0;
+    const int64_t plane = next.area() * static_cast<int64_t>(strip_elem_);
+    strip_.resize(static_cast<size_t>(plane) * bands_.size());
+    if (with_validity_) strip_validity_.resize(static_cast<size_t>(next.area()));
+    if (kept == 0) {
+        span_ = next;
+        source_.read(span_, bands_, strip_type_, strip_.data(), edge_);
+        if (with_validity_) source_.read_validity(span_, bands_, strip_validity_.data());
+        cached_row_ = row;
+        return;
     }
+    const int64_t row_bytes = next.width * static_cast<int64_t>(strip_elem_);
+    const int64_t skip = next.y - span_.y;
+    const PixelWindow fresh{next.x, span_.bottom(), next.width, next.bottom() - span_.bottom()};
+    for (size_t b = 0; b < bands_.size(); ++b) {
+        unsigned char* base = strip_.data() + static_cast<int64_t>(b) * plane;
+        std::memmove(base, base + skip * row_bytes, static_cast<size_t>(kept * row_bytes));
+        source_.read(fresh, {bands_[b]}, strip_type_, base + kept * row_bytes, edge_);
+    }
+    if (with_validity_) {
+        std::memmove(strip_validity_.data(), strip_validity_.data() + skip * next.width, static_cast<size_t>(kept * next.width));
+        source_.read_validity(fresh, bands_, strip_validity_.data() + kept * next.width);
+    }
+    span_ = next;
     cached_row_ = row;
 }
 
@@ -50,7 +91,20 @@ void TileReader::read(const Tile& tile, void* out, uint8_t* validity) {
         return;
     }
     if (tile.row != cached_row_) load_row(tile.row);
-    copy_subwindow(strip_.data(), span_, bands_.size(), elem_, tile.window, static_cast<unsigned char*>(out));
+    if (strip_type_ == type_) {
+        copy_subwindow(strip_.data(), span_, bands_.size(), elem_, tile.window, static_cast<unsigned char*>(out));
+    } else {
+        const PixelWindow& w = tile.window;
+        const auto se = static_cast<int64_t>(strip_elem_), e = static_cast<int64_t>(elem_);
+        for (size_t b = 0; b < bands_.size(); ++b) {
+            const unsigned char* src_band = strip_.data() + static_cast<int64_t>(b) * span_.area() * se;
+            unsigned char* dst_band = static_cast<unsigned char*>(out) + static_cast<int64_t>(b) * w.area() * e;
+            for (int64_t j = 0; j < w.height; ++j) {
+                GDALCopyWords64(src_band + ((w.y - span_.y + j) * span_.width + (w.x - span_.x)) * se, strip_type_,
+                                static_cast<int>(se), dst_band + j * w.width * e, type_, static_cast<int>(e), w.width);
+            }
+        }
+    }
     if (with_validity_ && validity) copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
 }
 

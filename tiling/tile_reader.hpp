@@ -11,8 +11,11 @@ namespace rsi {
 
 class TileReader {
 public:
+    // Tiles come out as `type`. The cached strip holds `strip_type` (GDT_Unknown: `type`); a narrower
+    // one (e.g. the source's Byte for Float32 tiles, from compact_strip_type) keeps it 4x smaller and
+    // converts each tile as it is copied out, with the same values as a direct read.
     TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
-               EdgeFill edge, bool with_validity, int64_t budget_bytes);
+               EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type = GDT_Unknown);
 
     // Fills `out` (bands x window, band-sequential, `type`) and, when enabled, `validity`
     // (window, 255 = data). Tiles should come in row-major order for the row cache to pay off.
@@ -21,12 +24,13 @@ public:
     // Only the validity of `tile` (window, 255 = data); needs with_validity.
     void read_validity(const Tile& tile, uint8_t* validity);
 
-    // The cached strip of tile row `row` (bands x span, band-sequential, `type`), loading it when
+    // The cached strip of tile row `row` (bands x span, band-sequential, strip_type()), loading it when
     // needed; `span` receives its window. Only when reads_strips().
     const unsigned char* row_strip(int64_t row, PixelWindow& span);
 
     bool reads_strips() const { return strips_; }
     size_t element_size() const { return elem_; }
+    GDALDataType strip_type() const { return strip_type_; }
 
 private:
     void load_row(int64_t row);
@@ -38,12 +42,19 @@ private:
     EdgeFill edge_;
     bool with_validity_;
     size_t elem_;
+    GDALDataType strip_type_;
+    size_t strip_elem_;
     bool strips_;
     int64_t cached_row_ = -1;
     PixelWindow span_;
     std::vector<unsigned char> strip_;
     std::vector<uint8_t> strip_validity_;
 };
+
+// The narrowest type that holds `bands` of `info` exactly, where it is narrower than `type` and the
+// edge fill value survives it; else `type`.
+GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& bands, GDALDataType type,
+                                const EdgeFill& edge);
 
 // Copies `window` out of a band-sequential buffer that holds `span` (both in image coordinates).
 void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, size_t bands, size_t elem,

@@ -106,5 +106,57 @@ TEST(StripAccumulator, WeightedMeansAndRowRelease) {
     EXPECT_THROW(acc.add({0, 0, 4, 4}, a.data(), wa.data()), Error);  // rows already released
 }
 
+TEST(StripAccumulator, ChunkedReleaseHandsOutTheSameRows) {
+    // Two accumulators fed the same overlapping tiles: one releases in one call, one 3 rows at a time.
+    const PixelWindow region{0, 0, 5, 11};
+    StripAccumulator whole(2, region, 8), chunked(2, region, 8);
+    std::vector<float> values(2 * 40), weights(40);
+    for (int i = 0; i < 40; ++i) {
+        values[static_cast<size_t>(i)] = 0.1f * static_cast<float>(i);
+        values[static_cast<size_t>(40 + i)] = 1.0f - 0.02f * static_cast<float>(i);
+        weights[static_cast<size_t>(i)] = 0.5f + 0.01f * static_cast<float>(i % 7);
+    }
+    std::vector<float> whole_rows, chunked_rows, whole_weights, chunked_weights;
+    std::vector<int64_t> chunk_sizes;
+    auto collect = [](std::vector<float>& rows, std::vector<float>& w, std::vector<int64_t>* sizes) {
+        return [&rows, &w, sizes](int64_t y, int64_t n, const float* v, const float* weight) {
+            EXPECT_EQ(y * 5, static_cast<int64_t>(w.size()));  // consecutive rows, in order
+            for (int c = 0; c < 2; ++c) rows.insert(rows.end(), v + c * n * 5, v + (c + 1) * n * 5);
+            w.insert(w.end(), weight, weight + n * 5);
+            if (sizes) sizes->push_back(n);
+        };
+    };
+    // Tiles of 8 rows every 5 rows; rows above the next tile are finished.
+    for (int64_t top : {0, 5}) {
+        whole.add({0, top, 5, 8}, values.data(), weights.data());
+        chunked.add({0, top, 5, 8}, values.data(), weights.data());
+        const int64_t until = top == 0 ? 5 : 11;
+        whole.release_until(until, collect(whole_rows, whole_weights, nullptr));
+        chunked.release_until(until, collect(chunked_rows, chunked_weights, &chunk_sizes), 3);
+    }
+    EXPECT_EQ(chunk_sizes, (std::vector<int64_t>{3, 2, 3, 3}));
+    EXPECT_EQ(chunked_weights, whole_weights);
+    ASSERT_EQ(whole_weights.size(), 55u);
+    // Row 6 (second release, row 1 of the second tile, row 6 of the first) is the mean of both tiles.
+    EXPECT_FLOAT_EQ(whole_weights[6 * 5], weights[6 * 5] + weights[1 * 5]);
+    // Channel-major per call: compare the per-pixel means instead of the concatenation order.
+    auto mean_at = [](const std::vector<float>& rows, const std::vector<int64_t>& sizes, int64_t row, int c) {
+        int64_t offset = 0, y = 0;
+        for (int64_t n : sizes) {
+            if (row < y + n) return rows[static_cast<size_t>(offset + c * n * 5 + (row - y) * 5)];
+            offset += 2 * n * 5;
+            y += n;
+        }
+        return -1.0f;
+    };
+    for (int64_t row = 0; row < 11; ++row) {
+        for (int c = 0; c < 2; ++c) {
+            EXPECT_EQ(mean_at(chunked_rows, chunk_sizes, row, c), mean_at(whole_rows, {5, 6}, row, c)) << row;
+        }
+    }
+    EXPECT_FLOAT_EQ(mean_at(whole_rows, {5, 6}, 6, 0),
+                    (values[30] * weights[30] + values[5] * weights[5]) / (weights[30] + weights[5]));
+}
+
 }  // namespace
 }  // namespace rsi

@@ -1,0 +1,70 @@
+#include "tiling/tile_reader.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace rsi {
+namespace {
+
+using test::make_raster;
+
+// Every tile the reader cuts from its cached row strips (moved-up overlap rows, narrow strip type
+// converted per tile) equals a direct read of the tile's window as Float32, validity included.
+void expect_tiles_equal_direct_reads(const std::string& path, EdgePolicy policy, double fill, GDALDataType expected_strip) {
+    const RasterSource source = RasterSource::open(path);
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = 16;
+    spec.overlap = 6;
+    spec.edge = policy;
+    const TileGrid grid(source.info().width, source.info().height, spec);
+    ASSERT_GT(grid.rows(), 2);
+    EdgeFill edge;
+    edge.mode = policy == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
+    edge.value = fill;
+    const std::vector<int> bands{2, 1, 2};  // reordered and repeated, as band mappings do
+    const GDALDataType strip_type = compact_strip_type(source.info(), bands, GDT_Float32, edge);
+    EXPECT_EQ(strip_type, expected_strip);
+    TileReader reader(source, grid, bands, GDT_Float32, edge, true, 1 << 20, strip_type);
+    ASSERT_TRUE(reader.reads_strips());
+    const size_t n = 16 * 16;
+    std::vector<float> cut(3 * n), direct(3 * n);
+    std::vector<uint8_t> cut_valid(n), direct_valid(n);
+    for (int64_t i = 0; i < grid.count(); ++i) {
+        const Tile tile = grid.at(i);
+        reader.read(tile, cut.data(), cut_valid.data());
+        source.read(tile.window, bands, GDT_Float32, direct.data(), edge);
+        source.read_validity(tile.window, bands, direct_valid.data());
+        ASSERT_EQ(cut, direct) << path << " tile " << tile.id();
+        ASSERT_EQ(cut_valid, direct_valid) << path << " tile " << tile.id();
+    }
+}
+
+TEST(TileReader, StripsInTheSourceTypeGiveTheSameTilesAsFloatReads) {
+    const std::string byte = "/vsimem/reader_byte.tif";
+    make_raster(byte, 45, 41, 2, GDT_Byte, [](int b, int x, int y) { return (b * 37 + x * 5 + y * 11) % 256; },
+                {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"});
+    {  // a nodata value, so the validity strip matters too
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(byte.c_str(), GA_Update)));
+        ds->GetRasterBand(1)->SetNoDataValue(7);
+        ds->GetRasterBand(2)->SetNoDataValue(7);
+    }
+    expect_tiles_equal_direct_reads(byte, EdgePolicy::constant, 0, GDT_Byte);
+    expect_tiles_equal_direct_reads(byte, EdgePolicy::reflect, 0, GDT_Byte);
+    expect_tiles_equal_direct_reads(byte, EdgePolicy::shift, 0, GDT_Byte);
+    // A fill value Byte cannot hold keeps the strip in Float32.
+    expect_tiles_equal_direct_reads(byte, EdgePolicy::constant, -1.5, GDT_Float32);
+
+    const std::string uint16 = "/vsimem/reader_uint16.tif";
+    make_raster(uint16, 40, 50, 2, GDT_UInt16, [](int b, int x, int y) { return b * 20000 + x * 301 + y * 7; });
+    expect_tiles_equal_direct_reads(uint16, EdgePolicy::constant, 0, GDT_UInt16);
+    expect_tiles_equal_direct_reads(uint16, EdgePolicy::reflect, 0, GDT_UInt16);
+
+    const std::string float32 = "/vsimem/reader_float.tif";
+    make_raster(float32, 40, 40, 2, GDT_Float32, [](int b, int x, int y) { return b * 0.25 + x * 0.5 - y * 1.75; });
+    expect_tiles_equal_direct_reads(float32, EdgePolicy::constant, 0, GDT_Float32);  // nothing narrower
+    for (const std::string& p : {byte, uint16, float32}) VSIUnlink(p.c_str());
+}
+
+}  // namespace
+}  // namespace rsi
