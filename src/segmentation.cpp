@@ -19,6 +19,7 @@
 #include "src/run_manifest.hpp"
 #include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
+#include "tiling/recycle_bin.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
@@ -279,6 +280,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     }
 
     BoundedQueue<Batch> to_model(2), to_writer(2);
+    // Inputs, outputs and validity buffers circulate reader -> runner -> writer and back.
+    RecycleBin<float> spare_inputs, spare_outputs;
+    RecycleBin<uint8_t> spare_validity;
     FirstError failure;
     // Batches are anchored to the global tile index: batch k holds tiles [k*B, (k+1)*B) in every run.
     const int64_t first_batch = first_tile / B;
@@ -294,11 +298,13 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 Batch batch;
                 batch.index = k;
+                batch.input = spare_inputs.take();
                 batch.input.assign(static_cast<size_t>(B * C * T * T), 0.0f);
                 for (int64_t i = k * B; i < std::min((k + 1) * B, grid.count()); ++i) {
                     TileSlot slot;
                     slot.tile = grid.at(i);
                     slot.slot = i - k * B;
+                    slot.validity = spare_validity.take();
                     slot.validity.resize(static_cast<size_t>(T * T));
                     tiles.read(slot.tile, raw.data(), slot.validity.data());
                     if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), T * T, slot.validity.data());
@@ -334,12 +340,13 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             while (auto batch = to_model.pop()) {
                 if (batch->run) {
                     const auto t0 = std::chrono::steady_clock::now();
+                    batch->output = spare_outputs.take();
                     run_with_tta(model, options.tta, {B, C, T, T}, batch->input, batch->output);
                     const int64_t side = T / meta.output_stride;
                     if (side != T) upsample(batch->output, B * K, side, T);
                     model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
-                batch->input = {};
+                spare_inputs.give(std::move(batch->input));
                 if (!to_writer.push(std::move(*batch))) return;
             }
         } catch (...) {
@@ -404,6 +411,8 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                 report_progress(progress, 0.95 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_tile - first_tile)),
                                 "tiles");
             }
+            spare_outputs.give(std::move(batch->output));
+            for (TileSlot& slot : batch->slots) spare_validity.give(std::move(slot.validity));
         }
         stop_workers();
         failure.rethrow_if_any();
