@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "tiling/error.hpp"
 
 namespace rsi {
 
@@ -42,44 +45,63 @@ ClassMapOutputs::ClassMapOutputs(const SegmentOptions& options, const RasterInfo
 }
 
 void ClassMapOutputs::write_rows(int64_t y, int64_t rows, const float* probabilities, const uint8_t* valid) {
-    const int64_t n = rows * width_, K = classes_;
-    class_rows_.assign(static_cast<size_t>(n), kNodataClass);
-    for (int64_t p = 0; p < n; ++p) {
-        if (!valid[p]) {
-            ++nodata_pixels_;
-            continue;
-        }
-        int64_t best = 0;
-        for (int64_t c = 1; c < K; ++c) {
-            if (probabilities[c * n + p] > probabilities[best * n + p]) best = c;
-        }
-        if (probabilities[best * n + p] < options_.min_confidence) best = 0;
-        class_rows_[static_cast<size_t>(p)] = static_cast<uint8_t>(best);
-        ++class_pixels_[static_cast<size_t>(best)];
+    write_span(y, rows, 0, width_, probabilities, valid);
+    flush_band();
+}
+
+void ClassMapOutputs::write_span(int64_t y, int64_t rows, int64_t x, int64_t span, const float* probabilities,
+                                 const uint8_t* valid) {
+    const int64_t K = classes_, n = rows * span, band_n = rows * width_;
+    if (band_rows_ == 0) {
+        band_y_ = y;
+        band_rows_ = rows;
+        class_rows_.assign(static_cast<size_t>(band_n), kNodataClass);
+        if (probability_) probability_rows_.assign(static_cast<size_t>(probability_bands_ * band_n), kNodataProbability);
+    } else if (y != band_y_ || rows != band_rows_) {
+        throw Error(options_.output + ": rows " + std::to_string(y) + "+" + std::to_string(rows) + " given while rows " +
+                    std::to_string(band_y_) + "+" + std::to_string(band_rows_) + " are unfinished");
     }
+    const double norm = K > 1 ? 1.0 / std::log(static_cast<double>(K)) : 1.0;
+    for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t i = 0; i < span; ++i) {
+            const int64_t p = j * span + i;              // in the span
+            const int64_t q = j * width_ + x + i;        // in the band
+            if (!valid[p]) {
+                ++nodata_pixels_;
+                continue;
+            }
+            int64_t best = 0;
+            for (int64_t c = 1; c < K; ++c) {
+                if (probabilities[c * n + p] > probabilities[best * n + p]) best = c;
+            }
+            if (probabilities[best * n + p] < options_.min_confidence) best = 0;
+            class_rows_[static_cast<size_t>(q)] = static_cast<uint8_t>(best);
+            ++class_pixels_[static_cast<size_t>(best)];
+            if (!probability_) continue;
+            int64_t band = 0;
+            for (int64_t c = 0; c < K; ++c) {
+                if (options_.probability_class >= 0 && c != options_.probability_class) continue;
+                probability_rows_[static_cast<size_t>(band * band_n + q)] = probabilities[c * n + p];
+                ++band;
+            }
+            if (options_.uncertainty) {
+                double h = 0;
+                for (int64_t c = 0; c < K; ++c) {
+                    const double v = probabilities[c * n + p];
+                    if (v > 0) h -= v * std::log(v);
+                }
+                probability_rows_[static_cast<size_t>(band * band_n + q)] = static_cast<float>(h * norm);
+            }
+        }
+    }
+}
+
+void ClassMapOutputs::flush_band() {
+    if (band_rows_ == 0) return;
+    const int64_t y = band_y_, rows = band_rows_;
+    band_rows_ = 0;
     mask_->append_rows(y, rows, class_rows_.data());
     if (!probability_) return;
-    probability_rows_.assign(static_cast<size_t>(probability_bands_ * n), kNodataProbability);
-    int64_t band = 0;
-    for (int64_t c = 0; c < K; ++c) {
-        if (options_.probability_class >= 0 && c != options_.probability_class) continue;
-        for (int64_t p = 0; p < n; ++p) {
-            if (valid[p]) probability_rows_[static_cast<size_t>(band * n + p)] = probabilities[c * n + p];
-        }
-        ++band;
-    }
-    if (options_.uncertainty) {
-        const double norm = K > 1 ? 1.0 / std::log(static_cast<double>(K)) : 1.0;
-        for (int64_t p = 0; p < n; ++p) {
-            if (!valid[p]) continue;
-            double h = 0;
-            for (int64_t c = 0; c < K; ++c) {
-                const double q = probabilities[c * n + p];
-                if (q > 0) h -= q * std::log(q);
-            }
-            probability_rows_[static_cast<size_t>(band * n + p)] = static_cast<float>(h * norm);
-        }
-    }
     if (options_.probability_format == ProbabilityFormat::byte) {
         byte_rows_.resize(probability_rows_.size());
         for (size_t i = 0; i < probability_rows_.size(); ++i) {

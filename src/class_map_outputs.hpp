@@ -17,6 +17,11 @@ public:
 
     // `probabilities`: classes x rows x width; `valid`: rows x width, 0 = nodata.
     void write_rows(int64_t y, int64_t rows, const float* probabilities, const uint8_t* valid);
+    // The same for columns x .. x+span of a band of rows (`probabilities`: classes x rows x span,
+    // `valid`: rows x span). Spans of one band share y and rows; flush_band() writes the band once
+    // every column was given.
+    void write_span(int64_t y, int64_t rows, int64_t x, int64_t span, const float* probabilities, const uint8_t* valid);
+    void flush_band();
     void finish();
 
     const std::vector<int64_t>& class_pixels() const { return class_pixels_; }
@@ -31,6 +36,7 @@ private:
     std::unique_ptr<RasterWriter> probability_;
     std::vector<int64_t> class_pixels_;
     int64_t nodata_pixels_ = 0;
+    int64_t band_y_ = 0, band_rows_ = 0;  // the band being filled (rows 0: none)
     std::vector<uint8_t> class_rows_, byte_rows_;
     std::vector<float> probability_rows_;
 };

@@ -53,9 +53,6 @@ ProbabilityFormat parse_probability_format(std::string_view text) {
 
 namespace {
 
-// Finished rows go to the outputs this many at a time (bounds the normalised copy by the width).
-constexpr int64_t kReleaseChunkRows = 64;
-
 struct TileSlot {
     Tile tile;
     int64_t slot = 0;   // position in the batch
@@ -186,10 +183,12 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
 
     // Memory plan: one tile row of accumulated probabilities, the output chunks, batches in flight.
     const int64_t budget = options.memory_budget_mb * 1024 * 1024;
-    const int64_t strip_bytes = (K + 1) * W * T * 4;
+    // The accumulator: the rows two tile rows share, full width (bounded by a tile height: with the
+    // shift edge policy the last two tile rows can share up to T - 1 rows), plus a few column chunks.
+    const int64_t strip_bytes = (K + 1) * 4 * (W + 4 * 256) * T;
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
-    const int64_t released_rows = journaled ? T : kReleaseChunkRows;
-    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (K + 2) * W * released_rows * 4;
+    // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).
+    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (journaled ? (K + 1) * 4 : 1 + 4 * prob_bands) * W * T;
     // The reader's row strip keeps the source's own type (e.g. Byte): float tiles are converted as they are cut.
     const GDALDataType strip_type = compact_strip_type(info, mapping.source_bands, GDT_Float32, edge);
     const int64_t reader_bytes = std::min<int64_t>(grid.row_span(0).area() * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
@@ -368,16 +367,38 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         int64_t finished_row = -1;  // the tile row whose strip is being released
         std::map<int, std::vector<float>> weight_cache;
         std::vector<float> weights(static_cast<size_t>(T * T));
-        std::vector<uint8_t> valid_rows;
-        const auto sink = [&](int64_t y, int64_t rows, const float* values, const float* weight) {
-            valid_rows.resize(static_cast<size_t>(rows * W));
-            for (int64_t p = 0; p < rows * W; ++p) valid_rows[static_cast<size_t>(p)] = weight[p] > 0;
+        std::vector<uint8_t> valid_span;
+        // Journaled runs commit whole strips (one part file each): spans are gathered full width.
+        std::vector<float> strip_values, strip_weights;
+        int64_t strip_y = 0, strip_rows = 0;
+        const auto sink = [&](int64_t y, int64_t rows, int64_t x, int64_t span, const float* values, const float* weight) {
             if (!journal) {
-                outputs->write_rows(y, rows, values, valid_rows.data());
-            } else if (finished_row >= first_strip && finished_row < end_strip) {
-                journal->commit(finished_row, y, rows, W, static_cast<int>(K), values, weight);
+                valid_span.resize(static_cast<size_t>(rows * span));
+                for (int64_t p = 0; p < rows * span; ++p) valid_span[static_cast<size_t>(p)] = weight[p] > 0;
+                outputs->write_span(y, rows, x, span, values, valid_span.data());
+                return;
+            }
+            if (finished_row < first_strip || finished_row >= end_strip) return;  // a halo row, run only for its blending terms
+            strip_y = y;
+            strip_rows = rows;
+            strip_values.resize(static_cast<size_t>(K * rows * W));
+            strip_weights.resize(static_cast<size_t>(rows * W));
+            for (int64_t j = 0; j < rows; ++j) {
+                for (int64_t c = 0; c < K; ++c) {
+                    std::copy_n(values + (c * rows + j) * span, span, strip_values.data() + (c * rows + j) * W + x);
+                }
+                std::copy_n(weight + j * span, span, strip_weights.data() + j * W + x);
+            }
+        };
+        // After the last span of a strip: write it.
+        const auto flush = [&] {
+            if (!journal) {
+                outputs->flush_band();
+            } else if (finished_row >= first_strip && finished_row < end_strip && strip_rows > 0) {
+                journal->commit(finished_row, strip_y, strip_rows, W, static_cast<int>(K), strip_values.data(), strip_weights.data());
                 ++result.strips_run;
-            }  // else: a halo row run again only for its blending terms
+                strip_rows = 0;
+            }
         };
 
         int64_t done = 0;
@@ -402,11 +423,14 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                 } else {
                     ++result.tiles_skipped;
                 }
-                if (t.col == grid.cols() - 1) {
-                    finished_row = t.row;
-                    // Plain runs write finished rows in chunks (a small normalised copy); a journal part is one strip.
-                    accumulator.release_until(t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H, sink,
-                                              journal ? 0 : kReleaseChunkRows);
+                // Rows above the next tile row are final once the tiles have moved past their columns.
+                finished_row = t.row;
+                const int64_t strip_end_row = t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : H;
+                if (t.col + 1 < grid.cols()) {
+                    accumulator.release_columns(strip_end_row, grid.at(t.row, t.col + 1).window.x, sink);
+                } else {
+                    accumulator.release_until(strip_end_row, sink);
+                    flush();
                 }
                 report_progress(progress, 0.95 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_tile - first_tile)),
                                 "tiles");

@@ -2,16 +2,51 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "tiling/error.hpp"
 
 namespace rsi {
 
-StripAccumulator::StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows)
+StripAccumulator::StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width)
     : channels_(channels), region_(region), capacity_(capacity_rows), first_row_(region.y) {
-    values_.assign(static_cast<size_t>(channels) * static_cast<size_t>(capacity_ * region.width), 0.0f);
-    weights_.assign(static_cast<size_t>(capacity_ * region.width), 0.0f);
+    if (chunk_width <= 0 || capacity_rows <= 0) throw Error("strip accumulator: chunk width and capacity must be positive");
+    for (int64_t x = region.x; x < region.right(); x += chunk_width) {
+        Chunk chunk;
+        chunk.x = x;
+        chunk.width = std::min(chunk_width, region.right() - x);
+        chunk.origin = first_row_;
+        chunks_.push_back(std::move(chunk));
+    }
+}
+
+void StripAccumulator::account(int64_t delta) {
+    held_bytes_ += delta;
+    peak_bytes_ = std::max(peak_bytes_, held_bytes_);
+}
+
+void StripAccumulator::make_full(Chunk& chunk) {
+    if (chunk.full) return;
+    const int64_t offset = chunk.origin - first_row_;
+    if (offset < 0 || offset + chunk.rows > capacity_) {
+        throw Error("strip accumulator: columns " + std::to_string(chunk.x) + ".." + std::to_string(chunk.x + chunk.width) +
+                    " hold rows from " + std::to_string(chunk.origin) + ", outside the rows " + std::to_string(first_row_) + ".." +
+                    std::to_string(first_row_ + capacity_) + " (tiles out of order?)");
+    }
+    std::vector<float> data = spare_full_.take();
+    const auto before = static_cast<int64_t>(data.capacity());
+    const int64_t plane = capacity_ * chunk.width, kept_plane = chunk.rows * chunk.width;
+    data.assign(static_cast<size_t>((channels_ + 1) * plane), 0.0f);
+    account((static_cast<int64_t>(data.capacity()) - before) * static_cast<int64_t>(sizeof(float)));
+    for (int p = 0; p <= channels_; ++p) {
+        std::copy_n(chunk.data.data() + p * kept_plane, kept_plane, data.data() + p * plane + offset * chunk.width);
+    }
+    spare_kept_.give(std::move(chunk.data));
+    chunk.data = std::move(data);
+    chunk.full = true;
+    chunk.origin = first_row_;
+    chunk.rows = capacity_;
 }
 
 void StripAccumulator::add(const PixelWindow& window, const float* values, const float* weights) {
@@ -22,53 +57,77 @@ void StripAccumulator::add(const PixelWindow& window, const float* values, const
                     " outside the held rows " + std::to_string(first_row_) + ".." +
                     std::to_string(first_row_ + capacity_) + " (tiles out of order?)");
     }
-    const int64_t width = region_.width;
-    const int64_t plane = capacity_ * width;
     const int64_t tile_plane = window.area();
-    for (int64_t j = 0; j < inside.height; ++j) {
-        const int64_t ty = inside.y - window.y + j;
-        const int64_t sy = inside.y - first_row_ + j;
-        const float* w = weights + ty * window.width + (inside.x - window.x);
-        float* acc_w = weights_.data() + sy * width + (inside.x - region_.x);
-        for (int64_t i = 0; i < inside.width; ++i) acc_w[i] += w[i];
-        for (int c = 0; c < channels_; ++c) {
-            const float* v = values + c * tile_plane + ty * window.width + (inside.x - window.x);
-            float* acc = values_.data() + c * plane + sy * width + (inside.x - region_.x);
-            for (int64_t i = 0; i < inside.width; ++i) acc[i] += v[i] * w[i];
+    for (Chunk& chunk : chunks_) {
+        const int64_t x0 = std::max(inside.x, chunk.x), x1 = std::min(inside.right(), chunk.x + chunk.width);
+        if (x0 >= x1) continue;
+        if (chunk.origin != first_row_) {
+            throw Error("strip accumulator: a tile reaches columns " + std::to_string(chunk.x) + ".." +
+                        std::to_string(chunk.x + chunk.width) + " already released (tiles out of order?)");
+        }
+        make_full(chunk);
+        const int64_t plane = capacity_ * chunk.width, n = x1 - x0;
+        float* acc_weight = chunk.data.data() + channels_ * plane;
+        for (int64_t j = 0; j < inside.height; ++j) {
+            const int64_t ty = inside.y - window.y + j;
+            const int64_t sy = inside.y - first_row_ + j;
+            const float* w = weights + ty * window.width + (x0 - window.x);
+            float* acc_w = acc_weight + sy * chunk.width + (x0 - chunk.x);
+            for (int64_t i = 0; i < n; ++i) acc_w[i] += w[i];
+            for (int c = 0; c < channels_; ++c) {
+                const float* v = values + c * tile_plane + ty * window.width + (x0 - window.x);
+                float* acc = chunk.data.data() + c * plane + sy * chunk.width + (x0 - chunk.x);
+                for (int64_t i = 0; i < n; ++i) acc[i] += v[i] * w[i];
+            }
         }
     }
 }
 
-void StripAccumulator::release_until(int64_t row, const Sink& sink, int64_t chunk_rows) {
-    row = std::min(row, region_.bottom());
-    const int64_t rows = row - first_row_;
-    if (rows <= 0) return;
-    const int64_t width = region_.width;
-    const int64_t plane = capacity_ * width;
-    const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, rows) : rows;
-    released_.resize(static_cast<size_t>(channels_ * chunk * width));
-    for (int64_t start = 0; start < rows; start += chunk) {
-        const int64_t n = std::min(chunk, rows - start);
-        // Each released pixel becomes a weighted mean.
-        const int64_t first = start * width, count = n * width;
-        for (int64_t p = 0; p < count; ++p) {
-            const float w = weights_[static_cast<size_t>(first + p)];
-            const float inv = w > 0 ? 1.0f / w : 0.0f;
-            for (int c = 0; c < channels_; ++c) {
-                released_[static_cast<size_t>(c * count + p)] = values_[static_cast<size_t>(c * plane + first + p)] * inv;
-            }
+void StripAccumulator::finish(Chunk& chunk, int64_t row, const Sink& sink) {
+    const int64_t n = row - first_row_;
+    if (n <= 0) return;
+    make_full(chunk);
+    const int64_t width = chunk.width, plane = capacity_ * width, count = n * width;
+    const float* weight = chunk.data.data() + channels_ * plane;
+    released_.resize(static_cast<size_t>(channels_ * count));
+    // Each released pixel becomes a weighted mean.
+    for (int64_t p = 0; p < count; ++p) {
+        const float w = weight[p];
+        const float inv = w > 0 ? 1.0f / w : 0.0f;
+        for (int c = 0; c < channels_; ++c) {
+            released_[static_cast<size_t>(c * count + p)] = chunk.data[static_cast<size_t>(c * plane + p)] * inv;
         }
-        sink(first_row_ + start, n, released_.data(), weights_.data() + first);
     }
-    // Shift the held rows up and clear the freed space.
-    const int64_t keep = capacity_ - rows;
-    for (int c = 0; c < channels_; ++c) {
-        float* base = values_.data() + c * plane;
-        std::memmove(base, base + rows * width, static_cast<size_t>(keep * width) * sizeof(float));
-        std::fill(base + keep * width, base + plane, 0.0f);
+    sink(first_row_, n, chunk.x, width, released_.data(), weight);
+    // Keep only the rows below `row` (the next tile row adds to them).
+    const int64_t keep = capacity_ - n, kept_plane = keep * width;
+    std::vector<float> kept = spare_kept_.take();
+    const auto before = static_cast<int64_t>(kept.capacity());
+    kept.resize(static_cast<size_t>((channels_ + 1) * kept_plane));
+    account((static_cast<int64_t>(kept.capacity()) - before) * static_cast<int64_t>(sizeof(float)));
+    for (int p = 0; p <= channels_; ++p) {
+        std::copy_n(chunk.data.data() + p * plane + count, kept_plane, kept.data() + p * kept_plane);
     }
-    std::memmove(weights_.data(), weights_.data() + rows * width, static_cast<size_t>(keep * width) * sizeof(float));
-    std::fill(weights_.begin() + keep * width, weights_.end(), 0.0f);
+    spare_full_.give(std::move(chunk.data));
+    chunk.data = std::move(kept);
+    chunk.full = false;
+    chunk.origin = row;
+    chunk.rows = keep;
+}
+
+void StripAccumulator::release_columns(int64_t row, int64_t x, const Sink& sink) {
+    row = std::min(row, region_.bottom());
+    if (row <= first_row_) return;
+    for (Chunk& chunk : chunks_) {
+        if (chunk.x + chunk.width > x) break;  // chunks are in column order
+        if (chunk.origin == first_row_) finish(chunk, row, sink);
+    }
+}
+
+void StripAccumulator::release_until(int64_t row, const Sink& sink) {
+    row = std::min(row, region_.bottom());
+    if (row <= first_row_) return;
+    release_columns(row, std::numeric_limits<int64_t>::max(), sink);
     first_row_ = row;
 }
 

@@ -1,46 +1,66 @@
 #pragma once
-// Stitches overlapping tile predictions at memory bounded by one tile row: holds only the rows that
-// tiles can still touch, and hands finished rows out (normalised by their summed weights) as soon
-// as the caller says no later tile reaches them.
+// Stitches overlapping tile predictions at memory that does not scale with a full tile row of floats.
+// Tiles come in row-major order. The accumulator is cut into column chunks: a chunk the current tile
+// row is still writing holds all its rows; once the tiles have moved past it, its finished rows
+// (those no later tile row reaches) are normalised and handed out, and it keeps only the rows the next
+// tile row will add to (the overlap band). So the floats held are about width x overlap rows plus a
+// few chunks of a full tile height, instead of width x tile height.
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "tiling/pixel_window.hpp"
+#include "tiling/recycle_bin.hpp"
 
 namespace rsi {
 
 class StripAccumulator {
 public:
-    // Finished rows: `rows` rows starting at image row `y`; `values` is channels x rows x width
-    // (weighted means; 0 where nothing was added) and `weight` rows x width (0 = no data).
-    using Sink = std::function<void(int64_t y, int64_t rows, const float* values, const float* weight)>;
+    // Finished pixels: image rows y .. y+rows, columns x .. x+width; `values` is channels x rows x
+    // width (weighted means; 0 where nothing was added) and `weight` rows x width (0 = no data).
+    // All spans of one release share y and rows, and come left to right.
+    using Sink = std::function<void(int64_t y, int64_t rows, int64_t x, int64_t width, const float* values, const float* weight)>;
 
     // Accumulates `channels` values for the image columns and rows of `region`, at most
-    // `capacity_rows` rows at a time.
-    StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows);
+    // `capacity_rows` rows (a tile's height) at a time, in chunks of `chunk_width` columns.
+    StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width = 256);
 
     // Adds a tile's values (channels x window.height x window.width) times `weights` (window.height x
     // window.width). Parts of the window outside the region are ignored.
     void add(const PixelWindow& window, const float* values, const float* weights);
 
-    // Rows above `row` will receive nothing more: normalise them, pass them to `sink`, forget them.
-    // With `chunk_rows` > 0 the sink gets them at most that many rows at a time (so the normalised
-    // copy stays small however many rows a tile row finishes); 0 passes them in one call.
-    void release_until(int64_t row, const Sink& sink, int64_t chunk_rows = 0);
+    // No tile will add to the rows above `row` left of column `x` any more: hands out the finished
+    // part of every chunk entirely left of `x`, and frees all but its overlap rows.
+    void release_columns(int64_t row, int64_t x, const Sink& sink);
+
+    // Rows above `row` will receive nothing more: hands out what is left of them (every column) and
+    // moves on; the next tiles start at `row` or below.
+    void release_until(int64_t row, const Sink& sink);
 
     int64_t next_row() const { return first_row_; }  // the first row not yet released
     int channels() const { return channels_; }
-    int64_t bytes() const { return static_cast<int64_t>((values_.size() + weights_.size()) * sizeof(float)); }
+    int64_t peak_bytes() const { return peak_bytes_; }  // the most float storage held at once
 
 private:
+    struct Chunk {
+        int64_t x = 0, width = 0;
+        bool full = false;           // holds capacity rows from first_row_ (the current tile row)
+        int64_t origin = 0;          // image row of data's first row
+        int64_t rows = 0;            // rows held in data
+        std::vector<float> data;     // (channels + 1) planes of rows x width; the last plane is the weight
+    };
+    void make_full(Chunk& chunk);
+    void finish(Chunk& chunk, int64_t row, const Sink& sink);
+    void account(int64_t delta);
+
     int channels_;
     PixelWindow region_;
     int64_t capacity_;
     int64_t first_row_;
-    std::vector<float> values_;   // channels x capacity x width
-    std::vector<float> weights_;  // capacity x width
-    std::vector<float> released_;  // normalised rows handed to the sink, reused between calls
+    std::vector<Chunk> chunks_;
+    std::vector<float> released_;  // normalised values handed to the sink, reused
+    RecycleBin<float> spare_full_, spare_kept_;  // the two buffer sizes circulate separately
+    int64_t held_bytes_ = 0, peak_bytes_ = 0;
 };
 
 }  // namespace rsi

@@ -85,8 +85,10 @@ TEST(StripAccumulator, WeightedMeansAndRowRelease) {
     acc.add({0, 0, 4, 4}, a.data(), wa.data());
     std::vector<std::pair<int64_t, int64_t>> released;
     std::vector<float> first_values;
-    acc.release_until(2, [&](int64_t y, int64_t rows, const float* v, const float* w) {
+    acc.release_until(2, [&](int64_t y, int64_t rows, int64_t x, int64_t width, const float* v, const float* w) {
         released.push_back({y, rows});
+        EXPECT_EQ(x, 0);
+        EXPECT_EQ(width, 4);
         first_values.assign(v, v + 2 * rows * 4);
         EXPECT_FLOAT_EQ(w[0], 1.0f);
     });
@@ -94,7 +96,7 @@ TEST(StripAccumulator, WeightedMeansAndRowRelease) {
     EXPECT_EQ(released[0], (std::pair<int64_t, int64_t>{0, 2}));
     EXPECT_FLOAT_EQ(first_values[0], 1.0f);
     acc.add({0, 2, 4, 4}, b.data(), wb.data());
-    acc.release_until(6, [&](int64_t y, int64_t rows, const float* v, const float* w) {
+    acc.release_until(6, [&](int64_t y, int64_t rows, int64_t, int64_t, const float* v, const float* w) {
         EXPECT_EQ(y, 2);
         EXPECT_EQ(rows, 4);
         EXPECT_FLOAT_EQ(v[0], 0.25f);           // row 2: (1*1 + 0*3) / 4
@@ -106,56 +108,102 @@ TEST(StripAccumulator, WeightedMeansAndRowRelease) {
     EXPECT_THROW(acc.add({0, 0, 4, 4}, a.data(), wa.data()), Error);  // rows already released
 }
 
-TEST(StripAccumulator, ChunkedReleaseHandsOutTheSameRows) {
-    // Two accumulators fed the same overlapping tiles: one releases in one call, one 3 rows at a time.
-    const PixelWindow region{0, 0, 5, 11};
-    StripAccumulator whole(2, region, 8), chunked(2, region, 8);
-    std::vector<float> values(2 * 40), weights(40);
-    for (int i = 0; i < 40; ++i) {
-        values[static_cast<size_t>(i)] = 0.1f * static_cast<float>(i);
-        values[static_cast<size_t>(40 + i)] = 1.0f - 0.02f * static_cast<float>(i);
-        weights[static_cast<size_t>(i)] = 0.5f + 0.01f * static_cast<float>(i % 7);
-    }
-    std::vector<float> whole_rows, chunked_rows, whole_weights, chunked_weights;
-    std::vector<int64_t> chunk_sizes;
-    auto collect = [](std::vector<float>& rows, std::vector<float>& w, std::vector<int64_t>* sizes) {
-        return [&rows, &w, sizes](int64_t y, int64_t n, const float* v, const float* weight) {
-            EXPECT_EQ(y * 5, static_cast<int64_t>(w.size()));  // consecutive rows, in order
-            for (int c = 0; c < 2; ++c) rows.insert(rows.end(), v + c * n * 5, v + (c + 1) * n * 5);
-            w.insert(w.end(), weight, weight + n * 5);
-            if (sizes) sizes->push_back(n);
-        };
-    };
-    // Tiles of 8 rows every 5 rows; rows above the next tile are finished.
-    for (int64_t top : {0, 5}) {
-        whole.add({0, top, 5, 8}, values.data(), weights.data());
-        chunked.add({0, top, 5, 8}, values.data(), weights.data());
-        const int64_t until = top == 0 ? 5 : 11;
-        whole.release_until(until, collect(whole_rows, whole_weights, nullptr));
-        chunked.release_until(until, collect(chunked_rows, chunked_weights, &chunk_sizes), 3);
-    }
-    EXPECT_EQ(chunk_sizes, (std::vector<int64_t>{3, 2, 3, 3}));
-    EXPECT_EQ(chunked_weights, whole_weights);
-    ASSERT_EQ(whole_weights.size(), 55u);
-    // Row 6 (second release, row 1 of the second tile, row 6 of the first) is the mean of both tiles.
-    EXPECT_FLOAT_EQ(whole_weights[6 * 5], weights[6 * 5] + weights[1 * 5]);
-    // Channel-major per call: compare the per-pixel means instead of the concatenation order.
-    auto mean_at = [](const std::vector<float>& rows, const std::vector<int64_t>& sizes, int64_t row, int c) {
-        int64_t offset = 0, y = 0;
-        for (int64_t n : sizes) {
-            if (row < y + n) return rows[static_cast<size_t>(offset + c * n * 5 + (row - y) * 5)];
-            offset += 2 * n * 5;
-            y += n;
+// Runs a whole grid through an accumulator the way segmentation does (columns released as the tiles
+// move on, rows at the end of each tile row) and returns the stitched means and weights.
+struct Stitched {
+    std::vector<float> values, weights;
+    int64_t peak_bytes = 0;
+};
+Stitched stitch(const TileGrid& grid, int64_t width, int64_t height, int64_t tile, int64_t chunk_width) {
+    const int channels = 2;
+    Stitched out;
+    out.values.assign(static_cast<size_t>(channels * width * height), -1.0f);
+    out.weights.assign(static_cast<size_t>(width * height), -1.0f);
+    StripAccumulator acc(channels, {0, 0, width, height}, tile, chunk_width);
+    int64_t expected_x = 0, band_y = -1;
+    const StripAccumulator::Sink sink = [&](int64_t y, int64_t rows, int64_t x, int64_t span, const float* v, const float* w) {
+        if (y != band_y) {  // a new band starts at column 0; spans come left to right, without gaps
+            EXPECT_EQ(expected_x, band_y < 0 ? 0 : width);
+            band_y = y;
+            expected_x = 0;
         }
-        return -1.0f;
+        EXPECT_EQ(x, expected_x);
+        expected_x = x + span;
+        for (int64_t j = 0; j < rows; ++j) {
+            for (int64_t i = 0; i < span; ++i) {
+                const auto q = static_cast<size_t>((y + j) * width + x + i);
+                EXPECT_EQ(out.weights[q], -1.0f) << "pixel released twice";
+                out.weights[q] = w[j * span + i];
+                for (int c = 0; c < channels; ++c) out.values[c * width * height + q] = v[(c * rows + j) * span + i];
+            }
+        }
     };
-    for (int64_t row = 0; row < 11; ++row) {
+    std::vector<float> values(static_cast<size_t>(channels * tile * tile)), weights(static_cast<size_t>(tile * tile));
+    for (int64_t k = 0; k < grid.count(); ++k) {
+        const Tile t = grid.at(k);
+        for (int64_t p = 0; p < tile * tile; ++p) {
+            const int64_t x = t.window.x + p % tile, y = t.window.y + p / tile;
+            values[static_cast<size_t>(p)] = static_cast<float>((x * 7 + y * 3 + k * 5) % 11) / 10.0f;
+            values[static_cast<size_t>(tile * tile + p)] = static_cast<float>((x + 2 * y + k) % 13) / 12.0f;
+            // tile-dependent weights, zero in a "nodata" diagonal
+            weights[static_cast<size_t>(p)] = (x == y) ? 0.0f : 0.25f + static_cast<float>((p + k) % 5) / 4.0f;
+        }
+        acc.add(t.window, values.data(), weights.data());
+        const int64_t end_row = t.row + 1 < grid.rows() ? grid.at(t.row + 1, 0).window.y : height;
+        if (t.col + 1 < grid.cols()) {
+            acc.release_columns(end_row, grid.at(t.row, t.col + 1).window.x, sink);
+        } else {
+            acc.release_until(end_row, sink);
+        }
+    }
+    EXPECT_EQ(acc.next_row(), height);
+    out.peak_bytes = acc.peak_bytes();
+    return out;
+}
+
+TEST(StripAccumulator, ColumnChunksGiveExactlyTheMeansOfOneWholeStrip) {
+    const int64_t width = 61, height = 47, tile = 12;
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = tile;
+    spec.overlap = 4;
+    spec.edge = EdgePolicy::shift;  // the last row and column overlap their neighbours more
+    const TileGrid grid(width, height, spec);
+    const Stitched whole = stitch(grid, width, height, tile, 1000);  // one chunk: the whole width
+    const Stitched chunked = stitch(grid, width, height, tile, 5);
+    EXPECT_EQ(chunked.values, whole.values);
+    EXPECT_EQ(chunked.weights, whole.weights);
+    // Brute force: every pixel's weighted mean, summed in double.
+    std::vector<double> num(static_cast<size_t>(2 * width * height), 0.0), den(static_cast<size_t>(width * height), 0.0);
+    for (int64_t k = 0; k < grid.count(); ++k) {
+        const Tile t = grid.at(k);
+        for (int64_t p = 0; p < tile * tile; ++p) {
+            const int64_t x = t.window.x + p % tile, y = t.window.y + p / tile;
+            const double w = (x == y) ? 0.0 : 0.25 + ((p + k) % 5) / 4.0;
+            const auto q = static_cast<size_t>(y * width + x);
+            den[q] += w;
+            num[q] += w * ((x * 7 + y * 3 + k * 5) % 11) / 10.0;
+            num[static_cast<size_t>(width * height) + q] += w * ((x + 2 * y + k) % 13) / 12.0;
+        }
+    }
+    for (int64_t q = 0; q < width * height; ++q) {
+        ASSERT_NEAR(chunked.weights[q], den[q], 1e-4) << q;
         for (int c = 0; c < 2; ++c) {
-            EXPECT_EQ(mean_at(chunked_rows, chunk_sizes, row, c), mean_at(whole_rows, {5, 6}, row, c)) << row;
+            const double expected = den[q] > 0 ? num[c * width * height + q] / den[q] : 0.0;
+            ASSERT_NEAR(chunked.values[c * width * height + q], expected, 1e-5) << q;
         }
     }
-    EXPECT_FLOAT_EQ(mean_at(whole_rows, {5, 6}, 6, 0),
-                    (values[30] * weights[30] + values[5] * weights[5]) / (weights[30] + weights[5]));
+    EXPECT_EQ(chunked.weights[5 * width + 5], 0.0f);  // the zero-weight diagonal stays "no data"
+    // Narrow chunks hold less than one full-width tile row of floats.
+    EXPECT_LT(chunked.peak_bytes, whole.peak_bytes);
+    EXPECT_GE(whole.peak_bytes, static_cast<int64_t>(3 * width * tile * sizeof(float)));
+}
+
+TEST(StripAccumulator, RefusesTilesOutOfOrder) {
+    StripAccumulator acc(1, {0, 0, 20, 20}, 8, 4);
+    std::vector<float> v(64, 1.0f), w(64, 1.0f);
+    acc.add({0, 0, 8, 8}, v.data(), w.data());
+    acc.release_columns(6, 8, [](int64_t, int64_t, int64_t, int64_t, const float*, const float*) {});
+    EXPECT_THROW(acc.add({4, 0, 8, 8}, v.data(), w.data()), Error);  // its columns 4..8 were released
 }
 
 }  // namespace
