@@ -47,7 +47,9 @@ TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::ve
       strip_type_(strip_type == GDT_Unknown ? type : strip_type),
       strip_elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(strip_type_))) {
     const PixelWindow widest = grid.row_span(0);
-    const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (with_validity ? 1 : 0));
+    // Without a mask, validity is just "inside the image": computed per tile, not cached.
+    validity_strip_ = with_validity && source.info().mask != MaskSource::none;
+    const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (validity_strip_ ? 1 : 0));
     strips_ = strip_bytes <= budget_bytes;
 }
 
@@ -60,11 +62,11 @@ void TileReader::load_row(int64_t row) {
     const int64_t kept = shares_rows ? span_.bottom() - next.y : 0;
     const int64_t plane = next.area() * static_cast<int64_t>(strip_elem_);
     strip_.resize(static_cast<size_t>(plane) * bands_.size());
-    if (with_validity_) strip_validity_.resize(static_cast<size_t>(next.area()));
+    if (validity_strip_) strip_validity_.resize(static_cast<size_t>(next.area()));
     if (kept == 0) {
         span_ = next;
         source_.read(span_, bands_, strip_type_, strip_.data(), edge_);
-        if (with_validity_) source_.read_validity(span_, bands_, strip_validity_.data());
+        if (validity_strip_) source_.read_validity(span_, bands_, strip_validity_.data());
         cached_row_ = row;
         return;
     }
@@ -76,7 +78,7 @@ void TileReader::load_row(int64_t row) {
         std::memmove(base, base + skip * row_bytes, static_cast<size_t>(kept * row_bytes));
         source_.read(fresh, {bands_[b]}, strip_type_, base + kept * row_bytes, edge_);
     }
-    if (with_validity_) {
+    if (validity_strip_) {
         std::memmove(strip_validity_.data(), strip_validity_.data() + skip * next.width, static_cast<size_t>(kept * next.width));
         source_.read_validity(fresh, bands_, strip_validity_.data() + kept * next.width);
     }
@@ -105,11 +107,17 @@ void TileReader::read(const Tile& tile, void* out, uint8_t* validity) {
             }
         }
     }
-    if (with_validity_ && validity) copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
+    if (with_validity_ && validity) {
+        if (validity_strip_) {
+            copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
+        } else {
+            source_.read_validity(tile.window, bands_, validity);
+        }
+    }
 }
 
 void TileReader::read_validity(const Tile& tile, uint8_t* validity) {
-    if (!strips_) {
+    if (!strips_ || !validity_strip_) {
         source_.read_validity(tile.window, bands_, validity);
         return;
     }

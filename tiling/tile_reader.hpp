@@ -41,6 +41,7 @@ private:
     GDALDataType type_;
     EdgeFill edge_;
     bool with_validity_;
+    bool validity_strip_ = false;  // the source has a mask: validity is read and cached with the strip
     size_t elem_;
     GDALDataType strip_type_;
     size_t strip_elem_;
