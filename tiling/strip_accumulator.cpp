@@ -1,7 +1,6 @@
 #include "tiling/strip_accumulator.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -21,11 +20,6 @@ StripAccumulator::StripAccumulator(int channels, const PixelWindow& region, int6
     }
 }
 
-void StripAccumulator::account(int64_t delta) {
-    held_bytes_ += delta;
-    peak_bytes_ = std::max(peak_bytes_, held_bytes_);
-}
-
 void StripAccumulator::make_full(Chunk& chunk) {
     if (chunk.full) return;
     const int64_t offset = chunk.origin - first_row_;
@@ -38,7 +32,7 @@ void StripAccumulator::make_full(Chunk& chunk) {
     const auto before = static_cast<int64_t>(data.capacity());
     const int64_t plane = capacity_ * chunk.width, kept_plane = chunk.rows * chunk.width;
     data.assign(static_cast<size_t>((channels_ + 1) * plane), 0.0f);
-    account((static_cast<int64_t>(data.capacity()) - before) * static_cast<int64_t>(sizeof(float)));
+    allocated_bytes_ += (static_cast<int64_t>(data.capacity()) - before) * static_cast<int64_t>(sizeof(float));
     for (int p = 0; p <= channels_; ++p) {
         std::copy_n(chunk.data.data() + p * kept_plane, kept_plane, data.data() + p * plane + offset * chunk.width);
     }
@@ -104,7 +98,7 @@ void StripAccumulator::finish(Chunk& chunk, int64_t row, const Sink& sink) {
     std::vector<float> kept = spare_kept_.take();
     const auto before = static_cast<int64_t>(kept.capacity());
     kept.resize(static_cast<size_t>((channels_ + 1) * kept_plane));
-    account((static_cast<int64_t>(kept.capacity()) - before) * static_cast<int64_t>(sizeof(float)));
+    allocated_bytes_ += (static_cast<int64_t>(kept.capacity()) - before) * static_cast<int64_t>(sizeof(float));
     for (int p = 0; p <= channels_; ++p) {
         std::copy_n(chunk.data.data() + p * plane + count, kept_plane, kept.data() + p * kept_plane);
     }

@@ -39,7 +39,8 @@ public:
 
     int64_t next_row() const { return first_row_; }  // the first row not yet released
     int channels() const { return channels_; }
-    int64_t peak_bytes() const { return peak_bytes_; }  // the most float storage held at once
+    // Float storage allocated so far; buffers are recycled, never freed, so this is also the peak.
+    int64_t peak_bytes() const { return allocated_bytes_; }
 
 private:
     struct Chunk {
@@ -51,7 +52,6 @@ private:
     };
     void make_full(Chunk& chunk);
     void finish(Chunk& chunk, int64_t row, const Sink& sink);
-    void account(int64_t delta);
 
     int channels_;
     PixelWindow region_;
@@ -60,7 +60,7 @@ private:
     std::vector<Chunk> chunks_;
     std::vector<float> released_;  // normalised values handed to the sink, reused
     RecycleBin<float> spare_full_, spare_kept_;  // the two buffer sizes circulate separately
-    int64_t held_bytes_ = 0, peak_bytes_ = 0;
+    int64_t allocated_bytes_ = 0;
 };
 
 }  // namespace rsi
