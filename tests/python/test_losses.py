@@ -1,0 +1,59 @@
+"""Training losses of the building model (models/python/train_buildings.py)."""
+import unittest
+
+import torch
+
+import _paths  # noqa: F401
+import train_buildings
+
+
+def jaccard_loss(pred: torch.Tensor, target: torch.Tensor) -> float:
+    inter = (pred & target).sum().item()
+    union = (pred | target).sum().item()
+    return 1.0 - inter / union if union else 0.0
+
+
+class LovaszHinge(unittest.TestCase):
+    def setUp(self):
+        self.target = torch.zeros(2, 6, 6, dtype=torch.long)
+        self.target[0, 1:4, 1:4] = 1        # 9 building pixels
+        self.target[1, 0:2, :] = 1          # 12 building pixels
+
+    def logits_for(self, pred: torch.Tensor) -> torch.Tensor:
+        """Margins of +-1: a correctly signed pixel has hinge error 0, a wrong one error 2."""
+        logits = torch.zeros(pred.shape[0], 2, *pred.shape[1:])
+        logits[:, 1] = pred.float() * 2 - 1
+        return logits
+
+    def test_zero_for_confident_correct_prediction(self):
+        logits = self.logits_for(self.target.bool()) * 5
+        self.assertEqual(train_buildings.lovasz_hinge_loss(logits, self.target).item(), 0.0)
+
+    def test_equals_twice_the_jaccard_loss_on_binary_errors(self):
+        # The Lovasz extension is positively homogeneous and equals the Jaccard loss of the set of
+        # wrong pixels on indicator vectors: hinge errors of 2 on that set give 2 x (1 - IoU).
+        pred = self.target.bool().clone()
+        pred[0, 1, 1] = False               # one missed building pixel
+        pred[0, 5, 5] = True                # one false positive
+        pred[1, 0, 0:3] = False             # three misses
+        expected = [2 * jaccard_loss(pred[i], self.target[i].bool()) for i in range(2)]
+        self.assertAlmostEqual(expected[0], 2 * (1 - 8 / 10))
+        self.assertAlmostEqual(expected[1], 2 * (1 - 9 / 12))
+        loss = train_buildings.lovasz_hinge_loss(self.logits_for(pred), self.target).item()
+        self.assertAlmostEqual(loss, sum(expected) / 2, places=5)
+
+    def test_image_without_buildings_penalises_the_worst_false_positive(self):
+        target = torch.zeros(1, 4, 4, dtype=torch.long)
+        logits = torch.zeros(1, 2, 4, 4)
+        logits[0, 1] = -3.0
+        logits[0, 1, 2, 2] = 0.5            # the only positive margin: hinge error 1.5
+        self.assertAlmostEqual(train_buildings.lovasz_hinge_loss(logits, target).item(), 1.5, places=6)
+
+    def test_gradient_flows(self):
+        logits = torch.zeros(2, 2, 6, 6, requires_grad=True)
+        train_buildings.lovasz_hinge_loss(logits, self.target).backward()
+        self.assertGreater(logits.grad.abs().sum().item(), 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
