@@ -131,7 +131,7 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
     GDALSetCacheMax64(common.ram_mb * 1024 * 1024 / 4);
 }
 
-void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image) {
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image, bool row_segments) {
     RasterInfo info;
     try {
         info = RasterSource::open(image).info();
@@ -140,7 +140,9 @@ void cap_block_cache_for_strips(const CommonOptions& common, const std::string& 
     }
     int64_t row_bytes = 0;
     for (const BandInfo& band : info.bands) {
-        row_bytes += info.width * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
+        const bool tiled = band.block_width > 0 && band.block_width < info.width;
+        const int64_t columns = row_segments && tiled ? std::min<int64_t>(info.width, 8192) : info.width;
+        row_bytes += columns * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
     }
     // Strips are read once in order and keep their overlap rows themselves (TileReader), so the cache
     // only has to hold the block row that straddles two reads, and the writers' whole-block writes.

@@ -75,9 +75,11 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs = fal
 bool mentions_remote_path(const std::vector<std::string>& args);
 // GDAL's block cache for a command that reads `image` in strips into its own buffers: two rows of the
 // image's blocks (the block row two consecutive strip reads share), at least 16 MB, at most --ram / 4. A
-// larger cache only fills with blocks already used, so peak memory would grow with the image. An
+// larger cache only fills with blocks already used, so peak memory would grow with the image. With
+// `row_segments` (the reader cuts rows of a tiled image into segments, row_segment_tiles) the block
+// rows are counted over at most 8192 columns: a segment's read needs only its own blocks. An
 // unreadable image leaves the cache as it is (the command reports it).
-void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image);
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& image, bool row_segments = false);
 
 void print_json(const nlohmann::json& value);
 

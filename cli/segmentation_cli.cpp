@@ -214,7 +214,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 options.probability_class = -1;  // entropy comes after every class band
             }
         }
-        cap_block_cache_for_strips(context.common, inputs[i]);
+        cap_block_cache_for_strips(context.common, inputs[i], true);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
         try {

@@ -189,9 +189,14 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
     // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).
     const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (journaled ? (K + 1) * 4 : 1 + 4 * prob_bands) * W * T;
-    // The reader's row strip keeps the source's own type (e.g. Byte): float tiles are converted as they are cut.
+    // The reader caches a tile row (for tiled sources: in segments of about 4096 columns, so its strip
+    // does not grow with the width) in the source's own type (e.g. Byte: float tiles are converted as
+    // they are cut).
     const GDALDataType strip_type = compact_strip_type(info, mapping.source_bands, GDT_Float32, edge);
-    const int64_t reader_bytes = std::min<int64_t>(grid.row_span(0).area() * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
+    const int64_t segment_tiles = row_segment_tiles(info, mapping.source_bands, grid);
+    const int64_t segment_width = segment_tiles == 0 ? grid.row_span(0).width
+                                                     : std::min(grid.row_span(0).width, T + (segment_tiles - 1) * grid.stride_x());
+    const int64_t reader_bytes = std::min<int64_t>(segment_width * T * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
     const int64_t remaining = budget - strip_bytes - writer_bytes - reader_bytes;
     if (remaining <= 0) {
         throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +
@@ -292,7 +297,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     std::thread reader([&] {
         try {
             const RasterSource own = source.reopen();
-            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4, strip_type);
+            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, budget / 4, strip_type, segment_tiles);
             std::vector<float> raw(static_cast<size_t>(C * T * T));
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 Batch batch;

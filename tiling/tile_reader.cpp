@@ -1,6 +1,8 @@
 #include "tiling/tile_reader.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace rsi {
 
@@ -35,8 +37,18 @@ GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& 
     return narrow;
 }
 
+int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands, const TileGrid& grid) {
+    for (int b : bands) {
+        if (b < 1 || b > static_cast<int>(info.bands.size())) return 0;
+        const BandInfo& band = info.bands[static_cast<size_t>(b - 1)];
+        if (band.block_width <= 0 || band.block_width >= info.width) return 0;
+    }
+    return std::max<int64_t>(1, 4096 / grid.stride_x());
+}
+
 TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
-                       EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type)
+                       EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type,
+                       int64_t segment_tiles)
     : source_(source),
       grid_(grid),
       bands_(std::move(bands)),
@@ -45,16 +57,29 @@ TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::ve
       with_validity_(with_validity),
       elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(type))),
       strip_type_(strip_type == GDT_Unknown ? type : strip_type),
-      strip_elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(strip_type_))) {
-    const PixelWindow widest = grid.row_span(0);
+      strip_elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(strip_type_))),
+      segment_tiles_(segment_tiles > 0 && segment_tiles < grid.cols() ? segment_tiles : 0) {
+    const PixelWindow widest = segment_span(0, 0);
     // Without a mask, validity is just "inside the image": computed per tile, not cached.
     validity_strip_ = with_validity && source.info().mask != MaskSource::none;
     const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (validity_strip_ ? 1 : 0));
     strips_ = strip_bytes <= budget_bytes;
 }
 
-void TileReader::load_row(int64_t row) {
-    const PixelWindow next = grid_.row_span(row);
+PixelWindow TileReader::segment_span(int64_t row, int64_t col) const {
+    if (segment_tiles_ == 0) return grid_.row_span(row);
+    const int64_t first = col / segment_tiles_ * segment_tiles_;
+    const int64_t last = std::min(first + segment_tiles_, grid_.cols()) - 1;
+    const PixelWindow a = grid_.at(row, first).window, b = grid_.at(row, last).window;
+    return {a.x, a.y, b.right() - a.x, a.height};
+}
+
+void TileReader::ensure_loaded(const Tile& tile) {
+    const int64_t segment = segment_tiles_ == 0 ? 0 : tile.col / segment_tiles_;
+    if (tile.row != cached_row_ || segment != cached_segment_) load(tile.row, segment, segment_span(tile.row, tile.col));
+}
+
+void TileReader::load(int64_t row, int64_t segment, const PixelWindow& next) {
     // Rows the previous strip shares with this one (the tile overlap) are moved up, not read again:
     // the block cache then only needs the block row that straddles the two reads.
     const bool shares_rows = cached_row_ >= 0 && next.x == span_.x && next.width == span_.width &&
@@ -68,6 +93,7 @@ void TileReader::load_row(int64_t row) {
         source_.read(span_, bands_, strip_type_, strip_.data(), edge_);
         if (validity_strip_) source_.read_validity(span_, bands_, strip_validity_.data());
         cached_row_ = row;
+        cached_segment_ = segment;
         return;
     }
     const int64_t row_bytes = next.width * static_cast<int64_t>(strip_elem_);
@@ -84,6 +110,7 @@ void TileReader::load_row(int64_t row) {
     }
     span_ = next;
     cached_row_ = row;
+    cached_segment_ = segment;
 }
 
 void TileReader::read(const Tile& tile, void* out, uint8_t* validity) {
@@ -92,7 +119,7 @@ void TileReader::read(const Tile& tile, void* out, uint8_t* validity) {
         if (with_validity_ && validity) source_.read_validity(tile.window, bands_, validity);
         return;
     }
-    if (tile.row != cached_row_) load_row(tile.row);
+    ensure_loaded(tile);
     if (strip_type_ == type_) {
         copy_subwindow(strip_.data(), span_, bands_.size(), elem_, tile.window, static_cast<unsigned char*>(out));
     } else {
@@ -121,13 +148,14 @@ void TileReader::read_validity(const Tile& tile, uint8_t* validity) {
         source_.read_validity(tile.window, bands_, validity);
         return;
     }
-    if (tile.row != cached_row_) load_row(tile.row);
+    ensure_loaded(tile);
     copy_subwindow(strip_validity_.data(), span_, 1, 1, tile.window, validity);
 }
 
 const unsigned char* TileReader::row_strip(int64_t row, PixelWindow& span) {
     if (!strips_) return nullptr;
-    if (row != cached_row_) load_row(row);
+    if (segment_tiles_ != 0) throw std::logic_error("TileReader::row_strip: the reader caches row segments");
+    if (row != cached_row_) load(row, 0, grid_.row_span(row));
     span = span_;
     return strip_.data();
 }

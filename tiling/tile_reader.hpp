@@ -1,6 +1,8 @@
 #pragma once
 // Reads the tiles of a grid, one request per tile row when the row fits the memory budget (so each
-// source block is read about once however large the overlap), else one request per tile.
+// source block is read about once however large the overlap), else one request per tile. With
+// segment_tiles > 0 a tile row is read in segments of that many tiles, so the cached strip no longer
+// grows with the image width (the overlap rows and columns are then read again from the source).
 #include <cstdint>
 #include <vector>
 
@@ -15,7 +17,8 @@ public:
     // one (e.g. the source's Byte for Float32 tiles, from compact_strip_type) keeps it 4x smaller and
     // converts each tile as it is copied out, with the same values as a direct read.
     TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
-               EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type = GDT_Unknown);
+               EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type = GDT_Unknown,
+               int64_t segment_tiles = 0);
 
     // Fills `out` (bands x window, band-sequential, `type`) and, when enabled, `validity`
     // (window, 255 = data). Tiles should come in row-major order for the row cache to pay off.
@@ -25,15 +28,21 @@ public:
     void read_validity(const Tile& tile, uint8_t* validity);
 
     // The cached strip of tile row `row` (bands x span, band-sequential, strip_type()), loading it when
-    // needed; `span` receives its window. Only when reads_strips().
+    // needed; `span` receives its window. Only when reads_strips() and whole rows are cached
+    // (segment_tiles 0); else a logic error.
     const unsigned char* row_strip(int64_t row, PixelWindow& span);
 
     bool reads_strips() const { return strips_; }
     size_t element_size() const { return elem_; }
     GDALDataType strip_type() const { return strip_type_; }
+    // Bytes the cached strip holds now (pixels and validity).
+    size_t strip_bytes() const { return strip_.size() + strip_validity_.size(); }
 
 private:
-    void load_row(int64_t row);
+    // The window cached for tile (row, col): the union of its segment's tile windows.
+    PixelWindow segment_span(int64_t row, int64_t col) const;
+    void load(int64_t row, int64_t segment, const PixelWindow& next);
+    void ensure_loaded(const Tile& tile);
 
     const RasterSource& source_;
     const TileGrid& grid_;
@@ -46,7 +55,9 @@ private:
     GDALDataType strip_type_;
     size_t strip_elem_;
     bool strips_;
+    int64_t segment_tiles_;  // tile columns per cached segment (the whole row when 0)
     int64_t cached_row_ = -1;
+    int64_t cached_segment_ = -1;
     PixelWindow span_;
     std::vector<unsigned char> strip_;
     std::vector<uint8_t> strip_validity_;
@@ -56,6 +67,12 @@ private:
 // edge fill value survives it; else `type`.
 GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& bands, GDALDataType type,
                                 const EdgeFill& edge);
+
+// Tile columns per cached row segment for reading `bands` of a source on `grid`: about 4096 columns
+// when the source is stored in tiles (blocks narrower than the image), so the strip stays the same
+// size however wide the image; 0 (whole rows) for a source stored in full-width strips, whose blocks
+// every segment would decode again.
+int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands, const TileGrid& grid);
 
 // Copies `window` out of a band-sequential buffer that holds `span` (both in image coordinates).
 void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, size_t bands, size_t elem,

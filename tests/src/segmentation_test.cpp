@@ -217,6 +217,34 @@ TEST(Segmentation, TestTimeAugmentationAveragesValidProbabilities) {
     }
 }
 
+// A tiled source is read in row segments of about 4096 columns (TileReader), a striped one in whole
+// rows: the storage must not change a single output value. 4400 columns of 32-pixel tiles at stride
+// 24 make two segments per tile row.
+TEST(Segmentation, TiledAndStripedStorageGiveIdenticalOutputs) {
+    test::TempDir dir;
+    const auto value = [](int b, int x, int y) {
+        return std::fmod(127 + 100 * std::sin(0.21 * x + 0.13 * y * b) + 20 * std::cos(0.05 * x * y / (b + 1.0)), 256.0);
+    };
+    const std::string striped = dir / "striped.tif", tiled = dir / "tiled.tif";
+    test::make_raster(striped, 4400, 40, 3, GDT_Byte, value);
+    test::make_raster(tiled, 4400, 40, 3, GDT_Byte, value, {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=16"});
+    ASSERT_EQ(RasterSource::open(striped).info().bands[0].block_width, 4400);
+    for (EdgePolicy edge : {EdgePolicy::shift, EdgePolicy::constant}) {
+        std::vector<std::vector<float>> masks, probabilities;
+        for (const std::string& input : {striped, tiled}) {
+            SegmentOptions o = options_for(input, dir / "mask.tif");
+            o.edge = edge;
+            o.probabilities = dir / "p.tif";
+            o.overwrite = true;
+            EXPECT_GT(segment_image(segmenter(), o).tiles, 2 * (4096 / 24));
+            masks.push_back(read_all(o.output));
+            probabilities.push_back(read_all(o.probabilities, 2));
+        }
+        EXPECT_EQ(masks[0], masks[1]) << to_string(edge);
+        EXPECT_EQ(probabilities[0], probabilities[1]) << to_string(edge);
+    }
+}
+
 TEST(Segmentation, MemoryPlanDoesNotGrowWithImageHeight) {
     test::TempDir dir;
     const auto short_run = segment_image(segmenter(), options_for(make_image(dir, 64, 64, "short.tif"), dir / "s.tif"));

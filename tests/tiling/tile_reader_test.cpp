@@ -11,7 +11,10 @@ using test::make_raster;
 
 // Every tile the reader cuts from its cached row strips (moved-up overlap rows, narrow strip type
 // converted per tile) equals a direct read of the tile's window as Float32, validity included.
-void expect_tiles_equal_direct_reads(const std::string& path, EdgePolicy policy, double fill, GDALDataType expected_strip) {
+// With segment_tiles > 0 the strip is cached in segments of that many tiles and never holds more
+// than one segment's window.
+void expect_tiles_equal_direct_reads(const std::string& path, EdgePolicy policy, double fill, GDALDataType expected_strip,
+                                     int64_t segment_tiles = 0) {
     const RasterSource source = RasterSource::open(path);
     GridSpec spec;
     spec.tile_width = spec.tile_height = 16;
@@ -25,8 +28,10 @@ void expect_tiles_equal_direct_reads(const std::string& path, EdgePolicy policy,
     const std::vector<int> bands{2, 1, 2};  // reordered and repeated, as band mappings do
     const GDALDataType strip_type = compact_strip_type(source.info(), bands, GDT_Float32, edge);
     EXPECT_EQ(strip_type, expected_strip);
-    TileReader reader(source, grid, bands, GDT_Float32, edge, true, 1 << 20, strip_type);
+    TileReader reader(source, grid, bands, GDT_Float32, edge, true, 1 << 20, strip_type, segment_tiles);
     ASSERT_TRUE(reader.reads_strips());
+    const int64_t span_width = segment_tiles > 0 ? 16 + (segment_tiles - 1) * 10 : grid.row_span(0).width;
+    const size_t strip_limit = static_cast<size_t>(span_width * 16) * (3 * GDALGetDataTypeSizeBytes(strip_type) + 1);
     const size_t n = 16 * 16;
     std::vector<float> cut(3 * n), direct(3 * n);
     std::vector<uint8_t> cut_valid(n), direct_valid(n);
@@ -37,6 +42,7 @@ void expect_tiles_equal_direct_reads(const std::string& path, EdgePolicy policy,
         source.read_validity(tile.window, bands, direct_valid.data());
         ASSERT_EQ(cut, direct) << path << " tile " << tile.id();
         ASSERT_EQ(cut_valid, direct_valid) << path << " tile " << tile.id();
+        ASSERT_LE(reader.strip_bytes(), strip_limit) << path << " tile " << tile.id();
     }
 }
 
@@ -64,6 +70,39 @@ TEST(TileReader, StripsInTheSourceTypeGiveTheSameTilesAsFloatReads) {
     make_raster(float32, 40, 40, 2, GDT_Float32, [](int b, int x, int y) { return b * 0.25 + x * 0.5 - y * 1.75; });
     expect_tiles_equal_direct_reads(float32, EdgePolicy::constant, 0, GDT_Float32);  // nothing narrower
     for (const std::string& p : {byte, uint16, float32}) VSIUnlink(p.c_str());
+}
+
+TEST(TileReader, RowSegmentsGiveTheSameTilesAndBoundTheStripByTheSegment) {
+    const std::string byte = "/vsimem/reader_segments.tif";
+    // 5 tile columns: segments of 2 tiles leave a last segment of one (shifted, for shift) tile.
+    make_raster(byte, 57, 41, 2, GDT_Byte, [](int b, int x, int y) { return (b * 59 + x * 3 + y * 13) % 256; },
+                {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"});
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(byte.c_str(), GA_Update)));
+        ds->GetRasterBand(1)->SetNoDataValue(9);
+        ds->GetRasterBand(2)->SetNoDataValue(9);
+    }
+    for (const int64_t segment : {1, 2, 3}) {
+        SCOPED_TRACE("segment_tiles " + std::to_string(segment));
+        expect_tiles_equal_direct_reads(byte, EdgePolicy::constant, 0, GDT_Byte, segment);
+        expect_tiles_equal_direct_reads(byte, EdgePolicy::reflect, 0, GDT_Byte, segment);
+        expect_tiles_equal_direct_reads(byte, EdgePolicy::shift, 0, GDT_Byte, segment);
+        expect_tiles_equal_direct_reads(byte, EdgePolicy::constant, -1.5, GDT_Float32, segment);
+    }
+    // Whole rows cached: row_strip() serves them; a segmented reader refuses (it has no whole row).
+    const RasterSource source = RasterSource::open(byte);
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = 16;
+    spec.overlap = 6;
+    const TileGrid grid(source.info().width, source.info().height, spec);
+    TileReader segmented(source, grid, {1}, GDT_Float32, EdgeFill{}, false, 1 << 20, GDT_Byte, 2);
+    PixelWindow span;
+    EXPECT_THROW(segmented.row_strip(0, span), std::logic_error);
+    TileReader whole(source, grid, {1}, GDT_Float32, EdgeFill{}, false, 1 << 20, GDT_Byte, 0);
+    ASSERT_NE(whole.row_strip(1, span), nullptr);
+    EXPECT_EQ(span.y, 10);
+    EXPECT_EQ(span.width, 57);
+    VSIUnlink(byte.c_str());
 }
 
 }  // namespace
