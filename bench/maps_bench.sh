@@ -15,9 +15,10 @@ reps=3
 sizes="2000 8000 16000"
 scene_scale=8
 smoke=0
+check_batches=10
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) smoke=1; reps=1; sizes="600"; scene_scale=1; shift ;;
+    --smoke) smoke=1; reps=1; sizes="600"; scene_scale=1; check_batches=2; shift ;;
     --reps) reps="$2"; shift 2 ;;
     --sizes) sizes="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -41,24 +42,29 @@ echo "# rsi maps benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'mo
 echo
 echo "## rsi buildings (tile $tile, batch $batch, default model) vs pure model"
 echo
-echo "| size | tiles | pure model s | rsi buildings wall s (min-max) | ratio | CPU s | non-model CPU s/MP | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "Pure model s = tiles x the median batch time of \`rsi model check\` ($check_batches batches); in brackets with the mean"
+echo "batch time. In-forward s: rsi's own time inside the model's forward calls (JSON model_seconds)."
+echo
+echo "| size | tiles | pure model s (mean) | rsi buildings wall s (min-max) | ratio (to mean) | in-forward s | CPU s | non-model CPU s/MP | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in $sizes; do
   image=$(/usr/bin/python3 "$root/bench/make_image.py" --outdir "$work" "$n" | tail -1)
-  rate=$("$rsi" model check buildings --tile-size "$tile" --batch "$batch" --iterations 5 --no-eager --json -q |
-         /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["tiles_per_second"])')
-  walls=(); cpus=(); rss=(); tiles=0
+  read -r rate mean_rate < <("$rsi" model check buildings --tile-size "$tile" --batch "$batch" --iterations "$check_batches" --no-eager --json -q |
+         /usr/bin/python3 -c 'import json,sys; j = json.load(sys.stdin); print(j["tiles_per_second"], j["batch"] * 1000 / j["optimized_batch_ms_mean"])')
+  walls=(); cpus=(); rss=(); fwds=(); tiles=0
   for r in $(seq "$reps"); do
     read -r wall cpu mb < <(timed "$rsi" buildings "$image" -o "$work/b_$n.tif" --tile-size "$tile" --batch "$batch" \
                                  --resample off --no-manifest --overwrite --json -q)
     tiles=$(/usr/bin/python3 -c 'import json; print(json.load(open("'"$work/last.json"'"))["tiles"])')
     walls+=("$wall"); cpus+=("$cpu"); rss+=("$mb")
+    fwds+=("$(/usr/bin/python3 -c 'import json; print(round(json.load(open("'"$work/last.json"'"))["model_seconds"], 2))')")
   done
   wall_med=$(printf '%s\n' "${walls[@]}" | median)
   cpu_med=$(printf '%s\n' "${cpus[@]}" | median)
   pure=$(/usr/bin/python3 -c "print(round($tiles / $rate, 2))")
   threads=$(nproc)
-  echo "| ${n}² | $tiles | $pure | $wall_med ($(printf '%s\n' "${walls[@]}" | minmax)) | $(/usr/bin/python3 -c "print(round($wall_med / $pure, 3))") | $cpu_med | $(/usr/bin/python3 -c "print(round(max(0.0, $cpu_med - $pure * $threads) / ($n * $n / 1e6), 4))") | $(printf '%s\n' "${rss[@]}" | median) |"
+  pure_mean=$(/usr/bin/python3 -c "print(round($tiles / $mean_rate, 2))")
+  echo "| ${n}² | $tiles | $pure ($pure_mean) | $wall_med ($(printf '%s\n' "${walls[@]}" | minmax)) | $(/usr/bin/python3 -c "print(round($wall_med / $pure, 3), '(' + str(round($wall_med / $pure_mean, 3)) + ')')") | $(printf '%s\n' "${fwds[@]}" | median) | $cpu_med | $(/usr/bin/python3 -c "print(round(max(0.0, $cpu_med - $pure * $threads) / ($n * $n / 1e6), 4))") | $(printf '%s\n' "${rss[@]}" | median) |"
 done
 
 echo

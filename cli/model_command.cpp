@@ -122,6 +122,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                             {"output_shape", r.output_shape},
                             {"optimized", r.optimized},
                             {"optimized_batch_ms", r.optimized_batch_ms},
+                            {"optimized_batch_ms_mean", r.optimized_batch_ms_mean},
                             {"eager_batch_ms", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms) : nlohmann::json(nullptr)},
                             {"speedup", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms / r.optimized_batch_ms) : nlohmann::json(nullptr)},
                             {"tiles_per_second", r.tiles_per_second},

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ccache git file
+  build-essential cmake pkg-config ccache git file time bc
   libgdal-dev gdal-bin libproj-dev
   libopencv-dev
   libtorch-dev libopenblas0-pthread

@@ -14,9 +14,14 @@ double median(std::vector<double> v) {
     return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2);
 }
 
-// Median wall time of one batch, in milliseconds.
-double time_batches(const models::Model& model, const models::BatchShape& shape, int iterations,
-                    std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
+struct BatchTimes {
+    double median = 0, mean = 0;
+};
+
+// Wall time of one batch, in milliseconds: the median (the headline rate, robust to a stray slow
+// batch) and the mean (what a long run of back-to-back batches averages to).
+BatchTimes time_batches(const models::Model& model, const models::BatchShape& shape, int iterations,
+                        std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
     const std::vector<float> input = models::ramp_input(shape);
     std::vector<float> output;
     output_shape = model.run(input.data(), shape, output);  // warm-up (graph specialisation)
@@ -27,7 +32,9 @@ double time_batches(const models::Model& model, const models::BatchShape& shape,
         times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
         report_progress(progress, from + (to - from) * (i + 1) / iterations, "timing batches");
     }
-    return median(times);
+    double sum = 0;
+    for (double t : times) sum += t;
+    return {median(times), times.empty() ? 0 : sum / static_cast<double>(times.size())};
 }
 
 }  // namespace
@@ -55,14 +62,16 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     if (!m.weights_sha256.empty()) r.weights_hash_matches = model.weights_sha256() == m.weights_sha256;
     const models::BatchShape shape{r.batch, m.bands, r.tile_size, r.tile_size};
     const bool eager = options.compare_eager && model.optimized();
-    r.optimized_batch_ms = time_batches(model, shape, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);
+    const BatchTimes optimized = time_batches(model, shape, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);
+    r.optimized_batch_ms = optimized.median;
+    r.optimized_batch_ms_mean = optimized.mean;
     r.tiles_per_second = r.batch * 1000.0 / r.optimized_batch_ms;
     if (eager) {
         models::ModelOptions plain = options.model;
         plain.optimize = false;
         const models::Model unoptimized = models::Model::load(options.model_path, plain);
         std::vector<int64_t> ignored;
-        r.eager_batch_ms = time_batches(unoptimized, shape, options.iterations, ignored, progress, 0.55, 1.0);
+        r.eager_batch_ms = time_batches(unoptimized, shape, options.iterations, ignored, progress, 0.55, 1.0).median;
     }
     return r;
 }

@@ -27,6 +27,7 @@ struct ModelCheckResult {
     int64_t tile_size = 0, batch = 0;
     std::vector<int64_t> output_shape;
     double optimized_batch_ms = 0;  // median
+    double optimized_batch_ms_mean = 0;
     double eager_batch_ms = 0;      // median; 0 when not measured
     double tiles_per_second = 0;    // optimised
     bool optimized = false;

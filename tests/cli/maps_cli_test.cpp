@@ -213,6 +213,9 @@ TEST(MapsCli, ModelCommandsReportAndFail) {
     EXPECT_TRUE(c["golden_ok"].get<bool>());
     EXPECT_TRUE(c["weights_hash_ok"].get<bool>());
     EXPECT_GT(c["tiles_per_second"].get<double>(), 0);
+    EXPECT_NEAR(c["tiles_per_second"].get<double>(), 2 * 1000.0 / c["optimized_batch_ms"].get<double>(), 1e-9);
+    // Two timed batches: their median is their mean.
+    EXPECT_DOUBLE_EQ(c["optimized_batch_ms_mean"].get<double>(), c["optimized_batch_ms"].get<double>());
     const auto bad = run_rsi({"model", "check", fixture("bad_metadata.pt"), "-q"});
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.err.find("input.std: values must be > 0"), std::string::npos);
