@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <cpl_vsi.h>
+
 namespace rsi {
 
 void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, size_t bands, size_t elem,
@@ -38,6 +40,8 @@ GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& 
 }
 
 int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands, const TileGrid& grid) {
+    // Remote data: a segment's overlap would be downloaded again; whole rows fetch each block once.
+    if (!VSIIsLocal(info.path.c_str())) return 0;
     for (int b : bands) {
         if (b < 1 || b > static_cast<int>(info.bands.size())) return 0;
         const BandInfo& band = info.bands[static_cast<size_t>(b - 1)];

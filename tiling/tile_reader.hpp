@@ -71,7 +71,8 @@ GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& 
 // Tile columns per cached row segment for reading `bands` of a source on `grid`: about 4096 columns
 // when the source is stored in tiles (blocks narrower than the image), so the strip stays the same
 // size however wide the image; 0 (whole rows) for a source stored in full-width strips, whose blocks
-// every segment would decode again.
+// every segment would decode again, and for remote sources (/vsicurl/, /vsis3/ ...), whose shared
+// rows every segment would download again.
 int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands, const TileGrid& grid);
 
 // Copies `window` out of a band-sequential buffer that holds `span` (both in image coordinates).

@@ -105,5 +105,30 @@ TEST(TileReader, RowSegmentsGiveTheSameTilesAndBoundTheStripByTheSegment) {
     VSIUnlink(byte.c_str());
 }
 
+TEST(TileReader, RowSegmentsOnlyForLocalTiledSources) {
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = 512;
+    spec.overlap = 128;
+    const TileGrid grid(32000, 2000, spec);
+    RasterInfo info;
+    info.width = 32000;
+    info.height = 2000;
+    info.path = "/vsimem/wide.tif";
+    BandInfo band;
+    band.data_type = GDT_Byte;
+    band.block_width = band.block_height = 256;
+    info.bands = {band, band, band};
+    EXPECT_EQ(row_segment_tiles(info, {1, 2, 3}, grid), 4096 / 384);
+    info.path = "/data/wide.tif";
+    EXPECT_EQ(row_segment_tiles(info, {1, 2, 3}, grid), 10);
+    info.path = "/vsicurl/https://example.com/wide.tif";  // the overlap would be downloaded again
+    EXPECT_EQ(row_segment_tiles(info, {1, 2, 3}, grid), 0);
+    info.path = "/data/wide.tif";
+    info.bands[1].block_width = 32000;  // one band stored in full-width strips
+    EXPECT_EQ(row_segment_tiles(info, {1}, grid), 10);
+    EXPECT_EQ(row_segment_tiles(info, {1, 2}, grid), 0);
+    EXPECT_EQ(row_segment_tiles(info, {4}, grid), 0);  // no such band: no segments
+}
+
 }  // namespace
 }  // namespace rsi
