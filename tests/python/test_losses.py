@@ -1,10 +1,12 @@
-"""Training losses of the building model (models/python/train_buildings.py)."""
+"""Training tools of the building model: losses (train_buildings.py) and weight averaging (soup_buildings.py)."""
 import unittest
 
 import torch
 
 import _paths  # noqa: F401
+import soup_buildings
 import train_buildings
+from rsi_models import nets
 
 
 def jaccard_loss(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -53,6 +55,31 @@ class LovaszHinge(unittest.TestCase):
         logits = torch.zeros(2, 2, 6, 6, requires_grad=True)
         train_buildings.lovasz_hinge_loss(logits, self.target).backward()
         self.assertGreater(logits.grad.abs().sum().item(), 0.0)
+
+
+class WeightSoup(unittest.TestCase):
+    def test_average_is_the_elementwise_mean_and_keeps_counters(self):
+        kwargs = dict(widths=[4, 8], dec_widths=[4], depth=1)
+        a, b = nets.BuildingNet(**kwargs).state_dict(), nets.BuildingNet(**kwargs).state_dict()
+        for k in a:
+            if k.endswith("num_batches_tracked"):
+                a[k].fill_(7)
+                b[k].fill_(9)
+        soup = soup_buildings.average([a, b])
+        floats = [k for k in a if a[k].is_floating_point()]
+        self.assertTrue(any("running_mean" in k for k in floats))  # BatchNorm statistics are averaged too
+        for k in floats:
+            torch.testing.assert_close(soup[k], (a[k] + b[k]) / 2)
+        for k in a:
+            if k.endswith("num_batches_tracked"):
+                self.assertEqual(soup[k].item(), 7)
+        nets.BuildingNet(**kwargs).load_state_dict(soup)  # loads into the architecture
+
+    def test_different_architectures_are_refused(self):
+        a = nets.BuildingNet(widths=[4, 8], dec_widths=[4]).state_dict()
+        b = nets.BuildingNet(widths=[4, 16], dec_widths=[4]).state_dict()
+        with self.assertRaises(SystemExit):
+            soup_buildings.average([a, b])
 
 
 if __name__ == "__main__":
