@@ -80,7 +80,14 @@ int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t
     const MemoryEstimate e = measure_memory(tile_height, tile_width);
     // A quarter of headroom for allocator fragmentation and oneDNN scratch space.
     const int64_t usable = budget_bytes * 3 / 4 - e.fixed_bytes;
-    return std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);
+    int64_t batch = std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);
+    // On a CPU a batch only amortises the per-call overhead, which is negligible once a tile's forward
+    // needs this much memory; larger batches of such tiles only add activation memory and page faults
+    // (building model, 512² tiles, 179 MB each: batch 1 ran 3-16 % faster per tile than batch 4 here,
+    // at 300-400 MB less peak RSS; docs/BENCHMARKS.md).
+    constexpr int64_t large_tile_bytes = 64 * 1024 * 1024;
+    if (device() == "cpu" && e.per_tile_bytes >= large_tile_bytes) batch = 1;
+    return batch;
 }
 
 std::vector<float> ramp_input(const BatchShape& shape) {

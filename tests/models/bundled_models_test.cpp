@@ -42,6 +42,18 @@ TEST(BundledModels, RecordedOutputsWeightsAndShapes) {
     }
 }
 
+// On a CPU, a tile whose forward needs >= 64 MB (the building model at 512²: ~180 MB) runs one per
+// batch however large the budget; small tiles (the scene models' 64²) still fill large batches.
+TEST(BundledModels, CpuBatchIsOneForLargeTiles) {
+    const models::Model buildings = models::Model::load(kModels + "/buildings.pt");
+    ASSERT_EQ(buildings.device(), "cpu");
+    EXPECT_GE(buildings.measure_memory(512, 512).per_tile_bytes, int64_t{64} << 20);
+    EXPECT_EQ(buildings.batch_size_for(int64_t{4096} << 20, 512, 512), 1);
+    EXPECT_GT(buildings.batch_size_for(int64_t{4096} << 20, 64, 64), 1);
+    const models::Model scene = models::Model::load(kModels + "/eurosat-rgbn.pt");
+    EXPECT_GT(scene.batch_size_for(int64_t{1024} << 20, 64, 64), 16);
+}
+
 TEST(BundledModels, ThePickFollowsTheImageBands) {
     EXPECT_EQ(pick_bundled_model(models::Task::scene, 13, kModels).name, "eurosat13");
     EXPECT_EQ(pick_bundled_model(models::Task::scene, 4, kModels).name, "eurosat-rgbn");
