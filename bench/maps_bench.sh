@@ -15,7 +15,7 @@ reps=3
 sizes="2000 8000 16000"
 scene_scale=8
 smoke=0
-check_batches=10
+check_batches=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; reps=1; sizes="600"; scene_scale=1; check_batches=2; shift ;;
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 mkdir -p "$work"
-batch=4
+batch=1  # rsi's CPU default for this model (tiles needing >= 64 MB run one per batch)
 tile=512
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -133,8 +133,8 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
     // mappings whose pages fault in on first touch, and trims the heap top back to the system. A
     // model's forward pass frees and re-allocates the same activation sizes every batch, so each pass
     // paid ~100,000 page faults per 512² tile. Fixing the threshold at its maximum and keeping freed
-    // memory for reuse made the building model's forward 7-10 % faster per tile at the same peak RSS
-    // (docs/BENCHMARKS.md). The glibc environment variables still win.
+    // memory for reuse made the building model's forward 5 % faster per tile at batch 1 (40 MB less
+    // peak RSS) and 13 % at batch 4 (100 MB more; docs/BENCHMARKS.md). glibc's environment variables win.
     if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
     if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
