@@ -1,6 +1,7 @@
 #include "cli/command_context.hpp"
 
 #include <cpl_conv.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -151,10 +152,12 @@ void cap_block_cache_for_strips(const CommonOptions& common, const std::string& 
     } catch (const Error&) {
         return;  // the command itself reports the unreadable image, in its own words
     }
+    // The reader's conditions for row segments (row_segment_tiles): local data stored in tiles.
+    const bool local = VSIIsLocal(image.c_str());
     int64_t row_bytes = 0;
     for (const BandInfo& band : info.bands) {
         const bool tiled = band.block_width > 0 && band.block_width < info.width;
-        const int64_t columns = row_segments && tiled ? std::min<int64_t>(info.width, 8192) : info.width;
+        const int64_t columns = row_segments && local && tiled ? std::min<int64_t>(info.width, 8192) : info.width;
         row_bytes += columns * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
     }
     // Strips are read once in order and keep their overlap rows themselves (TileReader), so the cache
