@@ -194,9 +194,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     // they are cut).
     const GDALDataType strip_type = compact_strip_type(info, mapping.source_bands, GDT_Float32, edge);
     const int64_t segment_tiles = row_segment_tiles(info, mapping.source_bands, grid);
-    const int64_t segment_width = segment_tiles == 0 ? grid.row_span(0).width
-                                                     : std::min(grid.row_span(0).width, T + (segment_tiles - 1) * grid.stride_x());
-    const int64_t reader_bytes = std::min<int64_t>(segment_width * T * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
+    const int64_t reader_bytes = std::min<int64_t>(widest_row_segment(grid, segment_tiles) * T * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
     const int64_t remaining = budget - strip_bytes - writer_bytes - reader_bytes;
     if (remaining <= 0) {
         throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +

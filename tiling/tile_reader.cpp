@@ -50,6 +50,12 @@ int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands,
     return std::max<int64_t>(1, 4096 / grid.stride_x());
 }
 
+int64_t widest_row_segment(const TileGrid& grid, int64_t segment_tiles) {
+    const PixelWindow row = grid.row_span(0);
+    if (segment_tiles <= 0 || segment_tiles >= grid.cols()) return row.width;
+    return grid.at(0, segment_tiles - 1).window.right() - row.x;
+}
+
 TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::vector<int> bands, GDALDataType type,
                        EdgeFill edge, bool with_validity, int64_t budget_bytes, GDALDataType strip_type,
                        int64_t segment_tiles)
@@ -63,7 +69,7 @@ TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::ve
       strip_type_(strip_type == GDT_Unknown ? type : strip_type),
       strip_elem_(static_cast<size_t>(GDALGetDataTypeSizeBytes(strip_type_))),
       segment_tiles_(segment_tiles > 0 && segment_tiles < grid.cols() ? segment_tiles : 0) {
-    const PixelWindow widest = segment_span(0, 0);
+    const PixelWindow widest{0, 0, widest_row_segment(grid, segment_tiles_), grid.row_span(0).height};
     // Without a mask, validity is just "inside the image": computed per tile, not cached.
     validity_strip_ = with_validity && source.info().mask != MaskSource::none;
     const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (validity_strip_ ? 1 : 0));

@@ -75,6 +75,9 @@ GDALDataType compact_strip_type(const RasterInfo& info, const std::vector<int>& 
 // rows every segment would download again.
 int64_t row_segment_tiles(const RasterInfo& info, const std::vector<int>& bands, const TileGrid& grid);
 
+// Width of the widest window a TileReader with `segment_tiles` caches (the first segment of a row).
+int64_t widest_row_segment(const TileGrid& grid, int64_t segment_tiles);
+
 // Copies `window` out of a band-sequential buffer that holds `span` (both in image coordinates).
 void copy_subwindow(const unsigned char* span_data, const PixelWindow& span, size_t bands, size_t elem,
                     const PixelWindow& window, unsigned char* out);
