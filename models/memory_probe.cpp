@@ -40,7 +40,11 @@ std::optional<int64_t> peak_resident_growth(const std::function<void()>& work) {
     const int64_t baseline = resident_bytes();
     if (peak_resident_bytes() > baseline + (64 << 20)) return std::nullopt;  // the reset did not take
     work();
-    return std::max<int64_t>(0, peak_resident_bytes() - baseline);
+    const int64_t growth = std::max<int64_t>(0, peak_resident_bytes() - baseline);
+    // The probe runs in the caller's thread, whose malloc arena the pipeline threads do not share:
+    // what the probe freed would otherwise stay resident beside their own buffers for the whole run.
+    malloc_trim(0);
+    return growth;
 }
 
 }  // namespace rsi::models

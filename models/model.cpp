@@ -50,18 +50,27 @@ std::vector<int64_t> Model::run(const float* input, const BatchShape& shape, std
     return impl_->network->run(input, shape, output, probabilities);
 }
 
-MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) const {
+namespace {
+// On a CPU a batch only amortises the per-call overhead, which is negligible once a tile's forward
+// needs this much memory; larger batches of such tiles only add activation memory and page faults
+// (building model, 512² tiles, 179 MB each: batch 1 ran 3-16 % faster per tile than batch 4 here,
+// at 300-400 MB less peak RSS; docs/BENCHMARKS.md).
+constexpr int64_t large_cpu_tile_bytes = 64 * 1024 * 1024;
+}  // namespace
+
+std::optional<int64_t> Model::forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width) const {
     const int64_t bands = metadata().bands;
     std::vector<float> output;
-    auto growth_at = [&](int64_t batch) -> std::optional<int64_t> {
-        std::vector<float> input(static_cast<size_t>(batch * bands * tile_height * tile_width), 0.0f);
-        return peak_resident_growth([&] { run(input.data(), {batch, bands, tile_height, tile_width}, output); });
-    };
     {
         std::vector<float> warm(static_cast<size_t>(bands * tile_height * tile_width), 0.0f);
         run(warm.data(), {1, bands, tile_height, tile_width}, output);  // graph specialisation, weight packing
     }
-    const auto one = growth_at(1), two = growth_at(2);
+    std::vector<float> input(static_cast<size_t>(batch * bands * tile_height * tile_width), 0.0f);
+    return peak_resident_growth([&] { run(input.data(), {batch, bands, tile_height, tile_width}, output); });
+}
+
+MemoryEstimate Model::estimate_from(std::optional<int64_t> one, std::optional<int64_t> two, int64_t tile_height,
+                                    int64_t tile_width) const {
     MemoryEstimate e;
     if (one && two && *two > *one) {
         e.per_tile_bytes = *two - *one;
@@ -69,24 +78,29 @@ MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) co
     } else {
         // No peak counter here: a generous estimate from the tile tensors (activations of a typical
         // encoder-decoder are tens of times the input).
-        e.per_tile_bytes = 64 * bands * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
+        e.per_tile_bytes = 64 * metadata().bands * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
         e.fixed_bytes = 0;
         e.measured = false;
     }
     return e;
 }
 
+MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) const {
+    const auto one = forward_growth(1, tile_height, tile_width);
+    const auto two = forward_growth(2, tile_height, tile_width);
+    return estimate_from(one, two, tile_height, tile_width);
+}
+
 int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const {
-    const MemoryEstimate e = measure_memory(tile_height, tile_width);
+    const auto one = forward_growth(1, tile_height, tile_width);
+    // A CPU tile that is large on its own runs alone, so its batch of 2 is never probed: that probe
+    // alone would raise the run's peak RSS by a tile's activations (~80 MB for the building model).
+    if (device() == "cpu" && one && *one >= large_cpu_tile_bytes) return 1;
+    const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width), tile_height, tile_width);
     // A quarter of headroom for allocator fragmentation and oneDNN scratch space.
     const int64_t usable = budget_bytes * 3 / 4 - e.fixed_bytes;
     int64_t batch = std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);
-    // On a CPU a batch only amortises the per-call overhead, which is negligible once a tile's forward
-    // needs this much memory; larger batches of such tiles only add activation memory and page faults
-    // (building model, 512² tiles, 179 MB each: batch 1 ran 3-16 % faster per tile than batch 4 here,
-    // at 300-400 MB less peak RSS; docs/BENCHMARKS.md).
-    constexpr int64_t large_tile_bytes = 64 * 1024 * 1024;
-    if (device() == "cpu" && e.per_tile_bytes >= large_tile_bytes) batch = 1;
+    if (device() == "cpu" && e.per_tile_bytes >= large_cpu_tile_bytes) batch = 1;
     return batch;
 }
 

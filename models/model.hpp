@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,7 +60,8 @@ public:
 
     // Peak allocator bytes for one forward pass at this tile size, measured at batch 1 and 2.
     MemoryEstimate measure_memory(int64_t tile_height, int64_t tile_width) const;
-    // The largest batch whose estimated memory fits `budget_bytes` (at least 1).
+    // The largest batch whose estimated memory fits `budget_bytes` (at least 1); 1 on a CPU for
+    // tiles whose forward alone adds 64 MB or more (measured without a batch-2 probe).
     int64_t batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const;
 
     // Runs the golden input from the metadata and returns the largest relative difference between
@@ -73,6 +75,11 @@ private:
     struct Impl;
     explicit Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
     std::shared_ptr<Impl> impl_;
+    // Peak resident growth of one forward of `batch` zero tiles (after a warm-up pass); empty where
+    // the peak counter cannot be reset.
+    std::optional<int64_t> forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width) const;
+    MemoryEstimate estimate_from(std::optional<int64_t> one, std::optional<int64_t> two, int64_t tile_height,
+                                 int64_t tile_width) const;
 };
 
 // The deterministic "ramp" input of docs/MODEL_FORMAT.md.

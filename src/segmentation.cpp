@@ -167,6 +167,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     }
     spec.edge = options.edge;
     spec.align = meta.output_stride;
+    spec.spread_rows = true;  // consecutive tile rows share ~overlap rows, never a whole tile (accumulator memory)
     if (spec.tile_width % meta.multiple_of != 0) {
         throw usage_error("--tile-size " + std::to_string(spec.tile_width) + " is not a multiple of " +
                           std::to_string(meta.multiple_of) + " as model " + meta.name + " needs");
@@ -183,8 +184,8 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
 
     // Memory plan: one tile row of accumulated probabilities, the output chunks, batches in flight.
     const int64_t budget = options.memory_budget_mb * 1024 * 1024;
-    // The accumulator: the rows two tile rows share, full width (bounded by a tile height: with the
-    // shift edge policy the last two tile rows can share up to T - 1 rows), plus a few column chunks.
+    // The accumulator: the rows two tile rows share, full width (about the overlap: the shift policy's
+    // move is spread over all tile rows; bounded here by a tile height), plus a few column chunks.
     const int64_t strip_bytes = (K + 1) * 4 * (W + 4 * 256) * T;
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
     // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).

@@ -70,13 +70,24 @@ int64_t TileGrid::origin(int64_t index, int64_t count, int64_t stride, int64_t t
     return std::min(regular, round_up(extent - tile, spec_.align));
 }
 
+int64_t TileGrid::row_origin(int64_t row) const {
+    const int64_t last = origin(rows_ - 1, rows_, stride_y(), spec_.tile_height, height_);
+    if (!spec_.spread_rows || spec_.edge != EdgePolicy::shift || rows_ < 2) {
+        return origin(row, rows_, stride_y(), spec_.tile_height, height_);
+    }
+    // The last row's origin, in alignment units, shared out as evenly as whole units allow: steps
+    // differ by at most one unit and none exceeds the regular stride (last <= (rows - 1) * stride).
+    const int64_t units = last / spec_.align;
+    return spec_.align * (row * units / (rows_ - 1));
+}
+
 Tile TileGrid::at(int64_t row, int64_t col) const {
     Tile t;
     t.row = row;
     t.col = col;
     t.index = row * cols_ + col;
     t.window = {origin(col, cols_, stride_x(), spec_.tile_width, width_),
-                origin(row, rows_, stride_y(), spec_.tile_height, height_), spec_.tile_width, spec_.tile_height};
+                row_origin(row), spec_.tile_width, spec_.tile_height};
     t.valid = t.window.intersect({0, 0, width_, height_});
     return t;
 }

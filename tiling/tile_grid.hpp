@@ -24,6 +24,11 @@ struct GridSpec {
     int64_t overlap = 0;  // pixels shared by neighbouring tiles; stride = tile - overlap
     EdgePolicy edge = EdgePolicy::shift;
     int64_t align = 1;  // tile origins are multiples of this (a model's output stride)
+    // With the shift policy: spread the last tile row's move over all tile rows (equal row strides,
+    // none longer than tile - overlap) instead of moving only the last row. Segmentation uses it so
+    // that two consecutive tile rows never share more than about `overlap` rows: its accumulator keeps
+    // the shared rows at full image width (the moved last row alone shared up to a whole tile height).
+    bool spread_rows = false;
 };
 
 struct Tile {
@@ -60,6 +65,7 @@ public:
 
 private:
     int64_t origin(int64_t index, int64_t count, int64_t stride, int64_t tile, int64_t extent) const;
+    int64_t row_origin(int64_t row) const;
 
     int64_t width_, height_;
     GridSpec spec_;

@@ -1,6 +1,7 @@
 #include "tiling/tile_grid.hpp"
 
 #include <gtest/gtest.h>
+#include <tuple>
 #include <vector>
 
 #include "tiling/error.hpp"
@@ -36,6 +37,46 @@ TEST(TileGrid, ShiftMovesTheLastTileInward) {
     EXPECT_EQ(grid.at(0, 1).window, (PixelWindow{448, 0, 512, 512}));
     EXPECT_EQ(grid.at(2, 2).window, (PixelWindow{788, 788, 512, 512}));  // 1300 - 512
     for (int64_t i = 0; i < grid.count(); ++i) EXPECT_EQ(grid.at(i).window, grid.at(i).valid) << "no padding";
+}
+
+TEST(TileGrid, SpreadRowsShareTheShiftOutEvenly) {
+    // 16000 rows, tile 512, overlap 128: 42 rows. Moving only the last row up puts it at 15488, 256
+    // rows above the lattice, so the last two rows share 384 rows; spread, every step is 376 or 384
+    // (align 8) and no two rows share more than 136.
+    GridSpec s = spec(512, 128, EdgePolicy::shift, 8);
+    const TileGrid moved(2000, 16000, s);
+    EXPECT_EQ(moved.rows(), 42);
+    EXPECT_EQ(moved.at(41, 0).window.y - moved.at(40, 0).window.y, 128);  // 15488 - 15360
+    s.spread_rows = true;
+    const TileGrid spread(2000, 16000, s);
+    EXPECT_EQ(spread.rows(), 42);
+    EXPECT_EQ(spread.cols(), moved.cols());
+    EXPECT_EQ(spread.at(0, 0).window.y, 0);
+    EXPECT_EQ(spread.at(41, 0).window, moved.at(41, 0).window);  // the same last row, ending at the border
+    for (int64_t r = 1; r < spread.rows(); ++r) {
+        const int64_t step = spread.at(r, 0).window.y - spread.at(r - 1, 0).window.y;
+        EXPECT_TRUE(step == 376 || step == 384) << "row " << r << " step " << step;
+        EXPECT_EQ(spread.at(r, 0).window.y % 8, 0);
+    }
+    for (int64_t c = 0; c < spread.cols(); ++c) EXPECT_EQ(spread.at(5, c).window.x, moved.at(5, c).window.x);  // columns untouched
+    // Images that need no move, one tile row, and the padding policies are unaffected.
+    for (const auto& [w, h, edge] : std::vector<std::tuple<int64_t, int64_t, EdgePolicy>>{
+             {1000, 1280, EdgePolicy::shift}, {900, 300, EdgePolicy::shift}, {1300, 1000, EdgePolicy::constant}}) {
+        GridSpec plain = spec(512, 128, edge);
+        GridSpec spreading = plain;
+        spreading.spread_rows = true;
+        const TileGrid a(w, h, plain), b(w, h, spreading);
+        ASSERT_EQ(a.count(), b.count());
+        for (int64_t i = 0; i < a.count(); ++i) EXPECT_EQ(a.at(i).window, b.at(i).window) << w << "x" << h;
+    }
+    // Coverage stays complete on odd sizes.
+    for (int64_t h : {513, 1031, 4099}) {
+        GridSpec odd = spec(256, 32, EdgePolicy::shift);
+        odd.spread_rows = true;
+        const TileGrid grid(300, h, odd);
+        EXPECT_EQ(grid.at(grid.rows() - 1, 0).window.bottom(), h);
+        for (int hits : coverage(grid)) ASSERT_GE(hits, 1) << h;
+    }
 }
 
 TEST(TileGrid, PaddingPoliciesKeepARegularLattice) {
