@@ -12,7 +12,8 @@ rasterio GeoTIFF out); no code is copied from any project.
 
 What it shares with rsi, so the comparison is like for like: the same .pt file, fp32,
 `torch.inference_mode()`, the same thread count, tile size, overlap and batch, the same tile grid
-(rsi's default edge policy "shift": the last tile of a row/column moves inward to end at the border),
+(rsi's default edge policy "shift": the last tile of a row/column ends at the border, the move of the
+last row spread evenly over all rows as rsi's segmentation does),
 the normalisation the model's embedded rsi.json prescribes (x * input.scale - mean) / std
 (docs/MODEL_FORMAT.md; no rescale for Byte images), softmax before blending, argmax after, and the
 source's CRS and geotransform on the output.
@@ -50,13 +51,17 @@ def load_model(path, freeze=False):
     return model, json.loads(text)
 
 
-def tile_origins(extent, tile, overlap):
-    """Tile origins along one axis, rsi's 'shift' grid: regular stride, last one ends at the border."""
+def tile_origins(extent, tile, overlap, spread=False):
+    """Tile origins along one axis, rsi's 'shift' grid: regular stride, last one ends at the border.
+    spread (rsi's segmentation rows): the last one's move shared out evenly over all steps."""
     if extent <= tile:
         return [0]
     stride = tile - overlap
     count = (extent - tile + stride - 1) // stride + 1
-    return [min(i * stride, extent - tile) for i in range(count)]
+    origins = [min(i * stride, extent - tile) for i in range(count)]
+    if spread and count > 1:
+        origins = [i * origins[-1] // (count - 1) for i in range(count)]
+    return origins
 
 
 def rsi_hann_profile(length, overlap, halo, flat_start, flat_end):
@@ -105,7 +110,7 @@ def run(args):
             sys.exit("peer_pipeline.py: only Byte images (no band rescaling) are supported")
         H, W = src.height, src.width
         profile = src.profile
-        ys, xs = tile_origins(H, tile, overlap), tile_origins(W, tile, overlap)
+        ys, xs = tile_origins(H, tile, overlap, spread=True), tile_origins(W, tile, overlap)
         windows = [(y, x) for y in ys for x in xs]
 
         # Full-size accumulators, as the common approach keeps them.

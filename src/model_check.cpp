@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "src/band_mapping.hpp"
 #include "tiling/error.hpp"
+#include "tiling/ground_distance.hpp"
+#include "tiling/raster_source.hpp"
 
 namespace rsi {
 
@@ -20,9 +23,8 @@ struct BatchTimes {
 
 // Wall time of one batch, in milliseconds: the median (the headline rate, robust to a stray slow
 // batch) and the mean (what a long run of back-to-back batches averages to).
-BatchTimes time_batches(const models::Model& model, const models::BatchShape& shape, int iterations,
-                        std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
-    const std::vector<float> input = models::ramp_input(shape);
+BatchTimes time_batches(const models::Model& model, const models::BatchShape& shape, const std::vector<float>& input,
+                        int iterations, std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
     std::vector<float> output;
     output_shape = model.run(input.data(), shape, output);  // warm-up (graph specialisation)
     std::vector<double> times;
@@ -38,6 +40,35 @@ BatchTimes time_batches(const models::Model& model, const models::BatchShape& sh
 }
 
 }  // namespace
+
+std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape) {
+    const RasterSource source = RasterSource::open(path);
+    const RasterInfo& info = source.info();
+    const BandMapping mapping = map_bands(source, meta, {}, "model check", false, /*resampled=*/true);
+    double scale = 1;
+    const auto ground = ground_pixel_size(info);
+    if (ground && meta.gsd_m > 0) scale = meta.gsd_m / ((ground->x_m + ground->y_m) / 2);
+    const int64_t N = shape[0], C = shape[1], T = shape[2];
+    const int64_t window = std::max<int64_t>(1, std::llround(static_cast<double>(T) * scale));
+    if (window > info.width || window > info.height) {
+        throw usage_error("model check: " + path + " (" + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                          ") is smaller than one " + std::to_string(window) + "-pixel tile");
+    }
+    const int64_t cols = info.width / window, count = cols * (info.height / window);
+    std::vector<float> data(static_cast<size_t>(N * C * T * T));
+    for (int64_t i = 0; i < N; ++i) {
+        const int64_t k = i * count / N;
+        const PixelWindow w{(k % cols) * window, (k / cols) * window, window, window};
+        float* slot = data.data() + i * C * T * T;
+        if (window == T) {
+            source.read(w, mapping.source_bands, GDT_Float32, slot);
+        } else {
+            source.read_resampled(w, T, T, mapping.source_bands, GDT_Float32, slot, GRIORA_Average);
+        }
+        mapping.normalizer.apply(slot, static_cast<size_t>(C), T * T);
+    }
+    return data;
+}
 
 ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress) {
     if (options.iterations < 1) throw usage_error("--iterations must be at least 1");
@@ -62,7 +93,14 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     if (!m.weights_sha256.empty()) r.weights_hash_matches = model.weights_sha256() == m.weights_sha256;
     const models::BatchShape shape{r.batch, m.bands, r.tile_size, r.tile_size};
     const bool eager = options.compare_eager && model.optimized();
-    const BatchTimes optimized = time_batches(model, shape, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);
+    std::vector<float> input;
+    if (options.tiles_from.empty()) {
+        input = models::ramp_input(shape);
+    } else {
+        input = model_check_tiles(options.tiles_from, m, shape);
+        r.timed_input = "image";
+    }
+    const BatchTimes optimized = time_batches(model, shape, input, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);
     r.optimized_batch_ms = optimized.median;
     r.optimized_batch_ms_mean = optimized.mean;
     r.tiles_per_second = r.batch * 1000.0 / r.optimized_batch_ms;
@@ -71,7 +109,7 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
         plain.optimize = false;
         const models::Model unoptimized = models::Model::load(options.model_path, plain);
         std::vector<int64_t> ignored;
-        r.eager_batch_ms = time_batches(unoptimized, shape, options.iterations, ignored, progress, 0.55, 1.0).median;
+        r.eager_batch_ms = time_batches(unoptimized, shape, input, options.iterations, ignored, progress, 0.55, 1.0).median;
     }
     return r;
 }

@@ -19,6 +19,10 @@ struct ModelCheckOptions {
     int iterations = 5;      // timed batches (after one warm-up)
     bool compare_eager = true;
     int64_t memory_budget_mb = 1024;
+    // Time tiles cut from this image (bands and normalisation as the pipelines map them, at the
+    // model's pixel size where both are known) instead of the synthetic ramp: some models' forward
+    // time depends on the values (a scene model that sorts for quantiles).
+    std::string tiles_from;
 };
 
 struct ModelCheckResult {
@@ -30,6 +34,7 @@ struct ModelCheckResult {
     double optimized_batch_ms_mean = 0;
     double eager_batch_ms = 0;      // median; 0 when not measured
     double tiles_per_second = 0;    // optimised
+    std::string timed_input = "ramp";  // "ramp" or "image"
     bool optimized = false;
     std::optional<double> golden_difference;  // relative; empty without golden values
     double golden_tolerance = 1e-3;           // looser for reduced precision
@@ -38,5 +43,10 @@ struct ModelCheckResult {
 };
 
 ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress = {});
+
+// The batch `--tiles-from` times: shape[0] tiles spread evenly over a lattice of whole windows of the
+// image (window k of `count` for tile i = i * count / batch, row-major), each read at the model's
+// pixel size where both are known (averaged), bands mapped and normalised as the pipelines do.
+std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape);
 
 }  // namespace rsi

@@ -203,6 +203,7 @@ TEST(MapsCli, InterruptStopsCleanlyWithoutOutput) {
 }
 
 TEST(MapsCli, ModelCommandsReportAndFail) {
+    test::TempDir dir;
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;
     EXPECT_EQ(nlohmann::json::parse(info.out)["classes"].size(), 3u);
@@ -216,6 +217,19 @@ TEST(MapsCli, ModelCommandsReportAndFail) {
     EXPECT_NEAR(c["tiles_per_second"].get<double>(), 2 * 1000.0 / c["optimized_batch_ms"].get<double>(), 1e-9);
     // Two timed batches: their median is their mean.
     EXPECT_DOUBLE_EQ(c["optimized_batch_ms_mean"].get<double>(), c["optimized_batch_ms"].get<double>());
+    EXPECT_EQ(c["timed_input"], "ramp");
+    // Tiles cut from an image: the same checks, and a clear usage error for an image too small.
+    const std::string image = dir / "real.tif";
+    test::make_raster(image, 200, 150, 3, GDT_Byte, [](int b, int x, int y) { return (x * 3 + y * 5 * b) % 256; });
+    const auto real = run_rsi({"model", "check", fixture("tiny_segmenter.pt"), "--batch", "2", "--iterations", "2",
+                               "--tiles-from", image, "--json", "-q"});
+    ASSERT_EQ(real.exit_code, 0) << real.err;
+    const auto rj = nlohmann::json::parse(real.out);
+    EXPECT_EQ(rj["timed_input"], "image");
+    EXPECT_EQ(rj["output_shape"], nlohmann::json::array({2, 2, 64, 64}));
+    const auto tiny = run_rsi({"model", "check", fixture("tiny_segmenter.pt"), "--tiles-from", make_image(dir, "tiny.tif"), "-q"});
+    EXPECT_EQ(tiny.exit_code, 2);
+    EXPECT_NE(tiny.err.find("tiny.tif (80x60) is smaller than one 64-pixel tile"), std::string::npos) << tiny.err;
     const auto bad = run_rsi({"model", "check", fixture("bad_metadata.pt"), "-q"});
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.err.find("input.std: values must be > 0"), std::string::npos);

@@ -1,0 +1,57 @@
+#include "src/model_check.hpp"
+
+#include <gtest/gtest.h>
+
+#include "src/band_mapping.hpp"
+#include "test_support.hpp"
+#include "tiling/error.hpp"
+#include "tiling/raster_source.hpp"
+
+namespace rsi {
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(RSI_FIXTURES_DIR) + "/" + name; }
+
+int value_at(int band, int x, int y) { return (x + 2 * y + 7 * band) % 256; }
+
+TEST(ModelCheck, TilesFromAnImageAreSpreadOverItsLatticeAndNormalised) {
+    test::TempDir dir;
+    const std::string path = dir / "real.tif";
+    test::make_raster(path, 300, 200, 3, GDT_Byte, [](int b, int x, int y) { return value_at(b, x, y); });
+    const double gt[6] = {300000, 0.3, 0, 5000000, 0, -0.3};  // the fixture's own 0.3 m: read 1:1
+    test::georeference(path, gt, 32611);
+    const models::Model model = models::Model::load(fixture("tiny_segmenter.pt"));
+    const models::ModelMetadata& meta = model.metadata();
+    ASSERT_EQ(meta.bands, 3);
+    const int64_t T = 64, C = 3;
+    const auto tiles = model_check_tiles(path, meta, {4, C, T, T});
+    ASSERT_EQ(tiles.size(), static_cast<size_t>(4 * C * T * T));
+    // 4 x 3 whole 64-pixel windows; tiles 0..3 take windows 0, 3, 6 and 9.
+    const int origins[4][2] = {{0, 0}, {192, 0}, {128, 64}, {64, 128}};
+    const RasterSource source = RasterSource::open(path);
+    const BandMapping mapping = map_bands(source, meta, {}, "test", false, true);
+    for (int i = 0; i < 4; ++i) {
+        for (const auto& [dx, dy] : {std::pair{0, 0}, std::pair{63, 0}, std::pair{17, 45}}) {
+            std::vector<float> expected(3);
+            // make_raster numbers bands from 1
+            for (int b = 0; b < 3; ++b) expected[static_cast<size_t>(b)] = static_cast<float>(value_at(b + 1, origins[i][0] + dx, origins[i][1] + dy));
+            mapping.normalizer.apply(expected.data(), 3, 1);
+            for (int b = 0; b < 3; ++b) {
+                EXPECT_FLOAT_EQ(tiles[static_cast<size_t>(((i * C + b) * T + dy) * T + dx)], expected[static_cast<size_t>(b)])
+                    << "tile " << i << " band " << b << " at " << dx << "," << dy;
+            }
+        }
+    }
+    const std::string small = dir / "small.tif";
+    test::make_raster(small, 50, 80, 3, GDT_Byte, [](int, int, int) { return 1; });
+    try {
+        model_check_tiles(small, meta, {1, C, T, T});
+        FAIL() << "an image smaller than a tile must be refused";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("small.tif (50x80) is smaller than one 64-pixel tile"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace rsi
