@@ -132,6 +132,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"classes", histogram},
                                      {"batch", r.batch},
                                      {"seconds", r.seconds},
+                                     {"model_seconds", r.model_seconds},
                                      {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"warnings", r.warnings}};

@@ -26,11 +26,15 @@ struct BatchTimes {
 BatchTimes time_batches(const models::Model& model, const models::BatchShape& shape, const std::vector<float>& input,
                         int iterations, std::vector<int64_t>& output_shape, const ProgressFn& progress, double from, double to) {
     std::vector<float> output;
+    // `input` holds one or more whole batches; the timed iterations cycle through them.
+    const size_t batch_values = static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]);
+    const size_t batches = std::max<size_t>(1, input.size() / batch_values);
     output_shape = model.run(input.data(), shape, output);  // warm-up (graph specialisation)
     std::vector<double> times;
     for (int i = 0; i < iterations; ++i) {
+        const float* batch = input.data() + (static_cast<size_t>(i) % batches) * batch_values;
         const auto start = std::chrono::steady_clock::now();
-        model.run(input.data(), shape, output);
+        model.run(batch, shape, output);
         times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
         report_progress(progress, from + (to - from) * (i + 1) / iterations, "timing batches");
     }
@@ -41,14 +45,15 @@ BatchTimes time_batches(const models::Model& model, const models::BatchShape& sh
 
 }  // namespace
 
-std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape) {
+std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape,
+                                     int64_t batches) {
     const RasterSource source = RasterSource::open(path);
     const RasterInfo& info = source.info();
     const BandMapping mapping = map_bands(source, meta, {}, "model check", false, /*resampled=*/true);
     double scale = 1;
     const auto ground = ground_pixel_size(info);
     if (ground && meta.gsd_m > 0) scale = meta.gsd_m / ((ground->x_m + ground->y_m) / 2);
-    const int64_t N = shape[0], C = shape[1], T = shape[2];
+    const int64_t N = shape[0] * std::max<int64_t>(1, batches), C = shape[1], T = shape[2];
     const int64_t window = std::max<int64_t>(1, std::llround(static_cast<double>(T) * scale));
     if (window > info.width || window > info.height) {
         throw usage_error("model check: " + path + " (" + std::to_string(info.width) + "x" + std::to_string(info.height) +
@@ -97,7 +102,11 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     if (options.tiles_from.empty()) {
         input = models::ramp_input(shape);
     } else {
-        input = model_check_tiles(options.tiles_from, m, shape);
+        // One distinct batch per timed iteration (a sample of the whole image, not one spot of it),
+        // as far as 256 MB of tiles allow; beyond that the iterations cycle through them.
+        const int64_t batch_bytes = shape[0] * shape[1] * shape[2] * shape[3] * static_cast<int64_t>(sizeof(float));
+        const int64_t batches = std::clamp<int64_t>((int64_t{256} << 20) / std::max<int64_t>(1, batch_bytes), 1, options.iterations);
+        input = model_check_tiles(options.tiles_from, m, shape, batches);
         r.timed_input = "image";
     }
     const BatchTimes optimized = time_batches(model, shape, input, options.iterations, r.output_shape, progress, 0.1, eager ? 0.55 : 1.0);

@@ -44,9 +44,10 @@ struct ModelCheckResult {
 
 ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress = {});
 
-// The batch `--tiles-from` times: shape[0] tiles spread evenly over a lattice of whole windows of the
-// image (window k of `count` for tile i = i * count / batch, row-major), each read at the model's
-// pixel size where both are known (averaged), bands mapped and normalised as the pipelines do.
-std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape);
+// What `--tiles-from` times: `batches` x shape[0] tiles spread evenly over a lattice of whole windows of
+// the image (tile i of n takes window i * count / n, row-major), each read at the model's pixel size
+// where both are known (averaged), bands mapped and normalised as the pipelines do.
+std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape,
+                                     int64_t batches = 1);
 
 }  // namespace rsi

@@ -549,6 +549,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     EdgeFill edge;
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
     BoundedQueue<SceneBatch> to_model(2), to_writer(2);
+    double model_seconds = 0;  // the runner thread's time inside the forward calls
     FirstError failure;
 
     const bool check_finite = may_hold_non_finite(info, mapping.source_bands);  // NaN/Inf only in float bands
@@ -656,7 +657,9 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         try {
             while (auto batch = to_model.pop()) {
                 if (batch->run) {
+                    const auto t0 = std::chrono::steady_clock::now();
                     run_with_tta(model, options.tta, {B, C, S, S}, batch->input, batch->output);
+                    model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
                 batch->input = {};
                 if (!to_writer.push(std::move(*batch))) return;
@@ -724,6 +727,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         result.output.clear();
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.model_seconds = model_seconds;
     return result;
 }
 

@@ -62,6 +62,7 @@ struct SceneResult {
     std::vector<std::string> warnings;
     int64_t batch = 0;
     double seconds = 0;
+    double model_seconds = 0;  // inside the model's forward calls
     // Journaled runs: lattice rows of the map, of this shard, found done, run now.
     int64_t strips = 0, shard_strips = 0, strips_resumed = 0, strips_run = 0;
     std::string parts_dir;

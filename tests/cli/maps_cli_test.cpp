@@ -71,6 +71,9 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     EXPECT_EQ(j["lattice"][0], 4);  // 60 / 16 -> 4 rows (padded)
     EXPECT_EQ(j["lattice"][1], 5);
     EXPECT_EQ(j["windows"], 20);
+    // Time inside the forward calls: some, and part of the whole run.
+    EXPECT_GT(j["model_seconds"].get<double>(), 0.0);
+    EXPECT_LE(j["model_seconds"].get<double>(), j["seconds"].get<double>());
     EXPECT_TRUE(fs::exists(dir / "scene.csv"));
     const auto wrong = run_rsi({"scene", image, "-o", dir / "x.tif", "-m", fixture("tiny_segmenter.pt"), "-q"});
     EXPECT_EQ(wrong.exit_code, 2);

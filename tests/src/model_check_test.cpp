@@ -42,6 +42,8 @@ TEST(ModelCheck, TilesFromAnImageAreSpreadOverItsLatticeAndNormalised) {
             }
         }
     }
+    // Two batches of two: the same four tiles, batch after batch.
+    EXPECT_EQ(model_check_tiles(path, meta, {2, C, T, T}, 2), tiles);
     const std::string small = dir / "small.tif";
     test::make_raster(small, 50, 80, 3, GDT_Byte, [](int, int, int) { return 1; });
     try {
