@@ -58,10 +58,10 @@ namespace {
 constexpr int64_t large_cpu_tile_bytes = 64 * 1024 * 1024;
 }  // namespace
 
-std::optional<int64_t> Model::forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width) const {
+std::optional<int64_t> Model::forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width, bool warm_up) const {
     const int64_t bands = metadata().bands;
     std::vector<float> output;
-    {
+    if (warm_up) {
         std::vector<float> warm(static_cast<size_t>(bands * tile_height * tile_width), 0.0f);
         run(warm.data(), {1, bands, tile_height, tile_width}, output);  // graph specialisation, weight packing
     }
@@ -92,11 +92,14 @@ MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) co
 }
 
 int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const {
-    const auto one = forward_growth(1, tile_height, tile_width);
-    // A CPU tile that is large on its own runs alone, so its batch of 2 is never probed: that probe
-    // alone would raise the run's peak RSS by a tile's activations (~80 MB for the building model).
-    if (device() == "cpu" && one && *one >= large_cpu_tile_bytes) return 1;
-    const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width), tile_height, tile_width);
+    // The first forward at this size (graph specialisation, weight packing: no less memory than any
+    // later one) is measured too. A CPU tile that is large on its own runs alone, decided from that
+    // pass: a batch-2 probe would raise the run's peak RSS by a tile's activations (~80 MB for the
+    // building model), and a second batch-1 pass would cost start-up time (~0.4 s).
+    const auto first = forward_growth(1, tile_height, tile_width, /*warm_up=*/false);
+    if (device() == "cpu" && first && *first >= large_cpu_tile_bytes) return 1;
+    const auto one = forward_growth(1, tile_height, tile_width, false);
+    const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width, false), tile_height, tile_width);
     // A quarter of headroom for allocator fragmentation and oneDNN scratch space.
     const int64_t usable = budget_bytes * 3 / 4 - e.fixed_bytes;
     int64_t batch = std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);

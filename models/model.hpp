@@ -75,9 +75,9 @@ private:
     struct Impl;
     explicit Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
     std::shared_ptr<Impl> impl_;
-    // Peak resident growth of one forward of `batch` zero tiles (after a warm-up pass); empty where
-    // the peak counter cannot be reset.
-    std::optional<int64_t> forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width) const;
+    // Peak resident growth of one forward of `batch` zero tiles (after a warm-up pass of one tile if
+    // `warm_up`); empty where the peak counter cannot be reset.
+    std::optional<int64_t> forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width, bool warm_up = true) const;
     MemoryEstimate estimate_from(std::optional<int64_t> one, std::optional<int64_t> two, int64_t tile_height,
                                  int64_t tile_width) const;
 };
