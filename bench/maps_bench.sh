@@ -104,8 +104,8 @@ for r in $(seq "$reps"); do
 done
 swall=$(printf '%s\n' "${swalls[@]}" | median)
 srsi=$(printf '%s\n' "${srates[@]}" | median)
-echo "Pure model: \`rsi model check eurosat-rgbn --batch 64 --iterations $check_batches --tiles-from IMAGE\` (64 real windows of the"
-echo "image; on the synthetic ramp instead: $srate_ramp windows/s). rsi's rate is the median of its own"
+echo "Pure model: \`rsi model check eurosat-rgbn --batch 64 --iterations $check_batches --tiles-from IMAGE\` (one distinct"
+echo "batch of 64 real windows of the image per timed batch; on the synthetic ramp instead: $srate_ramp windows/s). rsi's rate is the median of its own"
 echo "summary's windows_per_second (model loaded: everything from planning to the written outputs); by wall time it"
 echo "also pays process start-up and model loading (~1 s)."
 echo

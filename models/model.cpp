@@ -86,8 +86,8 @@ MemoryEstimate Model::estimate_from(std::optional<int64_t> one, std::optional<in
 }
 
 MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) const {
-    const auto one = forward_growth(1, tile_height, tile_width);
-    const auto two = forward_growth(2, tile_height, tile_width);
+    const auto one = forward_growth(1, tile_height, tile_width);  // after the one warm-up pass
+    const auto two = forward_growth(2, tile_height, tile_width, /*warm_up=*/false);
     return estimate_from(one, two, tile_height, tile_width);
 }
 

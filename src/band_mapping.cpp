@@ -49,6 +49,11 @@ std::string format_number(double v) {
 
 }  // namespace
 
+double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m) {
+    const auto ground = ground_pixel_size(info);
+    return ground && m.gsd_m > 0 ? m.gsd_m / ((ground->x_m + ground->y_m) / 2) : 1.0;
+}
+
 BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m, const std::vector<int>& requested,
                       const std::string& command, bool strict, bool resampled) {
     const RasterInfo& info = source.info();

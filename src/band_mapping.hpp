@@ -12,6 +12,11 @@
 
 namespace rsi {
 
+// Image pixels per model pixel along each axis on average (model GSD / the image's ground pixel
+// size): how many image pixels a model pixel covers when reading at the model's pixel size; 1 where
+// the image's ground pixel size is unknown.
+double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m);
+
 struct BandMapping {
     std::vector<int> source_bands;  // 1-based, one per model channel (repeated for a replicated band)
     Normalizer normalizer;          // raw values -> model input

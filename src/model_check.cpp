@@ -5,7 +5,6 @@
 
 #include "src/band_mapping.hpp"
 #include "tiling/error.hpp"
-#include "tiling/ground_distance.hpp"
 #include "tiling/raster_source.hpp"
 
 namespace rsi {
@@ -50,9 +49,7 @@ std::vector<float> model_check_tiles(const std::string& path, const models::Mode
     const RasterSource source = RasterSource::open(path);
     const RasterInfo& info = source.info();
     const BandMapping mapping = map_bands(source, meta, {}, "model check", false, /*resampled=*/true);
-    double scale = 1;
-    const auto ground = ground_pixel_size(info);
-    if (ground && meta.gsd_m > 0) scale = meta.gsd_m / ((ground->x_m + ground->y_m) / 2);
+    const double scale = model_pixel_scale(info, meta);
     const int64_t N = shape[0] * std::max<int64_t>(1, batches), C = shape[1], T = shape[2];
     const int64_t window = std::max<int64_t>(1, std::llround(static_cast<double>(T) * scale));
     if (window > info.width || window > info.height) {

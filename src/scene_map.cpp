@@ -470,9 +470,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     const int64_t S = options.window > 0 ? options.window : meta.tile_size;
     const int64_t stride_model = options.stride > 0 ? options.stride : S;
     if (stride_model > S) throw usage_error("--stride " + std::to_string(stride_model) + " is larger than the window " + std::to_string(S) + ": windows would leave gaps");
-    double scale = 1;
-    const auto ground = ground_pixel_size(info);
-    if (options.resample && ground) scale = meta.gsd_m / ((ground->x_m + ground->y_m) / 2);
+    const double scale = options.resample ? model_pixel_scale(info, meta) : 1.0;
     const int64_t window_px = std::max<int64_t>(1, std::llround(static_cast<double>(S) * scale));
     const int64_t stride_px = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale));
     if (window_px > info.width || window_px > info.height) {

@@ -71,10 +71,10 @@ int64_t TileGrid::origin(int64_t index, int64_t count, int64_t stride, int64_t t
 }
 
 int64_t TileGrid::row_origin(int64_t row) const {
-    const int64_t last = origin(rows_ - 1, rows_, stride_y(), spec_.tile_height, height_);
     if (!spec_.spread_rows || spec_.edge != EdgePolicy::shift || rows_ < 2) {
         return origin(row, rows_, stride_y(), spec_.tile_height, height_);
     }
+    const int64_t last = origin(rows_ - 1, rows_, stride_y(), spec_.tile_height, height_);
     // The last row's origin, in alignment units, shared out as evenly as whole units allow: steps
     // differ by at most one unit and none exceeds the regular stride (last <= (rows - 1) * stride).
     const int64_t units = last / spec_.align;
