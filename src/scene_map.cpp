@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "src/area_shrink.hpp"
 #include "src/band_mapping.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
@@ -20,6 +21,7 @@
 #include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
+#include "tiling/recycle_bin.hpp"
 #include "tiling/tile_reader.hpp"
 
 namespace fs = std::filesystem;
@@ -549,12 +551,16 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     BoundedQueue<SceneBatch> to_model(2), to_writer(2);
     double model_seconds = 0;  // the runner thread's time inside the forward calls
     FirstError failure;
+    RecycleBin<float> spare_inputs;  // batch inputs, allocated once per run
 
     const bool check_finite = may_hold_non_finite(info, mapping.source_bands);  // NaN/Inf only in float bands
     std::thread reader([&] {
         try {
             const RasterSource own = source.reopen();
-            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4);
+            // The strip keeps the source's own type (e.g. Byte: a quarter of Float32's bytes to read,
+            // move and shrink); windows are converted as they are cut.
+            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4,
+                             compact_strip_type(info, mapping.source_bands, GDT_Float32, edge));
             std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
             std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
             // Overlapping windows shrunk by a whole factor: shrink each tile row's strip once and
@@ -562,21 +568,18 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             const int64_t factor = window_px % S == 0 ? window_px / S : 0;
             const bool shrink_strips = factor > 1 && grid.stride_x() % factor == 0 && !mapping.normalizer.clamp && !check_finite &&
                                        tiles.reads_strips();
-            std::vector<float> shrunk;
+            std::vector<float> shrunk, shrink_scratch;
             PixelWindow span;
             int64_t shrunk_row = -1, shrunk_width = 0;
+            // Shrunk and normalised once per strip (area averaging and the affine normalisation
+            // commute); the windows are then plain copies.
             const auto cut_from_shrunk_strip = [&](const Tile& t, float* slot) {
                 if (t.row != shrunk_row) {
-                    const auto* strip = reinterpret_cast<const float*>(tiles.row_strip(t.row, span));
+                    const unsigned char* strip = tiles.row_strip(t.row, span);
                     shrunk_width = span.width / factor;
                     shrunk.resize(static_cast<size_t>(C * S * shrunk_width));
-                    for (int64_t c = 0; c < C; ++c) {
-                        const cv::Mat src(static_cast<int>(span.height), static_cast<int>(span.width), CV_32F,
-                                          const_cast<float*>(strip + c * span.area()));
-                        cv::Mat dst(static_cast<int>(S), static_cast<int>(shrunk_width), CV_32F, shrunk.data() + c * S * shrunk_width);
-                        cv::resize(src(cv::Rect(0, 0, static_cast<int>(shrunk_width * factor), static_cast<int>(S * factor))), dst,
-                                   dst.size(), 0, 0, cv::INTER_AREA);
-                    }
+                    area_shrink(strip, tiles.strip_type(), C, span.height, span.width, factor, S, shrunk.data(), shrink_scratch);
+                    mapping.normalizer.apply(shrunk.data(), static_cast<size_t>(C), S * shrunk_width);
                     shrunk_row = t.row;
                 }
                 const int64_t x0 = (t.window.x - span.x) / factor;
@@ -587,8 +590,12 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             };
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 SceneBatch batch;
-                batch.input.assign(static_cast<size_t>(B * C * S * S), 0.0f);
-                for (int64_t i = k * B; i < std::min((k + 1) * B, grid.count()); ++i) {
+                // Recycled: every slot below is either filled or zeroed.
+                batch.input = spare_inputs.take();
+                batch.input.resize(static_cast<size_t>(B * C * S * S));
+                const int64_t batch_end = std::min((k + 1) * B, grid.count());
+                std::fill(batch.input.begin() + (batch_end - k * B) * C * S * S, batch.input.end(), 0.0f);
+                for (int64_t i = k * B; i < batch_end; ++i) {
                     Window w{grid.at(i), true};
                     if (shrink_strips) {
                         const bool aligned = (w.tile.window.x - grid.row_span(w.tile.row).x) % factor == 0 &&
@@ -602,7 +609,6 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                         if (all_valid) {
                             float* slot = batch.input.data() + (i - k * B) * C * S * S;
                             cut_from_shrunk_strip(w.tile, slot);
-                            mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
                             w.skipped = false;
                             batch.run = true;
                             batch.windows.push_back(w);
@@ -641,6 +647,8 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                             else shrink_into_slot();
                         }
                         batch.run = true;
+                    } else {
+                        std::fill_n(batch.input.begin() + (i - k * B) * C * S * S, C * S * S, 0.0f);
                     }
                     batch.windows.push_back(w);
                 }
@@ -659,7 +667,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                     run_with_tta(model, options.tta, {B, C, S, S}, batch->input, batch->output);
                     model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
-                batch->input = {};
+                spare_inputs.give(std::move(batch->input));
                 if (!to_writer.push(std::move(*batch))) return;
             }
         } catch (...) {

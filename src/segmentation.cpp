@@ -186,7 +186,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t budget = options.memory_budget_mb * 1024 * 1024;
     // The accumulator: the rows two tile rows share, full width (about the overlap: the shift policy's
     // move is spread over all tile rows; bounded here by a tile height), plus a few column chunks.
-    const int64_t strip_bytes = (K + 1) * 4 * (W + 4 * 256) * T;
+    // Probabilities rsi computed itself (softmax or sigmoid of logits) sum to 1, so the blending
+    // weight is the sum of the blended values and needs no plane of its own.
+    const auto accumulator_weights = meta.output == "logits" ? StripAccumulator::Weights::sum_of_values : StripAccumulator::Weights::stored;
+    const int64_t accumulator_planes = K + (accumulator_weights == StripAccumulator::Weights::stored ? 1 : 0);
+    const int64_t strip_bytes = accumulator_planes * 4 * (W + 4 * 256) * T;
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
     // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).
     const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (journaled ? (K + 1) * 4 : 1 + 4 * prob_bands) * W * T;
@@ -367,7 +371,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     };
     try {
         const int64_t region_y = first_tile < end_tile ? strip_start(grid, first_tile / cols) : 0;
-        StripAccumulator accumulator(static_cast<int>(K), {0, region_y, W, H - region_y}, T);
+        StripAccumulator accumulator(static_cast<int>(K), {0, region_y, W, H - region_y}, T, 256, accumulator_weights);
         int64_t finished_row = -1;  // the tile row whose strip is being released
         std::map<int, std::vector<float>> weight_cache;
         std::vector<float> weights(static_cast<size_t>(T * T));

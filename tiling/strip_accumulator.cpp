@@ -8,8 +8,15 @@
 
 namespace rsi {
 
-StripAccumulator::StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width)
-    : channels_(channels), region_(region), capacity_(capacity_rows), first_row_(region.y) {
+StripAccumulator::StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width,
+                                   Weights weights)
+    : channels_(channels),
+      weight_plane_(weights == Weights::stored),
+      planes_(channels + (weights == Weights::stored ? 1 : 0)),
+      region_(region),
+      capacity_(capacity_rows),
+      first_row_(region.y) {
+    if (channels <= 0) throw Error("strip accumulator: no channels");
     if (chunk_width <= 0 || capacity_rows <= 0) throw Error("strip accumulator: chunk width and capacity must be positive");
     for (int64_t x = region.x; x < region.right(); x += chunk_width) {
         Chunk chunk;
@@ -31,9 +38,9 @@ void StripAccumulator::make_full(Chunk& chunk) {
     std::vector<float> data = spare_full_.take();
     const auto before = static_cast<int64_t>(data.capacity());
     const int64_t plane = capacity_ * chunk.width, kept_plane = chunk.rows * chunk.width;
-    data.assign(static_cast<size_t>((channels_ + 1) * plane), 0.0f);
+    data.assign(static_cast<size_t>(planes_ * plane), 0.0f);
     allocated_bytes_ += (static_cast<int64_t>(data.capacity()) - before) * static_cast<int64_t>(sizeof(float));
-    for (int p = 0; p <= channels_; ++p) {
+    for (int p = 0; p < planes_; ++p) {
         std::copy_n(chunk.data.data() + p * kept_plane, kept_plane, data.data() + p * plane + offset * chunk.width);
     }
     spare_kept_.give(std::move(chunk.data));
@@ -61,13 +68,14 @@ void StripAccumulator::add(const PixelWindow& window, const float* values, const
         }
         make_full(chunk);
         const int64_t plane = capacity_ * chunk.width, n = x1 - x0;
-        float* acc_weight = chunk.data.data() + channels_ * plane;
         for (int64_t j = 0; j < inside.height; ++j) {
             const int64_t ty = inside.y - window.y + j;
             const int64_t sy = inside.y - first_row_ + j;
             const float* w = weights + ty * window.width + (x0 - window.x);
-            float* acc_w = acc_weight + sy * chunk.width + (x0 - chunk.x);
-            for (int64_t i = 0; i < n; ++i) acc_w[i] += w[i];
+            if (weight_plane_) {
+                float* acc_w = chunk.data.data() + channels_ * plane + sy * chunk.width + (x0 - chunk.x);
+                for (int64_t i = 0; i < n; ++i) acc_w[i] += w[i];
+            }
             for (int c = 0; c < channels_; ++c) {
                 const float* v = values + c * tile_plane + ty * window.width + (x0 - window.x);
                 float* acc = chunk.data.data() + c * plane + sy * chunk.width + (x0 - chunk.x);
@@ -82,7 +90,17 @@ void StripAccumulator::finish(Chunk& chunk, int64_t row, const Sink& sink) {
     if (n <= 0) return;
     make_full(chunk);
     const int64_t width = chunk.width, plane = capacity_ * width, count = n * width;
-    const float* weight = chunk.data.data() + channels_ * plane;
+    const float* weight = nullptr;
+    if (weight_plane_) {
+        weight = chunk.data.data() + channels_ * plane;
+    } else {
+        released_weight_.assign(static_cast<size_t>(count), 0.0f);
+        for (int c = 0; c < channels_; ++c) {
+            const float* v = chunk.data.data() + c * plane;
+            for (int64_t p = 0; p < count; ++p) released_weight_[static_cast<size_t>(p)] += v[p];
+        }
+        weight = released_weight_.data();
+    }
     released_.resize(static_cast<size_t>(channels_ * count));
     // Each released pixel becomes a weighted mean.
     for (int64_t p = 0; p < count; ++p) {
@@ -97,9 +115,9 @@ void StripAccumulator::finish(Chunk& chunk, int64_t row, const Sink& sink) {
     const int64_t keep = capacity_ - n, kept_plane = keep * width;
     std::vector<float> kept = spare_kept_.take();
     const auto before = static_cast<int64_t>(kept.capacity());
-    kept.resize(static_cast<size_t>((channels_ + 1) * kept_plane));
+    kept.resize(static_cast<size_t>(planes_ * kept_plane));
     allocated_bytes_ += (static_cast<int64_t>(kept.capacity()) - before) * static_cast<int64_t>(sizeof(float));
-    for (int p = 0; p <= channels_; ++p) {
+    for (int p = 0; p < planes_; ++p) {
         std::copy_n(chunk.data.data() + p * plane + count, kept_plane, kept.data() + p * kept_plane);
     }
     spare_full_.give(std::move(chunk.data));

@@ -21,9 +21,17 @@ public:
     // All spans of one release share y and rows, and come left to right.
     using Sink = std::function<void(int64_t y, int64_t rows, int64_t x, int64_t width, const float* values, const float* weight)>;
 
+    // How the accumulated weight of a pixel is known.
+    enum class Weights {
+        stored,       // a plane of its own
+        sum_of_values // the values are probabilities summing to 1, so their weighted sums add up to the
+                      // weight: one plane fewer (a third less memory for two classes)
+    };
+
     // Accumulates `channels` values for the image columns and rows of `region`, at most
     // `capacity_rows` rows (a tile's height) at a time, in chunks of `chunk_width` columns.
-    StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width = 256);
+    StripAccumulator(int channels, const PixelWindow& region, int64_t capacity_rows, int64_t chunk_width = 256,
+                     Weights weights = Weights::stored);
 
     // Adds a tile's values (channels x window.height x window.width) times `weights` (window.height x
     // window.width). Parts of the window outside the region are ignored.
@@ -48,17 +56,19 @@ private:
         bool full = false;           // holds capacity rows from first_row_ (the current tile row)
         int64_t origin = 0;          // image row of data's first row
         int64_t rows = 0;            // rows held in data
-        std::vector<float> data;     // (channels + 1) planes of rows x width; the last plane is the weight
+        std::vector<float> data;     // planes_ planes of rows x width; with stored weights the last is the weight
     };
     void make_full(Chunk& chunk);
     void finish(Chunk& chunk, int64_t row, const Sink& sink);
 
     int channels_;
+    bool weight_plane_;  // Weights::stored
+    int planes_;         // channels, plus the weight plane when stored
     PixelWindow region_;
     int64_t capacity_;
     int64_t first_row_;
     std::vector<Chunk> chunks_;
-    std::vector<float> released_;  // normalised values handed to the sink, reused
+    std::vector<float> released_, released_weight_;  // handed to the sink, reused
     RecycleBin<float> spare_full_, spare_kept_;  // the two buffer sizes circulate separately
     int64_t allocated_bytes_ = 0;
 };

@@ -114,12 +114,14 @@ struct Stitched {
     std::vector<float> values, weights;
     int64_t peak_bytes = 0;
 };
-Stitched stitch(const TileGrid& grid, int64_t width, int64_t height, int64_t tile, int64_t chunk_width) {
+// With `probabilities` channel 1 is 1 - channel 0 (two class probabilities).
+Stitched stitch(const TileGrid& grid, int64_t width, int64_t height, int64_t tile, int64_t chunk_width,
+                StripAccumulator::Weights kind = StripAccumulator::Weights::stored, bool probabilities = false) {
     const int channels = 2;
     Stitched out;
     out.values.assign(static_cast<size_t>(channels * width * height), -1.0f);
     out.weights.assign(static_cast<size_t>(width * height), -1.0f);
-    StripAccumulator acc(channels, {0, 0, width, height}, tile, chunk_width);
+    StripAccumulator acc(channels, {0, 0, width, height}, tile, chunk_width, kind);
     int64_t expected_x = 0, band_y = -1;
     const StripAccumulator::Sink sink = [&](int64_t y, int64_t rows, int64_t x, int64_t span, const float* v, const float* w) {
         if (y != band_y) {  // a new band starts at column 0; spans come left to right, without gaps
@@ -144,7 +146,8 @@ Stitched stitch(const TileGrid& grid, int64_t width, int64_t height, int64_t til
         for (int64_t p = 0; p < tile * tile; ++p) {
             const int64_t x = t.window.x + p % tile, y = t.window.y + p / tile;
             values[static_cast<size_t>(p)] = static_cast<float>((x * 7 + y * 3 + k * 5) % 11) / 10.0f;
-            values[static_cast<size_t>(tile * tile + p)] = static_cast<float>((x + 2 * y + k) % 13) / 12.0f;
+            values[static_cast<size_t>(tile * tile + p)] =
+                probabilities ? 1.0f - values[static_cast<size_t>(p)] : static_cast<float>((x + 2 * y + k) % 13) / 12.0f;
             // tile-dependent weights, zero in a "nodata" diagonal
             weights[static_cast<size_t>(p)] = (x == y) ? 0.0f : 0.25f + static_cast<float>((p + k) % 5) / 4.0f;
         }
@@ -196,6 +199,33 @@ TEST(StripAccumulator, ColumnChunksGiveExactlyTheMeansOfOneWholeStrip) {
     // Narrow chunks hold less than one full-width tile row of floats.
     EXPECT_LT(chunked.peak_bytes, whole.peak_bytes);
     EXPECT_GE(whole.peak_bytes, static_cast<int64_t>(3 * width * tile * sizeof(float)));
+}
+
+TEST(StripAccumulator, ProbabilitiesNeedNoWeightPlane) {
+    const int64_t width = 61, height = 47, tile = 12;
+    GridSpec spec;
+    spec.tile_width = spec.tile_height = tile;
+    spec.overlap = 4;
+    spec.edge = EdgePolicy::shift;
+    const TileGrid grid(width, height, spec);
+    const Stitched stored = stitch(grid, width, height, tile, 5, StripAccumulator::Weights::stored, true);
+    const Stitched summed = stitch(grid, width, height, tile, 5, StripAccumulator::Weights::sum_of_values, true);
+    for (int64_t q = 0; q < width * height; ++q) {
+        // Exactly the pixels no tile gave weight stay "no data"; elsewhere the sum of the weighted
+        // probabilities is the weight up to rounding, and the means agree.
+        ASSERT_EQ(summed.weights[q] > 0, stored.weights[q] > 0) << q;
+        ASSERT_NEAR(summed.weights[q], stored.weights[q], 1e-5 * stored.weights[q]) << q;
+        for (int c = 0; c < 2; ++c) {
+            ASSERT_NEAR(summed.values[c * width * height + q], stored.values[c * width * height + q], 1e-6) << q;
+        }
+        if (stored.weights[q] > 0) {
+            ASSERT_NEAR(summed.values[q] + summed.values[width * height + q], 1.0, 1e-6) << q;
+        }
+    }
+    EXPECT_EQ(summed.weights[7 * width + 7], 0.0f);
+    EXPECT_EQ(summed.values[7 * width + 7], 0.0f);
+    // Two planes instead of three.
+    EXPECT_EQ(summed.peak_bytes * 3, stored.peak_bytes * 2);
 }
 
 TEST(StripAccumulator, RefusesTilesOutOfOrder) {
