@@ -19,13 +19,29 @@ namespace fs = std::filesystem;
 
 namespace rsi::cli {
 
+int64_t parse_tile_size(const std::string& text) {
+    if (text.empty()) return 0;
+    if (text == "auto") return kAutoTileSize;
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+        value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != text.size() || value <= 0) throw usage_error("--tile-size: expected a positive number of pixels or auto, got '" + text + "'");
+    return value;
+}
+
 void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("IMAGE", o.inputs, "Input raster(s); several need --output-dir");
     sub.add_option("-o,--output", o.output, "Class mask to write (one input)");
     sub.add_option("--output-dir", o.output_dir, "Directory for the outputs of several inputs (names from the inputs)");
     sub.add_option("--from", o.from, "Read input paths from a file, one per line (- for stdin)");
     add_model_options(sub, o.model, true);
-    sub.add_option("--tile-size", o.tile_size, "Tile size in pixels (default: the model's)");
+    sub.add_option("--tile-size", o.tile_size,
+                   "Tile size in pixels, or auto: the largest the memory budget allows (fewer overlap pixels to compute; "
+                   "resumable and sharded runs keep the model's). Default: the model's");
     sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)");
     sub.add_option("--edge", o.edge, "Edge policy: shift, reflect or constant (0 in model space)")->capture_default_str();
     sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
@@ -124,7 +140,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         if (ec) throw Error(o.output_dir + ": cannot create the output directory: " + ec.message());
     }
     SegmentOptions base;
-    base.tile_size = o.tile_size;
+    base.tile_size = parse_tile_size(o.tile_size);
     base.overlap = o.overlap;
     base.edge = parse_edge_policy(o.edge);
     base.blend = parse_blend_kind(o.blend);
@@ -295,6 +311,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"tiles", r.tiles},
                                    {"tiles_run", r.tiles_run},
                                    {"tiles_skipped", r.tiles_skipped},
+                                   {"tile_size", r.tile_size},
                                    {"batch", r.batch},
                                    {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}},
                                    {"classes", classes},
@@ -315,7 +332,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                         {"outputs", {file_name_only(r.output)}},
                                         {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
                                                    {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
-                                        {"options", {{"tile_size", options.tile_size}, {"overlap", options.overlap},
+                                        {"options", {{"tile_size", options.tile_size == kAutoTileSize ? nlohmann::json("auto") : nlohmann::json(options.tile_size)}, {"overlap", options.overlap},
                                                      {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
                                                      {"batch", r.batch},
                                    {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},

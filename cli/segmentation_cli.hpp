@@ -11,7 +11,8 @@ struct SegmentationCli {
     std::string output;      // single input
     std::string output_dir;  // several inputs
     ModelCliOptions model;
-    int64_t tile_size = 0, overlap = -1, batch = 0;
+    std::string tile_size;  // empty: the model's; a number or auto
+    int64_t overlap = -1, batch = 0;
     std::string edge = "shift", blend = "hann", tta = "none", bands, probabilities, probability_format = "float32";
     std::string format = "GTiff";
     std::string resample = "auto";

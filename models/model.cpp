@@ -91,6 +91,11 @@ MemoryEstimate Model::measure_memory(int64_t tile_height, int64_t tile_width) co
     return estimate_from(one, two, tile_height, tile_width);
 }
 
+int64_t Model::first_forward_bytes(int64_t tile_height, int64_t tile_width) const {
+    const auto growth = forward_growth(1, tile_height, tile_width, /*warm_up=*/false);
+    return growth ? *growth : estimate_from(std::nullopt, std::nullopt, tile_height, tile_width).per_tile_bytes;
+}
+
 int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const {
     // The first forward at this size (graph specialisation, weight packing: no less memory than any
     // later one) is measured too. A CPU tile that is large on its own runs alone, decided from that

@@ -63,6 +63,9 @@ public:
     // The largest batch whose estimated memory fits `budget_bytes` (at least 1); 1 on a CPU for
     // tiles whose forward alone adds 64 MB or more (measured without a batch-2 probe).
     int64_t batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const;
+    // Memory the first forward pass of one tile of this size adds (measured peak RSS growth; where the
+    // system has no peak counter, a generous estimate). Throws when the network cannot run the size.
+    int64_t first_forward_bytes(int64_t tile_height, int64_t tile_width) const;
 
     // Runs the golden input from the metadata and returns the largest relative difference between
     // the recorded and computed summaries; throws when the model has no golden block.

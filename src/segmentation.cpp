@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <functional>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 #include <thread>
@@ -130,6 +131,47 @@ nlohmann::json output_settings(const SegmentOptions& o) {
 
 namespace {
 
+// --tile-size auto: of the tiles the memory budget allows (up to 4x the model's, no larger than the
+// image), the one whose grid computes the fewest pixels. A larger tile recomputes fewer overlap
+// pixels (at overlap 128, 44 % of a 512² tile's pixels are shared with a neighbour, 23 % of a
+// 1024² tile's), but only a grid with fewer tiles gains: a 2000² image takes 25 tiles of 512 and
+// still 25 of 576, but 16 of 608. Journaled runs keep the model's tile: shards and resumes must agree
+// on the grid, and the measurement can differ between processes. So does a model that cannot run
+// the chosen size.
+int64_t auto_tile_size(const models::Model& model, const GridSpec& spec, int64_t W, int64_t H, bool journaled, int64_t budget,
+                       const std::function<int64_t(int64_t)>& pipeline_bytes) {
+    const models::ModelMetadata& meta = model.metadata();
+    const int64_t native = spec.tile_width;  // the model's tile, or the image as one tile
+    if (journaled) return native;
+    const int64_t m = std::lcm<int64_t>(std::max<int64_t>(1, meta.multiple_of), std::max<int64_t>(1, meta.output_stride));
+    const int64_t largest = std::min<int64_t>(4 * native, (std::max(W, H) + m - 1) / m * m) / m * m;
+    if (largest <= native) return native;
+    const auto computed_pixels = [&](int64_t tile) {
+        GridSpec s = spec;
+        s.tile_width = s.tile_height = tile;
+        return TileGrid(W, H, s).count() * tile * tile;
+    };
+    const double at_native = static_cast<double>(model.first_forward_bytes(native, native));
+    int64_t best = native, best_pixels = computed_pixels(native);
+    for (int64_t tile = native + m; tile <= largest; tile += m) {
+        // Activations grow with the tile's area; the same share of the budget as the batch choice.
+        const auto forward = static_cast<int64_t>(at_native * static_cast<double>(tile * tile) / static_cast<double>(native * native));
+        if (forward > (budget - pipeline_bytes(tile)) / 2 * 3 / 4) break;
+        const int64_t pixels = computed_pixels(tile);
+        if (pixels < best_pixels) {
+            best = tile;
+            best_pixels = pixels;
+        }
+    }
+    if (best == native) return native;
+    try {
+        model.first_forward_bytes(best, best);  // the network runs at this size
+    } catch (const Error&) {
+        return native;
+    }
+    return best;
+}
+
 SegmentResult segment_native(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress,
                              bool pixel_size_handled) {
     const auto start = std::chrono::steady_clock::now();
@@ -154,6 +196,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const RasterInfo& info = source.info();
     const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict, pixel_size_handled);
 
+    if (options.tile_size < 0 && options.tile_size != kAutoTileSize) throw usage_error("--tile-size must be positive or auto");
     GridSpec spec;
     spec.tile_width = spec.tile_height = options.tile_size > 0 ? options.tile_size : meta.tile_size;
     spec.overlap = options.overlap >= 0 ? options.overlap : meta.overlap;
@@ -168,12 +211,6 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     spec.edge = options.edge;
     spec.align = meta.output_stride;
     spec.spread_rows = true;  // consecutive tile rows share ~overlap rows, never a whole tile (accumulator memory)
-    if (spec.tile_width % meta.multiple_of != 0) {
-        throw usage_error("--tile-size " + std::to_string(spec.tile_width) + " is not a multiple of " +
-                          std::to_string(meta.multiple_of) + " as model " + meta.name + " needs");
-    }
-    const TileGrid grid(info.width, info.height, spec);
-    const int64_t T = spec.tile_width;
     const int64_t C = meta.bands;
     const int64_t K = static_cast<int64_t>(meta.classes.size());
     const int64_t W = info.width, H = info.height;
@@ -184,27 +221,46 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
 
     // Memory plan: one tile row of accumulated probabilities, the output chunks, batches in flight.
     const int64_t budget = options.memory_budget_mb * 1024 * 1024;
-    // The accumulator: the rows two tile rows share, full width (about the overlap: the shift policy's
-    // move is spread over all tile rows; bounded here by a tile height), plus a few column chunks.
     // Probabilities rsi computed itself (softmax or sigmoid of logits) sum to 1, so the blending
     // weight is the sum of the blended values and needs no plane of its own.
     const auto accumulator_weights = meta.output == "logits" ? StripAccumulator::Weights::sum_of_values : StripAccumulator::Weights::stored;
     const int64_t accumulator_planes = K + (accumulator_weights == StripAccumulator::Weights::stored ? 1 : 0);
-    const int64_t strip_bytes = accumulator_planes * 4 * (W + 4 * 256) * T;
     const int64_t prob_bands = options.probabilities.empty() ? 0 : (options.probability_class >= 0 ? 1 : K) + (options.uncertainty ? 1 : 0);
-    // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).
-    const int64_t writer_bytes = 256 * W * (1 + 4 * prob_bands) + (journaled ? (K + 1) * 4 : 1 + 4 * prob_bands) * W * T;
     // The reader caches a tile row (for tiled sources: in segments of about 4096 columns, so its strip
     // does not grow with the width) in the source's own type (e.g. Byte: float tiles are converted as
     // they are cut).
     const GDALDataType strip_type = compact_strip_type(info, mapping.source_bands, GDT_Float32, edge);
+    // What the pipeline itself holds for tiles of side `tile` (everything but the model's batches).
+    const auto pipeline_bytes = [&](int64_t tile) {
+        GridSpec s = spec;
+        s.tile_width = s.tile_height = tile;
+        const TileGrid g(W, H, s);
+        // The accumulator: the rows two tile rows share, full width (about the overlap: the shift
+        // policy's move is spread over all tile rows; bounded here by a tile height), plus a few chunks.
+        const int64_t strip = accumulator_planes * 4 * (W + 4 * 256) * tile;
+        // Output rows of one strip (plain runs: class bytes and probability bands; journaled: floats).
+        const int64_t writer = 256 * W * (1 + 4 * prob_bands) + (journaled ? (K + 1) * 4 : 1 + 4 * prob_bands) * W * tile;
+        const int64_t reader = std::min<int64_t>(
+            widest_row_segment(g, row_segment_tiles(info, mapping.source_bands, g)) * tile * (C * GDALGetDataTypeSizeBytes(strip_type) + 1),
+            budget / 4);
+        return strip + writer + reader;
+    };
+    SegmentResult result;
+    if (options.tile_size == kAutoTileSize) {
+        spec.tile_width = spec.tile_height = auto_tile_size(model, spec, W, H, journaled, budget, pipeline_bytes);
+    }
+    if (spec.tile_width % meta.multiple_of != 0) {
+        throw usage_error("--tile-size " + std::to_string(spec.tile_width) + " is not a multiple of " +
+                          std::to_string(meta.multiple_of) + " as model " + meta.name + " needs");
+    }
+    const TileGrid grid(info.width, info.height, spec);
+    const int64_t T = spec.tile_width;
     const int64_t segment_tiles = row_segment_tiles(info, mapping.source_bands, grid);
-    const int64_t reader_bytes = std::min<int64_t>(widest_row_segment(grid, segment_tiles) * T * (C * GDALGetDataTypeSizeBytes(strip_type) + 1), budget / 4);
-    const int64_t remaining = budget - strip_bytes - writer_bytes - reader_bytes;
+    const int64_t remaining = budget - pipeline_bytes(T);
     if (remaining <= 0) {
         throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +
                           std::to_string(W) + "-pixel-wide strip of " + std::to_string(T) + "-pixel tiles (needs about " +
-                          std::to_string((strip_bytes + writer_bytes + reader_bytes) / 1048576 + 64) + " MB)");
+                          std::to_string(pipeline_bytes(T) / 1048576 + 64) + " MB)");
     }
     const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
     int64_t B = options.batch;
@@ -222,7 +278,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         B = std::max<int64_t>(1, std::min({by_buffers, by_model, grid.count()}));
     }
 
-    SegmentResult result;
+    result.tile_size = T;
     result.output = options.output;
     result.probabilities = options.probabilities;
     result.width = W;
@@ -231,7 +287,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.batch = B;
     result.warnings = mapping.warnings;
     result.class_pixels.assign(static_cast<size_t>(K), 0);
-    result.peak_buffer_bytes = strip_bytes + writer_bytes + reader_bytes + 6 * B * per_batch_tile;
+    result.peak_buffer_bytes = pipeline_bytes(T) + 6 * B * per_batch_tile;
     if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
 
     // Outputs, written under temporary names until complete (journaled runs: at assembly).

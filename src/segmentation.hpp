@@ -23,10 +23,13 @@ const char* to_string(Tta tta);
 enum class ProbabilityFormat { float32, byte };
 ProbabilityFormat parse_probability_format(std::string_view text);
 
+// SegmentOptions::tile_size for `--tile-size auto`.
+constexpr int64_t kAutoTileSize = -1;
+
 struct SegmentOptions {
     std::string input;
     std::string output;                 // class mask (Byte, colour table, category names, nodata 255)
-    int64_t tile_size = 0;              // 0: the model's
+    int64_t tile_size = 0;              // 0: the model's; kAutoTileSize: the largest the memory budget allows
     int64_t overlap = -1;               // -1: the model's
     EdgePolicy edge = EdgePolicy::shift;
     BlendKind blend = BlendKind::hann;
@@ -61,6 +64,7 @@ struct SegmentResult {
     std::string output, probabilities;
     int64_t width = 0, height = 0;
     int64_t tiles = 0, tiles_run = 0, tiles_skipped = 0;
+    int64_t tile_size = 0;              // the tile side the run used
     int64_t batch = 0;
     std::vector<int64_t> class_pixels;  // per class id
     int64_t nodata_pixels = 0;

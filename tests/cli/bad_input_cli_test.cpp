@@ -108,6 +108,9 @@ TEST_F(BadInput, ModelsThatCannotBeUsed) {
 
 TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
     expect_failure("overlap >= tile", run_args({"--overlap", "32"}, image), 2, "overlap");
+    expect_failure("tile size text", run_args({"--tile-size", "big"}, image), 2,
+                   "--tile-size: expected a positive number of pixels or auto, got 'big'");
+    expect_failure("tile size zero", run_args({"--tile-size", "0"}, image), 2, "--tile-size: expected a positive number");
     expect_failure("bad blend", run_args({"--blend", "nope"}, image), 2, "--blend");
     expect_failure("bad tta", run_args({"--tta", "twice"}, image), 2, "--tta");
     expect_failure("bad shard", run_args({"--shard", "4/4"}, image), 2, "--shard");

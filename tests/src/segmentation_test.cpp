@@ -75,6 +75,29 @@ TEST(Segmentation, TiledEqualsTheWholeImageAsOneTile) {
     }
 }
 
+// --tile-size auto: a larger tile whose grid computes fewer pixels, the same mask (the fixture's
+// overlap 8 covers its halo, so tiling changes no pixel); resumable runs keep the model's tile.
+TEST(Segmentation, AutoTileSizeComputesFewerPixelsForTheSameMask) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 300, 200);
+    SegmentOptions native = options_for(image, dir / "native.tif");
+    native.tile_size = 0;  // the model's: 64
+    const SegmentResult n = segment_image(segmenter(), native);
+    EXPECT_EQ(n.tile_size, 64);
+    SegmentOptions autos = options_for(image, dir / "auto.tif");
+    autos.tile_size = kAutoTileSize;
+    const SegmentResult a = segment_image(segmenter(), autos);
+    EXPECT_GT(a.tile_size, 64);
+    EXPECT_LE(a.tile_size, 4 * 64);
+    EXPECT_LT(a.tiles * a.tile_size * a.tile_size, n.tiles * 64 * 64);
+    EXPECT_EQ(read_all(dir / "auto.tif"), read_all(dir / "native.tif"));
+    SegmentOptions resumable = options_for(image, dir / "resumable.tif");
+    resumable.tile_size = kAutoTileSize;
+    resumable.resume = true;
+    EXPECT_EQ(segment_image(segmenter(), resumable).tile_size, 64);
+    EXPECT_EQ(read_all(dir / "resumable.tif"), read_all(dir / "native.tif"));
+}
+
 // An image smaller than the model's tile (64 here) runs as one tile of its own size (a contest crop is
 // not padded out to the model's tile), which is the explicit --tile-size of that size.
 TEST(Segmentation, ImageSmallerThanTheModelTileIsOneTileOfItsSize) {
