@@ -6,12 +6,10 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#include <algorithm>
 #include <iostream>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
-#include <string_view>
 
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -143,13 +141,6 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
 #endif
     const int threads = common.threads > 0 ? common.threads : static_cast<int>(std::thread::hardware_concurrency());
     models::set_inference_threads(threads > 0 ? threads : 1);
-    // Tensors glibc would map afresh for every forward pass (above the threshold just set) get
-    // huge-page mappings instead: ~4 % less time per 512² building tile (docs/BENCHMARKS.md).
-    // For benchmarks: RSI_LARGE_TENSORS=off, or =MB to also keep that many MB of freed blocks.
-    const char* large = std::getenv("RSI_LARGE_TENSORS");
-    if (!large || std::string_view(large) != "off") {
-        models::map_large_tensors(32 * 1024 * 1024, large ? std::atoll(large) * 1024 * 1024 : 0);
-    }
     // GDAL's block cache counts inside the memory budget.
     GDALSetCacheMax64(common.ram_mb * 1024 * 1024 / 4);
 }

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "models/model.hpp"
-#include "models/runtime_info.hpp"
 
 namespace rsi::models {
 
@@ -37,9 +36,6 @@ public:
     virtual void set_threads(int threads) = 0;
     virtual int threads() const = 0;
     virtual bool cuda_available() const = 0;
-    virtual void map_large_tensors(int64_t min_bytes, int64_t max_idle_bytes) = 0;
-    virtual LargeTensorStats large_tensor_stats() const = 0;
-    virtual void trim_large_tensors() = 0;
 };
 
 // The process's backend, loaded on first use; throws rsi::Error when the module cannot be loaded.

@@ -1,7 +1,5 @@
 #include "models/memory_probe.hpp"
 
-#include "models/runtime_info.hpp"
-
 #include <fstream>
 #include <malloc.h>
 #include <mutex>
@@ -37,9 +35,7 @@ int64_t peak_resident_bytes() { return status_kib("VmHWM") * 1024; }
 std::optional<int64_t> peak_resident_growth(const std::function<void()>& work) {
     static std::mutex mutex;
     std::lock_guard<std::mutex> lock(mutex);
-    // Give freed heap and idle cached tensors back first, so reused pages do not hide the growth.
-    malloc_trim(0);
-    trim_large_tensors();
+    malloc_trim(0);  // give freed heap back first, so reused pages do not hide the growth
     if (!reset_peak()) return std::nullopt;
     const int64_t baseline = resident_bytes();
     if (peak_resident_bytes() > baseline + (64 << 20)) return std::nullopt;  // the reset did not take
@@ -48,7 +44,6 @@ std::optional<int64_t> peak_resident_growth(const std::function<void()>& work) {
     // The probe runs in the caller's thread, whose malloc arena the pipeline threads do not share:
     // what the probe freed would otherwise stay resident beside their own buffers for the whole run.
     malloc_trim(0);
-    trim_large_tensors();
     return growth;
 }
 

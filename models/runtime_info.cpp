@@ -14,7 +14,6 @@ namespace {
 std::mutex g_mutex;
 Backend* g_backend = nullptr;
 int g_threads = 0;  // applied when the backend loads
-int64_t g_large_min = 0, g_large_max_idle = 0;  // map_large_tensors, applied when the backend loads
 
 std::string executable_dir() {
     char buffer[4096];
@@ -42,7 +41,6 @@ Backend& torch_backend() {
     if (!create) throw Error("the LibTorch model runtime module has no rsi_create_torch_backend");
     g_backend = create();  // lives for the rest of the process
     if (g_threads > 0) g_backend->set_threads(g_threads);
-    if (g_large_min > 0) g_backend->map_large_tensors(g_large_min, g_large_max_idle);
     return *g_backend;
 }
 
@@ -63,32 +61,6 @@ void set_inference_threads(int threads) {
 }
 
 int inference_threads() { return torch_backend().threads(); }
-
-void map_large_tensors(int64_t min_bytes, int64_t max_idle_bytes) {
-    {
-        std::lock_guard<std::mutex> lock(g_mutex);
-        g_large_min = min_bytes;
-        g_large_max_idle = max_idle_bytes;
-        if (!g_backend) return;  // applied on load
-    }
-    torch_backend().map_large_tensors(min_bytes, max_idle_bytes);
-}
-
-void trim_large_tensors() {
-    {
-        std::lock_guard<std::mutex> lock(g_mutex);
-        if (!g_backend) return;
-    }
-    torch_backend().trim_large_tensors();
-}
-
-LargeTensorStats large_tensor_stats() {
-    {
-        std::lock_guard<std::mutex> lock(g_mutex);
-        if (!g_backend) return {};
-    }
-    return torch_backend().large_tensor_stats();
-}
 
 bool cuda_available() { return torch_backend().cuda_available(); }
 

@@ -2,7 +2,6 @@
 // The only C++ in rsi that includes torch.
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <c10/core/CPUAllocator.h>
 #include <caffe2/serialize/inline_container.h>
 #include <cmath>
 #include <cstring>
@@ -12,7 +11,6 @@
 #include <torch/version.h>
 
 #include "models/backend.hpp"
-#include "models/large_tensor_allocator.hpp"
 #include "tiling/error.hpp"
 
 namespace rsi::models {
@@ -306,26 +304,6 @@ public:
     }
     int threads() const override { return at::get_num_threads(); }
     bool cuda_available() const override { return torch::cuda::is_available(); }
-
-    void map_large_tensors(int64_t min_bytes, int64_t max_idle_bytes) override {
-        const size_t min = min_bytes > 0 ? static_cast<size_t>(min_bytes) : SIZE_MAX;  // off: all to LibTorch's own
-        const auto max_idle = static_cast<size_t>(std::max<int64_t>(0, max_idle_bytes));
-        if (!allocator_) {
-            if (min_bytes <= 0) return;
-            // Lives for the rest of the process: tensors it handed out may outlive any owner.
-            allocator_ = new LargeTensorAllocator(c10::GetCPUAllocator(), min, max_idle);
-            c10::SetCPUAllocator(allocator_, /*priority=*/1);
-        } else {
-            allocator_->configure(min, max_idle);
-        }
-    }
-    LargeTensorStats large_tensor_stats() const override { return allocator_ ? allocator_->stats() : LargeTensorStats{}; }
-    void trim_large_tensors() override {
-        if (allocator_) allocator_->drop_idle();
-    }
-
-private:
-    LargeTensorAllocator* allocator_ = nullptr;
 };
 
 }  // namespace rsi::models

@@ -1,5 +1,4 @@
 #include "models/model.hpp"
-#include "models/runtime_info.hpp"
 
 #include <cmath>
 #include <filesystem>
@@ -131,51 +130,6 @@ TEST(ModelRuntime, MemoryEstimateGrowsWithTheTile) {
     const int64_t rich = model.batch_size_for(1024ll << 20, 512, 512);
     EXPECT_GE(lean, 1);
     EXPECT_GT(rich, lean);
-}
-
-// ctest runs every test in its own process, so the process-wide cache stays in this one.
-TEST(ModelRuntime, LargeTensorsMappedAndReusedChangeNoResult) {
-    const Model model = Model::load(fixture("tiny_segmenter.pt"));
-    const BatchShape shape{2, 3, 256, 256};  // activations of a few MB
-    const auto input = random_input(shape, 3);
-    std::vector<float> plain, first, second;
-    model.run(input.data(), shape, plain);
-    EXPECT_EQ(large_tensor_stats().mapped, 0);  // not enabled yet
-    map_large_tensors(1 << 20, 0);  // mapped here, none kept
-    std::vector<float> unkept;
-    model.run(input.data(), shape, unkept);
-    EXPECT_EQ(unkept, plain);
-    const LargeTensorStats none_kept = large_tensor_stats();
-    EXPECT_GT(none_kept.mapped, 0);
-    EXPECT_EQ(none_kept.unmapped, none_kept.mapped);
-    EXPECT_EQ(none_kept.idle_bytes, 0);
-    EXPECT_EQ(none_kept.mapped_bytes, 0);
-    map_large_tensors(1 << 20, 256 << 20);  // and freed ones kept
-    model.run(input.data(), shape, first);
-    const LargeTensorStats after_first = large_tensor_stats();
-    model.run(input.data(), shape, second);
-    const LargeTensorStats after_second = large_tensor_stats();
-    EXPECT_GT(after_first.idle_bytes, 0);  // freed blocks are kept, not unmapped
-    EXPECT_EQ(after_second.mapped, after_first.mapped);  // the second pass maps nothing new
-    EXPECT_GT(after_second.reused, after_first.reused);
-    EXPECT_EQ(after_second.unmapped, none_kept.unmapped);
-    EXPECT_EQ(first, plain);
-    EXPECT_EQ(second, plain);
-    // A cap below what one pass frees: the surplus is unmapped, results unchanged.
-    map_large_tensors(1 << 20, 2 << 20);
-    EXPECT_LE(large_tensor_stats().idle_bytes, 2 << 20);
-    std::vector<float> capped;
-    model.run(input.data(), shape, capped);
-    EXPECT_EQ(capped, plain);
-    EXPECT_GT(large_tensor_stats().unmapped, 0);
-    // Off: every idle block is given back, and new tensors come from LibTorch's own allocator.
-    map_large_tensors(0, 0);
-    EXPECT_EQ(large_tensor_stats().idle_bytes, 0);
-    const int64_t mapped_before = large_tensor_stats().mapped;
-    std::vector<float> off;
-    model.run(input.data(), shape, off);
-    EXPECT_EQ(off, plain);
-    EXPECT_EQ(large_tensor_stats().mapped, mapped_before);
 }
 
 TEST(ModelRuntime, ErrorsAreClearOneLiners) {
