@@ -6,9 +6,9 @@
 #include <cpl_string.h>
 #include <gdal_utils.h>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <mutex>
-#include <functional>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 #include <thread>
@@ -245,7 +245,6 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             budget / 4);
         return strip + writer + reader;
     };
-    SegmentResult result;
     if (options.tile_size == kAutoTileSize) {
         spec.tile_width = spec.tile_height = auto_tile_size(model, spec, W, H, journaled, budget, pipeline_bytes);
     }
@@ -278,6 +277,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         B = std::max<int64_t>(1, std::min({by_buffers, by_model, grid.count()}));
     }
 
+    SegmentResult result;
     result.tile_size = T;
     result.output = options.output;
     result.probabilities = options.probabilities;
