@@ -85,7 +85,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         struct Options {
             ModelCliOptions model;
             int64_t tile_size = 0, batch = 0;
-            int iterations = 5;
+            int iterations = 5, runners = 1;
             bool no_eager = false;
             std::string tiles_from;
         };
@@ -97,6 +97,10 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         sub->add_option("--batch", o->batch, "Batch size (default: from --ram)");
         sub->add_option("--iterations", o->iterations, "Timed batches")->capture_default_str();
         sub->add_flag("--no-eager", o->no_eager, "Skip timing the unoptimised model");
+        sub->add_option("--runners", o->runners,
+                        "Also time this many threads running batches side by side, sharing --threads (as rsi scene --runners)")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber);
         sub->add_option("--tiles-from", o->tiles_from,
                         "Time tiles cut from this image (bands, pixel size and normalisation as the pipelines map them) "
                         "instead of the synthetic ramp; some models' speed depends on the values");
@@ -111,6 +115,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
             c.iterations = o->iterations;
             c.compare_eager = !o->no_eager;
             c.tiles_from = o->tiles_from;
+            c.runners = o->runners;
             c.memory_budget_mb = context.common.ram_mb / 2;
             ProgressBar bar(!context.common.quiet && !context.common.json);
             const ModelCheckResult r = check_model(c, context.progress(bar));
@@ -131,6 +136,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                             {"eager_batch_ms", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms) : nlohmann::json(nullptr)},
                             {"speedup", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms / r.optimized_batch_ms) : nlohmann::json(nullptr)},
                             {"tiles_per_second", r.tiles_per_second},
+                            {"runners", r.runners},
+                            {"concurrent_tiles_per_second",
+                             r.runners > 1 ? nlohmann::json(r.concurrent_tiles_per_second) : nlohmann::json(nullptr)},
                             {"timed_input", r.timed_input},
                             {"memory_fixed_mb", r.memory.fixed_bytes / 1048576.0},
                             {"memory_per_tile_mb", r.memory.per_tile_bytes / 1048576.0},
@@ -145,6 +153,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                 std::cout << "]\n"
                           << "optimised:   " << r.optimized_batch_ms << " ms/batch, " << r.tiles_per_second << " tiles/s"
                           << (r.optimized ? " (frozen + optimize_for_inference)" : " (not optimised)") << "\n";
+                if (r.runners > 1) {
+                    std::cout << "runners:     " << r.runners << " side by side: " << r.concurrent_tiles_per_second << " tiles/s\n";
+                }
                 if (r.eager_batch_ms > 0) {
                     std::cout << "eager:       " << r.eager_batch_ms << " ms/batch (optimised is "
                               << r.eager_batch_ms / r.optimized_batch_ms << "x faster)\n";

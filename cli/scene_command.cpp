@@ -19,7 +19,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         int64_t window = 0, stride = 0, batch = 0;
         double max_nodata = 0.5;
         bool no_resample = false, overwrite = false, strict = false, resume = false, no_manifest = false;
-        int level = 0, top_k = 3, shard_count = 0;
+        int level = 0, top_k = 3, shard_count = 0, runners = 0;
         std::string shard, parts_dir;
         std::vector<std::string> creation_options;
     };
@@ -37,6 +37,9 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)");
     sub->add_option("--tta", o->tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
     sub->add_option("--batch", o->batch, "Windows per batch (default: from --ram)");
+    sub->add_option("--runners", o->runners,
+                    "Threads running batches side by side, sharing --threads (default 0: one per thread up to 4 on a CPU)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--probabilities", o->probabilities, "Float32 raster: one band per class plus entropy");
     sub->add_option("--dense", o->dense, "The class map resampled to the image grid");
     sub->add_option("--csv", o->csv, "CSV: window id, pixel window, centre, top-k classes and scores");
@@ -73,6 +76,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         s.level = o->level;
         s.tta = parse_tta(o->tta);
         s.batch = o->batch;
+        s.model_runners = o->runners;
         s.probabilities = o->probabilities;
         s.dense = o->dense;
         s.csv = o->csv;
@@ -133,6 +137,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"batch", r.batch},
                                      {"seconds", r.seconds},
                                      {"model_seconds", r.model_seconds},
+                                     {"model_runners", r.model_runners},
                                      {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"warnings", r.warnings}};

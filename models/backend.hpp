@@ -34,6 +34,8 @@ public:
                                           const DescribeFn& describe) = 0;
     virtual std::string libtorch_version() const = 0;
     virtual void set_threads(int threads) = 0;
+    // The calling thread's own intra-op thread count; the process-wide count stays.
+    virtual void set_threads_of_this_thread(int threads) = 0;
     virtual int threads() const = 0;
     virtual bool cuda_available() const = 0;
 };

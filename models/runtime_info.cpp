@@ -60,6 +60,8 @@ void set_inference_threads(int threads) {
     torch_backend().set_threads(threads);
 }
 
+void set_inference_threads_of_this_thread(int threads) { torch_backend().set_threads_of_this_thread(threads); }
+
 int inference_threads() { return torch_backend().threads(); }
 
 bool cuda_available() { return torch_backend().cuda_available(); }

@@ -5,6 +5,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <cmath>
 #include <cstring>
+#include <omp.h>
 #include <openssl/evp.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -301,6 +302,13 @@ public:
     std::string libtorch_version() const override { return TORCH_VERSION; }
     void set_threads(int threads) override {
         if (threads > 0) at::set_num_threads(threads);
+    }
+    void set_threads_of_this_thread(int threads) override {
+        if (threads <= 0) return;
+        // A thread's first parallel op sets its OpenMP team size from the process-wide count; run that
+        // initialisation now (its flag is one per thread for all of LibTorch) so the size below stays.
+        at::internal::lazy_init_num_threads();
+        omp_set_num_threads(threads);
     }
     int threads() const override { return at::get_num_threads(); }
     bool cuda_available() const override { return torch::cuda::is_available(); }

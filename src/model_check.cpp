@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
+#include "models/runtime_info.hpp"
 #include "src/band_mapping.hpp"
+#include "src/model_runners.hpp"
 #include "tiling/error.hpp"
+#include "tiling/first_error.hpp"
 #include "tiling/raster_source.hpp"
 
 namespace rsi {
@@ -42,6 +46,42 @@ BatchTimes time_batches(const models::Model& model, const models::BatchShape& sh
     return {median(times), times.empty() ? 0 : sum / static_cast<double>(times.size())};
 }
 
+// Tiles per second of `plan.count` threads each running `iterations` batches (after one warm-up
+// batch), from the first thread's start to the last one's end.
+double time_concurrent_batches(const models::Model& model, const ModelRunners& plan, const models::BatchShape& shape,
+                               const std::vector<float>& input, int iterations) {
+    const size_t batch_values = static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]);
+    const size_t batches = std::max<size_t>(1, input.size() / batch_values);
+    using Clock = std::chrono::steady_clock;
+    std::vector<Clock::time_point> starts(static_cast<size_t>(plan.count)), ends(starts.size());
+    FirstError failure;
+    std::vector<std::thread> threads;
+    for (int r = 0; r < plan.count; ++r) {
+        threads.emplace_back([&, r] {
+            try {
+                if (plan.threads[static_cast<size_t>(r)] > 0) models::set_inference_threads_of_this_thread(plan.threads[static_cast<size_t>(r)]);
+                std::vector<float> output;
+                model.run(input.data(), shape, output);
+                starts[static_cast<size_t>(r)] = Clock::now();
+                for (int i = 0; i < iterations; ++i) {
+                    // Each runner starts at its own batch: they do not all read the same one.
+                    const size_t k = (static_cast<size_t>(i) + static_cast<size_t>(r)) % batches;
+                    model.run(input.data() + k * batch_values, shape, output);
+                }
+                ends[static_cast<size_t>(r)] = Clock::now();
+            } catch (...) {
+                failure.record(std::current_exception());
+            }
+        });
+    }
+    for (std::thread& t : threads) t.join();
+    failure.rethrow_if_any();
+    const double seconds = std::chrono::duration<double>(*std::max_element(ends.begin(), ends.end()) -
+                                                         *std::min_element(starts.begin(), starts.end()))
+                               .count();
+    return static_cast<double>(plan.count) * iterations * static_cast<double>(shape[0]) / std::max(1e-9, seconds);
+}
+
 }  // namespace
 
 std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape,
@@ -74,6 +114,7 @@ std::vector<float> model_check_tiles(const std::string& path, const models::Mode
 
 ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress) {
     if (options.iterations < 1) throw usage_error("--iterations must be at least 1");
+    if (options.runners < 1) throw usage_error("--runners must be at least 1");
     report_progress(progress, 0.0, "loading");
     const models::Model model = models::Model::load(options.model_path, options.model);
     ModelCheckResult r;
@@ -110,6 +151,11 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     r.optimized_batch_ms = optimized.median;
     r.optimized_batch_ms_mean = optimized.mean;
     r.tiles_per_second = r.batch * 1000.0 / r.optimized_batch_ms;
+    if (options.runners > 1) {
+        const ModelRunners plan = model_runners(model, options.runners);
+        r.runners = plan.count;
+        r.concurrent_tiles_per_second = time_concurrent_batches(model, plan, shape, input, options.iterations);
+    }
     if (eager) {
         models::ModelOptions plain = options.model;
         plain.optimize = false;

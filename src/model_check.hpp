@@ -23,6 +23,9 @@ struct ModelCheckOptions {
     // model's pixel size where both are known) instead of the synthetic ramp: some models' forward
     // time depends on the values (a scene model that sorts for quantiles).
     std::string tiles_from;
+    // Also time this many runner threads calling the model side by side (the threads split as in
+    // `rsi scene`, see model_runners.hpp): the pure-model baseline of a pipeline that runs them.
+    int runners = 1;
 };
 
 struct ModelCheckResult {
@@ -34,6 +37,8 @@ struct ModelCheckResult {
     double optimized_batch_ms_mean = 0;
     double eager_batch_ms = 0;      // median; 0 when not measured
     double tiles_per_second = 0;    // optimised
+    int runners = 1;                          // runner threads of the concurrent timing (1: not timed)
+    double concurrent_tiles_per_second = 0;   // all runners together; 0 when not timed
     std::string timed_input = "ramp";  // "ramp" or "image"
     bool optimized = false;
     std::optional<double> golden_difference;  // relative; empty without golden values

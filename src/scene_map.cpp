@@ -1,18 +1,22 @@
 #include "src/scene_map.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <ogrsf_frmts.h>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 #include <thread>
 
+#include "models/runtime_info.hpp"
 #include "src/area_shrink.hpp"
 #include "src/band_mapping.hpp"
+#include "src/model_runners.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
@@ -22,6 +26,7 @@
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
 #include "tiling/recycle_bin.hpp"
+#include "tiling/reorder_buffer.hpp"
 #include "tiling/tile_reader.hpp"
 
 namespace fs = std::filesystem;
@@ -69,6 +74,7 @@ struct Window {
 };
 
 struct SceneBatch {
+    int64_t index = 0;  // batch number: runners finish out of order, the writer restores it
     std::vector<Window> windows;
     std::vector<float> input;   // B x C x S x S
     std::vector<float> output;  // B x K (leaf probabilities)
@@ -548,8 +554,11 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
 
     EdgeFill edge;
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
-    BoundedQueue<SceneBatch> to_model(2), to_writer(2);
-    double model_seconds = 0;  // the runner thread's time inside the forward calls
+    const ModelRunners runners = model_runners(model, options.model_runners);
+    result.model_runners = runners.count;
+    BoundedQueue<SceneBatch> to_model(static_cast<size_t>(2 * runners.count)), to_writer(static_cast<size_t>(2 * runners.count));
+    std::mutex model_seconds_mutex;
+    double model_seconds = 0;  // the runners' time inside the forward calls, summed
     FirstError failure;
     RecycleBin<float> spare_inputs;  // batch inputs, allocated once per run
 
@@ -590,6 +599,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             };
             for (int64_t k = first_batch; k < end_batch; ++k) {
                 SceneBatch batch;
+                batch.index = k;
                 // Recycled: every slot below is either filled or zeroed.
                 batch.input = spare_inputs.take();
                 batch.input.resize(static_cast<size_t>(B * C * S * S));
@@ -659,27 +669,38 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         }
         to_model.close();
     });
-    std::thread runner([&] {
+    std::atomic<int> runners_left{runners.count};
+    const auto run_batches = [&](int threads) {
         try {
+            if (threads > 0) models::set_inference_threads_of_this_thread(threads);
+            double seconds = 0;
             while (auto batch = to_model.pop()) {
                 if (batch->run) {
                     const auto t0 = std::chrono::steady_clock::now();
                     run_with_tta(model, options.tta, {B, C, S, S}, batch->input, batch->output);
-                    model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
                 spare_inputs.give(std::move(batch->input));
-                if (!to_writer.push(std::move(*batch))) return;
+                if (!to_writer.push(std::move(*batch))) break;
             }
+            const std::lock_guard<std::mutex> lock(model_seconds_mutex);
+            model_seconds += seconds;
         } catch (...) {
             failure.record(std::current_exception());
+            to_model.close();  // the reader and the other runners stop too
+            to_writer.close();
         }
-        to_writer.close();
-    });
+        if (--runners_left == 0) to_writer.close();
+    };
+    std::vector<std::thread> runner_threads;
+    for (int r = 0; r < runners.count; ++r) runner_threads.emplace_back(run_batches, runners.threads[static_cast<size_t>(r)]);
     auto stop_workers = [&] {
         to_model.close();
         to_writer.close();
         if (reader.joinable()) reader.join();
-        if (runner.joinable()) runner.join();
+        for (std::thread& t : runner_threads) {
+            if (t.joinable()) t.join();
+        }
     };
 
     try {
@@ -687,13 +708,13 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         std::vector<float> leaf_row(static_cast<size_t>(K * cols), 0.0f), row_weight(static_cast<size_t>(cols));
         std::vector<uint8_t> valid_row(static_cast<size_t>(cols), 0);
         int64_t done = 0;
-        while (auto batch = to_writer.pop()) {
-            for (const Window& w : batch->windows) {
+        const auto write_batch = [&](const SceneBatch& batch) {
+            for (const Window& w : batch.windows) {
                 const Tile& t = w.tile;
                 if (t.index < first_window || t.index >= end_window) continue;  // shares a batch, outside this run
                 valid_row[static_cast<size_t>(t.col)] = w.skipped ? 0 : 1;
                 for (int64_t c = 0; c < K; ++c) {
-                    leaf_row[static_cast<size_t>(c * cols + t.col)] = w.skipped ? 0.0f : batch->output[static_cast<size_t>((t.index % B) * K + c)];
+                    leaf_row[static_cast<size_t>(c * cols + t.col)] = w.skipped ? 0.0f : batch.output[static_cast<size_t>((t.index % B) * K + c)];
                 }
                 if (t.col == cols - 1) {
                     if (journal) {
@@ -707,6 +728,12 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                 report_progress(progress, 0.98 * static_cast<double>(++done) / static_cast<double>(std::max<int64_t>(1, end_window - first_window)),
                                 "windows");
             }
+        };
+        // Runners finish out of order; lattice rows are written in order.
+        ReorderBuffer<SceneBatch> in_order(first_batch);
+        while (auto batch = to_writer.pop()) {
+            in_order.add(batch->index, std::move(*batch));
+            while (auto next = in_order.take_next()) write_batch(*next);
         }
         stop_workers();
         failure.rethrow_if_any();
@@ -733,7 +760,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         result.output.clear();
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.model_seconds = model_seconds;
+    result.model_seconds = model_seconds / runners.count;
     return result;
 }
 

@@ -26,6 +26,7 @@ struct SceneOptions {
     int level = 0;                    // hierarchy level to map (1 = coarsest); 0: the leaf classes
     Tta tta = Tta::none;              // flip or d4
     int64_t batch = 0;
+    int model_runners = 0;            // threads running forward calls side by side; 0: automatic
     std::string probabilities;        // Float32, one band per class plus entropy
     std::string dense;                // class map resampled to the image grid
     std::string csv;                  // one row per window
@@ -62,7 +63,8 @@ struct SceneResult {
     std::vector<std::string> warnings;
     int64_t batch = 0;
     double seconds = 0;
-    double model_seconds = 0;  // inside the model's forward calls
+    double model_seconds = 0;  // inside the model's forward calls (per runner, averaged)
+    int model_runners = 1;
     // Journaled runs: lattice rows of the map, of this shard, found done, run now.
     int64_t strips = 0, shard_strips = 0, strips_resumed = 0, strips_run = 0;
     std::string parts_dir;

@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--train-on-val", action="store_true",
+                   help="add inria/val to the inria training crops (a final refit on train+val): no "
+                        "model selection; best.pt receives the final EMA weights")
     p.add_argument("--init", help="start from the weights of this best.pt (a second training stage); "
                                   "the recorded command becomes '<its command> && <this command>'")
     return p.parse_args(argv)
@@ -156,6 +159,8 @@ def main(argv=None):
     train_extra = data.load_buildings_extra(args.data_root, "train")
     val_inria = data.load_inria(args.data_root, "val")
     val_extra = data.load_buildings_extra(args.data_root, "val")
+    if args.train_on_val:
+        train_inria = train_inria + val_inria  # inria/val is then logged, but it is training data
     log("train: %d inria + %d buildings-extra; val: %d inria/val + %d buildings-extra hold-out"
         % (len(train_inria), len(train_extra), len(val_inria), len(val_extra)))
 
@@ -241,7 +246,11 @@ def main(argv=None):
                 ie, fe = evaluate(m, val_extra)
                 rec[tag] = {"inria_val_iou": iv, "inria_val_f1": fv, "extra_val_iou": ie,
                             "extra_val_f1": fe}
-                if iv > best["iou"]:
+                if args.train_on_val:
+                    select = tag == "ema" and done == args.iters  # no selection: final EMA weights
+                else:
+                    select = iv > best["iou"]
+                if select:
                     best = {"iou": iv, "iter": done, "which": tag, "metrics": rec[tag]}
                     meta = building_meta(args, command)
                     torch.save({"arch": "BuildingNet", "arch_kwargs": arch_kwargs,
@@ -279,12 +288,14 @@ def building_meta(args, command):
                    "crowdAI mapping challenge samples listed in provenance.data; research use "
                    "only, subject to those datasets' terms (see ../shared/data/README.md).",
         "provenance": {
-            "data": ["inria/train (25 crops of austin1, chicago1)",
+            "data": [("inria/train + inria/val (34 crops of austin1, chicago1)" if args.train_on_val
+                      else "inria/train (25 crops of austin1, chicago1)"),
                      "buildings-extra/whu_east_asia (WHU building dataset, 5 of 6)",
                      "buildings-extra/nzlnd (WHU New Zealand, 2 of 3)",
                      "buildings-extra/crowdai (crowdAI mapping challenge, 5 of 6)",
                      "buildings-extra/inria_more (Inria, 9 of 10)",
-                     "model selection: inria/val"],
+                     ("model selection: none (final EMA weights of a fixed schedule)"
+                      if args.train_on_val else "model selection: inria/val")],
             "script": "models/python/train_buildings.py",
             "command": command,
         },

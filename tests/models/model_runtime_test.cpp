@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <thread>
+
+#include "models/runtime_info.hpp"
 
 #include "test_support.hpp"
 #include "tiling/error.hpp"
@@ -104,6 +107,36 @@ TEST(ModelRuntime, SceneModelGivesOneRowPerTile) {
     std::vector<float> out;
     EXPECT_EQ(model.run(input.data(), shape, out), (std::vector<int64_t>{5, 3}));
     for (int n = 0; n < 5; ++n) EXPECT_NEAR(out[n * 3] + out[n * 3 + 1] + out[n * 3 + 2], 1.0f, 1e-5f);
+}
+
+// A runner thread sets its own intra-op thread count (several runners of one thread each); the
+// process-wide count, which every other thread takes on its first parallel op, stays.
+TEST(ModelRuntime, ARunnerThreadsOwnThreadCountLeavesTheProcessCountAlone) {
+    const int before = inference_threads();
+    set_inference_threads(3);
+    const Model model = Model::load(fixture("tiny_scene.pt"));
+    const BatchShape shape{4, 4, 16, 16};
+    const auto input = random_input(shape, 7);
+    std::vector<float> reference, in_runner, in_plain_thread;
+    model.run(input.data(), shape, reference);
+    int runner_threads = 0, plain_threads = 0;
+    std::thread runner([&] {
+        set_inference_threads_of_this_thread(1);
+        model.run(input.data(), shape, in_runner);
+        runner_threads = inference_threads();
+    });
+    runner.join();
+    std::thread plain([&] {
+        model.run(input.data(), shape, in_plain_thread);
+        plain_threads = inference_threads();
+    });
+    plain.join();
+    EXPECT_EQ(runner_threads, 1);
+    EXPECT_EQ(plain_threads, 3);
+    EXPECT_EQ(inference_threads(), 3);
+    EXPECT_LT(max_abs_difference(reference, in_runner), 1e-6f);
+    EXPECT_LT(max_abs_difference(reference, in_plain_thread), 1e-6f);
+    set_inference_threads(before);
 }
 
 TEST(ModelRuntime, Bf16StaysCloseToFp32) {

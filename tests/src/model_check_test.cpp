@@ -55,5 +55,30 @@ TEST(ModelCheck, TilesFromAnImageAreSpreadOverItsLatticeAndNormalised) {
     }
 }
 
+// --runners times that many threads side by side besides the single runner; a bad count is a usage error.
+TEST(ModelCheck, RunnersAreTimedSideBySide) {
+    ModelCheckOptions o;
+    o.model_path = fixture("tiny_scene.pt");
+    o.batch = 4;
+    o.iterations = 3;
+    o.compare_eager = false;
+    ModelCheckResult single = check_model(o);
+    EXPECT_EQ(single.runners, 1);
+    EXPECT_EQ(single.concurrent_tiles_per_second, 0.0);
+    o.runners = 2;
+    const ModelCheckResult two = check_model(o);
+    EXPECT_EQ(two.runners, 2);
+    EXPECT_GT(two.concurrent_tiles_per_second, 0.0);
+    EXPECT_GT(two.tiles_per_second, 0.0);
+    o.runners = 0;
+    try {
+        check_model(o);
+        FAIL() << "--runners 0 must be refused";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("--runners must be at least 1"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace rsi

@@ -7,6 +7,8 @@
 #include <ogrsf_frmts.h>
 #include <sstream>
 
+#include "models/runtime_info.hpp"
+#include "src/model_runners.hpp"
 #include "test_support.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -245,6 +247,40 @@ SceneOptions every_output(const std::string& image, const test::TempDir& dir, co
     o.stride = 8;
     o.batch = 5;  // batches straddle lattice rows (12 windows a row)
     return o;
+}
+
+// Runners finish batches in any order; the writer restores it, so the outputs are the same as with one.
+TEST(SceneMap, SeveralRunnersWriteTheSameOutputsAsOne) {
+    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
+    test::TempDir dir;
+    const std::string image = make_image(dir, 100, 90);
+    SceneOptions one = every_output(image, dir, "one"), three = every_output(image, dir, "three");
+    one.model_runners = 1;
+    three.model_runners = 3;
+    three.batch = one.batch = 2;  // many small batches: out-of-order completion is likely
+    const SceneResult a = map_scenes(scene_model(), one), b = map_scenes(scene_model(), three);
+    EXPECT_EQ(a.model_runners, 1);
+    EXPECT_EQ(b.model_runners, 3);
+    EXPECT_EQ(a.windows_run, b.windows_run);
+    expect_same_outputs(one, three);
+    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
+}
+
+// The automatic choice on a CPU: one runner per inference thread, at most 4, the threads split.
+TEST(SceneMap, RunnersShareTheInferenceThreads) {
+    const int before = models::inference_threads();
+    const auto split = [](int threads, int requested) {
+        models::set_inference_threads(threads);
+        return model_runners(scene_model(), requested).threads;
+    };
+    EXPECT_EQ(split(1, 0), std::vector<int>{0});  // one runner keeps the process-wide count
+    EXPECT_EQ(split(2, 0), (std::vector<int>{1, 1}));
+    EXPECT_EQ(split(6, 0), (std::vector<int>{2, 2, 1, 1}));
+    EXPECT_EQ(split(16, 0), (std::vector<int>{4, 4, 4, 4}));
+    EXPECT_EQ(split(2, 3), (std::vector<int>{1, 1, 1}));  // more runners than threads: one each
+    EXPECT_EQ(split(8, 1), std::vector<int>{0});
+    EXPECT_THROW(split(2, -1), Error);
+    models::set_inference_threads(before);
 }
 
 // Shards write lattice rows as parts; the merge writes every output exactly as the direct run does.
