@@ -13,8 +13,13 @@ Protocol (fixed before any candidate was evaluated; docs/MODELS.md, "How the rec
   * adoption rule: the candidate with the best mean CV accuracy (ties: the earlier one in the list)
     replaces the current recipe only if its mean beats "base" by at least 2 points (0.02).
 
+Round 2 (--round 2, session 9): rsi_models.scene_recipes.CANDIDATES_ROUND2 ("base" and two recipes
+whose classifier also trains on the features of each patch's 4 corner 48x48 crops), the same folds,
+protocol and 2-point rule; written to cv_table_round2.txt before it was run.
+
 Example (from the repository root; writes runs/scene_select/cv_table.txt and cv_results.json):
   /usr/bin/python3 models/python/select_scene_recipe.py --threads 1
+  /usr/bin/python3 models/python/select_scene_recipe.py --round 2 --threads 1
 """
 import argparse
 import json
@@ -38,11 +43,15 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "runs", "scene_select"))
     p.add_argument("--seeds", type=int, default=5, help="number of fold seeds (0 .. seeds-1)")
-    p.add_argument("--candidates", default=",".join(sr.CANDIDATES))
+    p.add_argument("--round", type=int, default=1, choices=(1, 2),
+                   help="candidate set: 1 = CANDIDATES (session 5), 2 = CANDIDATES_ROUND2 (session 9)")
+    p.add_argument("--candidates", help="comma-separated subset of the round's candidates")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = args.candidates.split(",")
+    candidates = sr.CANDIDATES if args.round == 1 else sr.CANDIDATES_ROUND2
+    names = args.candidates.split(",") if args.candidates else list(candidates)
+    suffix = "" if args.round == 1 else "_round2"
     os.makedirs(args.out, exist_ok=True)
 
     # training patches only: eurosat_split("train") skips the validation files before reading them
@@ -68,7 +77,7 @@ def main(argv=None):
             xn = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
             for n in names:
                 t0 = time.time()
-                rec = sr.CANDIDATES[n]
+                rec = candidates[n]
 
                 def make(rec=rec, mean=mean, std=std):
                     return sr.build(rec, 13, ncls, mean.tolist(), std.tolist())
@@ -86,7 +95,7 @@ def main(argv=None):
     for n in names:
         per_seed = (pred[n] == y[None]).mean(1)
         recall = [float((pred[n][:, y == c] == c).mean()) for c in range(ncls)]
-        res[n] = {"desc": sr.CANDIDATES[n]["desc"], "features": nfeat[n],
+        res[n] = {"desc": candidates[n]["desc"], "features": nfeat[n],
                   "mean": float(per_seed.mean()), "sd_over_seeds": float(per_seed.std()),
                   "per_seed": [float(v) for v in per_seed], "class_recall": recall,
                   "l2": sorted(set(l2_used[n])),
@@ -109,7 +118,7 @@ def main(argv=None):
         lines.append("%-9s %5d %6.3f %6.3f %+7.3f %5s  %-34s %6.2f  %g%s" % (
             n, r["features"], r["mean"], r["sd_over_seeds"], diff, wins,
             " ".join("%.2f" % v for v in r["per_seed"]), r["class_recall"][3], r["l2_median"],
-            "" if sr.CANDIDATES[n]["l2"] != "nested" else " (%s)" % ",".join("%g" % v for v in r["l2"])))
+            "" if candidates[n]["l2"] != "nested" else " (%s)" % ",".join("%g" % v for v in r["l2"])))
     lines.append("")
     lines.append("Per-class recall (pooled over seeds and folds):")
     lines.append("%-9s " % "" + " ".join("%6s" % c for c in cls_short))
@@ -132,9 +141,9 @@ def main(argv=None):
         res["_decision"] = {"best": best, "gain": gain, "adopt": bool(adopt)}
     text = "\n".join(lines) + "\n"
     print(text)
-    with open(os.path.join(args.out, "cv_table.txt"), "w") as f:
+    with open(os.path.join(args.out, "cv_table%s.txt" % suffix), "w") as f:
         f.write(text)
-    with open(os.path.join(args.out, "cv_results.json"), "w") as f:
+    with open(os.path.join(args.out, "cv_results%s.json" % suffix), "w") as f:
         json.dump(res, f, indent=1)
 
 

@@ -59,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--wd", type=float, default=5e-4)
     p.add_argument("--arch", choices=["StatsSceneNet", "FeatureSceneNet", "SceneNet",
                                       "SpectralSceneNet"], default="StatsSceneNet")
-    p.add_argument("--recipe", choices=sorted(scene_recipes.CANDIDATES),
+    p.add_argument("--recipe", choices=sorted(scene_recipes.ALL_RECIPES),
                    help="fixed-feature recipe (rsi_models.scene_recipes.CANDIDATES); required for "
                         "--arch FeatureSceneNet, which is then implied; sets the L2 strength "
                         "(--l2 ignored)")
@@ -236,7 +236,7 @@ def fit_recipe(args, log, command, source_bands, band_names, mean, std, norm, xt
     """A scene_recipes recipe: fixed pooled features + linear layer (L2 nested-chosen by 4-fold CV
     on the training patches when the recipe says so, optional dihedral feature augmentation)."""
     t0 = time.time()
-    rec = scene_recipes.CANDIDATES[args.recipe]
+    rec = scene_recipes.ALL_RECIPES[args.recipe]
     c = len(source_bands)
     ncls = len(data.EUROSAT_CLASSES)
 

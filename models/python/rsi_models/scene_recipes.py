@@ -54,6 +54,24 @@ CANDIDATES = collections.OrderedDict([
 ])
 
 
+# Round 2 (session 9, 2026-11-29), fixed before any of them was evaluated: the classifier is starved
+# of samples (10 patches per class, 91 features), so its training rows are augmented with the
+# features of the 4 corner 48x48 crops of each patch (5 rows per patch; held-out patches are still
+# classified whole). Compared with "base" under the same protocol and 2-point rule as round 1.
+CANDIDATES_ROUND2 = collections.OrderedDict([
+    ("base", CANDIDATES["base"]),
+    ("crops", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=0.01, aug="crops48",
+                   desc="StatsSceneNet, 2 scales, L2 0.01, + corner 48x48 crop rows")),
+    ("crops-nl2", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2="nested", aug="crops48",
+                       desc="StatsSceneNet, 2 scales, nested L2, + corner 48x48 crop rows")),
+])
+CROP = 48
+
+
+ALL_RECIPES = collections.OrderedDict(list(CANDIDATES.items()) + [
+    (k, v) for k, v in CANDIDATES_ROUND2.items() if k not in CANDIDATES])
+
+
 def build(recipe: dict, in_channels: int, num_classes: int, in_mean: Sequence[float],
           in_std: Sequence[float]) -> torch.nn.Module:
     """The (untrained) network of a recipe; ``in_mean``/``in_std`` = input normalisation (reflectance
@@ -82,12 +100,20 @@ def dihedral(x: torch.Tensor) -> List[torch.Tensor]:
     return out
 
 
+def corner_crops(x: torch.Tensor, size: int = CROP) -> List[torch.Tensor]:
+    """The patches whole, then their 4 corner size x size crops."""
+    h, w = x.shape[2], x.shape[3]
+    return [x] + [x[:, :, y:y + size, x0:x0 + size] for y in (0, h - size) for x0 in (0, w - size)]
+
+
 @torch.no_grad()
-def features(model: torch.nn.Module, xn: torch.Tensor, aug: bool) -> torch.Tensor:
-    """Pooled features of normalised patches: N x F, or (aug) 8 x N x F (identity first)."""
+def features(model: torch.nn.Module, xn: torch.Tensor, aug) -> torch.Tensor:
+    """Pooled features of normalised patches: N x F, or (aug True: the 8 dihedral transforms;
+    "crops48": whole + 4 corner crops) T x N x F, the untransformed patches first."""
     if not aug:
         return model.features(xn)
-    return torch.stack([model.features(t.contiguous()) for t in dihedral(xn)])
+    views = corner_crops(xn) if aug == "crops48" else dihedral(xn)
+    return torch.stack([model.features(t.contiguous()) for t in views])
 
 
 def _flat(feats: torch.Tensor, idx: np.ndarray, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
