@@ -252,10 +252,14 @@ def main(argv=None):
                     select = iv > best["iou"]
                 if select:
                     best = {"iou": iv, "iter": done, "which": tag, "metrics": rec[tag]}
+                    metrics = dict(rec[tag])
+                    if args.train_on_val:  # inria/val is training data here: not to be read as validation
+                        for k in ("inria_val_iou", "inria_val_f1"):
+                            metrics[k.replace("inria_val", "inria_val_trained_on")] = metrics.pop(k)
                     meta = building_meta(args, command)
                     torch.save({"arch": "BuildingNet", "arch_kwargs": arch_kwargs,
                                 "state_dict": copy.deepcopy(m.state_dict()), "meta": meta,
-                                "metrics": dict(rec[tag], iter=done, weights=tag,
+                                "metrics": dict(metrics, iter=done, weights=tag,
                                                 train_minutes=round(elapsed / 60, 1))},
                                os.path.join(args.out, "best.pt"))
             history.append(rec)
