@@ -556,138 +556,162 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     edge.mode = options.edge == EdgePolicy::reflect ? EdgeFill::Mode::reflect : EdgeFill::Mode::constant;
     const ModelRunners runners = model_runners(model, options.model_runners);
     result.model_runners = runners.count;
-    BoundedQueue<SceneBatch> to_model(static_cast<size_t>(2 * runners.count)), to_writer(static_cast<size_t>(2 * runners.count));
+    BoundedQueue<SceneBatch> to_model(2), to_writer(static_cast<size_t>(2 * runners.count));
     std::mutex model_seconds_mutex;
     double model_seconds = 0;  // the runners' time inside the forward calls, summed
     FirstError failure;
     RecycleBin<float> spare_inputs;  // batch inputs, allocated once per run
 
     const bool check_finite = may_hold_non_finite(info, mapping.source_bands);  // NaN/Inf only in float bands
-    std::thread reader([&] {
-        try {
-            const RasterSource own = source.reopen();
-            // The strip keeps the source's own type (e.g. Byte: a quarter of Float32's bytes to read,
-            // move and shrink); windows are converted as they are cut.
-            TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4,
-                             compact_strip_type(info, mapping.source_bands, GDT_Float32, edge));
-            std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
-            std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
-            // Overlapping windows shrunk by a whole factor: shrink each tile row's strip once and
-            // cut the windows out of it (each block is averaged once, not once per window over it).
-            const int64_t factor = window_px % S == 0 ? window_px / S : 0;
-            const bool shrink_strips = factor > 1 && grid.stride_x() % factor == 0 && !mapping.normalizer.clamp && !check_finite &&
-                                       tiles.reads_strips();
-            std::vector<float> shrunk, shrink_scratch;
-            PixelWindow span;
-            int64_t shrunk_row = -1, shrunk_width = 0;
-            // Shrunk and normalised once per strip (area averaging and the affine normalisation
-            // commute); the windows are then plain copies.
-            const auto cut_from_shrunk_strip = [&](const Tile& t, float* slot) {
-                if (t.row != shrunk_row) {
-                    const unsigned char* strip = tiles.row_strip(t.row, span);
-                    shrunk_width = span.width / factor;
-                    shrunk.resize(static_cast<size_t>(C * S * shrunk_width));
-                    area_shrink(strip, tiles.strip_type(), C, span.height, span.width, factor, S, shrunk.data(), shrink_scratch);
-                    mapping.normalizer.apply(shrunk.data(), static_cast<size_t>(C), S * shrunk_width);
-                    shrunk_row = t.row;
-                }
-                const int64_t x0 = (t.window.x - span.x) / factor;
-                for (int64_t c = 0; c < C; ++c)
-                    for (int64_t y = 0; y < S; ++y) {
-                        std::copy_n(shrunk.data() + (c * S + y) * shrunk_width + x0, S, slot + (c * S + y) * S);
-                    }
-            };
-            for (int64_t k = first_batch; k < end_batch; ++k) {
-                SceneBatch batch;
-                batch.index = k;
-                // Recycled: every slot below is either filled or zeroed.
-                batch.input = spare_inputs.take();
-                batch.input.resize(static_cast<size_t>(B * C * S * S));
-                const int64_t batch_end = std::min((k + 1) * B, grid.count());
-                std::fill(batch.input.begin() + (batch_end - k * B) * C * S * S, batch.input.end(), 0.0f);
-                for (int64_t i = k * B; i < batch_end; ++i) {
-                    Window w{grid.at(i), true};
-                    if (shrink_strips) {
-                        const bool aligned = (w.tile.window.x - grid.row_span(w.tile.row).x) % factor == 0 &&
-                                             w.tile.window.y == grid.row_span(w.tile.row).y;
-                        // Without nodata or a mask, a window inside the image is valid throughout.
-                        const bool inside = w.tile.window.right() <= info.width && w.tile.window.bottom() <= info.height;
-                        const bool all_valid = aligned && ((info.mask == MaskSource::none && inside) || [&] {
-                            tiles.read_validity(w.tile, valid.data());
-                            return std::all_of(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
-                        }());
-                        if (all_valid) {
-                            float* slot = batch.input.data() + (i - k * B) * C * S * S;
-                            cut_from_shrunk_strip(w.tile, slot);
-                            w.skipped = false;
-                            batch.run = true;
-                            batch.windows.push_back(w);
-                            continue;
-                        }
-                    }
-                    tiles.read(w.tile, raw.data(), valid.data());
-                    if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), window_px * window_px, valid.data());
-                    const auto count = std::count_if(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
-                    const double nodata = 1.0 - static_cast<double>(count) / static_cast<double>(valid.size());
-                    w.skipped = nodata > options.max_nodata || count == 0;
-                    if (!w.skipped) {
-                        float* slot = batch.input.data() + (i - k * B) * C * S * S;
-                        const auto shrink_into_slot = [&] {
-                            for (int64_t c = 0; c < C; ++c) {
-                                const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
-                                                  raw.data() + c * window_px * window_px);
-                                cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
-                                cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
-                            }
-                        };
-                        const bool all_valid = count == static_cast<int64_t>(valid.size());
-                        if (all_valid && window_px != S && !mapping.normalizer.clamp) {
-                            // Area averaging and the affine normalisation commute: shrink first,
-                            // then normalise the model-sized window (a quarter of the work or less).
-                            shrink_into_slot();
-                            mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
-                        } else {
-                            mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
-                            for (int64_t p = 0; p < window_px * window_px; ++p) {
-                                if (!valid[static_cast<size_t>(p)] && options.edge != EdgePolicy::reflect) {
-                                    for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_px * window_px + p)] = 0.0f;
-                                }
-                            }
-                            if (window_px == S) std::copy(raw.begin(), raw.end(), slot);
-                            else shrink_into_slot();
-                        }
-                        batch.run = true;
-                    } else {
-                        std::fill_n(batch.input.begin() + (i - k * B) * C * S * S, C * S * S, 0.0f);
-                    }
-                    batch.windows.push_back(w);
-                }
-                if (!to_model.push(std::move(batch))) return;
-            }
-        } catch (...) {
-            failure.record(std::current_exception());
+    // Several runners read their own batches, one at a time under this lock and in batch order (the
+    // strip cache reads each lattice row once): a separate reader thread would preempt a runner on
+    // every core they use, and a preempted forward loses its caches. A single runner (a GPU's) gets a
+    // reader thread, so that reading overlaps the forward.
+    const bool reader_thread = runners.count == 1;
+    std::mutex reading;
+    int64_t next_batch = first_batch;
+    const RasterSource own = source.reopen();
+    // The strip keeps the source's own type (e.g. Byte: a quarter of Float32's bytes to read,
+    // move and shrink); windows are converted as they are cut.
+    TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4,
+                     compact_strip_type(info, mapping.source_bands, GDT_Float32, edge));
+    std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
+    std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
+    // Overlapping windows shrunk by a whole factor: shrink each tile row's strip once and
+    // cut the windows out of it (each block is averaged once, not once per window over it).
+    const int64_t factor = window_px % S == 0 ? window_px / S : 0;
+    const bool shrink_strips = factor > 1 && grid.stride_x() % factor == 0 && !mapping.normalizer.clamp && !check_finite &&
+                               tiles.reads_strips();
+    std::vector<float> shrunk, shrink_scratch;
+    PixelWindow span;
+    int64_t shrunk_row = -1, shrunk_width = 0;
+    // Shrunk and normalised once per strip (area averaging and the affine normalisation
+    // commute); the windows are then plain copies.
+    const auto cut_from_shrunk_strip = [&](const Tile& t, float* slot) {
+        if (t.row != shrunk_row) {
+            const unsigned char* strip = tiles.row_strip(t.row, span);
+            shrunk_width = span.width / factor;
+            shrunk.resize(static_cast<size_t>(C * S * shrunk_width));
+            area_shrink(strip, tiles.strip_type(), C, span.height, span.width, factor, S, shrunk.data(), shrink_scratch);
+            mapping.normalizer.apply(shrunk.data(), static_cast<size_t>(C), S * shrunk_width);
+            shrunk_row = t.row;
         }
-        to_model.close();
-    });
+        const int64_t x0 = (t.window.x - span.x) / factor;
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t y = 0; y < S; ++y) {
+                std::copy_n(shrunk.data() + (c * S + y) * shrunk_width + x0, S, slot + (c * S + y) * S);
+            }
+    };
+    // Fills the next batch in order; false once every batch was handed out.
+    const auto read_next_batch = [&](SceneBatch& batch) {
+        const std::lock_guard<std::mutex> lock(reading);
+        if (next_batch >= end_batch) return false;
+        const int64_t k = next_batch++;
+        batch.index = k;
+        // Recycled: every slot below is either filled or zeroed.
+        batch.input = spare_inputs.take();
+        batch.input.resize(static_cast<size_t>(B * C * S * S));
+        const int64_t batch_end = std::min((k + 1) * B, grid.count());
+        std::fill(batch.input.begin() + (batch_end - k * B) * C * S * S, batch.input.end(), 0.0f);
+        for (int64_t i = k * B; i < batch_end; ++i) {
+            Window w{grid.at(i), true};
+            if (shrink_strips) {
+                const bool aligned = (w.tile.window.x - grid.row_span(w.tile.row).x) % factor == 0 &&
+                                     w.tile.window.y == grid.row_span(w.tile.row).y;
+                // Without nodata or a mask, a window inside the image is valid throughout.
+                const bool inside = w.tile.window.right() <= info.width && w.tile.window.bottom() <= info.height;
+                const bool all_valid = aligned && ((info.mask == MaskSource::none && inside) || [&] {
+                    tiles.read_validity(w.tile, valid.data());
+                    return std::all_of(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
+                }());
+                if (all_valid) {
+                    float* slot = batch.input.data() + (i - k * B) * C * S * S;
+                    cut_from_shrunk_strip(w.tile, slot);
+                    w.skipped = false;
+                    batch.run = true;
+                    batch.windows.push_back(w);
+                    continue;
+                }
+            }
+            tiles.read(w.tile, raw.data(), valid.data());
+            if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), window_px * window_px, valid.data());
+            const auto count = std::count_if(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
+            const double nodata = 1.0 - static_cast<double>(count) / static_cast<double>(valid.size());
+            w.skipped = nodata > options.max_nodata || count == 0;
+            if (!w.skipped) {
+                float* slot = batch.input.data() + (i - k * B) * C * S * S;
+                const auto shrink_into_slot = [&] {
+                    for (int64_t c = 0; c < C; ++c) {
+                        const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
+                                          raw.data() + c * window_px * window_px);
+                        cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
+                        cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
+                    }
+                };
+                const bool all_valid = count == static_cast<int64_t>(valid.size());
+                if (all_valid && window_px != S && !mapping.normalizer.clamp) {
+                    // Area averaging and the affine normalisation commute: shrink first,
+                    // then normalise the model-sized window (a quarter of the work or less).
+                    shrink_into_slot();
+                    mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
+                } else {
+                    mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
+                    for (int64_t p = 0; p < window_px * window_px; ++p) {
+                        if (!valid[static_cast<size_t>(p)] && options.edge != EdgePolicy::reflect) {
+                            for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_px * window_px + p)] = 0.0f;
+                        }
+                    }
+                    if (window_px == S) std::copy(raw.begin(), raw.end(), slot);
+                    else shrink_into_slot();
+                }
+                batch.run = true;
+            } else {
+                std::fill_n(batch.input.begin() + (i - k * B) * C * S * S, C * S * S, 0.0f);
+            }
+            batch.windows.push_back(w);
+        }
+        return true;
+    };
+    std::thread reader;
+    if (reader_thread) {
+        reader = std::thread([&] {
+            try {
+                for (SceneBatch batch; read_next_batch(batch); batch = SceneBatch{}) {
+                    if (!to_model.push(std::move(batch))) break;
+                }
+            } catch (...) {
+                failure.record(std::current_exception());
+                to_writer.close();
+            }
+            to_model.close();
+        });
+    }
+    const auto next_for_runner = [&](SceneBatch& batch) {
+        if (!reader_thread) return read_next_batch(batch);
+        auto popped = to_model.pop();
+        if (!popped) return false;
+        batch = std::move(*popped);
+        return true;
+    };
     std::atomic<int> runners_left{runners.count};
     const auto run_batches = [&](int threads) {
         try {
             if (threads > 0) models::set_inference_threads_of_this_thread(threads);
             double seconds = 0;
-            while (auto batch = to_model.pop()) {
-                if (batch->run) {
+            for (SceneBatch batch; next_for_runner(batch); batch = SceneBatch{}) {
+                if (batch.run) {
                     const auto t0 = std::chrono::steady_clock::now();
-                    run_with_tta(model, options.tta, {B, C, S, S}, batch->input, batch->output);
+                    run_with_tta(model, options.tta, {B, C, S, S}, batch.input, batch.output);
                     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
-                spare_inputs.give(std::move(batch->input));
-                if (!to_writer.push(std::move(*batch))) break;
+                spare_inputs.give(std::move(batch.input));
+                if (!to_writer.push(std::move(batch))) break;
             }
             const std::lock_guard<std::mutex> lock(model_seconds_mutex);
             model_seconds += seconds;
         } catch (...) {
             failure.record(std::current_exception());
-            to_model.close();  // the reader and the other runners stop too
+            to_model.close();  // the reader, the writer and the other runners stop too
             to_writer.close();
         }
         if (--runners_left == 0) to_writer.close();

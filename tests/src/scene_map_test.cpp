@@ -263,6 +263,13 @@ TEST(SceneMap, SeveralRunnersWriteTheSameOutputsAsOne) {
     EXPECT_EQ(b.model_runners, 3);
     EXPECT_EQ(a.windows_run, b.windows_run);
     expect_same_outputs(one, three);
+    // Cancelled half-way, the runners stop and nothing is written.
+    SceneOptions cancelled = every_output(image, dir, "cancelled");
+    cancelled.model_runners = 3;
+    cancelled.batch = 2;
+    EXPECT_THROW(map_scenes(scene_model(), cancelled, [](double f, std::string_view) { return f < 0.5; }), Error);
+    EXPECT_FALSE(std::filesystem::exists(cancelled.output));
+    EXPECT_FALSE(std::filesystem::exists(cancelled.csv));
     CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
 }
 
