@@ -2,14 +2,27 @@
 // Shared helpers for the tests: temporary directories, in-memory rasters, the shared real data.
 #include <cpl_error.h>
 #include <filesystem>
+#include <functional>
 #include <gdal_priv.h>
 #include <gtest/gtest.h>
 #include <string>
 #include <vector>
 
+#include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 
 namespace rsi::test {
+
+// `call` must throw rsi::Error of `kind` whose message contains `fragment`.
+inline void expect_error(const std::function<void()>& call, ErrorKind kind, const std::string& fragment) {
+    try {
+        call();
+        ADD_FAILURE() << "no error; expected one containing \"" << fragment << "\"";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), kind) << e.what();
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+}
 
 // The real imagery beside the repository. Tests that need it fail (never skip) where it is absent.
 inline std::string shared_data(const std::string& relative) {

@@ -46,13 +46,8 @@ TEST(ModelCheck, TilesFromAnImageAreSpreadOverItsLatticeAndNormalised) {
     EXPECT_EQ(model_check_tiles(path, meta, {2, C, T, T}, 2), tiles);
     const std::string small = dir / "small.tif";
     test::make_raster(small, 50, 80, 3, GDT_Byte, [](int, int, int) { return 1; });
-    try {
-        model_check_tiles(small, meta, {1, C, T, T});
-        FAIL() << "an image smaller than a tile must be refused";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::usage);
-        EXPECT_NE(std::string(e.what()).find("small.tif (50x80) is smaller than one 64-pixel tile"), std::string::npos) << e.what();
-    }
+    test::expect_error([&] { model_check_tiles(small, meta, {1, C, T, T}); }, ErrorKind::usage,
+                       "small.tif (50x80) is smaller than one 64-pixel tile");
 }
 
 // --runners times that many threads side by side besides the single runner; a bad count is a usage error.
@@ -71,13 +66,7 @@ TEST(ModelCheck, RunnersAreTimedSideBySide) {
     EXPECT_GT(two.concurrent_tiles_per_second, 0.0);
     EXPECT_GT(two.tiles_per_second, 0.0);
     o.runners = 0;
-    try {
-        check_model(o);
-        FAIL() << "--runners 0 must be refused";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::usage);
-        EXPECT_NE(std::string(e.what()).find("--runners must be at least 1"), std::string::npos) << e.what();
-    }
+    test::expect_error([&] { check_model(o); }, ErrorKind::usage, "--runners must be at least 1");
 }
 
 }  // namespace
