@@ -17,9 +17,14 @@ Round 2 (--round 2, session 9): rsi_models.scene_recipes.CANDIDATES_ROUND2 ("bas
 whose classifier also trains on the features of each patch's 4 corner 48x48 crops), the same folds,
 protocol and 2-point rule; written to cv_table_round2.txt before it was run.
 
+Round 3 (--round 3, session 10): rsi_models.scene_recipes.CANDIDATES_ROUND3 ("base" and three
+classifiers on the same features: shrinkage LDA with Ledoit-Wolf or nested-CV shrinkage, nearest class
+mean), the same folds, protocol and 2-point rule; the "L2" column then shows the LDA shrinkage.
+
 Example (from the repository root; writes runs/scene_select/cv_table.txt and cv_results.json):
   /usr/bin/python3 models/python/select_scene_recipe.py --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 2 --threads 1
+  /usr/bin/python3 models/python/select_scene_recipe.py --round 3 --threads 1
 """
 import argparse
 import json
@@ -43,15 +48,16 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "runs", "scene_select"))
     p.add_argument("--seeds", type=int, default=5, help="number of fold seeds (0 .. seeds-1)")
-    p.add_argument("--round", type=int, default=1, choices=(1, 2),
-                   help="candidate set: 1 = CANDIDATES (session 5), 2 = CANDIDATES_ROUND2 (session 9)")
+    p.add_argument("--round", type=int, default=1, choices=(1, 2, 3),
+                   help="candidate set: 1 = CANDIDATES (session 5), 2 = CANDIDATES_ROUND2 (session 9), "
+                   "3 = CANDIDATES_ROUND3 (session 10)")
     p.add_argument("--candidates", help="comma-separated subset of the round's candidates")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    candidates = sr.CANDIDATES if args.round == 1 else sr.CANDIDATES_ROUND2
+    candidates = {1: sr.CANDIDATES, 2: sr.CANDIDATES_ROUND2, 3: sr.CANDIDATES_ROUND3}[args.round]
     names = args.candidates.split(",") if args.candidates else list(candidates)
-    suffix = "" if args.round == 1 else "_round2"
+    suffix = "" if args.round == 1 else "_round%d" % args.round
     os.makedirs(args.out, exist_ok=True)
 
     # training patches only: eurosat_split("train") skips the validation files before reading them
@@ -118,7 +124,7 @@ def main(argv=None):
         lines.append("%-9s %5d %6.3f %6.3f %+7.3f %5s  %-34s %6.2f  %g%s" % (
             n, r["features"], r["mean"], r["sd_over_seeds"], diff, wins,
             " ".join("%.2f" % v for v in r["per_seed"]), r["class_recall"][3], r["l2_median"],
-            "" if candidates[n]["l2"] != "nested" else " (%s)" % ",".join("%g" % v for v in r["l2"])))
+            "" if candidates[n]["l2"] != "nested" and candidates[n].get("shrink") != "nested" else " (%s)" % ",".join("%g" % v for v in r["l2"])))
     lines.append("")
     lines.append("Per-class recall (pooled over seeds and folds):")
     lines.append("%-9s " % "" + " ".join("%6s" % c for c in cls_short))

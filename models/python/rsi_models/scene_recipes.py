@@ -68,8 +68,28 @@ CANDIDATES_ROUND2 = collections.OrderedDict([
 CROP = 48
 
 
+# Round 3 (session 10, 2026-11-29), fixed before any of them was evaluated: the same features as
+# "base", a different classifier. With 10 patches per class and 91 features, a shrinkage linear
+# discriminant (class means and a pooled within-class covariance shrunk towards a multiple of the
+# identity) is the classic small-sample alternative to L2 logistic regression; its discriminant is
+# linear, so it lands in the same linear layer (``fit_lda``). Same protocol and 2-point rule.
+LDA_SHRINK_GRID = (0.1, 0.3, 0.5, 0.7, 0.9)
+CANDIDATES_ROUND3 = collections.OrderedDict([
+    ("base", CANDIDATES["base"]),
+    ("lda-lw", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=None, fit="lda",
+                    shrink="ledoit-wolf", aug=False,
+                    desc="StatsSceneNet features, shrinkage LDA (Ledoit-Wolf shrinkage)")),
+    ("lda-nested", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=None, fit="lda",
+                        shrink="nested", aug=False,
+                        desc="StatsSceneNet features, shrinkage LDA (shrinkage by nested 4-fold CV)")),
+    ("ncm", dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=None, fit="lda", shrink=1.0,
+                 aug=False, desc="StatsSceneNet features, nearest class mean (LDA, shrinkage 1)")),
+])
+
+
 ALL_RECIPES = collections.OrderedDict(list(CANDIDATES.items()) + [
-    (k, v) for k, v in CANDIDATES_ROUND2.items() if k not in CANDIDATES])
+    (k, v) for k, v in list(CANDIDATES_ROUND2.items()) + list(CANDIDATES_ROUND3.items())
+    if k not in CANDIDATES])
 
 
 def build(recipe: dict, in_channels: int, num_classes: int, in_mean: Sequence[float],
@@ -197,9 +217,78 @@ def nested_l2(make_model, feats, y, idx: np.ndarray, seed: int) -> float:
     return choose_l2(cv_scores(make_model, feats, y, idx, fold, L2_GRID))
 
 
+def ledoit_wolf_shrinkage(centred: torch.Tensor) -> float:
+    """Ledoit-Wolf (2004) shrinkage intensity towards mu * I for the covariance of the rows of
+    ``centred`` (n x p, already centred): the estimate of E||S - Sigma||^2 over ||S - mu I||^2,
+    clamped to [0, 1]."""
+    x = centred.double()
+    n, p = x.shape
+    s = x.t() @ x / n
+    mu = float(torch.trace(s)) / p
+    d2 = float(((s - mu * torch.eye(p, dtype=s.dtype)) ** 2).sum())
+    b2 = sum(float(((torch.outer(r, r) - s) ** 2).sum()) for r in x) / n ** 2
+    return float(min(max(b2 / max(d2, 1e-12), 0.0), 1.0))
+
+
+def fit_lda(model: torch.nn.Module, feats: torch.Tensor, y: torch.Tensor, shrink: float):
+    """Standardise features (buffers) and set the linear layer to the shrinkage linear discriminant:
+    pooled within-class covariance S, S_shrink = (1 - shrink) S + shrink (tr S / p) I, weights
+    S_shrink^-1 mu_k, bias -mu_k' S_shrink^-1 mu_k / 2 (equal class priors)."""
+    with torch.no_grad():
+        model.feat_mean.copy_(feats.mean(0))
+        model.feat_std.copy_(feats.std(0).clamp_min(1e-6))
+        a = ((feats - model.feat_mean) / model.feat_std).double()
+        classes = int(model.fc.weight.shape[0])
+        means = torch.stack([a[y == c].mean(0) for c in range(classes)])
+        centred = a - means[y]
+        p = a.shape[1]
+        s = centred.t() @ centred / max(1, a.shape[0] - classes)
+        target = float(torch.trace(s)) / p * torch.eye(p, dtype=s.dtype)
+        s = (1.0 - shrink) * s + shrink * target
+        w = torch.linalg.solve(s, means.t()).t()  # classes x p
+        model.fc.weight.copy_(w.float())
+        model.fc.bias.copy_((-0.5 * (w * means).sum(1)).float())
+    return model
+
+
+def lda_shrinkage(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int) -> float:
+    """A recipe's LDA shrinkage on the samples ``idx``: fixed, Ledoit-Wolf, or nested 4-fold CV over
+    LDA_SHRINK_GRID (highest accuracy; ties: the lower log-loss, then the smaller shrinkage)."""
+    shrink = recipe["shrink"]
+    t = torch.from_numpy(idx)
+    if shrink == "ledoit-wolf":
+        m = make_model()
+        a = (feats[t] - feats[t].mean(0)) / feats[t].std(0).clamp_min(1e-6)
+        yy = y[t]
+        means = torch.stack([a[yy == c].mean(0) for c in range(int(m.fc.weight.shape[0]))])
+        return ledoit_wolf_shrinkage(a - means[yy])
+    if shrink == "nested":
+        fold = stratified_folds(y[t].numpy(), 4, seed)
+        scores = {}
+        for lam in LDA_SHRINK_GRID:
+            correct, nll, n = 0, 0.0, 0
+            for k in np.unique(fold):
+                tr, te = idx[fold != k], idx[fold == k]
+                m = fit_lda(make_model(), feats[torch.from_numpy(tr)], y[torch.from_numpy(tr)], lam)
+                lg = logits(m, feats[torch.from_numpy(te)])
+                yt = y[torch.from_numpy(te)]
+                correct += int((lg.argmax(1) == yt).sum())
+                nll += float(F.cross_entropy(lg, yt, reduction="sum"))
+                n += len(te)
+            scores[lam] = (correct / n, nll / n)
+        return min(scores, key=lambda lam: (-scores[lam][0], scores[lam][1], lam))
+    return float(shrink)
+
+
 def fit_recipe(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int = 0):
-    """Fit a recipe on the samples ``idx`` (L2 nested-chosen when the recipe says so).
-    Returns (fitted model, l2 used)."""
+    """Fit a recipe on the samples ``idx`` (L2 or LDA shrinkage nested-chosen when the recipe says so).
+    Returns (fitted model, l2 or shrinkage used)."""
+    if recipe.get("fit") == "lda":
+        if feats.dim() == 3:
+            raise ValueError("LDA recipes take no feature augmentation")
+        shrink = lda_shrinkage(recipe, make_model, feats, y, idx, seed)
+        t = torch.from_numpy(idx)
+        return fit_lda(make_model(), feats[t], y[t], shrink), shrink
     l2 = recipe["l2"]
     if l2 == "nested":
         l2 = nested_l2(make_model, feats, y, idx, seed)

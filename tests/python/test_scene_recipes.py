@@ -1,0 +1,72 @@
+"""Classifier fits of the EuroSAT scene recipes (rsi_models.scene_recipes): the shrinkage linear
+discriminant and the Ledoit-Wolf shrinkage, on synthetic features with known answers."""
+import unittest
+
+import numpy as np
+import torch
+
+import _paths  # noqa: F401
+from rsi_models import nets, scene_recipes as sr
+
+
+def stats_net(classes: int = 3) -> torch.nn.Module:
+    return nets.StatsSceneNet(in_channels=1, num_classes=classes, scales=1)
+
+
+class ShrinkageLda(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+        self.features = stats_net().features(torch.zeros(1, 1, 8, 8)).shape[1]
+
+    def test_full_shrinkage_is_the_nearest_class_mean(self):
+        # shrink 1: S becomes (tr S / p) I, so every class score is (mu_k . a - |mu_k|^2 / 2) / c and the
+        # argmax is the nearest standardised class mean
+        p = self.features
+        y = torch.arange(3).repeat_interleave(20)
+        centres = torch.randn(3, p) * 3
+        feats = centres[y] + torch.randn(60, p)
+        m = sr.fit_lda(stats_net(), feats, y, 1.0)
+        a = (feats - m.feat_mean) / m.feat_std
+        means = torch.stack([a[y == c].mean(0) for c in range(3)])
+        nearest = torch.cdist(a, means).argmin(1)
+        self.assertTrue(torch.equal(sr.logits(m, feats).argmax(1), nearest))
+        # and the scores differ from -|a - mu_k|^2 / 2 by a per-row constant times one positive scale
+        score = sr.logits(m, feats).double()
+        ref = -0.5 * torch.cdist(a.double(), means.double()) ** 2
+        diff = (score - score[:, :1]) / (ref - ref[:, :1] + 1e-30)
+        self.assertAlmostEqual(float(diff[:, 1:].std()), 0.0, places=4)
+
+    def test_separable_classes_are_classified_exactly(self):
+        y = torch.arange(3).repeat_interleave(10)
+        feats = torch.randn(30, self.features) * 0.1
+        feats[:, 0] += y.float() * 5  # only the first feature separates the classes
+        m = sr.fit_lda(stats_net(), feats, y, 0.3)
+        self.assertTrue(torch.equal(sr.logits(m, feats).argmax(1), y))
+
+    def test_ledoit_wolf_shrinks_isotropic_noise_more_than_a_low_rank_signal(self):
+        torch.manual_seed(1)
+        iso = torch.randn(40, 30)
+        low_rank = torch.randn(40, 2) @ torch.randn(2, 30) * 5 + 0.1 * torch.randn(40, 30)
+        lw_iso = sr.ledoit_wolf_shrinkage(iso - iso.mean(0))
+        lw_low = sr.ledoit_wolf_shrinkage(low_rank - low_rank.mean(0))
+        self.assertGreater(lw_iso, 0.5)   # 40 samples of 30 isotropic dimensions: mostly noise
+        self.assertLess(lw_low, 0.2)      # a strong two-dimensional structure: little shrinkage
+        self.assertGreaterEqual(lw_low, 0.0)
+
+    def test_recipes_fit_through_fit_recipe(self):
+        y = torch.arange(10).repeat_interleave(4)
+        feats = torch.randn(40, self.features) + torch.randn(10, self.features)[y] * 2
+        idx = np.arange(40)
+        for name in ("lda-lw", "lda-nested", "ncm"):
+            rec = dict(sr.CANDIDATES_ROUND3[name])
+            m, shrink = sr.fit_recipe(rec, lambda: stats_net(10), feats, y, idx, seed=0)
+            self.assertTrue(0.0 <= shrink <= 1.0, name)
+            if name == "ncm":
+                self.assertEqual(shrink, 1.0)
+            if name == "lda-nested":
+                self.assertIn(shrink, sr.LDA_SHRINK_GRID)
+            self.assertGreaterEqual(float((sr.logits(m, feats).argmax(1) == y).float().mean()), 0.9, name)
+
+
+if __name__ == "__main__":
+    unittest.main()
