@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <omp.h>
 #include <openssl/evp.h>
@@ -99,6 +100,17 @@ std::string read_embedded_metadata(const std::string& path) {
     } catch (const c10::Error& e) {
         throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
     }
+}
+
+// Debian's oneDNN 2.6 cannot build the int8 convolutions of rsi's networks with its AVX-512 VNNI
+// kernels ("could not create a primitive descriptor for a reorder primitive", seen on a Zen 4 EPYC);
+// capped at plain AVX-512 it runs them. oneDNN reads the cap once, at its first primitive, so this
+// must happen before the first forward pass; a cap the user set is left alone. Like the quantized
+// engine, it is process-wide, and it only matters to int8 and bf16 kernels (fp32 convolutions use
+// AVX-512 either way).
+void cap_onednn_isa_for_int8() {
+    if (std::getenv("ONEDNN_MAX_CPU_ISA") || std::getenv("DNNL_MAX_CPU_ISA")) return;
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE", 0);
 }
 
 at::QEngine quantized_engine(const std::string& name, const std::string& path) {
@@ -252,6 +264,7 @@ public:
             }
             // Process-wide; every int8 model loaded here must agree (one engine per process).
             at::globalContext().setQEngine(quantized_engine(impl->metadata_.quantized_engine, path));
+            if (impl->metadata_.quantized_engine == "onednn") cap_onednn_isa_for_int8();
         }
         std::unordered_map<std::string, std::string> extra;
         try {

@@ -172,6 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    quant.cap_onednn_isa()  # before any forward pass (see quantization.ONEDNN_ISA_CAP)
     args.argv = argv
     if args.tiles < 0:
         p.error("--tiles must be >= 1")

@@ -25,6 +25,19 @@ IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".
 
 # --------------------------------------------------------------------------- hashing
 
+# oneDNN 2.6 (Debian's, under torch 1.13) fails to build the int8 convolutions of these networks with
+# its AVX-512 VNNI kernels ("could not create a primitive descriptor for a reorder primitive", seen on a
+# Zen 4 EPYC); capped at plain AVX-512 it runs them (and fp32 convolutions use AVX-512 either way). The
+# cap is read once, at oneDNN's first primitive, so it must be set before the first forward pass.
+ONEDNN_ISA_CAP = "AVX512_CORE"
+
+
+def cap_onednn_isa() -> None:
+    """Caps oneDNN at ONEDNN_ISA_CAP unless the user chose a cap (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA)."""
+    if not os.environ.get("ONEDNN_MAX_CPU_ISA") and not os.environ.get("DNNL_MAX_CPU_ISA"):
+        os.environ["ONEDNN_MAX_CPU_ISA"] = ONEDNN_ISA_CAP
+
+
 def _packed_tensors(obj) -> List[torch.Tensor]:
     """Weight (dequantized) and bias of a quantized packed-parameters object (conv or linear)."""
     w, b = obj.unpack()
