@@ -4,6 +4,7 @@
 // segment_tiles > 0 a tile row is read in segments of that many tiles, so the cached strip no longer
 // grows with the image width (the overlap rows and columns are then read again from the source).
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tiling/raster_source.hpp"
@@ -35,6 +36,8 @@ public:
     bool reads_strips() const { return strips_; }
     size_t element_size() const { return elem_; }
     GDALDataType strip_type() const { return strip_type_; }
+    // Whether the validity comes from the strip's values (per-band integer nodata), not GDAL's masks.
+    bool validity_from_values() const { return validity_from_values_; }
     // Bytes the cached strip holds now (pixels and validity).
     size_t strip_bytes() const { return strip_.size() + strip_validity_.size(); }
 
@@ -43,6 +46,9 @@ private:
     PixelWindow segment_span(int64_t row, int64_t col) const;
     void load(int64_t row, int64_t segment, const PixelWindow& next);
     void ensure_loaded(const Tile& tile);
+    // Validity of strip rows first_row .. first_row + rows (all of span_'s columns) into `out`: from the
+    // strip's own values where validity_from_values_, else read through GDAL's masks.
+    void fill_validity(int64_t first_row, int64_t rows, uint8_t* out) const;
 
     const RasterSource& source_;
     const TileGrid& grid_;
@@ -51,6 +57,11 @@ private:
     EdgeFill edge_;
     bool with_validity_;
     bool validity_strip_ = false;  // the source has a mask: validity is read and cached with the strip
+    // Integer data whose only mask is a per-band nodata value that the band's type holds exactly: the
+    // validity is derived from the strip's values instead of GDAL reading every band again for its
+    // nodata mask. Per selected band its nodata value, or none (that band has data everywhere).
+    bool validity_from_values_ = false;
+    std::vector<std::optional<int64_t>> band_nodata_;
     size_t elem_;
     GDALDataType strip_type_;
     size_t strip_elem_;

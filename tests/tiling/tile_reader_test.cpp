@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "test_support.hpp"
 
 namespace rsi {
@@ -70,6 +74,55 @@ TEST(TileReader, StripsInTheSourceTypeGiveTheSameTilesAsFloatReads) {
     make_raster(float32, 40, 40, 2, GDT_Float32, [](int b, int x, int y) { return b * 0.25 + x * 0.5 - y * 1.75; });
     expect_tiles_equal_direct_reads(float32, EdgePolicy::constant, 0, GDT_Float32);  // nothing narrower
     for (const std::string& p : {byte, uint16, float32}) VSIUnlink(p.c_str());
+}
+
+// Integer sources whose mask is a per-band nodata value: the reader derives the validity from the
+// strip's values; every tile's validity must still equal GDAL's nodata masks (direct reads), for
+// several types, a band without nodata beside one with it, and nodata values the type cannot hold
+// (the reader then leaves the masks to GDAL).
+TEST(TileReader, ValidityFromStripValuesEqualsGdalsNodataMasks) {
+    const auto with_nodata = [](const std::string& path, std::optional<double> first, std::optional<double> second) {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+        if (first) ds->GetRasterBand(1)->SetNoDataValue(*first);
+        if (second) ds->GetRasterBand(2)->SetNoDataValue(*second);
+    };
+    const std::string uint16 = "/vsimem/reader_nodata_uint16.tif";
+    make_raster(uint16, 43, 39, 2, GDT_UInt16, [](int b, int x, int y) { return (x * 7 + y * 3 + b) % 5 == 0 ? 500 : b * 1000 + x + y; },
+                {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"});
+    with_nodata(uint16, 500, 500);
+    expect_tiles_equal_direct_reads(uint16, EdgePolicy::constant, 0, GDT_UInt16);
+    expect_tiles_equal_direct_reads(uint16, EdgePolicy::reflect, 0, GDT_UInt16);
+    expect_tiles_equal_direct_reads(uint16, EdgePolicy::shift, 0, GDT_UInt16, 2);
+
+    const std::string int16 = "/vsimem/reader_nodata_int16.tif";
+    make_raster(int16, 41, 45, 2, GDT_Int16, [](int b, int x, int y) { return (x + 2 * y + b) % 3 == 0 ? -9999 : x - y * b; });
+    with_nodata(int16, -9999, -9999);
+    expect_tiles_equal_direct_reads(int16, EdgePolicy::constant, 0, GDT_Int16);
+    expect_tiles_equal_direct_reads(int16, EdgePolicy::reflect, 0, GDT_Int16);
+
+    // Band 1 with nodata, band 2 without: band 2 holds data everywhere, so every pixel inside is valid.
+    const std::string mixed = "/vsimem/reader_nodata_mixed.tif";
+    make_raster(mixed, 40, 40, 2, GDT_Byte, [](int b, int x, int y) { return (x + y) % 4 == 0 ? 0 : b + x; });
+    with_nodata(mixed, 0, std::nullopt);
+    expect_tiles_equal_direct_reads(mixed, EdgePolicy::constant, 0, GDT_Byte);
+
+    // A nodata value Byte cannot hold exactly: GDAL's masks decide.
+    const std::string odd = "/vsimem/reader_nodata_odd.tif";
+    make_raster(odd, 40, 40, 2, GDT_Byte, [](int b, int x, int y) { return (x * y + b) % 7; });
+    with_nodata(odd, 3.5, 300);
+    expect_tiles_equal_direct_reads(odd, EdgePolicy::constant, 0, GDT_Byte);
+    // The first three take the values path, the last does not (else this test would prove nothing).
+    for (const auto& [path, from_values] : std::vector<std::pair<std::string, bool>>{{uint16, true}, {int16, true}, {mixed, true}, {odd, false}}) {
+        const RasterSource source = RasterSource::open(path);
+        GridSpec spec;
+        spec.tile_width = spec.tile_height = 16;
+        spec.overlap = 6;
+        const TileGrid grid(source.info().width, source.info().height, spec);
+        const GDALDataType narrow = compact_strip_type(source.info(), {1, 2}, GDT_Float32, EdgeFill{});
+        const TileReader reader(source, grid, {1, 2}, GDT_Float32, EdgeFill{}, true, 1 << 20, narrow);
+        EXPECT_EQ(reader.validity_from_values(), from_values) << path;
+    }
+    for (const std::string& p : {uint16, int16, mixed, odd}) VSIUnlink(p.c_str());
 }
 
 TEST(TileReader, RowSegmentsGiveTheSameTilesAndBoundTheStripByTheSegment) {
