@@ -1,9 +1,11 @@
 #include "tiling/raster_source.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cpl_error.h>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 #include "tiling/error.hpp"
 
@@ -101,6 +103,74 @@ RasterSource RasterSource::open(const std::string& path) {
     DatasetPtr dataset = open_raster(path);
     RasterInfo info = describe(*dataset, path);
     return RasterSource(std::move(dataset), std::move(info));
+}
+
+std::vector<std::optional<int64_t>> RasterSource::exact_integer_nodata(const std::vector<int>& bands) const {
+    if (info_.mask != MaskSource::nodata) return {};
+    std::vector<std::optional<int64_t>> nodata;
+    for (int b : bands.empty() ? all_bands() : bands) {
+        if (b < 1 || b > dataset_->GetRasterCount()) return {};
+        GDALRasterBand* band = dataset_->GetRasterBand(b);
+        const GDALDataType type = band->GetRasterDataType();
+        if (GDALDataTypeIsFloating(type) || GDALDataTypeIsComplex(type) || GDALGetDataTypeSizeBytes(type) > 4) return {};
+        const int flags = band->GetMaskFlags();
+        int has_nodata = 0, clamped = 0, rounded = 0;
+        const double value = band->GetNoDataValue(&has_nodata);
+        if (flags == GMF_ALL_VALID && !has_nodata) {
+            nodata.emplace_back(std::nullopt);
+        } else if (flags == GMF_NODATA && has_nodata && GDALAdjustValueToDataType(type, value, &clamped, &rounded) == value &&
+                   !clamped && !rounded) {
+            nodata.emplace_back(static_cast<int64_t>(value));
+        } else {
+            return {};  // e.g. a nodata value the type cannot hold: GDAL's own rules decide
+        }
+    }
+    return nodata;
+}
+
+namespace {
+
+template <typename T>
+void any_band_has_data(const T* values, int64_t plane_stride, const std::vector<std::optional<int64_t>>& nodata,
+                       int64_t count, uint8_t* out) {
+    std::memset(out, 0, static_cast<size_t>(count));
+    for (size_t b = 0; b < nodata.size(); ++b) {
+        const T* v = values + static_cast<int64_t>(b) * plane_stride;
+        const T nd = static_cast<T>(*nodata[b]);
+        for (int64_t i = 0; i < count; ++i) out[i] |= v[i] != nd ? 255 : 0;
+    }
+}
+
+}  // namespace
+
+void RasterSource::validity_from_values(const PixelWindow& window, GDALDataType type, const void* values,
+                                        int64_t plane_stride, const std::vector<std::optional<int64_t>>& nodata,
+                                        uint8_t* out) const {
+    const int64_t count = window.area();
+    if (std::any_of(nodata.begin(), nodata.end(), [](const auto& v) { return !v; })) {
+        std::memset(out, 255, static_cast<size_t>(count));  // a band with data everywhere
+    } else {
+        switch (type) {
+            case GDT_Byte: any_band_has_data(static_cast<const uint8_t*>(values), plane_stride, nodata, count, out); break;
+            case GDT_UInt16: any_band_has_data(static_cast<const uint16_t*>(values), plane_stride, nodata, count, out); break;
+            case GDT_Int16: any_band_has_data(static_cast<const int16_t*>(values), plane_stride, nodata, count, out); break;
+            case GDT_UInt32: any_band_has_data(static_cast<const uint32_t*>(values), plane_stride, nodata, count, out); break;
+            case GDT_Int32: any_band_has_data(static_cast<const int32_t*>(values), plane_stride, nodata, count, out); break;
+            default: throw std::logic_error("RasterSource::validity_from_values: not an integer type");
+        }
+    }
+    // Pixels outside the image hold the edge fill, not data.
+    const PixelWindow inside = window.intersect({0, 0, info_.width, info_.height});
+    for (int64_t j = 0; j < window.height; ++j) {
+        uint8_t* row = out + j * window.width;
+        const int64_t y = window.y + j;
+        if (inside.empty() || y < inside.y || y >= inside.bottom()) {
+            std::memset(row, 0, static_cast<size_t>(window.width));
+            continue;
+        }
+        std::memset(row, 0, static_cast<size_t>(inside.x - window.x));
+        std::memset(row + (inside.right() - window.x), 0, static_cast<size_t>(window.right() - inside.right()));
+    }
 }
 
 std::vector<int> RasterSource::all_bands() const {

@@ -77,6 +77,16 @@ public:
     // outside the image. Empty `bands` means all bands.
     void read_validity(const PixelWindow& window, const std::vector<int>& bands, uint8_t* out) const;
 
+    // When read_validity of `bands` is exactly "any band's value differs from its integral nodata"
+    // (the only mask is per-band nodata, every band is of an integer type that holds its nodata value
+    // exactly): per band its nodata value, or none for a band with data everywhere. Otherwise empty,
+    // and only GDAL's masks can tell.
+    std::vector<std::optional<int64_t>> exact_integer_nodata(const std::vector<int>& bands) const;
+    // read_validity's result for `window`, computed from values of it already read (band-sequential,
+    // integer `type`, `plane_stride` elements between bands) and exact_integer_nodata(bands): no I/O.
+    void validity_from_values(const PixelWindow& window, GDALDataType type, const void* values, int64_t plane_stride,
+                              const std::vector<std::optional<int64_t>>& nodata, uint8_t* out) const;
+
     // Checks 1-based band numbers against the band count; throws a usage Error naming the file.
     void check_bands(const std::vector<int>& bands) const;
     std::vector<int> all_bands() const;

@@ -72,29 +72,16 @@ TileReader::TileReader(const RasterSource& source, const TileGrid& grid, std::ve
     const PixelWindow widest{0, 0, widest_row_segment(grid, segment_tiles_), grid.row_span(0).height};
     // Without a mask, validity is just "inside the image": computed per tile, not cached.
     validity_strip_ = with_validity && source.info().mask != MaskSource::none;
-    validity_from_values_ = validity_strip_ && source.info().mask == MaskSource::nodata && !bands_.empty() &&
-                            (strip_type_ == GDT_Byte || strip_type_ == GDT_UInt16 || strip_type_ == GDT_Int16 ||
-                             strip_type_ == GDT_UInt32 || strip_type_ == GDT_Int32);
+    // The strip's values can stand in for GDAL's nodata masks when it holds every band's values exactly
+    // (an integer strip type that contains each band's type, as compact_strip_type picks).
+    bool exact_strip = validity_strip_ && !bands_.empty() && !GDALDataTypeIsFloating(strip_type_) &&
+                       !GDALDataTypeIsComplex(strip_type_) && GDALGetDataTypeSizeBytes(strip_type_) <= 4;
     for (int b : bands_) {
-        if (!validity_from_values_) break;
-        if (b < 1 || b > source.dataset().GetRasterCount()) {
-            validity_from_values_ = false;
-            break;
-        }
-        GDALRasterBand* band = source.dataset().GetRasterBand(b);
-        const int flags = band->GetMaskFlags();
-        int has_nodata = 0;
-        const double nodata = band->GetNoDataValue(&has_nodata);
-        int clamped = 0, rounded = 0;
-        if (flags == GMF_ALL_VALID && !has_nodata) {
-            band_nodata_.emplace_back(std::nullopt);
-        } else if (flags == GMF_NODATA && has_nodata &&
-                   GDALAdjustValueToDataType(band->GetRasterDataType(), nodata, &clamped, &rounded) == nodata && !clamped && !rounded) {
-            band_nodata_.emplace_back(static_cast<int64_t>(nodata));
-        } else {
-            validity_from_values_ = false;  // anything else (a nodata value the type cannot hold, ...): GDAL decides
-        }
+        if (!exact_strip) break;
+        exact_strip = b >= 1 && b <= static_cast<int>(source.info().bands.size()) &&
+                      GDALDataTypeUnion(strip_type_, source.info().bands[static_cast<size_t>(b - 1)].data_type) == strip_type_;
     }
+    if (exact_strip) band_nodata_ = source.exact_integer_nodata(bands_);
     const int64_t strip_bytes = widest.area() * (static_cast<int64_t>(bands_.size() * strip_elem_) + (validity_strip_ ? 1 : 0));
     strips_ = strip_bytes <= budget_bytes;
 }
@@ -112,57 +99,14 @@ void TileReader::ensure_loaded(const Tile& tile) {
     if (tile.row != cached_row_ || segment != cached_segment_) load(tile.row, segment, segment_span(tile.row, tile.col));
 }
 
-namespace {
-
-// 255 where any band of `planes` (values of `type`, `rows` x `width` each, `plane_stride` elements
-// apart) differs from its nodata value, 0 elsewhere; bands without a nodata value have data everywhere.
-template <typename T>
-void validity_of_values(const unsigned char* planes, int64_t plane_stride, const std::vector<std::optional<int64_t>>& nodata,
-                        int64_t count, uint8_t* out) {
-    std::memset(out, 0, static_cast<size_t>(count));
-    for (size_t b = 0; b < nodata.size(); ++b) {
-        if (!nodata[b]) {
-            std::memset(out, 255, static_cast<size_t>(count));
-            return;
-        }
-    }
-    for (size_t b = 0; b < nodata.size(); ++b) {
-        const T* v = reinterpret_cast<const T*>(planes) + static_cast<int64_t>(b) * plane_stride;
-        const T nd = static_cast<T>(*nodata[b]);
-        for (int64_t i = 0; i < count; ++i) out[i] |= v[i] != nd ? 255 : 0;
-    }
-}
-
-}  // namespace
-
 void TileReader::fill_validity(int64_t first_row, int64_t rows, uint8_t* out) const {
     const PixelWindow region{span_.x, span_.y + first_row, span_.width, rows};
-    if (!validity_from_values_) {
+    if (band_nodata_.empty()) {
         source_.read_validity(region, bands_, out);
         return;
     }
-    const unsigned char* first = strip_.data() + first_row * span_.width * static_cast<int64_t>(strip_elem_);
-    const int64_t stride = span_.area(), count = region.area();
-    switch (strip_type_) {
-        case GDT_Byte: validity_of_values<uint8_t>(first, stride, band_nodata_, count, out); break;
-        case GDT_UInt16: validity_of_values<uint16_t>(first, stride, band_nodata_, count, out); break;
-        case GDT_Int16: validity_of_values<int16_t>(first, stride, band_nodata_, count, out); break;
-        case GDT_UInt32: validity_of_values<uint32_t>(first, stride, band_nodata_, count, out); break;
-        case GDT_Int32: validity_of_values<int32_t>(first, stride, band_nodata_, count, out); break;
-        default: throw std::logic_error("TileReader: validity from values of a non-integer strip");
-    }
-    // Pixels outside the image hold the edge fill, not data.
-    const PixelWindow inside = region.intersect({0, 0, source_.info().width, source_.info().height});
-    for (int64_t j = 0; j < region.height; ++j) {
-        uint8_t* row = out + j * region.width;
-        const int64_t y = region.y + j;
-        if (inside.empty() || y < inside.y || y >= inside.bottom()) {
-            std::memset(row, 0, static_cast<size_t>(region.width));
-            continue;
-        }
-        std::memset(row, 0, static_cast<size_t>(inside.x - region.x));
-        std::memset(row + (inside.right() - region.x), 0, static_cast<size_t>(region.right() - inside.right()));
-    }
+    source_.validity_from_values(region, strip_type_, strip_.data() + first_row * span_.width * static_cast<int64_t>(strip_elem_),
+                                 span_.area(), band_nodata_, out);
 }
 
 void TileReader::load(int64_t row, int64_t segment, const PixelWindow& next) {

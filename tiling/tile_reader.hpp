@@ -37,7 +37,7 @@ public:
     size_t element_size() const { return elem_; }
     GDALDataType strip_type() const { return strip_type_; }
     // Whether the validity comes from the strip's values (per-band integer nodata), not GDAL's masks.
-    bool validity_from_values() const { return validity_from_values_; }
+    bool validity_from_values() const { return !band_nodata_.empty(); }
     // Bytes the cached strip holds now (pixels and validity).
     size_t strip_bytes() const { return strip_.size() + strip_validity_.size(); }
 
@@ -47,7 +47,7 @@ private:
     void load(int64_t row, int64_t segment, const PixelWindow& next);
     void ensure_loaded(const Tile& tile);
     // Validity of strip rows first_row .. first_row + rows (all of span_'s columns) into `out`: from the
-    // strip's own values where validity_from_values_, else read through GDAL's masks.
+    // strip's own values where band_nodata_ allows, else read through GDAL's masks.
     void fill_validity(int64_t first_row, int64_t rows, uint8_t* out) const;
 
     const RasterSource& source_;
@@ -57,10 +57,9 @@ private:
     EdgeFill edge_;
     bool with_validity_;
     bool validity_strip_ = false;  // the source has a mask: validity is read and cached with the strip
-    // Integer data whose only mask is a per-band nodata value that the band's type holds exactly: the
+    // Integer data whose only mask is a per-band nodata value (RasterSource::exact_integer_nodata): the
     // validity is derived from the strip's values instead of GDAL reading every band again for its
-    // nodata mask. Per selected band its nodata value, or none (that band has data everywhere).
-    bool validity_from_values_ = false;
+    // nodata mask. Empty: GDAL's masks are read.
     std::vector<std::optional<int64_t>> band_nodata_;
     size_t elem_;
     GDALDataType strip_type_;
