@@ -50,8 +50,9 @@ struct ModelCheckResult {
 ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn& progress = {});
 
 // What `--tiles-from` times: `batches` x shape[0] tiles spread evenly over a lattice of whole windows of
-// the image (tile i of n takes window i * count / n, row-major), each read at the model's pixel size
-// where both are known (averaged), bands mapped and normalised as the pipelines do.
+// the image (tile i of n takes window i * count / n, row-major), each brought to the model's pixel size
+// where both are known (area-averaged in float, as the scene reader does), bands mapped and normalised as
+// the pipelines do: the values the pipelines feed the model, which some models' speed depends on.
 std::vector<float> model_check_tiles(const std::string& path, const models::ModelMetadata& meta, const models::BatchShape& shape,
                                      int64_t batches = 1);
 

@@ -50,6 +50,40 @@ TEST(ModelCheck, TilesFromAnImageAreSpreadOverItsLatticeAndNormalised) {
                        "small.tif (50x80) is smaller than one 64-pixel tile");
 }
 
+// An image finer than the model's pixels is area-averaged in float, as the scene reader shrinks its
+// windows: 2x2 means of a Byte image keep their fractions (GDAL's resampled read would round them).
+TEST(ModelCheck, TilesOfAFinerImageAreAveragedInFloat) {
+    test::TempDir dir;
+    const std::string path = dir / "fine.tif";
+    test::make_raster(path, 260, 140, 3, GDT_Byte, [](int b, int x, int y) { return (x + 2 * y + 7 * b) % 200; });
+    const double gt[6] = {300000, 0.15, 0, 5000000, 0, -0.15};  // half the fixture's 0.3 m: 128-pixel windows
+    test::georeference(path, gt, 32611);
+    const models::Model model = models::Model::load(fixture("tiny_segmenter.pt"));
+    const models::ModelMetadata& meta = model.metadata();
+    const int64_t T = 64, C = 3;
+    const auto tiles = model_check_tiles(path, meta, {2, C, T, T});
+    const RasterSource source = RasterSource::open(path);
+    const BandMapping mapping = map_bands(source, meta, {}, "test", false, true);
+    // 2 x 1 whole 128-pixel windows: tile 1 starts at x = 128.
+    for (int i = 0; i < 2; ++i) {
+        for (const auto& [dx, dy] : {std::pair{0, 0}, std::pair{10, 20}, std::pair{63, 63}}) {
+            std::vector<float> expected(3);
+            for (int b = 0; b < 3; ++b) {
+                const int x = 128 * i + 2 * dx, y = 2 * dy;
+                double sum = 0;
+                for (int v = 0; v < 2; ++v)
+                    for (int u = 0; u < 2; ++u) sum += (x + u + 2 * (y + v) + 7 * (b + 1)) % 200;
+                expected[static_cast<size_t>(b)] = static_cast<float>(sum / 4);
+            }
+            mapping.normalizer.apply(expected.data(), 3, 1);
+            for (int b = 0; b < 3; ++b) {
+                EXPECT_NEAR(tiles[static_cast<size_t>(((i * C + b) * T + dy) * T + dx)], expected[static_cast<size_t>(b)], 1e-5)
+                    << "tile " << i << " band " << b << " at " << dx << "," << dy;
+            }
+        }
+    }
+}
+
 // --runners times that many threads side by side besides the single runner; a bad count is a usage error.
 TEST(ModelCheck, RunnersAreTimedSideBySide) {
     ModelCheckOptions o;
