@@ -589,11 +589,26 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
     // commute); the windows are then plain copies.
     const auto cut_from_shrunk_strip = [&](const Tile& t, float* slot) {
         if (t.row != shrunk_row) {
+            const PixelWindow previous = span;
             const unsigned char* strip = tiles.row_strip(t.row, span);
+            // Overlapping tile rows share source rows: when this strip starts a whole number of
+            // blocks below the last one, its first shrunk rows are the last strip's final ones
+            // (moved up), and only the rows below them are read from the strip and shrunk.
+            const int64_t step = span.y - previous.y;
+            const int64_t kept = shrunk_row >= 0 && span.x == previous.x && span.width == previous.width && step > 0 &&
+                                         step % factor == 0 && step / factor < S
+                                     ? S - step / factor
+                                     : 0;
             shrunk_width = span.width / factor;
             shrunk.resize(static_cast<size_t>(C * S * shrunk_width));
-            area_shrink(strip, tiles.strip_type(), C, span.height, span.width, factor, S, shrunk.data(), shrink_scratch);
-            mapping.normalizer.apply(shrunk.data(), static_cast<size_t>(C), S * shrunk_width);
+            const int64_t elem = GDALGetDataTypeSizeBytes(tiles.strip_type());
+            for (int64_t c = 0; c < C; ++c) {
+                float* plane = shrunk.data() + c * S * shrunk_width;
+                std::copy(plane + (S - kept) * shrunk_width, plane + S * shrunk_width, plane);
+                area_shrink(strip + (c * span.height + kept * factor) * span.width * elem, tiles.strip_type(), 1, (S - kept) * factor,
+                            span.width, factor, S - kept, plane + kept * shrunk_width, shrink_scratch);
+                mapping.normalizer.apply_band(static_cast<size_t>(c), plane + kept * shrunk_width, (S - kept) * shrunk_width);
+            }
             shrunk_row = t.row;
         }
         const int64_t x0 = (t.window.x - span.x) / factor;

@@ -178,20 +178,21 @@ std::vector<LinearMap> scaling_maps(const ScalingSpec& spec, const std::vector<B
 }
 
 void Normalizer::apply(float* data, size_t bands, int64_t pixels) const {
-    for (size_t b = 0; b < bands; ++b) {
-        const LinearMap map = b < scaling.size() ? scaling[b] : LinearMap{};
-        const double mu = b < mean.size() ? mean[b] : 0.0;
-        const double sigma = b < std.size() ? std[b] : 1.0;
-        // Fold scaling and standardisation into one multiply-add per pixel.
-        const auto a = static_cast<float>(map.scale / sigma);
-        const auto c = static_cast<float>((map.offset - mu) / sigma);
-        float* band = data + b * static_cast<size_t>(pixels);
-        if (clamp) {
-            const auto lo = static_cast<float>((clamp_min - mu) / sigma), hi = static_cast<float>((clamp_max - mu) / sigma);
-            for (int64_t i = 0; i < pixels; ++i) band[i] = std::clamp(band[i] * a + c, lo, hi);
-        } else {
-            for (int64_t i = 0; i < pixels; ++i) band[i] = band[i] * a + c;
-        }
+    for (size_t b = 0; b < bands; ++b) apply_band(b, data + b * static_cast<size_t>(pixels), pixels);
+}
+
+void Normalizer::apply_band(size_t band, float* values, int64_t count) const {
+    const LinearMap map = band < scaling.size() ? scaling[band] : LinearMap{};
+    const double mu = band < mean.size() ? mean[band] : 0.0;
+    const double sigma = band < std.size() ? std[band] : 1.0;
+    // Fold scaling and standardisation into one multiply-add per value.
+    const auto a = static_cast<float>(map.scale / sigma);
+    const auto c = static_cast<float>((map.offset - mu) / sigma);
+    if (clamp) {
+        const auto lo = static_cast<float>((clamp_min - mu) / sigma), hi = static_cast<float>((clamp_max - mu) / sigma);
+        for (int64_t i = 0; i < count; ++i) values[i] = std::clamp(values[i] * a + c, lo, hi);
+    } else {
+        for (int64_t i = 0; i < count; ++i) values[i] = values[i] * a + c;
     }
 }
 

@@ -59,6 +59,8 @@ struct Normalizer {
 
     // data is band-sequential with `pixels` values per band.
     void apply(float* data, size_t bands, int64_t pixels) const;
+    // `count` values of band `band` (0-based) alone.
+    void apply_band(size_t band, float* values, int64_t count) const;
 };
 
 }  // namespace rsi

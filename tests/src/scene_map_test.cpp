@@ -202,7 +202,8 @@ TEST(SceneMap, StripShrinkingAgreesWithShrinkingEachWindow) {
     test::TempDir dir;
     const double gt[6] = {300000, 0.15, 0, 5000000, 0, -0.15};  // half the model's 0.3 m: factor 2
     test::make_raster(dir / "image.tif", 150, 110, 4, GDT_Byte,
-                      [](int b, int x, int y) { return (x * 7 + y * 3 * b + (x / 16) * 40 + (y / 24) * 30) % 256; });
+                      // never 0: band 4 is alpha, and a window with a transparent pixel takes the per-window path
+                      [](int b, int x, int y) { return 1 + (x * 7 + y * 3 * b + (x / 16) * 40 + (y / 24) * 30) % 255; });
     test::georeference(dir / "image.tif", gt, 32614);
     SceneOptions a = options_for(dir / "image.tif", dir / "a.tif"), b = options_for(dir / "image.tif", dir / "b.tif");
     for (SceneOptions* o : {&a, &b}) {
