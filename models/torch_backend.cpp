@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <omp.h>
 #include <openssl/evp.h>
 #include <torch/cuda.h>
@@ -102,15 +104,30 @@ std::string read_embedded_metadata(const std::string& path) {
     }
 }
 
-// Debian's oneDNN 2.6 cannot build the int8 convolutions of rsi's networks with its AVX-512 VNNI
-// kernels ("could not create a primitive descriptor for a reorder primitive", seen on a Zen 4 EPYC);
-// capped at plain AVX-512 it runs them. oneDNN reads the cap once, at its first primitive, so this
-// must happen before the first forward pass; a cap the user set is left alone. Like the quantized
-// engine, it is process-wide, and it only matters to int8 and bf16 kernels (fp32 convolutions use
-// AVX-512 either way).
-void cap_onednn_isa_for_int8() {
-    if (std::getenv("ONEDNN_MAX_CPU_ISA") || std::getenv("DNNL_MAX_CPU_ISA")) return;
-    setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE", 0);
+// An int8 model as it runs: loaded from `path` and, when asked, frozen and optimised (both passes
+// keep quantized ops as they are and only fold the packed weights into the graph; when a graph-mode
+// model does not survive a pass, the last working stage is used instead of refusing the model).
+torch::jit::Module prepared_int8_module(const std::string& path, bool optimize, bool& optimized) {
+    torch::jit::Module module;
+    try {
+        module = torch::jit::load(path, torch::Device(torch::kCPU));
+    } catch (const c10::Error& e) {
+        throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
+    }
+    module.eval();
+    optimized = false;
+    if (!optimize) return module;
+    try {
+        torch::jit::Module frozen = torch::jit::freeze(module);
+        try {
+            module = torch::jit::optimize_for_inference(frozen);
+        } catch (const c10::Error&) {
+            module = frozen;
+        }
+        optimized = true;
+    } catch (const c10::Error&) {
+    }
+    return module;
 }
 
 at::QEngine quantized_engine(const std::string& name, const std::string& path) {
@@ -208,9 +225,27 @@ public:
         return text;
     }
 
+    // onednn int8 models: a quantized convolution keeps its weights in the layout oneDNN chose for
+    // the first input it ran, and with the AVX-512 VNNI kernels that layout depends on the input's
+    // size: Debian's oneDNN 2.6 then cannot reorder them for a size that needs another one ("could
+    // not create a primitive descriptor for a reorder primitive": 512² after 128² fails, on a Zen 4
+    // EPYC). Such a model runs each input size on a module of its own, loaded on first use (a run
+    // sees a few sizes: its tiles, a small image's own size, the memory probe's).
+    torch::jit::Module& module_for(int64_t height, int64_t width) const {
+        if (!module_per_size_) return const_cast<torch::jit::Module&>(module_);
+        const std::lock_guard<std::mutex> lock(sizes_mutex_);
+        const auto key = std::make_pair(height, width);
+        auto found = by_size_.find(key);
+        if (found == by_size_.end()) {
+            bool ignored = false;
+            found = by_size_.emplace(key, by_size_.empty() ? module_ : prepared_int8_module(path_, optimize_, ignored)).first;
+        }
+        return found->second;
+    }
+
     torch::Tensor forward(const torch::Tensor& input) const {
         std::vector<torch::jit::IValue> inputs{input};
-        torch::jit::IValue out = const_cast<torch::jit::Module&>(module_).forward(inputs);
+        torch::jit::IValue out = module_for(input.size(2), input.size(3)).forward(inputs);
         if (out.isTensor()) return out.toTensor();
         if (out.isTuple()) return out.toTuple()->elements().at(0).toTensor();  // main head first
         throw Error(path_ + ": the model returned neither a tensor nor a tuple of tensors");
@@ -223,6 +258,10 @@ public:
     torch::Device device_{torch::kCPU};
     Precision precision_ = Precision::fp32;
     bool optimized_ = false;
+    bool module_per_size_ = false;  // see module_for
+    bool optimize_ = false;
+    mutable std::mutex sizes_mutex_;
+    mutable std::map<std::pair<int64_t, int64_t>, torch::jit::Module> by_size_;
 };
 
 // Module::to(device, dtype) also converts integer buffers (e.g. relative-position indices, which
@@ -264,7 +303,6 @@ public:
             }
             // Process-wide; every int8 model loaded here must agree (one engine per process).
             at::globalContext().setQEngine(quantized_engine(impl->metadata_.quantized_engine, path));
-            if (impl->metadata_.quantized_engine == "onednn") cap_onednn_isa_for_int8();
         }
         std::unordered_map<std::string, std::string> extra;
         try {
@@ -275,23 +313,9 @@ public:
         impl->module_.eval();
         impl->original_ = impl->module_;
         if (int8) {
-            // freeze + optimize_for_inference keep quantized ops as they are (they only fold the
-            // packed weights into the graph); when a graph-mode model does not survive either pass,
-            // the last working stage is used instead of refusing the model.
-            impl->module_ = impl->module_.clone();
-            if (options.optimize) {
-                try {
-                    torch::jit::Module frozen = torch::jit::freeze(impl->module_);
-                    try {
-                        impl->module_ = torch::jit::optimize_for_inference(frozen);
-                    } catch (const c10::Error&) {
-                        impl->module_ = frozen;
-                    }
-                    impl->optimized_ = true;
-                } catch (const c10::Error&) {
-                    impl->optimized_ = false;
-                }
-            }
+            impl->optimize_ = options.optimize;
+            impl->module_ = prepared_int8_module(path, options.optimize, impl->optimized_);
+            impl->module_per_size_ = impl->metadata_.quantized_engine == "onednn";
             return impl;
         }
         try {

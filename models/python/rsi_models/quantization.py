@@ -25,10 +25,14 @@ IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".
 
 # --------------------------------------------------------------------------- hashing
 
-# oneDNN 2.6 (Debian's, under torch 1.13) fails to build the int8 convolutions of these networks with
-# its AVX-512 VNNI kernels ("could not create a primitive descriptor for a reorder primitive", seen on a
-# Zen 4 EPYC); capped at plain AVX-512 it runs them (and fp32 convolutions use AVX-512 either way). The
-# cap is read once, at oneDNN's first primitive, so it must be set before the first forward pass.
+# With its AVX-512 VNNI kernels, oneDNN 2.6 (Debian's, under torch 1.13) keeps a quantized convolution's
+# weights in a layout chosen for the first input size it ran and cannot reorder them for a size that
+# needs another ("could not create a primitive descriptor for a reorder primitive": 512² after 128²
+# fails, seen on a Zen 4 EPYC). Calibration and the checks here run several sizes through one module,
+# so this script caps oneDNN at plain AVX-512, whose layouts do not depend on the size (fp32
+# convolutions use AVX-512 either way). The C++ runtime instead runs each input size on a module of
+# its own and keeps the faster VNNI kernels. The cap is read once, at oneDNN's first primitive, so it
+# must be set before the first forward pass.
 ONEDNN_ISA_CAP = "AVX512_CORE"
 
 
