@@ -12,8 +12,9 @@ rasterio GeoTIFF out); no code is copied from any project.
 
 What it shares with rsi, so the comparison is like for like: the same .pt file, fp32,
 `torch.inference_mode()`, the same thread count, tile size, overlap and batch, the same tile grid
-(rsi's default edge policy "shift": the last tile of a row/column ends at the border, the move of the
-last row spread evenly over all rows as rsi's segmentation does),
+(rsi's default edge policy "shift": the last tile of a row/column moved in to the border, origins kept
+on the model's downsampling lattice (tile.multiple_of) as rsi's segmentation keeps them, the move of
+the last row spread evenly over all rows),
 the normalisation the model's embedded rsi.json prescribes (x * input.scale - mean) / std
 (docs/MODEL_FORMAT.md; no rescale for Byte images), softmax before blending, argmax after, and the
 source's CRS and geotransform on the output.
@@ -29,6 +30,7 @@ every tile edge); same cost, slightly different masks near tile edges.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -51,16 +53,21 @@ def load_model(path, freeze=False):
     return model, json.loads(text)
 
 
-def tile_origins(extent, tile, overlap, spread=False):
-    """Tile origins along one axis, rsi's 'shift' grid: regular stride, last one ends at the border.
-    spread (rsi's segmentation rows): the last one's move shared out evenly over all steps."""
+def tile_origins(extent, tile, overlap, spread=False, align=1):
+    """Tile origins along one axis, rsi's 'shift' grid: regular stride, the last one moved in to end at
+    the border, rounded up to a multiple of `align` (rsi keeps origins on the model's downsampling
+    lattice, so the last tile may overhang the border by less than `align` pixels, padded).
+    spread (rsi's segmentation rows): the last one's move shared out evenly over all steps, in whole
+    `align` units."""
     if extent <= tile:
         return [0]
     stride = tile - overlap
     count = (extent - tile + stride - 1) // stride + 1
-    origins = [min(i * stride, extent - tile) for i in range(count)]
+    last = -(-(extent - tile) // align) * align
+    origins = [min(i * stride, last) for i in range(count)]
     if spread and count > 1:
-        origins = [i * origins[-1] // (count - 1) for i in range(count)]
+        units = origins[-1] // align
+        origins = [align * (i * units // (count - 1)) for i in range(count)]
     return origins
 
 
@@ -110,7 +117,10 @@ def run(args):
             sys.exit("peer_pipeline.py: only Byte images (no band rescaling) are supported")
         H, W = src.height, src.width
         profile = src.profile
-        ys, xs = tile_origins(H, tile, overlap, spread=True), tile_origins(W, tile, overlap)
+        align = math.lcm(int(meta["tile"].get("multiple_of", 1)), int(meta["tile"].get("output_stride", 1)))
+        if overlap % align:
+            overlap = (overlap // align + 1) * align  # as rsi raises it
+        ys, xs = tile_origins(H, tile, overlap, True, align), tile_origins(W, tile, overlap, False, align)
         windows = [(y, x) for y in ys for x in xs]
 
         # Full-size accumulators, as the common approach keeps them.

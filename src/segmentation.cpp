@@ -200,6 +200,20 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     GridSpec spec;
     spec.tile_width = spec.tile_height = options.tile_size > 0 ? options.tile_size : meta.tile_size;
     spec.overlap = options.overlap >= 0 ? options.overlap : meta.overlap;
+    // Tile origins stay on the lattice of the model's downsampling (multiple_of), not only on its output
+    // stride: a network that halves the resolution four times predicts differently for an image moved
+    // by a few pixels (buildings.pt, the same 2000² image moved by 4 px: building IoU 0.88 between the
+    // two masks; by 16 px: identical), so tiles off that lattice disagree with their neighbours and the
+    // mask would change with the tile size. Origins on it make a tiled mask equal a whole-image run
+    // away from the tile borders. The overlap is raised to keep the stride on the lattice.
+    const int64_t lattice = std::lcm<int64_t>(std::max<int64_t>(1, meta.multiple_of), std::max<int64_t>(1, meta.output_stride));
+    std::vector<std::string> grid_warnings;
+    if (spec.overlap % lattice != 0) {
+        const int64_t raised = (spec.overlap / lattice + 1) * lattice;
+        grid_warnings.push_back("--overlap " + std::to_string(spec.overlap) + " raised to " + std::to_string(raised) +
+                                  ": tile origins stay on the model's " + std::to_string(lattice) + "-pixel lattice");
+        spec.overlap = raised;
+    }
     if (options.tile_size <= 0 && std::max(info.width, info.height) < spec.tile_width) {
         // An image smaller than the model's tile (a 256² contest crop, a 512 model) is one tile of its own
         // size rounded up to the model's multiple, not a tile mostly made of edge padding: the network
@@ -209,7 +223,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         spec.overlap = 0;  // one tile covers the image
     }
     spec.edge = options.edge;
-    spec.align = meta.output_stride;
+    spec.align = lattice;
     spec.spread_rows = true;  // consecutive tile rows share ~overlap rows, never a whole tile (accumulator memory)
     const int64_t C = meta.bands;
     const int64_t K = static_cast<int64_t>(meta.classes.size());
@@ -286,6 +300,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.tiles = grid.count();
     result.batch = B;
     result.warnings = mapping.warnings;
+    result.warnings.insert(result.warnings.end(), grid_warnings.begin(), grid_warnings.end());
     result.class_pixels.assign(static_cast<size_t>(K), 0);
     result.peak_buffer_bytes = pipeline_bytes(T) + 6 * B * per_batch_tile;
     if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
