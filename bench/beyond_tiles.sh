@@ -7,6 +7,7 @@
 #
 #   bench/beyond_tiles.sh                      # 8000², 2 repetitions (~15 min on 2 Zen 4 cores)
 #   bench/beyond_tiles.sh --size 2000 --reps 1 # a quick look
+#   bench/beyond_tiles.sh --smoke              # 600², 1 repetition; fails if a mask agrees < 99 % (CI)
 #
 # Variants, each run once per repetition in this order under /usr/bin/time (wall, CPU, peak RSS):
 #   peer         bench/peer_pipeline.py, fp32, tile 512, overlap 128, batch 1
@@ -30,6 +31,7 @@ RSI="${RSI:-$REPO/build/cli/rsi}"
 WORKDIR="${RSI_BENCH_DIR:-/tmp/rsi-bench}"
 MODEL="$REPO/data/models/buildings.pt"
 THREADS="$(nproc)"
+SMOKE=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift 2 ;;
     --rsi) RSI="$2"; shift 2 ;;
     --workdir) WORKDIR="$2"; shift 2 ;;
+    --smoke) SMOKE=1; SIZE=600; REPS=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "beyond_tiles.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -82,11 +85,12 @@ except Exception: print(512)' "$OUT/$v.json")
   done
 done
 
-"$PY" - "$OUT" "$SIZE" $VARIANTS > "$OUT/report.md" <<'EOF'
+"$PY" - "$OUT" "$SIZE" "$SMOKE" $VARIANTS > "$OUT/report.md" <<'EOF'
 import csv, statistics, sys
 import numpy as np
 import rasterio
-out, size, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, size, smoke, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4:]
+low = []
 rows = list(csv.DictReader(open(out + "/runs.tsv"), delimiter="\t"))
 def med(v, key): return statistics.median(float(r[key]) for r in rows if r["variant"] == v)
 def span(v, key):
@@ -111,6 +115,10 @@ for v in variants:
     print("| %s | %s | %.1f (%s) | %.1f | %d | %.2fx | %.0f | %.4f %% | %.4f |" % (
         v, tile, med(v, "wall"), span(v, "wall"), med(v, "cpu"), med(v, "rss_kb") / 1024, med(v, "wall") / peer,
         km2 / (med(v, "wall") / 3600), 100 * agree, iou))
+    if agree < 0.99:
+        low.append("%s: %.4f" % (v, agree))
+if smoke and low:
+    sys.exit("beyond_tiles.sh --smoke: masks agree with rsi's fp32 mask on < 99 % of the pixels: " + ", ".join(low))
 EOF
 cat "$OUT/report.md"
 echo "results: $OUT" >&2
