@@ -200,27 +200,27 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     GridSpec spec;
     spec.tile_width = spec.tile_height = options.tile_size > 0 ? options.tile_size : meta.tile_size;
     spec.overlap = options.overlap >= 0 ? options.overlap : meta.overlap;
+    // The model's pixel lattice: its downsampling (multiple_of) and its output stride.
+    const int64_t lattice = std::lcm<int64_t>(std::max<int64_t>(1, meta.multiple_of), std::max<int64_t>(1, meta.output_stride));
+    if (options.tile_size <= 0 && std::max(info.width, info.height) < spec.tile_width) {
+        // An image smaller than the model's tile (a 256² contest crop, a 512 model) is one tile of its own
+        // size rounded up to the model's multiple, not a tile mostly made of edge padding: the network
+        // then sees the image as it was trained to (inria/test IoU 0.433 padded vs 0.455 at crop size).
+        spec.tile_width = spec.tile_height = (std::max(info.width, info.height) + lattice - 1) / lattice * lattice;
+        spec.overlap = 0;  // one tile covers the image
+    }
     // Tile origins stay on the lattice of the model's downsampling (multiple_of), not only on its output
     // stride: a network that halves the resolution four times predicts differently for an image moved
     // by a few pixels (buildings.pt, the same 2000² image moved by 4 px: building IoU 0.88 between the
     // two masks; by 16 px: identical), so tiles off that lattice disagree with their neighbours and the
     // mask would change with the tile size. Origins on it make a tiled mask equal a whole-image run
     // away from the tile borders. The overlap is raised to keep the stride on the lattice.
-    const int64_t lattice = std::lcm<int64_t>(std::max<int64_t>(1, meta.multiple_of), std::max<int64_t>(1, meta.output_stride));
     std::vector<std::string> grid_warnings;
     if (spec.overlap % lattice != 0) {
         const int64_t raised = (spec.overlap / lattice + 1) * lattice;
         grid_warnings.push_back("--overlap " + std::to_string(spec.overlap) + " raised to " + std::to_string(raised) +
                                   ": tile origins stay on the model's " + std::to_string(lattice) + "-pixel lattice");
         spec.overlap = raised;
-    }
-    if (options.tile_size <= 0 && std::max(info.width, info.height) < spec.tile_width) {
-        // An image smaller than the model's tile (a 256² contest crop, a 512 model) is one tile of its own
-        // size rounded up to the model's multiple, not a tile mostly made of edge padding: the network
-        // then sees the image as it was trained to (inria/test IoU 0.433 padded vs 0.455 at crop size).
-        const int64_t m = std::lcm<int64_t>(std::max<int64_t>(1, meta.multiple_of), std::max<int64_t>(1, meta.output_stride));
-        spec.tile_width = spec.tile_height = (std::max(info.width, info.height) + m - 1) / m * m;
-        spec.overlap = 0;  // one tile covers the image
     }
     spec.edge = options.edge;
     spec.align = lattice;
