@@ -104,16 +104,10 @@ std::string read_embedded_metadata(const std::string& path) {
     }
 }
 
-// An int8 model as it runs: loaded from `path` and, when asked, frozen and optimised (both passes
-// keep quantized ops as they are and only fold the packed weights into the graph; when a graph-mode
-// model does not survive a pass, the last working stage is used instead of refusing the model).
-torch::jit::Module prepared_int8_module(const std::string& path, bool optimize, bool& optimized) {
-    torch::jit::Module module;
-    try {
-        module = torch::jit::load(path, torch::Device(torch::kCPU));
-    } catch (const c10::Error& e) {
-        throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
-    }
+// An int8 model as it runs: when asked, frozen and optimised (both passes keep quantized ops as they
+// are and only fold the packed weights into the graph; when a graph-mode model does not survive a
+// pass, the last working stage is used instead of refusing the model).
+torch::jit::Module prepared_int8_module(torch::jit::Module module, bool optimize, bool& optimized) {
     module.eval();
     optimized = false;
     if (!optimize) return module;
@@ -237,8 +231,19 @@ public:
         const auto key = std::make_pair(height, width);
         auto found = by_size_.find(key);
         if (found == by_size_.end()) {
-            bool ignored = false;
-            found = by_size_.emplace(key, by_size_.empty() ? module_ : prepared_int8_module(path_, optimize_, ignored)).first;
+            if (by_size_.empty()) {
+                found = by_size_.emplace(key, module_).first;
+            } else {
+                // A fresh load: a clone would share the packed weights and their layout.
+                torch::jit::Module fresh;
+                try {
+                    fresh = torch::jit::load(path_, torch::Device(torch::kCPU));
+                } catch (const c10::Error& e) {
+                    throw Error(path_ + ": reloading the int8 model failed (" + first_line(e.what_without_backtrace()) + ")");
+                }
+                bool ignored = false;
+                found = by_size_.emplace(key, prepared_int8_module(fresh, optimize_, ignored)).first;
+            }
         }
         return found->second;
     }
@@ -314,7 +319,7 @@ public:
         impl->original_ = impl->module_;
         if (int8) {
             impl->optimize_ = options.optimize;
-            impl->module_ = prepared_int8_module(path, options.optimize, impl->optimized_);
+            impl->module_ = prepared_int8_module(impl->module_.clone(), options.optimize, impl->optimized_);
             impl->module_per_size_ = impl->metadata_.quantized_engine == "onednn";
             return impl;
         }
