@@ -226,7 +226,7 @@ public:
     // EPYC). Such a model runs each input size on a module of its own, loaded on first use (a run
     // sees a few sizes: its tiles, a small image's own size, the memory probe's).
     torch::jit::Module& module_for(int64_t height, int64_t width) const {
-        if (!module_per_size_) return const_cast<torch::jit::Module&>(module_);
+        if (!metadata_.is_quantized() || metadata_.quantized_engine != "onednn") return const_cast<torch::jit::Module&>(module_);
         const std::lock_guard<std::mutex> lock(sizes_mutex_);
         const auto key = std::make_pair(height, width);
         auto found = by_size_.find(key);
@@ -241,8 +241,8 @@ public:
                 } catch (const c10::Error& e) {
                     throw Error(path_ + ": reloading the int8 model failed (" + first_line(e.what_without_backtrace()) + ")");
                 }
-                bool ignored = false;
-                found = by_size_.emplace(key, prepared_int8_module(fresh, optimize_, ignored)).first;
+                bool ignored = false;  // prepared as the first one was
+                found = by_size_.emplace(key, prepared_int8_module(fresh, optimized_, ignored)).first;
             }
         }
         return found->second;
@@ -263,8 +263,6 @@ public:
     torch::Device device_{torch::kCPU};
     Precision precision_ = Precision::fp32;
     bool optimized_ = false;
-    bool module_per_size_ = false;  // see module_for
-    bool optimize_ = false;
     mutable std::mutex sizes_mutex_;
     mutable std::map<std::pair<int64_t, int64_t>, torch::jit::Module> by_size_;
 };
@@ -318,9 +316,7 @@ public:
         impl->module_.eval();
         impl->original_ = impl->module_;
         if (int8) {
-            impl->optimize_ = options.optimize;
             impl->module_ = prepared_int8_module(impl->module_.clone(), options.optimize, impl->optimized_);
-            impl->module_per_size_ = impl->metadata_.quantized_engine == "onednn";
             return impl;
         }
         try {

@@ -36,4 +36,12 @@ void area_shrink(const void* strip, GDALDataType type, int64_t bands, int64_t pl
     }
 }
 
+void resize_planes(const float* in, int64_t planes, int64_t from, float* out, int64_t to) {
+    for (int64_t c = 0; c < planes; ++c) {
+        const cv::Mat src(static_cast<int>(from), static_cast<int>(from), CV_32F, const_cast<float*>(in + c * from * from));
+        cv::Mat dst(static_cast<int>(to), static_cast<int>(to), CV_32F, out + c * to * to);
+        cv::resize(src, dst, dst.size(), 0, 0, from > to ? cv::INTER_AREA : cv::INTER_LINEAR);
+    }
+}
+
 }  // namespace rsi

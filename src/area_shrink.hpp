@@ -17,4 +17,8 @@ namespace rsi {
 void area_shrink(const void* strip, GDALDataType type, int64_t bands, int64_t plane_rows, int64_t width, int64_t factor,
                  int64_t out_rows, float* out, std::vector<float>& scratch);
 
+// `planes` square float planes of side `from` resized to side `to` (area average when shrinking,
+// bilinear when enlarging): how a window is brought to the model's pixel size.
+void resize_planes(const float* in, int64_t planes, int64_t from, float* out, int64_t to);
+
 }  // namespace rsi

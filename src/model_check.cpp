@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <opencv2/imgproc.hpp>
 #include <thread>
 
 #include "models/runtime_info.hpp"
+#include "src/area_shrink.hpp"
 #include "src/band_mapping.hpp"
 #include "src/model_runners.hpp"
 #include "tiling/error.hpp"
@@ -115,11 +115,7 @@ std::vector<float> model_check_tiles(const std::string& path, const models::Mode
         source.read(w, mapping.source_bands, GDT_Float32, full.data());
         const bool clamp = mapping.normalizer.clamp;  // clamping does not commute with averaging
         if (clamp) mapping.normalizer.apply(full.data(), static_cast<size_t>(C), window * window);
-        for (int64_t c = 0; c < C; ++c) {
-            const cv::Mat src(static_cast<int>(window), static_cast<int>(window), CV_32F, full.data() + c * window * window);
-            cv::Mat dst(static_cast<int>(T), static_cast<int>(T), CV_32F, slot + c * T * T);
-            cv::resize(src, dst, dst.size(), 0, 0, window > T ? cv::INTER_AREA : cv::INTER_LINEAR);
-        }
+        resize_planes(full.data(), C, window, slot, T);
         if (!clamp) mapping.normalizer.apply(slot, static_cast<size_t>(C), T * T);
     }
     return data;

@@ -9,7 +9,6 @@
 #include <mutex>
 #include <numeric>
 #include <ogrsf_frmts.h>
-#include <opencv2/imgproc.hpp>
 #include <sstream>
 #include <thread>
 
@@ -655,19 +654,11 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
             w.skipped = nodata > options.max_nodata || count == 0;
             if (!w.skipped) {
                 float* slot = batch.input.data() + (i - k * B) * C * S * S;
-                const auto shrink_into_slot = [&] {
-                    for (int64_t c = 0; c < C; ++c) {
-                        const cv::Mat src(static_cast<int>(window_px), static_cast<int>(window_px), CV_32F,
-                                          raw.data() + c * window_px * window_px);
-                        cv::Mat dst(static_cast<int>(S), static_cast<int>(S), CV_32F, slot + c * S * S);
-                        cv::resize(src, dst, dst.size(), 0, 0, window_px > S ? cv::INTER_AREA : cv::INTER_LINEAR);
-                    }
-                };
                 const bool all_valid = count == static_cast<int64_t>(valid.size());
                 if (all_valid && window_px != S && !mapping.normalizer.clamp) {
                     // Area averaging and the affine normalisation commute: shrink first,
                     // then normalise the model-sized window (a quarter of the work or less).
-                    shrink_into_slot();
+                    resize_planes(raw.data(), C, window_px, slot, S);
                     mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
                 } else {
                     mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
@@ -677,7 +668,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
                         }
                     }
                     if (window_px == S) std::copy(raw.begin(), raw.end(), slot);
-                    else shrink_into_slot();
+                    else resize_planes(raw.data(), C, window_px, slot, S);
                 }
                 batch.run = true;
             } else {
