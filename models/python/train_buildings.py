@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--widths", default="16,32,64,128,192")
     p.add_argument("--dec-widths", default="16,24,48,96")
     p.add_argument("--depth", type=int, default=1)
+    p.add_argument("--antialias", action="store_true",
+                   help="blur (fixed [1,2,1] binomial) before every stride-2 stage: anti-aliased "
+                        "downsampling")
     p.add_argument("--dice-weight", type=float, default=1.0)
     p.add_argument("--lovasz-weight", type=float, default=0.0,
                    help="weight of the per-image Lovasz hinge loss on the building margin "
@@ -167,11 +170,15 @@ def main(argv=None):
     arch_kwargs = dict(in_channels=3, num_classes=2,
                        widths=[int(v) for v in args.widths.split(",")],
                        dec_widths=[int(v) for v in args.dec_widths.split(",")], depth=args.depth)
+    if args.antialias:  # only when set, so that older checkpoints' arch_kwargs still match --init
+        arch_kwargs["antialias"] = True
     model = nets.BuildingNet(**arch_kwargs)
     ema = copy.deepcopy(model)
     for p in ema.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    # frozen layers (the anti-aliasing blur) stay out of the optimiser, weight decay included
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                            weight_decay=args.wd)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iters,
                                                 pct_start=0.05, div_factor=20, final_div_factor=200)
     command = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv if a != "--resume")

@@ -20,11 +20,32 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
-class ResBlock(nn.Module):
-    """Two 3x3 conv + BN layers with an identity (or 1x1 projected) shortcut."""
+class Blur(nn.Conv2d):
+    """Fixed binomial low-pass filter ([1, 2, 1] x [1, 2, 1] / 16, per channel, zero padding).
 
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+    Put in front of a stride-2 layer it removes the frequencies that subsampling would alias, so the
+    output depends less on a pixel's position modulo the stride (anti-aliased downsampling, after
+    Zhang 2019). A depthwise convolution with frozen weights rather than a functional call, so that
+    TorchScript, FX quantization and the receptive-field measurement treat it as any other layer."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, channels, 3, padding=1, groups=channels, bias=False)
+        k1 = torch.tensor([1.0, 2.0, 1.0])
+        k2 = torch.outer(k1, k1) / 16.0
+        with torch.no_grad():
+            self.weight.copy_(k2.expand(channels, 1, 3, 3))
+        self.weight.requires_grad_(False)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv + BN layers with an identity (or 1x1 projected) shortcut.
+
+    With ``antialias`` a stride-2 block low-passes its input first (``Blur``): blur then strided
+    convolution equals convolution, blur and subsampling, and the shortcut becomes blur-pool + 1x1."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, antialias: bool = False):
         super().__init__()
+        self.blur = Blur(cin) if (antialias and stride != 1) else nn.Identity()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
@@ -36,6 +57,7 @@ class ResBlock(nn.Module):
             self.short = nn.Sequential()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blur(x)
         y = F.relu(self.bn1(self.conv1(x)), inplace=True)
         y = self.bn2(self.conv2(y))
         return F.relu(y + self.short(x), inplace=True)
@@ -66,7 +88,7 @@ class BuildingNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2,
                  widths: List[int] = (16, 32, 64, 128, 192), depth: int = 1,
-                 dec_widths: List[int] = (16, 24, 48, 96)):
+                 dec_widths: List[int] = (16, 24, 48, 96), antialias: bool = False):
         super().__init__()
         widths = list(widths)
         dec_widths = list(dec_widths)
@@ -75,7 +97,7 @@ class BuildingNet(nn.Module):
         self.stem = nn.Sequential(ConvBNReLU(in_channels, widths[0]), ConvBNReLU(widths[0], widths[0]))
         stages = []
         for i in range(1, len(widths)):
-            blocks = [ResBlock(widths[i - 1], widths[i], stride=2)]
+            blocks = [ResBlock(widths[i - 1], widths[i], stride=2, antialias=antialias)]
             for _ in range(depth - 1):
                 blocks.append(ResBlock(widths[i], widths[i]))
             stages.append(nn.Sequential(*blocks))

@@ -209,7 +209,8 @@ def rebuild_eager(scripted, doc: Dict[str, Any]) -> Optional[torch.nn.Module]:
                 dec[stages - 1 - j] = int(sd["decoders.%d.fuse1.0.weight" % j].shape[0])
             model = nets.BuildingNet(in_channels=int(sd["stem.0.0.weight"].shape[1]),
                                      num_classes=int(sd["head.weight"].shape[0]), widths=widths,
-                                     depth=_count_blocks(sd, "stages.0."), dec_widths=dec)
+                                     depth=_count_blocks(sd, "stages.0."), dec_widths=dec,
+                                     antialias="stages.0.0.blur.weight" in sd)
         elif name == "StatsSceneNet":
             c = int(doc["input"]["bands"])
             nfeat = int(sd["feat_mean"].numel())
