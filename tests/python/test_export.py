@@ -162,6 +162,53 @@ class ExportRoundTrip(unittest.TestCase):
             self.assertAlmostEqual(float(r[i]), ((i * 37) % 255) / 255.0 - 0.5, places=6)
 
 
+class AntialiasedDownsampling(unittest.TestCase):
+    """nets.Blur and BuildingNet(antialias=True): the fixed low-pass, its place, export and rebuild."""
+
+    def test_blur_removes_the_nyquist_frequency_and_keeps_constants(self):
+        blur = nets.Blur(2)
+        y = torch.arange(8).view(8, 1)
+        x = torch.arange(8).view(1, 8)
+        checker = ((y + x) % 2).float() * 2 - 1  # +-1 checkerboard: aliases onto a constant at stride 2
+        inp = torch.stack([checker, torch.full((8, 8), 3.0)]).unsqueeze(0)
+        with torch.no_grad():
+            out = blur(inp)[0]
+        inner = (slice(1, 7), slice(1, 7))  # zero padding changes the one-pixel border
+        self.assertLessEqual(float(out[0][inner].abs().max()), 1e-6)
+        self.assertLessEqual(float((out[1][inner] - 3.0).abs().max()), 1e-6)
+        self.assertAlmostEqual(float(out[1][0, 0]), 3.0 * 9 / 16, places=6)  # corner: 9/16 of the kernel inside
+
+    def test_blur_is_frozen_and_only_in_front_of_stride_two_stages(self):
+        m = nets.BuildingNet(widths=[4, 8, 8], dec_widths=[4, 8], antialias=True)
+        blurs = [k for k in m.state_dict() if ".blur." in k]
+        self.assertEqual(blurs, ["stages.0.0.blur.weight", "stages.1.0.blur.weight"])
+        frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
+        self.assertEqual(frozen, blurs)
+        # without antialias the state dict is the one of earlier checkpoints (no new keys)
+        plain = nets.BuildingNet(widths=[4, 8, 8], dec_widths=[4, 8])
+        self.assertFalse(any(".blur." in k for k in plain.state_dict()))
+
+    def test_antialiased_roundtrip_and_eager_rebuild(self):
+        from rsi_models import quantization
+        torch.manual_seed(0)
+        model = nets.BuildingNet(widths=[4, 8, 8, 8], dec_widths=[4, 4, 8], antialias=True)
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(2, 3, 32, 32))
+        model.eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "aa.pt")
+            exporting.export(model, seg_doc(), path)
+            scripted, doc = exporting.load_file(path)
+        x = torch.randn(1, 3, 24, 40)
+        with torch.no_grad():
+            self.assertLessEqual(float((model(x) - scripted(x)).abs().max()), 1e-5)
+            rebuilt = quantization.rebuild_eager(scripted, doc)
+            self.assertIsNotNone(rebuilt)
+            self.assertIsInstance(rebuilt.stages[0][0].blur, nets.Blur)
+            self.assertLessEqual(float((rebuilt(x) - scripted(x)).abs().max()), 1e-5)
+
+
 class Validation(unittest.TestCase):
     def good(self):
         d = seg_doc()
