@@ -274,6 +274,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 bar.finish();
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
+                if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
                 if (pending_probabilities) {
                     pending_probabilities->commit();
                     r.probabilities = pending_probabilities->final_path();

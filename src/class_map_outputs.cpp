@@ -113,12 +113,20 @@ void ClassMapOutputs::flush_band() {
     }
 }
 
-void ClassMapOutputs::finish() {
-    // Both complete (a full disk fails here) before either is renamed into place.
+void ClassMapOutputs::close() {
     mask_->close();
     if (probability_) probability_->close();
+}
+
+void ClassMapOutputs::commit() {
     mask_->commit();
     if (probability_) probability_->commit();
+}
+
+void ClassMapOutputs::finish() {
+    // Both complete before either is renamed into place.
+    close();
+    commit();
 }
 
 }  // namespace rsi

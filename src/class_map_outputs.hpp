@@ -22,6 +22,10 @@ public:
     // every column was given.
     void write_span(int64_t y, int64_t rows, int64_t x, int64_t span, const float* probabilities, const uint8_t* valid);
     void flush_band();
+    // close() completes both files under their temporary names (a full disk fails here); commit()
+    // renames them into place. finish() does both.
+    void close();
+    void commit();
     void finish();
 
     const std::vector<int64_t>& class_pixels() const { return class_pixels_; }

@@ -106,6 +106,11 @@ void PendingOutput::commit() {
     done_ = true;
 }
 
+void PendingOutput::discard() {
+    if (!done_) remove_with_sidecars(temporary_);
+    done_ = true;
+}
+
 namespace {
 
 std::string without_trailing_separator(const std::string& path) {

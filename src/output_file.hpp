@@ -27,6 +27,9 @@ public:
 
     // Renames the file and the sidecars GDAL wrote beside it (.aux.xml, world files) into place.
     void commit();
+    // Removes the temporary file (and its sidecars) now rather than at destruction: scratch files go
+    // before the final outputs appear, so no kill can land between an output and its cleanup.
+    void discard();
 
 private:
     std::string final_, temporary_;

@@ -149,6 +149,7 @@ void RasterWriter::close() {
         if (!copy) throw Error(options_.path + ": COG conversion failed: " + last_gdal_error());
         close_written(std::move(copy), options_.path);
         close_written(std::move(dataset_), options_.path);
+        intermediate_->discard();  // gone before the COG gets its name (see PendingOutput::discard)
     } else {
         close_written(std::move(dataset_), options_.path);
     }

@@ -573,11 +573,9 @@ struct ModelGridScratch {
 };
 
 // Resamples the model-grid probabilities back to the image grid `image` (bilinear), takes the
-// validity from the image itself and writes the final outputs.
-void resample_back(const std::string& model_grid_probabilities, const RasterInfo& image, const std::string& input,
-                   const SegmentOptions& options, const models::ModelMetadata& meta, const ProgressFn& progress,
-                   std::vector<int64_t>& class_pixels, int64_t& nodata_pixels) {
-    report_progress(progress, 0.0, "resampling back");
+// validity from the image itself and writes every row into `outputs`.
+void write_resampled(const std::string& model_grid_probabilities, const RasterInfo& image, const std::string& input,
+                     int64_t classes, ClassMapOutputs& outputs, const ProgressFn& progress) {
     const int64_t W = image.width, H = image.height;
     const std::string back = unique_vsimem("image-grid");
     struct Cleanup {
@@ -591,10 +589,8 @@ void resample_back(const std::string& model_grid_probabilities, const RasterInfo
         throw Error(input + ": is " + std::to_string(source.info().width) + "x" + std::to_string(source.info().height) +
                     ", not the " + std::to_string(W) + "x" + std::to_string(H) + " image the parts were made from");
     }
-    const int64_t K = static_cast<int64_t>(meta.classes.size());
-    ClassMapOutputs outputs(options, image, meta);
-    std::vector<int> prob_band_list(static_cast<size_t>(K));
-    for (int64_t c = 0; c < K; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
+    std::vector<int> prob_band_list(static_cast<size_t>(classes));
+    for (int64_t c = 0; c < classes; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
     std::vector<uint8_t> valid;
     for (int64_t y = 0; y < H; y += 256) {
         const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
@@ -607,7 +603,22 @@ void resample_back(const std::string& model_grid_probabilities, const RasterInfo
         outputs.write_rows(y, rows, p.data(), valid.data());
         report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
     }
-    outputs.finish();
+}
+
+// The final outputs from the model-grid probabilities of `scratch`. The scratch files are removed
+// once the outputs are complete and before they are renamed into place: a kill in between leaves only
+// temporaries that a resume clears, never scratch files beside a finished output.
+void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std::string& input,
+                   const SegmentOptions& options, const models::ModelMetadata& meta, const ProgressFn& progress,
+                   std::vector<int64_t>& class_pixels, int64_t& nodata_pixels) {
+    report_progress(progress, 0.0, "resampling back");
+    ClassMapOutputs outputs(options, image, meta);
+    write_resampled(scratch.probabilities.temporary_path(), image, input, static_cast<int64_t>(meta.classes.size()), outputs,
+                    progress);
+    outputs.close();
+    scratch.mask.discard();
+    scratch.probabilities.discard();
+    outputs.commit();
     class_pixels = outputs.class_pixels();
     nodata_pixels = outputs.nodata_pixels();
 }
@@ -668,7 +679,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     result.resample_y = fy;
     result.pixel_area_m2 = ground->x_m * ground->y_m;
     if (options.shard) return result;  // parts only: `rsi merge` resamples back
-    resample_back(scratch.probabilities.temporary_path(), info, options.input, options, meta, [&](double f, std::string_view what) {
+    resample_back(scratch, info, options.input, options, meta, [&](double f, std::string_view what) {
         return !progress || progress(0.9 + 0.1 * f, what);
     }, result.class_pixels, result.nodata_pixels);
     if (options.resume && !options.keep_parts) {
@@ -817,7 +828,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
         assemble_parts(options.parts_dir, job, scratch.inner, meta, [&](double f, std::string_view what) {
             return !progress || progress(0.9 * f, what);
         }, model_grid_pixels, model_grid_nodata);
-        resample_back(scratch.probabilities.temporary_path(), georeference_from_job(image_grid), image_grid.at("input").get<std::string>(), o,
+        resample_back(scratch, georeference_from_job(image_grid), image_grid.at("input").get<std::string>(), o,
                       meta, [&](double f, std::string_view what) { return !progress || progress(0.9 + 0.1 * f, what); },
                       result.class_pixels, result.nodata_pixels);
     } else if (options.vrt) {

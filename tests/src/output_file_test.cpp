@@ -1,0 +1,104 @@
+// Atomic outputs: temporaries, commit, discard, and the clean-up of a killed process's temporaries.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "src/output_file.hpp"
+#include "src/raster_writer.hpp"
+
+using namespace rsi;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() / ("rsi-output-file-" + std::to_string(::getpid()));
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+void touch(const fs::path& p, const std::string& text = "x") { std::ofstream(p) << text; }
+
+std::vector<std::string> names_in(const fs::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+}  // namespace
+
+TEST(PendingOutput, CommitMovesTheFileAndItsSidecarsIntoPlace) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "map.tif").string();
+    PendingOutput pending(final_path);
+    EXPECT_EQ(fs::path(pending.temporary_path()).parent_path(), dir.path);
+    EXPECT_EQ(fs::path(pending.temporary_path()).filename().string().rfind(".rsi-tmp-" + std::to_string(::getpid()) + "-", 0), 0u);
+    touch(pending.temporary_path(), "data");
+    touch(pending.temporary_path() + ".aux.xml");
+    EXPECT_FALSE(fs::exists(final_path));
+    pending.commit();
+    EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif", "map.tif.aux.xml"}));
+}
+
+TEST(PendingOutput, DiscardRemovesTheTemporaryAtOnceAndTheDestructorLeavesNothing) {
+    TempDir dir;
+    {
+        PendingOutput scratch((dir.path / "map.tif.model-grid.tif").string());
+        touch(scratch.temporary_path());
+        touch(scratch.temporary_path() + ".aux.xml");
+        ASSERT_EQ(names_in(dir.path).size(), 2u);
+        scratch.discard();
+        EXPECT_TRUE(names_in(dir.path).empty());
+        touch(dir.path / "unrelated.txt");
+        scratch.discard();  // twice is harmless
+    }
+    EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"unrelated.txt"});
+    {
+        PendingOutput abandoned((dir.path / "other.tif").string());
+        touch(abandoned.temporary_path());
+    }  // an uncommitted output is removed by the destructor
+    EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"unrelated.txt"});
+}
+
+TEST(PendingOutput, StaleTemporariesOfDeadProcessesAreRemovedThoseOfLiveOnesKept) {
+    TempDir dir;
+    // 2^22 + 7 is above Linux's largest pid_max, so no process has it.
+    const std::string dead = ".rsi-tmp-4194311-0-map.tif";
+    const std::string dead_scratch = ".rsi-tmp-4194311-1-map.tif.model-grid-p.tif";
+    const std::string live = ".rsi-tmp-" + std::to_string(::getppid()) + "-0-map.tif";
+    const std::string other_output = ".rsi-tmp-4194311-2-roads.tif";
+    for (const auto& n : {dead, dead_scratch, live, other_output}) touch(dir.path / n);
+    remove_stale_temporaries((dir.path / "map.tif").string());
+    std::vector<std::string> kept{other_output, live};
+    std::sort(kept.begin(), kept.end());
+    EXPECT_EQ(names_in(dir.path), kept);
+}
+
+TEST(RasterWriter, CogIntermediateIsGoneOnceCloseReturnsBeforeTheCommit) {
+    TempDir dir;
+    RasterWriterOptions o;
+    o.path = (dir.path / "map.tif").string();
+    o.width = 40;
+    o.height = 30;
+    o.format = "COG";
+    RasterWriter writer(o);
+    const std::vector<uint8_t> rows(40 * 30, 7);
+    writer.append_rows(0, 30, rows.data());
+    writer.close();
+    // Only the complete COG under its temporary name: no tiled intermediate a kill could strand.
+    const auto names = names_in(dir.path);
+    ASSERT_EQ(names.size(), 1u);
+    EXPECT_EQ(fs::path(writer.closed_path()).filename().string(), names[0]);
+    writer.commit();
+    EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"map.tif"});
+}
