@@ -60,6 +60,11 @@ def parse_args(argv=None):
     p.add_argument("--train-on-val", action="store_true",
                    help="add inria/val to the inria training crops (a final refit on train+val): no "
                         "model selection; best.pt receives the final EMA weights")
+    p.add_argument("--inria-fold", metavar="K/N",
+                   help="cross-validation over the 34 inria crops: pool inria/train and inria/val "
+                        "(sorted by name), hold out every N-th crop from the K-th (0-based), train on "
+                        "the rest; no model selection (best.pt receives the final EMA weights); the "
+                        "held-out crops are logged as inria_fold")
     p.add_argument("--init", help="start from the weights of this best.pt (a second training stage); "
                                   "the recorded command becomes '<its command> && <this command>'")
     return p.parse_args(argv)
@@ -162,8 +167,13 @@ def main(argv=None):
     train_extra = data.load_buildings_extra(args.data_root, "train")
     val_inria = data.load_inria(args.data_root, "val")
     val_extra = data.load_buildings_extra(args.data_root, "val")
+    if args.inria_fold and args.train_on_val:
+        raise SystemExit("--inria-fold and --train-on-val exclude each other")
     if args.train_on_val:
         train_inria = train_inria + val_inria  # inria/val is then logged, but it is training data
+    if args.inria_fold:
+        k, n = inria_fold(args.inria_fold)
+        train_inria, val_inria = fold_split(train_inria + val_inria, k, n)
     log("train: %d inria + %d buildings-extra; val: %d inria/val + %d buildings-extra hold-out"
         % (len(train_inria), len(train_extra), len(val_inria), len(val_extra)))
 
@@ -251,9 +261,10 @@ def main(argv=None):
             for tag, m in (("model", model), ("ema", ema)):
                 iv, fv = evaluate(m, val_inria)
                 ie, fe = evaluate(m, val_extra)
-                rec[tag] = {"inria_val_iou": iv, "inria_val_f1": fv, "extra_val_iou": ie,
+                inria = "inria_fold" if args.inria_fold else "inria_val"  # the held-out inria crops
+                rec[tag] = {inria + "_iou": iv, inria + "_f1": fv, "extra_val_iou": ie,
                             "extra_val_f1": fe}
-                if args.train_on_val:
+                if args.train_on_val or args.inria_fold:
                     select = tag == "ema" and done == args.iters  # no selection: final EMA weights
                 else:
                     select = iv > best["iou"]
@@ -267,7 +278,8 @@ def main(argv=None):
                     torch.save({"arch": "BuildingNet", "arch_kwargs": arch_kwargs,
                                 "state_dict": copy.deepcopy(m.state_dict()), "meta": meta,
                                 "metrics": dict(metrics, iter=done, weights=tag,
-                                                train_minutes=round(elapsed / 60, 1))},
+                                                train_minutes=round(elapsed / 60, 1),
+                                                **({"inria_fold": args.inria_fold} if args.inria_fold else {}))},
                                os.path.join(args.out, "best.pt"))
             history.append(rec)
             log(json.dumps(rec))
@@ -278,6 +290,25 @@ def main(argv=None):
                         "history": history, "elapsed": elapsed, "command": command,
                         "args": vars(args)}, last_path)
     log("finished: best %s" % json.dumps(best))
+
+
+def inria_fold(text):
+    """'K/N' -> (K, N) with 0 <= K < N, N >= 2."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit("--inria-fold: expected K/N, got %r" % text)
+    if n < 2 or not 0 <= k < n:
+        raise SystemExit("--inria-fold: need 0 <= K < N and N >= 2, got %r" % text)
+    return k, n
+
+
+def fold_split(samples, k, n):
+    """(training, held out): the held-out part is every n-th sample from the k-th, in name order."""
+    ordered = sorted(samples, key=lambda s: s.name)
+    held = [s for i, s in enumerate(ordered) if i % n == k]
+    kept = [s for i, s in enumerate(ordered) if i % n != k]
+    return kept, held
 
 
 def building_meta(args, command):
@@ -300,13 +331,14 @@ def building_meta(args, command):
                    "only, subject to those datasets' terms (see ../shared/data/README.md).",
         "provenance": {
             "data": [("inria/train + inria/val (34 crops of austin1, chicago1)" if args.train_on_val
-                      else "inria/train (25 crops of austin1, chicago1)"),
+                      else "inria/train + inria/val less fold %s (cross-validation)" % args.inria_fold
+                      if args.inria_fold else "inria/train (25 crops of austin1, chicago1)"),
                      "buildings-extra/whu_east_asia (WHU building dataset, 5 of 6)",
                      "buildings-extra/nzlnd (WHU New Zealand, 2 of 3)",
                      "buildings-extra/crowdai (crowdAI mapping challenge, 5 of 6)",
                      "buildings-extra/inria_more (Inria, 9 of 10)",
                      ("model selection: none (final EMA weights of a fixed schedule)"
-                      if args.train_on_val else "model selection: inria/val")],
+                      if args.train_on_val or args.inria_fold else "model selection: inria/val")],
             "script": "models/python/train_buildings.py",
             "command": command,
         },
