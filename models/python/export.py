@@ -32,23 +32,16 @@ def tune_bias(model, head, doc, samples):
     """Add to the building logit the offset (grid -3..3, step 0.1) that maximises pooled IoU."""
     import numpy as np
     from rsi_models.evaluation import prepare
+    from rsi_models.metrics import best_logit_offset
     diffs, gts = [], []
     for s in samples:
         out = model(prepare(s.image, doc))[0]
         diffs.append((out[1] - out[0]).numpy().ravel())
         gts.append(s.mask.ravel().astype(bool))
-    d = np.concatenate(diffs)
-    g = np.concatenate(gts)
-    best = (-1.0, 0.0)
-    for off in np.round(np.arange(-3.0, 3.0001, 0.1), 2):
-        p = d + off > 0
-        tp = np.count_nonzero(p & g)
-        iou = tp / float(np.count_nonzero(p | g))
-        if iou > best[0] + 1e-9 or (abs(iou - best[0]) <= 1e-9 and abs(off) < abs(best[1])):
-            best = (iou, float(off))
-    iou0 = np.count_nonzero((d > 0) & g) / float(np.count_nonzero((d > 0) | g))
-    head.bias[1] += best[1]
-    return {"offset": best[1], "inria_val_iou_before": float(iou0), "inria_val_iou_after": best[0]}
+    best = best_logit_offset(np.concatenate(diffs), np.concatenate(gts))
+    head.bias[1] += best["offset"]
+    return {"offset": best["offset"], "inria_val_iou_before": float(best["iou_at_zero"]),
+            "inria_val_iou_after": float(best["iou"])}
 
 
 def main(argv=None):

@@ -84,3 +84,73 @@ class WeightSoup(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LogitOffset(unittest.TestCase):
+    """The decision threshold chosen on held-out crops (export.py --tune-bias, cv_offset_buildings.py)."""
+
+    def test_worked_example(self):
+        from rsi_models.metrics import best_logit_offset
+        import numpy as np
+        margin = np.array([-0.5, 0.2, -1.2, 1.0], dtype=np.float32)
+        truth = np.array([1, 1, 0, 0])
+        # offset 0: predicted [0, 1, 0, 1] -> tp 1, fp 1, fn 1: IoU 1/3. Any offset in (0.5, 1.2]
+        # adds the first pixel: tp 2, fp 1: IoU 2/3, the best; the smallest such grid step is 0.6.
+        best = best_logit_offset(margin, truth)
+        self.assertAlmostEqual(best["offset"], 0.6)
+        self.assertAlmostEqual(best["iou"], 2 / 3)
+        self.assertAlmostEqual(best["iou_at_zero"], 1 / 3)
+
+    def test_a_flat_optimum_keeps_offset_zero(self):
+        from rsi_models.metrics import best_logit_offset
+        import numpy as np
+        best = best_logit_offset(np.array([2.5, -2.5]), np.array([1, 0]))  # right for |offset| < 2.5
+        self.assertEqual(best["offset"], 0.0)
+        self.assertEqual(best["iou"], 1.0)
+
+
+class InriaFolds(unittest.TestCase):
+    class Crop:
+        def __init__(self, name):
+            self.name = name
+
+    def test_every_crop_is_held_out_exactly_once(self):
+        crops = [self.Crop("inria/%s/c%02d.tif" % ("train" if i < 25 else "val", i)) for i in range(34)]
+        held = []
+        for k in range(3):
+            kept, out = train_buildings.fold_split(list(reversed(crops)), k, 3)  # order of input irrelevant
+            self.assertEqual(len(kept) + len(out), 34)
+            self.assertFalse({c.name for c in kept} & {c.name for c in out})
+            held.append([c.name for c in out])
+        self.assertEqual([len(h) for h in held], [12, 11, 11])
+        self.assertEqual(sorted(sum(held, [])), sorted(c.name for c in crops))
+        self.assertEqual(held[1][:2], ["inria/train/c01.tif", "inria/train/c04.tif"])
+
+    def test_fold_syntax(self):
+        self.assertEqual(train_buildings.inria_fold("2/3"), (2, 3))
+        for bad in ("3/3", "-1/3", "0/1", "a/b", "1"):
+            with self.assertRaises(SystemExit):
+                train_buildings.inria_fold(bad)
+
+
+class OffsetApplied(unittest.TestCase):
+    def test_offset_lands_in_the_building_bias_only(self):
+        import os
+        import tempfile
+        import cv_offset_buildings
+        from rsi_models import exporting
+        from test_export import seg_doc, tiny_seg
+        model = tiny_seg()
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "a.pt"), os.path.join(tmp, "b.pt")
+            exporting.export(model, seg_doc(), src)
+            cv_offset_buildings.apply_offset(src, 0.7, dst, "0.0.2", {"offset": 0.7})
+            a, _ = exporting.load_file(src)
+            b, doc = exporting.load_file(dst)
+        self.assertEqual(doc["version"], "0.0.2")
+        self.assertEqual(doc["provenance"]["metrics"]["building_logit_offset"]["offset"], 0.7)
+        x = torch.randn(1, 3, 32, 40)
+        with torch.no_grad():
+            ya, yb = a(x), b(x)
+        self.assertLessEqual(float((yb[:, 0] - ya[:, 0]).abs().max()), 1e-5)
+        self.assertLessEqual(float((yb[:, 1] - ya[:, 1] - 0.7).abs().max()), 1e-5)
