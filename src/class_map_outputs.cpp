@@ -119,8 +119,9 @@ void ClassMapOutputs::close() {
 }
 
 void ClassMapOutputs::commit() {
-    mask_->commit();
+    // The mask (the -o output) last: once it has its name, so has the probability raster.
     if (probability_) probability_->commit();
+    mask_->commit();
 }
 
 void ClassMapOutputs::finish() {

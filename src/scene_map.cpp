@@ -287,11 +287,13 @@ public:
         if (grid_layer_) grid_layer_->close();
         std::unique_ptr<RasterWriter> dense;
         if (!options_.dense.empty()) dense = write_dense(progress);
-        class_writer_->commit();
+        // The class map (the -o output) last: once it has its name, every other output has too, so a
+        // kill between the renames cannot pass for a finished run.
         if (prob_writer_) prob_writer_->commit();
         if (csv_) csv_->commit();
         if (grid_layer_) grid_layer_->commit();
         if (dense) dense->commit();
+        class_writer_->commit();
     }
 
 private:
