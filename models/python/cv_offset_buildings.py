@@ -17,6 +17,7 @@ Example (from models/python):
 import argparse
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -31,7 +32,8 @@ from train_buildings import fold_split, inria_fold  # noqa: E402
 
 @torch.no_grad()
 def held_out_margins(runs, data_root):
-    """[(run, fold, [(crop name, margin, truth), ...])] for runs covering folds 0..N-1 once each."""
+    """[(run, fold, [(crop name, margin, truth), ...], its training command)] for runs covering
+    folds 0..N-1 once each."""
     crops = data.load_inria(data_root, "train") + data.load_inria(data_root, "val")
     folds = []
     for run in runs:
@@ -44,7 +46,7 @@ def held_out_margins(runs, data_root):
         for s in fold_split(crops, k, n)[1]:
             out = segment(model, prepare(s.image, doc), mo)[0]
             rows.append((s.name, (out[1] - out[0]).numpy(), s.mask.astype(bool)))
-        folds.append((run, (k, n), rows))
+        folds.append((run, (k, n), rows, doc["provenance"]["command"]))
     ns = {f[1][1] for f in folds}
     ks = sorted(f[1][0] for f in folds)
     if len(ns) != 1 or ks != list(range(next(iter(ns)))):
@@ -60,7 +62,7 @@ def pooled_iou(rows, offset):
     return iou_f1(tot)
 
 
-def apply_offset(model_path, offset, out_path, version, report):
+def apply_offset(model_path, offset, out_path, version, report, command=None):
     scripted, doc = exporting.load_file(model_path)
     eager = quantization.rebuild_eager(scripted, doc)
     if eager is None or not hasattr(eager, "head"):
@@ -70,6 +72,8 @@ def apply_offset(model_path, offset, out_path, version, report):
     doc = {k: v for k, v in doc.items() if k not in ("weights_sha256", "golden")}
     if version:
         doc["version"] = version
+    if command:  # how the file came to be: the training command of MODEL, then this one
+        doc["provenance"]["command"] = doc["provenance"]["command"] + " && " + command
     metrics = doc["provenance"].setdefault("metrics", {})
     metrics["building_logit_offset"] = dict(report, method="cross-validation over the inria crops "
                                             "(cv_offset_buildings.py)", applied_to=os.path.basename(model_path))
@@ -92,13 +96,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     folds = held_out_margins(args.runs, args.data_root)
-    rows = [r for _, _, fr in folds for r in fr]
+    rows = [r for _, _, fr, _ in folds for r in fr]
     best = best_logit_offset(np.concatenate([m.ravel() for _, m, _ in rows]),
                              np.concatenate([g.ravel() for _, _, g in rows]))
     off = best["offset"]
     print("%-28s %-5s %5s  %-9s %-9s" % ("run", "fold", "crops", "IoU at 0", "IoU at %+.1f" % off))
     per_fold = []
-    for run, (k, n), fr in folds:
+    for run, (k, n), fr, _ in folds:
         i0, i1 = pooled_iou(fr, 0.0)[0], pooled_iou(fr, off)[0]
         per_fold.append({"run": run, "fold": "%d/%d" % (k, n), "crops": len(fr), "iou_at_zero": i0,
                          "iou_at_offset": i1})
@@ -107,13 +111,16 @@ def main(argv=None):
     print("all %d crops pooled: IoU %.4f (F1 %.4f) at offset 0, %.4f (F1 %.4f) at the chosen offset %+.1f"
           % (len(rows), best["iou_at_zero"], f0, best["iou"], f1, off))
     report = {"offset": off, "crops": len(rows), "cv_iou_at_zero": best["iou_at_zero"],
-              "cv_iou_at_offset": best["iou"], "folds": per_fold}
+              "cv_iou_at_offset": best["iou"], "folds": per_fold,
+              "fold_commands": [f[3] for f in folds]}
     print(json.dumps(report))
     if args.apply:
         if off == 0.0:
             print("offset 0: nothing to apply")
         else:
-            apply_offset(args.apply, off, args.out, args.version, {k: v for k, v in report.items() if k != "folds"})
+            command = "/usr/bin/python3 " + " ".join(shlex.quote(a) for a in sys.argv)
+            apply_offset(args.apply, off, args.out, args.version,
+                         {k: v for k, v in report.items() if k != "folds"}, command)
     return report
 
 

@@ -110,12 +110,12 @@ TEST(ContestCli, EvalScenesObjectsAndReport) {
 }
 
 // The default building model on the real Atlanta chip, scored by object F1 against its footprints.
-// Recorded with buildings.pt 1.2.0 (inria/test IoU 0.549): F1 0.0333 (TP 4, FP 193, FN 39), the same as
-// one whole-image tile gives, since tile origins stay on the model's 16-pixel lattice; before that the
-// tiles' phases gave 0.0405 (TP 5, FP 199). 1.1.0 with IoU 0.543 had 0.0149 (TP 3, FP 358), 1.0.0 with
-// IoU 0.455 0.0078 (TP 3, FP 725). Off-nadir panchromatic 0.5 m imagery is far from the model's
-// training data. The test guards the pipeline and the score against regressions; a better model
-// raises the recorded value.
+// Recorded with buildings.pt 1.2.1 (inria/test IoU 0.553): F1 0.0301 (TP 4, FP 219, FN 39). 1.2.0 (the same
+// weights, building logit 0.5 lower; IoU 0.549) had 0.0333 (TP 4, FP 193): the cross-validated offset
+// that raised in-domain recall also adds false positives here. 1.1.0 with IoU 0.543 had 0.0149 (TP 3,
+// FP 358), 1.0.0 with IoU 0.455 0.0078 (TP 3, FP 725). Off-nadir panchromatic 0.5 m imagery is far from
+// the model's training data. The test guards the pipeline and the score against regressions; a better
+// model raises the recorded value.
 TEST(ContestCli, RealAtlantaBuildingsScoredByObjectF1) {
     test::TempDir dir;
     const std::string image = test::shared_data("spacenet/atlanta_pan.tif");
@@ -127,7 +127,7 @@ TEST(ContestCli, RealAtlantaBuildingsScoredByObjectF1) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["frame"], "EPSG:32616");
     EXPECT_EQ(j["true_positives"].get<int>() + j["false_negatives"].get<int>(), 43);  // every truth footprint counted
-    EXPECT_GE(j["f1"].get<double>(), 0.033) << r.out;
+    EXPECT_GE(j["f1"].get<double>(), 0.030) << r.out;
     std::cout << "atlanta object F1 " << j["f1"] << " (TP " << j["true_positives"] << ", FP " << j["false_positives"] << ", FN "
               << j["false_negatives"] << ")\n";
     // Pixel metrics of the mask against the same polygons, rasterised onto its grid.
