@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rsi_models import data, exporting, metadata, quantization  # noqa: E402
+from rsi_models import data, exporting, quantization  # noqa: E402
 from rsi_models.evaluation import prepare, segment  # noqa: E402
 from rsi_models.metrics import best_logit_offset, binary_counts, iou_f1  # noqa: E402
 from train_buildings import fold_split, inria_fold  # noqa: E402
