@@ -68,6 +68,7 @@ models::ModelOptions ModelCliOptions::to_model_options() const {
     models::ModelOptions o;
     o.device = device;
     o.precision = models::parse_precision(precision);
+    o.cpu_graph = models::parse_cpu_graph(cpu_graph);
     auto& v = o.overrides;
     if (!task.empty()) v.task = task;
     if (!classes.empty()) {
@@ -94,6 +95,11 @@ void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_fl
     }
     sub.add_option("--device", model.device, "cpu or cuda:N")->capture_default_str();
     sub.add_option("--precision", model.precision, "fp32, bf16 (CPU and CUDA) or fp16 (CUDA)")->capture_default_str();
+    sub.add_option("--cpu-graph", model.cpu_graph,
+                   "How an fp32 model is optimised for the CPU: auto (as its metadata says), optimize "
+                   "(optimize_for_inference) or channels-last")
+        ->check(CLI::IsMember({"auto", "optimize", "channels-last"}))
+        ->capture_default_str();
     sub.add_option("--task", model.task, "For a model without metadata: segmentation or scene")->group("Model metadata");
     sub.add_option("--classes", model.classes, "For a model without metadata: class names, comma-separated")
         ->group("Model metadata");
@@ -133,10 +139,13 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
     // glibc serves blocks above its mmap threshold (by default it adapts, up to 32 MB) with fresh
     // mappings whose pages fault in on first touch, and trims the heap top back to the system. A
     // model's forward pass frees and re-allocates the same activation sizes every batch, so each pass
-    // paid ~100,000 page faults per 512² tile. Fixing the threshold at its maximum and keeping freed
-    // memory for reuse made the building model's forward 5 % faster per tile at batch 1 (40 MB less
-    // peak RSS) and 13 % at batch 4 (100 MB more; docs/BENCHMARKS.md). glibc's environment variables win.
-    if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    // paid ~100,000 page faults per 512² tile. Fixing the threshold and keeping freed memory for reuse
+    // made the building model's forward faster; 64 MB keeps a 512² tile's largest activations (42 MB)
+    // in the heap: at batch 1, 8000², 65.6 -> 60.2 s (system time 9.1 -> 1.3 s), peak RSS within the
+    // run-to-run spread. Larger thresholds also
+    // keep batch 4's (168 MB) blocks but fragment the heap: +40-50 % peak RSS (docs/BENCHMARKS.md,
+    // Sessions 6 and 14). glibc's environment variables win.
+    if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
     if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
     const int threads = common.threads > 0 ? common.threads : static_cast<int>(std::thread::hardware_concurrency());

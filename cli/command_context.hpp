@@ -38,6 +38,7 @@ struct ModelCliOptions {
     std::string model;  // path or bundled name; empty = pick the bundled default
     std::string device = "cpu";
     std::string precision = "fp32";
+    std::string cpu_graph = "auto";
     // For models without rsi.json metadata (or to override it).
     std::string task, classes, mean, std;
     int model_bands = 0, model_tile_size = 0;

@@ -131,6 +131,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                             {"batch", r.batch},
                             {"output_shape", r.output_shape},
                             {"optimized", r.optimized},
+                            {"graph", r.graph},
+                            {"alternative_graph", r.alternative_graph.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.alternative_graph)},
+                            {"alternative_batch_ms", r.alternative_batch_ms > 0 ? nlohmann::json(r.alternative_batch_ms) : nlohmann::json(nullptr)},
                             {"optimized_batch_ms", r.optimized_batch_ms},
                             {"optimized_batch_ms_mean", r.optimized_batch_ms_mean},
                             {"eager_batch_ms", r.eager_batch_ms > 0 ? nlohmann::json(r.eager_batch_ms) : nlohmann::json(nullptr)},
@@ -152,7 +155,13 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                 for (size_t i = 0; i < r.output_shape.size(); ++i) std::cout << (i ? "," : "") << r.output_shape[i];
                 std::cout << "]\n"
                           << "optimised:   " << r.optimized_batch_ms << " ms/batch, " << r.tiles_per_second << " tiles/s"
-                          << (r.optimized ? " (frozen + optimize_for_inference)" : " (not optimised)") << "\n";
+                          << (r.optimized ? " (frozen, graph " + r.graph + ")" : std::string(" (not optimised)")) << "\n";
+                if (r.alternative_batch_ms > 0) {
+                    std::cout << "alternative: " << r.alternative_batch_ms << " ms/batch with graph " << r.alternative_graph << " ("
+                              << r.alternative_batch_ms / r.optimized_batch_ms << "x the time; --cpu-graph or the model's cpu_graph field choose)\n";
+                } else if (!r.alternative_error.empty()) {
+                    std::cout << "alternative: graph " << r.alternative_graph << " failed: " << r.alternative_error << "\n";
+                }
                 if (r.runners > 1) {
                     std::cout << "runners:     " << r.runners << " side by side: " << r.concurrent_tiles_per_second << " tiles/s\n";
                 }

@@ -17,6 +17,22 @@ Precision parse_precision(std::string_view text) {
     throw usage_error("--precision: unknown precision '" + std::string(text) + "' (expected fp32, fp16 or bf16)");
 }
 
+CpuGraph parse_cpu_graph(std::string_view text) {
+    if (text == "auto") return CpuGraph::automatic;
+    if (text == "optimize" || text == "optimize_for_inference") return CpuGraph::optimize_for_inference;
+    if (text == "channels-last" || text == "channels_last") return CpuGraph::channels_last;
+    throw usage_error("--cpu-graph: unknown graph '" + std::string(text) + "' (expected auto, optimize or channels-last)");
+}
+
+const char* to_string(CpuGraph graph) {
+    switch (graph) {
+        case CpuGraph::automatic: return "auto";
+        case CpuGraph::optimize_for_inference: return "optimize_for_inference";
+        case CpuGraph::channels_last: return "channels_last";
+    }
+    return "?";
+}
+
 
 struct Model::Impl {
     std::unique_ptr<Network> network;
@@ -43,6 +59,7 @@ const std::string& Model::path() const { return impl_->path; }
 std::string Model::device() const { return impl_->network->device(); }
 Precision Model::precision() const { return impl_->precision; }
 bool Model::optimized() const { return impl_->network->optimized(); }
+std::string Model::graph() const { return impl_->network->graph(); }
 std::string Model::weights_sha256() const { return impl_->network->weights_sha256(); }
 
 std::vector<int64_t> Model::run(const float* input, const BatchShape& shape, std::vector<float>& output,

@@ -25,10 +25,20 @@ inline const char* to_string(Precision precision) {
     return "?";
 }
 
+// How an fp32 model is prepared for the CPU when `optimize` is on (metadata field cpu_graph).
+enum class CpuGraph {
+    automatic,               // what the model's metadata names (default optimize_for_inference)
+    optimize_for_inference,  // frozen, then torch::jit::optimize_for_inference (oneDNN layouts, fusions)
+    channels_last,           // frozen with channels-last (NHWC) weights, fed channels-last tiles
+};
+CpuGraph parse_cpu_graph(std::string_view text);  // auto | optimize | channels-last; throws usage Error
+const char* to_string(CpuGraph graph);
+
 struct ModelOptions {
     std::string device = "cpu";  // cpu or cuda:N
     Precision precision = Precision::fp32;
-    bool optimize = true;  // torch::jit::freeze + optimize_for_inference on load
+    bool optimize = true;  // on a CPU in fp32: torch::jit::freeze, then the graph of `cpu_graph`
+    CpuGraph cpu_graph = CpuGraph::automatic;
     MetadataOverrides overrides;
 };
 
@@ -50,6 +60,8 @@ public:
     std::string device() const;
     Precision precision() const;
     bool optimized() const;
+    // What runs: "eager", "optimize_for_inference", "channels_last" (see CpuGraph) or "frozen".
+    std::string graph() const;
 
     // Runs one batch of normalised input (contiguous float32, `shape`), writing probabilities (or
     // raw network output when `probabilities` is false) into `output` and returning its shape:

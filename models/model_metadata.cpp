@@ -271,6 +271,8 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
     } else if (m.precision == "int8") {
         r.fail("quantization", "missing required field (an int8 model must name its quantization.engine)");
     }
+    m.cpu_graph = r.string("cpu_graph", false, "optimize_for_inference");
+    check_one_of(r, "cpu_graph", m.cpu_graph, {"optimize_for_inference", "channels_last"});
     validate(m, r);
     return m;
 }
@@ -325,6 +327,7 @@ nlohmann::json ModelMetadata::to_json() const {
     if (!golden.is_null()) doc["golden"] = golden;
     if (precision != "fp32") doc["precision"] = precision;
     if (!quantization.is_null()) doc["quantization"] = quantization;
+    if (cpu_graph != "optimize_for_inference") doc["cpu_graph"] = cpu_graph;
     return doc;
 }
 

@@ -66,6 +66,11 @@ struct ModelMetadata {
     nlohmann::json quantization;  // null when absent
     bool is_quantized() const { return precision == "int8"; }
 
+    // How the runtime prepares an fp32 model for the CPU: "optimize_for_inference" (default: frozen,
+    // then oneDNN's layouts and fusions) or "channels_last" (frozen with NHWC weights and inputs, no
+    // oneDNN layout conversions). Which is faster depends on the network (docs/MODEL_FORMAT.md).
+    std::string cpu_graph = "optimize_for_inference";
+
     // The number of output channels the network produces (1 for a sigmoid model).
     int output_channels() const;
     nlohmann::json to_json() const;

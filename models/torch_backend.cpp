@@ -124,6 +124,25 @@ torch::jit::Module prepared_int8_module(torch::jit::Module module, bool optimize
     return module;
 }
 
+// A frozen copy of `module` whose 4-D floating-point weights are stored channels-last (NHWC), for
+// channels-last inputs: LibTorch's oneDNN convolutions then run on the tensors as they are, and
+// cat/upsampling/ReLU stay in that layout. optimize_for_inference instead converts between its own
+// blocked layout and plain tensors around every op oneDNN does not cover: for the building model
+// (a U-Net whose decoder upsamples and concatenates) 1.2-1.4x slower on this Zen 4; for a ResNet-50
+// the other way round (docs/BENCHMARKS.md, Session 14). Hence a choice the model file records.
+torch::jit::Module frozen_channels_last(const torch::jit::Module& module) {
+    torch::jit::Module copy = module.clone();
+    for (const auto& sub : copy.modules()) {
+        torch::jit::Module m = sub;
+        for (const auto& attribute : m.named_attributes(/*recurse=*/false)) {
+            if (!attribute.value.isTensor()) continue;
+            const torch::Tensor t = attribute.value.toTensor();
+            if (t.dim() == 4 && t.is_floating_point()) m.setattr(attribute.name, t.contiguous(at::MemoryFormat::ChannelsLast));
+        }
+    }
+    return torch::jit::freeze(copy);
+}
+
 at::QEngine quantized_engine(const std::string& name, const std::string& path) {
     at::QEngine engine = at::QEngine::NoQEngine;
     if (name == "qnnpack") engine = at::QEngine::QNNPACK;
@@ -164,6 +183,7 @@ public:
             if (!device_.is_cpu() || precision_ != Precision::fp32) {
                 x = x.to(device_, scalar_type(precision_));
             }
+            if (graph_ == "channels_last") x = x.contiguous(at::MemoryFormat::ChannelsLast);
             out = forward(x).to(torch::kCPU, torch::kFloat);
             const int64_t channels = m.output_channels();
             std::vector<int64_t> expected;
@@ -200,6 +220,7 @@ public:
 
     std::string device() const override { return device_.str(); }
     bool optimized() const override { return optimized_; }
+    std::string graph() const override { return graph_; }
     const ModelMetadata& metadata() const override { return metadata_; }
 
     std::string weights_sha256() const override {
@@ -263,6 +284,7 @@ public:
     torch::Device device_{torch::kCPU};
     Precision precision_ = Precision::fp32;
     bool optimized_ = false;
+    std::string graph_ = "eager";  // see Model::graph
     mutable std::mutex sizes_mutex_;
     mutable std::map<std::pair<int64_t, int64_t>, torch::jit::Module> by_size_;
 };
@@ -317,13 +339,23 @@ public:
         impl->original_ = impl->module_;
         if (int8) {
             impl->module_ = prepared_int8_module(impl->module_.clone(), options.optimize, impl->optimized_);
+            if (impl->optimized_) impl->graph_ = "frozen";
             return impl;
         }
         try {
-            if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
+            const CpuGraph graph = options.cpu_graph != CpuGraph::automatic ? options.cpu_graph
+                                   : impl->metadata_.cpu_graph == "channels_last" ? CpuGraph::channels_last
+                                                                                  : CpuGraph::optimize_for_inference;
+            if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32 &&
+                graph == CpuGraph::channels_last) {
+                impl->module_ = frozen_channels_last(impl->module_);
+                impl->optimized_ = true;
+                impl->graph_ = "channels_last";
+            } else if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
                 torch::jit::Module frozen = torch::jit::freeze(impl->module_);
                 impl->module_ = torch::jit::optimize_for_inference(frozen);
                 impl->optimized_ = true;
+                impl->graph_ = "optimize_for_inference";
                 // No .to() here: it is a no-op for CPU fp32, and on an optimised graph it replaces
                 // attributes the fused ops hold (an RVSA model then crashed in the interpreter).
             } else {

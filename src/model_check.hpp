@@ -17,7 +17,7 @@ struct ModelCheckOptions {
     int64_t tile_size = 0;   // 0: the model's native tile size
     int64_t batch = 0;       // 0: chosen from the memory budget
     int iterations = 5;      // timed batches (after one warm-up)
-    bool compare_eager = true;
+    bool compare_eager = true;  // also time the eager model (and the other optimised CPU graph)
     int64_t memory_budget_mb = 1024;
     // Time tiles cut from this image (bands and normalisation as the pipelines map them, at the
     // model's pixel size where both are known) instead of the synthetic ramp: some models' forward
@@ -41,6 +41,12 @@ struct ModelCheckResult {
     double concurrent_tiles_per_second = 0;   // all runners together; 0 when not timed
     std::string timed_input = "ramp";  // "ramp" or "image"
     bool optimized = false;
+    std::string graph;  // models::Model::graph() of the timed model
+    // With compare_eager on a CPU in fp32: the other optimised CPU graph (optimize_for_inference or
+    // channels_last), timed the same way, so the model's cpu_graph choice can be checked.
+    std::string alternative_graph;
+    double alternative_batch_ms = 0;  // median; 0 when not measured
+    std::string alternative_error;    // why the alternative could not be timed
     std::optional<double> golden_difference;  // relative; empty without golden values
     double golden_tolerance = 1e-3;           // looser for reduced precision
     std::optional<bool> weights_hash_matches;

@@ -62,6 +62,9 @@ def main(argv=None):
                    help="segmentation only: wrap the network in nets.FlipTTA (mean over 4 flips)")
     p.add_argument("--data-root", default=data.default_data_root())
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cpu-graph", choices=metadata.CPU_GRAPHS,
+                   help="how the C++ runtime prepares the model for the CPU (metadata cpu_graph; default "
+                        "optimize_for_inference): channels_last is faster for the building U-Net")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -72,6 +75,8 @@ def main(argv=None):
         doc["version"] = args.version
     if args.tile_size:
         doc["tile"]["size"] = args.tile_size
+    if args.cpu_graph and args.cpu_graph != "optimize_for_inference":
+        doc["cpu_graph"] = args.cpu_graph
     if doc["task"] == "segmentation":
         if hasattr(model, "multiple_of"):  # BuildingNet (checked before any wrapping)
             doc["tile"]["multiple_of"] = int(model.multiple_of)

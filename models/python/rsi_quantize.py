@@ -106,6 +106,7 @@ def quantize(args) -> dict:
     out["description"] = (doc.get("description", "").rstrip(". ") + ". " if doc.get("description") else "") + \
         "int8 static quantization (%s engine) of %s %s." % (args.engine, doc["name"], doc["version"])
     out["precision"] = "int8"
+    out.pop("cpu_graph", None)  # an fp32 choice; int8 graphs are prepared their own way
     out["quantization"] = {
         "engine": args.engine,
         "method": "fx static (rsi_models.nets architecture)" if method == "fx" else "torchscript graph-mode static",

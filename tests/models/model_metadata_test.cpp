@@ -178,5 +178,22 @@ TEST(ModelMetadata, Int8FieldsAreRejectedWhenInconsistent) {
     }
 }
 
+TEST(ModelMetadata, CpuGraphDefaultsToOptimizeForInferenceAndRoundTrips) {
+    const ModelMetadata plain = metadata_from_json(valid_document(), "model.pt");
+    EXPECT_EQ(plain.cpu_graph, "optimize_for_inference");
+    EXPECT_FALSE(plain.to_json().contains("cpu_graph"));  // the default is not written
+    nlohmann::json doc = valid_document();
+    doc["cpu_graph"] = "channels_last";
+    const ModelMetadata m = metadata_from_json(doc, "model.pt");
+    EXPECT_EQ(m.cpu_graph, "channels_last");
+    EXPECT_EQ(m.to_json().at("cpu_graph"), "channels_last");
+    doc["cpu_graph"] = "nhwc";
+    EXPECT_NE(error_of(doc).find("model.pt: rsi.json: cpu_graph: 'nhwc' is not one of optimize_for_inference, channels_last"),
+              std::string::npos)
+        << error_of(doc);
+    doc["cpu_graph"] = 1;
+    EXPECT_NE(error_of(doc).find("cpu_graph: must be a string"), std::string::npos) << error_of(doc);
+}
+
 }  // namespace
 }  // namespace rsi::models

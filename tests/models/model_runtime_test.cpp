@@ -86,6 +86,34 @@ TEST(ModelRuntime, OptimisedEqualsEagerAndBatchCompositionDoesNotMatter) {
     EXPECT_EQ(std::vector<float>(a.begin() + 2 * out_tile, a.begin() + 3 * out_tile), single);
 }
 
+TEST(ModelRuntime, ChannelsLastGraphGivesTheSameOutputsAsOptimizeForInference) {
+    ModelOptions channels_last, oneDNN;
+    channels_last.cpu_graph = CpuGraph::channels_last;
+    oneDNN.cpu_graph = CpuGraph::optimize_for_inference;
+    const Model a = Model::load(fixture("tiny_segmenter.pt"), channels_last);
+    const Model b = Model::load(fixture("tiny_segmenter.pt"), oneDNN);
+    const Model automatic = Model::load(fixture("tiny_segmenter.pt"));
+    EXPECT_EQ(a.graph(), "channels_last");
+    EXPECT_EQ(b.graph(), "optimize_for_inference");
+    EXPECT_EQ(automatic.graph(), "optimize_for_inference");  // the fixture's metadata names no cpu_graph
+    EXPECT_TRUE(a.optimized());
+    const BatchShape shape{3, 3, 48, 64};
+    const auto input = random_input(shape, 7);
+    std::vector<float> x, y;
+    EXPECT_EQ(a.run(input.data(), shape, x, false), (std::vector<int64_t>{3, 2, 48, 64}));
+    b.run(input.data(), shape, y, false);
+    EXPECT_LT(max_abs_difference(x, y), 1e-4f);  // the output comes back in N x C x H x W order
+    EXPECT_LT(a.golden_difference(), 1e-5);
+    // Graphs other than fp32 on a CPU are not frozen this way.
+    ModelOptions eager = channels_last;
+    eager.optimize = false;
+    EXPECT_EQ(Model::load(fixture("tiny_segmenter.pt"), eager).graph(), "eager");
+    EXPECT_THROW(parse_cpu_graph("nhwc"), Error);
+    EXPECT_EQ(parse_cpu_graph("channels-last"), CpuGraph::channels_last);
+    EXPECT_EQ(parse_cpu_graph("optimize"), CpuGraph::optimize_for_inference);
+    EXPECT_EQ(parse_cpu_graph("auto"), CpuGraph::automatic);
+}
+
 TEST(ModelRuntime, SigmoidModelYieldsTwoClassProbabilities) {
     const Model model = Model::load(fixture("tiny_sigmoid.pt"));
     const BatchShape shape{1, 3, 16, 16};

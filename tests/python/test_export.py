@@ -100,6 +100,26 @@ class ExportRoundTrip(unittest.TestCase):
         self.assertAlmostEqual(float(g.abs().sum()), doc["golden"]["output_abs_sum"], places=3)
         self.assertEqual(len(doc["golden"]["output_sample"]), 8)
 
+    def test_set_cpu_graph_changes_only_the_metadata(self):
+        import set_cpu_graph
+        path = os.path.join(self.tmp.name, "m.pt")
+        out = os.path.join(self.tmp.name, "m-cl.pt")
+        exporting.export(tiny_seg(), seg_doc(), path)
+        before = exporting.load_file(path)[1]
+        self.assertNotIn("cpu_graph", before)
+        doc = set_cpu_graph.set_cpu_graph(path, "channels_last", out, version="0.0.2", command="set_cpu_graph.py m.pt")
+        scripted, after = exporting.load_file(out)
+        self.assertEqual(after, json.loads(json.dumps(doc)))
+        self.assertEqual(after["cpu_graph"], "channels_last")
+        self.assertEqual(after["version"], "0.0.2")
+        self.assertEqual(after["weights_sha256"], before["weights_sha256"])
+        self.assertEqual(after["golden"], before["golden"])
+        self.assertTrue(after["provenance"]["command"].endswith(" && set_cpu_graph.py m.pt"))
+        # back to the default: the field is dropped, not written
+        again = os.path.join(self.tmp.name, "m-opt.pt")
+        set_cpu_graph.set_cpu_graph(out, "optimize_for_inference", again)
+        self.assertNotIn("cpu_graph", exporting.load_file(again)[1])
+
     def test_flip_tta_roundtrip(self):
         model = nets.FlipTTA(tiny_seg()).eval()
         scripted, doc = self._roundtrip(model, seg_doc())
@@ -271,6 +291,7 @@ class Validation(unittest.TestCase):
                                                         "output_sum": 0, "output_abs_sum": 0,
                                                         "output_sample": [0]}))
         case("hierarchy.levels", lambda d: d.update(hierarchy={"levels": "l1"}))
+        case("cpu_graph", lambda d: d.update(cpu_graph="nhwc"))
         for field, doc in cases:
             with self.subTest(field=field):
                 self.assertRejected(doc, field)

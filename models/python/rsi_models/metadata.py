@@ -22,6 +22,9 @@ class MetadataError(ValueError):
     """A malformed rsi.json document; the message names the field."""
 
 
+# How the C++ runtime prepares an fp32 model for the CPU (docs/MODEL_FORMAT.md, cpu_graph).
+CPU_GRAPHS = ("optimize_for_inference", "channels_last")
+
 def weights_sha256(module: torch.nn.Module) -> str:
     """SHA-256 (hex) of every state_dict tensor, in state_dict order, as float32 little-endian.
 
@@ -219,6 +222,9 @@ def validate(doc: Dict[str, Any]) -> None:
         smp = g.get("output_sample")
         _check(isinstance(smp, list) and len(smp) >= 1 and all(_is_num(v) for v in smp),
                "golden.output_sample", "must list numbers")
+
+    if "cpu_graph" in doc:
+        _check(doc["cpu_graph"] in CPU_GRAPHS, "cpu_graph", "must be one of %s" % (CPU_GRAPHS,))
 
 
 def check_against_module(doc: Dict[str, Any], module) -> None:
