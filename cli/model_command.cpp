@@ -132,6 +132,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                             {"output_shape", r.output_shape},
                             {"optimized", r.optimized},
                             {"graph", r.graph},
+                            {"graph_detail", r.graph_detail},
                             {"alternative_graph", r.alternative_graph.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.alternative_graph)},
                             {"alternative_batch_ms", r.alternative_batch_ms > 0 ? nlohmann::json(r.alternative_batch_ms) : nlohmann::json(nullptr)},
                             {"optimized_batch_ms", r.optimized_batch_ms},
@@ -155,7 +156,8 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                 for (size_t i = 0; i < r.output_shape.size(); ++i) std::cout << (i ? "," : "") << r.output_shape[i];
                 std::cout << "]\n"
                           << "optimised:   " << r.optimized_batch_ms << " ms/batch, " << r.tiles_per_second << " tiles/s"
-                          << (r.optimized ? " (frozen, graph " + r.graph + ")" : std::string(" (not optimised)")) << "\n";
+                          << (r.optimized ? " (frozen, graph " + r.graph + (r.graph_detail.empty() ? "" : ": " + r.graph_detail) + ")"
+                                       : std::string(" (not optimised)")) << "\n";
                 if (r.alternative_batch_ms > 0) {
                     std::cout << "alternative: " << r.alternative_batch_ms << " ms/batch with graph " << r.alternative_graph << " ("
                               << r.alternative_batch_ms / r.optimized_batch_ms << "x the time; --cpu-graph or the model's cpu_graph field choose)\n";

@@ -47,6 +47,9 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
     sub.add_option("--tta", o.tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
     sub.add_option("--batch", o.batch, "Tiles per batch (default: from --ram)");
+    sub.add_option("--runners", o.runners,
+                   "Threads running batches side by side, sharing --threads (default 0: one per thread up to 4 on a CPU)")
+        ->check(CLI::NonNegativeNumber);
     sub.add_option("--resample", o.resample, "auto: read at the model's pixel size when the image's differs; off: native pixels")
         ->capture_default_str();
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
@@ -146,6 +149,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     base.blend = parse_blend_kind(o.blend);
     base.tta = parse_tta(o.tta);
     base.batch = o.batch;
+    base.model_runners = o.runners;
     if (!o.bands.empty()) base.bands = parse_band_list(o.bands);
     base.probability_format = parse_probability_format(o.probability_format);
     base.probability_class = o.probability_class;
@@ -314,6 +318,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"tiles_skipped", r.tiles_skipped},
                                    {"tile_size", r.tile_size},
                                    {"batch", r.batch},
+                                   {"model_runners", r.model_runners},
                                    {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}},
                                    {"classes", classes},
                                    {"nodata_pixels", r.nodata_pixels},

@@ -13,6 +13,7 @@ struct SegmentationCli {
     ModelCliOptions model;
     std::string tile_size;  // empty: the model's; a number or auto
     int64_t overlap = -1, batch = 0;
+    int runners = 0;
     std::string edge = "shift", blend = "hann", tta = "none", bands, probabilities, probability_format = "float32";
     std::string format = "GTiff";
     std::string resample = "auto";

@@ -21,6 +21,7 @@ public:
     virtual std::string device() const = 0;
     virtual bool optimized() const = 0;
     virtual std::string graph() const = 0;  // see Model::graph
+    virtual std::string graph_detail() const = 0;
     virtual std::string weights_sha256() const = 0;
     virtual const ModelMetadata& metadata() const = 0;
 };

@@ -60,6 +60,7 @@ std::string Model::device() const { return impl_->network->device(); }
 Precision Model::precision() const { return impl_->precision; }
 bool Model::optimized() const { return impl_->network->optimized(); }
 std::string Model::graph() const { return impl_->network->graph(); }
+std::string Model::graph_detail() const { return impl_->network->graph_detail(); }
 std::string Model::weights_sha256() const { return impl_->network->weights_sha256(); }
 
 std::vector<int64_t> Model::run(const float* input, const BatchShape& shape, std::vector<float>& output,

@@ -62,6 +62,8 @@ public:
     bool optimized() const;
     // What runs: "eager", "optimize_for_inference", "channels_last" (see CpuGraph) or "frozen".
     std::string graph() const;
+    // What the graph rewrites did, for reports (e.g. "4 concatenations split into convolutions"); may be empty.
+    std::string graph_detail() const;
 
     // Runs one batch of normalised input (contiguous float32, `shape`), writing probabilities (or
     // raw network output when `probabilities` is false) into `output` and returning its shape:

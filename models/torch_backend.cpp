@@ -15,6 +15,7 @@
 #include <torch/version.h>
 
 #include "models/backend.hpp"
+#include "models/split_concat_convolution.hpp"
 #include "tiling/error.hpp"
 
 namespace rsi::models {
@@ -130,7 +131,7 @@ torch::jit::Module prepared_int8_module(torch::jit::Module module, bool optimize
 // blocked layout and plain tensors around every op oneDNN does not cover: for the building model
 // (a U-Net whose decoder upsamples and concatenates) 1.2-1.4x slower on this Zen 4; for a ResNet-50
 // the other way round (docs/BENCHMARKS.md, Session 14). Hence a choice the model file records.
-torch::jit::Module frozen_channels_last(const torch::jit::Module& module) {
+torch::jit::Module frozen_channels_last(const torch::jit::Module& module, int& split_concatenations) {
     torch::jit::Module copy = module.clone();
     for (const auto& sub : copy.modules()) {
         torch::jit::Module m = sub;
@@ -140,7 +141,9 @@ torch::jit::Module frozen_channels_last(const torch::jit::Module& module) {
             if (t.dim() == 4 && t.is_floating_point()) m.setattr(attribute.name, t.contiguous(at::MemoryFormat::ChannelsLast));
         }
     }
-    return torch::jit::freeze(copy);
+    torch::jit::Module frozen = torch::jit::freeze(copy);
+    split_concatenations = split_concatenated_convolutions(frozen.get_method("forward").graph());
+    return frozen;
 }
 
 at::QEngine quantized_engine(const std::string& name, const std::string& path) {
@@ -221,6 +224,7 @@ public:
     std::string device() const override { return device_.str(); }
     bool optimized() const override { return optimized_; }
     std::string graph() const override { return graph_; }
+    std::string graph_detail() const override { return graph_detail_; }
     const ModelMetadata& metadata() const override { return metadata_; }
 
     std::string weights_sha256() const override {
@@ -285,6 +289,7 @@ public:
     Precision precision_ = Precision::fp32;
     bool optimized_ = false;
     std::string graph_ = "eager";  // see Model::graph
+    std::string graph_detail_;
     mutable std::mutex sizes_mutex_;
     mutable std::map<std::pair<int64_t, int64_t>, torch::jit::Module> by_size_;
 };
@@ -348,9 +353,11 @@ public:
                                                                                   : CpuGraph::optimize_for_inference;
             if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32 &&
                 graph == CpuGraph::channels_last) {
-                impl->module_ = frozen_channels_last(impl->module_);
+                int split = 0;
+                impl->module_ = frozen_channels_last(impl->module_, split);
                 impl->optimized_ = true;
                 impl->graph_ = "channels_last";
+                impl->graph_detail_ = split > 0 ? std::to_string(split) + " concatenations split into convolutions" : "";
             } else if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
                 torch::jit::Module frozen = torch::jit::freeze(impl->module_);
                 impl->module_ = torch::jit::optimize_for_inference(frozen);

@@ -132,6 +132,7 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     r.precision = models::to_string(model.precision());
     r.optimized = model.optimized();
     r.graph = model.graph();
+    r.graph_detail = model.graph_detail();
     const auto& m = r.metadata;
     r.tile_size = options.tile_size > 0 ? options.tile_size : m.tile_size;
     if (m.task == models::Task::segmentation && r.tile_size % m.multiple_of != 0) {

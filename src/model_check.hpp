@@ -41,7 +41,8 @@ struct ModelCheckResult {
     double concurrent_tiles_per_second = 0;   // all runners together; 0 when not timed
     std::string timed_input = "ramp";  // "ramp" or "image"
     bool optimized = false;
-    std::string graph;  // models::Model::graph() of the timed model
+    std::string graph;         // models::Model::graph() of the timed model
+    std::string graph_detail;  // models::Model::graph_detail()
     // With compare_eager on a CPU in fp32: the other optimised CPU graph (optimize_for_inference or
     // channels_last), timed the same way, so the model's cpu_graph choice can be checked.
     std::string alternative_graph;

@@ -15,6 +15,8 @@
 
 #include "src/band_mapping.hpp"
 #include "src/class_map_outputs.hpp"
+#include "models/runtime_info.hpp"
+#include "src/model_runners.hpp"
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
@@ -24,6 +26,7 @@
 #include "tiling/error.hpp"
 #include "tiling/ground_distance.hpp"
 #include "tiling/recycle_bin.hpp"
+#include "tiling/reorder_buffer.hpp"
 #include "tiling/strip_accumulator.hpp"
 #include "tiling/tile_reader.hpp"
 #include "tiling/warped_vrt.hpp"
@@ -276,6 +279,10 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                           std::to_string(pipeline_bytes(T) / 1048576 + 64) + " MB)");
     }
     const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
+    const ModelRunners runners = model_runners(model, options.model_runners);
+    // Batches in flight: two queued for the runners, one in each runner, two per runner queued for
+    // the writer, one per runner waiting for its turn there, one being blended.
+    const int64_t batches_in_flight = 3 + 4 * runners.count;
     int64_t B = options.batch;
     const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
     if (journaled && B <= 0 && std::filesystem::exists(std::filesystem::path(parts_dir) / "job.json")) {
@@ -283,11 +290,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         B = read_job(parts_dir).value("batch", int64_t{0});
     }
     if (B <= 0) {
-        const int64_t by_buffers = std::max<int64_t>(1, remaining / 2 / (6 * per_batch_tile));
+        const int64_t by_buffers = std::max<int64_t>(1, remaining / 2 / (batches_in_flight * per_batch_tile));
         // The model's own estimate is measured (peak RSS), so it can differ between processes; shards
         // and resumed runs must agree on the batch (batches are anchored to the tile index), so they
         // take a fixed default that depends only on the options.
-        const int64_t by_model = journaled ? 4 : model.batch_size_for(remaining / 2, T, T);
+        const int64_t by_model = journaled ? 4 : model.batch_size_for(remaining / 2 / runners.count, T, T);
         B = std::max<int64_t>(1, std::min({by_buffers, by_model, grid.count()}));
     }
 
@@ -299,10 +306,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.height = H;
     result.tiles = grid.count();
     result.batch = B;
+    result.model_runners = runners.count;
     result.warnings = mapping.warnings;
     result.warnings.insert(result.warnings.end(), grid_warnings.begin(), grid_warnings.end());
     result.class_pixels.assign(static_cast<size_t>(K), 0);
-    result.peak_buffer_bytes = pipeline_bytes(T) + 6 * B * per_batch_tile;
+    result.peak_buffer_bytes = pipeline_bytes(T) + batches_in_flight * B * per_batch_tile;
     if (const auto ground = ground_pixel_size(info)) result.pixel_area_m2 = ground->x_m * ground->y_m;
 
     // Outputs, written under temporary names until complete (journaled runs: at assembly).
@@ -357,7 +365,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         result.parts_dir = parts_dir;
     }
 
-    BoundedQueue<Batch> to_model(2), to_writer(2);
+    BoundedQueue<Batch> to_model(2), to_writer(static_cast<size_t>(2 * runners.count));
     // Inputs, outputs and validity buffers circulate reader -> runner -> writer and back.
     RecycleBin<float> spare_inputs, spare_outputs;
     RecycleBin<uint8_t> spare_validity;
@@ -412,9 +420,13 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         to_model.close();
     });
 
-    double model_seconds = 0;
-    std::thread runner([&] {
+    double model_seconds = 0;  // the runners' time inside the forward calls, summed
+    std::mutex model_seconds_mutex;
+    std::atomic<int> runners_left{runners.count};
+    const auto run_batches = [&](int threads) {
         try {
+            if (threads > 0) models::set_inference_threads_of_this_thread(threads);
+            double seconds = 0;
             while (auto batch = to_model.pop()) {
                 if (batch->run) {
                     const auto t0 = std::chrono::steady_clock::now();
@@ -422,23 +434,31 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                     run_with_tta(model, options.tta, {B, C, T, T}, batch->input, batch->output);
                     const int64_t side = T / meta.output_stride;
                     if (side != T) upsample(batch->output, B * K, side, T);
-                    model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 }
                 spare_inputs.give(std::move(batch->input));
-                if (!to_writer.push(std::move(*batch))) return;
+                if (!to_writer.push(std::move(*batch))) break;
             }
+            const std::lock_guard<std::mutex> lock(model_seconds_mutex);
+            model_seconds += seconds;
         } catch (...) {
             failure.record(std::current_exception());
+            to_model.close();  // the reader, the writer and the other runners stop too
+            to_writer.close();
         }
-        to_writer.close();
-    });
+        if (--runners_left == 0) to_writer.close();
+    };
+    std::vector<std::thread> runner_threads;
+    for (int r = 0; r < runners.count; ++r) runner_threads.emplace_back(run_batches, runners.threads[static_cast<size_t>(r)]);
 
     // Writer (this thread): blend, release finished rows, write them.
     auto stop_workers = [&] {
         to_model.close();
         to_writer.close();
         if (reader.joinable()) reader.join();
-        if (runner.joinable()) runner.join();
+        for (std::thread& t : runner_threads) {
+            if (t.joinable()) t.join();
+        }
     };
     try {
         const int64_t region_y = first_tile < end_tile ? strip_start(grid, first_tile / cols) : 0;
@@ -481,7 +501,10 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         };
 
         int64_t done = 0;
-        while (auto batch = to_writer.pop()) {
+        // Runners finish out of order; tiles are blended in grid order (the sums of every pixel in the
+        // same order in every run, and rows released as the tiles move past them).
+        ReorderBuffer<Batch> in_order(first_batch);
+        const auto blend_batch = [&](Batch* batch) {
             for (const TileSlot& slot : batch->slots) {
                 const Tile& t = slot.tile;
                 const int64_t index = t.row * cols + t.col;
@@ -516,6 +539,10 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             }
             spare_outputs.give(std::move(batch->output));
             for (TileSlot& slot : batch->slots) spare_validity.give(std::move(slot.validity));
+        };
+        while (auto batch = to_writer.pop()) {
+            in_order.add(batch->index, std::move(*batch));
+            while (auto next = in_order.take_next()) blend_batch(&*next);
         }
         stop_workers();
         failure.rethrow_if_any();
@@ -541,7 +568,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         failure.rethrow_if_any();  // a worker's error explains the stop better than ours
         throw;
     }
-    result.model_seconds = model_seconds;
+    result.model_seconds = model_seconds / runners.count;  // wall time inside forward calls, per runner
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
 }

@@ -35,6 +35,10 @@ struct SegmentOptions {
     BlendKind blend = BlendKind::hann;
     Tta tta = Tta::none;
     int64_t batch = 0;                  // 0: from the memory budget
+    // Threads running batches side by side, each with its share of the inference threads (0: one per
+    // thread up to 4 on a CPU, one on a GPU; see model_runners.hpp). Single-thread runners keep both
+    // cores of the machine measured busy without OpenMP barriers between them (docs/BENCHMARKS.md, Session 14).
+    int model_runners = 0;
     std::vector<int> bands;             // 1-based source bands; empty: from the model's metadata
     std::string probabilities;          // optional probability raster
     ProbabilityFormat probability_format = ProbabilityFormat::float32;
@@ -66,6 +70,7 @@ struct SegmentResult {
     int64_t tiles = 0, tiles_run = 0, tiles_skipped = 0;
     int64_t tile_size = 0;              // the tile side the run used
     int64_t batch = 0;
+    int model_runners = 1;
     std::vector<int64_t> class_pixels;  // per class id
     int64_t nodata_pixels = 0;
     std::optional<double> pixel_area_m2;

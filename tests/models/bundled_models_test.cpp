@@ -63,6 +63,7 @@ TEST(BundledModels, BuildingModelRunsChannelsLastAndMatchesTheOtherGraph) {
     const models::Model buildings = models::Model::load(kModels + "/buildings.pt");
     EXPECT_EQ(buildings.metadata().cpu_graph, "channels_last");
     EXPECT_EQ(buildings.graph(), "channels_last");
+    EXPECT_EQ(buildings.graph_detail(), "4 concatenations split into convolutions");
     models::ModelOptions other;
     other.cpu_graph = models::CpuGraph::optimize_for_inference;
     const models::Model reference = models::Model::load(kModels + "/buildings.pt", other);

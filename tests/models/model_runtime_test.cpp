@@ -94,7 +94,9 @@ TEST(ModelRuntime, ChannelsLastGraphGivesTheSameOutputsAsOptimizeForInference) {
     const Model b = Model::load(fixture("tiny_segmenter.pt"), oneDNN);
     const Model automatic = Model::load(fixture("tiny_segmenter.pt"));
     EXPECT_EQ(a.graph(), "channels_last");
+    EXPECT_EQ(a.graph_detail(), "");  // no concatenation to split (the bundled U-Net has four)
     EXPECT_EQ(b.graph(), "optimize_for_inference");
+    EXPECT_EQ(b.graph_detail(), "");
     EXPECT_EQ(automatic.graph(), "optimize_for_inference");  // the fixture's metadata names no cpu_graph
     EXPECT_TRUE(a.optimized());
     const BatchShape shape{3, 3, 48, 64};
