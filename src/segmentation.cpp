@@ -279,7 +279,9 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
                           std::to_string(pipeline_bytes(T) / 1048576 + 64) + " MB)");
     }
     const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
-    const ModelRunners runners = model_runners(model, options.model_runners);
+    // Journaled runs take a fixed batch of 4 whatever the budget (below); a second runner would double
+    // those activations, so they keep one unless asked. The runner count never changes the outputs.
+    const ModelRunners runners = model_runners(model, journaled && options.model_runners == 0 ? 1 : options.model_runners);
     // Batches in flight: two queued for the runners, one in each runner, two per runner queued for
     // the writer, one per runner waiting for its turn there, one being blended.
     const int64_t batches_in_flight = 3 + 4 * runners.count;
