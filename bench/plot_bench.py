@@ -44,7 +44,7 @@ def load(dirs):
                 r["cpu"] = float(r["user_s"]) + float(r["sys_s"])
                 r["rss"] = int(r["maxrss_kb"]) / 1024.0
                 r["tiles"] = int(r["tiles"] or 0)
-                r["load1"] = float(r["load1"])
+                r["load1"] = float(r["load1"]) if r.get("load1") else None  # empty: not recorded
                 r["model"] = float(r["model_s"]) if r.get("model_s") else None  # time inside forward calls
                 runs[(r["size"], r["tool"])].append(r)
         fp = os.path.join(d, "facts.tsv")
@@ -60,7 +60,7 @@ def report(runs, facts, targets):
     out = []
     p = out.append
     first = lambda k: facts.get((0, k), ["?"])[0]
-    loads = [r["load1"] for rs in runs.values() for r in rs]
+    loads = [r["load1"] for rs in runs.values() for r in rs if r["load1"] is not None]
     p("Machine: %s cores (%s), BLAS %s; rsi: %s; Python peer: torch %s. Threads %s, tile %s, overlap %s, "
       "batch %s; repetitions (interleaved): %s. Started %s; load average at start %s, at end %s; "
       "1-minute load at the start of each run %.1f–%.1f (**shared machine**)." % (
