@@ -142,9 +142,8 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
     // paid ~100,000 page faults per 512² tile. Fixing the threshold and keeping freed memory for reuse
     // made the building model's forward faster; 64 MB keeps a 512² tile's largest activations (42 MB)
     // in the heap: at batch 1, 8000², 65.6 -> 60.2 s (system time 9.1 -> 1.3 s), peak RSS within the
-    // run-to-run spread. Larger thresholds also
-    // keep batch 4's (168 MB) blocks but fragment the heap: +40-50 % peak RSS (docs/BENCHMARKS.md,
-    // Sessions 6 and 14). glibc's environment variables win.
+    // run-to-run spread. Larger thresholds also keep batch 4's (168 MB) blocks but fragment the heap:
+    // +40-50 % peak RSS (docs/BENCHMARKS.md, Sessions 6 and 14). glibc's environment variables win.
     if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
     if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif

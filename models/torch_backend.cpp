@@ -348,17 +348,16 @@ public:
             return impl;
         }
         try {
-            const CpuGraph graph = options.cpu_graph != CpuGraph::automatic ? options.cpu_graph
-                                   : impl->metadata_.cpu_graph == "channels_last" ? CpuGraph::channels_last
-                                                                                  : CpuGraph::optimize_for_inference;
-            if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32 &&
-                graph == CpuGraph::channels_last) {
+            const bool frozen_for_cpu = options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32;
+            const bool channels_last = options.cpu_graph == CpuGraph::automatic ? impl->metadata_.cpu_graph == "channels_last"
+                                                                                : options.cpu_graph == CpuGraph::channels_last;
+            if (frozen_for_cpu && channels_last) {
                 int split = 0;
                 impl->module_ = frozen_channels_last(impl->module_, split);
                 impl->optimized_ = true;
                 impl->graph_ = "channels_last";
                 impl->graph_detail_ = split > 0 ? std::to_string(split) + " concatenations split into convolutions" : "";
-            } else if (options.optimize && impl->device_.is_cpu() && options.precision == Precision::fp32) {
+            } else if (frozen_for_cpu) {
                 torch::jit::Module frozen = torch::jit::freeze(impl->module_);
                 impl->module_ = torch::jit::optimize_for_inference(frozen);
                 impl->optimized_ = true;

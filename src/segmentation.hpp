@@ -36,8 +36,9 @@ struct SegmentOptions {
     Tta tta = Tta::none;
     int64_t batch = 0;                  // 0: from the memory budget
     // Threads running batches side by side, each with its share of the inference threads (0: one per
-    // thread up to 4 on a CPU, one on a GPU and in resumable/sharded runs; see model_runners.hpp). Single-thread runners keep both
-    // cores of the machine measured busy without OpenMP barriers between them (docs/BENCHMARKS.md, Session 14).
+    // thread up to 4 on a CPU; one on a GPU and in resumable/sharded runs; see model_runners.hpp).
+    // Single-thread runners keep both cores of the machine measured busy without OpenMP barriers
+    // between them (docs/BENCHMARKS.md, Session 14).
     int model_runners = 0;
     std::vector<int> bands;             // 1-based source bands; empty: from the model's metadata
     std::string probabilities;          // optional probability raster
