@@ -4,6 +4,7 @@
 // model (info, tile, vectorize, eval) then never pay LibTorch's start-up (~0.8 s, ~110 MB here).
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ public:
     virtual std::string graph_detail() const = 0;
     virtual std::string weights_sha256() const = 0;
     virtual const ModelMetadata& metadata() const = 0;
+    // On a GPU: the growth of the device allocator's peak while `work` runs, and the device memory a
+    // batch may still take (free plus cached by the allocator). Empty on the CPU, whose memory the
+    // process's peak RSS measures.
+    virtual std::optional<int64_t> device_peak_growth(const std::function<void()>& work) const = 0;
+    virtual std::optional<int64_t> device_available_bytes() const = 0;
 };
 
 // Turns the embedded rsi.json text (empty when absent) into validated metadata.

@@ -84,7 +84,9 @@ std::optional<int64_t> Model::forward_growth(int64_t batch, int64_t tile_height,
         run(warm.data(), {1, bands, tile_height, tile_width}, output);  // graph specialisation, weight packing
     }
     std::vector<float> input(static_cast<size_t>(batch * bands * tile_height * tile_width), 0.0f);
-    return peak_resident_growth([&] { run(input.data(), {batch, bands, tile_height, tile_width}, output); });
+    const auto forward = [&] { run(input.data(), {batch, bands, tile_height, tile_width}, output); };
+    if (device() != "cpu") return impl_->network->device_peak_growth(forward);  // the GPU's memory, not the host's
+    return peak_resident_growth(forward);
 }
 
 MemoryEstimate Model::estimate_from(std::optional<int64_t> one, std::optional<int64_t> two, int64_t tile_height,
@@ -123,6 +125,17 @@ int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t
     if (device() == "cpu" && first && *first >= large_cpu_tile_bytes) return 1;
     const auto one = forward_growth(1, tile_height, tile_width, false);
     const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width, false), tile_height, tile_width);
+    if (device() != "cpu") {
+        // On a GPU the activations take device memory, up to three quarters of what is available now;
+        // the host budget holds only the batch's input and output copies.
+        const std::optional<int64_t> available = impl_->network->device_available_bytes();
+        const int64_t device_usable = available ? *available * 3 / 4 - e.fixed_bytes : budget_bytes * 3 / 4;
+        const int64_t host_per_tile =
+            (metadata().bands + metadata().output_channels()) * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
+        const int64_t by_device = device_usable / std::max<int64_t>(1, e.per_tile_bytes);
+        const int64_t by_host = budget_bytes / 2 / std::max<int64_t>(1, host_per_tile);
+        return std::clamp<int64_t>(std::min(by_device, by_host), 1, 256);
+    }
     // A quarter of headroom for allocator fragmentation and oneDNN scratch space.
     const int64_t usable = budget_bytes * 3 / 4 - e.fixed_bytes;
     int64_t batch = std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);

@@ -75,7 +75,9 @@ public:
     // Peak allocator bytes for one forward pass at this tile size, measured at batch 1 and 2.
     MemoryEstimate measure_memory(int64_t tile_height, int64_t tile_width) const;
     // The largest batch whose estimated memory fits `budget_bytes` (at least 1); 1 on a CPU for
-    // tiles whose forward alone adds 64 MB or more (measured without a batch-2 probe).
+    // tiles whose forward alone adds 64 MB or more (measured without a batch-2 probe). On a GPU the
+    // activations must fit three quarters of the device memory available, and the batch's host-side
+    // input and output copies half of `budget_bytes`.
     int64_t batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t tile_width) const;
     // Memory the first forward pass of one tile of this size adds (measured peak RSS growth; where the
     // system has no peak counter, a generous estimate). Throws when the network cannot run the size.
@@ -92,8 +94,9 @@ private:
     struct Impl;
     explicit Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
     std::shared_ptr<Impl> impl_;
-    // Peak resident growth of one forward of `batch` zero tiles (after a warm-up pass of one tile if
-    // `warm_up`); empty where the peak counter cannot be reset.
+    // Peak memory growth of one forward of `batch` zero tiles (after a warm-up pass of one tile if
+    // `warm_up`): resident memory on a CPU, the device allocator's on a GPU; empty where the peak
+    // counter cannot be reset.
     std::optional<int64_t> forward_growth(int64_t batch, int64_t tile_height, int64_t tile_width, bool warm_up = true) const;
     MemoryEstimate estimate_from(std::optional<int64_t> one, std::optional<int64_t> two, int64_t tile_height,
                                  int64_t tile_width) const;

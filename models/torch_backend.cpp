@@ -13,6 +13,11 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
+#ifdef RSI_TORCH_CUDA  // set by models/CMakeLists.txt where LibTorch has CUDA (never with Debian's)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#endif
 
 #include "models/backend.hpp"
 #include "models/split_concat_convolution.hpp"
@@ -226,6 +231,37 @@ public:
     std::string graph() const override { return graph_; }
     std::string graph_detail() const override { return graph_detail_; }
     const ModelMetadata& metadata() const override { return metadata_; }
+
+    std::optional<int64_t> device_peak_growth(const std::function<void()>& work) const override {
+        if (!device_.is_cuda()) return std::nullopt;
+#ifdef RSI_TORCH_CUDA
+        namespace allocator = c10::cuda::CUDACachingAllocator;
+        const c10::DeviceIndex index = device_.index();
+        torch::cuda::synchronize(index);
+        const int64_t baseline = allocator::getDeviceStats(index).allocated_bytes[0].current;  // [0]: all pools
+        allocator::resetPeakStats(index);
+        work();
+        torch::cuda::synchronize(index);
+        return std::max<int64_t>(0, allocator::getDeviceStats(index).allocated_bytes[0].peak - baseline);
+#else
+        work();
+        return std::nullopt;
+#endif
+    }
+
+    std::optional<int64_t> device_available_bytes() const override {
+        if (!device_.is_cuda()) return std::nullopt;
+#ifdef RSI_TORCH_CUDA
+        const c10::cuda::CUDAGuard guard(device_.index());
+        size_t free_bytes = 0, total_bytes = 0;
+        if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return std::nullopt;
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+        const int64_t cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+        return static_cast<int64_t>(free_bytes) + std::max<int64_t>(0, cached);
+#else
+        return std::nullopt;
+#endif
+    }
 
     std::string weights_sha256() const override {
         EVP_MD_CTX* ctx = EVP_MD_CTX_new();

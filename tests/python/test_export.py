@@ -120,6 +120,27 @@ class ExportRoundTrip(unittest.TestCase):
         set_cpu_graph.set_cpu_graph(out, "optimize_for_inference", again)
         self.assertNotIn("cpu_graph", exporting.load_file(again)[1])
 
+    def test_rescript_keeps_weights_and_lets_scene_models_run_in_bf16(self):
+        import rescript
+        torch.manual_seed(3)
+        path = os.path.join(self.tmp.name, "s.pt")
+        out = os.path.join(self.tmp.name, "s-1.pt")
+        exporting.export(nets.StatsSceneNet(in_channels=4, num_classes=3).eval(), scene_doc(), path)
+        before = exporting.load_file(path)[1]
+        doc = rescript.rescript(path, out, version="0.0.2", command="rescript.py s.pt")
+        scripted, after = exporting.load_file(out)
+        self.assertEqual(after["version"], "0.0.2")
+        self.assertEqual(after["weights_sha256"], before["weights_sha256"])
+        self.assertAlmostEqual(after["golden"]["output_sum"], before["golden"]["output_sum"], places=4)
+        self.assertTrue(doc["provenance"]["command"].endswith(" && rescript.py s.pt"))
+        # the C++ runtime's bf16: floating-point weights and buffers and the input in bfloat16
+        x = torch.randn(2, 4, 64, 64)
+        with torch.no_grad():
+            reference = torch.softmax(scripted(x), 1)
+            reduced = scripted.to(torch.bfloat16)
+            got = torch.softmax(reduced(x.to(torch.bfloat16)).float(), 1)
+        self.assertLess(float((got - reference).abs().max()), 0.05)
+
     def test_flip_tta_roundtrip(self):
         model = nets.FlipTTA(tiny_seg()).eval()
         scripted, doc = self._roundtrip(model, seg_doc())

@@ -178,6 +178,13 @@ class SpectralSceneNet(nn.Module):
         return self.fc(self.dropout(feats))
 
 
+def _quantiles(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Quantiles ``q`` along the last dimension, computed in float32 and returned in the input's
+    dtype: torch.quantile takes float and double only, and a model run in bf16 or fp16 (the C++
+    runtime's --precision) converts its inputs and buffers to that type."""
+    return torch.quantile(values.float(), q.float(), dim=-1).to(values.dtype)
+
+
 class StatsSceneNet(nn.Module):
     """Scene classifier: fixed convolutional statistics with global pooling + a learned linear layer.
 
@@ -205,7 +212,7 @@ class StatsSceneNet(nn.Module):
             gy = (z[:, :, 1:, :] - z[:, :, :-1, :]).abs().mean(dim=[2, 3])
             f.append(gx + gy)
             z = F.avg_pool2d(z, 2)
-        q = torch.quantile(x.flatten(2), self.quantiles, dim=2)  # Q x N x C
+        q = _quantiles(x.flatten(2), self.quantiles)  # Q x N x C
         f.append(q.permute(1, 2, 0).flatten(1))
         return torch.cat(f, 1)
 
@@ -285,7 +292,7 @@ class FeatureSceneNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         f: List[torch.Tensor] = [x.mean(dim=[2, 3]), x.std(dim=[2, 3], unbiased=False)]
-        q = torch.quantile(x.flatten(2), self.quantiles, dim=2)  # Q x N x C
+        q = _quantiles(x.flatten(2), self.quantiles)  # Q x N x C
         f.append(q.permute(1, 2, 0).flatten(1))
         z = x
         for _ in range(self.scales):
@@ -317,7 +324,7 @@ class FeatureSceneNet(nn.Module):
             nd = (a - b) / (a + b + 1e-3)
             f.append(nd.mean(dim=[2, 3]))
             f.append(nd.std(dim=[2, 3], unbiased=False))
-            qn = torch.quantile(nd.flatten(2), self.quantiles, dim=2)
+            qn = _quantiles(nd.flatten(2), self.quantiles)
             f.append(qn.permute(1, 2, 0).flatten(1))
         if self.rf_filters > 0:
             resp = F.conv2d(x, self.rf_weight)
