@@ -29,10 +29,20 @@ ProgressFn CommandContext::progress(ProgressBar& bar) const {
     return [&bar](double fraction, std::string_view what) { return bar.update(fraction, what); };
 }
 
+CLI::Option* add_creation_options(CLI::App& sub, std::vector<std::string>& options) {
+    const CLI::Validator key_value(
+        [](std::string& value) -> std::string {
+            const size_t eq = value.find('=');
+            return eq == std::string::npos || eq == 0 ? "expected KEY=VALUE, got '" + value + "'" : std::string();
+        },
+        "KEY=VALUE");
+    return sub.add_option("--co", options, "GDAL creation option KEY=VALUE (repeatable; -co works)")->check(key_value);
+}
+
 void add_common_options(CLI::App& sub, CommonOptions& common) {
     sub.add_flag("-q,--quiet", common.quiet, "No progress or warnings on stderr");
     sub.add_flag("--json", common.json, "Print a machine-readable JSON summary on stdout");
-    sub.add_option("--threads", common.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    sub.add_option("--threads", common.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 4096));
     sub.add_option("--ram", common.ram_mb, "Memory budget in MB (strips, batches and GDAL's cache)")
         ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
     sub.add_option("--config", common.config, "GDAL configuration option KEY VALUE (repeatable)")

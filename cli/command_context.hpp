@@ -66,6 +66,8 @@ struct CommandContext {
 };
 
 void add_common_options(CLI::App& sub, CommonOptions& common);
+// A repeatable GDAL creation option --co KEY=VALUE (-co works too); anything else is a usage error.
+CLI::Option* add_creation_options(CLI::App& sub, std::vector<std::string>& options);
 void add_grid_options(CLI::App& sub, GridOptions& grid);
 // `with_model_flag`: add -m/--model (commands where the model is not positional).
 void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_flag);

@@ -57,13 +57,27 @@ std::string subcommand_name(const CLI::App& app) {
     return name;
 }
 
+// Library messages stand alone ("segment: model expects 3 bands, image has 4"); the CLI already
+// names the command ("rsi buildings: "), so a library's own command word is dropped, not repeated.
+std::string without_command_prefix(const std::string& message) {
+    for (const char* prefix : {"segment: ", "scene: ", "eval: ", "submit: ", "model check: ", "tile: ", "vectorize: ", "merge: "}) {
+        if (message.rfind(prefix, 0) == 0) return message.substr(std::string(prefix).size());
+    }
+    return message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     use_one_malloc_arena();  // first: before any thread allocates
     using namespace rsi::cli;
     std::vector<std::string> args(argv + 1, argv + argc);
-    args = rewrite_gdal_style_options(args);
+    try {
+        args = rewrite_gdal_style_options(args);
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "rsi: " << e.what() << "\n";
+        return 2;
+    }
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
 
     CLI::App app{"rsi: remote-sensing interpretation of large georeferenced images"};
@@ -119,7 +133,7 @@ int main(int argc, char** argv) {
             std::cerr << name << ": interrupted\n";
             return sig == SIGTERM ? 143 : 130;
         }
-        std::cerr << name << ": " << e.what() << "\n";
+        std::cerr << name << ": " << without_command_prefix(e.what()) << "\n";
         return e.kind() == rsi::ErrorKind::usage ? 2 : 1;
     } catch (const std::exception& e) {
         std::cerr << name << ": " << e.what() << "\n";

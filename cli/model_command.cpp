@@ -93,14 +93,14 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         CLI::App* sub = model->add_subcommand("check", "Run batches (synthetic, or cut from an image): shapes, golden values, speed");
         sub->add_option("MODEL", o->model.model, "Model file or bundled model name")->required();
         add_model_options(*sub, o->model, false);
-        sub->add_option("--tile-size", o->tile_size, "Tile size (default: the model's)");
-        sub->add_option("--batch", o->batch, "Batch size (default: from --ram)");
-        sub->add_option("--iterations", o->iterations, "Timed batches")->capture_default_str();
+        sub->add_option("--tile-size", o->tile_size, "Tile size (default: the model's)")->check(CLI::Range(1, 65536));
+        sub->add_option("--batch", o->batch, "Batch size (default: from --ram)")->check(CLI::Range(1, 65536));
+        sub->add_option("--iterations", o->iterations, "Timed batches")->capture_default_str()->check(CLI::Range(1, 1000000));
         sub->add_flag("--no-eager", o->no_eager, "Skip timing the unoptimised model");
         sub->add_option("--runners", o->runners,
                         "Also time this many threads running batches side by side, sharing --threads (as rsi scene --runners)")
             ->capture_default_str()
-            ->check(CLI::PositiveNumber);
+            ->check(CLI::Range(1, 256));
         sub->add_option("--tiles-from", o->tiles_from,
                         "Time tiles cut from this image (bands, pixel size and normalisation as the pipelines map them) "
                         "instead of the synthetic ramp; some models' speed depends on the values");
@@ -258,7 +258,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                         "Calibration images or folders (default: inria/train for segmentation, EuroSAT training "
                         "patches for scene models, from ../shared/data or RSI_DATA_ROOT)");
         sub->add_option("--tiles", o->tiles, "Calibration tiles spread over the files (default 16 segmentation, 50 scene)")
-            ->check(CLI::PositiveNumber);
+            ->check(CLI::Range(1, 100000));
         sub->add_option("--engine", o->engine, "Quantized engine the model is prepared for")
             ->check(CLI::IsMember({"onednn", "qnnpack"}))
             ->capture_default_str();

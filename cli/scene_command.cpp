@@ -4,6 +4,7 @@
 #include "cli/command_context.hpp"
 #include "models/memory_probe.hpp"
 #include "src/model_catalog.hpp"
+#include "src/output_file.hpp"
 #include "src/preview.hpp"
 #include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
@@ -28,26 +29,26 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("IMAGE", o->image, "Input raster")->required();
     sub->add_option("-o,--output", o->output, "Class map (one pixel per window position)")->required();
     add_model_options(*sub, o->model, true);
-    sub->add_option("--window", o->window, "Window in model pixels (default: the model's tile size)");
-    sub->add_option("--stride", o->stride, "Stride in model pixels (default: the window; smaller overlaps)");
+    sub->add_option("--window", o->window, "Window in model pixels (default: the model's tile size)")->check(CLI::Range(1, 65536));
+    sub->add_option("--stride", o->stride, "Stride in model pixels (default: the window; smaller overlaps)")->check(CLI::Range(1, 65536));
     sub->add_option("--edge", o->edge, "Edge policy for windows beyond the image: constant or reflect")->capture_default_str();
-    sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str();
+    sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     sub->add_flag("--no-resample", o->no_resample, "Keep native pixels instead of matching the model's pixel size");
     sub->add_option("--bands", o->bands, "Source bands for the model's channels (default: from the model)");
     sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)");
     sub->add_option("--tta", o->tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
-    sub->add_option("--batch", o->batch, "Windows per batch (default: from --ram)");
+    sub->add_option("--batch", o->batch, "Windows per batch (default: from --ram)")->check(CLI::Range(1, 65536));
     sub->add_option("--runners", o->runners,
                     "Threads running batches side by side, sharing --threads (default 0: one per thread up to 4 on a CPU)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 256));
     sub->add_option("--probabilities", o->probabilities, "Float32 raster: one band per class plus entropy");
     sub->add_option("--dense", o->dense, "The class map resampled to the image grid");
     sub->add_option("--csv", o->csv, "CSV: window id, pixel window, centre, top-k classes and scores");
     sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb)");
     sub->add_option("--preview", o->preview, "A downsampled PNG of the image with the classes and a legend");
-    sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str();
+    sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str()->check(CLI::Range(1, 256));
     sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str();
-    sub->add_option("--co", o->creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
+    add_creation_options(*sub, o->creation_options);
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
     sub->add_flag("--strict", o->strict, "Treat domain warnings as errors");
     sub->add_flag("--no-manifest", o->no_manifest, "Do not write the run manifest beside the output");
@@ -58,7 +59,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     add_common_options(*sub, context.common);
     sub->footer(
         "Example:\n"
-        "  rsi scene ../shared/data/naip/naip_2019.tif -o scene.tif --stride 32 --csv scene.csv --vector scene.gpkg \\\n"
+        "  rsi scene ../shared/data/naip/m_4709963_se_14_1_20190904.tif -o scene.tif --stride 32 --csv scene.csv --vector scene.gpkg \\\n"
         "      --probabilities scene_p.tif --dense scene_dense.tif\n"
         "Sharded (4 SLURM array tasks, then one merge):\n"
         "  sbatch --array=0-3 --wrap 'rsi scene big.tif -o scene.tif --csv scene.csv'   # K/N from SLURM_ARRAY_TASK_ID\n"
@@ -92,6 +93,13 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         std::string shard_source;
         s.shard = resolve_shard(o->shard, o->shard_count, shard_source);
         if (s.shard && !o->preview.empty()) throw usage_error("--preview: one shard has no scene map to draw; the map exists after `rsi merge`");
+        if (!s.shard) {
+            // Every output is checked before the model runs, the preview and manifest too.
+            if (!o->preview.empty()) check_output_path(o->preview, o->overwrite);
+            check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
+                                    o->no_manifest ? "" : o->output + ".manifest.json"},
+                                   {o->image});
+        }
         std::string model_path;
         if (!o->model.model.empty()) {
             model_path = resolve_model(o->model.model, bundled_models_dir());

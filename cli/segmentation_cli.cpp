@@ -42,14 +42,14 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--tile-size", o.tile_size,
                    "Tile size in pixels, or auto: the largest the memory budget allows (fewer overlap pixels to compute; "
                    "resumable and sharded runs keep the model's). Default: the model's");
-    sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)");
+    sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)")->check(CLI::Range(0, 65536));
     sub.add_option("--edge", o.edge, "Edge policy: shift, reflect or constant (0 in model space)")->capture_default_str();
     sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
     sub.add_option("--tta", o.tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
-    sub.add_option("--batch", o.batch, "Tiles per batch (default: from --ram)");
+    sub.add_option("--batch", o.batch, "Tiles per batch (default: from --ram)")->check(CLI::Range(1, 65536));
     sub.add_option("--runners", o.runners,
                    "Threads running batches side by side, sharing --threads (default 0: one per thread up to 4 on a CPU)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 256));
     sub.add_option("--resample", o.resample, "auto: read at the model's pixel size when the image's differs; off: native pixels")
         ->capture_default_str();
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
@@ -57,9 +57,9 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..255)")
         ->capture_default_str();
     sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
-    sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0");
+    sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0")->check(CLI::Range(0.0, 1.0));
     sub.add_option("--of", o.format, "Raster format: GTiff or COG")->capture_default_str();
-    sub.add_option("--co", o.creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
+    add_creation_options(sub, o.creation_options);
     sub.add_flag("--overwrite", o.overwrite, "Replace existing outputs");
     sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
     sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
@@ -137,6 +137,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         throw usage_error("--vector and --preview of a sharded image are made by `rsi merge` (give them there)");
     }
     if (!o.parts_dir.empty() && inputs.size() > 1) throw usage_error("--parts-dir applies to one input");
+    if (o.uncertainty && o.probabilities.empty()) {
+        throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");
+    }
     if (!o.output_dir.empty()) {
         std::error_code ec;
         fs::create_directories(o.output_dir, ec);
@@ -206,12 +209,22 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                   "--regularize (in metres) cannot apply; drop them or georeference the image");
             }
         }
-        // With polygons, the mask (and probability raster) stay under temporary names until the
-        // polygons are written too: a failure while vectorising (e.g. a full disk) leaves no new output.
-        std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
-        if (!vector_path.empty() && !shard_one_image) {
+        const std::string preview_path = o.preview.empty() ? "" : o.output_dir.empty() ? o.preview : derived(o.output_dir, inputs[i], "_preview.png");
+        // Every output of this image is checked before the model runs: a run that could not write its
+        // polygons, preview or manifest must not leave (or replace) a mask first.
+        if (!shard_one_image) {
             check_output_path(options.output, o.overwrite);
             if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
+            if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
+            if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
+            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path,
+                                    o.no_manifest ? "" : options.output + ".manifest.json"},
+                                   {inputs[i]});
+        }
+        // With polygons or a preview, the mask (and probability raster) stay under temporary names
+        // until those are written too: a failure there (e.g. a full disk) leaves no new output.
+        std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
+        if ((!vector_path.empty() || !preview_path.empty()) && !shard_one_image) {
             if (o.resume) remove_stale_temporaries(options.output);
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
             pending_mask = std::make_unique<PendingOutput>(options.output);
@@ -224,7 +237,6 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         std::string confidence_path = options.probabilities;
         std::unique_ptr<PendingOutput> confidence_scratch;
         if (!vector_path.empty()) {
-            check_output_path(vector_path, o.overwrite);
             if (options.probabilities.empty()) {
                 confidence_scratch = std::make_unique<PendingOutput>(options.output + ".confidence.tif");
                 options.probabilities = confidence_path = confidence_scratch->temporary_path();
@@ -279,25 +291,25 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
                 if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
-                if (pending_probabilities) {
-                    pending_probabilities->commit();
-                    r.probabilities = pending_probabilities->final_path();
-                }
-                if (pending_mask) {
-                    pending_mask->commit();
-                    r.output = pending_mask->final_path();
-                }
             }
-            if (!o.preview.empty()) {
+            if (!preview_path.empty()) {
                 PreviewOptions p;
                 p.image = inputs[i];
-                p.output = o.output_dir.empty() ? o.preview : derived(o.output_dir, inputs[i], "_preview.png");
+                p.output = preview_path;
                 p.overwrite = o.overwrite;
                 if (model.metadata().classes.size() == 2) {
                     write_outline_preview(p, r.output, 1);
                 } else {
                     write_class_preview(p, r.output, model.metadata().classes);
                 }
+            }
+            if (pending_probabilities) {
+                pending_probabilities->commit();
+                r.probabilities = pending_probabilities->final_path();
+            }
+            if (pending_mask) {
+                pending_mask->commit();
+                r.output = pending_mask->final_path();
             }
             const double megapixels = static_cast<double>(r.width) * static_cast<double>(r.height) / 1e6;
             nlohmann::json classes = nlohmann::json::object();

@@ -192,7 +192,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
     sub->add_flag("--damage", o->damage, "xview2: masks hold damage classes 0-4 (0 = no building)");
     sub->add_option("--min-area", o->min_area, "spacenet: leave out polygons smaller than this many pixels");
     sub->add_option("--tta", o->tta, "Test-time augmentation when running the model: none, flip or d4")->capture_default_str();
-    sub->add_option("--batch", o->batch, "Tiles per batch (default 4)");
+    sub->add_option("--batch", o->batch, "Tiles per batch (default 4)")->check(CLI::Range(1, 65536));
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
     sub->add_flag("--resume", o->resume, "Journal finished images (in OUTPUT.parts) and continue an interrupted run")->group("Scale-out");
     add_shard_options(*sub, o->shard, o->shard_count);

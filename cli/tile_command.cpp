@@ -31,7 +31,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
                     "Scale to Byte 0..255: none, minmax, percentile[:LOW,HIGH] or fixed:SCALE[,OFFSET]")
         ->capture_default_str();
     sub->add_option("--format,--of", options->format, "Tile format: GTiff, PNG or JPEG")->capture_default_str();
-    sub->add_option("--co", options->creation_options, "GDAL creation option KEY=VALUE (repeatable; -co works)");
+    add_creation_options(*sub, options->creation_options);
     sub->add_flag("--skip-empty", options->skip_empty, "Skip tiles without a single valid pixel");
     sub->add_option("--index", options->index, "GeoJSON index path (default OUTDIR/index.geojson; CSV beside it)");
     sub->add_flag("--overwrite", options->overwrite, "Reuse a non-empty OUTDIR, replacing earlier tiles");

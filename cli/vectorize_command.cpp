@@ -71,9 +71,9 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
                     "Probability raster on the mask's grid (Float32 0..1 or Byte 0..255; one band, or band c+1 for "
                     "class c): adds a confidence attribute (mean over the polygon)");
     sub->add_option("--min-area", options->min_area, "Drop polygons smaller than this many square metres")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0.0, 1e12));
     sub->add_option("--simplify", options->simplify, "Topology-preserving simplification tolerance in metres")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0.0, 1e6));
     sub->add_flag("--regularize", options->regularize,
                   "Orthogonal building outlines (edges snapped to the dominant direction or its perpendicular)");
     sub->add_option("--min-confidence", options->min_confidence,

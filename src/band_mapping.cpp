@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "tiling/error.hpp"
@@ -37,7 +38,9 @@ std::vector<int> choose_bands(const RasterSource& source, const models::ModelMet
         return all;
     }
     if (available == 1 && m.single_band == "replicate") return std::vector<int>(static_cast<size_t>(m.bands), 1);
-    throw Error(expects + source.info().path + " has " + std::to_string(available) + " (choose them with --bands)");
+    // `rsi model check --tiles-from` has no --bands to point to.
+    throw Error(expects + source.info().path + " has " + std::to_string(available) +
+                (command == "model check" ? " (give an image with the model's bands)" : " (choose them with --bands)"));
 }
 
 std::string format_number(double v) {
@@ -85,21 +88,30 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         spec.method = m.rescale == "minmax" ? ScalingMethod::minmax : ScalingMethod::percentile;
         raw_to_range = scaling_maps(spec, stats, mapping.source_bands.size(), m.data_range[0], m.data_range[1]);
     } else {
-        for (size_t b = 0; b < stats.size(); ++b) {
-            const double range = m.data_range[1] - m.data_range[0];
+        const double range = m.data_range[1] - m.data_range[0];
+        const std::string model_range = "the model's data range [" + format_number(m.data_range[0]) + ", " +
+                                        format_number(m.data_range[1]) + "]";
+        auto values = [&](size_t b) {
+            return "band " + std::to_string(mapping.source_bands[b]) + " has values " + format_number(stats[b].low) + ".." +
+                   format_number(stats[b].high) + " (2-98%), ";
+        };
+        // Units: every band far below the range (e.g. Byte imagery into a reflectance model). One dark
+        // band alone is no sign of it: a forest's red band or the cirrus band of a Sentinel-2 scene
+        // sits well under 5% of 0..10000.
+        std::optional<size_t> brightest;
+        bool sampled = false, outside = false;
+        for (size_t b = 0; b < stats.size() && !outside; ++b) {
             if (stats[b].samples == 0) continue;
-            const std::string values = "band " + std::to_string(mapping.source_bands[b]) + " has values " +
-                                       format_number(stats[b].low) + ".." + format_number(stats[b].high) + " (2-98%), ";
-            const std::string model_range = "the model's data range [" + format_number(m.data_range[0]) + ", " +
-                                            format_number(m.data_range[1]) + "]";
+            sampled = true;
             if (stats[b].high > m.data_range[1] + 0.5 * range || stats[b].low < m.data_range[0] - 0.5 * range) {
-                warn(values + "far outside " + model_range);
-                break;
+                warn(values(b) + "far outside " + model_range);
+                outside = true;
             }
-            if (stats[b].high - m.data_range[0] < 0.05 * range) {
-                warn(values + "less than 5% of " + model_range + " (different radiometry or units?)");
-                break;
-            }
+            if (!brightest || stats[b].high > stats[*brightest].high) brightest = b;
+        }
+        if (sampled && !outside && stats[*brightest].high - m.data_range[0] < 0.05 * range) {
+            warn(values(*brightest) + "the brightest of the bands, less than 5% of " + model_range +
+                 " (different radiometry or units?)");
         }
     }
     for (size_t b = 0; b < raw_to_range.size(); ++b) {

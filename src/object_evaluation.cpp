@@ -6,6 +6,7 @@
 #include <fstream>
 #include <numeric>
 #include <set>
+#include <sstream>
 
 #include <gdal_priv.h>
 #include <ogr_api.h>
@@ -244,9 +245,19 @@ void read_spacenet_images(const std::string& path, bool is_truth, std::map<std::
     }
 }
 
+std::string format_threshold(double value) {
+    std::ostringstream out;
+    out << value;
+    return out.str();
+}
+
 }  // namespace
 
 ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const ProgressFn& progress) {
+    // Before any input is read.
+    if (options.iou_threshold < 0 || options.iou_threshold >= 1) {
+        throw usage_error("--iou " + format_threshold(options.iou_threshold) + ": the IoU threshold must be in [0, 1)");
+    }
     ObjectEvaluation result;
     std::map<std::string, ImageInput> images;
     const bool csv = is_csv(options.truth);
@@ -321,7 +332,6 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
     }
     result.frame = csv || frames.empty() ? "pixel" : frames.size() == 1 ? *frames.begin() : "UTM zone per image";
     result.min_area = options.min_area ? *options.min_area : (csv || pixel_frame ? 20.0 : 0.0);
-    if (options.iou_threshold < 0 || options.iou_threshold >= 1) throw usage_error("eval: the IoU threshold must be in [0, 1)");
 
     size_t done = 0;
     for (auto& [name, image] : images) {

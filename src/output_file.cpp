@@ -62,6 +62,34 @@ void check_output_path(const std::string& path, bool overwrite) {
     if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": output directory " + dir.string() + " is not writable");
 }
 
+namespace {
+
+fs::path comparable(const std::string& path) {
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(path, ec);
+    const fs::path canonical = fs::weakly_canonical(ec ? fs::path(path) : absolute, ec);
+    return ec ? absolute.lexically_normal() : canonical;
+}
+
+}  // namespace
+
+void check_distinct_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
+    std::vector<std::pair<fs::path, std::string>> seen;
+    for (const std::string& input : inputs) {
+        if (!input.empty()) seen.emplace_back(comparable(input), "");
+    }
+    for (const std::string& output : outputs) {
+        if (output.empty()) continue;
+        const fs::path key = comparable(output);
+        for (const auto& [other, name] : seen) {
+            if (other != key) continue;
+            if (name.empty()) throw usage_error(output + ": is an input of this run; write the output elsewhere");
+            throw usage_error(output + ": two outputs of this run would be the same file (" + name + "); give them different names");
+        }
+        seen.emplace_back(key, output);
+    }
+}
+
 void remove_stale_temporaries(const std::string& final_path) {
     const fs::path p(final_path);
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");

@@ -11,6 +11,11 @@ namespace rsi {
 // when its directory does not exist or is not writable.
 void check_output_path(const std::string& path, bool overwrite);
 
+// The outputs of one run, checked together before any work: no two of them the same file (the later
+// write would silently replace the earlier), and none the same file as an input. Empty paths are
+// skipped. Throws a usage Error naming both options' paths.
+void check_distinct_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
+
 // A file being written. The destructor removes the temporary file (and its sidecars) unless
 // commit() renamed it into place.
 class PendingOutput {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include <gdal_alg.h>
 #include <gdal_priv.h>
@@ -255,6 +256,17 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         prediction.read({0, y, W, rows}, {1}, GDT_Byte, b.data());
         remap(a, options.truth_map);
         remap(b, options.prediction_map);
+        // A value beyond --classes would silently drop its pixels from every metric.
+        for (const auto& [values, path, map_option] : {std::tuple{&a, &options.truth, "--truth-map"},
+                                                       std::tuple{&b, &options.prediction, "--prediction-map"}}) {
+            for (const uint8_t v : *values) {
+                if (v != options.ignore && v >= classes) {
+                    throw Error(*path + ": has the class value " + std::to_string(v) + " (after mapping), outside --classes " +
+                                std::to_string(classes) + " (0 to " + std::to_string(classes - 1) + "); map it with " +
+                                map_option + ", --ignore it or raise --classes");
+                }
+            }
+        }
         result.matrix.add(a.data(), b.data(), rows * W, options.ignore);
         report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
     }

@@ -442,14 +442,17 @@ std::string parts_job_kind(const std::string& parts_dir) {
     throw Error(parts_dir + "/job.json: not an rsi job (format '" + format + "')");
 }
 
-SceneResult map_scenes(const models::Model& model, const SceneOptions& options, const ProgressFn& progress) {
+SceneResult map_scenes(const models::Model& model, const SceneOptions& requested, const ProgressFn& progress) {
     const auto start = std::chrono::steady_clock::now();
     const models::ModelMetadata& meta = model.metadata();
     const std::string command = "scene";
     if (meta.task != models::Task::scene) {
-        throw usage_error(command + ": model " + meta.name + " is a " + models::to_string(meta.task) +
+        throw usage_error(model.path() + ": model " + meta.name + " is a " + models::to_string(meta.task) +
                           " model, not a scene model");
     }
+    // Top-k beyond the classes the map has would only add empty columns.
+    SceneOptions options = requested;
+    options.top_k = std::min<int>(options.top_k, static_cast<int>(roll_up_classes(meta, options.level).classes.size()));
     if (options.edge == EdgePolicy::shift) {
         throw usage_error(command + ": --edge shift would break the regular lattice of the scene map; use constant or reflect");
     }
@@ -464,9 +467,14 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& options, 
         for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
             if (!out->empty()) check_output_path(*out, options.overwrite);
         }
+        check_distinct_outputs({options.output, options.probabilities, options.dense, options.csv, options.vector}, {options.input});
     }
     if (options.max_nodata < 0 || options.max_nodata > 1) throw usage_error("--max-nodata must be in [0, 1]");
+    if (options.window < 0) throw usage_error("--window " + std::to_string(options.window) + " must be positive (or 0: the model's tile size)");
+    if (options.stride < 0) throw usage_error("--stride " + std::to_string(options.stride) + " must be positive (or 0: the window)");
+    if (options.batch < 0) throw usage_error("--batch " + std::to_string(options.batch) + " must be positive (or 0: from --ram)");
     const ClassRollup rollup = roll_up_classes(meta, options.level);
+    if (options.top_k < 1) throw usage_error("--top-k " + std::to_string(options.top_k) + " must be 1 or more");
 
     report_progress(progress, 0.0, "planning");
     const RasterSource source = RasterSource::open(options.input);

@@ -175,24 +175,47 @@ int64_t auto_tile_size(const models::Model& model, const GridSpec& spec, int64_t
     return best;
 }
 
+// What can be refused before any pixel is read; segment_image checks it before choosing the path
+// (a resampled run changes some options for its inner run).
+void check_segment_options(const models::Model& model, const SegmentOptions& options) {
+    const models::ModelMetadata& meta = model.metadata();
+    if (meta.task != models::Task::segmentation) {
+        throw usage_error(model.path() + ": model " + meta.name + " is a " + models::to_string(meta.task) +
+                          " model, not a segmentation model");
+    }
+    if (!options.shard) {
+        check_output_path(options.output, options.overwrite);
+        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+        check_distinct_outputs({options.output, options.probabilities}, {options.input});
+    }
+    const int classes = static_cast<int>(meta.classes.size());
+    if (options.probability_class < -1 || options.probability_class >= classes) {
+        throw usage_error("--probability-class " + std::to_string(options.probability_class) + ": " + model.path() + " has " +
+                          std::to_string(classes) + " classes (0 to " + std::to_string(classes - 1) + ")");
+    }
+    if (options.uncertainty && options.probabilities.empty()) {
+        throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");
+    }
+    if (options.min_confidence < 0 || options.min_confidence > 1) throw usage_error("--min-confidence must be in [0, 1]");
+    if (options.overlap < -1) throw usage_error("--overlap " + std::to_string(options.overlap) + " must be 0 or more");
+    if (options.tile_size < 0 && options.tile_size != kAutoTileSize) {
+        throw usage_error("--tile-size " + std::to_string(options.tile_size) + " must be positive (or auto)");
+    }
+    // Whatever the image's size: a small image in one tile would otherwise accept what a large one refuses.
+    const int64_t tile = options.tile_size > 0 ? options.tile_size : options.tile_size == 0 ? meta.tile_size : 0;
+    if (tile > 0 && options.overlap >= tile) {
+        throw usage_error("--overlap " + std::to_string(options.overlap) + " must be smaller than the tile size " + std::to_string(tile));
+    }
+    if (options.batch < 0) throw usage_error("--batch " + std::to_string(options.batch) + " must be positive (or 0: from --ram)");
+}
+
 SegmentResult segment_native(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress,
                              bool pixel_size_handled) {
     const auto start = std::chrono::steady_clock::now();
     const models::ModelMetadata& meta = model.metadata();
     const std::string command = "segment";
-    if (meta.task != models::Task::segmentation) {
-        throw usage_error(command + ": model " + meta.name + " is a " + models::to_string(meta.task) +
-                          " model, not a segmentation model");
-    }
     const bool journaled = options.resume || options.shard.has_value();
-    if (!options.shard) {
-        check_output_path(options.output, options.overwrite);
-        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
-    }
-    if (options.uncertainty && options.probabilities.empty()) {
-        throw usage_error(command + ": --uncertainty adds a band to the probability raster: give --probabilities too");
-    }
-    if (options.min_confidence < 0 || options.min_confidence > 1) throw usage_error("--min-confidence must be in [0, 1]");
+    check_segment_options(model, options);
 
     report_progress(progress, 0.0, "planning");
     const RasterSource source = RasterSource::open(options.input);
@@ -656,6 +679,7 @@ void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std
 }  // namespace
 
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
+    check_segment_options(model, options);
     if (options.resume) {
         remove_stale_temporaries(options.output);
         if (!options.probabilities.empty()) remove_stale_temporaries(options.probabilities);

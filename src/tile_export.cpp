@@ -175,7 +175,23 @@ std::string footprint_wkt(const RasterInfo& info, const PixelWindow& w) {
     return out.str();
 }
 
-void write_index_geojson(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles) {
+// The tile files as the index names them: relative to the index's own folder, so that a GIS (or a
+// script) opening an index kept outside OUTDIR finds them ("tiles/r0_c0.tif"; just the name inside it).
+std::string tile_file_prefix(const std::string& output_dir, const std::string& index_geojson) {
+    std::error_code ec;
+    const fs::path tiles = fs::weakly_canonical(fs::absolute(output_dir), ec);
+    const fs::path index_dir = fs::weakly_canonical(fs::absolute(index_geojson).parent_path(), ec);
+    if (ec || tiles == index_dir) return "";
+    const fs::path relative = tiles.lexically_relative(index_dir);
+    return relative.empty() ? tiles.string() + "/" : relative.string() + "/";
+}
+
+bool index_inside_output_dir(const std::string& output_dir, const std::string& index_geojson) {
+    return tile_file_prefix(output_dir, index_geojson).empty();
+}
+
+void write_index_geojson(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
+                         const std::string& file_prefix) {
     PendingOutput pending(path);
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GeoJSON");
     if (!driver) throw Error("GDAL has no GeoJSON driver");
@@ -203,7 +219,7 @@ void write_index_geojson(const std::string& path, const RasterInfo& info, const 
         feature.SetField("y", static_cast<GIntBig>(t.window.y));
         feature.SetField("width", static_cast<GIntBig>(t.window.width));
         feature.SetField("height", static_cast<GIntBig>(t.window.height));
-        feature.SetField("file", t.file.c_str());
+        feature.SetField("file", (file_prefix + t.file).c_str());
         OGRLinearRing ring;
         for (const auto& [x, y] : footprint(info, t.window)) ring.addPoint(x, y);
         OGRPolygon polygon;
@@ -215,14 +231,15 @@ void write_index_geojson(const std::string& path, const RasterInfo& info, const 
     pending.commit();
 }
 
-void write_index_csv(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles) {
+void write_index_csv(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
+                     const std::string& file_prefix) {
     PendingOutput pending(path);
     {
         std::ofstream out(pending.temporary_path());
         out << "id,row,col,x,y,width,height,file,footprint_wkt\n";
         for (const TileRecord& t : tiles) {
             out << t.id << ',' << t.row << ',' << t.col << ',' << t.window.x << ',' << t.window.y << ','
-                << t.window.width << ',' << t.window.height << ',' << t.file << ",\"" << footprint_wkt(info, t.window)
+                << t.window.width << ',' << t.window.height << ',' << file_prefix << t.file << ",\"" << footprint_wkt(info, t.window)
                 << "\"\n";
         }
         out.flush();
@@ -419,7 +436,15 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     bool keep_existing = false;  // resume: tiles already in OUTDIR are finished work of this job
     std::string parts_dir;
     nlohmann::json job;
+    const bool index_outside = !index_inside_output_dir(options.output_dir, result.index_geojson);
     if (!journaled) {
+        // An index kept outside OUTDIR is checked before OUTDIR is made: a refused run leaves no empty
+        // folder, and a file of the user's is replaced only with --overwrite (inside, OUTDIR's own check
+        // applies).
+        if (index_outside) {
+            check_output_path(result.index_geojson, options.overwrite);
+            check_output_path(result.index_csv, options.overwrite);
+        }
         created_dir = prepare_output_dir(options);
         if (options.overwrite) {
             std::error_code ec;
@@ -429,6 +454,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     } else {
         prepare_shared_output_dir(options.output_dir);
         check_output_path(result.index_geojson, options.overwrite);
+        if (index_outside) check_output_path(result.index_csv, options.overwrite);
         parts_dir = tile_parts_dir(options.output_dir, options.index_path);
         result.parts_dir = parts_dir;
         std::tie(result.first_row, result.end_row) = shard_strips(grid.rows(), shard);
@@ -614,8 +640,9 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             pending.commit();
             result.index_written = false;
         } else {
-            write_index_geojson(result.index_geojson, info, records);
-            write_index_csv(result.index_csv, info, records);
+            const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
+            write_index_geojson(result.index_geojson, info, records, prefix);
+            write_index_csv(result.index_csv, info, records, prefix);
             if (journaled) {
                 std::error_code ec;
                 fs::remove_all(parts_dir, ec);  // the resumed job is complete
@@ -708,8 +735,9 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     info.geotransform = job.at("geotransform").get<std::array<double, 6>>();
     info.crs_wkt = job.value("crs_wkt", "");
     report_progress(progress, 0.9, "index");
-    write_index_geojson(result.index_geojson, info, records);
-    write_index_csv(result.index_csv, info, records);
+    const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
+    write_index_geojson(result.index_geojson, info, records, prefix);
+    write_index_csv(result.index_csv, info, records, prefix);
     fs::remove_all(parts_dir, ec);
     report_progress(progress, 1.0, "done");
     return result;

@@ -1030,14 +1030,29 @@ RegularizedOutline regularize_outline(const OGRPolygon& outline, double toleranc
     return result;
 }
 
+std::string check_vector_output(const std::string& path, bool overwrite) {
+    const VectorFormat format = vector_format(path);
+    // GDAL names a shapefile's files with lower-case extensions (x.SHP becomes x.shp).
+    const std::string output = format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string();
+    check_output_path(output, overwrite);
+    if (!overwrite) {
+        for (const auto& ext : format.sidecar_extensions) {
+            const std::string sidecar = fs::path(output).replace_extension(ext).string();
+            std::error_code ec;
+            if (fs::exists(sidecar, ec)) {
+                throw usage_error(output + ": " + sidecar + " (a file of this shapefile) already exists (use --overwrite to replace it)");
+            }
+        }
+    }
+    return output;
+}
+
 VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn& progress) {
     ensure_gdal_registered();
     check_options(options);
     const VectorFormat format = vector_format(options.output);
-    // GDAL names a shapefile's files with lower-case extensions (x.SHP becomes x.shp).
-    const std::string output = format.sidecar_extensions.empty()
-                                   ? options.output
-                                   : fs::path(options.output).replace_extension(".shp").string();
+    const std::string output = check_vector_output(options.output, options.overwrite);
+    check_distinct_outputs({output}, {options.mask, options.probabilities});
     const RasterSource mask = RasterSource::open(options.mask);
     const RasterInfo& info = mask.info();
     check_mask(info);
@@ -1060,7 +1075,6 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     const int64_t budget = std::max<int64_t>(options.memory_budget_mb, 1) * 1024 * 1024;
     std::optional<ProbabilityReader> probabilities;
     if (!options.probabilities.empty()) probabilities.emplace(options.probabilities, info, options.classes, budget / 4);
-    check_output_path(output, options.overwrite);
 
     VectorizeResult result;
     result.output = output;
@@ -1253,7 +1267,10 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                         std::to_string(result.polygons) + " polygons") + " (disk full?)");
         }
     }
-    pending.commit();  // no cancelling after this point: the output is complete
+    // The last moment a cancel (Ctrl-C) can still take effect: closing and reading back a large file
+    // takes a while, and after the rename the output is complete and stays.
+    report_progress(progress, 1.0, "writing");
+    pending.commit();
     return result;
 }
 

@@ -58,6 +58,12 @@ struct VectorizeResult {
 
 VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn& progress = {});
 
+// Checks a polygon output path before any work: a known format (.gpkg, .geojson, .json, .fgb, .shp),
+// an existing directory, and, unless `overwrite`, neither the file nor (for a shapefile) any of the
+// files the driver writes beside it (.shx, .dbf, .prj, ...). Returns the path GDAL will write (a
+// shapefile's extension in lower case).
+std::string check_vector_output(const std::string& path, bool overwrite);
+
 // Building-outline regularisation, for one polygon in an isotropic metric frame (metres, any origin).
 // The outline is first simplified with `tolerance` (topology-preserving, removes the pixel stairs).
 // Two candidate orientations are tried: the peak of the length-weighted histogram of edge

@@ -131,6 +131,45 @@ TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
     fs::remove(out);
 }
 
+// Each case once went through with exit 0 or left an output behind: out-of-range numbers, outputs
+// that clash with each other or with the input, an output the run could not have finished (its
+// preview folder missing), and GDAL options rsi does not have.
+TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
+    expect_failure("min confidence", run_args({"--min-confidence", "2"}, image), 2, "--min-confidence");
+    expect_failure("negative overlap", run_args({"--overlap", "-5"}, image), 2, "--overlap");
+    expect_failure("batch 0", run_args({"--batch", "0"}, image), 2, "--batch");
+    auto segment = run_args({"--probabilities", dir / "p.tif", "--probability-class", "5"}, image);
+    segment[0] = "segment";
+    expect_failure("probability class", segment, 2, "--probability-class 5");
+    expect_failure("uncertainty alone", run_args({"--uncertainty"}, image), 2, "give --probabilities too");
+    expect_failure("creation option", run_args({"--co", "NOTKV"}, image), 2, "expected KEY=VALUE");
+    expect_failure("gdal -ot", run_args({"-ot", "UInt16"}, image), 2, "-ot is GDAL's option");
+    expect_failure("same two outputs", run_args({"--probabilities", out}, image), 2, "two outputs of this run would be the same file");
+    expect_failure("preview folder missing", run_args({"--preview", dir / "nodir/p.png"}, image), 1, "nodir does not exist");
+    // An existing preview, and the output over the input, even with --overwrite: refused, input intact.
+    std::ofstream(dir / "exists.png") << "x";
+    expect_failure("preview exists", run_args({"--preview", dir / "exists.png"}, image), 2, "exists.png: already exists");
+    const auto before = test::slurp(image);
+    auto over_input = run_args({"--overwrite"}, image);
+    over_input[3] = image;
+    const auto r = run_rsi(over_input);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("is an input of this run"), std::string::npos) << r.err;
+    EXPECT_EQ(test::slurp(image), before);
+    // A failing run with --overwrite leaves the previous output as it was.
+    std::ofstream(out) << "previous";
+    const auto failed = run_rsi(run_args({"--overwrite", "--preview", dir / "nodir/p.png"}, image));
+    EXPECT_EQ(failed.exit_code, 1) << failed.err;
+    EXPECT_EQ(test::slurp(out), "previous");
+    fs::remove(out);
+    // With a preview, the mask appears only with it (both under temporary names until then).
+    const auto ok = run_rsi(run_args({"--preview", dir / "ok.png"}, image));
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_TRUE(fs::exists(out));
+    EXPECT_GT(fs::file_size(dir / "ok.png"), 100u);
+    fs::remove(out);
+}
+
 // Unusual but valid inputs run: smaller than one tile, no georeferencing (a warning; metres-based
 // options refused), all nodata, NaN/Inf pixels (nodata, never buildings).
 TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {

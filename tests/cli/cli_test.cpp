@@ -26,10 +26,13 @@ struct SampleImage {
 };
 
 TEST(ArgvPrepass, MapsGdalStyleOptionsToLongForms) {
-    const std::vector<std::string> in{"tile", "-co", "COMPRESS=DEFLATE", "-of=PNG", "-lco", "X=1", "-q", "--", "-co"};
-    const std::vector<std::string> expected{"tile", "--co", "COMPRESS=DEFLATE", "--of=PNG", "--lco", "X=1", "-q", "--",
-                                            "-co"};
+    const std::vector<std::string> in{"tile", "-co", "COMPRESS=DEFLATE", "-of=PNG", "-q", "--", "-co", "-ot"};
+    const std::vector<std::string> expected{"tile", "--co", "COMPRESS=DEFLATE", "--of=PNG", "-q", "--", "-co", "-ot"};
     EXPECT_EQ(cli::rewrite_gdal_style_options(in), expected);
+    // GDAL options rsi does not have are refused by name (not parsed as "-o t")
+    for (const char* gdal_only : {"-ot", "-lco", "-dsco", "-ot=Byte"}) {
+        EXPECT_THROW(cli::rewrite_gdal_style_options({"buildings", "a.tif", gdal_only, "X"}), std::invalid_argument) << gdal_only;
+    }
 }
 
 TEST(Cli, VersionNamesEveryLibrary) {

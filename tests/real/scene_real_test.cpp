@@ -79,6 +79,36 @@ TEST(RealScene, EuroSatMosaicCellsGetTheirPatchClass) {
     }
 }
 
+// The domain checks must not refuse the models' own kind of imagery: every EuroSAT patch runs under
+// --strict (dark bands such as a forest's red or the cirrus band sit far below 5% of 0..10000, but
+// the patch as a whole is in range), while the NAIP image (Byte 0..255 into the reflectance model:
+// every band far below the range) is still flagged.
+TEST(RealScene, DomainChecksPassEuroSatAndFlagByteImagery) {
+    const std::string root = test::shared_data("eurosat");
+    const models::Model model13 = models::Model::load(pick_bundled_model(models::Task::scene, 13, RSI_BUNDLED_MODELS_DIR).path);
+    test::TempDir dir;
+    for (const char* name : kClasses) {
+        for (int k : {1, 7, 12}) {
+            SceneOptions o;
+            o.input = root + "/" + name + "/" + name + "_" + std::to_string(k) + ".tif";
+            o.output = dir / "strict.tif";
+            o.overwrite = true;
+            o.strict = true;
+            o.batch = 1;
+            EXPECT_NO_THROW(map_scenes(model13, o)) << o.input;
+        }
+    }
+    const models::Model rgbn = models::Model::load(pick_bundled_model(models::Task::scene, 4, RSI_BUNDLED_MODELS_DIR).path);
+    SceneOptions naip;
+    naip.input = test::shared_data("naip") + "/m_4709963_se_14_1_20190904.tif";
+    naip.output = dir / "naip.tif";
+    naip.batch = 4;
+    const SceneResult r = map_scenes(rgbn, naip);
+    bool flagged = false;
+    for (const auto& w : r.warnings) flagged = flagged || w.find("the brightest of the bands, less than 5%") != std::string::npos;
+    EXPECT_TRUE(flagged) << "NAIP Byte values into a 0..10000 reflectance model";
+}
+
 TEST(RealScene, NaipLatticeIsGeoreferencedOnTheWindowCentres) {
     const std::string naip = test::shared_data("naip/m_4709963_se_14_1_20190904.tif");
     const models::Model model = models::Model::load(pick_bundled_model(models::Task::scene, 4, RSI_BUNDLED_MODELS_DIR).path);

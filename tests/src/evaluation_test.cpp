@@ -323,6 +323,24 @@ TEST(PixelEvaluation, TruthPolygonsRasterisedOntoPredictionGrid) {
     EXPECT_NEAR(r.metrics.kappa, 0.3077, 5e-5);
 }
 
+// --classes N with a value N or more in either raster: refused (those pixels would silently leave
+// every metric), unless the value is --ignore'd.
+TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
+    TempDir tmp;
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2 ? 1 : 0; });
+    rsi::test::make_raster(tmp / "truth.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return y == 3 ? 2 : x < 2 ? 1 : 0; });
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "truth.tif";
+    o.classes = 2;
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "truth.tif: has the class value 2");
+    o.ignore = 2;
+    const PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.metrics.pixels, 12);
+    EXPECT_EQ(r.matrix.at(1, 1), 6);
+    EXPECT_EQ(r.matrix.at(0, 0), 6);
+}
+
 // A truth raster on a coarser grid (2 m pixels over the same extent as the 1 m prediction) is warped
 // onto the prediction's grid with nearest neighbour: each truth pixel covers 2x2 prediction pixels.
 TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {

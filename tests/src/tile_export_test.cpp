@@ -247,6 +247,34 @@ TEST(TileExport, ExistingOutputNeedsOverwriteAndStaleTilesGo) {
     EXPECT_EQ(count_lines(r.index_csv), 5);
 }
 
+// An index kept outside OUTDIR: never replaces a file of the user's without --overwrite (neither
+// the GeoJSON nor the CSV beside it), a refused run leaves no OUTDIR, and its file column leads from
+// the index's folder to the tiles.
+TEST(TileExport, IndexOutsideTheFolderNamesTilesFromItsOwnPlace) {
+    Fixture f;
+    TileExportOptions o = f.options();
+    o.index_path = f.dir / "catalog.geojson";
+    std::ofstream(f.dir / "catalog.csv") << "mine\n";
+    test::expect_error([&] { export_tiles(o); }, ErrorKind::usage, "catalog.csv: already exists");
+    EXPECT_EQ(read_bytes(f.dir / "catalog.csv"), "mine\n");
+    EXPECT_FALSE(fs::exists(f.dir / "tiles")) << "refused before OUTDIR was made";
+    fs::remove(f.dir / "catalog.csv");
+    const TileExportResult r = export_tiles(o);
+    std::ifstream csv(r.index_csv);
+    std::string header, first;
+    std::getline(csv, header);
+    std::getline(csv, first);
+    EXPECT_NE(first.find(",tiles/r0_c0.tif,"), std::string::npos) << first;
+    EXPECT_TRUE(fs::exists(f.dir / "tiles/r0_c0.tif"));
+    // Inside OUTDIR (the default) the file column is the bare name.
+    TileExportOptions inside = f.options("inside");
+    const TileExportResult r2 = export_tiles(inside);
+    std::ifstream csv2(r2.index_csv);
+    std::getline(csv2, header);
+    std::getline(csv2, first);
+    EXPECT_NE(first.find(",r0_c0.tif,"), std::string::npos) << first;
+}
+
 TEST(TileExport, BadRequestsLeaveNothingBehind) {
     Fixture f;
     test::QuietGdal quiet;
