@@ -290,6 +290,8 @@ void register_model_command(CLI::App& app, CommandContext& context) {
             if (!o->data_root.empty()) argv_strings.insert(argv_strings.end(), {"--data-root", o->data_root});
             if (context.common.threads > 0) argv_strings.insert(argv_strings.end(), {"--threads", std::to_string(context.common.threads)});
             if (o->overwrite) argv_strings.push_back("--overwrite");
+            if (context.common.json) argv_strings.push_back("--json");
+            else if (context.common.quiet) argv_strings.push_back("--quiet");
             std::vector<char*> argv;
             for (auto& a : argv_strings) argv.push_back(a.data());
             argv.push_back(nullptr);

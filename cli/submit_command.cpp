@@ -1,6 +1,7 @@
 // rsi submit FORMAT INPUT -o OUTPUT: a competition submission from a folder of contest images (the
 // building model makes each mask) or of masks (--masks); rsi submit decode FORMAT CSV -o DIR.
 #include <algorithm>
+#include <set>
 #include <filesystem>
 #include <iostream>
 
@@ -87,6 +88,23 @@ int run_merge(const Options& o, CommandContext& context) {
     return 0;
 }
 
+// xView2 test folders hold test_pre_<id> and test_post_<id> of each place; both would name the same two
+// result files, and buildings are located on the pre-disaster image: the post images are left out.
+std::vector<fs::path> contest_images(SubmissionFormat format, std::vector<fs::path> files) {
+    if (format != SubmissionFormat::xview2) return files;
+    std::set<std::string> pre;
+    for (const fs::path& f : files) {
+        const std::string stem = f.stem().string();
+        if (stem.rfind("test_pre_", 0) == 0) pre.insert(stem.substr(9));
+    }
+    files.erase(std::remove_if(files.begin(), files.end(), [&](const fs::path& f) {
+                    const std::string stem = f.stem().string();
+                    return stem.rfind("test_post_", 0) == 0 && pre.count(stem.substr(10));
+                }),
+                files.end());
+    return files;
+}
+
 int run_submit(const Options& o, CommandContext& context) {
     SubmissionOptions s;
     s.format = parse_submission_format(o.format);
@@ -104,12 +122,14 @@ int run_submit(const Options& o, CommandContext& context) {
     s.shard = resolve_shard(o.shard, o.shard_count, shard_source);
     if (s.shard && !o.zip.empty()) throw usage_error("--zip of a sharded submission is made by `rsi submit --merge` (give it there)");
     if (!o.parts_dir.empty() && !s.shard && !s.resume) throw usage_error("--parts-dir needs --resume or --shard");
-    const std::vector<fs::path> files = image_files(o.input);
+    const std::vector<fs::path> files = contest_images(s.format, image_files(o.input));
     if (o.masks) {
         // Masks carry the contest image names unless --names-from gives the images (matched by stem).
         std::map<std::string, std::string> names;
         if (!o.names_from.empty()) {
-            for (const fs::path& image : image_files(o.names_from)) names[image.stem().string()] = image.filename().string();
+            for (const fs::path& image : contest_images(s.format, image_files(o.names_from))) {
+                names[image.stem().string()] = image.filename().string();
+            }
             std::map<std::string, bool> have;
             for (const fs::path& f : files) have[f.stem().string()] = true;
             for (const auto& [stem, name] : names) {
@@ -133,7 +153,7 @@ int run_submit(const Options& o, CommandContext& context) {
         if (context.common.json) {
             print_json({{"format", o.format}, {"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
                         {"empty_images", r.empty_images}, {"validated", r.validation.checks}, {"images_resumed", r.images_resumed}});
-        } else {
+        } else if (!context.common.quiet) {
             std::cout << "wrote " << r.output << ": " << r.images << " images" << (r.zip.empty() ? "" : ", zipped to " + r.zip)
                       << "; validated: " << r.validation.checks.size() << " checks\n";
         }
@@ -146,6 +166,12 @@ int run_submit(const Options& o, CommandContext& context) {
                                              .path
                                        : resolve_model(o.model.model, bundled_models_dir());
     const models::Model model = models::Model::load(model_path, o.model.to_model_options());
+    if (s.value_map.empty()) {
+        // Multi-class formats: the model's class ids become the format's by name (else refused).
+        std::vector<std::string> names;
+        for (const auto& c : model.metadata().classes) names.push_back(c.name);
+        s.value_map = class_map_by_name(s, names, model_path);
+    }
     SegmentOptions base;
     base.tta = parse_tta(o.tta);
     // A fixed default rather than one measured from memory (which can differ between processes), so that
@@ -168,7 +194,7 @@ int run_submit(const Options& o, CommandContext& context) {
         print_json({{"format", o.format}, {"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
                     {"empty_images", r.empty_images}, {"model", model_path}, {"validated", r.validation.checks},
                     {"images_resumed", r.images_resumed}});
-    } else {
+    } else if (!context.common.quiet) {
         std::cout << "wrote " << r.output << ": " << r.images << " images (model " << fs::path(model_path).filename().string() << ")"
                   << (r.zip.empty() ? "" : ", zipped to " + r.zip) << "; validated: " << r.validation.checks.size() << " checks\n";
     }

@@ -28,6 +28,7 @@ std::string read_vsi_file(const std::string& path) {
 
 std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& path) {
     ensure_gdal_registered();
+    if (fs::is_directory(path)) throw Error(path + ": is a directory, not a model file");
     if (!fs::is_regular_file(path)) throw Error(path + ": no such model file");
     // Braces make /vsizip/ treat the file as an archive whatever its extension.
     const std::string root = "/vsizip/{" + path + "}";

@@ -17,6 +17,7 @@
 #include "src/band_mapping.hpp"
 #include "src/model_runners.hpp"
 #include "src/output_file.hpp"
+#include "src/scoped_gdal_config.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
 #include "src/tta_inference.hpp"
@@ -103,7 +104,10 @@ private:
 // One polygon per lattice cell, written inside transactions; GeoJSON goes to WGS84 (RFC 7946).
 class GridLayerWriter {
 public:
+    // GDAL writes GeoPackage change times on whichever thread creates, commits or closes: each of
+    // those pins the date, so the file is the same bytes in a direct and a sharded run.
     GridLayerWriter(const std::string& path, const RasterInfo& info, int top_k) : path_(path), pending_(path) {
+        const ScopedThreadConfig pinned_date = pinned_vector_date();
         const std::string ext = fs::path(path).extension().string();
         std::string driver_name;
         if (ext == ".gpkg") driver_name = "GPKG";
@@ -151,6 +155,7 @@ public:
     OGRFeature make() const { return OGRFeature(layer_->GetLayerDefn()); }
 
     void add(OGRFeature& feature, OGRPolygon polygon) {
+        const ScopedThreadConfig pinned_date = pinned_vector_date();
         if (transform_) polygon.transform(transform_.get());
         feature.SetGeometry(&polygon);
         if (layer_->CreateFeature(&feature) != OGRERR_NONE) throw Error(path_ + ": writing a feature failed: " + last_gdal_error());
@@ -162,6 +167,7 @@ public:
     }
 
     void close() {
+        const ScopedThreadConfig pinned_date = pinned_vector_date();
         dataset_->CommitTransaction();
         close_written(std::move(dataset_), path_);
     }

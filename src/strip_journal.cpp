@@ -245,6 +245,32 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
         if (existing.value("fingerprint", "") != job.at("fingerprint").get<std::string>()) {
             throw usage_error(parts_dir + ": holds parts of another job (different input, model or options): resume with the same options, or remove it or use another parts folder");
         }
+        // The outputs are not part of the fingerprint (they do not change a part), but the merge writes
+        // those the job was started with: a shard or resume asking for others would be ignored silently.
+        // Which outputs and how, not their paths: a resume of a run whose mask waits under a temporary
+        // name (until its polygons are written) names another temporary file.
+        const auto outputs_of = [](const nlohmann::json& j) {
+            nlohmann::json out = j.contains("image_grid") && j.at("image_grid").contains("outputs") ? j.at("image_grid").at("outputs")
+                                                                                                   : j.value("outputs", nlohmann::json());
+            for (const char* path_key : {"output", "probabilities", "dense", "csv", "vector"}) {
+                if (out.is_object() && out.contains(path_key) && out.at(path_key).is_string()) {
+                    out[path_key] = out.at(path_key).get<std::string>().empty() ? "none" : "written";
+                }
+            }
+            return out;
+        };
+        const nlohmann::json before = outputs_of(existing), now = outputs_of(job);
+        if (before.is_object() && now.is_object() && before != now) {
+            std::string differs;
+            for (const auto& [key, value] : now.items()) {
+                if (!before.contains(key) || before.at(key) != value) {
+                    differs += (differs.empty() ? "" : ", ") + key + " " + value.dump() + " (the job has " +
+                               (before.contains(key) ? before.at(key).dump() : std::string("none")) + ")";
+                }
+            }
+            throw usage_error(parts_dir + ": this job was started with other outputs: " + differs +
+                              "; give every shard and resume the same outputs");
+        }
         return existing;
     }
     // Several shards may start at once: each writes its own temporary file and renames it; all are equal.

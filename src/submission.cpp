@@ -1,6 +1,8 @@
 #include "src/submission.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -65,9 +67,19 @@ Mask read_mask(const SubmissionItem& item, const std::map<int, int>& value_map) 
                        static_cast<int>(m.height), GDT_Int32, 0, 0) != CE_None) {
         throw Error(item.mask + ": reading the mask failed: " + last_gdal_error());
     }
+    // The mask's nodata (rsi's own masks: 255 where the image had none) is background in every format,
+    // unless --map names it; in a binary mask without nodata, 255 stays foreground (0/255 masks).
+    int has_nodata = 0;
+    const double nodata = band->GetNoDataValue(&has_nodata);
+    const bool nodata_is_background = has_nodata && std::isfinite(nodata) && nodata == std::floor(nodata) &&
+                                      value_map.count(static_cast<int>(nodata)) == 0;
     m.values.resize(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
         int v = raw[i];
+        if (nodata_is_background && v == static_cast<int>(nodata)) {
+            m.values[i] = 0;
+            continue;
+        }
         if (!value_map.empty()) {
             const auto it = value_map.find(v);
             if (it != value_map.end()) v = it->second;
@@ -207,6 +219,46 @@ std::string read_file_bytes(const std::string& path) {
     return s.str();
 }
 
+// GDAL's zip writer leaves every entry's DOS date at 0 (1980-00-00), which some readers refuse
+// (Python's zipfile cannot make a datetime of it). Sets each entry's date, in the central directory and
+// its local header, to 1980-01-01 00:00: valid, and still the same bytes on every run.
+void set_zip_dates_to_1980(const std::string& path) {
+    std::fstream zip(path, std::ios::in | std::ios::out | std::ios::binary);
+    auto u16 = [&](std::streamoff at) {
+        unsigned char b[2] = {0, 0};
+        zip.seekg(at);
+        zip.read(reinterpret_cast<char*>(b), 2);
+        return static_cast<uint32_t>(b[0] | (b[1] << 8));
+    };
+    auto u32 = [&](std::streamoff at) { return u16(at) | (u16(at + 2) << 16); };
+    auto put_date = [&](std::streamoff at) {
+        const char date[2] = {0x21, 0x00};  // (1980 - 1980) << 9 | 1 << 5 | 1
+        zip.seekp(at);
+        zip.write(date, 2);
+    };
+    zip.seekg(0, std::ios::end);
+    const std::streamoff size = zip.tellg();
+    std::streamoff end_record = -1;  // the end-of-central-directory record: 22 bytes plus a comment
+    for (std::streamoff at = size - 22; at >= std::max<std::streamoff>(0, size - 22 - 65535); --at) {
+        if (u32(at) == 0x06054b50) {
+            end_record = at;
+            break;
+        }
+    }
+    if (end_record < 0) throw Error(path + ": not a zip archive (no end of central directory)");
+    std::streamoff entry = u32(end_record + 16);
+    for (uint32_t k = 0, entries = u16(end_record + 10); k < entries; ++k) {
+        if (u32(entry) != 0x02014b50) throw Error(path + ": zip central directory entry " + std::to_string(k) + " is damaged");
+        put_date(entry + 14);
+        const std::streamoff local = u32(entry + 42);
+        if (u32(local) != 0x04034b50) throw Error(path + ": zip local header " + std::to_string(k) + " is damaged");
+        put_date(local + 12);
+        entry += 46 + u16(entry + 28) + u16(entry + 30) + u16(entry + 32);
+    }
+    zip.flush();
+    if (!zip) throw Error(path + ": setting the zip's entry dates failed");
+}
+
 // Zips `files` (path on disk, name in the zip) into `zip_path`, atomically.
 void write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
     check_output_path(zip_path, overwrite);
@@ -221,6 +273,7 @@ void write_zip(const std::string& zip_path, const std::vector<std::pair<std::str
     }
     ok = CPLCloseZip(zip) == CE_None && ok;
     if (!ok) throw Error(zip_path + ": writing the zip failed: " + last_gdal_error());
+    set_zip_dates_to_1980(pending.temporary_path());
     pending.commit();
 }
 
@@ -295,6 +348,47 @@ std::vector<std::string> submission_file_names(const SubmissionOptions& o, const
         case SubmissionFormat::gaofen: return {stem_of(image_name) + ".png"};
     }
     return {};
+}
+
+std::vector<std::string> submission_class_names(const SubmissionOptions& o) {
+    if (o.format == SubmissionFormat::loveda) {
+        return {"background", "building", "road", "water", "barren", "forest", "agriculture"};
+    }
+    if (o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings") {
+        return std::vector<std::string>(kGaofen2020Classes.begin(), kGaofen2020Classes.end());
+    }
+    return {};
+}
+
+std::map<int, int> class_map_by_name(const SubmissionOptions& o, const std::vector<std::string>& model_classes,
+                                     const std::string& model_name) {
+    const std::vector<std::string> format_classes = submission_class_names(o);
+    std::map<int, int> map;
+    if (format_classes.empty()) return map;
+    const auto lower = [](std::string text) {
+        std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return text;
+    };
+    std::string missing;
+    for (size_t id = 0; id < model_classes.size(); ++id) {
+        const std::string name = lower(model_classes[id]);
+        int found = -1;
+        for (size_t f = 0; f < format_classes.size() && found < 0; ++f) {
+            if (lower(format_classes[f]) == name) found = static_cast<int>(f);
+        }
+        for (size_t f = 0; f < format_classes.size() && found < 0 && name == "background"; ++f) {
+            if (format_classes[f] == "other") found = static_cast<int>(f);
+        }
+        if (found < 0) missing += (missing.empty() ? "" : ", ") + model_classes[id];
+        else map[static_cast<int>(id)] = found;
+    }
+    if (!missing.empty()) {
+        std::string table;
+        for (const auto& c : format_classes) table += (table.empty() ? "" : ", ") + c;
+        throw usage_error(model_name + ": the classes " + missing + " are not among the " + to_string(o.format) +
+                          " classes (" + table + "); give --map MODEL_ID=CLASS_ID for them");
+    }
+    return map;
 }
 
 namespace {

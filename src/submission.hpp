@@ -125,6 +125,16 @@ SubmissionValidation validate_submission(const SubmissionOptions& options, const
 // The output file name(s) of one contest image.
 std::vector<std::string> submission_file_names(const SubmissionOptions& options, const std::string& image_name);
 
+// The class names of a multi-class format in mask-id order (loveda: background, building, ...; gaofen
+// 2020-9class: road, building, ..., other); empty for the binary formats.
+std::vector<std::string> submission_class_names(const SubmissionOptions& options);
+
+// For masks made by a model: its class ids mapped onto the format's by name (case-insensitive;
+// "background" also matches the format's catch-all "other"). Empty for binary formats, which take any
+// foreground. Throws a usage Error naming the model classes the format does not have (give --map).
+std::map<int, int> class_map_by_name(const SubmissionOptions& options, const std::vector<std::string>& model_classes,
+                                     const std::string& model_name);
+
 // `rsi submit decode`: a Tianchi or SpaceNet CSV back into one PNG mask per image (0 and `foreground`).
 struct DecodeOptions {
     SubmissionFormat format = SubmissionFormat::tianchi;

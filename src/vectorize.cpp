@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "src/output_file.hpp"
+#include "src/scoped_gdal_config.hpp"
 #include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/ground_distance.hpp"
@@ -29,8 +30,6 @@ namespace rsi {
 
 namespace {
 
-// GeoPackage timestamps (gpkg_contents.last_change) are pinned so that two runs give identical files.
-constexpr const char* kPinnedDate = "2000-01-01T00:00:00.000Z";
 constexpr int64_t kBatch = 10000;  // features per GeoPackage transaction
 // Regularisation simplifies the pixel outline with this many pixel sizes (at least) first.
 constexpr double kRegularizePixels = 1.0;
@@ -109,21 +108,6 @@ private:
     bool committed_ = false;
 };
 
-// Sets a thread-local GDAL configuration option for the lifetime of the object.
-class ScopedThreadConfig {
-public:
-    ScopedThreadConfig(const char* key, const char* value) : key_(key) {
-        if (const char* previous = CPLGetThreadLocalConfigOption(key, nullptr)) previous_ = previous;
-        CPLSetThreadLocalConfigOption(key, value);
-    }
-    ~ScopedThreadConfig() { CPLSetThreadLocalConfigOption(key_.c_str(), previous_ ? previous_->c_str() : nullptr); }
-    ScopedThreadConfig(const ScopedThreadConfig&) = delete;
-    ScopedThreadConfig& operator=(const ScopedThreadConfig&) = delete;
-
-private:
-    std::string key_;
-    std::optional<std::string> previous_;
-};
 
 // Removes a scratch file and SQLite's journals beside it (on disk or in /vsimem/) when destroyed.
 class ScratchFile {
@@ -1185,7 +1169,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.driver.c_str());
     if (!driver) throw Error("GDAL has no " + format.driver + " driver");
     PendingVectorOutput pending(output, format);
-    ScopedThreadConfig pinned_date("OGR_CURRENT_DATE", kPinnedDate);  // reproducible GeoPackage timestamps
+    const ScopedThreadConfig pinned_date = pinned_vector_date();
     CPLErrorReset();
     DatasetPtr out(driver->Create(pending.temporary_path().c_str(), 0, 0, 0, GDT_Unknown, nullptr));
     if (!out) throw Error(output + ": cannot create the output: " + last_gdal_error());

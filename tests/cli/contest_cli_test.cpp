@@ -85,6 +85,21 @@ TEST(ContestCli, MissingMaskAndMalformedCsvAreClearErrors) {
     EXPECT_EQ(unknown.exit_code, 2);
 }
 
+// A real xView2 test folder holds test_pre_<id> and test_post_<id>: one pair of result files per id,
+// made from the pre-disaster image (with --masks too, where only the pre images need masks).
+TEST(ContestCli, Xview2FolderWithPreAndPostImages) {
+    test::TempDir dir;
+    fs::create_directories(dir / "images");
+    fs::create_directories(dir / "masks");
+    for (const char* when : {"pre", "post"}) make_png(dir / (std::string("images/test_") + when + "_00007.png"), 1);
+    test::make_raster(dir / "masks/test_pre_00007.tif", 1024, 1024, 1, GDT_Byte, [](int, int x, int) { return x < 10 ? 1 : 0; });
+    const auto r = run_rsi({"submit", "xview2", "--masks", dir / "masks", "--names-from", dir / "images", "-o", dir / "out", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir / "out/test_localization_00007_prediction.png"));
+    EXPECT_TRUE(fs::exists(dir / "out/test_damage_00007_prediction.png"));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 2);
+}
+
 TEST(ContestCli, EvalScenesObjectsAndReport) {
     test::TempDir dir;
     std::ofstream(dir / "labels.csv") << "image,label\nx1.tif,a\nx2.tif,a\nx3.tif,b\nx4.tif,b\nx5.tif,c\n";

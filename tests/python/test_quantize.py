@@ -112,6 +112,12 @@ class QuantizeBundled(unittest.TestCase):
         self.assertEqual([f for f in os.listdir(self.tmp) if f.endswith(".tmp")], [])
 
     @unittest.skipUnless(RSI, "RSI_BINARY not set (the C++ runtime check needs the built rsi)")
+    @staticmethod
+    def umask():
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
+
     def test_cpp_runtime_loads_and_checks_int8(self):
         # Tile 512: the memory probe runs 512², then the golden check 64² in the same process (with
         # oneDNN's VNNI kernels the second size needs other weight layouts than the first).
@@ -123,6 +129,20 @@ class QuantizeBundled(unittest.TestCase):
             j = json.loads(r.stdout)
             self.assertTrue(j["golden_ok"], j)
             self.assertTrue(j["weights_hash_ok"], j)
+        # An onednn scene model (only its linear classifier is int8): the golden values the script
+        # recorded are those the runtime computes (they once differed by a quantized output step,
+        # and 8-bit activations saturated without VNNI), and --json prints a JSON summary.
+        onednn_scene = os.path.join(self.tmp, "e13-int8.pt")
+        r = subprocess.run([RSI, "model", "quantize", os.path.join(_paths.MODELS_DIR, "eurosat13.pt"), "-o", onednn_scene,
+                            "--tiles", "20", "--json", "--threads", "2"], capture_output=True, text=True, timeout=600,
+                           env=OWN_ISA_ENV)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["engine"], "onednn")
+        self.assertEqual(os.stat(onednn_scene).st_mode & 0o777, 0o666 & ~self.umask())
+        r = subprocess.run([RSI, "model", "check", onednn_scene, "--json", "--iterations", "1", "--threads", "2"],
+                           capture_output=True, text=True, timeout=300, env=OWN_ISA_ENV)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(json.loads(r.stdout)["golden_ok"])
         r = subprocess.run([RSI, "model", "check", self.buildings, "--precision", "bf16", "--iterations", "1"],
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 2, r.stderr)

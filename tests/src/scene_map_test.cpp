@@ -230,7 +230,7 @@ std::string file_bytes(const std::string& path) {
     return s.str();
 }
 
-// Every output of a scene map, byte for byte (GeoPackage timestamps pinned).
+// Every output of a scene map, byte for byte (the library pins GeoPackage timestamps itself).
 void expect_same_outputs(const SceneOptions& a, const SceneOptions& b) {
     for (auto member : {&SceneOptions::output, &SceneOptions::probabilities, &SceneOptions::dense, &SceneOptions::csv, &SceneOptions::vector}) {
         const std::string x = file_bytes(a.*member), y = file_bytes(b.*member);
@@ -252,7 +252,6 @@ SceneOptions every_output(const std::string& image, const test::TempDir& dir, co
 
 // Runners finish batches in any order; the writer restores it, so the outputs are the same as with one.
 TEST(SceneMap, SeveralRunnersWriteTheSameOutputsAsOne) {
-    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
     test::TempDir dir;
     const std::string image = make_image(dir, 100, 90);
     SceneOptions one = every_output(image, dir, "one"), three = every_output(image, dir, "three");
@@ -271,7 +270,6 @@ TEST(SceneMap, SeveralRunnersWriteTheSameOutputsAsOne) {
     EXPECT_THROW(map_scenes(scene_model(), cancelled, [](double f, std::string_view) { return f < 0.5; }), Error);
     EXPECT_FALSE(std::filesystem::exists(cancelled.output));
     EXPECT_FALSE(std::filesystem::exists(cancelled.csv));
-    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
 }
 
 // The automatic choice on a CPU: one runner per inference thread, at most 4, the threads split.
@@ -293,7 +291,6 @@ TEST(SceneMap, RunnersShareTheInferenceThreads) {
 
 // Shards write lattice rows as parts; the merge writes every output exactly as the direct run does.
 TEST(SceneMap, ShardsMergedEqualTheDirectRun) {
-    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
     test::TempDir dir;
     const std::string image = make_image(dir, 100, 90);
     const SceneOptions direct = every_output(image, dir, "direct");
@@ -328,12 +325,10 @@ TEST(SceneMap, ShardsMergedEqualTheDirectRun) {
     for (size_t c = 0; c < d.classes.size(); ++c) EXPECT_EQ(merged.classes[c].windows, d.classes[c].windows);
     expect_same_outputs(direct, sharded);
     EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
-    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
 }
 
 // A run cancelled part-way continues from its journal to the same outputs; other options are refused.
 TEST(SceneMap, ResumeAfterCancelEqualsTheDirectRun) {
-    CPLSetConfigOption("OGR_CURRENT_DATE", "2000-01-01T00:00:00Z");
     test::TempDir dir;
     const std::string image = make_image(dir, 100, 90);
     const SceneOptions direct = every_output(image, dir, "direct");
@@ -358,7 +353,6 @@ TEST(SceneMap, ResumeAfterCancelEqualsTheDirectRun) {
     EXPECT_EQ(r.strips_resumed + r.strips_run, r.strips);
     expect_same_outputs(direct, o);
     EXPECT_FALSE(std::filesystem::exists(o.output + ".parts"));
-    CPLSetConfigOption("OGR_CURRENT_DATE", nullptr);
 }
 
 }  // namespace

@@ -369,6 +369,15 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
         EXPECT_FALSE(r.assembled);
         EXPECT_EQ(r.strips_run, r.shard_strips);
         EXPECT_FALSE(std::filesystem::exists(o.output));
+        if (k == 2) {
+            // A sibling shard asking for other outputs (here no probability raster) would be
+            // ignored by the merge: refused, naming what differs.
+            SegmentOptions fewer = o;
+            fewer.shard = ShardSpec{0, 3};
+            fewer.probabilities.clear();
+            fewer.uncertainty = false;
+            test::expect_error([&] { segment_image(segmenter(), fewer); }, ErrorKind::usage, "started with other outputs: probabilities");
+        }
         if (k == 2) {  // not all shards done yet: merge names the missing one
             MergeOptions m;
             m.parts_dir = o.output + ".parts";

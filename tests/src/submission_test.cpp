@@ -159,6 +159,13 @@ TEST(Submission, TianchiMatchesGoldenFileAndDecodesBack) {
     zipped.resize(VSIFReadL(zipped.data(), 1, zipped.size(), f));
     VSIFCloseL(f);
     EXPECT_EQ(zipped, read_text(golden("tianchi.csv")));
+    // Entry dates: 1980-01-01 00:00 in the central directory and the local header (GDAL leaves 0,
+    // an invalid 1980-00-00). DOS date at offset 12 of the local header, 14 of the central entry.
+    const std::string zip_bytes = read_text(o.zip);
+    const size_t central = zip_bytes.find(std::string("PK\x01\x02", 4));
+    ASSERT_NE(central, std::string::npos);
+    EXPECT_EQ(zip_bytes.substr(12, 2), std::string("\x21\x00", 2));
+    EXPECT_EQ(zip_bytes.substr(central + 14, 2), std::string("\x21\x00", 2));
 
     // Round trip: decode gives the input masks back (foreground 1).
     DecodeOptions d;
@@ -338,6 +345,46 @@ TEST(Submission, BadMasksAreRefusedWithoutPartialOutput) {
     o.overwrite = true;
     write_submission(o);
     EXPECT_EQ(read_text(o.output), read_text(golden("tianchi.csv")));
+}
+
+// A mask's declared nodata (rsi's own masks: 255 where the image had no data) is background, not
+// building; in a 0/255 mask without nodata, 255 stays foreground.
+TEST(Submission, NodataIsBackgroundInEveryFormat) {
+    TempDir tmp;
+    const std::string with_nodata = mask(tmp / "nd.tif", 4, 2, [](int x, int y) { return x < 2 ? 255 : (y == 0 ? 1 : 0); });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(with_nodata.c_str(), GA_Update)));
+        ASSERT_TRUE(ds);
+        ds->GetRasterBand(1)->SetNoDataValue(255);
+    }
+    SubmissionOptions o;
+    o.format = SubmissionFormat::tianchi;
+    o.width = 4;
+    o.height = 2;
+    o.items = {{"nd.jpg", with_nodata}};
+    o.output = tmp / "nd.csv";
+    write_submission(o);
+    // column-major, 1-based: only (2, 0) and (3, 0) are buildings -> pixels 5 and 7
+    EXPECT_EQ(read_text(o.output), "nd.jpg\t5 1 7 1\n");
+    const std::string plain = mask(tmp / "plain.tif", 4, 2, [](int x, int) { return x < 2 ? 255 : 0; });
+    o.items = {{"plain.jpg", plain}};
+    o.output = tmp / "plain.csv";
+    write_submission(o);
+    EXPECT_EQ(read_text(o.output), "plain.jpg\t1 4\n");
+}
+
+// Masks made by a model: its classes land on the format's by name; a class the format lacks is refused.
+TEST(Submission, ModelClassesMapOntoTheFormatByName) {
+    SubmissionOptions o;
+    o.format = SubmissionFormat::gaofen;
+    o.gaofen_track = "2020-9class";
+    EXPECT_EQ(class_map_by_name(o, {"background", "building"}, "m.pt"), (std::map<int, int>{{0, 8}, {1, 1}}));
+    o.format = SubmissionFormat::loveda;
+    EXPECT_EQ(class_map_by_name(o, {"Background", "Water", "Building"}, "m.pt"), (std::map<int, int>{{0, 0}, {1, 3}, {2, 1}}));
+    rsi::test::expect_error([&] { class_map_by_name(o, {"background", "aircraft"}, "m.pt"); }, ErrorKind::usage,
+                            "m.pt: the classes aircraft are not among the loveda classes");
+    o.format = SubmissionFormat::tianchi;
+    EXPECT_TRUE(class_map_by_name(o, {"background", "aircraft"}, "m.pt").empty());  // binary: any foreground
 }
 
 TEST(SubmissionCsv, MalformedFilesNameFileAndLine) {
