@@ -50,6 +50,12 @@ void print_metadata_text(const models::ModelMetadata& m, const std::string& path
 void register_model_command(CLI::App& app, CommandContext& context) {
     CLI::App* model = app.add_subcommand("model", "Inspect, check and list models");
     model->require_subcommand(1);
+    model->footer(
+        "Examples:\n"
+        "  rsi model list\n"
+        "  rsi model info buildings --json\n"
+        "  rsi model check eurosat13 --batch 32 --iterations 5\n"
+        "  rsi model quantize buildings -o buildings-int8.pt");
 
     // rsi model info
     {
@@ -225,7 +231,7 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         CLI::App* sub = model->add_subcommand("convert", "Convert an official RSP/RVSA checkpoint into an rsi model (runs rsi_convert.py)");
         sub->prefix_command();  // everything after `convert` goes to the converter unchanged
         sub->footer(
-            "Arguments are those of rsi_convert.py (--help lists them), e.g.\n"
+            "Arguments are those of rsi_convert.py (--help lists them).\nExample:\n"
             "  rsi model convert --arch rsp-resnet50 --task scene --checkpoint rsp-resnet-50-ckpt.pth -o rsp-r50.pt\n"
             "Runs /usr/bin/python3 (Debian's python3-torch); RSI_CONVERT_SCRIPT overrides the script path.");
         context.on_run(sub, [sub]() -> int {

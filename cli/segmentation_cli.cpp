@@ -288,7 +288,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 v.memory_budget_mb = base.memory_budget_mb / 2;
                 const VectorizeResult vr = vectorize_mask(v, [&](double f, std::string_view) { return bar.update(f, "polygons"); });
                 bar.finish();
-                polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2},
+                polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_known ? nlohmann::json(vr.area_m2) : nlohmann::json(nullptr)},
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
                 if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
             }

@@ -128,7 +128,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
                         {"tiles_resumed", r.tiles_resumed},
                         {"tile_writer", r.tile_writer},
                         {"seconds", seconds}});
-        } else {
+        } else if (!context.common.quiet) {
             std::cout << "wrote " << r.tiles_written << " of " << r.tiles_total << " tiles (" << r.rows << " x "
                       << r.cols << ", " << r.format << " " << r.data_type << ") to " << o.output_dir;
             if (r.tiles_skipped) std::cout << ", skipped " << r.tiles_skipped << " empty";

@@ -116,9 +116,9 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
                         {"polygons", r.polygons},
                         {"dropped_small", r.dropped_small},
                         {"dropped_unconfident", r.dropped_unconfident},
-                        {"area_m2", r.area_m2},
+                        {"area_m2", r.area_known ? nlohmann::json(r.area_m2) : nlohmann::json(nullptr)},
                         {"seconds", seconds}});
-        } else {
+        } else if (!context.common.quiet) {
             std::cout << "wrote " << r.polygons << " polygon" << (r.polygons == 1 ? "" : "s") << " to " << r.output
                       << " (layer " << r.layer << ")";
             if (r.area_m2 > 0) std::cout << ", " << r.area_m2 << " m2 in all";

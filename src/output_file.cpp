@@ -22,6 +22,13 @@ std::string world_file_extension(const std::string& extension) {
     return std::string(".") + extension[1] + extension.back() + "w";
 }
 
+// "out/" names the folder "out" (a folder output, or OUTDIR typed with its slash).
+std::string without_trailing_separator(const std::string& path) {
+    fs::path p = fs::path(path).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+    return p.string();
+}
+
 std::string unique_temporary_name(const fs::path& final_path) {
     static std::atomic<unsigned> counter{0};
     const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
@@ -52,7 +59,7 @@ void remove_with_sidecars(const std::string& path) {
 }
 
 void check_output_path(const std::string& path, bool overwrite) {
-    const fs::path p(path);
+    const fs::path p(without_trailing_separator(path));
     std::error_code ec;
     if (fs::exists(p, ec) && !overwrite) {
         throw usage_error(path + ": already exists (use --overwrite to replace it)");
@@ -66,7 +73,7 @@ namespace {
 
 fs::path comparable(const std::string& path) {
     std::error_code ec;
-    const fs::path absolute = fs::absolute(path, ec);
+    const fs::path absolute = fs::absolute(without_trailing_separator(path), ec);
     const fs::path canonical = fs::weakly_canonical(ec ? fs::path(path) : absolute, ec);
     return ec ? absolute.lexically_normal() : canonical;
 }
@@ -139,15 +146,6 @@ void PendingOutput::discard() {
     done_ = true;
 }
 
-namespace {
-
-std::string without_trailing_separator(const std::string& path) {
-    fs::path p = fs::path(path).lexically_normal();
-    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
-    return p.string();
-}
-
-}  // namespace
 
 PendingDirectory::PendingDirectory(std::string final_path)
     : final_(without_trailing_separator(final_path)), temporary_(unique_temporary_name(final_)) {

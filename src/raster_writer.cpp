@@ -34,7 +34,7 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
     co.SetNameValue("COMPRESS", "DEFLATE");
     co.SetNameValue("BIGTIFF", "IF_SAFER");
     if (options_.format == "GTiff") {
-        for (const auto& o : options_.creation_options) co.AddString(o.c_str());
+        set_creation_options(co, options_.creation_options);
     }
     if (const char* rows = co.FetchNameValue("BLOCKYSIZE")) block_rows_ = std::max(1, std::atoi(rows));
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
@@ -140,7 +140,7 @@ void RasterWriter::close() {
         CPLStringList co;
         co.SetNameValue("COMPRESS", "DEFLATE");
         co.SetNameValue("BIGTIFF", "IF_SAFER");
-        for (const auto& o : options_.creation_options) co.AddString(o.c_str());
+        set_creation_options(co, options_.creation_options);
         GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
         if (!cog) throw Error("GDAL has no COG driver");
         dataset_->FlushCache(false);

@@ -179,8 +179,11 @@ std::string footprint_wkt(const RasterInfo& info, const PixelWindow& w) {
 // script) opening an index kept outside OUTDIR finds them ("tiles/r0_c0.tif"; just the name inside it).
 std::string tile_file_prefix(const std::string& output_dir, const std::string& index_geojson) {
     std::error_code ec;
-    const fs::path tiles = fs::weakly_canonical(fs::absolute(output_dir), ec);
-    const fs::path index_dir = fs::weakly_canonical(fs::absolute(index_geojson).parent_path(), ec);
+    // Lexically normal first: "tiles/" and "tiles" are one folder, also before it exists.
+    fs::path tiles = fs::absolute(output_dir).lexically_normal();
+    if (!tiles.has_filename()) tiles = tiles.parent_path();
+    tiles = fs::weakly_canonical(tiles, ec);
+    const fs::path index_dir = fs::weakly_canonical(fs::absolute(index_geojson).lexically_normal().parent_path(), ec);
     if (ec || tiles == index_dir) return "";
     const fs::path relative = tiles.lexically_relative(index_dir);
     return relative.empty() ? tiles.string() + "/" : relative.string() + "/";
@@ -253,7 +256,7 @@ public:
     TileWriter(const RasterSource& source, const std::vector<int>& bands, const FormatInfo& format, GDALDataType type,
                std::vector<std::string> creation_options, std::optional<double> nodata, int64_t tile_height)
         : source_(source), bands_(bands), format_(format), type_(type), nodata_(nodata) {
-        for (const auto& o : creation_options) options_.AddString(o.c_str());
+        set_creation_options(options_, creation_options);
         if (format.driver != "GTiff") options_.SetNameValue("WORLDFILE", "YES");
         // One strip per tile unless -co says otherwise: GDAL's default of ~8 KB strips costs a cached
         // block, a lock and a libtiff write per strip and band (hundreds per tile), measured 20 % of

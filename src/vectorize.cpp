@@ -524,6 +524,17 @@ public:
         if (info.has_geotransform != mask.has_geotransform || !same_geotransform(info, mask)) {
             throw Error(path + ": the probabilities' geotransform differs from the mask's (they must share its grid)");
         }
+        if (!info.crs_wkt.empty() && !mask.crs_wkt.empty()) {
+            OGRSpatialReference a, b;
+            if (a.importFromWkt(info.crs_wkt.c_str()) == OGRERR_NONE && b.importFromWkt(mask.crs_wkt.c_str()) == OGRERR_NONE &&
+                !a.IsSame(&b)) {
+                throw Error(path + ": the probabilities' CRS differs from the mask's (they must share its grid)");
+            }
+        } else if (info.crs_wkt.empty() != mask.crs_wkt.empty()) {
+            throw Error(path + ": " + (info.crs_wkt.empty() ? "the probabilities have no CRS, the mask has one"
+                                                            : "the probabilities have a CRS, the mask none") +
+                        " (they must share its grid)");
+        }
         const GDALDataType type = info.data_type;
         if (type == GDT_Byte) {
             scale_ = 1.0 / 255.0;
@@ -1062,6 +1073,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
 
     VectorizeResult result;
     result.output = output;
+    result.area_known = ground.metric();
     result.layer = fs::path(output).stem().string();
     // Scratch layers stay in memory only when even a worst-case (noisy) mask keeps them small.
     // A budget of 0 keeps them on disk.
@@ -1130,13 +1142,19 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
             }
             std::unique_ptr<OGRPolygon> shaped = shape_outline(*polygon, ground, options, pixel_m);
             if (options.regularize) shaped = clip_to(std::move(shaped), *footprint);
+            const bool reshaped = options.regularize || options.simplify_m > 0;
+            const std::optional<double> area = reshaped ? ground.area_m2(*shaped) : pixel_area;
+            // The threshold holds for what is written: simplifying or regularising can shrink an outline below it.
+            if (area && *area < options.min_area_m2) {
+                ++result.dropped_small;
+                continue;
+            }
             const auto [key_row, key_col] = top_left_vertex(pixels);
             OGRFeature out(kept.layer().GetLayerDefn());
             out.SetField(0, value);
             out.SetField(1, static_cast<GIntBig>(key_row));
             out.SetField(2, static_cast<GIntBig>(key_col));
-            const bool reshaped = options.regularize || options.simplify_m > 0;
-            if (const auto area = reshaped ? ground.area_m2(*shaped) : pixel_area) out.SetField(3, *area);
+            if (area) out.SetField(3, *area);
             if (confidence) out.SetField(4, *confidence);
             out.SetGeometryDirectly(shaped.release());
             kept.add(out);

@@ -52,6 +52,7 @@ struct VectorizeResult {
     int64_t dropped_small = 0;        // below min_area_m2
     int64_t dropped_unconfident = 0;  // below min_confidence
     double area_m2 = 0;               // total area of the written polygons (0 without a CRS)
+    bool area_known = false;          // the mask is georeferenced, so area_m2 is in square metres
     std::string output;
     std::string layer;
 };

@@ -83,4 +83,12 @@ OGRSpatialReference gis_order_srs(const OGRSpatialReference& srs) {
     return copy;
 }
 
+void set_creation_options(CPLStringList& options, const std::vector<std::string>& key_values) {
+    for (const std::string& key_value : key_values) {
+        const size_t eq = key_value.find('=');
+        if (eq == std::string::npos || eq == 0) throw usage_error("--co: expected KEY=VALUE, got '" + key_value + "'");
+        options.SetNameValue(key_value.substr(0, eq).c_str(), key_value.substr(eq + 1).c_str());
+    }
+}
+
 }  // namespace rsi

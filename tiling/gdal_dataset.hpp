@@ -2,7 +2,9 @@
 // RAII ownership of GDAL handles, and the conversion of GDAL's error state into rsi::Error.
 #include <memory>
 #include <string>
+#include <vector>
 
+#include <cpl_string.h>
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
 
@@ -29,6 +31,10 @@ DatasetPtr open_vector(const std::string& path);
 // Closes a dataset that was written and throws if GDAL reported a failure while flushing
 // (GDALClose returns nothing in GDAL 3.6, so the error state is the only signal).
 void close_written(DatasetPtr dataset, const std::string& path);
+
+// Sets the user's creation options (KEY=VALUE, from --co) in `options`, replacing rsi's defaults for
+// the same keys: GDAL takes the first of two equal keys, so appending would leave the default.
+void set_creation_options(CPLStringList& options, const std::vector<std::string>& key_values);
 
 // A spatial reference with the traditional GIS axis order (x = easting/longitude).
 OGRSpatialReference gis_order_srs(const OGRSpatialReference& srs);

@@ -127,6 +127,23 @@ TEST(Cli, ProgressGoesToStderrWithAnEta) {
     EXPECT_NE(r.out.find("wrote 20 of 20 tiles"), std::string::npos) << r.out;
 }
 
+// --co replaces rsi's own creation defaults (tiled 256², DEFLATE) rather than adding a second value of
+// the same key, which GDAL would ignore.
+TEST(Cli, CreationOptionsReplaceTheDefaults) {
+    SampleImage image;
+    const std::string out = image.dir / "mask.tif";
+    const auto r = run_rsi({"segment", image.path, "-o", out, "-m", std::string(RSI_FIXTURES_DIR) + "/tiny_segmenter.pt", "--tile-size", "64",
+                            "--overlap", "8", "--co", "COMPRESS=LZW", "-co", "TILED=NO", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    DatasetPtr ds = open_raster(out);
+    const char* compression = ds->GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE");
+    ASSERT_NE(compression, nullptr);
+    EXPECT_STREQ(compression, "LZW");
+    int block_x = 0, block_y = 0;
+    ds->GetRasterBand(1)->GetBlockSize(&block_x, &block_y);
+    EXPECT_EQ(block_x, 300) << "TILED=NO: strips as wide as the image";
+}
+
 struct BadCase {
     std::vector<std::string> args;
     int exit_code;

@@ -331,6 +331,13 @@ TEST(Vectorize, MinAreaDropsExactlyTheSmallerPolygons) {
     r = vectorize_mask(o);
     EXPECT_EQ(r.polygons, 2);
     EXPECT_EQ(r.dropped_small, 3);
+    // With simplification the threshold applies to the written outline: none below it is kept.
+    o.output = dir / "simplified.gpkg";
+    o.min_area_m2 = 9;
+    o.simplify_m = 2;
+    r = vectorize_mask(o);
+    for (const auto& f : read_layer(r.output).features) EXPECT_GE(*f.area_m2, 9.0);
+    EXPECT_EQ(r.polygons + r.dropped_small, 5);
 }
 
 // A disk of radius 15 pixels (1 m) centred at (20, 20).
@@ -591,6 +598,16 @@ TEST(Vectorize, ErrorsNameTheFileAndTheProblem) {
     const std::string mask =
         make_mask(dir, "m.tif", 20, 20, [](int x, int y) { return in_rect(x, y, 2, 2, 6, 6) ? 1 : 0; });
     const std::string out = dir / "out.gpkg";
+    {
+        // Probabilities on the same pixel grid but in another CRS are not the mask's grid.
+        const double gt[6] = {300000, 1, 0, 4000000, 0, -1};
+        const std::string utm = make_mask(dir, "utm.tif", 20, 20, [](int, int) { return 1; }, gt, 32633);
+        test::make_raster(dir / "p_other.tif", 20, 20, 1, GDT_Float32, [](int, int, int) { return 0.9; });
+        test::georeference(dir / "p_other.tif", gt, 32617);
+        VectorizeOptions o = options_for(utm, dir / "crs.gpkg");
+        o.probabilities = dir / "p_other.tif";
+        expect_error([&] { vectorize_mask(o); }, ErrorKind::runtime, {"p_other.tif", "CRS differs"});
+    }
     expect_error([&] { vectorize_mask(options_for(dir / "missing.tif", out)); }, ErrorKind::runtime,
                  {"missing.tif", "no such file"});
     std::ofstream(dir / "text.tif") << "not a raster";
