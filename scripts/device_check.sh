@@ -29,18 +29,26 @@ run)
     build=/tmp/rsi-device-build
     exec > >(tee "$out/device_check.log") 2>&1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-    torch_cmake="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
+    # DEVICE=cpu exercises this script where no GPU is (Debian's LibTorch: TORCH_CMAKE=/usr/lib/x86_64-linux-gnu/cmake).
+    device="${DEVICE:-cuda:0}"
+    torch_cmake="${TORCH_CMAKE:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')}"
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' || true
     # libcrypto.so.3 is loaded from .device/lib when the machine has none of its own.
     export LD_LIBRARY_PATH="$root/.device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRSI_MODEL_RUNTIME_ONLY=ON \
+    # LibTorch's CMake config looks for the CUDA toolkit; name the compiler and the H200's architecture.
+    export TORCH_CUDA_ARCH_LIST=9.0
+    cuda_compiler=()
+    if command -v nvcc > /dev/null; then cuda_compiler=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)"); fi
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRSI_MODEL_RUNTIME_ONLY=ON "${cuda_compiler[@]}" \
         -DCMAKE_PREFIX_PATH="$torch_cmake" -DRSI_NLOHMANN_INCLUDE="$root/.device/include" \
         -DOPENSSL_INCLUDE_DIR="$root/.device/include" -DOPENSSL_CRYPTO_LIBRARY="$root/.device/lib/libcrypto.so.3" \
         -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0
-    grep -q 'RSI_C10_CUDA:FILEPATH=.*c10_cuda' "$build/CMakeCache.txt" || { echo "LibTorch has no c10_cuda"; exit 1; }
+    if [ "$device" != cpu ]; then
+        grep -q 'RSI_C10_CUDA:FILEPATH=.*c10_cuda' "$build/CMakeCache.txt" || { echo "LibTorch has no c10_cuda"; exit 1; }
+    fi
     cmake --build "$build" -j "$(nproc)"
     status=0
-    "$build/tests/models/device/rsi_device_check" --device cuda:0 --models data/models \
+    "$build/tests/models/device/rsi_device_check" --device "$device" --models data/models \
         --json "$out/device_check.json" --threads "$(nproc)" > /dev/null || status=$?
     echo "rsi_device_check exit status $status"
     exit "$status"
