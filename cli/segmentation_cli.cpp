@@ -54,7 +54,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
         ->capture_default_str();
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
     sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster");
-    sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..255)")
+    sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..254 for 0..1, nodata 255)")
         ->capture_default_str();
     sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
     sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0")->check(CLI::Range(0.0, 1.0));
@@ -223,9 +223,15 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         }
         // With polygons or a preview, the mask (and probability raster) stay under temporary names
         // until those are written too: a failure there (e.g. a full disk) leaves no new output.
+        // A resumed run first removes what killed runs left beside every output (their temporaries,
+        // the polygon scratch files; a process that is still alive keeps its own).
+        if (o.resume) {
+            for (const std::string& path : {options.output, options.probabilities, vector_path, preview_path}) {
+                if (!path.empty()) remove_stale_temporaries(path);
+            }
+        }
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
         if ((!vector_path.empty() || !preview_path.empty()) && !shard_one_image) {
-            if (o.resume) remove_stale_temporaries(options.output);
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
             pending_mask = std::make_unique<PendingOutput>(options.output);
             options.output = pending_mask->temporary_path();
@@ -242,8 +248,6 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 options.probabilities = confidence_path = confidence_scratch->temporary_path();
                 options.probability_format = ProbabilityFormat::byte;
                 options.uncertainty = false;
-            } else if (options.uncertainty) {
-                options.probability_class = -1;  // entropy comes after every class band
             }
         }
         cap_block_cache_for_strips(context.common, inputs[i], true);
@@ -278,6 +282,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 v.output = vector_path;
                 if (o.preset == "buildings") v.classes = {1};
                 v.probabilities = confidence_path;
+                // The probability layout stays as asked (one class's band, maybe entropy after it):
+                // the polygons read their class's band from it.
+                v.probability_class = options.probability_class;
                 v.min_area_m2 = o.min_area;
                 v.simplify_m = o.simplify;
                 v.regularize = o.regularize;
@@ -350,14 +357,21 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                         {"outputs", {file_name_only(r.output)}},
                                         {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
                                                    {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
-                                        {"options", {{"tile_size", options.tile_size == kAutoTileSize ? nlohmann::json("auto") : nlohmann::json(options.tile_size)}, {"overlap", options.overlap},
-                                                     {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
-                                                     {"batch", r.batch},
-                                   {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
-                                                     {"precision", o.model.precision}, {"min_confidence", o.min_confidence}}},
+                                        // What the run used (a model's default or an "auto" resolved) and what was asked.
+                                        {"options", {{"tile_size", r.tile_size},
+                                                     {"tile_size_asked", o.tile_size.empty() ? nlohmann::json("model") : nlohmann::json(o.tile_size)},
+                                                     {"overlap", r.overlap}, {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
+                                                     {"batch", r.batch}, {"bands", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
+                                                     {"resample", o.resample},
+                                                     {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
+                                                     {"precision", o.model.precision}, {"min_confidence", o.min_confidence},
+                                                     {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
+                                                     {"uncertainty", o.uncertainty}, {"min_area_m2", o.min_area}, {"simplify_m", o.simplify},
+                                                     {"regularize", o.regularize}, {"format", o.format}, {"creation_options", o.creation_options}}},
                                         {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
                 if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
                 if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));
+                if (!preview_path.empty()) manifest["outputs"].push_back(file_name_only(preview_path));
                 write_run_manifest(r.output + ".manifest.json", manifest, true);
             }
             summaries.push_back(summary);

@@ -68,7 +68,7 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--class-names", options->class_names,
                     "Names for the class attribute, VALUE=NAME comma-separated (default: the value)");
     sub->add_option("--probabilities", options->probabilities,
-                    "Probability raster on the mask's grid (Float32 0..1 or Byte 0..255; one band, or band c+1 for "
+                    "Probability raster on the mask's grid (Float32 0..1, or Byte 0..255; rsi's own Byte ones 0..254 with nodata 255; one band, or band c+1 for "
                     "class c): adds a confidence attribute (mean over the polygon)");
     sub->add_option("--min-area", options->min_area, "Drop polygons smaller than this many square metres")
         ->check(CLI::Range(0.0, 1e12));

@@ -10,6 +10,8 @@ namespace rsi {
 
 namespace {
 constexpr uint8_t kNodataClass = 255;
+constexpr uint8_t kNodataByteProbability = 255;
+constexpr float kByteProbabilityScale = 254.0f;
 constexpr float kNodataProbability = -1.0f;
 }  // namespace
 
@@ -35,7 +37,8 @@ ClassMapOutputs::ClassMapOutputs(const SegmentOptions& options, const RasterInfo
     p.bands = static_cast<int>(probability_bands_);
     const bool as_byte = options.probability_format == ProbabilityFormat::byte;
     p.type = as_byte ? GDT_Byte : GDT_Float32;
-    p.nodata = as_byte ? std::nullopt : std::optional<double>(kNodataProbability);
+    // Byte: 0..254 for 0..1 and 255 for nodata, so no probability value doubles as "no data".
+    p.nodata = as_byte ? std::optional<double>(kNodataByteProbability) : std::optional<double>(kNodataProbability);
     p.band_descriptions.clear();
     for (const auto& c : model.classes) {
         if (options.probability_class < 0 || c.id == options.probability_class) p.band_descriptions.push_back("p_" + c.name);
@@ -105,7 +108,9 @@ void ClassMapOutputs::flush_band() {
     if (options_.probability_format == ProbabilityFormat::byte) {
         byte_rows_.resize(probability_rows_.size());
         for (size_t i = 0; i < probability_rows_.size(); ++i) {
-            byte_rows_[i] = static_cast<uint8_t>(std::lround(std::clamp(probability_rows_[i], 0.0f, 1.0f) * 255.0f));
+            const float v = probability_rows_[i];
+            byte_rows_[i] = v < 0 ? kNodataByteProbability  // nodata pixels hold kNodataProbability (-1)
+                                  : static_cast<uint8_t>(std::lround(std::min(v, 1.0f) * kByteProbabilityScale));
         }
         probability_->append_rows(y, rows, byte_rows_.data());
     } else {

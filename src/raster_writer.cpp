@@ -140,6 +140,10 @@ void RasterWriter::close() {
         CPLStringList co;
         co.SetNameValue("COMPRESS", "DEFLATE");
         co.SetNameValue("BIGTIFF", "IF_SAFER");
+        // Overviews: class maps (with a colour table) by nearest, values such as probabilities by
+        // average, which stays within their range (the driver's cubic default overshoots 0..1).
+        const bool classes = dataset_->GetRasterBand(1)->GetColorTable() != nullptr;
+        co.SetNameValue("RESAMPLING", classes ? "NEAREST" : "AVERAGE");
         set_creation_options(co, options_.creation_options);
         GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
         if (!cog) throw Error("GDAL has no COG driver");

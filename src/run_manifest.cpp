@@ -25,14 +25,21 @@ std::string file_fingerprint(const std::string& path) {
         in.read(buffer.data(), length);
         EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(in.gcount()));
     };
-    hash_range(0, std::min(size, chunk));
-    if (size > chunk) hash_range(std::max(chunk, size - chunk), std::min(chunk, size - chunk));
+    const bool whole = size <= kWholeFingerprintBytes;
+    if (whole) {
+        for (int64_t offset = 0; offset < size; offset += chunk) hash_range(offset, std::min(chunk, size - offset));
+    } else {
+        hash_range(0, chunk);
+        constexpr int64_t samples = 256, block = 64 << 10;
+        for (int64_t k = 1; k <= samples; ++k) hash_range(chunk + (size - 2 * chunk - block) * k / (samples + 1), block);
+        hash_range(size - chunk, chunk);
+    }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     EVP_DigestFinal_ex(ctx, digest, &length);
     EVP_MD_CTX_free(ctx);
     static const char* hex = "0123456789abcdef";
-    std::string text = "sha256-ends:";
+    std::string text = whole ? "sha256:" : "sha256-sampled:";
     for (unsigned int i = 0; i < length; ++i) {
         text += hex[digest[i] >> 4];
         text += hex[digest[i] & 15];

@@ -1,13 +1,19 @@
 #pragma once
 // The run manifest written beside outputs: versions, options, model and input fingerprints and
 // timings, with no absolute paths, user or host names, so manifests of two runs can be compared.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
 namespace rsi {
 
-// SHA-256 over the file's size and its first and last MiB: identifies an input without reading a
-// 30 GB image end to end. "sha256-ends:<hex>".
+// Identifies an input for manifests and for the journals of resumable and sharded runs (a resume of an
+// input changed in between is refused): files up to kWholeFingerprintBytes by the SHA-256 of all their
+// bytes ("sha256:<hex>"; 512 MB take about half a second here); larger ones, which a run must not read
+// twice end to end, by the SHA-256 of their size, first and last MiB and 256 blocks of 64 KiB spread
+// evenly between ("sha256-sampled:<hex>"; an edit that leaves size and every sampled block unchanged
+// goes unseen there).
+constexpr int64_t kWholeFingerprintBytes = int64_t{512} << 20;
 std::string file_fingerprint(const std::string& path);
 
 // Just the file name of a path (manifests never record directories).

@@ -325,6 +325,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
 
     SegmentResult result;
     result.tile_size = T;
+    result.overlap = spec.overlap;
     result.output = options.output;
     result.probabilities = options.probabilities;
     result.width = W;

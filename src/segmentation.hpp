@@ -70,6 +70,7 @@ struct SegmentResult {
     int64_t width = 0, height = 0;
     int64_t tiles = 0, tiles_run = 0, tiles_skipped = 0;
     int64_t tile_size = 0;              // the tile side the run used
+    int64_t overlap = 0;                // the overlap it used (the model's, or raised to cover its halo)
     int64_t batch = 0;
     int model_runners = 1;
     std::vector<int64_t> class_pixels;  // per class id

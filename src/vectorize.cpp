@@ -130,8 +130,10 @@ private:
 
 std::string scratch_path(const std::string& output, bool in_memory, const std::string& name) {
     static std::atomic<unsigned> counter{0};
-    const std::string file =
-        "rsi-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + name + ".gpkg";
+    // Named after the output too, so that a resumed run's clean-up of the output's temporaries
+    // (remove_stale_temporaries) finds those of a killed process.
+    const std::string file = "rsi-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                             fs::path(output).filename().string() + "." + name + ".gpkg";
     if (in_memory) return "/vsimem/" + file;
     const fs::path out(output);
     return ((out.has_parent_path() ? out.parent_path() : fs::path(".")) / ("." + file)).string();
@@ -513,8 +515,8 @@ void for_each_pixel_span(const OGRPolygon& polygon, Fn span) {
 class ProbabilityReader {
 public:
     ProbabilityReader(const std::string& path, const RasterInfo& mask, const std::vector<int>& classes,
-                      int64_t budget_bytes)
-        : source_(RasterSource::open(path)), budget_bytes_(std::max<int64_t>(budget_bytes, 1 << 20)) {
+                      int64_t budget_bytes, int only_class)
+        : source_(RasterSource::open(path)), budget_bytes_(std::max<int64_t>(budget_bytes, 1 << 20)), only_class_(only_class) {
         const RasterInfo& info = source_.info();
         if (info.width != mask.width || info.height != mask.height) {
             throw Error(path + ": the probabilities are " + std::to_string(info.width) + "x" +
@@ -537,7 +539,9 @@ public:
         }
         const GDALDataType type = info.data_type;
         if (type == GDT_Byte) {
-            scale_ = 1.0 / 255.0;
+            // rsi's Byte probabilities: 0..254 with nodata 255; other Byte rasters: 0..255.
+            const auto& nodata = info.bands[0].nodata;
+            scale_ = nodata && *nodata == 255 ? 1.0 / 254.0 : 1.0 / 255.0;
         } else if (type != GDT_Float32 && type != GDT_Float64) {
             throw Error(path + ": the probabilities are " + GDALGetDataTypeName(type) +
                         "; expected Float32 (0..1) or Byte (0..255)");
@@ -545,8 +549,10 @@ public:
         for (int c : classes) band_for(c);  // explicit classes: check their bands up front
     }
 
-    // The band holding class `value`: the only band, or band value+1.
+    // The band holding class `value`: the only band, or band value+1; with one class's layout, band 1
+    // for that class and 0 (none) for the others.
     int band_for(int value) const {
+        if (only_class_ >= 0) return value == only_class_ ? 1 : 0;
         const int bands = source_.info().band_count();
         if (bands == 1) return 1;
         if (value < 0 || static_cast<int64_t>(value) + 1 > bands) {
@@ -560,6 +566,7 @@ public:
     // Mean probability over the polygon's pixels (pixel coordinates); nullopt when none holds data.
     std::optional<double> mean(const OGRPolygon& pixel_polygon, int value) {
         const int band = band_for(value);
+        if (band == 0) return std::nullopt;
         const BandInfo& band_info = source_.info().bands[static_cast<size_t>(band - 1)];
         const std::optional<float> nodata =
             band_info.nodata ? std::optional<float>(static_cast<float>(*band_info.nodata)) : std::nullopt;
@@ -611,6 +618,7 @@ private:
 
     RasterSource source_;
     int64_t budget_bytes_;
+    int only_class_;  // see VectorizeOptions::probability_class
     double scale_ = 1.0;
     std::vector<float> buffer_;
 };
@@ -1069,7 +1077,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     }
     const int64_t budget = std::max<int64_t>(options.memory_budget_mb, 1) * 1024 * 1024;
     std::optional<ProbabilityReader> probabilities;
-    if (!options.probabilities.empty()) probabilities.emplace(options.probabilities, info, options.classes, budget / 4);
+    if (!options.probabilities.empty()) probabilities.emplace(options.probabilities, info, options.classes, budget / 4, options.probability_class);
 
     VectorizeResult result;
     result.output = output;

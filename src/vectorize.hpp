@@ -34,10 +34,13 @@ struct VectorizeOptions {
     std::string mask;          // class mask raster (integer band 1), e.g. 0 background, 1 building
     std::string output;        // .gpkg, .geojson/.json, .fgb or .shp (driver from the extension)
     std::vector<int> classes;  // class values to polygonise; empty = every value except 0 and nodata
-    // Optional raster on the mask's grid: Float32/Float64 (0..1) or Byte (0..255). One band is used for
+    // Optional raster on the mask's grid: Float32/Float64 (0..1) or Byte (0..255; 0..254 with nodata 255, rsi's layout). One band is used for
     // every class; with several bands, band c+1 holds class c (band 1 is class 0, like a softmax).
     std::string probabilities;
-    double min_area_m2 = 0;     // drop polygons smaller than this (pixel-exact area, square metres)
+    // >= 0: the probabilities hold only this class's band first (rsi's --probability-class layout, an
+    // entropy band may follow): polygons of that class read band 1, the others get no confidence.
+    int probability_class = -1;
+    double min_area_m2 = 0;     // drop polygons smaller than this (area of the written outline, square metres)
     double simplify_m = 0;      // topology-preserving simplification tolerance in metres
     bool regularize = false;    // orthogonal building outlines (see regularize_outline)
     double min_confidence = 0;  // drop polygons whose mean probability is lower (needs probabilities)

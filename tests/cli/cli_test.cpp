@@ -144,6 +144,46 @@ TEST(Cli, CreationOptionsReplaceTheDefaults) {
     EXPECT_EQ(block_x, 300) << "TILED=NO: strips as wide as the image";
 }
 
+// The probability raster keeps the layout asked for whatever else the run writes (polygons read their
+// class's band from it), and Byte probabilities mark nodata as 255 (0..254 hold 0..1).
+TEST(Cli, ProbabilityLayoutAndByteNodata) {
+    SampleImage image;
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.path.c_str(), GA_Update)));
+        ASSERT_TRUE(ds);
+        std::vector<uint8_t> zeros(50 * 200, 0);
+        for (int b = 1; b <= 3; ++b) {
+            ds->GetRasterBand(b)->SetNoDataValue(0);
+            ASSERT_EQ(ds->GetRasterBand(b)->RasterIO(GF_Write, 0, 0, 50, 200, zeros.data(), 50, 200, GDT_Byte, 0, 0), CE_None);
+        }
+    }
+    const std::string model = std::string(RSI_FIXTURES_DIR) + "/tiny_segmenter.pt";
+    const std::vector<std::string> common{"--tile-size", "64", "--overlap", "8", "-m", model, "-q", "--probability-class", "1",
+                                          "--uncertainty", "--probability-format", "byte"};
+    std::vector<std::string> plain{"segment", image.path, "-o", image.dir / "a.tif", "--probabilities", image.dir / "ap.tif"};
+    plain.insert(plain.end(), common.begin(), common.end());
+    std::vector<std::string> with_vector{"segment", image.path, "-o", image.dir / "b.tif", "--probabilities", image.dir / "bp.tif",
+                                         "--vector", image.dir / "b.geojson"};
+    with_vector.insert(with_vector.end(), common.begin(), common.end());
+    for (const auto& args : {plain, with_vector}) {
+        const auto r = run_rsi(args);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    for (const char* name : {"ap.tif", "bp.tif"}) {
+        DatasetPtr p = open_raster(image.dir / name);
+        ASSERT_EQ(p->GetRasterCount(), 2) << name << ": the class's band and entropy, with or without --vector";
+        int has_nodata = 0;
+        EXPECT_EQ(p->GetRasterBand(1)->GetNoDataValue(&has_nodata), 255.0) << name;
+        EXPECT_TRUE(has_nodata) << name;
+        uint8_t corner = 0, inside = 0;
+        ASSERT_EQ(p->GetRasterBand(1)->RasterIO(GF_Read, 10, 10, 1, 1, &corner, 1, 1, GDT_Byte, 0, 0), CE_None);
+        ASSERT_EQ(p->GetRasterBand(1)->RasterIO(GF_Read, 200, 100, 1, 1, &inside, 1, 1, GDT_Byte, 0, 0), CE_None);
+        EXPECT_EQ(corner, 255) << name << ": nodata pixel";
+        EXPECT_LE(inside, 254) << name;
+    }
+    EXPECT_EQ(test::slurp(image.dir / "ap.tif").size(), test::slurp(image.dir / "bp.tif").size());
+}
+
 struct BadCase {
     std::vector<std::string> args;
     int exit_code;

@@ -72,6 +72,19 @@ fi
 cmp "$work/full.tif" "$work/term.tif" || fail "after SIGTERM and --resume the mask differs"
 echo "$me: SIGTERM (exit 143) + --resume == uninterrupted"
 
+# With polygons and a probability raster (outputs held under temporary names until the polygons are
+# written, polygon scratch files beside them): the same outputs, and nothing left once done. Same file
+# names in two folders (the GeoPackage's layer is named after its file).
+mkdir -p "$work/vfull" "$work/vkill"
+"$rsi" buildings "$image" -o "$work/vfull/v.tif" --probabilities "$work/vfull/v_p.tif" --vector "$work/vfull/v.gpkg" "${opts[@]}" \
+  || fail "uninterrupted run with polygons failed"
+kill_and_resume polygons "$work/vkill/v.tif" 3 300 "$full_ms" strips \
+  "$rsi" buildings "$image" -o "$work/vkill/v.tif" --probabilities "$work/vkill/v_p.tif" --vector "$work/vkill/v.gpkg" "${opts[@]}"
+for f in v.tif v_p.tif v.gpkg; do
+  cmp "$work/vfull/$f" "$work/vkill/$f" || fail "polygons: after $kills kill -9 and --resume $f differs"
+done
+echo "$me: polygons: $kills x kill -9 + --resume == uninterrupted (mask, probabilities, GeoPackage)"
+
 # The scene map (real NAIP image, lattice rows journaled): kill -9 at random moments, then --resume.
 naip=$2/naip/m_4709963_se_14_1_20190904.tif
 [ -f "$naip" ] || fail "real test data missing: $naip"

@@ -10,6 +10,8 @@
 
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
+#include "src/run_manifest.hpp"
+#include "tiling/gdal_dataset.hpp"
 
 using namespace rsi;
 namespace fs = std::filesystem;
@@ -101,4 +103,42 @@ TEST(RasterWriter, CogIntermediateIsGoneOnceCloseReturnsBeforeTheCommit) {
     EXPECT_EQ(fs::path(writer.closed_path()).filename().string(), names[0]);
     writer.commit();
     EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"map.tif"});
+}
+
+// An input changed in its middle (same size, same first and last MiB) has another fingerprint: a
+// resume of it is refused rather than mixing strips of two images.
+TEST(FileFingerprint, AnEditInTheMiddleChangesIt) {
+    TempDir dir;
+    std::string bytes(5 << 20, 'a');
+    std::ofstream(dir.path / "a.bin", std::ios::binary) << bytes;
+    bytes[(5 << 20) / 2] = 'b';
+    std::ofstream(dir.path / "b.bin", std::ios::binary) << bytes;
+    const std::string a = file_fingerprint((dir.path / "a.bin").string()), b = file_fingerprint((dir.path / "b.bin").string());
+    EXPECT_EQ(a.rfind("sha256:", 0), 0u) << a;  // small files: every byte
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a, file_fingerprint((dir.path / "a.bin").string()));
+}
+
+// COG overviews of values (no colour table) average, so probabilities stay within 0..1.
+TEST(RasterWriter, CogOverviewsOfValuesStayInRange) {
+    TempDir dir;
+    RasterWriterOptions o;
+    o.path = (dir.path / "p.tif").string();
+    o.width = 1200;  // larger than a COG block: overviews are made
+    o.height = 1200;
+    o.type = GDT_Float32;
+    o.format = "COG";
+    RasterWriter writer(o);
+    std::vector<float> rows(1200 * 1200);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = ((i % 1200) / 3 + (i / 1200) / 3) % 2 ? 1.0f : 0.0f;  // 3-pixel checkerboard
+    writer.append_rows(0, 1200, rows.data());
+    writer.close();
+    writer.commit();
+    DatasetPtr ds = open_raster(o.path);
+    GDALRasterBand* band = ds->GetRasterBand(1);
+    ASSERT_GT(band->GetOverviewCount(), 0);
+    double range[2] = {0, 0};
+    ASSERT_EQ(band->GetOverview(0)->ComputeRasterMinMax(FALSE, range), CE_None);
+    EXPECT_GE(range[0], 0.0);
+    EXPECT_LE(range[1], 1.0);
 }
