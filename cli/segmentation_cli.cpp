@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "models/memory_probe.hpp"
 #include "src/model_catalog.hpp"
@@ -107,6 +108,35 @@ std::string derived(const std::string& dir, const std::string& input, const std:
     return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).string();
 }
 
+// The options as asked that decide an output's bytes (the manifest's "asked"): a multi-input
+// --resume skips a finished output only when its manifest shows the same input, model and these.
+nlohmann::json asked_options(const SegmentationCli& o) {
+    return {{"tile_size", o.tile_size.empty() ? "model" : o.tile_size}, {"overlap", o.overlap}, {"edge", o.edge},
+            {"blend", o.blend}, {"tta", o.tta}, {"bands", o.bands}, {"resample", o.resample}, {"precision", o.model.precision},
+            {"min_confidence", o.min_confidence}, {"probabilities", !o.probabilities.empty()},
+            {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
+            {"uncertainty", o.uncertainty}, {"vector", fs::path(o.vector).extension().string()}, {"min_area_m2", o.min_area},
+            {"simplify_m", o.simplify}, {"regularize", o.regularize}, {"format", o.format},
+            {"creation_options", o.creation_options}};
+}
+
+// Empty when `output` is this job's finished work for `input`; else why not.
+std::string why_not_finished(const std::string& output, const std::string& input, const std::string& model_hash,
+                             const SegmentationCli& o) {
+    std::ifstream in(output + ".manifest.json");
+    if (!in) return "it has no manifest to tell which input and options made it";
+    nlohmann::json manifest;
+    try {
+        manifest = nlohmann::json::parse(in);
+    } catch (const std::exception&) {
+        return "its manifest is not valid JSON";
+    }
+    if (manifest.value("input_fingerprint", "") != file_fingerprint(input)) return "it was made from another input";
+    if (!manifest.contains("model") || manifest.at("model").value("weights_sha256", "") != model_hash) return "it was made by another model";
+    if (manifest.value("asked", nlohmann::json()) != asked_options(o)) return "it was made with other options";
+    return "";
+}
+
 }  // namespace
 
 int run_segmentation(const SegmentationCli& o, CommandContext& context, const std::string& command) {
@@ -139,6 +169,25 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     if (!o.parts_dir.empty() && inputs.size() > 1) throw usage_error("--parts-dir applies to one input");
     if (o.uncertainty && o.probabilities.empty()) {
         throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");
+    }
+    if (!o.output_dir.empty() && inputs.size() > 1) {
+        // --output-dir names outputs after each input's file name: two inputs of one name (in other
+        // folders, or a.tif and a.png) would write the same files, the second replacing (or, resumed,
+        // skipping) the first. Refused before any work.
+        std::map<fs::path, std::string> writer_of;
+        for (const std::string& input : inputs) {
+            std::vector<std::string> outputs{derived(o.output_dir, input, ".tif")};
+            if (!o.probabilities.empty()) outputs.push_back(derived(o.output_dir, input, "_probabilities.tif"));
+            if (!o.vector.empty()) outputs.push_back(derived(o.output_dir, input, fs::path(o.vector).extension().string()));
+            if (!o.preview.empty()) outputs.push_back(derived(o.output_dir, input, "_preview.png"));
+            for (const std::string& output : outputs) {
+                const auto [it, fresh] = writer_of.emplace(fs::absolute(output).lexically_normal(), input);
+                if (!fresh && it->second != input) {
+                    throw usage_error(input + " and " + it->second + " would both write " + output +
+                                      " (--output-dir names outputs after the input's file name); rename one or run them apart");
+                }
+            }
+        }
     }
     if (!o.output_dir.empty()) {
         std::error_code ec;
@@ -195,7 +244,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!o.vector.empty()) vector_path = derived(o.output_dir, inputs[i], fs::path(o.vector).extension().string());
         }
         if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
-            // Outputs are renamed into place only when complete: an existing one is finished work.
+            // Outputs are renamed into place only when complete: an existing one is finished work, if
+            // its manifest shows this input, model and options.
+            if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, o); !why.empty()) {
+                throw usage_error(options.output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
+                                  "use --overwrite to make it again)");
+            }
             if (!context.common.quiet) std::cerr << "rsi " << command << ": " << options.output << " is done, skipped (--resume)\n";
             summaries.push_back({{"input", inputs[i]}, {"output", options.output}, {"skipped", "done before (--resume)"}});
             continue;
@@ -368,6 +422,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                                      {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
                                                      {"uncertainty", o.uncertainty}, {"min_area_m2", o.min_area}, {"simplify_m", o.simplify},
                                                      {"regularize", o.regularize}, {"format", o.format}, {"creation_options", o.creation_options}}},
+                                        {"asked", asked_options(o)},
                                         {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
                 if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
                 if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));

@@ -822,11 +822,13 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
     const nlohmann::json& out = job.at("outputs");
     SceneOptions o;
-    o.output = options.output.empty() ? out.at("output").get<std::string>() : options.output;
-    o.probabilities = options.probabilities.empty() ? out.value("probabilities", "") : options.probabilities;
-    o.dense = out.value("dense", "");
-    o.csv = out.value("csv", "");
-    o.vector = vector.empty() ? out.value("vector", "") : vector;
+    const std::string recorded = out.at("output").get<std::string>();
+    const auto placed = [&](const std::string& path) { return merge_output_path(options.parts_dir, recorded, path); };
+    o.output = options.output.empty() ? placed(recorded) : options.output;
+    o.probabilities = options.probabilities.empty() ? placed(out.value("probabilities", "")) : options.probabilities;
+    o.dense = placed(out.value("dense", ""));
+    o.csv = placed(out.value("csv", ""));
+    o.vector = vector.empty() ? placed(out.value("vector", "")) : vector;
     o.top_k = out.value("top_k", 3);
     o.level = out.value("level", 0);
     o.format = out.value("format", "GTiff");

@@ -776,6 +776,16 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
     const std::string strips_dir = (vrt_path.parent_path() / (vrt_path.stem().string() + "_strips")).string();
     check_output_path(strips_dir, options.overwrite);
     PendingDirectory folder(strips_dir);
+    // The probabilities' strips sit beside their own VRT, which may be in another folder: each VRT then
+    // names its sources relative to itself and moves with its strips folder.
+    const std::filesystem::path probability_vrt(options.probabilities);
+    const std::string probability_strips_dir =
+        options.probabilities.empty() ? "" : (probability_vrt.parent_path() / (probability_vrt.stem().string() + "_strips")).string();
+    std::unique_ptr<PendingDirectory> probability_folder;
+    if (!probability_strips_dir.empty()) {
+        check_output_path(probability_strips_dir, options.overwrite);
+        probability_folder = std::make_unique<PendingDirectory>(probability_strips_dir);
+    }
     SegmentOptions strip = options;
     strip.format = "GTiff";
     if (options.format != "GTiff") strip.creation_options = {"COMPRESS=DEFLATE"};
@@ -793,27 +803,30 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         band.height = y1 - y0;
         band.geotransform = info.window_geotransform(0, y0);
         strip.output = (std::filesystem::path(folder.temporary_path()) / name).string();
-        strip.probabilities = options.probabilities.empty() ? "" : (std::filesystem::path(folder.temporary_path()) / ("p-" + name)).string();
+        strip.probabilities = options.probabilities.empty() ? "" : (std::filesystem::path(probability_folder->temporary_path()) / name).string();
         ClassMapOutputs outputs(strip, band, meta);
         outputs.write_rows(0, y1 - y0, probabilities.data(), valid.data());
         outputs.finish();
         for (int c = 0; c < K; ++c) result.class_pixels[static_cast<size_t>(c)] += outputs.class_pixels()[static_cast<size_t>(c)];
         result.nodata_pixels += outputs.nodata_pixels();
         mask_sources.push_back(folder_name + "/" + name);
-        if (!strip.probabilities.empty()) probability_sources.push_back(folder_name + "/p-" + name);
+        if (!strip.probabilities.empty()) {
+            probability_sources.push_back((std::filesystem::path(probability_strips_dir).filename() / name).string());
+        }
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling strips");
     }
     folder.commit(options.overwrite);
-    // Sources are given as paths beside the VRT; GDAL stores them relative to the VRT's folder, so the
+    if (probability_folder) probability_folder->commit(options.overwrite);
+    // Sources are given as paths beside their VRT; GDAL stores them relative to the VRT's folder, so a
     // VRT and its strips folder can be moved together.
-    const std::filesystem::path base = vrt_path.parent_path().empty() ? std::filesystem::path(".") : vrt_path.parent_path();
-    auto beside_vrt = [&](const std::vector<std::string>& names) {
+    auto beside = [](const std::filesystem::path& vrt, const std::vector<std::string>& names) {
+        const std::filesystem::path base = vrt.parent_path().empty() ? std::filesystem::path(".") : vrt.parent_path();
         std::vector<std::string> paths;
         for (const auto& n : names) paths.push_back((base / n).string());
         return paths;
     };
-    write_mosaic_vrt(options.output, beside_vrt(mask_sources), &meta.classes);
-    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside_vrt(probability_sources), nullptr);
+    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes);
+    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr);
     result.strips_dir = strips_dir;
 }
 
@@ -839,8 +852,10 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     }
     const nlohmann::json out = job_output_settings(job);
     SegmentOptions o;
-    o.output = options.output.empty() ? out.at("output").get<std::string>() : options.output;
-    o.probabilities = options.probabilities.empty() ? out.value("probabilities", "") : options.probabilities;
+    const std::string recorded = out.at("output").get<std::string>();
+    o.output = options.output.empty() ? merge_output_path(options.parts_dir, recorded, recorded) : options.output;
+    o.probabilities = options.probabilities.empty() ? merge_output_path(options.parts_dir, recorded, out.value("probabilities", ""))
+                                                    : options.probabilities;
     o.probability_format = out.value("probability_format", "float32") == "byte" ? ProbabilityFormat::byte : ProbabilityFormat::float32;
     o.probability_class = out.value("probability_class", -1);
     o.uncertainty = out.value("uncertainty", false) && !o.probabilities.empty();

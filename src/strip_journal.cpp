@@ -236,6 +236,17 @@ nlohmann::json read_job(const std::string& parts_dir) {
     }
 }
 
+std::string merge_output_path(const std::string& parts_dir, const std::string& recorded_output, const std::string& recorded) {
+    if (recorded.empty()) return recorded;
+    fs::path parts = fs::path(parts_dir).lexically_normal();
+    if (!parts.has_filename()) parts = parts.parent_path();
+    const fs::path output(recorded_output);
+    if (parts.filename().string() != output.filename().string() + ".parts") return recorded;
+    const fs::path relative = fs::path(recorded).lexically_normal().lexically_relative(output.lexically_normal().parent_path());
+    if (relative.empty()) return recorded;
+    return (parts.parent_path() / relative).lexically_normal().string();
+}
+
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job) {
     std::error_code ec;
     fs::create_directories(parts_dir, ec);

@@ -82,6 +82,13 @@ std::string sha256_hex(std::string_view text);
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
 nlohmann::json read_job(const std::string& parts_dir);
 
+// Where a merge without -o writes an output the shards recorded (`recorded`, as they were given it,
+// often relative to their working directory). When `parts_dir` is the default `OUTPUT.parts` of the
+// recorded main output, every output keeps its place relative to that output, beside the parts
+// folder: a merge run from another directory, or after the folder moved, writes there. Otherwise the
+// recorded path as it is.
+std::string merge_output_path(const std::string& parts_dir, const std::string& recorded_output, const std::string& recorded);
+
 // A job's parts are all made with the same N: throws a usage Error when `job` (its job.json) was
 // started with another number of shards than `shard.count`.
 void check_shard_count(const nlohmann::json& job, const ShardSpec& shard, const std::string& parts_dir);

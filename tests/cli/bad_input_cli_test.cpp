@@ -170,6 +170,35 @@ TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
     fs::remove(out);
 }
 
+// Several inputs into one --output-dir: two of one file name would write the same outputs (refused
+// before any work); a resumed run skips only outputs its manifests show it made.
+TEST_F(BadInput, SeveralInputsNamingOneOutputOrForeignOutputsAreRefused) {
+    fs::create_directories(dir / "a");
+    fs::create_directories(dir / "b");
+    fs::copy_file(image, dir / "a/img.tif");
+    fs::copy_file(image, dir / "b/img.tif");
+    const std::vector<std::string> model{"-m", fixture("tiny_segmenter.pt"), "--tile-size", "32", "--overlap", "8", "-q"};
+    std::vector<std::string> same{"buildings", dir / "a/img.tif", dir / "b/img.tif", "--output-dir", dir / "o"};
+    same.insert(same.end(), model.begin(), model.end());
+    auto r = run_rsi(same);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("would both write"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "o"));
+    fs::create_directories(dir / "o2");
+    std::ofstream(dir / "o2/img.tif") << "not this job's";
+    std::vector<std::string> resume{"buildings", dir / "a/img.tif", image, "--output-dir", dir / "o2", "--resume"};
+    resume.insert(resume.end(), model.begin(), model.end());
+    r = run_rsi(resume);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("has no manifest"), std::string::npos) << r.err;
+    EXPECT_EQ(test::slurp(dir / "o2/img.tif"), "not this job's");
+    fs::remove(dir / "o2/img.tif");
+    r = run_rsi(resume);  // made now, then skipped by the same job
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_rsi(resume);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 // Unusual but valid inputs run: smaller than one tile, no georeferencing (a warning; metres-based
 // options refused), all nodata, NaN/Inf pixels (nodata, never buildings).
 TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {

@@ -463,7 +463,9 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     EXPECT_EQ(merged.strips_dir, dir / "sharded_strips");
     EXPECT_FALSE(std::filesystem::exists(dir / "sharded.tif"));
     std::filesystem::create_directory(dir / "moved");
-    for (const char* name : {"sharded.vrt", "sharded_p.vrt", "sharded_strips"}) std::filesystem::rename(dir / name, dir / ("moved/" + std::string(name)));
+    for (const char* name : {"sharded.vrt", "sharded_p.vrt", "sharded_strips", "sharded_p_strips"}) {
+        std::filesystem::rename(dir / name, dir / ("moved/" + std::string(name)));
+    }
     for (const auto& [a, b] : {std::pair{dir / "direct.tif", dir / "moved/sharded.vrt"}, std::pair{dir / "direct_p.tif", dir / "moved/sharded_p.vrt"}}) {
         const RasterSource x = RasterSource::open(a), y = RasterSource::open(b);
         ASSERT_EQ(x.info().band_count(), y.info().band_count());
@@ -477,6 +479,22 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     EXPECT_STREQ(names[1], "building");
     EXPECT_TRUE(vrt.dataset().GetRasterBand(1)->GetColorTable());
     EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
+    // The probabilities' VRT in another folder gets its own strips folder beside it, so it too moves.
+    for (int k : {0, 1}) {
+        SegmentOptions o = direct;
+        o.output = dir / "again.tif";
+        o.probabilities = dir / "again_p.tif";
+        o.shard = ShardSpec{k, 2};
+        segment_image(segmenter(), o);
+    }
+    std::filesystem::create_directories(dir / "probs");
+    MergeOptions elsewhere;
+    elsewhere.parts_dir = dir / "again.tif.parts";
+    elsewhere.vrt = true;
+    elsewhere.probabilities = dir / "probs/p.vrt";
+    merge_segmentation(elsewhere);
+    std::filesystem::rename(dir / "probs", dir / "probs_moved");
+    EXPECT_EQ(read_all(dir / "direct_p.tif", 1), read_all(dir / "probs_moved/p.vrt", 1));
 }
 
 // A run stopped part-way (here: only shard 0 of 1's first strips exist because the progress callback

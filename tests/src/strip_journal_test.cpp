@@ -56,3 +56,14 @@ TEST(Sharding, FileListsAreBalancedByPixelCount) {
     EXPECT_EQ(shard_items(pixels, {1, 2}), (std::vector<size_t>{0, 3}));
     EXPECT_EQ(shard_items(pixels, {0, 1}).size(), 5u);
 }
+
+// A merge without -o: the outputs the shards recorded (relative to their working directory) keep their
+// places relative to the main output, beside the default parts folder wherever it now is.
+TEST(MergeOutputPath, OutputsFollowTheDefaultPartsFolder) {
+    EXPECT_EQ(rsi::merge_output_path("/data/moved/b.tif.parts", "m/b.tif", "m/b.tif"), "/data/moved/b.tif");
+    EXPECT_EQ(rsi::merge_output_path("../m5/b.tif.parts/", "m/b.tif", "m/probs/p.tif"), "../m5/probs/p.tif");
+    EXPECT_EQ(rsi::merge_output_path("b.tif.parts", "/abs/b.tif", "/abs/b.csv"), "b.csv");
+    // A parts folder of another name (--parts-dir): the recorded paths as they are.
+    EXPECT_EQ(rsi::merge_output_path("/scratch/job7", "m/b.tif", "m/b.tif"), "m/b.tif");
+    EXPECT_EQ(rsi::merge_output_path("/data/b.tif.parts", "m/b.tif", ""), "");
+}
