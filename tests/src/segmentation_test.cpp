@@ -447,13 +447,16 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     direct.probabilities = dir / "direct_p.tif";
     direct.batch = 2;
     segment_image(segmenter(), direct);
-    for (int k : {0, 1}) {
-        SegmentOptions o = direct;
-        o.output = dir / "sharded.tif";
-        o.probabilities = dir / "sharded_p.tif";
-        o.shard = ShardSpec{k, 2};
-        segment_image(segmenter(), o);
-    }
+    const auto run_two_shards = [&](const std::string& stem) {
+        for (int k : {0, 1}) {
+            SegmentOptions o = direct;
+            o.output = dir / (stem + ".tif");
+            o.probabilities = dir / (stem + "_p.tif");
+            o.shard = ShardSpec{k, 2};
+            segment_image(segmenter(), o);
+        }
+    };
+    run_two_shards("sharded");
     MergeOptions m;
     m.parts_dir = dir / "sharded.tif.parts";
     m.vrt = true;
@@ -480,13 +483,7 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     EXPECT_TRUE(vrt.dataset().GetRasterBand(1)->GetColorTable());
     EXPECT_FALSE(std::filesystem::exists(m.parts_dir));
     // The probabilities' VRT in another folder gets its own strips folder beside it, so it too moves.
-    for (int k : {0, 1}) {
-        SegmentOptions o = direct;
-        o.output = dir / "again.tif";
-        o.probabilities = dir / "again_p.tif";
-        o.shard = ShardSpec{k, 2};
-        segment_image(segmenter(), o);
-    }
+    run_two_shards("again");
     std::filesystem::create_directories(dir / "probs");
     MergeOptions elsewhere;
     elsewhere.parts_dir = dir / "again.tif.parts";
