@@ -865,6 +865,15 @@ struct OrthogonalCandidate {
     double iou = 0;
 };
 
+// Validity of a candidate outline, without the GEOS notice ("Self-intersection at or near point ...")
+// that OGR forwards as a GDAL warning: an invalid candidate is expected here and simply not used.
+bool quietly_valid(const OGRGeometry& geometry) {
+    CPLErrorHandlerPusher quiet(CPLQuietErrorHandler);
+    const bool valid = geometry.IsValid();
+    CPLErrorReset();
+    return valid;
+}
+
 // The orthogonal polygon of a simplified outline (shell and holes) along theta, with its
 // intersection over union with `reference`; no polygon when none is valid.
 OrthogonalCandidate orthogonal_polygon(const OGRPolygon& simplified, double theta, double tolerance,
@@ -873,7 +882,7 @@ OrthogonalCandidate orthogonal_polygon(const OGRPolygon& simplified, double thet
     const std::vector<Vec> shell_points = open_ring(*simplified.getExteriorRing());
     if (shell_points.size() < 3) return best;
     auto consider = [&](std::unique_ptr<OGRPolygon> candidate) {
-        if (!candidate || !candidate->IsValid()) return;
+        if (!candidate || !quietly_valid(*candidate)) return;
         const double iou = intersection_over_union(*candidate, reference);
         if (iou > best.iou) best = {std::move(candidate), iou};
     };
@@ -885,7 +894,7 @@ OrthogonalCandidate orthogonal_polygon(const OGRPolygon& simplified, double thet
         const auto hole = orthogonal_ring(open_ring(*simplified.getInteriorRing(h)), theta, tolerance);
         if (!hole) continue;  // a hole too small for an orthogonal shape of its own is filled
         const auto hole_polygon = polygon_from(*hole);
-        if (!hole_polygon->IsValid()) continue;
+        if (!quietly_valid(*hole_polygon)) continue;
         auto cut = as_polygon(std::unique_ptr<OGRGeometry>(best.polygon->Difference(hole_polygon.get())));
         if (cut) {
             best.polygon = std::move(cut);  // a hole that would split the outline is dropped
@@ -962,7 +971,7 @@ std::unique_ptr<OGRPolygon> shape_outline(const OGRPolygon& polygon, const Groun
             ? regularize_outline(*local, std::max(options.simplify_m, kRegularizePixels * pixel_size_m)).polygon
             : simplified_polygon(*local, options.simplify_m);
     transform_points(*shaped, [&](double x, double y) { return std::make_pair(x / f.sx + f.x0, y / f.sy + f.y0); });
-    if (!shaped->IsValid()) return clone_polygon(polygon);  // rounding broke it: keep the pixel outline
+    if (!quietly_valid(*shaped)) return clone_polygon(polygon);  // rounding broke it: keep the pixel outline
     return shaped;
 }
 
@@ -990,7 +999,7 @@ std::unique_ptr<OGRPolygon> clip_to(std::unique_ptr<OGRPolygon> polygon, const O
     if (axis_aligned && outer.Contains(inner)) return polygon;
     if (!axis_aligned && footprint.Contains(polygon.get())) return polygon;
     auto clipped = as_polygon(std::unique_ptr<OGRGeometry>(polygon->Intersection(&footprint)));
-    return clipped && clipped->IsValid() ? std::move(clipped) : std::move(polygon);
+    return clipped && quietly_valid(*clipped) ? std::move(clipped) : std::move(polygon);
 }
 
 // Pixel size in metres (CRS or pixel units without a CRS), the larger of the two axes.
