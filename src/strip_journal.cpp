@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <openssl/evp.h>
 #include <sstream>
 #include <unistd.h>
@@ -70,6 +71,23 @@ std::string sha256_hex(std::string_view text) {
     return out;
 }
 
+namespace {
+
+// A whole-number field: a fraction or a value beyond int64 is malformed (converting such a double to
+// an integer would be undefined behaviour, found by fuzz_strip_journal).
+int64_t integer_field(const nlohmann::json& j, const char* key) {
+    const nlohmann::json& value = j.at(key);
+    if (value.is_number_unsigned()) {
+        const uint64_t u = value.get<uint64_t>();
+        if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) throw std::out_of_range(key);
+        return static_cast<int64_t>(u);
+    }
+    if (!value.is_number_integer()) throw std::invalid_argument(key);
+    return value.get<int64_t>();
+}
+
+}  // namespace
+
 std::vector<JournalEntry> parse_journal(std::string_view text, const std::string& fingerprint, const std::string& where) {
     std::vector<JournalEntry> out;
     std::vector<std::string_view> lines;
@@ -97,7 +115,9 @@ std::vector<JournalEntry> parse_journal(std::string_view text, const std::string
         }
         try {
             if (i == 0) {
-                if (j.value("rsi_journal", 0) != 1) throw Error(where + ":1: not an rsi journal (version 1)");
+                const bool version_1 = j.contains("rsi_journal") && j.at("rsi_journal").is_number_integer() &&
+                                       j.at("rsi_journal").get<int64_t>() == 1;
+                if (!version_1) throw Error(where + ":1: not an rsi journal (version 1)");
                 if (j.at("fingerprint").get<std::string>() != fingerprint) {
                     throw usage_error(where + ": was written for different inputs or options (fingerprint " +
                                       j.at("fingerprint").get<std::string>().substr(0, 12) + "...); rerun without --resume, or with the same options");
@@ -105,9 +125,9 @@ std::vector<JournalEntry> parse_journal(std::string_view text, const std::string
                 continue;
             }
             JournalEntry e;
-            e.strip = j.at("strip").get<int64_t>();
-            e.y = j.at("y").get<int64_t>();
-            e.rows = j.at("rows").get<int64_t>();
+            e.strip = integer_field(j, "strip");
+            e.y = integer_field(j, "y");
+            e.rows = integer_field(j, "rows");
             e.file = j.at("file").get<std::string>();
             if (e.strip < 0 || e.y < 0 || e.rows < 1 || e.file.empty() || e.file.find('/') != std::string::npos) {
                 throw std::invalid_argument("values out of range");

@@ -37,6 +37,13 @@ TEST(StripJournal, ParsesEntriesIgnoresATornTailAndRefusesOtherJobs) {
     }
     EXPECT_THROW(parse_journal("", "abc", "j"), Error);
     EXPECT_THROW(parse_journal("{\"strip\":1,\"file\":\"f\",\"y\":0,\"rows\":1}\n", "abc", "j"), Error);  // no header
+    // Numbers that are not whole, or beyond int64 (once undefined behaviour to convert, found by the
+    // fuzzer): malformed entries, and a header whose version is such a number is no journal.
+    for (const char* bad : {"{\"strip\":1e20,\"file\":\"x\",\"y\":0,\"rows\":1}\n", "{\"strip\":0.5,\"file\":\"x\",\"y\":0,\"rows\":1}\n",
+                            "{\"strip\":0,\"file\":\"x\",\"y\":18446744073709551615,\"rows\":1}\n"}) {
+        EXPECT_THROW(parse_journal(header + bad, "abc", "j"), Error) << bad;
+    }
+    EXPECT_THROW(parse_journal("{\"rsi_journal\":1e20,\"fingerprint\":\"abc\"}\n" + one, "abc", "j"), Error);
 }
 
 TEST(Sharding, StripsAreContiguousAndCoverEverything) {
