@@ -456,9 +456,10 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
         throw usage_error(model.path() + ": model " + meta.name + " is a " + models::to_string(meta.task) +
                           " model, not a scene model");
     }
+    const ClassRollup rollup = roll_up_classes(meta, requested.level);
     // Top-k beyond the classes the map has would only add empty columns.
     SceneOptions options = requested;
-    options.top_k = std::min<int>(options.top_k, static_cast<int>(roll_up_classes(meta, options.level).classes.size()));
+    options.top_k = std::min<int>(options.top_k, static_cast<int>(rollup.classes.size()));
     if (options.edge == EdgePolicy::shift) {
         throw usage_error(command + ": --edge shift would break the regular lattice of the scene map; use constant or reflect");
     }
@@ -479,7 +480,6 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     if (options.window < 0) throw usage_error("--window " + std::to_string(options.window) + " must be positive (or 0: the model's tile size)");
     if (options.stride < 0) throw usage_error("--stride " + std::to_string(options.stride) + " must be positive (or 0: the window)");
     if (options.batch < 0) throw usage_error("--batch " + std::to_string(options.batch) + " must be positive (or 0: from --ram)");
-    const ClassRollup rollup = roll_up_classes(meta, options.level);
     if (options.top_k < 1) throw usage_error("--top-k " + std::to_string(options.top_k) + " must be 1 or more");
 
     report_progress(progress, 0.0, "planning");
