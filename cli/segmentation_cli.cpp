@@ -181,7 +181,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!o.vector.empty()) outputs.push_back(derived(o.output_dir, input, fs::path(o.vector).extension().string()));
             if (!o.preview.empty()) outputs.push_back(derived(o.output_dir, input, "_preview.png"));
             for (const std::string& output : outputs) {
-                const auto [it, fresh] = writer_of.emplace(fs::absolute(output).lexically_normal(), input);
+                const auto [it, fresh] = writer_of.emplace(path_identity(output), input);
                 if (!fresh && it->second != input) {
                     throw usage_error(input + " and " + it->second + " would both write " + output +
                                       " (--output-dir names outputs after the input's file name); rename one or run them apart");

@@ -71,23 +71,23 @@ void check_output_path(const std::string& path, bool overwrite) {
 
 namespace {
 
-fs::path comparable(const std::string& path) {
+}  // namespace
+
+std::filesystem::path path_identity(const std::string& path) {
     std::error_code ec;
     const fs::path absolute = fs::absolute(without_trailing_separator(path), ec);
     const fs::path canonical = fs::weakly_canonical(ec ? fs::path(path) : absolute, ec);
     return ec ? absolute.lexically_normal() : canonical;
 }
 
-}  // namespace
-
 void check_distinct_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
     std::vector<std::pair<fs::path, std::string>> seen;
     for (const std::string& input : inputs) {
-        if (!input.empty()) seen.emplace_back(comparable(input), "");
+        if (!input.empty()) seen.emplace_back(path_identity(input), "");
     }
     for (const std::string& output : outputs) {
         if (output.empty()) continue;
-        const fs::path key = comparable(output);
+        const fs::path key = path_identity(output);
         for (const auto& [other, name] : seen) {
             if (other != key) continue;
             if (name.empty()) throw usage_error(output + ": is an input of this run; write the output elsewhere");

@@ -2,6 +2,7 @@
 // Atomic outputs: every file is written under a temporary name in its target directory and renamed
 // into place only when complete, so a failed or interrupted run never leaves a half-written file
 // under the final name and never disturbs the previous output.
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,11 @@ namespace rsi {
 // Throws a usage Error when `path` exists and overwriting was not asked for, and a runtime Error
 // when its directory does not exist or is not writable.
 void check_output_path(const std::string& path, bool overwrite);
+
+// One spelling per file or folder, for comparing paths: absolute, without a trailing separator, links
+// and ".." resolved as far as the path exists ("out/", "./out" and "out" are one folder, also before
+// it is made).
+std::filesystem::path path_identity(const std::string& path);
 
 // The outputs of one run, checked together before any work: no two of them the same file (the later
 // write would silently replace the earlier), and none the same file as an input. Empty paths are

@@ -178,13 +178,9 @@ std::string footprint_wkt(const RasterInfo& info, const PixelWindow& w) {
 // The tile files as the index names them: relative to the index's own folder, so that a GIS (or a
 // script) opening an index kept outside OUTDIR finds them ("tiles/r0_c0.tif"; just the name inside it).
 std::string tile_file_prefix(const std::string& output_dir, const std::string& index_geojson) {
-    std::error_code ec;
-    // Lexically normal first: "tiles/" and "tiles" are one folder, also before it exists.
-    fs::path tiles = fs::absolute(output_dir).lexically_normal();
-    if (!tiles.has_filename()) tiles = tiles.parent_path();
-    tiles = fs::weakly_canonical(tiles, ec);
-    const fs::path index_dir = fs::weakly_canonical(fs::absolute(index_geojson).lexically_normal().parent_path(), ec);
-    if (ec || tiles == index_dir) return "";
+    const fs::path tiles = path_identity(output_dir);
+    const fs::path index_dir = path_identity(index_geojson).parent_path();
+    if (tiles == index_dir) return "";
     const fs::path relative = tiles.lexically_relative(index_dir);
     return relative.empty() ? tiles.string() + "/" : relative.string() + "/";
 }
