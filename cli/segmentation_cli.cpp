@@ -108,6 +108,20 @@ std::string derived(const std::string& dir, const std::string& input, const std:
     return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).string();
 }
 
+// The files one input writes: as given (-o), or named after the input in --output-dir; empty where
+// not asked for.
+struct ImageOutputs {
+    std::string mask, probabilities, vector, preview;
+};
+ImageOutputs image_outputs(const SegmentationCli& o, const std::string& input) {
+    if (o.output_dir.empty()) return {o.output, o.probabilities, o.vector, o.preview};
+    ImageOutputs out{derived(o.output_dir, input, ".tif"), "", "", ""};
+    if (!o.probabilities.empty()) out.probabilities = derived(o.output_dir, input, "_probabilities.tif");
+    if (!o.vector.empty()) out.vector = derived(o.output_dir, input, fs::path(o.vector).extension().string());
+    if (!o.preview.empty()) out.preview = derived(o.output_dir, input, "_preview.png");
+    return out;
+}
+
 // The options as asked that decide an output's bytes (the manifest's "asked"): a multi-input
 // --resume skips a finished output only when its manifest shows the same input, model and these.
 nlohmann::json asked_options(const SegmentationCli& o) {
@@ -176,11 +190,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         // skipping) the first. Refused before any work.
         std::map<fs::path, std::string> writer_of;
         for (const std::string& input : inputs) {
-            std::vector<std::string> outputs{derived(o.output_dir, input, ".tif")};
-            if (!o.probabilities.empty()) outputs.push_back(derived(o.output_dir, input, "_probabilities.tif"));
-            if (!o.vector.empty()) outputs.push_back(derived(o.output_dir, input, fs::path(o.vector).extension().string()));
-            if (!o.preview.empty()) outputs.push_back(derived(o.output_dir, input, "_preview.png"));
-            for (const std::string& output : outputs) {
+            const ImageOutputs outputs = image_outputs(o, input);
+            for (const std::string& output : {outputs.mask, outputs.probabilities, outputs.vector, outputs.preview}) {
+                if (output.empty()) continue;
                 const auto [it, fresh] = writer_of.emplace(path_identity(output), input);
                 if (!fresh && it->second != input) {
                     throw usage_error(input + " and " + it->second + " would both write " + output +
@@ -234,15 +246,10 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         options.resume = o.resume;
         options.parts_dir = o.parts_dir;
         if (shard_one_image) options.shard = shard;
-        std::string vector_path = o.vector;
-        if (o.output_dir.empty()) {
-            options.output = o.output;
-            options.probabilities = o.probabilities;
-        } else {
-            options.output = derived(o.output_dir, inputs[i], ".tif");
-            if (!o.probabilities.empty()) options.probabilities = derived(o.output_dir, inputs[i], "_probabilities.tif");
-            if (!o.vector.empty()) vector_path = derived(o.output_dir, inputs[i], fs::path(o.vector).extension().string());
-        }
+        const ImageOutputs outputs = image_outputs(o, inputs[i]);
+        options.output = outputs.mask;
+        options.probabilities = outputs.probabilities;
+        std::string vector_path = outputs.vector;
         if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
             // Outputs are renamed into place only when complete: an existing one is finished work, if
             // its manifest shows this input, model and options.
@@ -263,7 +270,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                   "--regularize (in metres) cannot apply; drop them or georeference the image");
             }
         }
-        const std::string preview_path = o.preview.empty() ? "" : o.output_dir.empty() ? o.preview : derived(o.output_dir, inputs[i], "_preview.png");
+        const std::string& preview_path = outputs.preview;
         // Every output of this image is checked before the model runs: a run that could not write its
         // polygons, preview or manifest must not leave (or replace) a mask first.
         if (!shard_one_image) {
