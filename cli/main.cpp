@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
 
-    CLI::App app{"rsi: remote-sensing interpretation of large georeferenced images"};
+    CLI::App app{"rsi: remote-sensing interpretation of large georeferenced images", "rsi"};  // "rsi" names the usage lines
     app.require_subcommand(0, 1);
     bool show_version = false;
     app.add_flag("--version", show_version, "Print the versions of rsi, GDAL, PROJ, OpenCV and LibTorch");

@@ -56,6 +56,7 @@ TEST(Cli, HelpEndsWithAWorkedExample) {
         std::string name = "rsi";
         for (const auto& part : command) name += " " + part;
         EXPECT_EQ(r.exit_code, 0) << name;
+        EXPECT_NE(r.out.find("Usage: " + name + " [OPTIONS]"), std::string::npos) << r.out;  // the full command, not "buildings"
         const auto at = r.out.rfind("Example");  // "Example:" or "Examples:"
         ASSERT_NE(at, std::string::npos) << name;
         EXPECT_NE(r.out.find(name, at), std::string::npos) << name;
