@@ -68,5 +68,63 @@ class ShrinkageLda(unittest.TestCase):
             self.assertGreaterEqual(float((sr.logits(m, feats).argmax(1) == y).float().mean()), 0.9, name)
 
 
+class Ensembles(unittest.TestCase):
+    def test_stats_columns_are_the_columns_a_band_moves(self):
+        net = nets.StatsSceneNet(in_channels=13, num_classes=10, scales=2)
+        torch.manual_seed(2)
+        x = torch.randn(1, 13, 16, 16)
+        for band in (0, 7, 12):
+            moved = x.clone()
+            moved[:, band] = moved[:, band] * 3 + 1
+            changed = (net.features(moved) - net.features(x)).abs()[0] > 1e-6
+            self.assertEqual(torch.nonzero(changed).flatten().tolist(), sr.stats_columns([band]), band)
+        self.assertEqual(len(sr.stats_columns(range(13))), 91)
+        self.assertEqual(len(sr.stats_columns(range(13), quantiles=False)), 52)
+
+    def data(self):
+        torch.manual_seed(3)
+        y = torch.arange(10).repeat_interleave(6)
+        feats = torch.randn(60, 91) + torch.randn(10, 91)[y] * 1.5
+        return feats, y, np.arange(60)
+
+    def test_a_one_member_ensemble_is_its_linear_layer(self):
+        feats, y, idx = self.data()
+        m, _ = sr.fit_recipe(sr.CANDIDATES_ROUND4["noq"], lambda: stats_net(10), feats, y, idx)
+        self.assertEqual(m.n_features, 52)
+        cols = sr.stats_columns(range(13), quantiles=False)
+        single = sr.fit_linear(sr.LinearMember(cols, 10), feats[:, cols], y, 0.01)
+        expected = torch.log_softmax(sr.logits(single, feats[:, cols]), 1)
+        self.assertTrue(torch.allclose(sr.logits(m, feats), expected, atol=1e-5))
+
+    def test_ensembles_average_probabilities_of_their_members(self):
+        feats, y, idx = self.data()
+        for name in ("bands7", "half", "bag"):
+            m, l2 = sr.fit_recipe(sr.CANDIDATES_ROUND4[name], lambda: stats_net(10), feats, y, idx)
+            self.assertEqual(l2, 0.01)
+            self.assertEqual(len(m.members), sr.ENSEMBLE_MEMBERS, name)
+            lp = sr.logits(m, feats)
+            self.assertTrue(torch.allclose(lp.exp().sum(1), torch.ones(60), atol=1e-5), name)
+            mean = torch.stack([torch.softmax(sr.logits(k, feats[:, k.columns]), 1) for k in m.members]).mean(0)
+            self.assertTrue(torch.allclose(lp.exp(), mean, atol=1e-6), name)
+            self.assertGreaterEqual(float((lp.argmax(1) == y).float().mean()), 0.9, name)
+        bands = sr.ensemble_plan(sr.CANDIDATES_ROUND4["bands7"], 91)[0]
+        self.assertTrue(all(len(c) == 49 for c in bands))
+        self.assertGreater(len({tuple(c) for c in bands}), 20)  # distinct subsets, fixed by the seed
+        self.assertEqual(bands, sr.ensemble_plan(sr.CANDIDATES_ROUND4["bands7"], 91)[0])
+
+    def test_bootstrap_members_keep_the_class_counts(self):
+        labels = np.array([0] * 5 + [1] * 3 + [2] * 8)
+        idx = np.arange(100, 116)
+        rng = np.random.RandomState(0)
+        draws = [sr.stratified_bootstrap(rng, idx, labels) for _ in range(20)]
+        for rows in draws:
+            self.assertEqual(np.bincount(labels[rows - 100]).tolist(), [5, 3, 8])
+        self.assertTrue(any(len(set(r.tolist())) < 16 for r in draws))  # with replacement
+        self.assertGreater(len({tuple(r.tolist()) for r in draws}), 10)
+        feats, y, all_idx = self.data()
+        m = sr.fit_ensemble(sr.CANDIDATES_ROUND4["bag"], feats, y, all_idx, 10)
+        w = torch.stack([k.fc.weight for k in m.members])
+        self.assertGreater(float((w[0] - w[1]).abs().max()), 1e-3)  # members fit different resamples
+
 if __name__ == "__main__":
     unittest.main()

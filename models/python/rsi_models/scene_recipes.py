@@ -87,9 +87,29 @@ CANDIDATES_ROUND3 = collections.OrderedDict([
 ])
 
 
+# Round 4 (session 16, 2026-11-30), fixed before any of them was evaluated (docs/MODELS.md item 10):
+# the features of "base", classified by averaging the softmax probabilities of many small L2 logistic
+# layers (random subspaces of bands or features, or bootstrap samples of the patches), plus "base"
+# without its quantile features. Same protocol and 2-point rule.
+ENSEMBLE_MEMBERS = 31
+ENSEMBLE_SEED = 4
+_BASE13 = dict(arch="StatsSceneNet", kwargs=dict(scales=2), l2=0.01, aug=False)
+CANDIDATES_ROUND4 = collections.OrderedDict([
+    ("base", CANDIDATES["base"]),
+    ("bands7", dict(_BASE13, fit="ensemble", members="bands", bands=7,
+                    desc="31 L2-0.01 layers, each on the features of 7 random bands of 13, mean probability")),
+    ("half", dict(_BASE13, fit="ensemble", members="features", features=46,
+                  desc="31 L2-0.01 layers, each on 46 random features of 91, mean probability")),
+    ("bag", dict(_BASE13, fit="ensemble", members="bootstrap",
+                 desc="31 L2-0.01 layers on class-stratified bootstrap samples, mean probability")),
+    ("noq", dict(_BASE13, fit="ensemble", members="no-quantiles",
+                 desc="StatsSceneNet, 2 scales, L2 0.01, without the 10/50/90 % quantiles (52 features)")),
+])
+
+
 ALL_RECIPES = collections.OrderedDict(list(CANDIDATES.items()) + [
     (k, v) for k, v in list(CANDIDATES_ROUND2.items()) + list(CANDIDATES_ROUND3.items())
-    if k not in CANDIDATES])
+    + list(CANDIDATES_ROUND4.items()) if k not in CANDIDATES])
 
 
 def build(recipe: dict, in_channels: int, num_classes: int, in_mean: Sequence[float],
@@ -171,7 +191,86 @@ def fit_linear(model: torch.nn.Module, feats: torch.Tensor, y: torch.Tensor, l2:
 
 @torch.no_grad()
 def logits(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    if isinstance(model, Ensemble):
+        return model.log_probabilities(feats)
     return model.fc((feats - model.feat_mean) / model.feat_std)
+
+
+def stats_columns(bands: Sequence[int], in_channels: int = 13, scales: int = 2,
+                  quantiles: bool = True) -> List[int]:
+    """Columns of ``StatsSceneNet.features`` that belong to ``bands``: its layout is mean, std and one
+    texture energy per scale, each a block of ``in_channels`` columns, then 3 quantiles per band."""
+    per_band_blocks = 2 + scales
+    cols = []
+    for b in bands:
+        cols += [k * in_channels + b for k in range(per_band_blocks)]
+        if quantiles:
+            cols += [per_band_blocks * in_channels + 3 * b + q for q in range(3)]
+    return sorted(cols)
+
+
+class LinearMember(torch.nn.Module):
+    """One member of an ensemble: standardisation buffers and a linear layer over some columns."""
+
+    def __init__(self, columns: Sequence[int], num_classes: int):
+        super().__init__()
+        self.register_buffer("columns", torch.tensor(list(columns), dtype=torch.long))
+        self.register_buffer("feat_mean", torch.zeros(len(columns)))
+        self.register_buffer("feat_std", torch.ones(len(columns)))
+        self.fc = torch.nn.Linear(len(columns), num_classes)
+
+
+class Ensemble:
+    """Members whose softmax probabilities are averaged; ``log_probabilities`` = log of that mean."""
+
+    def __init__(self, members: List[LinearMember]):
+        self.members = members
+        self.n_features = len(torch.unique(torch.cat([m.columns for m in members])))
+
+    @torch.no_grad()
+    def log_probabilities(self, feats: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([F.softmax(logits(m, feats[:, m.columns]), 1) for m in self.members]).mean(0)
+        return p.clamp_min(1e-30).log()
+
+
+def ensemble_plan(recipe: dict, n_features: int, in_channels: int = 13, scales: int = 2):
+    """Each member's columns (fixed by ENSEMBLE_SEED, the same in every fold) and whether members fit
+    on bootstrap samples."""
+    rng = np.random.RandomState(ENSEMBLE_SEED)
+    kind = recipe["members"]
+    if kind == "bands":
+        cols = [stats_columns(sorted(rng.choice(in_channels, recipe["bands"], replace=False)), in_channels, scales)
+                for _ in range(ENSEMBLE_MEMBERS)]
+    elif kind == "features":
+        cols = [sorted(rng.choice(n_features, recipe["features"], replace=False)) for _ in range(ENSEMBLE_MEMBERS)]
+    elif kind == "bootstrap":
+        cols = [list(range(n_features))] * ENSEMBLE_MEMBERS
+    elif kind == "no-quantiles":
+        cols = [stats_columns(range(in_channels), in_channels, scales, quantiles=False)]
+    else:
+        raise ValueError("unknown ensemble members: %s" % kind)
+    return cols, kind == "bootstrap"
+
+
+def stratified_bootstrap(rng: np.random.RandomState, idx: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A resample of ``idx`` with replacement, drawn within each class (class counts kept)."""
+    return np.concatenate([rng.choice(idx[labels == c], int((labels == c).sum()), replace=True)
+                           for c in np.unique(labels)])
+
+
+def fit_ensemble(recipe: dict, feats: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
+                 num_classes: int) -> Ensemble:
+    """Fit every member of an ensemble recipe on the samples ``idx`` (bootstrap members: a
+    class-stratified resample of idx drawn from RandomState(ENSEMBLE_SEED))."""
+    columns, bootstrap = ensemble_plan(recipe, int(feats.shape[1]))
+    rng = np.random.RandomState(ENSEMBLE_SEED)
+    labels = y[torch.from_numpy(idx)].numpy()
+    members = []
+    for cols in columns:
+        rows = stratified_bootstrap(rng, idx, labels) if bootstrap else idx
+        t = torch.from_numpy(rows)
+        members.append(fit_linear(LinearMember(cols, num_classes), feats[t][:, cols], y[t], float(recipe["l2"])))
+    return Ensemble(members)
 
 
 def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -283,6 +382,10 @@ def lda_shrinkage(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int
 def fit_recipe(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int = 0):
     """Fit a recipe on the samples ``idx`` (L2 or LDA shrinkage nested-chosen when the recipe says so).
     Returns (fitted model, l2 or shrinkage used)."""
+    if recipe.get("fit") == "ensemble":
+        if feats.dim() == 3:
+            raise ValueError("ensemble recipes take no feature augmentation")
+        return fit_ensemble(recipe, feats, y, idx, int(make_model().fc.weight.shape[0])), float(recipe["l2"])
     if recipe.get("fit") == "lda":
         if feats.dim() == 3:
             raise ValueError("LDA recipes take no feature augmentation")
