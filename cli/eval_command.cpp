@@ -76,6 +76,9 @@ std::vector<std::string> category_names(const std::string& path) {
     DatasetPtr ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
     CPLPopErrorHandler();
     if (ds && ds->GetRasterCount() > 0) {
+        // GDAL 3.6's GeoTIFF driver reads the .aux.xml (where the names live) only once some
+        // dataset-level metadata is asked for: without this, GetCategoryNames() returns nothing.
+        ds->GetMetadata();
         if (char** list = ds->GetRasterBand(1)->GetCategoryNames()) {
             for (int i = 0; list[i]; ++i) names.emplace_back(list[i]);
         }
@@ -141,7 +144,9 @@ int run_pixel(const Options& o, CommandContext& context) {
     if (!o.report.empty()) {
         EvaluationReport report;
         report.title = "rsi eval: " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
-        report.summary = {{"mode", "pixel"}, {"pixels", std::to_string(m.pixels)}, {"overall accuracy", fixed(m.overall_accuracy)},
+        const int64_t unscored = r.unscored_prediction_nodata + r.unscored_truth_nodata + r.unscored_outside_polygons;
+        report.summary = {{"mode", "pixel"}, {"pixels", std::to_string(m.pixels)}, {"pixels not scored (nodata, unlabelled)", std::to_string(unscored)},
+                          {"overall accuracy", fixed(m.overall_accuracy)},
                           {"mIoU", fixed(m.mean_iou)}, {"FWIoU", fixed(m.frequency_weighted_iou)}, {"kappa", fixed(m.kappa)}};
         add_class_table(report, m, names);
         report.class_names = names;
@@ -152,6 +157,9 @@ int run_pixel(const Options& o, CommandContext& context) {
         nlohmann::json j = metrics_json(m, r.matrix, names);
         j["mode"] = "pixel";
         j["pixels"] = m.pixels;
+        j["unscored_pixels"] = {{"prediction_nodata", r.unscored_prediction_nodata},
+                                {"truth_nodata", r.unscored_truth_nodata},
+                                {"outside_polygons", r.unscored_outside_polygons}};
         print_json(j);
     } else {
         std::cout << "pixels " << m.pixels << "\n";

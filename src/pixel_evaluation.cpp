@@ -1,5 +1,6 @@
 #include "src/pixel_evaluation.hpp"
 
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -61,8 +62,14 @@ public:
     TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field) : grid_(grid) {
         const DatasetPtr ds = open_vector(path);
         OGRLayer* layer = ds->GetLayer(0);
-        if (!class_field.empty() && layer->GetLayerDefn()->GetFieldIndex(class_field.c_str()) < 0) {
-            throw usage_error(path + ": has no field '" + class_field + "'");
+        if (!class_field.empty()) {
+            const int field = layer->GetLayerDefn()->GetFieldIndex(class_field.c_str());
+            if (field < 0) throw usage_error(path + ": has no field '" + class_field + "'");
+            const OGRFieldType type = layer->GetLayerDefn()->GetFieldDefn(field)->GetType();
+            if (type != OFTInteger && type != OFTInteger64 && type != OFTReal) {
+                throw usage_error(path + ": field '" + class_field + "' is of type " + OGRFieldDefn::GetFieldTypeName(type) +
+                                  "; --truth-class-field needs class numbers (an integer field)");
+            }
         }
         std::unique_ptr<OGRCoordinateTransformation> transform;
         const OGRSpatialReference* srs = layer->GetSpatialRef();
@@ -93,27 +100,43 @@ public:
             }
             geometries_.push_back(std::move(copy));
             values_.push_back(value);
+            if (value == 0) zero_is_a_polygon_class_ = true;
         }
     }
 
-    void render(int64_t y, int64_t rows, uint8_t* out) const {
+    // When a polygon carries class 0, a pixel outside every polygon is unlabelled rather than class 0
+    // (background): the polygons then label the classes themselves, and what they leave out is unknown.
+    bool outside_is_unlabelled() const { return zero_is_a_polygon_class_; }
+
+    // Class values of rows [y, y + rows) into `out` (0 outside every polygon) and, when `covered` is
+    // given, 1 inside some polygon and 0 outside.
+    void render(int64_t y, int64_t rows, uint8_t* out, uint8_t* covered = nullptr) const {
         const int64_t W = grid_.width;
         std::fill(out, out + rows * W, uint8_t{0});
+        if (covered) std::fill(covered, covered + rows * W, uint8_t{0});
         if (geometries_.empty()) return;
+        const int band_count = covered ? 2 : 1;
         GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
-        DatasetPtr block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), 1, GDT_Byte, nullptr));
+        DatasetPtr block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), band_count, GDT_Byte, nullptr));
         std::array<double, 6> g = grid_.window_geotransform(0, y);
         block->SetGeoTransform(g.data());
         std::vector<OGRGeometryH> handles;
         for (const auto& geometry : geometries_) handles.push_back(OGRGeometry::ToHandle(geometry.get()));
-        int band = 1;
-        if (GDALRasterizeGeometries(GDALDataset::ToHandle(block.get()), 1, &band, static_cast<int>(handles.size()), handles.data(),
-                                    nullptr, nullptr, values_.data(), nullptr, nullptr, nullptr) != CE_None) {
+        std::vector<int> bands{1, 2};
+        std::vector<double> burn;  // per geometry, one value per band
+        for (const double v : values_) {
+            burn.push_back(v);
+            if (covered) burn.push_back(1);
+        }
+        if (GDALRasterizeGeometries(GDALDataset::ToHandle(block.get()), band_count, bands.data(), static_cast<int>(handles.size()),
+                                    handles.data(), nullptr, nullptr, burn.data(), nullptr, nullptr, nullptr) != CE_None) {
             throw Error(grid_.path + ": rasterising the ground-truth polygons failed: " + last_gdal_error());
         }
-        if (block->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, static_cast<int>(W), static_cast<int>(rows), out, static_cast<int>(W),
-                                              static_cast<int>(rows), GDT_Byte, 0, 0) != CE_None) {
-            throw Error(grid_.path + ": reading rasterised polygons failed: " + last_gdal_error());
+        for (int b = 1; b <= band_count; ++b) {
+            if (block->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, static_cast<int>(W), static_cast<int>(rows), b == 1 ? out : covered,
+                                                  static_cast<int>(W), static_cast<int>(rows), GDT_Byte, 0, 0) != CE_None) {
+                throw Error(grid_.path + ": reading rasterised polygons failed: " + last_gdal_error());
+            }
         }
     }
 
@@ -122,6 +145,7 @@ private:
     OGRSpatialReference target_;
     std::vector<std::unique_ptr<OGRGeometry>> geometries_;
     std::vector<double> values_;
+    bool zero_is_a_polygon_class_ = false;
 };
 
 }  // namespace
@@ -186,10 +210,6 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         truth_raster = RasterSource::open(options.truth);
     }
     const RasterInfo& t = truth_raster ? truth_raster->info() : p;
-    const auto read_truth = [&](int64_t y, int64_t rows, uint8_t* out) {
-        if (truth_polygons) truth_polygons->render(y, rows, out);
-        else truth_raster->read({0, y, p.width, rows}, {1}, GDT_Byte, out);
-    };
     PixelEvaluation result;
     std::string warped;  // /vsimem VRT of the truth on the prediction's grid, when the grids differ
     const auto same_grid = [&](const RasterInfo& a, const RasterInfo& b) {
@@ -228,47 +248,86 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
     } cleanup{warped};
     const int64_t W = p.width, H = p.height;
     const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(H, (16 << 20) / std::max<int64_t>(1, W)));
+    // A block of both rasters, mapped, with a flag per pixel: scored, or why not. The prediction's
+    // nodata (rsi writes 255 where its input had none) and the truth's are not classes.
+    enum : uint8_t { scored = 0, prediction_nodata = 1, truth_nodata = 2, outside_polygons = 3 };
+    std::vector<uint8_t> a, b, why, validity;
+    const auto read_block = [&](int64_t y, int64_t rows) {
+        const size_t n = static_cast<size_t>(rows * W);
+        a.resize(n);
+        b.resize(n);
+        why.assign(n, scored);
+        validity.resize(n);
+        prediction.read({0, y, W, rows}, {1}, GDT_Byte, b.data());
+        prediction.read_validity({0, y, W, rows}, {1}, validity.data());
+        for (size_t i = 0; i < n; ++i) {
+            if (!validity[i]) why[i] = prediction_nodata;
+        }
+        if (truth_polygons) {
+            const bool coverage = truth_polygons->outside_is_unlabelled();
+            truth_polygons->render(y, rows, a.data(), coverage ? validity.data() : nullptr);
+            if (coverage) {
+                for (size_t i = 0; i < n; ++i) {
+                    if (!validity[i] && why[i] == scored) why[i] = outside_polygons;
+                }
+            }
+        } else {
+            truth_raster->read({0, y, p.width, rows}, {1}, GDT_Byte, a.data());
+            truth_raster->read_validity({0, y, p.width, rows}, {1}, validity.data());
+            for (size_t i = 0; i < n; ++i) {
+                if (!validity[i] && why[i] == scored) why[i] = truth_nodata;
+            }
+        }
+        remap(a, options.truth_map);
+        remap(b, options.prediction_map);
+    };
     int classes = options.classes;
     if (classes <= 0) {
         // One streaming pass to find the largest class value.
         int largest = 0;
         for (int64_t y = 0; y < H; y += rows_per_block) {
-            const int64_t rows = std::min(rows_per_block, H - y);
-            for (const bool is_truth : {false, true}) {
-                std::vector<uint8_t> block(static_cast<size_t>(rows * W));
-                if (is_truth) read_truth(y, rows, block.data());
-                else prediction.read({0, y, W, rows}, {1}, GDT_Byte, block.data());
-                remap(block, is_truth ? options.truth_map : options.prediction_map);
-                for (uint8_t v : block) {
-                    if (v != options.ignore) largest = std::max<int>(largest, v);
-                }
+            read_block(y, std::min(rows_per_block, H - y));
+            for (size_t i = 0; i < why.size(); ++i) {
+                if (why[i] != scored) continue;
+                if (a[i] != options.ignore) largest = std::max<int>(largest, a[i]);
+                if (b[i] != options.ignore) largest = std::max<int>(largest, b[i]);
             }
         }
         classes = largest + 1;
     }
     result.matrix = ConfusionMatrix(classes);
-    std::vector<uint8_t> a(static_cast<size_t>(rows_per_block * W)), b(a.size());
+    const auto beyond_classes = [&](int value, const std::string& path, const char* map_option) {
+        throw Error(path + ": has the class value " + std::to_string(value) + " (after mapping), outside --classes " +
+                    std::to_string(classes) + " (0 to " + std::to_string(classes - 1) + "); map it with " + map_option +
+                    ", --ignore it or raise --classes");
+    };
+    int64_t unscored[4] = {0, 0, 0, 0};
     for (int64_t y = 0; y < H; y += rows_per_block) {
         const int64_t rows = std::min(rows_per_block, H - y);
-        a.resize(static_cast<size_t>(rows * W));
-        b.resize(a.size());
-        read_truth(y, rows, a.data());
-        prediction.read({0, y, W, rows}, {1}, GDT_Byte, b.data());
-        remap(a, options.truth_map);
-        remap(b, options.prediction_map);
-        // A value beyond --classes would silently drop its pixels from every metric.
-        for (const auto& [values, path, map_option] : {std::tuple{&a, &options.truth, "--truth-map"},
-                                                       std::tuple{&b, &options.prediction, "--prediction-map"}}) {
-            for (const uint8_t v : *values) {
-                if (v != options.ignore && v >= classes) {
-                    throw Error(*path + ": has the class value " + std::to_string(v) + " (after mapping), outside --classes " +
-                                std::to_string(classes) + " (0 to " + std::to_string(classes - 1) + "); map it with " +
-                                map_option + ", --ignore it or raise --classes");
-                }
-            }
+        read_block(y, rows);
+        for (size_t i = 0; i < why.size(); ++i) {
+            ++unscored[why[i]];
+            if (why[i] != scored) continue;
+            // A value beyond --classes would silently drop its pixels from every metric.
+            if (a[i] != options.ignore && a[i] >= classes) beyond_classes(a[i], options.truth, "--truth-map");
+            if (b[i] != options.ignore && b[i] >= classes) beyond_classes(b[i], options.prediction, "--prediction-map");
+            if (a[i] != options.ignore && b[i] != options.ignore) result.matrix.add_pair(a[i], b[i]);
         }
-        result.matrix.add(a.data(), b.data(), rows * W, options.ignore);
         report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
+    }
+    result.unscored_prediction_nodata = unscored[prediction_nodata];
+    result.unscored_truth_nodata = unscored[truth_nodata];
+    result.unscored_outside_polygons = unscored[outside_polygons];
+    const auto count = [](int64_t n) { return std::to_string(n) + (n == 1 ? " pixel" : " pixels"); };
+    if (unscored[prediction_nodata] > 0) {
+        result.warnings.push_back(count(unscored[prediction_nodata]) + " of " + options.prediction + " are nodata: not scored");
+    }
+    if (unscored[truth_nodata] > 0) {
+        result.warnings.push_back(count(unscored[truth_nodata]) + " of " + options.truth + " are nodata: not scored");
+    }
+    if (unscored[outside_polygons] > 0) {
+        result.warnings.push_back(count(unscored[outside_polygons]) + " lie outside every polygon of " + options.truth +
+                                  ": not scored (a polygon has class 0, so class 0 is not the background)");
     }
     result.metrics = result.matrix.metrics();
     return result;

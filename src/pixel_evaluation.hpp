@@ -16,7 +16,9 @@ struct PixelEvaluationOptions {
     // nearest neighbour, with a warning), or polygons (any vector file, any CRS) rasterised onto that
     // grid block by block: a pixel is inside when its centre is (GDAL's rasterisation rule).
     std::string truth;
-    std::string truth_class_field;      // polygons: integer attribute giving the class (default: every polygon is 1)
+    // Polygons: the integer attribute giving the class (default: every polygon is 1, outside 0). When
+    // some polygon has class 0, pixels outside every polygon are not scored (0 is not background).
+    std::string truth_class_field;
     int classes = 0;                    // 0: the largest value seen in band 1 of either raster + 1 (after mapping)
     int ignore = -1;                    // a value (after mapping) that is not counted, e.g. 255 nodata
     std::map<int, int> truth_map;       // value remapping, e.g. {255: 1} for 0/255 masks
@@ -26,7 +28,12 @@ struct PixelEvaluationOptions {
 struct PixelEvaluation {
     ConfusionMatrix matrix{1};
     PixelMetrics metrics;
-    std::vector<std::string> warnings;  // e.g. the truth was warped onto the prediction's grid
+    std::vector<std::string> warnings;  // e.g. the truth was warped onto the prediction's grid, pixels not scored
+    // Pixels left out of every metric: nodata in either raster (its nodata value, alpha or mask),
+    // outside every polygon when polygons label class 0 themselves.
+    int64_t unscored_prediction_nodata = 0;
+    int64_t unscored_truth_nodata = 0;
+    int64_t unscored_outside_polygons = 0;
 };
 
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress = {});

@@ -75,6 +75,12 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     EXPECT_GT(j["model_seconds"].get<double>(), 0.0);
     EXPECT_LE(j["model_seconds"].get<double>(), j["seconds"].get<double>());
     EXPECT_TRUE(fs::exists(dir / "scene.csv"));
+    // eval names the classes from the map's category names (kept in its .aux.xml)
+    const auto e = run_rsi({"eval", dir / "scene.tif", dir / "scene.tif", "--json", "-q"});
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    const auto scored = nlohmann::json::parse(e.out);
+    EXPECT_EQ(scored["classes"][0]["name"], "field");
+    EXPECT_DOUBLE_EQ(scored["overall_accuracy"].get<double>(), 1.0);
     const auto wrong = run_rsi({"scene", image, "-o", dir / "x.tif", "-m", fixture("tiny_segmenter.pt"), "-q"});
     EXPECT_EQ(wrong.exit_code, 2);
     EXPECT_NE(wrong.err.find("not a scene model"), std::string::npos) << wrong.err;

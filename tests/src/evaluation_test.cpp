@@ -341,6 +341,87 @@ TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
     EXPECT_EQ(r.matrix.at(0, 0), 6);
 }
 
+// Nodata is not a class: the prediction's nodata (rsi's masks and scene maps write 255 where the
+// input had none) and the truth's are left out of every metric and counted, with a warning. Without
+// this, a 255 became a 256th class and dragged down accuracy and mIoU.
+TEST(PixelEvaluation, NodataPixelsOfEitherRasterAreNotScored) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    // prediction: column 0 nodata (255); truth: row 3 nodata (9); elsewhere both x < 2 ? 1 : 0
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int) { return x == 0 ? 255 : x < 2 ? 1 : 0; });
+    rsi::test::make_raster(tmp / "truth.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return y == 3 ? 9 : x < 2 ? 1 : 0; });
+    for (const auto& [name, value] : {std::pair{"pred.tif", 255.0}, std::pair{"truth.tif", 9.0}}) {
+        DatasetPtr ds(GDALDataset::Open((tmp / name).c_str(), GDAL_OF_RASTER | GDAL_OF_UPDATE));
+        ASSERT_EQ(ds->GetRasterBand(1)->SetNoDataValue(value), CE_None);
+    }
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "truth.tif";
+    const PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.matrix.classes(), 2);  // neither 255 nor 9 is a class
+    EXPECT_EQ(r.unscored_prediction_nodata, 4);
+    EXPECT_EQ(r.unscored_truth_nodata, 3);  // row 3 without its column-0 pixel, counted once
+    EXPECT_EQ(r.metrics.pixels, 9);
+    EXPECT_EQ(r.matrix.at(1, 1), 3);  // column 1, rows 0..2
+    EXPECT_EQ(r.matrix.at(0, 0), 6);
+    EXPECT_DOUBLE_EQ(r.metrics.overall_accuracy, 1.0);
+    ASSERT_EQ(r.warnings.size(), 2u);
+    EXPECT_NE(r.warnings[0].find("4 pixels of " + std::string(tmp / "pred.tif") + " are nodata"), std::string::npos) << r.warnings[0];
+    EXPECT_NE(r.warnings[1].find("3 pixels of " + std::string(tmp / "truth.tif") + " are nodata"), std::string::npos) << r.warnings[1];
+}
+
+// Polygons with a class field: outside every polygon is class 0 (background) unless a polygon itself
+// has class 0, in which case the polygons label the classes and what they leave out is not scored.
+// A text field is refused (it burnt every polygon as 0).
+TEST(PixelEvaluation, OutsideThePolygonsIsUnlabelledWhenClassZeroIsAPolygonClass) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    // 4x4 prediction of 2 m pixels, all class 1 in the left half, 0 in the right half
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2 ? 1 : 0; });
+    const double gt[6] = {500000, 2, 0, 4000000, 0, -2};
+    rsi::test::georeference(tmp / "pred.tif", gt, 32618);
+    OGRSpatialReference utm;
+    utm.importFromEPSG(32618);
+    const auto write = [&](const std::string& name, const std::vector<int>& classes) {
+        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create((tmp / name).c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("truth", &utm, wkbPolygon, nullptr);
+        OGRFieldDefn number("class", OFTInteger), text("name", OFTString);
+        layer->CreateField(&number);
+        layer->CreateField(&text);
+        // polygon k covers the top row's pixel column k (2 m wide, 2 m tall)
+        for (size_t k = 0; k < classes.size(); ++k) {
+            OGRFeature f(layer->GetLayerDefn());
+            const double x0 = 500000 + 2.0 * static_cast<double>(k);
+            f.SetGeometry(rect(x0, 4000000 - 2, x0 + 2, 4000000).get());
+            f.SetField("class", classes[k]);
+            f.SetField("name", classes[k] ? "building" : "ground");
+            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+        }
+    };
+    write("with_zero.gpkg", {1, 1, 0, 0});  // the top row, labelled; the 12 pixels below unlabelled
+    write("without_zero.gpkg", {1, 1});      // buildings only: outside them is background
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "with_zero.gpkg";
+    o.truth_class_field = "class";
+    PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.unscored_outside_polygons, 12);
+    EXPECT_EQ(r.metrics.pixels, 4);
+    EXPECT_EQ(r.matrix.at(1, 1), 2);
+    EXPECT_EQ(r.matrix.at(0, 0), 2);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_NE(r.warnings[0].find("12 pixels lie outside every polygon"), std::string::npos) << r.warnings[0];
+    o.truth = tmp / "without_zero.gpkg";
+    r = evaluate_pixels(o);
+    EXPECT_EQ(r.unscored_outside_polygons, 0);
+    EXPECT_EQ(r.metrics.pixels, 16);
+    EXPECT_EQ(r.matrix.at(1, 1), 2);
+    EXPECT_EQ(r.matrix.at(0, 1), 6);  // the left half below the polygons: predicted 1, truth background
+    EXPECT_EQ(r.matrix.at(0, 0), 8);
+    o.truth_class_field = "name";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::usage, "field 'name' is of type String");
+}
+
 // A truth raster on a coarser grid (2 m pixels over the same extent as the 1 m prediction) is warped
 // onto the prediction's grid with nearest neighbour: each truth pixel covers 2x2 prediction pixels.
 TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {
