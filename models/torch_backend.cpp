@@ -205,6 +205,14 @@ public:
                             shape_text({shape[0], shape[1], shape[2], shape[3]}) + " (expected " + shape_text(expected) +
                             " for " + std::to_string(m.classes.size()) + " classes)");
             }
+            // Inputs reach the model finite (non-finite pixels are nodata), so NaN or infinity here is
+            // the model's own fault (or an overflow at reduced precision); argmax would silently turn
+            // it into class 0 everywhere.
+            if (!torch::isfinite(out).all().item<bool>()) {
+                throw Error(path + ": the model's output holds NaN or infinite values" +
+                            (precision_ == Precision::fp32 ? std::string()
+                                                           : std::string(" at ") + to_string(precision_) + " (try --precision fp32)"));
+            }
             if (probabilities && m.output == "logits") {
                 if (m.output_activation == "sigmoid") {
                     const torch::Tensor p = torch::sigmoid(out);

@@ -64,6 +64,13 @@ def document(module, name, task, bands, classes, tile, overlap, halo, activation
     return doc
 
 
+class NanSegmenter(torch.nn.Module):
+    """2 output channels of NaN at the input's size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 2, x.shape[2], x.shape[3]), float("nan"))
+
+
 def save(module, path, doc=None, raw=None):
     scripted = torch.jit.script(module)
     files = {}
@@ -115,6 +122,11 @@ def main():
     wrong["golden"] = None
     del wrong["golden"]
     save(seg, out("wrong_output.pt"), wrong)
+    # A broken network: every output NaN (the runtime must refuse it rather than map class 0).
+    nan_net = NanSegmenter().eval()
+    broken = document(nan_net, "nan-output", "segmentation", 3, two, 64, 8, 3)
+    del broken["golden"]
+    save(nan_net, out("nan_output.pt"), broken)
     print("fixtures written to", args.out)
 
 

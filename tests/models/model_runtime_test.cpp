@@ -230,6 +230,10 @@ TEST(ModelRuntime, ErrorsAreClearOneLiners) {
     EXPECT_NE(error_of([&] { wrong.run(input.data(), {1, 3, 16, 16}, out); })
                   .find("output shape [1,2,16,16] does not match the input [1,3,16,16] (expected [1,3,16,16] for 3 classes)"),
               std::string::npos);
+    // NaN out of the network is an error, not a map of class 0
+    const Model broken = Model::load(fixture("nan_output.pt"));
+    EXPECT_NE(error_of([&] { broken.run(input.data(), {1, 3, 16, 16}, out); }).find("nan_output.pt: the model's output holds NaN or infinite values"),
+              std::string::npos);
 }
 
 TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
