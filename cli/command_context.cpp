@@ -1,5 +1,7 @@
 #include "cli/command_context.hpp"
 
+#include <cmath>
+
 #include <cpl_conv.h>
 #include <cpl_vsi.h>
 #include <gdal.h>
@@ -74,6 +76,42 @@ std::vector<float> parse_floats(const std::string& text, const std::string& opti
 
 }  // namespace
 
+CLI::Validator finite_range(double low, double high) {
+    std::ostringstream description;
+    description << "FINITE in [" << low << " - " << high << "]";
+    return CLI::Validator(
+        [low, high](std::string& text) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < low || v > high) {
+                std::ostringstream out;
+                out << "Value " << text << " not in range [" << low << " - " << high << "]";
+                return out.str();
+            }
+            return {};
+        },
+        description.str());
+}
+
+CLI::Validator finite_number() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v)) return "Value " + text + " is not a finite number";
+            return {};
+        },
+        "FINITE");
+}
+
+CLI::Validator positive_number() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || !(v > 0)) return "Value " + text + " is not a positive number";
+            return {};
+        },
+        "POSITIVE");
+}
+
 models::ModelOptions ModelCliOptions::to_model_options() const {
     models::ModelOptions o;
     o.device = device;
@@ -120,8 +158,12 @@ void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_fl
     sub.add_option("--mean", model.mean, "Per-band mean subtracted after scaling, comma-separated")->group("Model metadata");
     sub.add_option("--std", model.std, "Per-band std dividing after the mean, comma-separated")->group("Model metadata");
     sub.add_option("--input-scale", model.input_scale, "Multiplier applied to band values first (e.g. 0.0039216)")
-        ->group("Model metadata");
-    sub.add_option("--gsd", model.gsd, "Ground sample distance the model expects, metres")->group("Model metadata");
+        ->group("Model metadata")
+        ->check(positive_number());
+    sub.add_option("--gsd", model.gsd,
+                   "Ground sample distance the model expects, metres (a model without metadata and without --gsd runs at the image's own pixel size)")
+        ->group("Model metadata")
+        ->check(positive_number());
 }
 
 bool mentions_remote_path(const std::vector<std::string>& args) {

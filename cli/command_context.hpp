@@ -65,6 +65,13 @@ struct CommandContext {
     ProgressFn progress(ProgressBar& bar) const;
 };
 
+// A number in [low, high] that is finite (CLI::Range lets NaN through: every comparison with it is false).
+CLI::Validator finite_range(double low, double high);
+// Any finite number.
+CLI::Validator finite_number();
+// A finite number > 0.
+CLI::Validator positive_number();
+
 void add_common_options(CLI::App& sub, CommonOptions& common);
 // A repeatable GDAL creation option --co KEY=VALUE (-co works too); anything else is a usage error.
 CLI::Option* add_creation_options(CLI::App& sub, std::vector<std::string>& options);

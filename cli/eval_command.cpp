@@ -336,8 +336,8 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
                     "Ground-truth polygons: attribute with the class (pixel: integer value; objects: class-aware matching)");
     sub->add_option("--class-field", o->class_field, "Objects: prediction attribute for class-aware matching");
     sub->add_option("--confidence-field", o->confidence_field, "Objects: prediction attribute ordering proposals (default: confidence)");
-    sub->add_option("--iou", o->iou, "Objects: a match needs IoU strictly greater than this (SpaceNet/solaris)")->capture_default_str();
-    sub->add_option("--min-area", o->min_area, "Objects: drop smaller polygons (px² for pixel coordinates, default 20; m² otherwise, default 0)");
+    sub->add_option("--iou", o->iou, "Objects: a match needs IoU strictly greater than this (SpaceNet/solaris)")->capture_default_str()->check(finite_range(0.0, 1.0));
+    sub->add_option("--min-area", o->min_area, "Objects: drop smaller polygons (px² for pixel coordinates, default 20; m² otherwise, default 0)")->check(finite_range(0.0, 1e12));
     sub->add_option("--id-column", o->id_column, "Scenes: item id column (default: image, name, file, path, id or window_id)");
     sub->add_option("--class-column", o->class_column, "Scenes: class column (default: class, label, prediction or predicted)");
     sub->add_option("--report", o->report, "Also write an HTML report with the confusion matrix drawn");

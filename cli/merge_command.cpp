@@ -54,8 +54,8 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
                   "Write OUTPUT.vrt over one GeoTIFF per strip (OUTPUT_strips/) instead of one mosaic file");
     sub->add_flag("--overwrite", o->merge.overwrite, "Replace existing outputs");
     sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask (scene maps: the grid layer)")->group("Polygons");
-    sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
-    sub->add_option("--simplify", o->simplify, "Simplification tolerance, metres")->group("Polygons");
+    sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons")->check(finite_range(0.0, 1e12));
+    sub->add_option("--simplify", o->simplify, "Simplification tolerance, metres")->group("Polygons")->check(finite_range(0.0, 1e6));
     sub->add_flag("--regularize", o->regularize, "Orthogonal building outlines")->group("Polygons");
     sub->add_flag("--keep-crs", o->keep_crs, "GeoJSON: keep the image CRS instead of WGS84")->group("Polygons");
     add_common_options(*sub, context.common);

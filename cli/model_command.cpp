@@ -16,6 +16,13 @@ namespace rsi::cli {
 
 namespace {
 
+std::string gsd_text(const rsi::models::ModelMetadata& m) {
+    if (!m.gsd_known) return "unknown (runs at the image's pixel size)";
+    std::ostringstream out;
+    out << m.gsd_m << " m";
+    return out.str();
+}
+
 void print_metadata_text(const models::ModelMetadata& m, const std::string& path) {
     std::cout << "Model:       " << m.name << " " << m.version << " (" << path << ")\n"
               << "Task:        " << models::to_string(m.task) << "\n";
@@ -31,7 +38,7 @@ void print_metadata_text(const models::ModelMetadata& m, const std::string& path
     std::cout << ", range [" << m.data_range[0] << ", " << m.data_range[1] << "] x " << m.scale << "\n"
               << "Tiles:       " << m.tile_size << " px, overlap " << m.overlap << ", halo " << m.halo
               << ", output stride " << m.output_stride << ", multiple of " << m.multiple_of << "\n"
-              << "GSD:         " << m.gsd_m << " m\n"
+              << "GSD:         " << gsd_text(m) << "\n"
               << "Output:      " << m.output << (m.output == "logits" ? " (" + m.output_activation + ")" : "") << "\n"
               << "Classes:     " << m.classes.size() << "\n";
     for (const auto& c : m.classes) {

@@ -32,7 +32,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--window", o->window, "Window in model pixels (default: the model's tile size)")->check(CLI::Range(1, 65536));
     sub->add_option("--stride", o->stride, "Stride in model pixels (default: the window; smaller overlaps)")->check(CLI::Range(1, 65536));
     sub->add_option("--edge", o->edge, "Edge policy for windows beyond the image: constant or reflect")->capture_default_str();
-    sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str()->check(finite_range(0.0, 1.0));
     sub->add_flag("--no-resample", o->no_resample, "Keep native pixels instead of matching the model's pixel size");
     sub->add_option("--bands", o->bands, "Source bands for the model's channels (default: from the model)");
     sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)");

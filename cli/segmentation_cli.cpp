@@ -58,7 +58,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..254 for 0..1, nodata 255)")
         ->capture_default_str();
     sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
-    sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0")->check(CLI::Range(0.0, 1.0));
+    sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0")->check(finite_range(0.0, 1.0));
     sub.add_option("--of", o.format, "Raster format: GTiff or COG")->capture_default_str();
     add_creation_options(sub, o.creation_options);
     sub.add_flag("--overwrite", o.overwrite, "Replace existing outputs");
@@ -72,8 +72,8 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     add_shard_options(sub, o.shard, o.shard_count);
     sub.add_option("--parts-dir", o.parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
     sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp)")->group("Polygons");
-    sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons");
-    sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons");
+    sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons")->check(finite_range(0.0, 1e12));
+    sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons")->check(finite_range(0.0, 1e6));
     sub.add_flag("--regularize", o.regularize, "Orthogonal building outlines")->group("Polygons");
     sub.add_flag("--keep-crs", o.keep_crs, "GeoJSON: keep the image CRS instead of WGS84")->group("Polygons");
 }

@@ -216,7 +216,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--map", o->map, "Remap mask values first, e.g. 255=1 or 1=0,2=1,3=2 (LoveDA truth-style labels)");
     sub->add_option("--track", o->track, "gaofen: buildings (0/255) or 2020-9class (values 1-9 + class_table.csv)")->capture_default_str();
     sub->add_flag("--damage", o->damage, "xview2: masks hold damage classes 0-4 (0 = no building)");
-    sub->add_option("--min-area", o->min_area, "spacenet: leave out polygons smaller than this many pixels");
+    sub->add_option("--min-area", o->min_area, "spacenet: leave out polygons smaller than this many pixels")->check(finite_range(0.0, 1e12));
     sub->add_option("--tta", o->tta, "Test-time augmentation when running the model: none, flip or d4")->capture_default_str();
     sub->add_option("--batch", o->batch, "Tiles per batch (default 4)")->check(CLI::Range(1, 65536));
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");

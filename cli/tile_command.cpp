@@ -25,6 +25,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
     sub->add_option("OUTDIR", options->output_dir, "Directory for the tiles (created if missing)");
     add_grid_options(*sub, options->grid);
     sub->add_option("--fill", options->fill, "Fill value for pixels outside the image (edge constant)")
+        ->check(finite_number())
         ->capture_default_str();
     sub->add_option("--bands", options->bands, "Bands to write, 1-based (e.g. 1,2,3 or 4,3,2); default all");
     sub->add_option("--scale", options->scale,

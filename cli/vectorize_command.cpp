@@ -71,14 +71,14 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
                     "Probability raster on the mask's grid (Float32 0..1, or Byte 0..255; rsi's own Byte ones 0..254 with nodata 255; one band, or band c+1 for "
                     "class c): adds a confidence attribute (mean over the polygon)");
     sub->add_option("--min-area", options->min_area, "Drop polygons smaller than this many square metres")
-        ->check(CLI::Range(0.0, 1e12));
+        ->check(finite_range(0.0, 1e12));
     sub->add_option("--simplify", options->simplify, "Topology-preserving simplification tolerance in metres")
-        ->check(CLI::Range(0.0, 1e6));
+        ->check(finite_range(0.0, 1e6));
     sub->add_flag("--regularize", options->regularize,
                   "Orthogonal building outlines (edges snapped to the dominant direction or its perpendicular)");
     sub->add_option("--min-confidence", options->min_confidence,
                     "Drop polygons whose mean probability is lower (0..1; needs --probabilities)")
-        ->check(CLI::Range(0.0, 1.0));
+        ->check(finite_range(0.0, 1.0));
     sub->add_flag("--keep-crs", options->keep_crs, "GeoJSON: keep the mask's CRS instead of WGS84 (RFC 7946)");
     sub->add_flag("--overwrite", options->overwrite, "Replace an existing output");
     add_common_options(*sub, context.common);

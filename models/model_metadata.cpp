@@ -299,7 +299,7 @@ nlohmann::json ModelMetadata::to_json() const {
               {{"bands", bands},
                {"band_names", band_names},
                {"source_bands", source_bands},
-               {"data_range", data_range},
+               {"data_range", data_range_known ? json(data_range) : json(nullptr)},
                {"scale", scale},
                {"mean", mean},
                {"std", std}}},
@@ -315,7 +315,7 @@ nlohmann::json ModelMetadata::to_json() const {
                {"output_stride", output_stride},
                {"halo", halo},
                {"multiple_of", multiple_of}}},
-             {"gsd_m", gsd_m},
+             {"gsd_m", gsd_known ? json(gsd_m) : json(nullptr)},
              {"output", output},
              {"output_activation", output_activation},
              {"classes", classes_json},
@@ -358,7 +358,10 @@ void apply(ModelMetadata& m, const MetadataOverrides& o, const Reader& r) {
     if (o.overlap) m.overlap = *o.overlap;
     if (o.halo) m.halo = *o.halo;
     if (o.multiple_of) m.multiple_of = *o.multiple_of;
-    if (o.gsd_m) m.gsd_m = *o.gsd_m;
+    if (o.gsd_m) {
+        m.gsd_m = *o.gsd_m;
+        m.gsd_known = true;
+    }
     if (o.output) m.output = *o.output;
     if (!o.classes.empty()) {
         static const std::array<std::array<uint8_t, 3>, 8> palette{{{0, 0, 0}, {230, 25, 75}, {60, 180, 75}, {255, 225, 25},
@@ -388,7 +391,9 @@ ModelMetadata metadata_from_overrides(const MetadataOverrides& o, const std::str
     m.name = origin.substr(slash == std::string::npos ? 0 : slash + 1);
     m.version = "unknown";
     m.license = "unknown";
-    m.gsd_m = 1;
+    m.gsd_m = 1;  // a placeholder that validates; unused while gsd_known is false
+    m.gsd_known = false;
+    m.data_range_known = false;  // nothing on the command line declares it
     apply(m, o, r);
     if (!o.overlap) m.overlap = m.tile_size / 8;  // a modest default overlap for unknown models
     validate(m, Reader(json::object(), origin + " (command-line metadata)"));

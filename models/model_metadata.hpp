@@ -31,6 +31,7 @@ struct ModelMetadata {
     std::vector<std::string> band_names;
     std::vector<int> source_bands;  // 1-based, length `bands`
     std::array<double, 2> data_range{0, 255};
+    bool data_range_known = true;  // false for a model without metadata: no radiometry warnings then
     double scale = 1;
     std::vector<float> mean, std;
 
@@ -48,6 +49,9 @@ struct ModelMetadata {
     int multiple_of = 1;
 
     double gsd_m = 0;
+    // False for a model without metadata given no --gsd: it then runs at the image's own pixel size
+    // (no resampling, no pixel-size warning) instead of at an invented one.
+    bool gsd_known = true;
     std::string output = "logits";            // logits | probabilities
     std::string output_activation = "softmax";  // softmax | sigmoid
     std::vector<ClassInfo> classes;

@@ -54,7 +54,7 @@ std::string format_number(double v) {
 
 double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m) {
     const auto ground = ground_pixel_size(info);
-    return ground && m.gsd_m > 0 ? m.gsd_m / ((ground->x_m + ground->y_m) / 2) : 1.0;
+    return ground && m.gsd_known && m.gsd_m > 0 ? m.gsd_m / ((ground->x_m + ground->y_m) / 2) : 1.0;
 }
 
 BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m, const std::vector<int>& requested,
@@ -87,7 +87,7 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         ScalingSpec spec;
         spec.method = m.rescale == "minmax" ? ScalingMethod::minmax : ScalingMethod::percentile;
         raw_to_range = scaling_maps(spec, stats, mapping.source_bands.size(), m.data_range[0], m.data_range[1]);
-    } else {
+    } else if (m.data_range_known) {
         const double range = m.data_range[1] - m.data_range[0];
         const std::string model_range = "the model's data range [" + format_number(m.data_range[0]) + ", " +
                                         format_number(m.data_range[1]) + "]";
@@ -125,7 +125,7 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         mapping.normalizer.clamp_max = m.data_range[1] * m.scale;
     }
 
-    if (const auto ground = ground_pixel_size(info); ground && !resampled) {
+    if (const auto ground = ground_pixel_size(info); ground && !resampled && m.gsd_known) {
         const double pixel = (ground->x_m + ground->y_m) / 2;
         const double ratio = pixel / m.gsd_m;
         if (ratio > 1.5 || ratio < 1 / 1.5) {

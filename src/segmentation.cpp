@@ -695,7 +695,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     }
     const double fx = ground ? ground->x_m / meta.gsd_m : 1, fy = ground ? ground->y_m / meta.gsd_m : 1;
     const bool differs = std::abs(fx - 1) > 0.1 || std::abs(fy - 1) > 0.1;
-    if (!options.resample || !ground || !differs) return segment_native(model, options, progress, false);
+    if (!options.resample || !ground || !differs || !meta.gsd_known) return segment_native(model, options, progress, false);
     // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
     //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
     if (!options.shard) {
