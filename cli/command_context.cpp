@@ -1,4 +1,5 @@
 #include "cli/command_context.hpp"
+#include "src/json_text.hpp"
 
 #include <cmath>
 
@@ -226,7 +227,7 @@ void cap_block_cache_for_strips(const CommonOptions& common, const std::string& 
     GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{16} << 20, 2 * row_bytes)));
 }
 
-void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
+void print_json(const nlohmann::json& value) { std::cout << json_text(value, 2) << std::endl; }
 
 void add_shard_options(CLI::App& sub, std::string& shard, int& shard_count) {
     sub.add_option("--shard", shard,

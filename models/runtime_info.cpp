@@ -30,7 +30,9 @@ Backend& torch_backend() {
     if (g_backend) return *g_backend;
     std::string tried;
     void* handle = nullptr;
-    for (const std::string& candidate : {std::string(RSI_TORCH_BACKEND_PATH), executable_dir() + "/librsi_torch_backend.so"}) {
+    // The module beside the executable first: a copied or installed rsi carries its own, and the build
+    // tree's (which may since have been rebuilt against other headers) is only the fallback.
+    for (const std::string& candidate : {executable_dir() + "/librsi_torch_backend.so", std::string(RSI_TORCH_BACKEND_PATH)}) {
         handle = ::dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (handle) break;
         const char* why = ::dlerror();

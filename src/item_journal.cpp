@@ -1,4 +1,5 @@
 #include "src/item_journal.hpp"
+#include "src/json_text.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -96,7 +97,7 @@ ItemJournal::ItemJournal(std::string parts_dir, const std::string& fingerprint, 
     const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid());
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << header.dump() << "\n";
+        out << json_text(header) << "\n";
         out.close();
         if (!out) throw Error(path_ + ": cannot write the journal");
     }
@@ -104,7 +105,7 @@ ItemJournal::ItemJournal(std::string parts_dir, const std::string& fingerprint, 
 }
 
 void ItemJournal::record(const nlohmann::json& entry) {
-    const std::string text = entry.dump() + "\n";
+    const std::string text = json_text(entry) + "\n";
     FILE* f = std::fopen(path_.c_str(), "ab");
     if (!f) throw Error(path_ + ": cannot append to the journal");
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
@@ -117,7 +118,7 @@ std::string settings_difference(const nlohmann::json& before, const nlohmann::js
     const auto shown = [](const nlohmann::json* v) -> std::string {
         if (!v) return "(unset)";
         if (v->is_array() && v->size() > 4) return std::to_string(v->size()) + " entries";
-        std::string text = v->is_string() ? v->get<std::string>() : v->dump();
+        std::string text = v->is_string() ? v->get<std::string>() : json_text(*v);
         if (text.size() > 40) text = text.substr(0, 12) + "...";
         return text.empty() ? "\"\"" : text;
     };

@@ -1,4 +1,5 @@
 #include "src/run_manifest.hpp"
+#include "src/json_text.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -56,7 +57,7 @@ void write_run_manifest(const std::string& path, nlohmann::json manifest, bool o
     PendingOutput pending(path);
     {
         std::ofstream out(pending.temporary_path());
-        out << manifest.dump(2) << "\n";
+        out << json_text(manifest, 2) << "\n";
         if (!out) throw Error(path + ": writing the run manifest failed");
     }
     pending.commit();

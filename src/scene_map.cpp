@@ -1,4 +1,5 @@
 #include "src/scene_map.hpp"
+#include "src/json_text.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -544,7 +545,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
         } catch (const std::exception&) {
             settings["input_fingerprint"] = options.input;  // e.g. a remote URL
         }
-        const std::string fingerprint = sha256_hex(settings.dump());
+        const std::string fingerprint = sha256_hex(json_text(settings));
         job = {{"format", "rsi-scene-job"}, {"version", 1}, {"fingerprint", fingerprint}, {"settings", settings},
                {"shards", options.shard ? options.shard->count : 1}, {"batch", B}, {"strips", R},
                {"lattice", lattice.to_json()}, {"model", meta.to_json()}, {"outputs", scene_output_settings(options)}};

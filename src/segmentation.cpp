@@ -1,4 +1,5 @@
 #include "src/segmentation.hpp"
+#include "src/json_text.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -364,7 +365,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         } catch (const std::exception&) {
             fingerprint_settings["input_fingerprint"] = identity;  // e.g. a remote URL
         }
-        const std::string fingerprint = sha256_hex(fingerprint_settings.dump());
+        const std::string fingerprint = sha256_hex(json_text(fingerprint_settings));
         std::vector<std::pair<int64_t, int64_t>> strip_rows;
         for (int64_t r = 0; r < R; ++r) strip_rows.emplace_back(strip_start(grid, r), strip_end(grid, r, H));
         job = {{"format", "rsi-segmentation-job"}, {"version", 1}, {"fingerprint", fingerprint},

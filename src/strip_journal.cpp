@@ -1,4 +1,5 @@
 #include "src/strip_journal.hpp"
+#include "src/json_text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -179,7 +180,7 @@ StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint
         const nlohmann::json header{{"rsi_journal", 1}, {"fingerprint", fingerprint}, {"shard", {shard.index, shard.count}}};
         const std::string tmp = path_ + ".tmp";
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << header.dump() << "\n";
+        out << json_text(header) << "\n";
         out.close();
         if (!out) throw Error(path_ + ": cannot write the journal");
         fs::rename(tmp, path_);
@@ -216,7 +217,7 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     const nlohmann::json line{{"strip", strip}, {"file", name}, {"y", y}, {"rows", rows}};
     FILE* f = std::fopen(path_.c_str(), "ab");
     if (!f) throw Error(path_ + ": cannot append to the journal");
-    const std::string text = line.dump() + "\n";
+    const std::string text = json_text(line) + "\n";
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
     std::fclose(f);
     if (!ok) throw Error(path_ + ": writing the journal failed (disk full?)");
@@ -295,8 +296,8 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
             std::string differs;
             for (const auto& [key, value] : now.items()) {
                 if (!before.contains(key) || before.at(key) != value) {
-                    differs += (differs.empty() ? "" : ", ") + key + " " + value.dump() + " (the job has " +
-                               (before.contains(key) ? before.at(key).dump() : std::string("none")) + ")";
+                    differs += (differs.empty() ? "" : ", ") + key + " " + json_text(value) + " (the job has " +
+                               (before.contains(key) ? json_text(before.at(key)) : std::string("none")) + ")";
                 }
             }
             throw usage_error(parts_dir + ": this job was started with other outputs: " + differs +
@@ -308,7 +309,7 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
     {
         std::ofstream out(tmp);
-        out << job.dump(1) << "\n";
+        out << json_text(job, 1) << "\n";
         if (!out) throw Error(path + ": cannot write");
     }
     fs::rename(tmp, path, ec);

@@ -1,4 +1,5 @@
 #include "src/submission.hpp"
+#include "src/json_text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -670,7 +671,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
     settings["images"] = names;
     settings["image_fingerprints"] = inputs;
     for (const auto& [key, value] : o.job_settings) settings[key] = value;
-    nlohmann::json job{{"format", "rsi-submission-job"}, {"version", 1}, {"fingerprint", sha256_hex(settings.dump())},
+    nlohmann::json job{{"format", "rsi-submission-job"}, {"version", 1}, {"fingerprint", sha256_hex(json_text(settings))},
                        {"settings", settings}, {"shards", shard.count}, {"submission", format_settings(o)},
                        {"images", names}, {"pixels", pixels}, {"output", o.output}};
     job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " to start over");

@@ -1,4 +1,5 @@
 #include "src/tile_export.hpp"
+#include "src/json_text.hpp"
 
 #include <algorithm>
 #include <cpl_string.h>
@@ -483,7 +484,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                                 {"creation_options", options.creation_options}, {"skip_empty", options.skip_empty}};
         const std::string input_fingerprint = file_fingerprint(options.input);
         settings["input_fingerprint"] = input_fingerprint.empty() ? options.input : input_fingerprint;  // remote: the URL
-        job = {{"format", "rsi-tile-job"}, {"version", 1}, {"fingerprint", sha256_hex(settings.dump())},
+        job = {{"format", "rsi-tile-job"}, {"version", 1}, {"fingerprint", sha256_hex(json_text(settings))},
                {"settings", settings}, {"shards", shard.count}, {"rows", grid.rows()}, {"cols", grid.cols()},
                {"geotransform", info.geotransform}, {"crs_wkt", info.crs_wkt}, {"tile_format", format.driver},
                {"data_type", result.data_type}};
@@ -632,7 +633,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             PendingOutput pending(part);
             {
                 std::ofstream out(pending.temporary_path(), std::ios::binary);
-                out << doc.dump() << "\n";
+                out << json_text(doc) << "\n";
                 out.flush();
                 if (!out) throw Error(part + ": writing the index part failed");
             }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
 
@@ -235,6 +236,19 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi(run_args({"--json", "--resample", "off"}, nan));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("\"nodata_pixels\": " + std::to_string(8 * 64 + 56 * 8)), std::string::npos) << r.out;
+    fs::remove(out);
+    // A file name that is not UTF-8 (Linux names are bytes): --json and the manifest print it with
+    // U+FFFD (the JSON library threw after the mask was written, leaving it behind with exit 1).
+    const std::string latin1 = dir / "lat1_\xe9.tif";
+    fs::copy_file(plain, latin1);
+    auto named = run_args({"--json"}, latin1);
+    named.erase(std::find(named.begin(), named.end(), "--no-manifest"));
+    r = run_rsi(named);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(nlohmann::json::parse(r.out)["input"].get<std::string>().find("lat1_\xef\xbf\xbd.tif"), std::string::npos) << r.out;
+    EXPECT_TRUE(fs::exists(out + ".manifest.json"));
+    r = run_rsi({"info", latin1, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 // A 10^6 x 10^6 VRT: planned and streamed, never allocated. `info` plans it; `buildings` starts
