@@ -45,6 +45,7 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
     if (options_.has_geotransform) dataset_->SetGeoTransform(options_.geotransform.data());
     if (!options_.crs_wkt.empty()) {
         OGRSpatialReference srs;
+        srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);  // x of the geotransform = longitude (PAM formats record it)
         if (srs.importFromWkt(options_.crs_wkt.c_str()) == OGRERR_NONE) dataset_->SetSpatialRef(&srs);
     }
     for (int b = 1; b <= options_.bands; ++b) {

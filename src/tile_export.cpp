@@ -266,6 +266,9 @@ public:
         if (!driver_ || !memory_) throw Error("GDAL has no " + format.driver + " driver");
         const RasterInfo& info = source.info();
         has_crs_ = !info.crs_wkt.empty() && crs_.importFromWkt(info.crs_wkt.c_str()) == OGRERR_NONE;
+        // The geotransform is x = easting/longitude: without this, PNG/JPEG tiles of an EPSG:4326 image
+        // carry a .aux.xml saying the axes are latitude, longitude (the GeoTIFF driver ignores it).
+        crs_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
     }
 
     // Uncompressed GeoTIFF tiles without creation options from the user are written from a template

@@ -234,6 +234,39 @@ TEST(TileExport, SkipEmptyAndPercentileScalingToByte) {
     EXPECT_EQ(tile.read_float({31, 31, 1, 1}, {1})[0], 255);
 }
 
+// PNG tiles of a geographic image: their .aux.xml must keep x = longitude. It said the data axes were
+// (latitude, longitude), so QGIS and gdalwarp put the tiles at 36 E, 115 S instead of 115 W, 36 N.
+TEST(TileExport, GeographicTilesInSidecarFormatsKeepLongitudeFirst) {
+    test::TempDir dir;
+    const std::string image = dir / "wgs84.tif";
+    test::make_raster(image, 64, 32, 3, GDT_Byte, [](int b, int x, int y) { return b * 40 + x + y; });
+    const double gt[6] = {-115.2, 1e-5, 0, 36.1, 0, -1e-5};
+    test::georeference(image, gt, 4326);
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "out";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    o.format = "PNG";
+    export_tiles(o);
+    DatasetPtr tile(GDALDataset::Open((dir / "out/r0_c1.png").c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    ASSERT_TRUE(tile);
+    const OGRSpatialReference* srs = tile->GetSpatialRef();
+    ASSERT_NE(srs, nullptr);
+    EXPECT_EQ(srs->GetDataAxisToSRSAxisMapping(), (std::vector<int>{2, 1}));  // data x -> the CRS's second axis (longitude)
+    OGRSpatialReference wgs84;
+    wgs84.importFromEPSG(4326);
+    wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    std::unique_ptr<OGRCoordinateTransformation> to_lonlat(OGRCreateCoordinateTransformation(srs, &wgs84));
+    ASSERT_TRUE(to_lonlat);
+    double g[6];
+    tile->GetGeoTransform(g);
+    double x = g[0], y = g[3];
+    ASSERT_TRUE(to_lonlat->Transform(1, &x, &y));
+    EXPECT_NEAR(x, -115.2 + 32e-5, 1e-9);
+    EXPECT_NEAR(y, 36.1, 1e-9);
+}
+
 TEST(TileExport, ExistingOutputNeedsOverwriteAndStaleTilesGo) {
     Fixture f;
     export_tiles(f.options());
