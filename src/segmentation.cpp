@@ -696,7 +696,38 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     }
     const double fx = ground ? ground->x_m / meta.gsd_m : 1, fy = ground ? ground->y_m / meta.gsd_m : 1;
     const bool differs = std::abs(fx - 1) > 0.1 || std::abs(fy - 1) > 0.1;
-    if (!options.resample || !ground || !differs || !meta.gsd_known) return segment_native(model, options, progress, false);
+    // The virtual copy at the model's pixel size is a north-up grid over the image's extent: an image
+    // that is rotated or south-up would come back mirrored or misplaced, so it runs at its own pixel
+    // size instead. A resampling by more than 4x either way usually means wrong georeferencing (or
+    // the wrong model) and costs up to 16x the work: said, and refused with --strict.
+    const auto& g = info.geotransform;
+    const bool north_up = g[2] == 0 && g[4] == 0 && g[1] > 0 && g[5] < 0;
+    std::vector<std::string> notes;
+    const auto pixel_text = [&](double metres) {
+        std::ostringstream out;
+        out.precision(4);
+        out << metres << " m";
+        return out.str();
+    };
+    if (options.resample && ground && differs && meta.gsd_known) {
+        const std::string sizes = "the image's pixel size " + pixel_text((ground->x_m + ground->y_m) / 2) + " differs from the " +
+                                  pixel_text(meta.gsd_m) + " model " + meta.name + " was trained at";
+        if (!north_up) {
+            notes.push_back(sizes + ", but the image is not north-up (rotated or south-up), so it is segmented at its own pixel size; "
+                                    "warp it north-up first (gdalwarp) to resample");
+        } else if (std::max(fx, fy) > 4 || std::min(fx, fy) < 0.25) {
+            std::ostringstream factor;
+            factor.precision(3);
+            factor << (fx + fy) / 2;
+            notes.push_back(sizes + ": resampled by x" + factor.str() + " (check the georeferencing, or use a model for this resolution)");
+        }
+    }
+    if (options.strict && !notes.empty()) throw Error(options.input + ": " + notes.front() + " (--strict)");
+    if (!options.resample || !ground || !differs || !meta.gsd_known || !north_up) {
+        SegmentResult result = segment_native(model, options, progress, false);
+        result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
+        return result;
+    }
     // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
     //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
     if (!options.shard) {
@@ -726,6 +757,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     SegmentResult result = segment_native(model, inner, [&](double f, std::string_view what) {
         return !progress || progress(0.9 * f, what);
     }, true);
+    result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
     result.output = options.output;
     result.probabilities = options.probabilities;
     result.width = W;

@@ -178,6 +178,43 @@ TEST(Segmentation, ResamplesToTheModelPixelSizeAndBack) {
     EXPECT_NE(n.warnings[0].find("pixel size 0.6 m"), std::string::npos) << n.warnings[0];
 }
 
+// The model-grid copy is north-up over the image's extent: a south-up (or rotated) image at another
+// pixel size came back mirrored (IoU 0.07 with the right mask on a real Vegas crop). It now runs at
+// its own pixel size, said in a warning, refused with --strict; so is a resampling by more than 4x.
+TEST(Segmentation, SouthUpOrFarOffPixelSizesAreNotResampledSilently) {
+    test::TempDir dir;
+    const std::string image = dir / "south.tif";
+    test::make_raster(image, 60, 40, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double south_up[6] = {500000, 0.6, 0, 4000000 - 24, 0, 0.6};
+    test::georeference(image, south_up, 32633);
+    SegmentOptions o = options_for(image, dir / "mask.tif");
+    const SegmentResult r = segment_image(segmenter(), o);
+    EXPECT_DOUBLE_EQ(r.resample_x, 1.0);
+    EXPECT_EQ(r.tiles, 6);  // the 60 x 40 image itself: 3 x 2 tiles of 32 at stride 24
+    ASSERT_FALSE(r.warnings.empty());
+    EXPECT_NE(r.warnings.back().find("not north-up"), std::string::npos) << r.warnings.back();
+    SegmentOptions native = options_for(image, dir / "native.tif");
+    native.resample = false;
+    segment_image(segmenter(), native);
+    EXPECT_EQ(RasterSource::open(o.output).read_float({0, 0, 60, 40}, {1}), RasterSource::open(native.output).read_float({0, 0, 60, 40}, {1}));
+    SegmentOptions strict = options_for(image, dir / "strict.tif");
+    strict.strict = true;
+    test::expect_error([&] { segment_image(segmenter(), strict); }, ErrorKind::runtime, "not north-up");
+    EXPECT_FALSE(std::filesystem::exists(strict.output));
+    // 1.5 m pixels for the 0.3 m model: a 5x resampling, done with a warning, refused with --strict
+    const std::string coarse = dir / "coarse.tif";
+    test::make_raster(coarse, 20, 12, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double gt[6] = {500000, 1.5, 0, 4000000, 0, -1.5};
+    test::georeference(coarse, gt, 32633);
+    const SegmentResult far = segment_image(segmenter(), options_for(coarse, dir / "far.tif"));
+    EXPECT_DOUBLE_EQ(far.resample_x, 5.0);
+    ASSERT_FALSE(far.warnings.empty());
+    EXPECT_NE(far.warnings.back().find("resampled by x5"), std::string::npos) << far.warnings.back();
+    SegmentOptions far_strict = options_for(coarse, dir / "far_strict.tif");
+    far_strict.strict = true;
+    test::expect_error([&] { segment_image(segmenter(), far_strict); }, ErrorKind::runtime, "resampled by x5");
+}
+
 TEST(Segmentation, NodataIsSkippedAndNeverBecomesABuilding) {
     test::TempDir dir;
     const std::string image = dir / "nodata.tif";
