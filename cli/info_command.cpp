@@ -1,4 +1,5 @@
 // rsi info IMAGE: the raster summary and the tiling plan.
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
@@ -16,7 +17,9 @@ nlohmann::json to_json(const RasterSummary& s) {
         const BandInfo& band = i.bands[b];
         bands.push_back({{"band", b + 1},
                          {"data_type", GDALGetDataTypeName(band.data_type)},
-                         {"nodata", band.nodata ? nlohmann::json(*band.nodata) : nlohmann::json(nullptr)},
+                         // JSON has no NaN: a NaN nodata is the string "nan" (null means none)
+                         {"nodata", !band.nodata ? nlohmann::json(nullptr)
+                                    : std::isnan(*band.nodata) ? nlohmann::json("nan") : nlohmann::json(*band.nodata)},
                          {"color_interpretation", band.color_interpretation},
                          {"description", band.description},
                          {"block_size", {band.block_width, band.block_height}}});
@@ -33,6 +36,7 @@ nlohmann::json to_json(const RasterSummary& s) {
                        {"crs", {{"wkt", i.crs_wkt.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.crs_wkt)},
                                 {"epsg", i.epsg ? nlohmann::json(*i.epsg) : nlohmann::json(nullptr)}}},
                        {"geotransform", i.has_geotransform ? nlohmann::json(i.geotransform) : nlohmann::json(nullptr)},
+                       {"gcp_count", i.gcp_count},
                        {"pixel_size", {std::hypot(i.geotransform[1], i.geotransform[4]),
                                        std::hypot(i.geotransform[2], i.geotransform[5])}}};
     out["pixel_size_m"] = s.ground_pixel ? nlohmann::json{s.ground_pixel->x_m, s.ground_pixel->y_m} : nlohmann::json(nullptr);
@@ -63,7 +67,7 @@ void print_text(const RasterSummary& s) {
     }
     std::cout << "Validity:    " << to_string(i.mask) << "\n";
     if (i.crs_wkt.empty()) {
-        std::cout << "CRS:         none (pixel space)\n";
+        std::cout << "CRS:         none" << (i.has_geotransform ? "" : " (pixel space)") << "\n";
     } else {
         std::cout << "CRS:         " << (i.epsg ? "EPSG:" + std::to_string(*i.epsg) : std::string("custom (no EPSG code)"))
                   << "\n";
@@ -71,8 +75,12 @@ void print_text(const RasterSummary& s) {
     if (i.has_geotransform) {
         std::cout << std::setprecision(12) << "Origin:      " << i.geotransform[0] << ", " << i.geotransform[3] << "\n"
                   << "Pixel size:  " << i.geotransform[1] << ", " << i.geotransform[5] << "\n";
+        if (i.geotransform[2] != 0 || i.geotransform[4] != 0) {
+            std::cout << "Rotation:    " << i.geotransform[2] << ", " << i.geotransform[4] << " (geotransform terms 2 and 4)\n";
+        }
     } else {
         std::cout << "Geotransform: none\n";
+        if (i.gcp_count > 0) std::cout << "GCPs:        " << i.gcp_count << " (not used by rsi: warp the image first)\n";
     }
     if (s.ground_pixel) {
         std::cout << std::setprecision(4) << "Ground size: " << s.ground_pixel->x_m << " m x " << s.ground_pixel->y_m

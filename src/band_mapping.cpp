@@ -74,6 +74,11 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         mapping.warnings.push_back(message);
     };
 
+    // Outputs copy the geotransform; ground control points would silently be lost.
+    if (!info.has_geotransform && info.gcp_count > 0) {
+        warn("has " + std::to_string(info.gcp_count) + " ground control points but no geotransform: the outputs are in pixel "
+             "coordinates (warp it first: gdalwarp -r bilinear IN OUT)");
+    }
     // Sampled statistics of the distinct source bands (a replicated band is sampled once).
     const std::vector<BandStatistics> stats =
         sample_band_statistics(source, mapping.source_bands, m.rescale_low, m.rescale_high);

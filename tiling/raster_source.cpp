@@ -71,6 +71,7 @@ RasterInfo describe(GDALDataset& dataset, const std::string& path) {
         if (code && authority && std::strcmp(authority, "EPSG") == 0) info.epsg = std::atoi(code);
     }
     info.has_geotransform = dataset.GetGeoTransform(info.geotransform.data()) == CE_None;
+    info.gcp_count = dataset.GetGCPCount();
     if (!info.has_geotransform) info.geotransform = {0, 1, 0, 0, 0, 1};
     info.mask = detect_mask(dataset);
     return info;

@@ -38,6 +38,7 @@ struct RasterInfo {
     std::string crs_wkt;                   // empty when the raster has no CRS
     std::optional<int> epsg;
     bool has_geotransform = false;
+    int gcp_count = 0;  // ground control points (georeferencing rsi does not use: warp the image first)
     std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
     MaskSource mask = MaskSource::none;
 

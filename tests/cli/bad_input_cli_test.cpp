@@ -249,6 +249,34 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     EXPECT_TRUE(fs::exists(out + ".manifest.json"));
     r = run_rsi({"info", latin1, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
+    fs::remove(out);
+    // Georeferenced by ground control points only: outputs would silently lose them. A warning, an
+    // error with --strict; info lists them.
+    const std::string gcps = dir / "gcps.tif";
+    test::make_raster(gcps, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * 9 + y * b) % 256; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(gcps.c_str(), GA_Update)));
+        GDAL_GCP points[3];
+        GDALInitGCPs(3, points);
+        const double px[3][4] = {{0, 0, 500000, 4000000}, {64, 0, 500019.2, 4000000}, {0, 64, 500000, 3999980.8}};
+        for (int i = 0; i < 3; ++i) {
+            points[i].dfGCPPixel = px[i][0];
+            points[i].dfGCPLine = px[i][1];
+            points[i].dfGCPX = px[i][2];
+            points[i].dfGCPY = px[i][3];
+        }
+        OGRSpatialReference utm;
+        utm.importFromEPSG(32633);
+        ASSERT_EQ(ds->SetGCPs(3, points, &utm), CE_None);
+        GDALDeinitGCPs(3, points);
+    }
+    r = run_rsi(run_args({"--json"}, gcps));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("3 ground control points but no geotransform"), std::string::npos) << r.out;
+    fs::remove(out);
+    expect_failure("gcps strict", run_args({"--strict"}, gcps), 1, "gcps.tif: has 3 ground control points");
+    r = run_rsi({"info", gcps});
+    EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;
 }
 
 // A 10^6 x 10^6 VRT: planned and streamed, never allocated. `info` plans it; `buildings` starts
