@@ -70,10 +70,17 @@ def quantize(args) -> dict:
     if args.engine not in torch.backends.quantized.supported_engines:
         raise Refused("--engine %s is not supported by this torch (supported: %s)" % (
             args.engine, ", ".join(e for e in torch.backends.quantized.supported_engines if e != "none")))
-    if os.path.exists(args.out) and not args.overwrite:
-        raise Refused("%s exists (use --overwrite)" % args.out)
     if not os.path.isfile(args.model):
         raise FileNotFoundError("%s: no such model file" % args.model)
+    # As every rsi command: the output's folder must exist (a typo is not a new folder), and the
+    # output is never the input, even with --overwrite.
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError("%s: the folder %s does not exist" % (args.out, folder))
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+        raise Refused("%s is the input model of this run; write the int8 model elsewhere" % args.out)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise Refused("%s exists (use --overwrite)" % args.out)
     torch.backends.quantized.engine = args.engine
     scripted, doc = exporting.load_file(args.model)
     if doc.get("precision", "fp32") != "fp32" or "quantization" in doc:
@@ -128,7 +135,6 @@ def quantize(args) -> dict:
 
     # Atomic output: a temporary file in the destination folder, verified, then renamed.
     d = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(args.out) + ".", suffix=".tmp", dir=d)
     os.close(fd)
     umask = os.umask(0)

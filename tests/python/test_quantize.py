@@ -110,6 +110,18 @@ class QuantizeBundled(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("already quantized", r.stderr)
         self.assertEqual([f for f in os.listdir(self.tmp) if f.endswith(".tmp")], [])
+        # a missing output folder is not created; the input is never the output, even with --overwrite
+        missing = os.path.join(self.tmp, "no-such-folder")
+        r = run_script(os.path.join(_paths.MODELS_DIR, "eurosat-rgbn.pt"), "-o", os.path.join(missing, "q.pt"), "--tiles", "1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("does not exist", r.stderr)
+        self.assertFalse(os.path.exists(missing))
+        copy = os.path.join(self.tmp, "copy.pt")
+        shutil.copyfile(os.path.join(_paths.MODELS_DIR, "eurosat-rgbn.pt"), copy)
+        r = run_script(copy, "-o", copy, "--overwrite", "--tiles", "1")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("is the input model", r.stderr)
+        os.remove(copy)
 
     @unittest.skipUnless(RSI, "RSI_BINARY not set (the C++ runtime check needs the built rsi)")
     @staticmethod
