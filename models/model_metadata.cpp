@@ -20,9 +20,12 @@ namespace {
 
 class Reader {
 public:
-    Reader(const json& doc, std::string origin) : doc_(doc), origin_(std::move(origin)) {}
+    Reader(const json& doc, std::string origin, bool command_line = false)
+        : doc_(doc), origin_(std::move(origin)), command_line_(command_line) {}
 
+    // A field the user typed on the command line (--task, --classes, --mean ...) is a usage error.
     [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
+        if (command_line_) throw usage_error(origin_ + ": command-line metadata: " + field + ": " + problem);
         throw Error(origin_ + ": rsi.json: " + field + ": " + problem);
     }
 
@@ -92,6 +95,7 @@ public:
 private:
     const json& doc_;
     std::string origin_;
+    bool command_line_ = false;
 };
 
 void check_one_of(const Reader& r, const std::string& field, const std::string& value,
@@ -377,7 +381,7 @@ void apply(ModelMetadata& m, const MetadataOverrides& o, const Reader& r) {
 }  // namespace
 
 ModelMetadata metadata_from_overrides(const MetadataOverrides& o, const std::string& origin) {
-    const Reader r(json::object(), origin);
+    const Reader r(json::object(), origin, true);
     std::string missing;
     if (!o.task) missing += " --task";
     if (!o.bands) missing += " --model-bands";
@@ -396,15 +400,15 @@ ModelMetadata metadata_from_overrides(const MetadataOverrides& o, const std::str
     m.data_range_known = false;  // nothing on the command line declares it
     apply(m, o, r);
     if (!o.overlap) m.overlap = m.tile_size / 8;  // a modest default overlap for unknown models
-    validate(m, Reader(json::object(), origin + " (command-line metadata)"));
+    validate(m, Reader(json::object(), origin, true));
     return m;
 }
 
 ModelMetadata apply_overrides(const ModelMetadata& metadata, const MetadataOverrides& o, const std::string& origin) {
     ModelMetadata m = metadata;
-    const Reader r(json::object(), origin);
+    const Reader r(json::object(), origin, true);
     apply(m, o, r);
-    validate(m, Reader(json::object(), origin + " (with command-line overrides)"));
+    validate(m, Reader(json::object(), origin, true));
     return m;
 }
 

@@ -47,12 +47,16 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 torch::Device parse_device(const std::string& text, const std::string& path) {
     if (text == "cpu") return torch::Device(torch::kCPU);
     if (text.rfind("cuda", 0) == 0) {
+        // The form first (a usage error wherever it runs): cuda or cuda:N.
+        const std::string digits = text.size() > 5 && text[4] == ':' ? text.substr(5) : std::string();
+        if (text != "cuda" && (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)) {
+            throw usage_error("--device: unknown device '" + text + "' (expected cpu, cuda or cuda:N)");
+        }
         if (!torch::cuda::is_available()) {
             throw Error(path + ": device " + text +
                         " requested, but this LibTorch build has no CUDA support or no GPU is visible");
         }
-        int index = 0;
-        if (text.size() > 5 && text[4] == ':') index = std::stoi(text.substr(5));
+        const int index = digits.empty() ? 0 : std::stoi(digits);
         if (index < 0 || index >= static_cast<int>(torch::cuda::device_count())) {
             throw usage_error("--device: " + text + " does not exist (" + std::to_string(torch::cuda::device_count()) +
                               " CUDA devices)");

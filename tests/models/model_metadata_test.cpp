@@ -123,6 +123,31 @@ TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
     EXPECT_EQ(apply_overrides(embedded, change, "model.pt").tile_size, 32);
     change.mean = {0.5f};  // wrong count for 2 bands
     EXPECT_THROW(apply_overrides(embedded, change, "model.pt"), Error);
+    // What the user typed is a usage error (exit 2), named as command-line metadata, not rsi.json
+    try {
+        apply_overrides(embedded, change, "model.pt");
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("model.pt: command-line metadata: input.mean"), std::string::npos) << e.what();
+    }
+    o.classes = {"a", "a"};
+    try {
+        metadata_from_overrides(o, "plain.pt");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+    }
+    // An embedded document's fault stays a runtime error naming rsi.json
+    nlohmann::json broken = valid_document();
+    broken["input"]["std"] = {0.5, 0.0};
+    try {
+        metadata_from_json(broken, "model.pt");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::runtime);
+        EXPECT_NE(std::string(e.what()).find("model.pt: rsi.json: input.std"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ModelMetadata, Int8FieldsAreAcceptedAndRoundTrip) {

@@ -218,6 +218,11 @@ TEST(ModelRuntime, ErrorsAreClearOneLiners) {
     ModelOptions cuda;
     cuda.device = "cuda:0";
     EXPECT_NE(error_of([&] { Model::load(fixture("tiny_segmenter.pt"), cuda); }).find("no CUDA support"), std::string::npos);
+    for (const char* malformed : {"cudaXYZ", "cuda:x", "cuda:", "cuda:-1"}) {  // the form is checked first: a usage error anywhere
+        cuda.device = malformed;
+        EXPECT_NE(error_of([&] { Model::load(fixture("tiny_segmenter.pt"), cuda); }, &kind).find("unknown device"), std::string::npos) << malformed;
+        EXPECT_EQ(kind, ErrorKind::usage) << malformed;
+    }
     EXPECT_THROW(parse_precision("fp8"), Error);
 
     const Model model = Model::load(fixture("tiny_segmenter.pt"));
