@@ -197,6 +197,14 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                                                                                  : "sha256 DOES NOT MATCH the metadata"))
                           << "\n";
             }
+            // A failed check says why on stderr too (scripts read stdout for the report or the JSON).
+            if (!golden_ok) {
+                std::cerr << "rsi model check: " << c.model_path << ": golden values differ from the metadata's (relative difference "
+                          << *r.golden_difference << ", tolerance " << r.golden_tolerance << ")\n";
+            }
+            if (!r.weights_hash_matches.value_or(true)) {
+                std::cerr << "rsi model check: " << c.model_path << ": the weights' sha256 does not match the metadata's\n";
+            }
             return golden_ok && r.weights_hash_matches.value_or(true) ? 0 : 1;
         });
     }
