@@ -138,6 +138,11 @@ std::string bundled_models_dir() {
     return RSI_BUNDLED_MODELS_DIR;
 }
 
+void warn_skipped_models(const std::vector<std::string>& skipped, bool quiet) {
+    if (quiet) return;
+    for (const std::string& why : skipped) std::cerr << "rsi: warning: skipped a model that cannot be read: " << why << "\n";
+}
+
 void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_flag) {
     if (with_model_flag) {
         sub.add_option("-m,--model", model.model, "Model file or bundled model name (default: the bundled one that fits)");

@@ -54,6 +54,8 @@ void add_shard_options(CLI::App& sub, std::string& shard, int& shard_count);
 
 // data/models of this build, or $RSI_MODELS_DIR.
 std::string bundled_models_dir();
+// One warning line per model package of that folder that could not be read (unless quiet).
+void warn_skipped_models(const std::vector<std::string>& skipped, bool quiet);
 
 struct CommandContext {
     CommonOptions common;

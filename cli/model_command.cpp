@@ -215,7 +215,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         add_common_options(*sub, context.common);
         sub->footer("Example:\n  rsi model list --json");
         context.on_run(sub, [&context] {
-            const auto entries = list_bundled_models(bundled_models_dir());
+            std::vector<std::string> skipped;
+            const auto entries = list_bundled_models(bundled_models_dir(), &skipped);
+            warn_skipped_models(skipped, context.common.quiet);
             if (context.common.json) {
                 nlohmann::json list = nlohmann::json::array();
                 for (const auto& e : entries) {

@@ -105,7 +105,9 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             model_path = resolve_model(o->model.model, bundled_models_dir());
         } else {
             const RasterSource image = RasterSource::open(o->image);
-            model_path = pick_bundled_model(models::Task::scene, image.info().band_count(), bundled_models_dir()).path;
+            std::vector<std::string> skipped;
+            model_path = pick_bundled_model(models::Task::scene, image.info(), s.bands, bundled_models_dir(), &skipped).path;
+            warn_skipped_models(skipped, context.common.quiet);
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
         cap_block_cache_for_strips(context.common, o->image);

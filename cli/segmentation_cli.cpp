@@ -233,7 +233,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         model_path = resolve_model(o.model.model, bundled_models_dir());
     } else {
         const RasterSource first = RasterSource::open(inputs.front());
-        model_path = pick_bundled_model(models::Task::segmentation, first.info().band_count(), bundled_models_dir()).path;
+        std::vector<std::string> skipped;
+        model_path = pick_bundled_model(models::Task::segmentation, first.info(), base.bands, bundled_models_dir(), &skipped).path;
+        warn_skipped_models(skipped, context.common.quiet);
     }
     const models::Model model = models::Model::load(model_path, o.model.to_model_options());
     const std::string model_hash = model.metadata().weights_sha256;

@@ -161,7 +161,7 @@ int run_submit(const Options& o, CommandContext& context) {
     }
     for (const fs::path& f : files) s.items.push_back({f.filename().string(), f.string()});
     const std::string model_path = o.model.model.empty()
-                                       ? pick_bundled_model(models::Task::segmentation, RasterSource::open(files.front().string()).info().band_count(),
+                                       ? pick_bundled_model(models::Task::segmentation, RasterSource::open(files.front().string()).info(), {},
                                                             bundled_models_dir())
                                              .path
                                        : resolve_model(o.model.model, bundled_models_dir());

@@ -43,12 +43,18 @@ std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& p
     return found;
 }
 
-std::vector<CatalogEntry> list_bundled_models(const std::string& models_dir) {
+std::vector<CatalogEntry> list_bundled_models(const std::string& models_dir, std::vector<std::string>* skipped) {
     std::vector<CatalogEntry> out;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(models_dir, ec)) {
         if (entry.path().extension() != ".pt") continue;
-        auto metadata = read_packaged_metadata(entry.path().string());
+        std::optional<models::ModelMetadata> metadata;
+        try {
+            metadata = read_packaged_metadata(entry.path().string());
+        } catch (const Error& e) {
+            if (skipped) skipped->push_back(e.what());
+            continue;
+        }
         if (!metadata) continue;
         out.push_back({entry.path().stem().string(), entry.path().string(), std::move(*metadata)});
     }
@@ -65,17 +71,30 @@ std::string resolve_model(const std::string& name_or_path, const std::string& mo
     throw Error(name_or_path + ": no such model file" + (names.empty() ? "" : " or bundled model (bundled: " + names + ")"));
 }
 
-CatalogEntry pick_bundled_model(models::Task task, int band_count, const std::string& models_dir) {
+CatalogEntry pick_bundled_model(models::Task task, const RasterInfo& image, const std::vector<int>& requested_bands,
+                                const std::string& models_dir, std::vector<std::string>* skipped) {
+    int data_bands = 0;
+    for (const BandInfo& b : image.bands) data_bands += b.color_interpretation != "Alpha";
+    const int count = requested_bands.empty() ? data_bands : static_cast<int>(requested_bands.size());
+    const auto fits = [&](const models::ModelMetadata& m) {
+        if (count == 1 && m.single_band == "replicate") return true;
+        if (!requested_bands.empty()) return m.bands == count;
+        if (m.bands == count) return true;
+        if (m.bands > count) return false;
+        return std::all_of(m.source_bands.begin(), m.source_bands.end(), [&](int b) { return b <= count; });
+    };
     std::optional<CatalogEntry> best;
-    for (auto& e : list_bundled_models(models_dir)) {
-        if (e.metadata.task != task) continue;
-        const bool fits = e.metadata.bands <= band_count || (band_count == 1 && e.metadata.single_band == "replicate");
-        if (!fits) continue;
+    for (auto& e : list_bundled_models(models_dir, skipped)) {
+        if (e.metadata.task != task || !fits(e.metadata)) continue;
         if (!best || e.metadata.bands > best->metadata.bands) best = std::move(e);
     }
     if (!best) {
-        throw Error(std::string("no bundled ") + models::to_string(task) + " model in " + models_dir + " reads a " +
-                    std::to_string(band_count) + "-band image (give one with -m)");
+        const int alpha = static_cast<int>(image.bands.size()) - data_bands;
+        throw Error(image.path + ": no bundled " + models::to_string(task) + " model in " + models_dir + " reads " +
+                    (requested_bands.empty() ? "a " + std::to_string(count) + "-band image" +
+                                                   (alpha > 0 && requested_bands.empty() ? " (its alpha band is not data)" : "")
+                                             : std::to_string(count) + " bands (--bands)") +
+                    "; give a model with -m, or choose bands with --bands");
     }
     return *best;
 }

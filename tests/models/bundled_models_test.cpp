@@ -2,16 +2,28 @@
 // golden input, and batches of the right shape.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include "models/model.hpp"
 #include "tiling/error.hpp"
 #include "src/model_catalog.hpp"
+#include "test_support.hpp"
 
 namespace rsi {
 namespace {
 
 const std::string kModels = RSI_BUNDLED_MODELS_DIR;
+
+// An image description with `bands` data bands (and an alpha band after them when asked).
+RasterInfo image_with(int bands, bool alpha = false) {
+    RasterInfo info;
+    info.path = "image.tif";
+    for (int b = 0; b < bands; ++b) info.bands.push_back({GDT_UInt16, std::nullopt, "Undefined"});
+    if (alpha) info.bands.push_back({GDT_Byte, std::nullopt, "Alpha"});
+    return info;
+}
 
 TEST(BundledModels, AllThreeArePresentAndDescribeThemselves) {
     const auto entries = list_bundled_models(kModels);
@@ -82,11 +94,37 @@ TEST(BundledModels, BuildingModelRunsChannelsLastAndMatchesTheOtherGraph) {
 }
 
 TEST(BundledModels, ThePickFollowsTheImageBands) {
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, 13, kModels).name, "eurosat13");
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, 4, kModels).name, "eurosat-rgbn");
-    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, 3, kModels).name, "buildings");
-    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, 1, kModels).name, "buildings");  // pan replicated
-    EXPECT_THROW(pick_bundled_model(models::Task::scene, 3, kModels), Error);
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(13), {}, kModels).name, "eurosat13");
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(4), {}, kModels).name, "eurosat-rgbn");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(3), {}, kModels).name, "buildings");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(1), {}, kModels).name, "buildings");  // pan replicated
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(3, true), {}, kModels).name, "buildings");
+    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(3), {}, kModels); }, ErrorKind::runtime,
+                       "image.tif: no bundled scene model");
+    // --bands counts, not the image: 4 of 13 bands -> the 4-band model
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(13), {4, 3, 2, 8}, kModels).name, "eurosat-rgbn");
+    // An RGB + alpha image is 3 bands of data: no scene model (the alpha band was read as NIR)
+    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(3, true), {}, kModels); }, ErrorKind::runtime,
+                       "its alpha band is not data");
+    // 5 bands: the 4-band model's default source bands (4,3,2,8) do not all exist, the 13-band one needs more
+    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(5), {}, kModels); }, ErrorKind::runtime,
+                       "reads a 5-band image");
+}
+
+// One unreadable package in the models folder is skipped and named, not fatal for the others.
+TEST(BundledModels, ABrokenPackageIsSkippedAndNamed) {
+    test::TempDir dir;
+    std::filesystem::copy_file(kModels + "/eurosat-rgbn.pt", dir / "eurosat-rgbn.pt");
+    { std::ofstream(dir / "broken.pt") << "not a zip"; }
+    std::vector<std::string> skipped;
+    const auto entries = list_bundled_models(dir.str(), &skipped);
+    ASSERT_EQ(entries.size(), 1u);
+    EXPECT_EQ(entries[0].name, "eurosat-rgbn");
+    ASSERT_EQ(skipped.size(), 1u);
+    EXPECT_NE(skipped[0].find("broken.pt"), std::string::npos) << skipped[0];
+    skipped.clear();
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(4), {}, dir.str(), &skipped).name, "eurosat-rgbn");
+    EXPECT_EQ(skipped.size(), 1u);
 }
 
 }  // namespace
