@@ -31,11 +31,13 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     add_model_options(*sub, o->model, true);
     sub->add_option("--window", o->window, "Window in model pixels (default: the model's tile size)")->check(CLI::Range(1, 65536));
     sub->add_option("--stride", o->stride, "Stride in model pixels (default: the window; smaller overlaps)")->check(CLI::Range(1, 65536));
-    sub->add_option("--edge", o->edge, "Edge policy for windows beyond the image: constant or reflect")->capture_default_str();
+    sub->add_option("--edge", o->edge, "Edge policy for windows beyond the image: constant or reflect")
+        ->check(CLI::IsMember({"constant", "reflect"}))
+        ->capture_default_str();
     sub->add_option("--max-nodata", o->max_nodata, "Skip windows with a larger nodata fraction")->capture_default_str()->check(finite_range(0.0, 1.0));
     sub->add_flag("--no-resample", o->no_resample, "Keep native pixels instead of matching the model's pixel size");
     sub->add_option("--bands", o->bands, "Source bands for the model's channels (default: from the model)");
-    sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)");
+    sub->add_option("--level", o->level, "Hierarchy level to map (1 = coarsest; default: leaf classes)")->check(CLI::Range(1, 64));
     sub->add_option("--tta", o->tta, "Test-time augmentation: none, flip or d4")->capture_default_str();
     sub->add_option("--batch", o->batch, "Windows per batch (default: from --ram)")->check(CLI::Range(1, 65536));
     sub->add_option("--runners", o->runners,
@@ -96,6 +98,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         if (!s.shard) {
             // Every output is checked before the model runs, the preview and manifest too.
             if (!o->preview.empty()) check_output_path(o->preview, o->overwrite);
+            if (!o->no_manifest) check_output_path(o->output + ".manifest.json", o->overwrite);  // an output too
             check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
                                     o->no_manifest ? "" : o->output + ".manifest.json"},
                                    {o->image});

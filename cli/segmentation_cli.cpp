@@ -280,6 +280,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
             if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
             if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
+            if (!o.no_manifest) check_output_path(options.output + ".manifest.json", o.overwrite);  // an output too
             check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path,
                                     o.no_manifest ? "" : options.output + ".manifest.json"},
                                    {inputs[i]});

@@ -169,6 +169,13 @@ TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
     EXPECT_TRUE(fs::exists(out));
     EXPECT_GT(fs::file_size(dir / "ok.png"), 100u);
     fs::remove(out);
+    // The manifest is an output too: an existing one is not replaced without --overwrite.
+    std::ofstream(out + ".manifest.json") << "{}";
+    auto with_manifest = run_args({}, image);
+    with_manifest.erase(std::find(with_manifest.begin(), with_manifest.end(), "--no-manifest"));
+    expect_failure("manifest exists", with_manifest, 2, "out.tif.manifest.json: already exists");
+    EXPECT_EQ(test::slurp(out + ".manifest.json"), "{}");
+    fs::remove(out + ".manifest.json");
 }
 
 // Several inputs into one --output-dir: two of one file name would write the same outputs (refused
