@@ -25,10 +25,16 @@ void warp_to_vrt(const std::string& source, const std::string& target, const Ras
     if (nodata) {
         for (const char* a : {"-srcnodata", nodata, "-dstnodata", nodata}) args.emplace_back(a);
     }
+    DatasetPtr in = open_raster(source);
+    // A mask band (internal or .msk) marks pixels without data, but a warp keeps it only as an alpha
+    // band: without one, masked pixels came out as valid zeros (black, and segmented).
+    if (in->GetRasterCount() > 0) {
+        const int flags = in->GetRasterBand(1)->GetMaskFlags();
+        if ((flags & GMF_PER_DATASET) && !(flags & (GMF_ALPHA | GMF_NODATA | GMF_ALL_VALID)) && !nodata) args.emplace_back("-dstalpha");
+    }
     CPLStringList argv;
     for (const auto& a : args) argv.AddString(a.c_str());
     GDALWarpAppOptions* warp = GDALWarpAppOptionsNew(argv.List(), nullptr);
-    DatasetPtr in = open_raster(source);
     GDALDatasetH handle = GDALDataset::ToHandle(in.get());
     int usage = 0;
     CPLErrorReset();

@@ -215,6 +215,36 @@ TEST(Segmentation, SouthUpOrFarOffPixelSizesAreNotResampledSilently) {
     test::expect_error([&] { segment_image(segmenter(), far_strict); }, ErrorKind::runtime, "resampled by x5");
 }
 
+// A mask band marks no-data pixels like an alpha band does; resampled through the model grid it was
+// lost (masked pixels became valid zeros and were segmented). Both now give the same mask.
+TEST(Segmentation, AMaskBandSurvivesResamplingLikeAnAlphaBand) {
+    test::TempDir dir;
+    const auto pixel = [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; };
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    const std::string masked = dir / "masked.tif", alpha = dir / "alpha.tif";
+    test::make_raster(masked, 60, 40, 3, GDT_Byte, pixel);
+    test::make_raster(alpha, 60, 40, 4, GDT_Byte, [&](int b, int x, int y) { return b == 4 ? (x < 20 ? 0 : 255) : pixel(b, x, y); });
+    for (const std::string& path : {masked, alpha}) {
+        test::georeference(path, gt, 32633);
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+        if (path == alpha) {
+            ds->GetRasterBand(4)->SetColorInterpretation(GCI_AlphaBand);
+            continue;
+        }
+        ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
+        std::vector<uint8_t> mask(60 * 40);
+        for (int y = 0; y < 40; ++y)
+            for (int x = 0; x < 60; ++x) mask[static_cast<size_t>(y * 60 + x)] = x < 20 ? 0 : 255;
+        ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 60, 40, mask.data(), 60, 40, GDT_Byte, 0, 0), CE_None);
+    }
+    const SegmentResult a = segment_image(segmenter(), options_for(masked, dir / "m.tif"));
+    const SegmentResult b = segment_image(segmenter(), options_for(alpha, dir / "a.tif"));
+    EXPECT_DOUBLE_EQ(a.resample_x, 2.0);
+    EXPECT_EQ(a.nodata_pixels, 20 * 40);
+    EXPECT_EQ(b.nodata_pixels, 20 * 40);
+    EXPECT_EQ(RasterSource::open(dir / "m.tif").read_float({0, 0, 60, 40}, {1}), RasterSource::open(dir / "a.tif").read_float({0, 0, 60, 40}, {1}));
+}
+
 TEST(Segmentation, NodataIsSkippedAndNeverBecomesABuilding) {
     test::TempDir dir;
     const std::string image = dir / "nodata.tif";
