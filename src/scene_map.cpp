@@ -189,6 +189,10 @@ struct SceneLattice {
     RasterInfo info;  // the image's size and georeferencing
     int64_t window_px = 0, overlap = 0;
     EdgePolicy edge = EdgePolicy::constant;
+    // The image and its source bands: the dense map masks the image's no-data pixels (a merge of
+    // shards reads them from here).
+    std::string input;
+    std::vector<int> bands;
 
     TileGrid grid() const {
         GridSpec spec;
@@ -199,7 +203,7 @@ struct SceneLattice {
     }
     nlohmann::json to_json() const {
         nlohmann::json j = georeference_to_job(info);
-        j.update({{"window_pixels", window_px}, {"overlap", overlap}, {"edge", static_cast<int>(edge)}});
+        j.update({{"window_pixels", window_px}, {"overlap", overlap}, {"edge", static_cast<int>(edge)}, {"input", input}, {"bands", bands}});
         return j;
     }
     static SceneLattice from_json(const nlohmann::json& j) {
@@ -208,6 +212,8 @@ struct SceneLattice {
         l.window_px = j.at("window_pixels").get<int64_t>();
         l.overlap = j.at("overlap").get<int64_t>();
         l.edge = static_cast<EdgePolicy>(j.at("edge").get<int>());
+        l.input = j.value("input", "");
+        l.bands = j.value("bands", std::vector<int>{});
         return l;
     }
 };
@@ -368,11 +374,25 @@ private:
         }
     }
 
-    // Every image pixel takes the class of the lattice cell that contains it (read back row by row).
+    // Every image pixel takes the class of the lattice cell that contains it (read back row by row),
+    // but a pixel without data in the image is nodata, as in a building map.
     std::unique_ptr<RasterWriter> write_dense(const ProgressFn& progress) {
         report_progress(progress, 1.0, "dense map");
         const RasterInfo& info = lattice_.info;
         const RasterSource classes = RasterSource::open(class_writer_->closed_path());
+        std::optional<RasterSource> image;
+        if (!lattice_.input.empty()) {
+            try {
+                image = RasterSource::open(lattice_.input);
+            } catch (const Error& e) {
+                throw Error(std::string(e.what()) + " (the dense map masks the image's no-data pixels, so it needs the image)");
+            }
+            if (image->info().width != info.width || image->info().height != info.height) {
+                throw Error(lattice_.input + ": is not the image this scene map was made from (its size differs)");
+            }
+        }
+        const bool check_finite = image && may_hold_non_finite(image->info(), lattice_.bands);
+        std::vector<uint8_t> validity(static_cast<size_t>(info.width));
         RasterWriterOptions d;
         d.path = options_.dense;
         d.width = info.width;
@@ -398,6 +418,16 @@ private:
                 cached = r;
             }
             for (int64_t x = 0; x < info.width; ++x) row[static_cast<size_t>(x)] = static_cast<uint8_t>(lattice_row[static_cast<size_t>(cell(x, grid_.cols()))]);
+            if (image) {
+                image->read_validity({0, y, info.width, 1}, lattice_.bands, validity.data());
+                if (check_finite) {
+                    std::vector<float> values = image->read_float({0, y, info.width, 1}, lattice_.bands);
+                    mask_non_finite(values.data(), static_cast<int>(lattice_.bands.size()), info.width, validity.data());
+                }
+                for (int64_t x = 0; x < info.width; ++x) {
+                    if (!validity[static_cast<size_t>(x)]) row[static_cast<size_t>(x)] = kNodataClass;
+                }
+            }
             dense->append_rows(y, 1, row.data());
         }
         dense->close();
@@ -498,7 +528,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     const int64_t window_px = std::max<int64_t>(1, std::llround(static_cast<double>(S) * scale));
     const int64_t stride_px = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale));
     if (window_px > info.width || window_px > info.height) {
-        throw usage_error(command + ": the window (" + std::to_string(window_px) + " image pixels) is larger than the image (" +
+        throw usage_error(command + ": " + options.input + ": the window (" + std::to_string(window_px) + " image pixels) is larger than the image (" +
                           std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
     }
     SceneLattice lattice;
@@ -506,6 +536,8 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     lattice.window_px = window_px;
     lattice.overlap = window_px - std::min(stride_px, window_px);
     lattice.edge = options.edge;
+    lattice.input = options.input;
+    lattice.bands = mapping.source_bands;
     const TileGrid grid = lattice.grid();
     result.windows = grid.count();
     result.rows = grid.rows();
