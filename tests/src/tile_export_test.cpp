@@ -1,5 +1,6 @@
 #include "src/tile_export.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -265,6 +266,36 @@ TEST(TileExport, GeographicTilesInSidecarFormatsKeepLongitudeFirst) {
     ASSERT_TRUE(to_lonlat->Transform(1, &x, &y));
     EXPECT_NEAR(x, -115.2 + 32e-5, 1e-9);
     EXPECT_NEAR(y, 36.1, 1e-9);
+}
+
+// An image with a mask band: unscaled GeoTIFF tiles carry it as their own mask (masked pixels kept
+// their raw values and passed for data); with --bands leaving out an alpha band, likewise.
+TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
+    test::TempDir dir;
+    const std::string image = dir / "masked.tif";
+    test::make_raster(image, 64, 32, 2, GDT_UInt16, [](int b, int x, int y) { return 100 * b + x + y; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
+        ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
+        std::vector<uint8_t> mask(64 * 32);
+        for (int y = 0; y < 32; ++y)
+            for (int x = 0; x < 64; ++x) mask[static_cast<size_t>(y * 64 + x)] = x < 40 ? 0 : 255;
+        ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 64, 32, mask.data(), 64, 32, GDT_Byte, 0, 0), CE_None);
+    }
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "out";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    export_tiles(o);
+    const RasterSource left = RasterSource::open(dir / "out/r0_c0.tif"), right = RasterSource::open(dir / "out/r0_c1.tif");
+    EXPECT_EQ(right.info().mask, MaskSource::mask_band);
+    std::vector<uint8_t> valid(32 * 32);
+    right.read_validity({0, 0, 32, 32}, {}, valid.data());
+    for (int x = 0; x < 32; ++x) EXPECT_EQ(valid[static_cast<size_t>(x)], x + 32 < 40 ? 0 : 255) << x;
+    EXPECT_EQ(right.read_float({10, 5, 1, 1}, {2})[0], 200 + 42 + 5);  // the values themselves unchanged
+    left.read_validity({0, 0, 32, 32}, {}, valid.data());
+    EXPECT_EQ(std::count(valid.begin(), valid.end(), 0), 32 * 32);
 }
 
 TEST(TileExport, ExistingOutputNeedsOverwriteAndStaleTilesGo) {
