@@ -1,5 +1,7 @@
 #include "src/band_mapping.hpp"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -50,6 +52,34 @@ std::string format_number(double v) {
     return out.str();
 }
 
+// The colour a model channel's name stands for ("red", "B04" ...), or "" when it names none.
+std::string colour_of_channel(std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (name == "red" || name == "r" || name == "b04") return "Red";
+    if (name == "green" || name == "g" || name == "b03") return "Green";
+    if (name == "blue" || name == "b" || name == "b02") return "Blue";
+    return "";
+}
+
+// What the image says its bands are against what the model's channels are named: an alpha band fed
+// as data, or a band declared Blue filling the model's red channel (a BGR image), is said once.
+template <typename Warn>
+void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, const std::vector<int>& bands, const Warn& warn) {
+    std::string problems;
+    for (size_t k = 0; k < bands.size(); ++k) {
+        const std::string& declared = info.bands[static_cast<size_t>(bands[k] - 1)].color_interpretation;
+        const std::string channel = k < m.band_names.size() ? m.band_names[k] : "channel " + std::to_string(k + 1);
+        const std::string expected = k < m.band_names.size() ? colour_of_channel(m.band_names[k]) : "";
+        std::string problem;
+        if (declared == "Alpha") problem = "band " + std::to_string(bands[k]) + " is an alpha band";
+        else if (!expected.empty() && (declared == "Red" || declared == "Green" || declared == "Blue") && declared != expected) {
+            problem = "band " + std::to_string(bands[k]) + " is declared " + declared;
+        }
+        if (!problem.empty()) problems += (problems.empty() ? "" : ", ") + problem + " but fills the model's " + channel + " channel";
+    }
+    if (!problems.empty()) warn(problems + " (choose the bands with --bands)");
+}
+
 }  // namespace
 
 double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m) {
@@ -73,6 +103,7 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         if (strict) throw Error(info.path + ": " + message + " (--strict)");
         mapping.warnings.push_back(message);
     };
+    check_band_meaning(info, m, mapping.source_bands, warn);
 
     // Outputs copy the geotransform; ground control points would silently be lost.
     if (!info.has_geotransform && info.gcp_count > 0) {

@@ -286,6 +286,29 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;
 }
 
+// What the image says its bands are, against the model's channel names: a BGR image into the RGB
+// building model, or an alpha band picked as data, is said (an error with --strict); --bands fixes it.
+TEST_F(BadInput, BandsDeclaredAsOtherColoursOrAlphaAreFlagged) {
+    const std::string bgr = dir / "bgr.tif";
+    test::make_raster(bgr, 64, 64, 4, GDT_Byte, [](int b, int x, int y) { return b == 4 ? 255 : (x * 7 + y * 3 * b) % 256; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(bgr.c_str(), GA_Update)));
+        const GDALColorInterp order[4] = {GCI_BlueBand, GCI_GreenBand, GCI_RedBand, GCI_AlphaBand};
+        for (int b = 1; b <= 4; ++b) ds->GetRasterBand(b)->SetColorInterpretation(order[b - 1]);
+    }
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(bgr, gt, 32633);
+    std::vector<std::string> strict{"buildings", bgr, "-o", out, "-m", "buildings", "--strict", "-q", "--no-manifest"};
+    expect_failure("bgr strict", strict, 1, "band 1 is declared Blue but fills the model's red channel");
+    strict.insert(strict.end(), {"--bands", "3,2,1"});
+    auto r = run_rsi(strict);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    fs::remove(out);
+    r = run_rsi(run_args({"--bands", "1,2,4", "--json"}, bgr));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("band 4 is an alpha band but fills the model's b3 channel"), std::string::npos) << r.out;
+}
+
 // A 10^6 x 10^6 VRT: planned and streamed, never allocated. `info` plans it; `buildings` starts
 // streaming and stops cleanly on SIGINT with bounded memory.
 TEST_F(BadInput, AbsurdSizesArePlannedNotAllocated) {
