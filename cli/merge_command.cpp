@@ -69,12 +69,19 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         if (!o->vector.empty() && o->merge.vrt) {
             throw usage_error("--vrt and --vector: merge without --vrt for polygons, or run `rsi vectorize` on the VRT afterwards");
         }
-        if (!o->vector.empty()) check_output_path(o->vector, o->merge.overwrite);
+        // The polygons' format and path are checked before the merge, which removes the parts folder.
+        std::string vector = o->vector.empty() ? std::string() : check_vector_output(o->vector, o->merge.overwrite);
         // Polygons carry their mean probability, as `rsi buildings --vector` gives them: without a
         // probability raster, a scratch Byte one (what the single-process run uses).
         MergeOptions merge = o->merge;
+        merge.vector = vector;
         std::unique_ptr<PendingOutput> scratch;
         const nlohmann::json job = read_job(merge.parts_dir);
+        if (!vector.empty() && (o->min_area > 0 || o->simplify > 0 || o->regularize) &&
+            !georeference_from_job(job.contains("image_grid") ? job.at("image_grid") : job).georeferenced()) {
+            throw usage_error(merge.parts_dir + ": the image is not georeferenced, so --min-area, --simplify and --regularize (in "
+                              "metres) cannot apply; drop them");
+        }
         const bool has_probabilities = !merge.probabilities.empty() || !job_output_settings(job).value("probabilities", "").empty();
         if (!o->vector.empty() && !has_probabilities) {
             const std::string output = merge.output.empty() ? job_output_settings(job).value("output", "") : merge.output;
@@ -90,7 +97,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             // The whole merged mask is polygonised at once, so a building cut by a shard border is one feature.
             VectorizeOptions v;
             v.mask = r.output;
-            v.output = o->vector;
+            v.output = vector;
             v.probabilities = r.probabilities;
             v.min_confidence = job_output_settings(job).value("min_confidence", 0.0);
             v.min_area_m2 = o->min_area;

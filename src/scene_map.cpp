@@ -870,6 +870,7 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
         if (!path->empty()) check_output_path(*path, o.overwrite);
     }
+    check_distinct_outputs({o.output, o.probabilities, o.dense, o.csv, o.vector}, {});
     const ClassRollup rollup = roll_up_classes(meta, o.level);
     SceneResult result;
     result.batch = job.value("batch", int64_t{0});

@@ -913,6 +913,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     }
     check_output_path(o.output, o.overwrite);
     if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
+    check_distinct_outputs({o.output, o.probabilities, options.vector}, {});
     MergeResult result;
     result.output = o.output;
     result.probabilities = o.probabilities;

@@ -97,6 +97,8 @@ struct MergeOptions {
                                         // (the scratch raster polygon confidences come from)
     bool vrt = false;                   // a VRT over one GeoTIFF per strip (in OUTPUT_strips/) instead of
                                         // one mosaic file: no second full-size copy of the map
+    std::string vector;                 // the polygons the caller writes afterwards: checked with the
+                                        // other outputs before any work (none may be another)
 };
 struct MergeResult {
     std::string output, probabilities;

@@ -114,6 +114,11 @@ TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
     const auto polygons = run_rsi({"merge", dir / "sharded.tif.parts", "--min-area", "5", "-q"});
     EXPECT_EQ(polygons.exit_code, 2);
     EXPECT_NE(polygons.err.find("not to a scene map"), std::string::npos) << polygons.err;
+    // -o over another output the job recorded (its CSV): refused before any work, parts kept
+    const auto clash = run_rsi({"merge", dir / "sharded.tif.parts", "-o", dir / "sharded.csv", "-q"});
+    EXPECT_EQ(clash.exit_code, 2) << clash.err;
+    EXPECT_NE(clash.err.find("would be the same file"), std::string::npos) << clash.err;
+    EXPECT_TRUE(fs::exists(dir / "sharded.tif.parts"));
     const auto merged = run_rsi({"merge", dir / "sharded.tif.parts", "--json", "-q"});
     ASSERT_EQ(merged.exit_code, 0) << merged.err;
     const auto j = nlohmann::json::parse(merged.out);
@@ -122,6 +127,34 @@ TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
     EXPECT_EQ(test::slurp(dir / "direct.csv"), test::slurp(dir / "sharded.csv"));
     EXPECT_EQ(test::slurp(dir / "direct.tif"), test::slurp(dir / "sharded.tif"));
     EXPECT_FALSE(fs::exists(dir / "sharded.tif.parts"));
+}
+
+// A segmentation merge checks every output before it consumes the parts folder: an unknown polygon
+// format, or -o naming the probabilities the shards recorded, used to fail (or silently overwrite)
+// only after the mask was written and the parts removed.
+TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "m.tif");
+    for (const char* k : {"0/2", "1/2"}) {
+        const auto r = run_rsi({"buildings", image, "-o", dir / "b.tif", "--probabilities", dir / "p.tif", "-m", fixture("tiny_segmenter.pt"),
+                                "--tile-size", "32", "--overlap", "8", "--shard", k, "-q", "--no-manifest"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const std::string parts = dir / "b.tif.parts";
+    const auto kml = run_rsi({"merge", parts, "--vector", dir / "b.kml", "-q"});
+    EXPECT_EQ(kml.exit_code, 2) << kml.err;
+    const auto clash = run_rsi({"merge", parts, "-o", dir / "p.tif", "-q"});
+    EXPECT_EQ(clash.exit_code, 2) << clash.err;
+    EXPECT_NE(clash.err.find("would be the same file"), std::string::npos) << clash.err;
+    const auto same = run_rsi({"merge", parts, "--vector", dir / "b.tif", "--overwrite", "-q"});
+    EXPECT_EQ(same.exit_code, 2) << same.err;
+    EXPECT_TRUE(fs::exists(parts));
+    EXPECT_FALSE(fs::exists(dir / "b.tif"));
+    const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_TRUE(fs::exists(dir / "b.tif"));
+    EXPECT_TRUE(fs::exists(dir / "p.tif"));
+    EXPECT_TRUE(fs::exists(dir / "b.gpkg"));
 }
 
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {

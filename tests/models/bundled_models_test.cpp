@@ -20,8 +20,14 @@ const std::string kModels = RSI_BUNDLED_MODELS_DIR;
 RasterInfo image_with(int bands, bool alpha = false) {
     RasterInfo info;
     info.path = "image.tif";
-    for (int b = 0; b < bands; ++b) info.bands.push_back({GDT_UInt16, std::nullopt, "Undefined"});
-    if (alpha) info.bands.push_back({GDT_Byte, std::nullopt, "Alpha"});
+    const auto band = [](GDALDataType type, const char* colour) {
+        BandInfo b;
+        b.data_type = type;
+        b.color_interpretation = colour;
+        return b;
+    };
+    for (int b = 0; b < bands; ++b) info.bands.push_back(band(GDT_UInt16, "Undefined"));
+    if (alpha) info.bands.push_back(band(GDT_Byte, "Alpha"));
     return info;
 }
 

@@ -14,7 +14,10 @@ namespace {
 // An image description with `count` data bands, for picking a bundled model.
 RasterInfo bands_only(int count) {
     RasterInfo info;
-    info.bands.assign(static_cast<size_t>(count), BandInfo{GDT_UInt16, std::nullopt, "Undefined"});
+    BandInfo band;
+    band.data_type = GDT_UInt16;
+    band.color_interpretation = "Undefined";
+    info.bands.assign(static_cast<size_t>(count), band);
     return info;
 }
 
