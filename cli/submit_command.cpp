@@ -255,7 +255,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
         const DecodeResult r = decode_submission(d, context.progress(bar));
         bar.finish();
         if (context.common.json) print_json({{"output", r.output_dir}, {"images", r.images}});
-        else std::cout << "decoded " << r.images << " masks into " << r.output_dir << "\n";
+        else if (!context.common.quiet) std::cout << "decoded " << r.images << " masks into " << r.output_dir << "\n";
         return 0;
     });
     context.on_run(sub, [o, &context] {

@@ -276,6 +276,9 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
     } else {
         std::vector<std::pair<std::string, std::string>> pairs;  // prediction, truth (either may be empty)
         std::vector<std::string> names;
+        for (const std::string* path : {&options.prediction, &options.truth}) {
+            if (!fs::exists(*path) && path->rfind("/vsi", 0) != 0) throw Error(*path + ": no such file or folder");
+        }
         const bool truth_dir = fs::is_directory(options.truth), prediction_dir = fs::is_directory(options.prediction);
         if (truth_dir != prediction_dir) throw usage_error("eval: give two folders or two files (" + options.prediction + ", " + options.truth + ")");
         if (truth_dir) {

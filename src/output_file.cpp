@@ -97,6 +97,18 @@ void check_distinct_outputs(const std::vector<std::string>& outputs, const std::
     }
 }
 
+void check_folder_holds_no_input(const std::string& folder, const std::vector<std::string>& inputs) {
+    const fs::path out = path_identity(folder);
+    for (const std::string& input : inputs) {
+        const fs::path in = path_identity(input);
+        auto o = out.begin(), i = in.begin();
+        for (; o != out.end() && i != in.end() && *o == *i; ++o, ++i) {}
+        if (o == out.end()) {
+            throw usage_error(folder + ": holds the input " + input + ", and the result replaces the folder whole; write it elsewhere");
+        }
+    }
+}
+
 void remove_stale_temporaries(const std::string& final_path) {
     const fs::path p(final_path);
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");

@@ -22,6 +22,9 @@ std::filesystem::path path_identity(const std::string& path);
 // skipped. Throws a usage Error naming both options' paths.
 void check_distinct_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
 
+// An output folder is replaced whole: it must not be, or hold, any of `inputs`. Throws a usage Error.
+void check_folder_holds_no_input(const std::string& folder, const std::vector<std::string>& inputs);
+
 // A file being written. The destructor removes the temporary file (and its sidecars) unless
 // commit() renamed it into place.
 class PendingOutput {

@@ -492,6 +492,11 @@ void check_request(const SubmissionOptions& o) {
     }
     check_output_path(o.output, o.overwrite);
     if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
+    // Never an input: not the CSV over a mask, not the zip over the CSV, not a result folder over its inputs.
+    std::vector<std::string> inputs;
+    for (const auto& item : o.items) inputs.push_back(item.mask);
+    check_distinct_outputs({o.output, o.zip}, inputs);
+    if (!writes_csv(o.format)) check_folder_holds_no_input(o.output, inputs);
 }
 
 // The submission being written: a CSV under a temporary name, or a temporary folder.
@@ -901,6 +906,7 @@ DecodeResult decode_submission(const DecodeOptions& o, const ProgressFn& progres
     }
     if (o.foreground < 1 || o.foreground > 255) throw usage_error("submit decode: --foreground must be 1..255");
     if (fs::exists(o.output_dir) && !o.overwrite) throw usage_error(o.output_dir + ": already exists (use --overwrite to replace it)");
+    check_folder_holds_no_input(o.output_dir, {o.input});
     ensure_gdal_registered();
     std::ifstream in(o.input);
     if (!in) throw Error(o.input + ": cannot open");
@@ -927,6 +933,23 @@ DecodeResult decode_submission(const DecodeOptions& o, const ProgressFn& progres
                 throw Error(o.input + ":" + std::to_string(e.line) + ": PolygonWKT_Pix is not valid WKT");
             }
             std::unique_ptr<OGRGeometry> g(raw);
+            const std::string where = o.input + ":" + std::to_string(e.line) + ": ";
+            // The ImageId names a file in the output folder: a file name, nothing that climbs out of it.
+            if (e.image_id.empty() || e.image_id.find_first_of("/\\") != std::string::npos || e.image_id == "." || e.image_id == "..") {
+                throw Error(where + "ImageId '" + e.image_id + "' is not a file name");
+            }
+            const OGRwkbGeometryType type = wkbFlatten(g->getGeometryType());
+            if (type != wkbPolygon && type != wkbMultiPolygon) {
+                throw Error(where + "PolygonWKT_Pix is a " + std::string(OGRGeometryTypeToName(g->getGeometryType())) + ", not a polygon");
+            }
+            if (!g->IsEmpty()) {
+                OGREnvelope env;
+                g->getEnvelope(&env);
+                if (env.MinX < 0 || env.MinY < 0 || env.MaxX > static_cast<double>(o.width) || env.MaxY > static_cast<double>(o.height)) {
+                    throw Error(where + "the polygon of " + e.image_id + " reaches beyond the image size " + std::to_string(o.width) + "x" +
+                                std::to_string(o.height) + " (--size)");
+                }
+            }
             auto& list = images[e.image_id];
             if (!g->IsEmpty()) list.push_back(std::move(g));
         }

@@ -226,6 +226,55 @@ TEST(Submission, SpacenetRoundTripKeepsHolesAndMinAreaDropsSmallPolygons) {
     EXPECT_EQ(write_submission(o).objects, 1);  // the single pixel is left out
 }
 
+// Outputs never replace inputs, and a decoded CSV cannot write outside its folder or smuggle in
+// shapes the contest does not have.
+TEST(Submission, OutputsAreNeverInputsAndDecodeRefusesForeignRows) {
+    TempDir tmp;
+    fs::create_directories(tmp / "masks");
+    const std::string m = mask(tmp / "masks/a.tif", 8, 8, [](int x, int y) { return x > 2 && y > 2 ? 1 : 0; });
+    SubmissionOptions o;
+    o.format = SubmissionFormat::spacenet;
+    o.items = {{"a.png", m}};
+    o.output = m;  // the CSV over the mask
+    o.overwrite = true;
+    rsi::test::expect_error([&] { write_submission(o); }, ErrorKind::usage, "is an input of this run");
+    o.output = tmp / "s.csv";
+    o.zip = tmp / "s.csv";  // the zip over the CSV
+    rsi::test::expect_error([&] { write_submission(o); }, ErrorKind::usage, "would be the same file");
+    EXPECT_FALSE(fs::exists(tmp / "s.csv"));
+    SubmissionOptions folder = o;
+    folder.format = SubmissionFormat::inria;
+    folder.output = tmp / "masks";  // a result folder replacing the folder of its inputs
+    folder.zip.clear();
+    rsi::test::expect_error([&] { write_submission(folder); }, ErrorKind::usage, "holds the input");
+    EXPECT_TRUE(fs::exists(m));
+    const auto decode = [&](const std::string& csv_text) {
+        std::ofstream(tmp / "rows.csv") << "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n" << csv_text;
+        DecodeOptions d;
+        d.format = SubmissionFormat::spacenet;
+        d.input = tmp / "rows.csv";
+        d.output_dir = tmp / "dec";
+        d.width = d.height = 8;
+        decode_submission(d);
+    };
+    rsi::test::expect_error([&] { decode("../escaped,1,\"POLYGON ((1 1,2 1,2 2,1 2,1 1))\",1\n"); }, ErrorKind::runtime,
+                            "ImageId '../escaped' is not a file name");
+    rsi::test::expect_error([&] { decode("a,1,\"LINESTRING (1 1,2 2)\",1\n"); }, ErrorKind::runtime, "is a Line String, not a polygon");
+    rsi::test::expect_error([&] { decode("a,1,\"POLYGON ((1 1,12 1,12 2,1 2,1 1))\",1\n"); }, ErrorKind::runtime,
+                            "reaches beyond the image size 8x8");
+    EXPECT_FALSE(fs::exists(tmp / "dec"));
+    EXPECT_FALSE(fs::exists(tmp.str() + "/escaped.png"));
+    DecodeOptions over;
+    over.format = SubmissionFormat::spacenet;
+    over.input = tmp / "dec2/rows.csv";
+    fs::create_directories(tmp / "dec2");
+    fs::copy_file(tmp / "rows.csv", over.input);
+    over.output_dir = tmp / "dec2";
+    over.overwrite = true;
+    over.width = over.height = 8;
+    rsi::test::expect_error([&] { decode_submission(over); }, ErrorKind::usage, "holds the input");
+}
+
 TEST(Submission, ImageFormatsMatchGolden) {
     TempDir tmp;
     ensure_gdal_registered();
