@@ -135,10 +135,17 @@ struct Frame {
     std::string name = "pixel";
 };
 
+// A layer's CRS, or null when it has none or only a local one ("Undefined cartesian SRS": the pixel
+// coordinates rsi vectorize writes into a GeoPackage for a mask without georeferencing).
+const OGRSpatialReference* located_srs(OGRLayer& layer) {
+    const OGRSpatialReference* srs = layer.GetSpatialRef();
+    return srs && !srs->IsLocal() ? srs : nullptr;
+}
+
 Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_path) {
     Frame frame;
-    const OGRSpatialReference* srs = truth.GetSpatialRef();
-    if (!srs) srs = prediction.GetSpatialRef();
+    const OGRSpatialReference* srs = located_srs(truth);
+    if (!srs) srs = located_srs(prediction);
     if (!srs) return frame;
     if (srs->IsProjected()) {
         frame.srs = std::make_unique<OGRSpatialReference>(gis_order_srs(*srs));
@@ -168,7 +175,7 @@ Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_
 std::vector<ObjectPolygon> read_layer(OGRLayer& layer, const std::string& path, const Frame& frame,
                                       const std::string& confidence_field, const std::string& class_field) {
     std::unique_ptr<OGRCoordinateTransformation> transform;
-    const OGRSpatialReference* srs = layer.GetSpatialRef();
+    const OGRSpatialReference* srs = located_srs(layer);
     if (frame.srs && srs && !srs->IsSame(frame.srs.get())) {
         // The layer's SRS carries its data axis order (longitude first for GeoJSON), which the
         // transformation honours.

@@ -151,5 +151,22 @@ TEST(ContestCli, RealAtlantaBuildingsScoredByObjectF1) {
     EXPECT_EQ(nlohmann::json::parse(p.out)["pixels"], 900 * 900);
 }
 
+// Contest masks are often not georeferenced: rsi vectorize writes their pixel coordinates into a
+// GeoPackage under a local "Undefined cartesian SRS", which object eval must score in the pixel frame
+// (it tried to place them on the globe and failed).
+TEST(ContestCli, ObjectEvalScoresPixelCoordinatePolygons) {
+    test::TempDir dir;
+    test::make_raster(dir / "m.tif", 40, 30, 1, GDT_Byte, [](int, int x, int y) {
+        return (x >= 2 && x < 12 && y >= 3 && y < 13) || (x >= 20 && x < 35 && y >= 10 && y < 25) ? 1 : 0;
+    });
+    ASSERT_EQ(run_rsi({"vectorize", dir / "m.tif", "-o", dir / "p.gpkg", "-q"}).exit_code, 0);
+    const auto r = run_rsi({"eval", dir / "p.gpkg", dir / "p.gpkg", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["frame"], "pixel");
+    EXPECT_EQ(j["true_positives"], 2);
+    EXPECT_DOUBLE_EQ(j["f1"].get<double>(), 1.0);
+}
+
 }  // namespace
 }  // namespace rsi
