@@ -180,6 +180,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     if (shard_one_image && (!o.vector.empty() || !o.preview.empty())) {
         throw usage_error("--vector and --preview of a sharded image are made by `rsi merge` (give them there)");
     }
+    // Polygon options shape --vector's polygons: without it they would be dropped silently (a shard's
+    // job did not even record them for the merge).
+    if (o.vector.empty() && (o.min_area > 0 || o.simplify > 0 || o.regularize || o.keep_crs)) {
+        throw usage_error(std::string("--min-area, --simplify, --regularize and --keep-crs shape the polygons of --vector; give --vector") +
+                          (shard_one_image ? " (a sharded image gets its polygons from `rsi merge`: give them there)" : ""));
+    }
     if (!o.parts_dir.empty() && inputs.size() > 1) throw usage_error("--parts-dir applies to one input");
     if (o.uncertainty && o.probabilities.empty()) {
         throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");

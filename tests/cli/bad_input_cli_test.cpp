@@ -143,6 +143,8 @@ TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
     segment[0] = "segment";
     expect_failure("probability class", segment, 2, "--probability-class 5");
     expect_failure("uncertainty alone", run_args({"--uncertainty"}, image), 2, "give --probabilities too");
+    expect_failure("polygon options without polygons", run_args({"--min-area", "5"}, image), 2, "give --vector");
+    expect_failure("polygon options of a shard", run_args({"--regularize", "--shard", "0/2"}, image), 2, "give them there");
     expect_failure("creation option", run_args({"--co", "NOTKV"}, image), 2, "expected KEY=VALUE");
     expect_failure("gdal -ot", run_args({"-ot", "UInt16"}, image), 2, "-ot is GDAL's option");
     expect_failure("same two outputs", run_args({"--probabilities", out}, image), 2, "two outputs of this run would be the same file");
