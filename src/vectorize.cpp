@@ -1145,7 +1145,10 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                 return std::make_pair(g[0] + x * g[1] + y * g[2], g[3] + x * g[4] + y * g[5]);
             });
             const std::optional<double> pixel_area = ground.area_m2(*polygon);  // exact: whole pixels
-            if (pixel_area && *pixel_area < options.min_area_m2) {
+            const bool reshaped = options.regularize || options.simplify_m > 0;
+            // Early only for outlines written as they are: a simplified or regularised one can grow past
+            // the threshold (a 21.0 m² pixel outline regularised to 21.5 m² is kept at --min-area 21.2).
+            if (!reshaped && pixel_area && *pixel_area < options.min_area_m2) {
                 ++result.dropped_small;
                 continue;
             }
@@ -1159,7 +1162,6 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
             }
             std::unique_ptr<OGRPolygon> shaped = shape_outline(*polygon, ground, options, pixel_m);
             if (options.regularize) shaped = clip_to(std::move(shaped), *footprint);
-            const bool reshaped = options.regularize || options.simplify_m > 0;
             const std::optional<double> area = reshaped ? ground.area_m2(*shaped) : pixel_area;
             // The threshold holds for what is written: simplifying or regularising can shrink an outline below it.
             if (area && *area < options.min_area_m2) {

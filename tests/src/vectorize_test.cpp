@@ -338,6 +338,18 @@ TEST(Vectorize, MinAreaDropsExactlyTheSmallerPolygons) {
     r = vectorize_mask(o);
     for (const auto& f : read_layer(r.output).features) EXPECT_GE(*f.area_m2, 9.0);
     EXPECT_EQ(r.polygons + r.dropped_small, 5);
+    // ... and only there: an outline that grows past the threshold when shaped is kept. The count equals
+    // the unfiltered shaped run's polygons at or above it, for every threshold between the squares.
+    o.output = dir / "all.gpkg";
+    o.min_area_m2 = 0;
+    const Layer shaped = read_layer(vectorize_mask(o).output);
+    for (const double threshold : {0.5, 1.0, 1.5, 3.0, 4.5, 8.0, 9.5, 15.0, 20.0}) {
+        o.output = dir / ("t" + std::to_string(static_cast<int>(threshold * 10)) + ".gpkg");
+        o.min_area_m2 = threshold;
+        const size_t expected = static_cast<size_t>(
+            std::count_if(shaped.features.begin(), shaped.features.end(), [&](const auto& f) { return *f.area_m2 >= threshold; }));
+        EXPECT_EQ(static_cast<size_t>(vectorize_mask(o).polygons), expected) << threshold;
+    }
 }
 
 // A disk of radius 15 pixels (1 m) centred at (20, 20).
