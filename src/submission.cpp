@@ -36,6 +36,16 @@ const std::array<const char*, 9> kGaofen2020Classes = {"road", "building", "shru
 
 std::string stem_of(const std::string& name) { return fs::path(name).stem().string(); }
 
+// SpaceNet's ImageId: the file stem from its "AOI_" on, as the contest's truth CSVs name images
+// ("RGB-PanSharpen_AOI_2_Vegas_img1.tif" is AOI_2_Vegas_img1); a stem without one is used whole.
+std::string spacenet_image_id(const std::string& name) {
+    const std::string stem = stem_of(name);
+    for (size_t at = stem.find("AOI_"); at != std::string::npos; at = stem.find("AOI_", at + 1)) {
+        if (at == 0 || stem[at - 1] == '_' || stem[at - 1] == '-') return stem.substr(at);
+    }
+    return stem;
+}
+
 // xView2 test images are test_pre_<id>.png / test_post_<id>.png; the id is what follows.
 std::string xview2_id(const std::string& name) {
     const std::string stem = stem_of(name);
@@ -437,7 +447,7 @@ RenderedImage render_image(const SubmissionOptions& o, const SubmissionItem& ite
         }
         case SubmissionFormat::spacenet: {
             const auto polygons = pixel_polygons(m, o.min_area_px);
-            const std::string id = stem_of(item.name);
+            const std::string id = spacenet_image_id(item.name);
             if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
             for (size_t k = 0; k < polygons.size(); ++k) {
                 csv << csv_field(id) << ',' << k + 1 << ",\"" << polygons[k]->exportToWkt() << "\",1\n";
@@ -811,7 +821,7 @@ SubmissionValidation validate_submission(const SubmissionOptions& o, const std::
         if (!in) throw Error(written + ": cannot read back");
         v.files = 1;
         std::set<std::string> expected;
-        for (const std::string& name : image_names) expected.insert(o.format == SubmissionFormat::spacenet ? stem_of(name) : name);
+        for (const std::string& name : image_names) expected.insert(o.format == SubmissionFormat::spacenet ? spacenet_image_id(name) : name);
         std::set<std::string> found;
         if (o.format == SubmissionFormat::tianchi) {
             for (const TianchiEntry& e : read_tianchi_csv(in, written)) {

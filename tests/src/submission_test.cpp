@@ -275,6 +275,22 @@ TEST(Submission, OutputsAreNeverInputsAndDecodeRefusesForeignRows) {
     rsi::test::expect_error([&] { decode_submission(over); }, ErrorKind::usage, "holds the input");
 }
 
+// SpaceNet's truth names images from "AOI_" on; the product prefix of the image files is not part of it.
+TEST(Submission, SpacenetImageIdsStartAtTheAoi) {
+    TempDir tmp;
+    const std::string m = mask(tmp / "m.tif", 4, 4, [](int x, int y) { return x < 2 && y < 2 ? 1 : 0; });
+    SubmissionOptions o;
+    o.format = SubmissionFormat::spacenet;
+    o.items = {{"RGB-PanSharpen_AOI_2_Vegas_img7.tif", m}, {"plain_name.tif", m}, {"MAOI_x.tif", m}};
+    o.output = tmp / "s.csv";
+    write_submission(o);
+    const std::string csv = read_text(o.output);
+    EXPECT_NE(csv.find("\nAOI_2_Vegas_img7,1,"), std::string::npos) << csv;
+    EXPECT_NE(csv.find("\nplain_name,1,"), std::string::npos) << csv;
+    EXPECT_NE(csv.find("\nMAOI_x,1,"), std::string::npos) << csv;  // "AOI_" inside a word is not the area
+    EXPECT_EQ(csv.find("RGB-PanSharpen"), std::string::npos) << csv;
+}
+
 TEST(Submission, ImageFormatsMatchGolden) {
     TempDir tmp;
     ensure_gdal_registered();
