@@ -1,4 +1,5 @@
 #include "src/submission.hpp"
+#include "src/strip_journal.hpp"
 #include "src/json_text.hpp"
 
 #include <algorithm>
@@ -756,7 +757,10 @@ SubmissionResult merge_submission(const SubmissionMergeOptions& m, const Progres
     if (!m.format.empty() && parse_submission_format(m.format) != o.format) {
         throw usage_error(parts_dir + ": holds a " + to_string(o.format) + " submission, not " + m.format);
     }
-    o.output = m.output.empty() ? job.at("output").get<std::string>() : m.output;
+    // Without -o: the output the shards were given, placed beside the parts folder (as `rsi merge`
+    // does) whatever directory the merge runs in.
+    const std::string recorded = job.at("output").get<std::string>();
+    o.output = m.output.empty() ? merge_output_path(parts_dir, recorded, recorded) : m.output;
     o.zip = m.zip;
     o.overwrite = m.overwrite;
     check_output_path(o.output, o.overwrite);
