@@ -171,6 +171,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             p.image = o->image;
             p.output = o->preview;
             p.overwrite = o->overwrite;
+            p.rgb_bands = model_rgb_bands(model.metadata(), s.bands.empty() ? model.metadata().source_bands : s.bands);
             write_class_preview(p, o->output, roll_up_classes(model.metadata(), o->level).classes);
         }
         if (context.common.json) {

@@ -374,6 +374,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 p.image = inputs[i];
                 p.output = preview_path;
                 p.overwrite = o.overwrite;
+                p.rgb_bands = model_rgb_bands(model.metadata(), base.bands.empty() ? model.metadata().source_bands : base.bands);
                 if (model.metadata().classes.size() == 2) {
                     write_outline_preview(p, r.output, 1);
                 } else {

@@ -52,15 +52,6 @@ std::string format_number(double v) {
     return out.str();
 }
 
-// The colour a model channel's name stands for ("red", "B04" ...), or "" when it names none.
-std::string colour_of_channel(std::string name) {
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (name == "red" || name == "r" || name == "b04") return "Red";
-    if (name == "green" || name == "g" || name == "b03") return "Green";
-    if (name == "blue" || name == "b" || name == "b02") return "Blue";
-    return "";
-}
-
 // What the image says its bands are against what the model's channels are named: an alpha band fed
 // as data, or a band declared Blue filling the model's red channel (a BGR image), is said once.
 template <typename Warn>
@@ -69,7 +60,7 @@ void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, 
     for (size_t k = 0; k < bands.size(); ++k) {
         const std::string& declared = info.bands[static_cast<size_t>(bands[k] - 1)].color_interpretation;
         const std::string channel = k < m.band_names.size() ? m.band_names[k] : "channel " + std::to_string(k + 1);
-        const std::string expected = k < m.band_names.size() ? colour_of_channel(m.band_names[k]) : "";
+        const std::string expected = k < m.band_names.size() ? channel_colour(m.band_names[k]) : "";
         std::string problem;
         if (declared == "Alpha") problem = "band " + std::to_string(bands[k]) + " is an alpha band";
         else if (!expected.empty() && (declared == "Red" || declared == "Green" || declared == "Blue") && declared != expected) {
@@ -81,6 +72,14 @@ void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, 
 }
 
 }  // namespace
+
+std::string channel_colour(std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (name == "red" || name == "r" || name == "b04") return "Red";
+    if (name == "green" || name == "g" || name == "b03") return "Green";
+    if (name == "blue" || name == "b" || name == "b02") return "Blue";
+    return "";
+}
 
 double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m) {
     const auto ground = ground_pixel_size(info);

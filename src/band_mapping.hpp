@@ -17,6 +17,10 @@ namespace rsi {
 // the image's ground pixel size is unknown.
 double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m);
 
+// The colour a model channel's name stands for: "Red" for "red", "R" or Sentinel-2's "B04", likewise
+// "Green" (B03) and "Blue" (B02); "" when it names none.
+std::string channel_colour(std::string name);
+
 struct BandMapping {
     std::vector<int> source_bands;  // 1-based, one per model channel (repeated for a replicated band)
     Normalizer normalizer;          // raw values -> model input

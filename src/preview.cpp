@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 #include <set>
 
+#include "src/band_mapping.hpp"
 #include "src/output_file.hpp"
 #include "tiling/gdal_dataset.hpp"
 #include "tiling/band_scaling.hpp"
@@ -16,15 +17,34 @@ namespace rsi {
 namespace {
 
 // The image downsampled to fit max_size, stretched to 8 bits per channel (2-98% per band), BGR.
-cv::Mat image_thumbnail(const RasterSource& source, int max_size) {
+cv::Mat image_thumbnail(const RasterSource& source, int max_size, const std::vector<int>& rgb_bands) {
     const RasterInfo& info = source.info();
     const double factor = std::max(1.0, static_cast<double>(std::max(info.width, info.height)) / max_size);
     const int w = std::max(1, static_cast<int>(std::lround(static_cast<double>(info.width) / factor)));
     const int h = std::max(1, static_cast<int>(std::lround(static_cast<double>(info.height) / factor)));
     std::vector<int> bands;
-    for (int b = 1; b <= info.band_count() && bands.size() < 3; ++b) {
-        if (info.bands[static_cast<size_t>(b - 1)].color_interpretation != "Alpha") bands.push_back(b);
+    const bool given = rgb_bands.size() == 3 && std::all_of(rgb_bands.begin(), rgb_bands.end(), [&](int b) {
+        return b >= 1 && b <= info.band_count();
+    });
+    if (given) {
+        bands = rgb_bands;
+    } else {
+        for (const char* colour : {"Red", "Green", "Blue"}) {  // the bands declared so, when all three are
+            for (int b = 1; b <= info.band_count(); ++b) {
+                if (info.bands[static_cast<size_t>(b - 1)].color_interpretation == colour) {
+                    bands.push_back(b);
+                    break;
+                }
+            }
+        }
+        if (bands.size() != 3) {
+            bands.clear();
+            for (int b = 1; b <= info.band_count() && bands.size() < 3; ++b) {
+                if (info.bands[static_cast<size_t>(b - 1)].color_interpretation != "Alpha") bands.push_back(b);
+            }
+        }
     }
+    if (bands.empty()) bands.push_back(1);
     while (bands.size() < 3) bands.push_back(bands.front());  // grey images
     std::vector<float> data(static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
     source.read_resampled({0, 0, info.width, info.height}, w, h, bands, GDT_Float32, data.data(), GRIORA_Average);
@@ -69,9 +89,21 @@ void save_png(const cv::Mat& picture, const PreviewOptions& options) {
 
 }  // namespace
 
+std::vector<int> model_rgb_bands(const models::ModelMetadata& model, const std::vector<int>& source_bands) {
+    std::vector<int> rgb(3, 0);
+    for (size_t c = 0; c < model.band_names.size() && c < source_bands.size(); ++c) {
+        const std::string colour = channel_colour(model.band_names[c]);
+        if (colour == "Red") rgb[0] = source_bands[c];
+        if (colour == "Green") rgb[1] = source_bands[c];
+        if (colour == "Blue") rgb[2] = source_bands[c];
+    }
+    if (std::find(rgb.begin(), rgb.end(), 0) != rgb.end()) return {};
+    return rgb;
+}
+
 void write_outline_preview(const PreviewOptions& options, const std::string& mask, int outline_class) {
     const RasterSource source = RasterSource::open(options.image);
-    cv::Mat picture = image_thumbnail(source, options.max_size);
+    cv::Mat picture = image_thumbnail(source, options.max_size, options.rgb_bands);
     const RasterSource classes = RasterSource::open(mask);
     std::vector<uint8_t> small(static_cast<size_t>(picture.rows) * static_cast<size_t>(picture.cols));
     classes.read_resampled({0, 0, classes.info().width, classes.info().height}, picture.cols, picture.rows, {1}, GDT_Byte,
@@ -87,7 +119,7 @@ void write_outline_preview(const PreviewOptions& options, const std::string& mas
 void write_class_preview(const PreviewOptions& options, const std::string& class_map,
                          const std::vector<models::ClassInfo>& classes, double opacity) {
     const RasterSource source = RasterSource::open(options.image);
-    cv::Mat picture = image_thumbnail(source, options.max_size);
+    cv::Mat picture = image_thumbnail(source, options.max_size, options.rgb_bands);
     const RasterSource map = RasterSource::open(class_map);
     const auto& ig = source.info().geotransform;
     const auto& mg = map.info().geotransform;

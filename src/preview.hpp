@@ -13,7 +13,15 @@ struct PreviewOptions {
     std::string output;      // PNG
     int max_size = 1024;     // longest side in pixels
     bool overwrite = false;
+    // The image's red, green and blue bands (1-based); empty: the bands declared Red, Green and Blue,
+    // else the first three that are not alpha.
+    std::vector<int> rgb_bands;
 };
+
+// The image bands that fill a model's red, green and blue channels (channel names "red"/"B04",
+// "green"/"B03", "blue"/"B02"), given the source bands of its channels; empty when it has no such three
+// (a Sentinel-2 model's preview then shows B04, B03, B02 instead of B01, B02, B03).
+std::vector<int> model_rgb_bands(const models::ModelMetadata& model, const std::vector<int>& source_bands);
 
 // Outlines the pixels of `outline_class` in `mask` (same grid as the image) in red.
 void write_outline_preview(const PreviewOptions& options, const std::string& mask, int outline_class);

@@ -9,6 +9,7 @@
 #include "models/model.hpp"
 #include "tiling/error.hpp"
 #include "src/model_catalog.hpp"
+#include "src/preview.hpp"
 #include "test_support.hpp"
 
 namespace rsi {
@@ -115,6 +116,17 @@ TEST(BundledModels, ThePickFollowsTheImageBands) {
     // 5 bands: the 4-band model's default source bands (4,3,2,8) do not all exist, the 13-band one needs more
     test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(5), {}, kModels); }, ErrorKind::runtime,
                        "reads a 5-band image");
+}
+
+// Previews show what the model calls red, green and blue: B04, B03, B02 of a Sentinel-2 stack (the
+// first three bands are B01, B02, B03), the R, G, B of the RGBN model through its source bands.
+TEST(BundledModels, PreviewsUseTheModelsRedGreenBlueBands) {
+    EXPECT_EQ(model_rgb_bands(models::Model::load(kModels + "/eurosat13.pt").metadata(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}),
+              (std::vector<int>{4, 3, 2}));
+    const models::ModelMetadata rgbn = models::Model::load(kModels + "/eurosat-rgbn.pt").metadata();
+    EXPECT_EQ(model_rgb_bands(rgbn, rgbn.source_bands), (std::vector<int>{4, 3, 2}));
+    EXPECT_EQ(model_rgb_bands(rgbn, {1, 2, 3, 4}), (std::vector<int>{1, 2, 3}));  // NAIP given with --bands 1,2,3,4
+    EXPECT_TRUE(model_rgb_bands(models::Model::load(std::string(RSI_FIXTURES_DIR) + "/tiny_scene.pt").metadata(), {1, 2, 3, 4}).empty());
 }
 
 // One unreadable package in the models folder is skipped and named, not fatal for the others.
