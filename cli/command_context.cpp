@@ -45,7 +45,8 @@ CLI::Option* add_creation_options(CLI::App& sub, std::vector<std::string>& optio
 void add_common_options(CLI::App& sub, CommonOptions& common) {
     sub.add_flag("-q,--quiet", common.quiet, "No progress or warnings on stderr");
     sub.add_flag("--json", common.json, "Print a machine-readable JSON summary on stdout");
-    sub.add_option("--threads", common.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 4096));
+    // Capped: thousands of threads each with their own buffers crashed rsi tile and stalled buildings.
+    sub.add_option("--threads", common.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 256));
     sub.add_option("--ram", common.ram_mb, "Memory budget in MB (strips, batches and GDAL's cache)")
         ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
     sub.add_option("--config", common.config, "GDAL configuration option KEY VALUE (repeatable)")

@@ -60,7 +60,7 @@ std::string subcommand_name(const CLI::App& app) {
 // Library messages stand alone ("segment: model expects 3 bands, image has 4"); the CLI already
 // names the command ("rsi buildings: "), so a library's own command word is dropped, not repeated.
 std::string without_command_prefix(const std::string& message) {
-    for (const char* prefix : {"segment: ", "scene: ", "eval: ", "submit: ", "model check: ", "tile: ", "vectorize: ", "merge: "}) {
+    for (const char* prefix : {"segment: ", "scene: ", "eval: ", "submit decode: ", "submit: ", "model check: ", "tile: ", "vectorize: ", "merge: "}) {
         if (message.rfind(prefix, 0) == 0) return message.substr(std::string(prefix).size());
     }
     return message;

@@ -282,10 +282,12 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         remap(b, options.prediction_map);
     };
     int classes = options.classes;
+    const double scoring_start = classes <= 0 ? 0.5 : 0.0;  // the first half of the progress is that pass
     if (classes <= 0) {
-        // One streaming pass to find the largest class value.
+        // One streaming pass to find the largest class value (it reports progress, so it can be cancelled).
         int largest = 0;
         for (int64_t y = 0; y < H; y += rows_per_block) {
+            report_progress(progress, 0.5 * static_cast<double>(y) / static_cast<double>(H), "class values");
             read_block(y, std::min(rows_per_block, H - y));
             for (size_t i = 0; i < why.size(); ++i) {
                 if (why[i] != scored) continue;
@@ -313,7 +315,7 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
             if (b[i] != options.ignore && b[i] >= classes) beyond_classes(b[i], options.prediction, "--prediction-map");
             if (a[i] != options.ignore && b[i] != options.ignore) result.matrix.add_pair(a[i], b[i]);
         }
-        report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
+        report_progress(progress, scoring_start + (1 - scoring_start) * static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
     }
     result.unscored_prediction_nodata = unscored[prediction_nodata];
     result.unscored_truth_nodata = unscored[truth_nodata];

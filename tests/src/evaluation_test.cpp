@@ -370,6 +370,25 @@ TEST(PixelEvaluation, NodataPixelsOfEitherRasterAreNotScored) {
     EXPECT_NE(r.warnings[1].find("3 pixels of " + std::string(tmp / "truth.tif") + " are nodata"), std::string::npos) << r.warnings[1];
 }
 
+// The pass that finds the class count (no --classes) reports progress, so Ctrl-C stops it: it ran
+// minutes on a large mask without a word and without noticing a cancel.
+TEST(PixelEvaluation, TheClassCountPassReportsProgressAndCanBeCancelled) {
+    TempDir tmp;
+    rsi::test::make_raster(tmp / "p.tif", 8, 8, 1, GDT_Byte, [](int, int x, int) { return x % 3; });
+    PixelEvaluationOptions o;
+    o.prediction = o.truth = tmp / "p.tif";
+    std::vector<std::string> phases;
+    const PixelEvaluation r = evaluate_pixels(o, [&](double, std::string_view what) {
+        phases.emplace_back(what);
+        return true;
+    });
+    EXPECT_EQ(r.matrix.classes(), 3);
+    ASSERT_FALSE(phases.empty());
+    EXPECT_EQ(phases.front(), "class values");
+    EXPECT_EQ(phases.back(), "pixels");
+    rsi::test::expect_error([&] { evaluate_pixels(o, [](double, std::string_view) { return false; }); }, ErrorKind::cancelled, "");
+}
+
 // Polygons with a class field: outside every polygon is class 0 (background) unless a polygon itself
 // has class 0, in which case the polygons label the classes and what they leave out is not scored.
 // A text field is refused (it burnt every polygon as 0).
