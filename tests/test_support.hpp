@@ -10,6 +10,7 @@
 
 #include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
+#include "tiling/raster_source.hpp"
 
 namespace rsi::test {
 
@@ -96,6 +97,22 @@ inline void georeference(const std::string& path, const double gt[6], int epsg) 
     OGRSpatialReference srs;
     srs.importFromEPSG(epsg);
     ds->SetSpatialRef(&srs);
+}
+
+// An image description (no file) with `bands` data bands of UInt16, and an alpha band after them
+// when asked: what choosing a bundled model looks at.
+inline RasterInfo image_with_bands(int bands, bool alpha = false) {
+    RasterInfo info;
+    info.path = "image.tif";
+    const auto band = [](GDALDataType type, const char* colour) {
+        BandInfo b;
+        b.data_type = type;
+        b.color_interpretation = colour;
+        return b;
+    };
+    for (int b = 0; b < bands; ++b) info.bands.push_back(band(GDT_UInt16, "Undefined"));
+    if (alpha) info.bands.push_back(band(GDT_Byte, "Alpha"));
+    return info;
 }
 
 }  // namespace rsi::test

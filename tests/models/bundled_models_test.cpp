@@ -17,20 +17,6 @@ namespace {
 
 const std::string kModels = RSI_BUNDLED_MODELS_DIR;
 
-// An image description with `bands` data bands (and an alpha band after them when asked).
-RasterInfo image_with(int bands, bool alpha = false) {
-    RasterInfo info;
-    info.path = "image.tif";
-    const auto band = [](GDALDataType type, const char* colour) {
-        BandInfo b;
-        b.data_type = type;
-        b.color_interpretation = colour;
-        return b;
-    };
-    for (int b = 0; b < bands; ++b) info.bands.push_back(band(GDT_UInt16, "Undefined"));
-    if (alpha) info.bands.push_back(band(GDT_Byte, "Alpha"));
-    return info;
-}
 
 TEST(BundledModels, AllThreeArePresentAndDescribeThemselves) {
     const auto entries = list_bundled_models(kModels);
@@ -101,20 +87,20 @@ TEST(BundledModels, BuildingModelRunsChannelsLastAndMatchesTheOtherGraph) {
 }
 
 TEST(BundledModels, ThePickFollowsTheImageBands) {
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(13), {}, kModels).name, "eurosat13");
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(4), {}, kModels).name, "eurosat-rgbn");
-    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(3), {}, kModels).name, "buildings");
-    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(1), {}, kModels).name, "buildings");  // pan replicated
-    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, image_with(3, true), {}, kModels).name, "buildings");
-    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(3), {}, kModels); }, ErrorKind::runtime,
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, test::image_with_bands(13), {}, kModels).name, "eurosat13");
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, test::image_with_bands(4), {}, kModels).name, "eurosat-rgbn");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, test::image_with_bands(3), {}, kModels).name, "buildings");
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, test::image_with_bands(1), {}, kModels).name, "buildings");  // pan replicated
+    EXPECT_EQ(pick_bundled_model(models::Task::segmentation, test::image_with_bands(3, true), {}, kModels).name, "buildings");
+    test::expect_error([] { pick_bundled_model(models::Task::scene, test::image_with_bands(3), {}, kModels); }, ErrorKind::runtime,
                        "image.tif: no bundled scene model");
     // --bands counts, not the image: 4 of 13 bands -> the 4-band model
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(13), {4, 3, 2, 8}, kModels).name, "eurosat-rgbn");
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, test::image_with_bands(13), {4, 3, 2, 8}, kModels).name, "eurosat-rgbn");
     // An RGB + alpha image is 3 bands of data: no scene model (the alpha band was read as NIR)
-    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(3, true), {}, kModels); }, ErrorKind::runtime,
+    test::expect_error([] { pick_bundled_model(models::Task::scene, test::image_with_bands(3, true), {}, kModels); }, ErrorKind::runtime,
                        "its alpha band is not data");
     // 5 bands: the 4-band model's default source bands (4,3,2,8) do not all exist, the 13-band one needs more
-    test::expect_error([] { pick_bundled_model(models::Task::scene, image_with(5), {}, kModels); }, ErrorKind::runtime,
+    test::expect_error([] { pick_bundled_model(models::Task::scene, test::image_with_bands(5), {}, kModels); }, ErrorKind::runtime,
                        "reads a 5-band image");
 }
 
@@ -141,7 +127,7 @@ TEST(BundledModels, ABrokenPackageIsSkippedAndNamed) {
     ASSERT_EQ(skipped.size(), 1u);
     EXPECT_NE(skipped[0].find("broken.pt"), std::string::npos) << skipped[0];
     skipped.clear();
-    EXPECT_EQ(pick_bundled_model(models::Task::scene, image_with(4), {}, dir.str(), &skipped).name, "eurosat-rgbn");
+    EXPECT_EQ(pick_bundled_model(models::Task::scene, test::image_with_bands(4), {}, dir.str(), &skipped).name, "eurosat-rgbn");
     EXPECT_EQ(skipped.size(), 1u);
 }
 

@@ -11,21 +11,12 @@
 namespace rsi {
 namespace {
 
-// An image description with `count` data bands, for picking a bundled model.
-RasterInfo bands_only(int count) {
-    RasterInfo info;
-    BandInfo band;
-    band.data_type = GDT_UInt16;
-    band.color_interpretation = "Undefined";
-    info.bands.assign(static_cast<size_t>(count), band);
-    return info;
-}
 
 int g_warnings = 0;
 
 TEST(RealRegularize, VegasBuildingsGiveNoGdalWarnings) {
     test::TempDir dir;
-    const models::Model model = models::Model::load(pick_bundled_model(models::Task::segmentation, bands_only(3), {}, RSI_BUNDLED_MODELS_DIR).path);
+    const models::Model model = models::Model::load(pick_bundled_model(models::Task::segmentation, test::image_with_bands(3), {}, RSI_BUNDLED_MODELS_DIR).path);
     SegmentOptions s;
     s.input = test::shared_data("spacenet/vegas_rgb.tif");
     s.output = dir / "mask.tif";

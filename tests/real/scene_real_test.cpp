@@ -14,15 +14,6 @@ namespace fs = std::filesystem;
 namespace rsi {
 namespace {
 
-// An image description with `count` data bands, for picking a bundled model.
-RasterInfo bands_only(int count) {
-    RasterInfo info;
-    BandInfo band;
-    band.data_type = GDT_UInt16;
-    band.color_interpretation = "Undefined";
-    info.bands.assign(static_cast<size_t>(count), band);
-    return info;
-}
 
 const char* kClasses[] = {"AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
                           "Pasture", "PermanentCrop", "Residential", "River", "SeaLake"};
@@ -39,7 +30,7 @@ int classify_alone(const models::Model& model, const std::string& patch, const t
 
 TEST(RealScene, EuroSatMosaicCellsGetTheirPatchClass) {
     const std::string root = test::shared_data("eurosat");
-    const models::Model model = models::Model::load(pick_bundled_model(models::Task::scene, bands_only(13), {}, RSI_BUNDLED_MODELS_DIR).path);
+    const models::Model model = models::Model::load(pick_bundled_model(models::Task::scene, test::image_with_bands(13), {}, RSI_BUNDLED_MODELS_DIR).path);
     test::TempDir dir;
     // One correctly classified patch per class, from the validation patches (_11.._14).
     std::vector<std::pair<int, std::string>> chosen;
@@ -95,7 +86,7 @@ TEST(RealScene, EuroSatMosaicCellsGetTheirPatchClass) {
 // every band far below the range) is still flagged.
 TEST(RealScene, DomainChecksPassEuroSatAndFlagByteImagery) {
     const std::string root = test::shared_data("eurosat");
-    const models::Model model13 = models::Model::load(pick_bundled_model(models::Task::scene, bands_only(13), {}, RSI_BUNDLED_MODELS_DIR).path);
+    const models::Model model13 = models::Model::load(pick_bundled_model(models::Task::scene, test::image_with_bands(13), {}, RSI_BUNDLED_MODELS_DIR).path);
     test::TempDir dir;
     for (const char* name : kClasses) {
         for (int k : {1, 7, 12}) {
@@ -108,7 +99,7 @@ TEST(RealScene, DomainChecksPassEuroSatAndFlagByteImagery) {
             EXPECT_NO_THROW(map_scenes(model13, o)) << o.input;
         }
     }
-    const models::Model rgbn = models::Model::load(pick_bundled_model(models::Task::scene, bands_only(4), {}, RSI_BUNDLED_MODELS_DIR).path);
+    const models::Model rgbn = models::Model::load(pick_bundled_model(models::Task::scene, test::image_with_bands(4), {}, RSI_BUNDLED_MODELS_DIR).path);
     SceneOptions naip;
     naip.input = test::shared_data("naip") + "/m_4709963_se_14_1_20190904.tif";
     naip.output = dir / "naip.tif";
@@ -121,7 +112,7 @@ TEST(RealScene, DomainChecksPassEuroSatAndFlagByteImagery) {
 
 TEST(RealScene, NaipLatticeIsGeoreferencedOnTheWindowCentres) {
     const std::string naip = test::shared_data("naip/m_4709963_se_14_1_20190904.tif");
-    const models::Model model = models::Model::load(pick_bundled_model(models::Task::scene, bands_only(4), {}, RSI_BUNDLED_MODELS_DIR).path);
+    const models::Model model = models::Model::load(pick_bundled_model(models::Task::scene, test::image_with_bands(4), {}, RSI_BUNDLED_MODELS_DIR).path);
     test::TempDir dir;
     SceneOptions o;
     o.input = naip;
