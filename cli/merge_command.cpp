@@ -85,7 +85,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         const bool has_probabilities = !merge.probabilities.empty() || !job_output_settings(job).value("probabilities", "").empty();
         if (!o->vector.empty() && !has_probabilities) {
             const std::string output = merge.output.empty() ? job_output_settings(job).value("output", "") : merge.output;
-            scratch = std::make_unique<PendingOutput>(output + ".confidence.tif");
+            scratch = std::make_unique<PendingOutput>(output + ".confidence.tif", true);
             merge.probabilities = scratch->temporary_path();
             merge.byte_probabilities = true;
         }

@@ -35,8 +35,10 @@ std::string format_duration(double seconds) {
     return text;
 }
 
-ProgressBar::ProgressBar(bool enabled)
-    : enabled_(enabled), terminal_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
+ProgressBar::ProgressBar(bool enabled) : ProgressBar(enabled, ::isatty(STDERR_FILENO) != 0) {}
+
+ProgressBar::ProgressBar(bool enabled, bool terminal)
+    : enabled_(enabled), terminal_(terminal), start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() {
     if (enabled_ && terminal_ && last_draw_ >= 0 && !finished_) std::fputc('\n', stderr);
@@ -45,6 +47,12 @@ ProgressBar::~ProgressBar() {
 bool ProgressBar::update(double fraction, std::string_view what) {
     if (interrupted()) return false;
     if (!enabled_) return true;
+    if (finished_) {  // a new phase: it was drawn over the finished line from 100% and timed from the run's start
+        finished_ = false;
+        last_draw_ = -1;
+        last_decile_ = -1;
+        start_ = std::chrono::steady_clock::now();
+    }
     if (fraction < 0) fraction = 0;
     if (fraction > 1) fraction = 1;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -8,9 +8,13 @@ namespace rsi::cli {
 
 class ProgressBar {
 public:
+    // `terminal`: redraw one line in place (default: whether stderr is a terminal), else a line per 10%.
     explicit ProgressBar(bool enabled);
+    ProgressBar(bool enabled, bool terminal);
     ~ProgressBar();
     // The library's progress callback; returns false once an interrupt (SIGINT/SIGTERM) arrived.
+    // After finish(), the next update starts a new phase (e.g. the polygons after the mask): its own
+    // line, bar and ETA.
     bool update(double fraction, std::string_view what);
     void finish();
 

@@ -96,6 +96,8 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
             line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
             inputs.push_back(line);
         }
+        // Ctrl-C while the list is read ends the read (EINTR) with part of it: not a list to run
+        if (interrupted()) throw Error(o.from + ": interrupted while reading the input list", ErrorKind::cancelled);
     }
     if (inputs.empty()) throw usage_error("no input image (give IMAGE or --from)");
     if (inputs.size() > 1 && o.output_dir.empty()) throw usage_error("several inputs need --output-dir");
@@ -207,10 +209,21 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
         }
     }
+    // A folder this run makes is removed again if the run ends without writing into it (refused,
+    // interrupted, every image failed): fs::remove leaves a folder with files alone.
+    struct RemoveIfLeftEmpty {
+        std::string path;
+        ~RemoveIfLeftEmpty() {
+            std::error_code ec;
+            if (!path.empty()) fs::remove(path, ec);
+        }
+    } made_output_dir;
     if (!o.output_dir.empty()) {
         std::error_code ec;
+        const bool existed = fs::exists(o.output_dir, ec);
         fs::create_directories(o.output_dir, ec);
         if (ec) throw Error(o.output_dir + ": cannot create the output directory: " + ec.message());
+        if (!existed) made_output_dir.path = o.output_dir;
     }
     SegmentOptions base;
     base.tile_size = parse_tile_size(o.tile_size);
@@ -232,6 +245,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     if (o.resample != "auto" && o.resample != "off") throw usage_error("--resample: expected auto or off, got '" + o.resample + "'");
     base.resample = o.resample == "auto";
     base.memory_budget_mb = context.common.ram_mb * 3 / 4;  // a quarter is GDAL's block cache
+    base.ram_mb = context.common.ram_mb;
 
     // The model: given, or the bundled one that fits the first image's bands; loaded once.
     std::string model_path;
@@ -303,10 +317,10 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
         if ((!vector_path.empty() || !preview_path.empty()) && !shard_one_image) {
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
-            pending_mask = std::make_unique<PendingOutput>(options.output);
+            pending_mask = std::make_unique<PendingOutput>(options.output, options.overwrite);
             options.output = pending_mask->temporary_path();
             if (!options.probabilities.empty()) {
-                pending_probabilities = std::make_unique<PendingOutput>(options.probabilities);
+                pending_probabilities = std::make_unique<PendingOutput>(options.probabilities, options.overwrite);
                 options.probabilities = pending_probabilities->temporary_path();
             }
         }
@@ -314,7 +328,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         std::unique_ptr<PendingOutput> confidence_scratch;
         if (!vector_path.empty()) {
             if (options.probabilities.empty()) {
-                confidence_scratch = std::make_unique<PendingOutput>(options.output + ".confidence.tif");
+                confidence_scratch = std::make_unique<PendingOutput>(options.output + ".confidence.tif", true);
                 options.probabilities = confidence_path = confidence_scratch->temporary_path();
                 options.probability_format = ProbabilityFormat::byte;
                 options.uncertainty = false;

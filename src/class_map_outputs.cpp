@@ -27,6 +27,7 @@ ClassMapOutputs::ClassMapOutputs(const SegmentOptions& options, const RasterInfo
     mask.creation_options = options.creation_options;
     mask.nodata = kNodataClass;
     mask.band_descriptions = {"class"};
+    mask.overwrite = options.overwrite;
     georeference_like(mask, info);
     mask_ = std::make_unique<RasterWriter>(mask);
     mask_->set_classes(model.classes);

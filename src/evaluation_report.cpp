@@ -45,7 +45,7 @@ void add_class_table(EvaluationReport& report, const PixelMetrics& metrics, cons
 
 void write_html_report(const EvaluationReport& report, const std::string& path, bool overwrite) {
     check_output_path(path, overwrite);
-    PendingOutput pending(path);
+    PendingOutput pending(path, overwrite);
     std::ofstream out(pending.temporary_path());
     out << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << escape(report.title) << "</title>\n"
         << "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"

@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <system_error>
 #include <unistd.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <cerrno>
+#include <cstring>
 #include <csignal>
 #include <cstdlib>
 
@@ -35,6 +38,30 @@ std::string unique_temporary_name(const fs::path& final_path) {
     return (dir / (".rsi-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
                    final_path.filename().string()))
         .string();
+}
+
+// Renames `from` to `to` unless `to` exists, atomically: two runs that finish together cannot both
+// succeed. Returns false when `to` exists; throws on other failures.
+bool rename_without_replacing(const std::string& from, const std::string& to) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return true;
+    if (errno == EEXIST) return false;
+    if (errno != EINVAL && errno != ENOSYS) throw Error(to + ": cannot move into place: " + std::strerror(errno));
+    // A file system without RENAME_NOREPLACE: link() fails atomically when `to` exists.
+    if (::link(from.c_str(), to.c_str()) == 0) {
+        ::unlink(from.c_str());
+        return true;
+    }
+    if (errno == EEXIST) return false;
+    std::error_code ec;  // neither: no hard links either (FAT, some network mounts) — best effort
+    if (fs::exists(to, ec)) return false;
+    fs::rename(from, to, ec);
+    if (ec) throw Error(to + ": cannot move into place: " + ec.message());
+    return true;
+}
+
+std::string appeared_meanwhile(const std::string& path) {
+    return path + ": appeared while this run was writing it (another run writing the same output?); it was left as it is "
+                  "and this run's result discarded";
 }
 
 }  // namespace
@@ -68,10 +95,6 @@ void check_output_path(const std::string& path, bool overwrite) {
     if (!fs::is_directory(dir, ec)) throw Error(path + ": output directory " + dir.string() + " does not exist");
     if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": output directory " + dir.string() + " is not writable");
 }
-
-namespace {
-
-}  // namespace
 
 std::filesystem::path path_identity(const std::string& path) {
     std::error_code ec;
@@ -124,11 +147,14 @@ void remove_stale_temporaries(const std::string& final_path) {
     }
 }
 
-PendingOutput::PendingOutput(std::string final_path)
-    : final_(std::move(final_path)), temporary_(unique_temporary_name(final_)) {}
+PendingOutput::PendingOutput(std::string final_path, bool overwrite)
+    : final_(std::move(final_path)), temporary_(unique_temporary_name(final_)), overwrite_(overwrite) {}
 
 PendingOutput::PendingOutput(PendingOutput&& other) noexcept
-    : final_(std::move(other.final_)), temporary_(std::move(other.temporary_)), done_(other.done_) {
+    : final_(std::move(other.final_)),
+      temporary_(std::move(other.temporary_)),
+      overwrite_(other.overwrite_),
+      done_(other.done_) {
     other.done_ = true;
 }
 
@@ -140,6 +166,7 @@ void PendingOutput::commit() {
     const auto temp_sidecars = sidecar_paths(temporary_);
     const auto final_sidecars = sidecar_paths(final_);
     std::error_code ec;
+    check_final_path_free();
     for (size_t i = 0; i < temp_sidecars.size(); ++i) {
         if (fs::exists(temp_sidecars[i], ec)) {
             fs::rename(temp_sidecars[i], final_sidecars[i], ec);
@@ -148,9 +175,18 @@ void PendingOutput::commit() {
             fs::remove(final_sidecars[i], ec);  // a stale sidecar of an older output would lie about this one
         }
     }
-    fs::rename(temporary_, final_, ec);
-    if (ec) throw Error(final_ + ": cannot move into place: " + ec.message());
+    if (overwrite_) {
+        fs::rename(temporary_, final_, ec);
+        if (ec) throw Error(final_ + ": cannot move into place: " + ec.message());
+    } else if (!rename_without_replacing(temporary_, final_)) {
+        throw Error(appeared_meanwhile(final_));
+    }
     done_ = true;
+}
+
+void PendingOutput::check_final_path_free() const {
+    std::error_code ec;
+    if (!overwrite_ && fs::exists(fs::symlink_status(final_, ec))) throw Error(appeared_meanwhile(final_));
 }
 
 void PendingOutput::discard() {
@@ -180,10 +216,15 @@ void PendingDirectory::commit(bool overwrite) {
         fs::rename(final_, previous, ec);
         if (ec) throw Error(final_ + ": cannot move the previous output aside: " + ec.message());
     }
-    fs::rename(temporary_, final_, ec);
-    if (ec) {
-        if (!previous.empty()) fs::rename(previous, final_, ec);
-        throw Error(final_ + ": cannot rename the finished folder into place");
+    if (previous.empty()) {
+        // rename(2) would replace an empty folder another run made meanwhile; never replace what this run did not check
+        if (!rename_without_replacing(temporary_, final_)) throw Error(appeared_meanwhile(final_));
+    } else {
+        fs::rename(temporary_, final_, ec);
+        if (ec) {
+            fs::rename(previous, final_, ec);
+            throw Error(final_ + ": cannot rename the finished folder into place");
+        }
     }
     done_ = true;
     if (!previous.empty()) fs::remove_all(previous, ec);

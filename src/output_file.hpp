@@ -26,10 +26,12 @@ void check_distinct_outputs(const std::vector<std::string>& outputs, const std::
 void check_folder_holds_no_input(const std::string& folder, const std::vector<std::string>& inputs);
 
 // A file being written. The destructor removes the temporary file (and its sidecars) unless
-// commit() renamed it into place.
+// commit() renamed it into place. Without `overwrite` an existing final path is never replaced, also
+// not one another process wrote while this one worked (two runs writing one output): commit() throws
+// and leaves that file as it is (the check at the start of a run cannot see a later writer).
 class PendingOutput {
 public:
-    explicit PendingOutput(std::string final_path);
+    PendingOutput(std::string final_path, bool overwrite);
     ~PendingOutput();
     PendingOutput(PendingOutput&& other) noexcept;
     PendingOutput& operator=(PendingOutput&&) = delete;
@@ -41,12 +43,16 @@ public:
 
     // Renames the file and the sidecars GDAL wrote beside it (.aux.xml, world files) into place.
     void commit();
+    // Throws when the final path exists and overwriting was not asked for (another run wrote it
+    // meanwhile): callers that move files of their own beside it call this first.
+    void check_final_path_free() const;
     // Removes the temporary file (and its sidecars) now rather than at destruction: scratch files go
     // before the final outputs appear, so no kill can land between an output and its cleanup.
     void discard();
 
 private:
     std::string final_, temporary_;
+    bool overwrite_ = false;
     bool done_ = false;
 };
 

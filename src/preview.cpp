@@ -66,7 +66,7 @@ cv::Mat image_thumbnail(const RasterSource& source, int max_size, const std::vec
 // DICOM among them, into every rsi start-up).
 void save_png(const cv::Mat& picture, const PreviewOptions& options) {
     check_output_path(options.output, options.overwrite);
-    PendingOutput pending(options.output);
+    PendingOutput pending(options.output, options.overwrite);
     GDALDriver* memory = GetGDALDriverManager()->GetDriverByName("MEM");
     GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");
     if (!memory || !png) throw Error(options.output + ": GDAL has no PNG driver");

@@ -21,10 +21,10 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
         throw usage_error("--of: unsupported raster format '" + options_.format + "' (expected GTiff or COG)");
     }
     ensure_gdal_registered();
-    pending_ = std::make_unique<PendingOutput>(options_.path);
+    pending_ = std::make_unique<PendingOutput>(options_.path, options_.overwrite);
     std::string target = pending_->temporary_path();
     if (options_.format == "COG") {
-        intermediate_ = std::make_unique<PendingOutput>(options_.path + ".tiled.tif");
+        intermediate_ = std::make_unique<PendingOutput>(options_.path + ".tiled.tif", true);
         target = intermediate_->temporary_path();
     }
     CPLStringList co;

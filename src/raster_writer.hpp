@@ -28,6 +28,7 @@ struct RasterWriterOptions {
     std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
     std::string crs_wkt;
     std::vector<std::string> band_descriptions;
+    bool overwrite = false;  // replace an existing file (else even one another run wrote meanwhile is kept)
 };
 
 // Georeferencing of `info` shifted to a window origin and scaled by `step` pixels per output pixel.

@@ -54,7 +54,7 @@ void write_run_manifest(const std::string& path, nlohmann::json manifest, bool o
     check_output_path(path, overwrite);
     const LibraryVersions v = library_versions();
     manifest["versions"] = {{"rsi", v.rsi}, {"gdal", v.gdal}, {"proj", v.proj}, {"opencv", v.opencv}, {"libtorch", v.libtorch}};
-    PendingOutput pending(path);
+    PendingOutput pending(path, overwrite);
     {
         std::ofstream out(pending.temporary_path());
         out << json_text(manifest, 2) << "\n";

@@ -84,7 +84,7 @@ struct SceneBatch {
 
 class CsvWriter {
 public:
-    CsvWriter(const std::string& path, int top_k) : pending_(path), out_(pending_.temporary_path()) {
+    CsvWriter(const std::string& path, int top_k, bool overwrite) : pending_(path, overwrite), out_(pending_.temporary_path()) {
         out_ << "window_id,row,col,x,y,width,height,center_x,center_y,class,score";
         for (int k = 1; k <= top_k; ++k) out_ << ",class_" << k << ",score_" << k;
         out_ << "\n" << std::setprecision(10);
@@ -107,7 +107,8 @@ class GridLayerWriter {
 public:
     // GDAL writes GeoPackage change times on whichever thread creates, commits or closes: each of
     // those pins the date, so the file is the same bytes in a direct and a sharded run.
-    GridLayerWriter(const std::string& path, const RasterInfo& info, int top_k) : path_(path), pending_(path) {
+    GridLayerWriter(const std::string& path, const RasterInfo& info, int top_k, bool overwrite)
+        : path_(path), pending_(path, overwrite) {
         const ScopedThreadConfig pinned_date = pinned_vector_date();
         const std::string ext = fs::path(path).extension().string();
         std::string driver_name;
@@ -238,6 +239,7 @@ public:
         classes.creation_options = options.creation_options;
         classes.nodata = kNodataClass;
         classes.band_descriptions = {"class"};
+        classes.overwrite = options.overwrite;
         georeference_like(classes, info, offset_, offset_, static_cast<double>(grid_.stride_x()));
         class_writer_ = std::make_unique<RasterWriter>(classes);
         class_writer_->set_classes(rollup.classes);
@@ -252,8 +254,8 @@ public:
             p.band_descriptions.push_back("entropy");
             prob_writer_ = std::make_unique<RasterWriter>(p);
         }
-        if (!options.csv.empty()) csv_ = std::make_unique<CsvWriter>(options.csv, options.top_k);
-        if (!options.vector.empty()) grid_layer_ = std::make_unique<GridLayerWriter>(options.vector, info, options.top_k);
+        if (!options.csv.empty()) csv_ = std::make_unique<CsvWriter>(options.csv, options.top_k, options.overwrite);
+        if (!options.vector.empty()) grid_layer_ = std::make_unique<GridLayerWriter>(options.vector, info, options.top_k, options.overwrite);
 
         const auto ground = ground_pixel_size(info);
         const double cell = static_cast<double>(grid_.stride_x() * grid_.stride_x());
@@ -395,6 +397,7 @@ private:
         std::vector<uint8_t> validity(static_cast<size_t>(info.width));
         RasterWriterOptions d;
         d.path = options_.dense;
+        d.overwrite = options_.overwrite;
         d.width = info.width;
         d.height = info.height;
         d.format = options_.format;

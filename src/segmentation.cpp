@@ -8,6 +8,7 @@
 #include <gdal_utils.h>
 #include <cmath>
 #include <functional>
+#include <malloc.h>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -298,9 +299,11 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t segment_tiles = row_segment_tiles(info, mapping.source_bands, grid);
     const int64_t remaining = budget - pipeline_bytes(T);
     if (remaining <= 0) {
-        throw usage_error(command + ": --ram " + std::to_string(options.memory_budget_mb) + " MB is too small for a " +
-                          std::to_string(W) + "-pixel-wide strip of " + std::to_string(T) + "-pixel tiles (needs about " +
-                          std::to_string(pipeline_bytes(T) / 1048576 + 64) + " MB)");
+        const int64_t ram = options.ram_mb > 0 ? options.ram_mb : options.memory_budget_mb;
+        const int64_t needed = (pipeline_bytes(T) / 1048576 + 64) * ram / std::max<int64_t>(1, options.memory_budget_mb) + 1;
+        throw usage_error(command + ": --ram " + std::to_string(ram) + " MB is too small for a " + std::to_string(W) +
+                          "-pixel-wide strip of " + std::to_string(T) + "-pixel tiles (give --ram " + std::to_string(needed) +
+                          " or more)");
     }
     const int64_t per_batch_tile = (C + K) * T * T * 4 + T * T;  // buffers of one tile in a batch
     // Journaled runs take a fixed batch of 4 whatever the budget (below); a second runner would double
@@ -611,7 +614,7 @@ struct ModelGridScratch {
     PendingOutput mask, probabilities;
     SegmentOptions inner;
     explicit ModelGridScratch(const SegmentOptions& options)
-        : mask(options.output + ".model-grid.tif"), probabilities(options.output + ".model-grid-p.tif"), inner(options) {
+        : mask(options.output + ".model-grid.tif", true), probabilities(options.output + ".model-grid-p.tif", true), inner(options) {
         inner.output = mask.temporary_path();
         inner.probabilities = probabilities.temporary_path();
         inner.probability_class = -1;
@@ -629,7 +632,7 @@ struct ModelGridScratch {
 // Resamples the model-grid probabilities back to the image grid `image` (bilinear), takes the
 // validity from the image itself and writes every row into `outputs`.
 void write_resampled(const std::string& model_grid_probabilities, const RasterInfo& image, const std::string& input,
-                     int64_t classes, ClassMapOutputs& outputs, const ProgressFn& progress) {
+                     int64_t classes, int64_t budget_bytes, ClassMapOutputs& outputs, const ProgressFn& progress) {
     const int64_t W = image.width, H = image.height;
     const std::string back = unique_vsimem("image-grid");
     struct Cleanup {
@@ -637,6 +640,13 @@ void write_resampled(const std::string& model_grid_probabilities, const RasterIn
         ~Cleanup() { VSIUnlink(path.c_str()); }
     } cleanup{back};
     warp_to_vrt(model_grid_probabilities, back, image, W, H, "bilinear", "-1", false, "resampling the probabilities back");
+    // Bands of 256 rows (the output's block height, and a tiled source's), read in column segments
+    // that take at most a quarter of the budget (full rows of a 100000-pixel-wide image took 230 MB);
+    // the VRT's blocks are one segment row tall, so each is warped once.
+    constexpr int64_t kBandRows = 256, kColumnStep = 512;
+    const int64_t per_column = kBandRows * (classes * 4 + 1);
+    const int64_t segment = std::min(W, std::max(kColumnStep, budget_bytes / 4 / per_column / kColumnStep * kColumnStep));
+    set_warped_vrt_block_size(back, static_cast<int>(kColumnStep), static_cast<int>(kBandRows));
     const RasterSource probabilities = RasterSource::open(back);
     const RasterSource source = RasterSource::open(input);
     if (source.info().width != W || source.info().height != H) {
@@ -646,15 +656,19 @@ void write_resampled(const std::string& model_grid_probabilities, const RasterIn
     std::vector<int> prob_band_list(static_cast<size_t>(classes));
     for (int64_t c = 0; c < classes; ++c) prob_band_list[static_cast<size_t>(c)] = static_cast<int>(c + 1);
     std::vector<uint8_t> valid;
-    for (int64_t y = 0; y < H; y += 256) {
-        const int64_t rows = std::min<int64_t>(256, H - y), n = rows * W;
-        const std::vector<float> p = probabilities.read_float({0, y, W, rows}, prob_band_list);
-        valid.resize(static_cast<size_t>(n));
-        source.read_validity({0, y, W, rows}, {}, valid.data());
-        for (int64_t i = 0; i < n; ++i) {
-            if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
+    for (int64_t y = 0; y < H; y += kBandRows) {
+        const int64_t rows = std::min<int64_t>(kBandRows, H - y);
+        for (int64_t x = 0; x < W; x += segment) {
+            const int64_t span = std::min(segment, W - x), n = rows * span;
+            const std::vector<float> p = probabilities.read_float({x, y, span, rows}, prob_band_list);
+            valid.resize(static_cast<size_t>(n));
+            source.read_validity({x, y, span, rows}, {}, valid.data());
+            for (int64_t i = 0; i < n; ++i) {
+                if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
+            }
+            outputs.write_span(y, rows, x, span, p.data(), valid.data());
         }
-        outputs.write_rows(y, rows, p.data(), valid.data());
+        outputs.flush_band();
         report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "resampling back");
     }
 }
@@ -667,7 +681,8 @@ void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std
                    std::vector<int64_t>& class_pixels, int64_t& nodata_pixels) {
     report_progress(progress, 0.0, "resampling back");
     ClassMapOutputs outputs(options, image, meta);
-    write_resampled(scratch.probabilities.temporary_path(), image, input, static_cast<int64_t>(meta.classes.size()), outputs,
+    write_resampled(scratch.probabilities.temporary_path(), image, input, static_cast<int64_t>(meta.classes.size()),
+                    options.memory_budget_mb * 1024 * 1024, outputs,
                     progress);
     outputs.close();
     scratch.mask.discard();
@@ -743,8 +758,10 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
         std::string path;
         ~Cleanup() { VSIUnlink(path.c_str()); }
     } cleanup{model_grid};
+    // One VRT block's source window at a time: an eighth of the budget (a strong reduction reads many
+    // source pixels per model pixel).
     warp_to_vrt(options.input, model_grid, info, mw, mh, (fx < 1 || fy < 1) ? "average" : "bilinear", nullptr, false,
-                "resampling to the model's pixel size");
+                "resampling to the model's pixel size", std::max<int64_t>(int64_t{4} << 20, options.memory_budget_mb * 1024 * 1024 / 8));
     ModelGridScratch scratch(options);
     SegmentOptions inner = scratch.inner;
     inner.input = model_grid;
@@ -766,6 +783,9 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     result.resample_y = fy;
     result.pixel_area_m2 = ground->x_m * ground->y_m;
     if (options.shard) return result;  // parts only: `rsi merge` resamples back
+    // The model-grid run's threads freed their batches, but glibc keeps such memory in per-thread
+    // arenas (240 MB of a 100000-pixel-wide run); handing it back keeps this phase within --ram.
+    ::malloc_trim(0);
     resample_back(scratch, info, options.input, options, meta, [&](double f, std::string_view what) {
         return !progress || progress(0.9 + 0.1 * f, what);
     }, result.class_pixels, result.nodata_pixels);
@@ -784,8 +804,9 @@ std::string with_extension(const std::string& path, const std::string& extension
 
 // A VRT mosaic of `sources` (relative to the VRT's folder) written atomically to `path`, with the
 // class legend on band 1 when `classes` is given.
-void write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes) {
-    PendingOutput pending(path);
+void write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes,
+                      bool overwrite) {
+    PendingOutput pending(path, overwrite);
     std::vector<const char*> names;
     for (const auto& s : sources) names.push_back(s.c_str());
     CPLErrorReset();
@@ -858,8 +879,8 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         for (const auto& n : names) paths.push_back((base / n).string());
         return paths;
     };
-    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes);
-    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr);
+    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite);
+    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr, options.overwrite);
     result.strips_dir = strips_dir;
 }
 

@@ -53,6 +53,8 @@ struct SegmentOptions {
     bool resample = true;               // read at the model's pixel size when the image's differs by more than 10%
                                         // (per axis in metres; probabilities are resampled back before the argmax)
     int64_t memory_budget_mb = 1024;
+    int64_t ram_mb = 0;                 // the user's whole --ram, of which memory_budget_mb is this run's share:
+                                        // messages advise a --ram that gives the budget needed (0: the same)
     // Resumable and sharded runs (src/strip_journal.hpp): finished strips become part files with a
     // journal in `parts_dir` (default: output + ".parts").
     bool resume = false;               // continue from the journal; assemble the outputs at the end

@@ -192,7 +192,7 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     const std::string name = part_name(strip);
     const std::string final_path = (fs::path(dir_) / name).string();
     {
-        PendingOutput pending(final_path);
+        PendingOutput pending(final_path, true);  // a resumed run redoes a strip whose journal line a kill lost
         GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
         DatasetPtr ds(gtiff->Create(pending.temporary_path().c_str(), static_cast<int>(width), static_cast<int>(rows), classes + 1,
                                     GDT_Float32, nullptr));

@@ -274,7 +274,7 @@ void set_zip_dates_to_1980(const std::string& path) {
 // Zips `files` (path on disk, name in the zip) into `zip_path`, atomically.
 void write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
     check_output_path(zip_path, overwrite);
-    PendingOutput pending(zip_path);
+    PendingOutput pending(zip_path, overwrite);
     void* zip = CPLCreateZip(pending.temporary_path().c_str(), nullptr);
     if (!zip) throw Error(zip_path + ": cannot create the zip: " + last_gdal_error());
     bool ok = true;
@@ -515,7 +515,7 @@ class PendingSubmission {
 public:
     explicit PendingSubmission(const SubmissionOptions& o) : o_(o) {
         if (writes_csv(o.format)) {
-            csv_file_ = std::make_unique<PendingOutput>(o.output);
+            csv_file_ = std::make_unique<PendingOutput>(o.output, o.overwrite);
             csv_.open(csv_file_->temporary_path(), std::ios::binary);
             if (!csv_) throw Error(o.output + ": cannot write");
             if (o.format == SubmissionFormat::spacenet) csv_ << "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n";

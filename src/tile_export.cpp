@@ -191,8 +191,8 @@ bool index_inside_output_dir(const std::string& output_dir, const std::string& i
 }
 
 void write_index_geojson(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
-                         const std::string& file_prefix) {
-    PendingOutput pending(path);
+                         const std::string& file_prefix, bool overwrite) {
+    PendingOutput pending(path, overwrite);
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GeoJSON");
     if (!driver) throw Error("GDAL has no GeoJSON driver");
     CPLErrorReset();
@@ -232,8 +232,8 @@ void write_index_geojson(const std::string& path, const RasterInfo& info, const 
 }
 
 void write_index_csv(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
-                     const std::string& file_prefix) {
-    PendingOutput pending(path);
+                     const std::string& file_prefix, bool overwrite) {
+    PendingOutput pending(path, overwrite);
     {
         std::ofstream out(pending.temporary_path());
         out << "id,row,col,x,y,width,height,file,footprint_wkt\n";
@@ -295,7 +295,7 @@ public:
     void write(const std::string& path, const PixelWindow& window, const void* data, std::vector<unsigned char>& scratch,
                bool atomic, const uint8_t* mask = nullptr) const {
         if (atomic) {
-            PendingOutput pending(path);
+            PendingOutput pending(path, true);  // a resumed run rewrites a tile a killed one left
             write_to(pending.temporary_path(), window, data, scratch, mask);
             pending.commit();
             return;
@@ -650,7 +650,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             const nlohmann::json doc{{"format", "rsi-tile-index-part"}, {"fingerprint", job.at("fingerprint")},
                                      {"shard", {shard.index, shard.count}}, {"rows", {result.first_row, result.end_row}},
                                      {"tiles_skipped", result.tiles_skipped}, {"tiles", tiles}};
-            PendingOutput pending(part);
+            PendingOutput pending(part, true);  // this shard's own part: a rerun of the shard replaces it
             {
                 std::ofstream out(pending.temporary_path(), std::ios::binary);
                 out << json_text(doc) << "\n";
@@ -661,8 +661,8 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             result.index_written = false;
         } else {
             const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
-            write_index_geojson(result.index_geojson, info, records, prefix);
-            write_index_csv(result.index_csv, info, records, prefix);
+            write_index_geojson(result.index_geojson, info, records, prefix, options.overwrite);
+            write_index_csv(result.index_csv, info, records, prefix, options.overwrite);
             if (journaled) {
                 std::error_code ec;
                 fs::remove_all(parts_dir, ec);  // the resumed job is complete
@@ -756,8 +756,8 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     info.crs_wkt = job.value("crs_wkt", "");
     report_progress(progress, 0.9, "index");
     const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
-    write_index_geojson(result.index_geojson, info, records, prefix);
-    write_index_csv(result.index_csv, info, records, prefix);
+    write_index_geojson(result.index_geojson, info, records, prefix, options.overwrite);
+    write_index_csv(result.index_csv, info, records, prefix, options.overwrite);
     fs::remove_all(parts_dir, ec);
     report_progress(progress, 1.0, "done");
     return result;

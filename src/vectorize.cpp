@@ -67,8 +67,8 @@ VectorFormat vector_format(const std::string& path) {
 // stale .qix would index the wrong shapes), and cleans SQLite journals of a failed GeoPackage.
 class PendingVectorOutput {
 public:
-    PendingVectorOutput(const std::string& final_path, const VectorFormat& format)
-        : pending_(final_path), extensions_(format.sidecar_extensions) {}
+    PendingVectorOutput(const std::string& final_path, const VectorFormat& format, bool overwrite)
+        : pending_(final_path, overwrite), extensions_(format.sidecar_extensions) {}
     ~PendingVectorOutput() {
         if (committed_) return;
         std::error_code ec;
@@ -81,6 +81,7 @@ public:
     const std::string& temporary_path() const { return pending_.temporary_path(); }
 
     void commit() {
+        pending_.check_final_path_free();  // before the sidecars: another run's shapefile keeps its .dbf
         const auto from = sidecars(pending_.temporary_path());
         const auto to = sidecars(pending_.final_path());
         std::error_code ec;
@@ -1205,7 +1206,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     report_progress(progress, 0.9, "writing");
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.driver.c_str());
     if (!driver) throw Error("GDAL has no " + format.driver + " driver");
-    PendingVectorOutput pending(output, format);
+    PendingVectorOutput pending(output, format, options.overwrite);
     const ScopedThreadConfig pinned_date = pinned_vector_date();
     CPLErrorReset();
     DatasetPtr out(driver->Create(pending.temporary_path().c_str(), 0, 0, 0, GDT_Unknown, nullptr));

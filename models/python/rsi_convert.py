@@ -13,7 +13,9 @@ Examples (from the repository root):
   /usr/bin/python3 models/python/rsi_convert.py --arch rsp-swin-t-upernet --task segmentation \\
       --checkpoint upernet_swin_potsdam.pth -o data/models/rsp-swin-t-upernet-potsdam.pt
 
-Exit status: 0 written; 2 refused (mismatching checkpoint or unusable arguments).
+An existing output is replaced only with --overwrite; the file appears once verified, never half
+written. Exit status: 0 written; 1 failed (unreadable checkpoint, I/O error); 2 refused (mismatching
+checkpoint, unusable arguments, existing output); 130 interrupted (Ctrl-C, SIGTERM).
 """
 import argparse
 import json
@@ -22,9 +24,13 @@ import shlex
 import sys
 from typing import Dict, List, Optional, Tuple
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsi_models import outputs  # noqa: E402  (no torch: handlers in place before the slow imports)
+if __name__ == "__main__":
+    outputs.handle_termination("rsi_convert")  # the command, not an importing test
+
+import torch  # noqa: E402
+
 from rsi_models import exporting  # noqa: E402
 from rsi_models.foundation import checkpoint as ckpt_mod  # noqa: E402
 from rsi_models.foundation import millionaid, registry  # noqa: E402
@@ -212,6 +218,12 @@ def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused
 
 
 def convert(args) -> dict:
+    if os.path.exists(args.out) and not args.overwrite:
+        raise Refused("%s exists (use --overwrite)" % args.out)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise Refused("%s: output folder does not exist" % args.out)
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.checkpoint):
+        raise Refused("%s is the checkpoint this run converts; write the model elsewhere" % args.out)
     arch = registry.get(args.arch)
     if args.task and args.task != arch.task:
         raise Refused("--arch %s is a %s model, not --task %s" % (arch.name, arch.task, args.task))
@@ -235,7 +247,7 @@ def convert(args) -> dict:
     sha = ckpt_mod.sha256_file(args.checkpoint)
     n_params = sum(p.numel() for p in model.parameters())
     doc = build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params)
-    final = exporting.export(model, doc, args.out)
+    final = exporting.export(model, doc, args.out, overwrite=args.overwrite)
     report = {"out": args.out, "arch": arch.name, "classes": n, "parameters": n_params,
               "checkpoint_sha256": sha, "weights_container": info.get("container"),
               "stripped_prefixes": info["stripped"], "unused_keys": unused, "notes": notes,
@@ -255,16 +267,25 @@ def main(argv=None) -> int:
     p.add_argument("--name")
     p.add_argument("--version")
     p.add_argument("--depths", nargs="+", help="blocks per stage (tests: reduced networks)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--threads", type=int, default=2)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     args.argv = argv
     torch.set_num_threads(args.threads)
     try:
-        report = convert(args)
-    except Refused as e:
+        with outputs.raising_on_termination():
+            report = convert(args)
+    except (Refused, outputs.OutputExists) as e:
         print("rsi_convert: refused: %s" % e, file=sys.stderr)
         return 2
+    except (outputs.Interrupted, KeyboardInterrupt):
+        print("rsi_convert: interrupted", file=sys.stderr)
+        return outputs.INTERRUPTED_EXIT
+    except (OSError, RuntimeError, AssertionError) as e:
+        text = str(e).strip()
+        print("rsi_convert: %s" % (text.splitlines()[0] if text else repr(e)), file=sys.stderr)
+        return 1
     for k in report["unused_keys"]:
         print("unused checkpoint key: %s" % k)
     for nline in report["notes"]:

@@ -25,13 +25,17 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import warnings
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsi_models import outputs  # noqa: E402  (no torch: handlers in place before the slow imports)
+if __name__ == "__main__":
+    outputs.handle_termination("rsi model quantize")  # the command, not an importing test
+
+import torch  # noqa: E402
+
 from rsi_models import data, exporting, metadata  # noqa: E402
+from rsi_models.outputs import Interrupted  # noqa: E402
 from rsi_models import quantization as quant  # noqa: E402
 
 DEFAULT_TILES = {"segmentation": 16, "scene": 50}
@@ -134,13 +138,7 @@ def quantize(args) -> dict:
     metadata.validate(out)
 
     # Atomic output: a temporary file in the destination folder, verified, then renamed.
-    d = os.path.dirname(os.path.abspath(args.out))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(args.out) + ".", suffix=".tmp", dir=d)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output gets the usual permissions
-    try:
+    with outputs.atomic_output(args.out, args.overwrite) as tmp:
         torch.jit.save(q, tmp, _extra_files={"rsi.json": metadata.dumps(out)})
         if getattr(args, "isa_capped_here", False):
             # The golden values as the runtime will compute them: with the CPU's own oneDNN kernels
@@ -155,12 +153,6 @@ def quantize(args) -> dict:
                 raise AssertionError("%s: golden values do not reproduce after reload" % tmp)
         else:
             verify(tmp, out)
-        if os.path.exists(args.out) and not args.overwrite:  # appeared meanwhile
-            raise Refused("%s exists (use --overwrite)" % args.out)
-        os.replace(tmp, args.out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return {"out": args.out, "method": method, "engine": args.engine, "tiles": len(tiles),
             "agreement": calib_agreement, "weights_sha256": out["weights_sha256"]}
 
@@ -230,10 +222,14 @@ def main(argv=None) -> int:
     # torch.ao's observer and FX deprecation notices would bury the one-line result on stderr.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
     try:
-        r = quantize(args)
-    except Refused as e:
+        with outputs.raising_on_termination():
+            r = quantize(args)
+    except (Refused, outputs.OutputExists) as e:
         print("rsi model quantize: %s" % e, file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt):
+        print("rsi model quantize: interrupted", file=sys.stderr)
+        return outputs.INTERRUPTED_EXIT
     except (OSError, ValueError, RuntimeError, AssertionError, metadata.MetadataError) as e:
         text = str(e).strip()
         print("rsi model quantize: %s" % (text.splitlines()[0] if text else repr(e)), file=sys.stderr)

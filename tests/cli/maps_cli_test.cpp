@@ -244,6 +244,33 @@ TEST(MapsCli, InterruptStopsCleanlyWithoutOutput) {
     }
 }
 
+// Ctrl-C while `--from -` is still being read (a pipe whose writer has not finished) ended the read
+// with the lines so far: the run went on with a partial list (or, with none, called it a usage
+// error) and left the --output-dir it had made. Now: interrupted, exit 130, nothing made.
+TEST(MapsCli, InterruptWhileReadingTheInputListRunsNothing) {
+    test::TempDir dir;
+    const std::string image = dir / "a.tif";
+    test::make_raster(image, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * b + y) % 256; });
+    for (const std::string lines : {std::string(), "echo " + test::shell_quote(image) + "; "}) {
+        const std::string command = "(" + lines + "sleep 4) | timeout --preserve-status -s INT 2 " + test::shell_quote(RSI_BINARY) +
+                                    " segment --from - --output-dir " + test::shell_quote(dir / "out") + " -m " +
+                                    test::shell_quote(fixture("tiny_segmenter.pt")) + " -q 2> " + test::shell_quote(dir / "err.txt");
+        const int status = std::system(command.c_str());
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        const std::string err = test::slurp(dir / "err.txt");
+        EXPECT_EQ(code, 130) << lines << err;
+        EXPECT_EQ(err, "rsi segment: interrupted\n") << lines;
+        EXPECT_FALSE(fs::exists(dir / "out")) << lines;
+    }
+    // a run that made the folder and wrote nothing into it (its only image unreadable) removes it too
+    const std::string command = "echo " + test::shell_quote(dir / "missing.tif") + " | " + test::shell_quote(RSI_BINARY) +
+                                " segment --from - --output-dir " + test::shell_quote(dir / "out") + " -m " +
+                                test::shell_quote(fixture("tiny_segmenter.pt")) + " -q 2> " + test::shell_quote(dir / "err.txt");
+    const int status = std::system(command.c_str());
+    EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << test::slurp(dir / "err.txt");
+    EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 TEST(MapsCli, ModelCommandsReportAndFail) {
     test::TempDir dir;
     const auto info = run_rsi({"model", "info", fixture("tiny_scene.pt"), "--json"});

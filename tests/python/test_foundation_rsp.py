@@ -242,6 +242,28 @@ class TestConvert(unittest.TestCase):
                 self.assertEqual(list(y.shape), [1, 5, 100, 120])
                 self.assertLessEqual(float((y - m(x)).abs().max()), 1e-4)
 
+    def test_existing_output_needs_overwrite(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, path = self._scene_ckpt(tmp)
+            out = os.path.join(tmp, "m.pt")
+            with open(out, "w") as f:
+                f.write("someone's file")
+            argv = ["--arch", "rsp-vitaev2-s", "--checkpoint", path, "-o", out, "--depths", "1", "1", "1", "1"]
+            rc, so, se = _run_convert(argv)
+            self.assertEqual(rc, 2)
+            self.assertIn("m.pt exists (use --overwrite)", se)
+            with open(out) as f:
+                self.assertEqual(f.read(), "someone's file")
+            rc, so, se = _run_convert(argv + ["--overwrite"])
+            self.assertEqual(rc, 0, se)
+            exporting.load_file(out)  # a valid model now
+            self.assertEqual([f for f in os.listdir(tmp) if f.endswith(".tmp")], [])
+            # the checkpoint is never the output
+            rc, so, se = _run_convert(["--arch", "rsp-vitaev2-s", "--checkpoint", path, "-o", path, "--overwrite",
+                                       "--depths", "1", "1", "1", "1"])
+            self.assertEqual(rc, 2)
+            self.assertIn("is the checkpoint this run converts", se)
+
     def test_mismatched_checkpoints_are_refused(self):
         with tempfile.TemporaryDirectory() as tmp:
             key = "layers.1.NC.0.attn.qkv.weight"

@@ -11,6 +11,7 @@
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
+#include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 
 using namespace rsi;
@@ -42,7 +43,7 @@ std::vector<std::string> names_in(const fs::path& dir) {
 TEST(PendingOutput, CommitMovesTheFileAndItsSidecarsIntoPlace) {
     TempDir dir;
     const std::string final_path = (dir.path / "map.tif").string();
-    PendingOutput pending(final_path);
+    PendingOutput pending(final_path, false);
     EXPECT_EQ(fs::path(pending.temporary_path()).parent_path(), dir.path);
     EXPECT_EQ(fs::path(pending.temporary_path()).filename().string().rfind(".rsi-tmp-" + std::to_string(::getpid()) + "-", 0), 0u);
     touch(pending.temporary_path(), "data");
@@ -52,10 +53,54 @@ TEST(PendingOutput, CommitMovesTheFileAndItsSidecarsIntoPlace) {
     EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif", "map.tif.aux.xml"}));
 }
 
+TEST(PendingOutput, AFileAnotherRunWroteMeanwhileIsNotReplaced) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "map.tif").string();
+    PendingOutput pending(final_path, false);
+    touch(pending.temporary_path(), "ours");
+    touch(final_path, "theirs");  // a second run finished first
+    EXPECT_THROW(
+        {
+            try {
+                pending.commit();
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find("map.tif: appeared while this run was writing it"), std::string::npos) << e.what();
+                throw;
+            }
+        },
+        Error);
+    std::ifstream in(final_path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "theirs");
+}
+
+TEST(PendingOutput, AnExistingFileIsReplacedWithOverwrite) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "map.tif").string();
+    touch(final_path, "old");
+    PendingOutput pending(final_path, true);
+    touch(pending.temporary_path(), "new");
+    pending.commit();
+    std::ifstream in(final_path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "new");
+    EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif"}));
+}
+
+TEST(PendingDirectory, AnEmptyFolderMadeMeanwhileIsNotReplacedWithoutOverwrite) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "submission").string();
+    PendingDirectory pending(final_path);
+    touch((fs::path(pending.temporary_path()) / "a.png").string(), "x");
+    fs::create_directory(final_path);  // rename(2) alone would replace an empty folder
+    EXPECT_THROW(pending.commit(false), Error);
+    EXPECT_TRUE(fs::is_empty(final_path));
+}
+
 TEST(PendingOutput, DiscardRemovesTheTemporaryAtOnceAndTheDestructorLeavesNothing) {
     TempDir dir;
     {
-        PendingOutput scratch((dir.path / "map.tif.model-grid.tif").string());
+        PendingOutput scratch((dir.path / "map.tif.model-grid.tif").string(), true);
         touch(scratch.temporary_path());
         touch(scratch.temporary_path() + ".aux.xml");
         ASSERT_EQ(names_in(dir.path).size(), 2u);
@@ -66,7 +111,7 @@ TEST(PendingOutput, DiscardRemovesTheTemporaryAtOnceAndTheDestructorLeavesNothin
     }
     EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"unrelated.txt"});
     {
-        PendingOutput abandoned((dir.path / "other.tif").string());
+        PendingOutput abandoned((dir.path / "other.tif").string(), false);
         touch(abandoned.temporary_path());
     }  // an uncommitted output is removed by the destructor
     EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"unrelated.txt"});

@@ -178,6 +178,29 @@ TEST(Segmentation, ResamplesToTheModelPixelSizeAndBack) {
     EXPECT_NE(n.warnings[0].find("pixel size 0.6 m"), std::string::npos) << n.warnings[0];
 }
 
+// Resampling back reads the image in column segments when full rows would outgrow the budget (a
+// 100000-pixel-wide image took 230 MB per 256 rows): the outputs are those of a roomy budget.
+TEST(Segmentation, ResamplingBackInColumnSegmentsGivesTheSameOutputs) {
+    test::TempDir dir;
+    const std::string image = dir / "wide.tif";
+    test::make_raster(image, 9000, 12, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    test::georeference(image, gt, 32633);
+    SegmentOptions roomy = options_for(image, dir / "roomy.tif");
+    roomy.probabilities = dir / "roomy-p.tif";
+    const SegmentResult a = segment_image(segmenter(), roomy);
+    SegmentOptions tight = options_for(image, dir / "tight.tif");
+    tight.probabilities = dir / "tight-p.tif";
+    tight.memory_budget_mb = 80;  // segments of 8704 columns (80 MB / 4 / (256 rows x 9 bytes)): 9000 = 8704 + 296
+    const SegmentResult b = segment_image(segmenter(), tight);
+    EXPECT_DOUBLE_EQ(b.resample_x, 2.0);
+    EXPECT_EQ(a.class_pixels, b.class_pixels);
+    EXPECT_EQ(RasterSource::open(roomy.output).read_float({0, 0, 9000, 12}, {1}),
+              RasterSource::open(tight.output).read_float({0, 0, 9000, 12}, {1}));
+    EXPECT_EQ(RasterSource::open(roomy.probabilities).read_float({0, 0, 9000, 12}, {1, 2}),
+              RasterSource::open(tight.probabilities).read_float({0, 0, 9000, 12}, {1, 2}));
+}
+
 // The model-grid copy is north-up over the image's extent: a south-up (or rotated) image at another
 // pixel size came back mirrored (IoU 0.07 with the right mask on a real Vegas crop). It now runs at
 // its own pixel size, said in a warning, refused with --strict; so is a resampling by more than 4x.

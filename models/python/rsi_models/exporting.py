@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from . import metadata, nets
+from . import metadata, nets, outputs
 
 MAX_DIFF = 1e-5
 
@@ -47,11 +47,13 @@ def max_diff(a: torch.nn.Module, b: torch.nn.Module, shapes, seed: int = 0) -> f
 
 
 def export(model: torch.nn.Module, doc: Dict[str, Any], out_path: str,
-           max_abs_diff: float = MAX_DIFF) -> Dict[str, Any]:
+           max_abs_diff: float = MAX_DIFF, overwrite: bool = True) -> Dict[str, Any]:
     """Script ``model``, complete ``doc`` (weights_sha256, golden), validate it, save ``out_path``
     with ``rsi.json`` embedded, reload the file and check it against the eager model.
 
-    Returns the final document. Raises on any inconsistency (the file is then removed).
+    The file is written under a temporary name and renamed into place once verified (an existing
+    one is replaced only with ``overwrite``: outputs.atomic_output). Returns the final document.
+    Raises on any inconsistency, leaving no file.
     """
     model = model.eval()
     doc = copy.deepcopy(doc)
@@ -63,12 +65,9 @@ def export(model: torch.nn.Module, doc: Dict[str, Any], out_path: str,
     text = metadata.dumps(doc)
     d = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(d, exist_ok=True)
-    torch.jit.save(scripted, out_path, _extra_files={"rsi.json": text})
-    try:
-        verify_file(out_path, eager=model, max_abs_diff=max_abs_diff)
-    except Exception:
-        os.remove(out_path)
-        raise
+    with outputs.atomic_output(out_path, overwrite) as tmp:
+        torch.jit.save(scripted, tmp, _extra_files={"rsi.json": text})
+        verify_file(tmp, eager=model, max_abs_diff=max_abs_diff)
     return doc
 
 

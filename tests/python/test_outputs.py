@@ -1,0 +1,156 @@
+"""rsi_models.outputs: atomic outputs and termination of the scripts rsi runs (model convert and
+quantize): no file is replaced without --overwrite (also not one another run wrote meanwhile), no
+temporary file survives a failure, and SIGINT/SIGTERM end the command with one line and exit 130.
+The quantize case needs ../shared/data (its calibration tiles) or $RSI_DATA_ROOT.
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+import _paths  # noqa: F401  (sys.path)
+from rsi_models import outputs
+
+
+def leftovers(folder):
+    return sorted(f for f in os.listdir(folder) if f.endswith(".tmp"))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class AtomicOutput(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="rsi-outputs-")
+        self.out = os.path.join(self.dir.name, "model.pt")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, text, overwrite=False):
+        with outputs.atomic_output(self.out, overwrite) as tmp:
+            self.assertEqual(os.path.dirname(tmp), self.dir.name)
+            with open(tmp, "w") as f:
+                f.write(text)
+
+    def test_new_file_appears_whole(self):
+        self.write("new")
+        self.assertEqual(read(self.out), "new")
+        self.assertEqual(os.listdir(self.dir.name), ["model.pt"])
+
+    def test_existing_file_needs_overwrite(self):
+        with open(self.out, "w") as f:
+            f.write("old")
+        with self.assertRaisesRegex(outputs.OutputExists, r"model\.pt exists \(use --overwrite\)"):
+            self.write("new")
+        self.assertEqual(read(self.out), "old")
+        with outputs.atomic_output(self.out, True) as tmp:
+            with open(tmp, "w") as f:
+                f.write("new")
+        self.assertEqual(read(self.out), "new")
+        self.assertEqual(leftovers(self.dir.name), [])
+
+    def test_file_written_meanwhile_by_another_run_is_kept(self):
+        with self.assertRaisesRegex(outputs.OutputExists, "appeared while this run was writing it"):
+            with outputs.atomic_output(self.out, False) as tmp:
+                with open(tmp, "w") as f:
+                    f.write("ours")
+                with open(self.out, "w") as f:
+                    f.write("theirs")
+        self.assertEqual(read(self.out), "theirs")
+        self.assertEqual(leftovers(self.dir.name), [])
+
+    def test_failure_leaves_nothing(self):
+        with self.assertRaises(ValueError):
+            with outputs.atomic_output(self.out, False) as tmp:
+                with open(tmp, "w") as f:
+                    f.write("half")
+                raise ValueError("verification failed")
+        self.assertEqual(os.listdir(self.dir.name), [])
+
+    def test_missing_folder_is_an_error_not_created(self):
+        missing = os.path.join(self.dir.name, "no-such-folder", "m.pt")
+        with self.assertRaises(OSError):
+            with outputs.atomic_output(missing, False):
+                pass
+        self.assertFalse(os.path.exists(os.path.dirname(missing)))
+
+
+# A command in the shape of rsi_convert/rsi_quantize: handlers first, the work inside
+# raising_on_termination(), an Interrupted reported with one line and exit 130.
+COMMAND = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    from rsi_models import outputs
+    outputs.handle_termination("demo")
+    if sys.argv[3] == "early":
+        print("ready", flush=True)
+        time.sleep(60)  # e.g. importing torch: nothing written yet
+    try:
+        with outputs.raising_on_termination():
+            with outputs.atomic_output(sys.argv[2], False) as tmp:
+                open(tmp, "w").write("half")
+                print("ready", flush=True)
+                time.sleep(60)
+    except outputs.Interrupted:
+        print("demo: interrupted", file=sys.stderr)
+        sys.exit(outputs.INTERRUPTED_EXIT)
+""")
+
+
+class Termination(unittest.TestCase):
+    def run_and_signal(self, when, signum):
+        with tempfile.TemporaryDirectory(prefix="rsi-outputs-") as d:
+            out = os.path.join(d, "m.pt")
+            p = subprocess.Popen([sys.executable, "-c", COMMAND, _paths.MODELS_PY, out, when],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            if when == "late":
+                self.assertEqual(len(leftovers(d)), 1)  # the half-written file exists now
+            p.send_signal(signum)
+            _, err = p.communicate(timeout=30)
+            self.assertEqual(p.returncode, 130, err)
+            self.assertEqual(err, "demo: interrupted\n")  # one line, no traceback
+            self.assertEqual(os.listdir(d), [])
+
+    def test_sigterm_while_writing_removes_the_temporary(self):
+        self.run_and_signal("late", signal.SIGTERM)
+
+    def test_sigint_while_writing_removes_the_temporary(self):
+        self.run_and_signal("late", signal.SIGINT)
+
+    def test_signal_before_the_work_exits_at_once(self):
+        self.run_and_signal("early", signal.SIGTERM)
+        self.run_and_signal("early", signal.SIGINT)
+
+
+class QuantizeInterrupted(unittest.TestCase):
+    """The real script: SIGTERM and SIGINT during calibration."""
+
+    def test_quantize_stopped_leaves_nothing(self):
+        if not os.path.isdir(os.path.join(_paths.DATA_ROOT, "inria")):
+            raise AssertionError("shared data not found at %s (set RSI_DATA_ROOT)" % _paths.DATA_ROOT)
+        script = os.path.join(_paths.MODELS_PY, "rsi_quantize.py")
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with tempfile.TemporaryDirectory(prefix="rsi-outputs-") as d:
+                out = os.path.join(d, "q.pt")
+                # 64 calibration tiles take far longer than the 3 s before the signal
+                p = subprocess.Popen(["/usr/bin/python3", script, os.path.join(_paths.MODELS_DIR, "buildings.pt"),
+                                      "-o", out, "--tiles", "64", "--threads", "1"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                time.sleep(3)
+                p.send_signal(signum)
+                so, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 130, err)
+                self.assertEqual(err, "rsi model quantize: interrupted\n")
+                self.assertEqual(os.listdir(d), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
