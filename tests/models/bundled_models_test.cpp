@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "models/model.hpp"
+#include "models/runtime_info.hpp"
+#include "src/segmentation.hpp"
 #include "tiling/error.hpp"
 #include "src/model_catalog.hpp"
 #include "src/preview.hpp"
@@ -59,6 +61,31 @@ TEST(BundledModels, CpuBatchIsOneForLargeTiles) {
     EXPECT_GT(buildings.batch_size_for(int64_t{4096} << 20, 64, 64), 1);
     const models::Model scene = models::Model::load(kModels + "/eurosat-rgbn.pt");
     EXPECT_GT(scene.batch_size_for(int64_t{1024} << 20, 64, 64), 16);
+}
+
+// Automatic model runners fit --ram: each holds a forward's activations, so a small budget gets one.
+TEST(BundledModels, AutomaticRunnersFitTheMemoryBudget) {
+    const models::Model buildings = models::Model::load(kModels + "/buildings.pt");
+    const int threads = models::inference_threads();
+    models::set_inference_threads(2);
+    test::TempDir dir;
+    const std::string image = dir / "image.tif";
+    test::make_raster(image, 700, 700, 3, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * 3 * b) % 256; });
+    const double gt[6] = {500000, 0.3, 0, 4000000, 0, -0.3};
+    test::georeference(image, gt, 32633);
+    SegmentOptions roomy;
+    roomy.input = image;
+    roomy.output = dir / "roomy.tif";
+    roomy.memory_budget_mb = 768;  // --ram 1024, the default
+    SegmentOptions tight = roomy;
+    tight.output = dir / "tight.tif";
+    tight.memory_budget_mb = 48;  // --ram 64
+    const SegmentResult a = segment_image(buildings, roomy);
+    const SegmentResult b = segment_image(buildings, tight);
+    models::set_inference_threads(threads);
+    EXPECT_EQ(a.model_runners, 2);
+    EXPECT_EQ(b.model_runners, 1);
+    EXPECT_EQ(a.class_pixels, b.class_pixels);  // the runner count never changes the outputs
 }
 
 // The building U-Net runs faster frozen channels-last than through optimize_for_inference on the
