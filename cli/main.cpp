@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     const CLI::App* leaf = leaf_subcommand(app);
-    if (leaf == &app) {
-        std::cout << app.help();
+    if (leaf == &app) {  // `rsi` alone: a usage error, so the help goes where errors go (stdout stays for results)
+        std::cerr << app.help();
         return 2;
     }
     const std::string name = subcommand_name(app);

@@ -779,9 +779,20 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     inner.image_grid = georeference_to_job(info);
     inner.image_grid["input"] = options.input;
     inner.image_grid["outputs"] = output_settings(options);
-    SegmentResult result = segment_native(model, inner, [&](double f, std::string_view what) {
-        return !progress || progress(0.9 * f, what);
-    }, true);
+    SegmentResult result;
+    try {
+        result = segment_native(model, inner, [&](double f, std::string_view what) {
+            return !progress || progress(0.9 * f, what);
+        }, true);
+    } catch (const Error& e) {
+        // Name the user's image, not the internal copy ("/vsimem/rsi-model-grid-0.vrt: ...").
+        std::string message = e.what();
+        const std::string named = options.input + " (read at the model's pixel size)";
+        for (size_t at = message.find(model_grid); at != std::string::npos; at = message.find(model_grid, at + named.size())) {
+            message.replace(at, model_grid.size(), named);
+        }
+        throw Error(message, e.kind());
+    }
     result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
     result.output = options.output;
     result.probabilities = options.probabilities;

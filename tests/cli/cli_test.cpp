@@ -63,6 +63,18 @@ TEST(Cli, HelpEndsWithAWorkedExample) {
     }
 }
 
+// `rsi` alone is a usage error: the help goes to stderr with exit 2 (stdout is for results; `rsi
+// --help` asked for it: stdout, exit 0).
+TEST(Cli, NoCommandIsAUsageErrorWithTheHelpOnStderr) {
+    const auto bare = run_rsi({});
+    EXPECT_EQ(bare.exit_code, 2);
+    EXPECT_EQ(bare.out, "");
+    EXPECT_NE(bare.err.find("buildings"), std::string::npos) << bare.err;
+    const auto help = run_rsi({"--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("buildings"), std::string::npos) << help.out;
+}
+
 // rsi model convert hands its arguments to models/python/rsi_convert.py and returns its exit code.
 TEST(Cli, ModelConvertRunsThePythonConverter) {
     const auto help = run_rsi({"model", "convert", "--help"});

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
@@ -199,6 +200,34 @@ TEST(Segmentation, ResamplingBackInColumnSegmentsGivesTheSameOutputs) {
               RasterSource::open(tight.output).read_float({0, 0, 9000, 12}, {1}));
     EXPECT_EQ(RasterSource::open(roomy.probabilities).read_float({0, 0, 9000, 12}, {1, 2}),
               RasterSource::open(tight.probabilities).read_float({0, 0, 9000, 12}, {1, 2}));
+}
+
+// An error while the resampled copy is read names the user's image, not the internal VRT.
+TEST(Segmentation, ErrorsOfTheResampledReadNameTheImage) {
+    test::TempDir dir;
+    const std::string image = dir / "torn.tif";
+    test::make_raster(image, 300, 300, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * b) % 256; },
+                      {"TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64", "COMPRESS=DEFLATE"});
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    test::georeference(image, gt, 32633);
+    {  // a damaged copy: the compressed tiles in the middle of the file overwritten
+        std::fstream file(image, std::ios::in | std::ios::out | std::ios::binary);
+        const auto size = static_cast<std::streamoff>(std::filesystem::file_size(image));
+        file.seekp(size / 4);
+        const std::string junk(static_cast<size_t>(size / 3), '\xff');
+        file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    try {
+        segment_image(segmenter(), options_for(image, dir / "mask.tif"));
+        ADD_FAILURE() << "a torn image was segmented";
+    } catch (const Error& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(message.find("/vsimem/"), std::string::npos) << message;
+        EXPECT_NE(message.find("torn.tif (read at the model's pixel size)"), std::string::npos) << message;
+    }
+    CPLPopErrorHandler();
+    EXPECT_FALSE(std::filesystem::exists(dir / "mask.tif"));
 }
 
 // The model-grid copy is north-up over the image's extent: a south-up (or rotated) image at another
