@@ -513,11 +513,13 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const GDALDataType read_type = scaling ? GDT_Float32 : out_type;
     const int64_t read_elem = GDALGetDataTypeSizeBytes(read_type);
     const int64_t out_elem = GDALGetDataTypeSizeBytes(out_type);
-    // Unscaled GeoTIFF tiles of an image with a mask band (or an alpha band left out by --bands) carry
-    // the mask as their own internal mask band: without it, masked pixels passed for data.
+    // Unscaled GeoTIFF and JPEG tiles of an image with a mask band (or an alpha band left out by
+    // --bands) carry the mask as their own internal mask band (JPEG: GDAL's bitmask after the image
+    // data, which other readers skip): without it, masked pixels passed for data. PNG has no mask;
+    // scaled tiles keep 0 for nodata instead.
     bool alpha_selected = false;
     for (int b : bands) alpha_selected |= info.bands[static_cast<size_t>(b - 1)].color_interpretation == "Alpha";
-    const bool carry_mask = !scaling && format.driver == "GTiff" &&
+    const bool carry_mask = !scaling && (format.driver == "GTiff" || format.driver == "JPEG") &&
                             (info.mask == MaskSource::mask_band || (info.mask == MaskSource::alpha && !alpha_selected));
     const bool need_validity = options.skip_empty || (scaling && has_mask) || carry_mask;
     const size_t nb = bands.size();

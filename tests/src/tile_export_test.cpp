@@ -298,6 +298,36 @@ TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
     EXPECT_EQ(std::count(valid.begin(), valid.end(), 0), 32 * 32);
 }
 
+// JPEG tiles carry it too (GDAL's internal bitmask after the JPEG data).
+TEST(TileExport, UnscaledJpegTilesCarryTheSourceMask) {
+    test::TempDir dir;
+    const std::string image = dir / "masked.tif";
+    test::make_raster(image, 64, 32, 3, GDT_Byte, [](int b, int x, int y) { return 60 * b + x + y; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
+        ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
+        std::vector<uint8_t> mask(64 * 32);
+        for (int y = 0; y < 32; ++y)
+            for (int x = 0; x < 64; ++x) mask[static_cast<size_t>(y * 64 + x)] = x < 40 ? 0 : 255;
+        ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 64, 32, mask.data(), 64, 32, GDT_Byte, 0, 0), CE_None);
+    }
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "out";
+    o.format = "JPEG";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    export_tiles(o);
+    const RasterSource right = RasterSource::open(dir / "out/r0_c1.jpg");
+    EXPECT_EQ(right.info().mask, MaskSource::mask_band);
+    std::vector<uint8_t> valid(32 * 32);
+    right.read_validity({0, 0, 32, 32}, {}, valid.data());
+    for (int x = 0; x < 32; ++x) EXPECT_EQ(valid[static_cast<size_t>(x)], x + 32 < 40 ? 0 : 255) << x;
+    const RasterSource left = RasterSource::open(dir / "out/r0_c0.jpg");
+    left.read_validity({0, 0, 32, 32}, {}, valid.data());
+    EXPECT_EQ(std::count(valid.begin(), valid.end(), 0), 32 * 32);
+}
+
 TEST(TileExport, ExistingOutputNeedsOverwriteAndStaleTilesGo) {
     Fixture f;
     export_tiles(f.options());
