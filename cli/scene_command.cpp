@@ -165,7 +165,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                 {"window_pixels", r.window_pixels},
                                 {"stride_pixels", r.stride_pixels},
                                 {"timings", {{"seconds", r.seconds}}}};
-        if (!o->no_manifest) write_run_manifest(o->output + ".manifest.json", manifest, true);
+        if (!o->no_manifest) write_run_manifest(o->output + ".manifest.json", manifest, o->overwrite);
         if (!o->preview.empty()) {
             PreviewOptions p;
             p.image = o->image;

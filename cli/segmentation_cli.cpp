@@ -458,7 +458,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
                 if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));
                 if (!preview_path.empty()) manifest["outputs"].push_back(file_name_only(preview_path));
-                write_run_manifest(r.output + ".manifest.json", manifest, true);
+                write_run_manifest(r.output + ".manifest.json", manifest, o.overwrite);
             }
             summaries.push_back(summary);
             if (!context.common.json && !context.common.quiet) {

@@ -51,10 +51,11 @@ std::string file_fingerprint(const std::string& path) {
 std::string file_name_only(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 void write_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite) {
-    check_output_path(path, overwrite);
+    // The run checked the path at its start; one there now was written meanwhile (another run)
+    PendingOutput pending(path, overwrite);
+    pending.check_final_path_free();
     const LibraryVersions v = library_versions();
     manifest["versions"] = {{"rsi", v.rsi}, {"gdal", v.gdal}, {"proj", v.proj}, {"opencv", v.opencv}, {"libtorch", v.libtorch}};
-    PendingOutput pending(path, overwrite);
     {
         std::ofstream out(pending.temporary_path());
         out << json_text(manifest, 2) << "\n";

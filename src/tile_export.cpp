@@ -14,6 +14,10 @@
 #include <set>
 #include <sstream>
 #include <unistd.h>
+#include <fcntl.h>
+#include <cerrno>
+#include <cstring>
+#include <csignal>
 
 #include "src/geotiff_tile_template.hpp"
 #include "src/item_journal.hpp"
@@ -107,23 +111,81 @@ void remove_stale_tile_temporaries(const fs::path& dir, int64_t first, int64_t e
     }
 }
 
-// Returns true when the directory was created by this run.
-bool prepare_output_dir(const TileExportOptions& options) {
+// A plain run writes its tiles straight under their final names, so it owns OUTDIR for its duration:
+// a second plain run into the same folder (both found it empty) would write the same names, and the
+// one that failed removed the tiles it had written, which were the other's. `.rsi-tile-lock` (created
+// exclusively, holding the pid) keeps the second out; a lock whose process is gone (kill -9) is taken over.
+class OutputDirLock {
+public:
+    static constexpr const char* kName = ".rsi-tile-lock";
+    ~OutputDirLock() { release(); }
+    void acquire(const fs::path& dir) {
+        const fs::path lock = dir / kName;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            const int fd = ::open(lock.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) {
+                const std::string pid = std::to_string(::getpid()) + "\n";
+                const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+                ::close(fd);
+                path_ = lock.string();
+                if (!ok) throw Error(path_ + ": cannot write the folder's lock");
+                return;
+            }
+            if (errno != EEXIST) throw Error(lock.string() + ": cannot create the folder's lock: " + std::strerror(errno));
+            std::ifstream in(lock);
+            long holder = 0;
+            in >> holder;
+            if (holder > 0 && (::kill(static_cast<pid_t>(holder), 0) == 0 || errno == EPERM)) {
+                throw Error(dir.string() + ": another rsi tile run (pid " + std::to_string(holder) +
+                            ") is writing into this folder; wait for it or write elsewhere");
+            }
+            std::error_code ec;
+            fs::remove(lock, ec);  // its run is gone
+        }
+        throw Error(lock.string() + ": cannot take over the folder's lock");
+    }
+    void release() {
+        if (path_.empty()) return;
+        std::error_code ec;
+        fs::remove(path_, ec);
+        path_.clear();
+    }
+
+private:
+    std::string path_;
+};
+
+bool empty_but_lock(const fs::path& dir) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        if (entry.path().filename() != OutputDirLock::kName) return false;
+    }
+    return true;
+}
+
+// Returns true when the directory was created by this run. Takes the folder's lock before looking at
+// what it holds (an --overwrite run removed the tiles a running one had written).
+bool prepare_output_dir(const TileExportOptions& options, OutputDirLock& lock) {
     const fs::path dir(options.output_dir);
     std::error_code ec;
+    bool created = false;
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec)) throw usage_error(options.output_dir + ": exists and is not a directory");
-        if (!fs::is_empty(dir, ec)) {
-            if (!options.overwrite) {
-                throw usage_error(options.output_dir + ": directory is not empty (use --overwrite to reuse it)");
-            }
-            remove_previous_tiles(dir);
+    } else {
+        created = fs::create_directory(dir, ec);
+        if (ec && !fs::is_directory(dir)) {
+            fs::create_directories(dir, ec);
+            if (ec) throw Error(options.output_dir + ": cannot create the output directory: " + ec.message());
         }
-        return false;
     }
-    fs::create_directories(dir, ec);
-    if (ec) throw Error(options.output_dir + ": cannot create the output directory: " + ec.message());
-    return true;
+    lock.acquire(dir);
+    if (!created && !empty_but_lock(dir)) {
+        if (!options.overwrite) {
+            throw usage_error(options.output_dir + ": directory is not empty (use --overwrite to reuse it)");
+        }
+        remove_previous_tiles(dir);
+    }
+    return created;
 }
 
 struct TileRecord {
@@ -445,6 +507,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         return (dir / ("r" + std::to_string(row) + "_c" + std::to_string(col) + "." + format.extension)).string();
     };
     bool created_dir = false;
+    OutputDirLock dir_lock;  // plain runs: released when the run ends, after its clean-up
     bool keep_existing = false;  // resume: tiles already in OUTDIR are finished work of this job
     std::string parts_dir;
     nlohmann::json job;
@@ -457,7 +520,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             check_output_path(result.index_geojson, options.overwrite);
             check_output_path(result.index_csv, options.overwrite);
         }
-        created_dir = prepare_output_dir(options);
+        created_dir = prepare_output_dir(options, dir_lock);
         if (options.overwrite) {
             std::error_code ec;
             fs::remove_all(tile_parts_dir(options.output_dir, options.index_path), ec);
@@ -677,6 +740,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             for (const auto& path : written) remove_with_sidecars(path);
         }
         std::error_code ec;
+        dir_lock.release();
         if (created_dir) fs::remove(options.output_dir, ec);  // only if empty
         throw;
     }

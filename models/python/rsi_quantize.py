@@ -86,7 +86,11 @@ def quantize(args) -> dict:
     if os.path.exists(args.out) and not args.overwrite:
         raise Refused("%s exists (use --overwrite)" % args.out)
     torch.backends.quantized.engine = args.engine
-    scripted, doc = exporting.load_file(args.model)
+    try:
+        scripted, doc = exporting.load_file(args.model)
+    except RuntimeError as e:  # torch's own words do not name the file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise RuntimeError("%s: not a TorchScript model (%s)" % (args.model, first))
     if doc.get("precision", "fp32") != "fp32" or "quantization" in doc:
         raise Refused("%s is already quantized (precision %s)" % (args.model, doc.get("precision")))
     if quant.weights_sha256(scripted) != doc["weights_sha256"]:

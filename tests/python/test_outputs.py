@@ -57,7 +57,7 @@ class AtomicOutput(unittest.TestCase):
         self.assertEqual(leftovers(self.dir.name), [])
 
     def test_file_written_meanwhile_by_another_run_is_kept(self):
-        with self.assertRaisesRegex(outputs.OutputExists, "appeared while this run was writing it"):
+        with self.assertRaisesRegex(outputs.AppearedMeanwhile, "appeared while this run was writing it"):
             with outputs.atomic_output(self.out, False) as tmp:
                 with open(tmp, "w") as f:
                     f.write("ours")
@@ -150,6 +150,20 @@ class QuantizeInterrupted(unittest.TestCase):
                 self.assertEqual(p.returncode, 130, err)
                 self.assertEqual(err, "rsi model quantize: interrupted\n")
                 self.assertEqual(os.listdir(d), [])
+
+
+class QuantizeNamesItsInput(unittest.TestCase):
+    def test_a_file_that_is_not_a_model_is_named(self):
+        with tempfile.TemporaryDirectory(prefix="rsi-outputs-") as d:
+            text = os.path.join(d, "notes.pt")
+            with open(text, "w") as f:
+                f.write("not a model")
+            r = subprocess.run(["/usr/bin/python3", os.path.join(_paths.MODELS_PY, "rsi_quantize.py"), text, "-o",
+                                os.path.join(d, "q.pt")], capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+            self.assertIn("notes.pt: not a TorchScript model", r.stderr)
+            self.assertEqual(sorted(os.listdir(d)), ["notes.pt"])
 
 
 if __name__ == "__main__":

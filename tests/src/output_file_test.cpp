@@ -87,6 +87,27 @@ TEST(PendingOutput, AnExistingFileIsReplacedWithOverwrite) {
     EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif"}));
 }
 
+// The run manifest is an output like the others: one another process wrote during the run is kept
+// (it was always replaced), and --overwrite replaces it.
+TEST(RunManifest, OneWrittenMeanwhileIsKeptWithoutOverwrite) {
+    TempDir dir;
+    const std::string path = (dir.path / "map.tif.manifest.json").string();
+    touch(path, "{\"mine\": 1}");
+    try {
+        write_run_manifest(path, nlohmann::json{{"rsi_manifest", 1}}, false);
+        ADD_FAILURE() << "replaced";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::runtime);
+        EXPECT_NE(std::string(e.what()).find("appeared while this run was writing it"), std::string::npos) << e.what();
+    }
+    std::ifstream kept(path);
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()), "{\"mine\": 1}");
+    write_run_manifest(path, nlohmann::json{{"rsi_manifest", 1}}, true);
+    std::ifstream replaced(path);
+    EXPECT_NE(std::string((std::istreambuf_iterator<char>(replaced)), std::istreambuf_iterator<char>()).find("rsi_manifest"),
+              std::string::npos);
+}
+
 TEST(PendingDirectory, AnEmptyFolderMadeMeanwhileIsNotReplacedWithoutOverwrite) {
     TempDir dir;
     const std::string final_path = (dir.path / "submission").string();

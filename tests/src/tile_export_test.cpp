@@ -328,6 +328,29 @@ TEST(TileExport, UnscaledJpegTilesCarryTheSourceMask) {
     EXPECT_EQ(std::count(valid.begin(), valid.end(), 0), 32 * 32);
 }
 
+// A plain run owns OUTDIR while it writes (two plain runs into one folder: the failing one removed
+// the tiles it had written, which were the other's): a second run is refused, also with --overwrite,
+// and touches nothing; a lock left by a killed run is taken over.
+TEST(TileExport, APlainRunOwnsItsFolderWhileItWrites) {
+    Fixture f;
+    const TileExportOptions o = f.options();
+    fs::create_directories(o.output_dir);
+    { std::ofstream(fs::path(o.output_dir) / ".rsi-tile-lock") << ::getpid() << "\n"; }  // a live run (this process)
+    { std::ofstream(fs::path(o.output_dir) / "r0_c0.tif") << "its tile"; }
+    TileExportOptions again = o;
+    again.overwrite = true;
+    test::expect_error([&] { export_tiles(again); }, ErrorKind::runtime, "another rsi tile run (pid " + std::to_string(::getpid()) + ")");
+    EXPECT_EQ(read_bytes(fs::path(o.output_dir) / "r0_c0.tif"), "its tile");
+    EXPECT_TRUE(fs::exists(fs::path(o.output_dir) / ".rsi-tile-lock"));
+    // the same lock of a process that is gone: taken over, and released at the end
+    fs::remove_all(o.output_dir);
+    fs::create_directories(o.output_dir);
+    { std::ofstream(fs::path(o.output_dir) / ".rsi-tile-lock") << 2147483647 << "\n"; }
+    const TileExportResult r = export_tiles(o);
+    EXPECT_EQ(r.tiles_written, 12);  // 4 x 3 tiles of 32 at stride 24 over 100 x 70
+    EXPECT_FALSE(fs::exists(fs::path(o.output_dir) / ".rsi-tile-lock"));
+}
+
 TEST(TileExport, ExistingOutputNeedsOverwriteAndStaleTilesGo) {
     Fixture f;
     export_tiles(f.options());

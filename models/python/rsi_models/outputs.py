@@ -21,7 +21,11 @@ class Interrupted(Exception):
 
 
 class OutputExists(Exception):
-    """The output exists (or appeared while the run worked) and overwriting was not asked for."""
+    """The output exists at the start and overwriting was not asked for (a usage error)."""
+
+
+class AppearedMeanwhile(OSError):
+    """Another process wrote the output while this run worked; it was left as it is (a runtime error)."""
 
 
 def _on_signal(signum, frame):
@@ -58,7 +62,7 @@ def raising_on_termination() -> Iterator[None]:
 def atomic_output(path: str, overwrite: bool) -> Iterator[str]:
     """Yields a temporary path beside ``path``; when the block completes, the file is moved to
     ``path`` (replacing an existing one only with ``overwrite``; without it, a file another process
-    wrote meanwhile is kept and OutputExists raised). The temporary file is removed on any failure,
+    wrote meanwhile is kept and AppearedMeanwhile raised). The temporary file is removed on any failure,
     interruption included."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -78,10 +82,10 @@ def atomic_output(path: str, overwrite: bool) -> Iterator[str]:
             try:
                 os.link(tmp, path)  # fails when the path exists: never replaces a concurrent run's file
             except FileExistsError:
-                raise OutputExists("%s appeared while this run was writing it (another run?); left as it is" % path)
+                raise AppearedMeanwhile("%s appeared while this run was writing it (another run?); left as it is" % path)
             except OSError:  # a file system without hard links: check, then rename
                 if os.path.exists(path):
-                    raise OutputExists("%s appeared while this run was writing it (another run?); left as it is" % path)
+                    raise AppearedMeanwhile("%s appeared while this run was writing it (another run?); left as it is" % path)
                 os.replace(tmp, path)
             if os.path.exists(tmp):
                 os.remove(tmp)
