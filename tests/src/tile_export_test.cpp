@@ -268,20 +268,24 @@ TEST(TileExport, GeographicTilesInSidecarFormatsKeepLongitudeFirst) {
     EXPECT_NEAR(y, 36.1, 1e-9);
 }
 
+// A 64 x 32 image whose mask band marks columns 0..39 as without data.
+template <typename Fn>
+void make_left_masked_image(const std::string& path, int bands, GDALDataType type, Fn value) {
+    test::make_raster(path, 64, 32, bands, type, value);
+    DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+    ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
+    std::vector<uint8_t> mask(64 * 32);
+    for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 64; ++x) mask[static_cast<size_t>(y * 64 + x)] = x < 40 ? 0 : 255;
+    ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 64, 32, mask.data(), 64, 32, GDT_Byte, 0, 0), CE_None);
+}
+
 // An image with a mask band: unscaled GeoTIFF tiles carry it as their own mask (masked pixels kept
 // their raw values and passed for data); with --bands leaving out an alpha band, likewise.
 TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
     test::TempDir dir;
     const std::string image = dir / "masked.tif";
-    test::make_raster(image, 64, 32, 2, GDT_UInt16, [](int b, int x, int y) { return 100 * b + x + y; });
-    {
-        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
-        ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
-        std::vector<uint8_t> mask(64 * 32);
-        for (int y = 0; y < 32; ++y)
-            for (int x = 0; x < 64; ++x) mask[static_cast<size_t>(y * 64 + x)] = x < 40 ? 0 : 255;
-        ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 64, 32, mask.data(), 64, 32, GDT_Byte, 0, 0), CE_None);
-    }
+    make_left_masked_image(image, 2, GDT_UInt16, [](int b, int x, int y) { return 100 * b + x + y; });
     TileExportOptions o;
     o.input = image;
     o.output_dir = dir / "out";
@@ -302,15 +306,7 @@ TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
 TEST(TileExport, UnscaledJpegTilesCarryTheSourceMask) {
     test::TempDir dir;
     const std::string image = dir / "masked.tif";
-    test::make_raster(image, 64, 32, 3, GDT_Byte, [](int b, int x, int y) { return 60 * b + x + y; });
-    {
-        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(image.c_str(), GA_Update)));
-        ASSERT_EQ(ds->CreateMaskBand(GMF_PER_DATASET), CE_None);
-        std::vector<uint8_t> mask(64 * 32);
-        for (int y = 0; y < 32; ++y)
-            for (int x = 0; x < 64; ++x) mask[static_cast<size_t>(y * 64 + x)] = x < 40 ? 0 : 255;
-        ASSERT_EQ(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, 64, 32, mask.data(), 64, 32, GDT_Byte, 0, 0), CE_None);
-    }
+    make_left_masked_image(image, 3, GDT_Byte, [](int b, int x, int y) { return 60 * b + x + y; });
     TileExportOptions o;
     o.input = image;
     o.output_dir = dir / "out";
