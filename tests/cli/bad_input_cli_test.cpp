@@ -115,6 +115,17 @@ TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
     expect_failure("bad blend", run_args({"--blend", "nope"}, image), 2, "--blend");
     expect_failure("bad tta", run_args({"--tta", "twice"}, image), 2, "--tta");
     expect_failure("bad shard", run_args({"--shard", "4/4"}, image), 2, "--shard");
+    // GeoJSON (WGS84) of an image without georeferencing: refused before the model runs, naming the
+    // image (it was refused after the mask was made, naming the mask's temporary file)
+    const std::string plain = dir / "plain.tif";
+    test::make_raster(plain, 96, 80, 3, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * 3 * b) % 256; });
+    expect_failure("geojson of pixels", run_args({"--vector", dir / "v.geojson"}, plain), 2,
+                   "plain.tif: is not georeferenced, and GeoJSON is written in WGS84");
+    EXPECT_FALSE(fs::exists(dir / "v.geojson"));
+    EXPECT_EQ(run_rsi(run_args({"--vector", dir / "v.geojson", "--keep-crs"}, plain)).exit_code, 0);
+    EXPECT_TRUE(fs::exists(dir / "v.geojson"));
+    fs::remove(out);
+    fs::remove(out + ".manifest.json");
     auto no_dir = run_args({}, image);
     no_dir[3] = dir / "no/such/dir/out.tif";
     const auto r = run_rsi(no_dir);
