@@ -106,15 +106,6 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
     return inputs;
 }
 
-bool path_extension_is(const std::string& path, std::initializer_list<const char*> extensions) {
-    std::string ext = fs::path(path).extension().string();
-    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    for (const char* e : extensions) {
-        if (ext == e) return true;
-    }
-    return false;
-}
-
 std::string derived(const std::string& dir, const std::string& input, const std::string& suffix) {
     return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).string();
 }
@@ -301,7 +292,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                   "--regularize (in metres) cannot apply; drop them or georeference the image");
             }
         }
-        if (!vector_path.empty() && !o.keep_crs && path_extension_is(vector_path, {".geojson", ".json"}) &&
+        if (!vector_path.empty() && !o.keep_crs && is_geojson_output(vector_path) &&
             !RasterSource::open(inputs[i]).info().georeferenced()) {
             // Refused before the model runs (it was refused after it, naming the mask's temporary file).
             throw usage_error(inputs[i] + ": is not georeferenced, and GeoJSON is written in WGS84 (RFC 7946); "

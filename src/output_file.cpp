@@ -132,6 +132,10 @@ void check_folder_holds_no_input(const std::string& folder, const std::vector<st
     }
 }
 
+bool process_is_running(long pid) {
+    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
 void remove_stale_temporaries(const std::string& final_path) {
     const fs::path p(final_path);
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
@@ -141,7 +145,7 @@ void remove_stale_temporaries(const std::string& final_path) {
         const std::string file = entry.path().filename().string();
         if (file.rfind(".rsi-tmp-", 0) != 0 || file.find(name) == std::string::npos) continue;
         const long pid = std::strtol(file.c_str() + 9, nullptr, 10);  // ".rsi-tmp-<pid>-<n>-<name>"
-        if (pid <= 0 || pid == ::getpid() || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+        if (pid <= 0 || pid == ::getpid() || !process_is_running(pid)) {
             if (pid != ::getpid()) fs::remove_all(entry.path(), ec);
         }
     }

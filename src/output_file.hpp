@@ -79,6 +79,9 @@ private:
 // for it whose process id is no longer running. Resumed runs call it before starting.
 void remove_stale_temporaries(const std::string& final_path);
 
+// Whether process `pid` is running on this machine (a lock or temporary it left is still in use).
+bool process_is_running(long pid);
+
 // Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
 std::vector<std::string> sidecar_paths(const std::string& path);
 

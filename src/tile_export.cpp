@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <cerrno>
 #include <cstring>
-#include <csignal>
 
 #include "src/geotiff_tile_template.hpp"
 #include "src/item_journal.hpp"
@@ -135,7 +134,7 @@ public:
             std::ifstream in(lock);
             long holder = 0;
             in >> holder;
-            if (holder > 0 && (::kill(static_cast<pid_t>(holder), 0) == 0 || errno == EPERM)) {
+            if (process_is_running(holder)) {
                 throw Error(dir.string() + ": another rsi tile run (pid " + std::to_string(holder) +
                             ") is writing into this folder; wait for it or write elsewhere");
             }
@@ -172,11 +171,8 @@ bool prepare_output_dir(const TileExportOptions& options, OutputDirLock& lock) {
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec)) throw usage_error(options.output_dir + ": exists and is not a directory");
     } else {
-        created = fs::create_directory(dir, ec);
-        if (ec && !fs::is_directory(dir)) {
-            fs::create_directories(dir, ec);
-            if (ec) throw Error(options.output_dir + ": cannot create the output directory: " + ec.message());
-        }
+        created = fs::create_directories(dir, ec);  // false when a racing run made it first
+        if (ec) throw Error(options.output_dir + ": cannot create the output directory: " + ec.message());
     }
     lock.acquire(dir);
     if (!created && !empty_but_lock(dir)) {

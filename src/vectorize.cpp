@@ -51,10 +51,19 @@ struct VectorFormat {
     std::vector<std::string> sidecar_extensions;  // files the driver writes beside the main one
 };
 
+}  // namespace
+
+bool is_geojson_output(const std::string& path) {
+    const std::string ext = lowercase(fs::path(path).extension().string());
+    return ext == ".geojson" || ext == ".json";
+}
+
+namespace {
+
 VectorFormat vector_format(const std::string& path) {
     const std::string ext = lowercase(fs::path(path).extension().string());
     if (ext == ".gpkg") return {"GPKG", false, true, {}};
-    if (ext == ".geojson" || ext == ".json") return {"GeoJSON", true, false, {}};
+    if (is_geojson_output(path)) return {"GeoJSON", true, false, {}};
     if (ext == ".fgb") return {"FlatGeobuf", false, false, {}};
     if (ext == ".shp")
         return {"ESRI Shapefile", false, false, {".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx"}};

@@ -68,6 +68,9 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
 // shapefile's extension in lower case).
 std::string check_vector_output(const std::string& path, bool overwrite);
 
+// Whether `path` names a GeoJSON output (.geojson, .json), which is written in WGS84 unless --keep-crs.
+bool is_geojson_output(const std::string& path);
+
 // Building-outline regularisation, for one polygon in an isotropic metric frame (metres, any origin).
 // The outline is first simplified with `tolerance` (topology-preserving, removes the pixel stairs).
 // Two candidate orientations are tried: the peak of the length-weighted histogram of edge
