@@ -25,11 +25,16 @@ Round 4 (--round 4, session 16): rsi_models.scene_recipes.CANDIDATES_ROUND4 ("ba
 of L2 logistic layers over random band or feature subsets or bootstrap samples whose probabilities are
 averaged, and "base" without quantiles), the same folds, protocol and 2-point rule (docs/MODELS.md 10).
 
+Round 5 (--round 5, session 18): rsi_models.scene_recipes.CANDIDATES_ROUND5 ("base", round 4's "noq"
+re-measured, the log of the std / texture-energy features with and without the quantiles, "noq" with a
+third texture scale), the same folds, protocol and 2-point rule (docs/MODELS.md 11).
+
 Example (from the repository root; writes runs/scene_select/cv_table.txt and cv_results.json):
   /usr/bin/python3 models/python/select_scene_recipe.py --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 2 --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 3 --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 4 --threads 1
+  /usr/bin/python3 models/python/select_scene_recipe.py --round 5 --threads 1
 """
 import argparse
 import json
@@ -53,15 +58,16 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "runs", "scene_select"))
     p.add_argument("--seeds", type=int, default=5, help="number of fold seeds (0 .. seeds-1)")
-    p.add_argument("--round", type=int, default=1, choices=(1, 2, 3, 4),
+    p.add_argument("--round", type=int, default=1, choices=(1, 2, 3, 4, 5),
                    help="candidate set: 1 = CANDIDATES (session 5), 2 = CANDIDATES_ROUND2 (session 9), "
-                   "3 = CANDIDATES_ROUND3 (session 10), 4 = CANDIDATES_ROUND4 (session 16)")
+                   "3 = CANDIDATES_ROUND3 (session 10), 4 = CANDIDATES_ROUND4 (session 16), "
+                   "5 = CANDIDATES_ROUND5 (session 18)")
     p.add_argument("--candidates", help="comma-separated subset of the round's candidates")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     candidates = {1: sr.CANDIDATES, 2: sr.CANDIDATES_ROUND2, 3: sr.CANDIDATES_ROUND3,
-                  4: sr.CANDIDATES_ROUND4}[args.round]
+                  4: sr.CANDIDATES_ROUND4, 5: sr.CANDIDATES_ROUND5}[args.round]
     names = args.candidates.split(",") if args.candidates else list(candidates)
     suffix = "" if args.round == 1 else "_round%d" % args.round
     os.makedirs(args.out, exist_ok=True)
@@ -93,7 +99,7 @@ def main(argv=None):
 
                 def make(rec=rec, mean=mean, std=std):
                     return sr.build(rec, 13, ncls, mean.tolist(), std.tolist())
-                feats = sr.features(make(), xn, rec["aug"])
+                feats = sr.recipe_features(rec, make(), xn)
                 m, l2 = sr.fit_recipe(rec, make, feats, yt, tr, seed=100 * seed + k)
                 nfeat[n] = int(getattr(m, "n_features", feats.shape[-1]))
                 pred[n][seed, te] = sr.logits(m, sr._plain(feats, te)).argmax(1).numpy()

@@ -244,7 +244,7 @@ def fit_recipe(args, log, command, source_bands, band_names, mean, std, norm, xt
         return scene_recipes.build(rec, c, ncls, mean.tolist(), std.tolist())
     arch_kwargs = scene_recipes.arch_kwargs(rec, c, ncls, mean.tolist(), std.tolist())
     ytr_t = torch.from_numpy(ytr)
-    feats = scene_recipes.features(make(), norm(xtr), rec["aug"])
+    feats = scene_recipes.recipe_features(rec, make(), norm(xtr))
     log("recipe %s (%s): %s %d features" % (args.recipe, rec["desc"], rec["arch"], feats.shape[-1]))
     # 5-fold CV on the training patches, folds (patch number - 1) mod 5 as for StatsSceneNet
     # (input normalisation from all training patches; nested L2 chosen inside each fold)

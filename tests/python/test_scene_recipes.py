@@ -125,6 +125,30 @@ class Ensembles(unittest.TestCase):
         m = sr.fit_ensemble(sr.CANDIDATES_ROUND4["bag"], feats, y, all_idx, 10)
         w = torch.stack([k.fc.weight for k in m.members])
         self.assertGreater(float((w[0] - w[1]).abs().max()), 1e-3)  # members fit different resamples
+    def test_log_energies_transform_only_the_std_and_texture_columns(self):
+        # StatsSceneNet(13 bands, 2 scales): mean 0..12, std 13..25, texture 26..51, quantiles 52..90
+        self.assertEqual(sr.log_energy_columns(13, 2), list(range(13, 52)))
+        self.assertEqual(sr.log_energy_columns(13, 3), list(range(13, 65)))
+        torch.manual_seed(5)
+        xn = torch.randn(4, 13, 16, 16)
+        net = nets.StatsSceneNet(13, 10, scales=2)
+        plain = sr.features(net, xn, False)
+        logged = sr.recipe_features(sr.CANDIDATES_ROUND5["log"], net, xn)
+        cols = torch.tensor(sr.log_energy_columns(13, 2))
+        keep = torch.tensor([c for c in range(91) if c not in set(cols.tolist())])
+        self.assertTrue(torch.equal(logged[:, keep], plain[:, keep]))
+        self.assertTrue(torch.allclose(logged[:, cols], torch.log(plain[:, cols] + sr.LOG_EPS)))
+        self.assertTrue(torch.equal(sr.recipe_features(sr.CANDIDATES_ROUND5["noq"], net, xn), plain))
+
+    def test_a_third_scale_without_quantiles_uses_65_columns(self):
+        torch.manual_seed(6)
+        y = torch.arange(10).repeat_interleave(6)
+        feats = torch.randn(60, 104) + torch.randn(10, 104)[y] * 1.5  # 13 x (2 + 3 + 3)
+        m, _ = sr.fit_recipe(sr.CANDIDATES_ROUND5["noq-3s"], lambda: nets.StatsSceneNet(13, 10, 3),
+                             feats, y, np.arange(60))
+        self.assertEqual(m.n_features, 65)
+        self.assertEqual(m.members[0].columns.tolist(), list(range(65)))
+
 
 if __name__ == "__main__":
     unittest.main()
