@@ -126,7 +126,10 @@ int main(int argc, char** argv) {
     install_interrupt_handlers();
     try {
         apply_global_settings(context.common, mentions_remote_path(args));
-        return context.actions.at(leaf)();
+        const int rc = context.actions.at(leaf)();
+        const int code = exit_code_after(rc);
+        if (code != rc) std::cerr << name << ": interrupted after its work was done (the outputs are complete and kept)\n";
+        return code;
     } catch (const rsi::Error& e) {
         if (e.kind() == rsi::ErrorKind::cancelled) {
             const int sig = interrupt_signal();

@@ -1,4 +1,5 @@
 // rsi merge PARTS_DIR: assembles the outputs of a sharded segmentation or scene map once every shard is done.
+#include <filesystem>
 #include <iostream>
 
 #include "cli/command_context.hpp"
@@ -82,15 +83,29 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             throw usage_error(merge.parts_dir + ": the image is not georeferenced, so --min-area, --simplify and --regularize (in "
                               "metres) cannot apply; drop them");
         }
-        const bool has_probabilities = !merge.probabilities.empty() || !job_output_settings(job).value("probabilities", "").empty();
-        if (!o->vector.empty() && !has_probabilities) {
-            const std::string output = merge.output.empty() ? job_output_settings(job).value("output", "") : merge.output;
-            scratch = std::make_unique<PendingOutput>(output + ".confidence.tif", true);
-            merge.probabilities = scratch->temporary_path();
-            merge.byte_probabilities = true;
+        // With polygons, the merged mask (and probabilities) stay under temporary names and the parts
+        // folder stays until the polygons are written too: an interrupted or failed polygon phase
+        // leaves no mask without polygons, and the parts to merge again.
+        std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
+        if (!vector.empty()) {
+            const auto [output, probabilities] = merge_output_paths(merge, job);
+            check_output_path(output, merge.overwrite);
+            if (!probabilities.empty()) check_output_path(probabilities, merge.overwrite);
+            check_distinct_outputs({output, probabilities, vector}, {});
+            if (probabilities.empty()) {
+                scratch = std::make_unique<PendingOutput>(output + ".confidence.tif", true);
+                merge.probabilities = scratch->temporary_path();
+                merge.byte_probabilities = true;
+            } else {
+                pending_probabilities = std::make_unique<PendingOutput>(probabilities, merge.overwrite);
+                merge.probabilities = pending_probabilities->temporary_path();
+            }
+            pending_mask = std::make_unique<PendingOutput>(output, merge.overwrite);
+            merge.output = pending_mask->temporary_path();
+            merge.keep_parts = true;
         }
         ProgressBar bar(!context.common.quiet && !context.common.json);
-        const MergeResult r = merge_segmentation(merge, context.progress(bar));
+        MergeResult r = merge_segmentation(merge, context.progress(bar));
         bar.finish();
         nlohmann::json polygons = nullptr;
         if (!o->vector.empty()) {
@@ -107,9 +122,26 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             v.overwrite = o->merge.overwrite;
             for (size_t c = 0; c < r.class_names.size(); ++c) v.class_names[static_cast<int>(c)] = r.class_names[c];
             v.memory_budget_mb = context.common.ram_mb / 2;
+            v.output_checked = true;  // before the merge
+            // Every final path checked before the first rename: none of the outputs, or all.
+            v.before_commit = [&] {
+                if (pending_probabilities) pending_probabilities->check_final_path_free();
+                pending_mask->check_final_path_free();
+            };
             const VectorizeResult vr = vectorize_mask(v, context.progress(bar));
             bar.finish();
             polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2}};
+            if (scratch) scratch->discard();  // before the outputs get their names
+            if (pending_probabilities) {
+                pending_probabilities->commit();
+                r.probabilities = pending_probabilities->final_path();
+            }
+            pending_mask->commit();  // the mask last: once it has its name, every output has
+            r.output = pending_mask->final_path();
+            if (!o->merge.keep_parts) {
+                std::error_code ec;
+                std::filesystem::remove_all(merge.parts_dir, ec);
+            }
         }
         nlohmann::json classes = nlohmann::json::object();
         for (size_t c = 0; c < r.class_pixels.size() && c < r.class_names.size(); ++c) classes[r.class_names[c]] = r.class_pixels[c];

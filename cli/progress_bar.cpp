@@ -23,6 +23,12 @@ void install_interrupt_handlers() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
+int exit_code_after(int command_rc) {
+    const int sig = interrupt_signal();
+    if (command_rc != 0 || sig == 0) return command_rc;
+    return sig == SIGTERM ? 143 : 130;
+}
+
 std::string format_duration(double seconds) {
     if (seconds < 0) seconds = 0;
     const auto s = static_cast<long>(seconds + 0.5);

@@ -102,6 +102,12 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
                                     o->no_manifest ? "" : o->output + ".manifest.json"},
                                    {o->image});
+            // Checked again once the map is complete, before its outputs are renamed into place: one
+            // another run wrote meanwhile then fails this run with none of its outputs there.
+            s.before_commit = [o] {
+                if (!o->no_manifest) check_output_path_again(o->output + ".manifest.json", o->overwrite);
+                if (!o->preview.empty()) check_output_path_again(o->preview, o->overwrite);
+            };
         }
         std::string model_path;
         if (!o->model.model.empty()) {

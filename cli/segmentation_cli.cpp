@@ -340,6 +340,20 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 options.uncertainty = false;
             }
         }
+        // The outputs renamed after the mask's phase (preview, manifest; with polygons or a preview also
+        // the mask and probabilities, kept under temporary names until then) are checked again before
+        // the first output of the run gets its name: a file another run wrote meanwhile then fails this
+        // run with none of its outputs in place, not some.
+        const std::string manifest_path = o.no_manifest || shard_one_image ? std::string()
+                                        : (pending_mask ? pending_mask->final_path() : options.output) + ".manifest.json";
+        bool preview_written = false;
+        auto check_later_outputs = [&] {
+            if (pending_probabilities) pending_probabilities->check_final_path_free();
+            if (pending_mask) pending_mask->check_final_path_free();
+            if (!preview_path.empty() && !preview_written) check_output_path_again(preview_path, o.overwrite);
+            if (!manifest_path.empty()) check_output_path_again(manifest_path, o.overwrite);
+        };
+        options.before_commit = check_later_outputs;
         cap_block_cache_for_strips(context.common, inputs[i], true);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
@@ -383,6 +397,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 v.overwrite = o.overwrite;
                 for (const auto& c : model.metadata().classes) v.class_names[c.id] = c.name;
                 v.memory_budget_mb = base.memory_budget_mb / 2;
+                v.output_checked = true;  // with the other outputs, before the model ran
+                v.before_commit = check_later_outputs;
                 const VectorizeResult vr = vectorize_mask(v, [&](double f, std::string_view) { return bar.update(f, "polygons"); });
                 bar.finish();
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_known ? nlohmann::json(vr.area_m2) : nlohmann::json(nullptr)},
@@ -390,6 +406,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
             }
             if (!preview_path.empty()) {
+                check_later_outputs();
                 PreviewOptions p;
                 p.image = inputs[i];
                 p.output = preview_path;
@@ -401,6 +418,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                     write_class_preview(p, r.output, model.metadata().classes);
                 }
             }
+            preview_written = true;
+            check_later_outputs();
             if (pending_probabilities) {
                 pending_probabilities->commit();
                 r.probabilities = pending_probabilities->final_path();

@@ -125,6 +125,11 @@ void ClassMapOutputs::close() {
 }
 
 void ClassMapOutputs::commit() {
+    // Every final path checked before the first rename, so a file another run wrote meanwhile fails
+    // the run with none of its outputs in place; the caller's later outputs are checked too.
+    if (options_.before_commit) options_.before_commit();
+    if (probability_) probability_->check_final_path_free();
+    mask_->check_final_path_free();
     // The mask (the -o output) last: once it has its name, so has the probability raster.
     if (probability_) probability_->commit();
     mask_->commit();

@@ -44,7 +44,7 @@ void add_class_table(EvaluationReport& report, const PixelMetrics& metrics, cons
 }
 
 void write_html_report(const EvaluationReport& report, const std::string& path, bool overwrite) {
-    check_output_path(path, overwrite);
+    check_output_path_again(path, overwrite);  // checked when the run started
     PendingOutput pending(path, overwrite);
     std::ofstream out(pending.temporary_path());
     out << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << escape(report.title) << "</title>\n"

@@ -18,7 +18,8 @@ struct EvaluationReport {
     const ConfusionMatrix* matrix = nullptr;                   // optional
 };
 
-// Written atomically; an existing file is replaced only with `overwrite`.
+// Written atomically; an existing file is replaced only with `overwrite` (without it, one there now is
+// refused as having appeared meanwhile: callers check the path with check_output_path when they start).
 void write_html_report(const EvaluationReport& report, const std::string& path, bool overwrite);
 
 // The per-class table of pixel or scene metrics, ready for EvaluationReport.

@@ -193,6 +193,11 @@ void PendingOutput::check_final_path_free() const {
     if (!overwrite_ && fs::exists(fs::symlink_status(final_, ec))) throw Error(appeared_meanwhile(final_));
 }
 
+void check_output_path_again(const std::string& path, bool overwrite) {
+    std::error_code ec;
+    if (!overwrite && fs::exists(fs::symlink_status(path, ec))) throw Error(appeared_meanwhile(path));
+}
+
 void PendingOutput::discard() {
     if (!done_) remove_with_sidecars(temporary_);
     done_ = true;
@@ -211,11 +216,14 @@ PendingDirectory::~PendingDirectory() {
     fs::remove_all(temporary_, ec);
 }
 
+void PendingDirectory::check_final_path_free(bool overwrite) const { check_output_path_again(final_, overwrite); }
+
 void PendingDirectory::commit(bool overwrite) {
     std::error_code ec;
     std::string previous;
     if (fs::exists(final_, ec)) {
-        if (!overwrite) throw usage_error(final_ + ": already exists (use --overwrite to replace it)");
+        // The run checked this path when it started: a folder here now was made by someone else since.
+        if (!overwrite) throw Error(appeared_meanwhile(final_));
         previous = unique_temporary_name(final_) + ".old";
         fs::rename(final_, previous, ec);
         if (ec) throw Error(final_ + ": cannot move the previous output aside: " + ec.message());

@@ -12,6 +12,13 @@ namespace rsi {
 // when its directory does not exist or is not writable.
 void check_output_path(const std::string& path, bool overwrite);
 
+// For a path the run checked with check_output_path when it started, again just before its output is
+// written or renamed: a file there now was made by someone else meanwhile (another run writing the
+// same output), so this throws a runtime Error ("appeared while this run was writing it"), not a usage
+// one. Multi-output runs call it for every final path before renaming the first, so that a late
+// failure does not leave some outputs of the run in place and others missing.
+void check_output_path_again(const std::string& path, bool overwrite);
+
 // One spelling per file or folder, for comparing paths: absolute, without a trailing separator, links
 // and ".." resolved as far as the path exists ("out/", "./out" and "out" are one folder, also before
 // it is made).
@@ -67,8 +74,11 @@ public:
 
     const std::string& temporary_path() const { return temporary_; }
     const std::string& final_path() const { return final_; }
-    // Replaces an existing folder only when `overwrite` (checked again here, not only at the start).
+    // Replaces an existing folder only when `overwrite` (checked again here, not only at the start:
+    // without it, a folder there now appeared meanwhile, a runtime Error).
     void commit(bool overwrite);
+    // check_output_path_again for the final path: callers renaming other outputs too call it first.
+    void check_final_path_free(bool overwrite) const;
 
 private:
     std::string final_, temporary_;

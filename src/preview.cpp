@@ -65,7 +65,7 @@ cv::Mat image_thumbnail(const RasterSource& source, int max_size, const std::vec
 // Written with GDAL's PNG driver (OpenCV's image codecs would pull ~25 more shared libraries, X11 and
 // DICOM among them, into every rsi start-up).
 void save_png(const cv::Mat& picture, const PreviewOptions& options) {
-    check_output_path(options.output, options.overwrite);
+    check_output_path_again(options.output, options.overwrite);  // checked when the run started
     PendingOutput pending(options.output, options.overwrite);
     GDALDriver* memory = GetGDALDriverManager()->GetDriverByName("MEM");
     GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");

@@ -12,6 +12,8 @@ struct PreviewOptions {
     std::string image;       // the input raster
     std::string output;      // PNG
     int max_size = 1024;     // longest side in pixels
+    // Without it an existing output is refused as one that appeared while the run worked (a runtime
+    // error): callers check the path with check_output_path when their run starts.
     bool overwrite = false;
     // The image's red, green and blue bands (1-based); empty: the bands declared Red, Green and Blue,
     // else the first three that are not alpha.

@@ -130,6 +130,8 @@ void RasterWriter::finish() {
 
 void RasterWriter::commit() { pending_->commit(); }
 
+void RasterWriter::check_final_path_free() const { pending_->check_final_path_free(); }
+
 const std::string& RasterWriter::closed_path() const { return pending_->temporary_path(); }
 
 void RasterWriter::close() {

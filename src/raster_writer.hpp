@@ -56,6 +56,9 @@ public:
     // finish() in two steps, so several outputs can all be complete before any is renamed into place.
     void close();
     void commit();
+    // Throws (a runtime Error) when the final path is taken and overwriting was not asked for: callers
+    // renaming several outputs check them all before renaming the first.
+    void check_final_path_free() const;
 
     const std::string& path() const { return options_.path; }
     // Where the complete file lies after close() and before commit() (for outputs derived from it).

@@ -96,6 +96,7 @@ public:
         out_.close();
     }
     void commit() { pending_.commit(); }
+    void check_final_path_free() const { pending_.check_final_path_free(); }
 
 private:
     PendingOutput pending_;
@@ -174,6 +175,7 @@ public:
         close_written(std::move(dataset_), path_);
     }
     void commit() { pending_.commit(); }
+    void check_final_path_free() const { pending_.check_final_path_free(); }
 
 private:
     std::string path_;
@@ -302,6 +304,14 @@ public:
         if (grid_layer_) grid_layer_->close();
         std::unique_ptr<RasterWriter> dense;
         if (!options_.dense.empty()) dense = write_dense(progress);
+        // Every final path checked before the first rename: a file another run wrote meanwhile fails
+        // the run with none of its outputs in place (the caller's later ones included).
+        if (options_.before_commit) options_.before_commit();
+        if (prob_writer_) prob_writer_->check_final_path_free();
+        if (csv_) csv_->check_final_path_free();
+        if (grid_layer_) grid_layer_->check_final_path_free();
+        if (dense) dense->check_final_path_free();
+        class_writer_->check_final_path_free();
         // The class map (the -o output) last: once it has its name, every other output has too, so a
         // kill between the renames cannot pass for a finished run.
         if (prob_writer_) prob_writer_->commit();

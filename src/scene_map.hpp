@@ -2,6 +2,7 @@
 // Scene maps: classify an image window by window with a scene model and write one class per window
 // position on a regular lattice (each lattice pixel centred on its window), plus optional
 // probabilities with an entropy band, a dense map on the image grid, and a CSV / vector grid.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ struct SceneOptions {
     std::optional<ShardSpec> shard;
     std::string parts_dir;
     bool keep_parts = false;
+    // Called once every output is complete, just before the first is renamed into place: a caller
+    // writing more outputs afterwards (a preview, a run manifest) checks their paths here.
+    std::function<void()> before_commit;
 };
 
 struct SceneClassSummary {

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 #include <thread>
@@ -860,6 +861,7 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         probability_folder = std::make_unique<PendingDirectory>(probability_strips_dir);
     }
     SegmentOptions strip = options;
+    strip.before_commit = nullptr;  // strips are renamed into the pending folder, not into place
     strip.format = "GTiff";
     if (options.format != "GTiff") strip.creation_options = {"COMPRESS=DEFLATE"};
     std::vector<std::string> mask_sources, probability_sources;
@@ -888,6 +890,12 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         }
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling strips");
     }
+    // The two folders and the two VRTs: every final path checked before the first rename.
+    if (options.before_commit) options.before_commit();
+    folder.check_final_path_free(options.overwrite);
+    if (probability_folder) probability_folder->check_final_path_free(options.overwrite);
+    check_output_path_again(options.output, options.overwrite);
+    if (!options.probabilities.empty()) check_output_path_again(options.probabilities, options.overwrite);
     folder.commit(options.overwrite);
     if (probability_folder) probability_folder->commit(options.overwrite);
     // Sources are given as paths beside their VRT; GDAL stores them relative to the VRT's folder, so a
@@ -898,8 +906,9 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         for (const auto& n : names) paths.push_back((base / n).string());
         return paths;
     };
-    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite);
+    // The mask's VRT (the -o output) last: once it has its name, every other output has too.
     if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr, options.overwrite);
+    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite);
     result.strips_dir = strips_dir;
 }
 
@@ -907,6 +916,25 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
 
 nlohmann::json job_output_settings(const nlohmann::json& job) {
     return job.contains("image_grid") ? job.at("image_grid").at("outputs") : job.at("outputs");
+}
+
+std::pair<std::string, std::string> merge_output_paths(const MergeOptions& options, const nlohmann::json& job) {
+    const nlohmann::json out = job_output_settings(job);
+    const std::string recorded = out.at("output").get<std::string>();
+    std::string output = options.output.empty() ? merge_output_path(options.parts_dir, recorded, recorded) : options.output;
+    std::string probabilities = options.probabilities.empty() ? merge_output_path(options.parts_dir, recorded, out.value("probabilities", ""))
+                                                              : options.probabilities;
+    if (options.vrt) {
+        // Default names: the shards' outputs with a .vrt extension.
+        if (options.output.empty()) output = with_extension(output, ".vrt");
+        if (options.probabilities.empty() && !probabilities.empty()) probabilities = with_extension(probabilities, ".vrt");
+        for (const std::string* path : {&output, &probabilities}) {
+            if (!path->empty() && std::filesystem::path(*path).extension() != ".vrt") {
+                throw usage_error("--vrt: " + *path + " must end in .vrt");
+            }
+        }
+    }
+    return {output, probabilities};
 }
 
 MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress) {
@@ -925,10 +953,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     }
     const nlohmann::json out = job_output_settings(job);
     SegmentOptions o;
-    const std::string recorded = out.at("output").get<std::string>();
-    o.output = options.output.empty() ? merge_output_path(options.parts_dir, recorded, recorded) : options.output;
-    o.probabilities = options.probabilities.empty() ? merge_output_path(options.parts_dir, recorded, out.value("probabilities", ""))
-                                                    : options.probabilities;
+    std::tie(o.output, o.probabilities) = merge_output_paths(options, job);
     o.probability_format = out.value("probability_format", "float32") == "byte" ? ProbabilityFormat::byte : ProbabilityFormat::float32;
     o.probability_class = out.value("probability_class", -1);
     o.uncertainty = out.value("uncertainty", false) && !o.probabilities.empty();
@@ -940,16 +965,6 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
         o.probability_format = ProbabilityFormat::byte;
         o.probability_class = -1;
         o.uncertainty = false;
-    }
-    if (options.vrt) {
-        // Default names: the shards' outputs with a .vrt extension.
-        if (options.output.empty()) o.output = with_extension(o.output, ".vrt");
-        if (options.probabilities.empty() && !o.probabilities.empty()) o.probabilities = with_extension(o.probabilities, ".vrt");
-        for (const std::string* path : {&o.output, &o.probabilities}) {
-            if (!path->empty() && std::filesystem::path(*path).extension() != ".vrt") {
-                throw usage_error("--vrt: " + *path + " must end in .vrt");
-            }
-        }
     }
     check_output_path(o.output, o.overwrite);
     if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);

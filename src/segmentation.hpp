@@ -3,7 +3,9 @@
 // model and a writer run as a pipeline joined by bounded queues; overlapping tile predictions are
 // blended in probability space by a strip accumulator that writes rows as soon as they are final.
 // Nothing is sized by the image: memory is one tile row of probabilities plus the batches in flight.
+#include <functional>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +67,10 @@ struct SegmentOptions {
     std::string fingerprint_input;     // the file that identifies the input when `input` is derived from it
     nlohmann::json image_grid;         // a run on a resampled copy: what a merge needs to resample back
                                        // (the image's grid, its path and the final outputs)
+    // Called once every output is complete, just before the first is renamed into place. A caller that
+    // writes more outputs of the run afterwards (a preview, a run manifest) checks their paths here
+    // (check_output_path_again), so a run that cannot write them leaves none of its outputs.
+    std::function<void()> before_commit;
 };
 
 struct SegmentResult {
@@ -111,6 +117,10 @@ struct MergeResult {
     std::vector<std::string> class_names;
 };
 MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& progress = {});
+
+// The mask and probability paths a merge writes: those given, else the ones the shards were given (a
+// relative one beside the parts folder), with a .vrt extension for --vrt; empty probabilities: none.
+std::pair<std::string, std::string> merge_output_paths(const MergeOptions& options, const nlohmann::json& job);
 
 // The outputs (paths and options) the shards of a segmentation job.json were given.
 nlohmann::json job_output_settings(const nlohmann::json& job);

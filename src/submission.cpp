@@ -273,7 +273,7 @@ void set_zip_dates_to_1980(const std::string& path) {
 
 // Zips `files` (path on disk, name in the zip) into `zip_path`, atomically.
 void write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
-    check_output_path(zip_path, overwrite);
+    check_output_path_again(zip_path, overwrite);  // checked when the run started
     PendingOutput pending(zip_path, overwrite);
     void* zip = CPLCreateZip(pending.temporary_path().c_str(), nullptr);
     if (!zip) throw Error(zip_path + ": cannot create the zip: " + last_gdal_error());
@@ -544,14 +544,19 @@ public:
         }
         result.output = o_.output;
         result.images = static_cast<int64_t>(names_.size());
+        // The zip is written after the submission is in place (it packs the final files): its path is
+        // checked just before the submission is renamed, so a zip another run wrote meanwhile fails the
+        // run with no new submission.
         if (csv_file_) {
             csv_.close();
             if (!csv_) throw Error(o_.output + ": writing failed");
             result.validation = validate_submission(o_, csv_file_->temporary_path(), names_);
+            if (!o_.zip.empty()) check_output_path_again(o_.zip, o_.overwrite);
             csv_file_->commit();
             written_.emplace_back(o_.output, fs::path(o_.output).filename().string());
         } else {
             result.validation = validate_submission(o_, folder_->temporary_path(), names_);
+            if (!o_.zip.empty()) check_output_path_again(o_.zip, o_.overwrite);
             folder_->commit(o_.overwrite);
         }
         if (!o_.zip.empty()) {

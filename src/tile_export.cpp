@@ -248,8 +248,9 @@ bool index_inside_output_dir(const std::string& output_dir, const std::string& i
     return tile_file_prefix(output_dir, index_geojson).empty();
 }
 
-void write_index_geojson(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
-                         const std::string& file_prefix, bool overwrite) {
+// The index files are written complete under temporary names; write_index renames them.
+PendingOutput write_index_geojson(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
+                                  const std::string& file_prefix, bool overwrite) {
     PendingOutput pending(path, overwrite);
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GeoJSON");
     if (!driver) throw Error("GDAL has no GeoJSON driver");
@@ -286,11 +287,11 @@ void write_index_geojson(const std::string& path, const RasterInfo& info, const 
         if (layer->CreateFeature(&feature) != OGRERR_NONE) throw Error(path + ": writing the tile index failed: " + last_gdal_error());
     }
     close_written(std::move(ds), path);
-    pending.commit();
+    return pending;
 }
 
-void write_index_csv(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
-                     const std::string& file_prefix, bool overwrite) {
+PendingOutput write_index_csv(const std::string& path, const RasterInfo& info, const std::vector<TileRecord>& tiles,
+                              const std::string& file_prefix, bool overwrite) {
     PendingOutput pending(path, overwrite);
     {
         std::ofstream out(pending.temporary_path());
@@ -303,7 +304,19 @@ void write_index_csv(const std::string& path, const RasterInfo& info, const std:
         out.flush();
         if (!out) throw Error(path + ": writing the tile index failed");
     }
-    pending.commit();
+    return pending;
+}
+
+// Both index files, renamed into place only when both are complete and both final paths are free (an
+// index outside OUTDIR may meet a file another run wrote meanwhile): never one without the other.
+void write_index(const std::string& geojson_path, const std::string& csv_path, const RasterInfo& info,
+                 const std::vector<TileRecord>& tiles, const std::string& file_prefix, bool overwrite) {
+    PendingOutput geojson = write_index_geojson(geojson_path, info, tiles, file_prefix, overwrite);
+    PendingOutput csv = write_index_csv(csv_path, info, tiles, file_prefix, overwrite);
+    geojson.check_final_path_free();
+    csv.check_final_path_free();
+    csv.commit();
+    geojson.commit();
 }
 
 class TileWriter {
@@ -722,8 +735,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             result.index_written = false;
         } else {
             const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
-            write_index_geojson(result.index_geojson, info, records, prefix, options.overwrite);
-            write_index_csv(result.index_csv, info, records, prefix, options.overwrite);
+            write_index(result.index_geojson, result.index_csv, info, records, prefix, options.overwrite);
             if (journaled) {
                 std::error_code ec;
                 fs::remove_all(parts_dir, ec);  // the resumed job is complete
@@ -818,8 +830,7 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     info.crs_wkt = job.value("crs_wkt", "");
     report_progress(progress, 0.9, "index");
     const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
-    write_index_geojson(result.index_geojson, info, records, prefix, options.overwrite);
-    write_index_csv(result.index_csv, info, records, prefix, options.overwrite);
+    write_index(result.index_geojson, result.index_csv, info, records, prefix, options.overwrite);
     fs::remove_all(parts_dir, ec);
     report_progress(progress, 1.0, "done");
     return result;

@@ -1052,16 +1052,22 @@ RegularizedOutline regularize_outline(const OGRPolygon& outline, double toleranc
     return result;
 }
 
-std::string check_vector_output(const std::string& path, bool overwrite) {
+std::string check_vector_output(const std::string& path, bool overwrite, bool again) {
     const VectorFormat format = vector_format(path);
     // GDAL names a shapefile's files with lower-case extensions (x.SHP becomes x.shp).
     const std::string output = format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string();
-    check_output_path(output, overwrite);
+    if (again) {
+        check_output_path_again(output, overwrite);
+    } else {
+        check_output_path(output, overwrite);
+    }
     if (!overwrite) {
         for (const auto& ext : format.sidecar_extensions) {
             const std::string sidecar = fs::path(output).replace_extension(ext).string();
             std::error_code ec;
-            if (fs::exists(sidecar, ec)) {
+            if (again) {
+                check_output_path_again(sidecar, false);
+            } else if (fs::exists(sidecar, ec)) {
                 throw usage_error(output + ": " + sidecar + " (a file of this shapefile) already exists (use --overwrite to replace it)");
             }
         }
@@ -1073,7 +1079,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     ensure_gdal_registered();
     check_options(options);
     const VectorFormat format = vector_format(options.output);
-    const std::string output = check_vector_output(options.output, options.overwrite);
+    const std::string output = check_vector_output(options.output, options.overwrite, options.output_checked);
     check_distinct_outputs({output}, {options.mask, options.probabilities});
     const RasterSource mask = RasterSource::open(options.mask);
     const RasterInfo& info = mask.info();
@@ -1301,6 +1307,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     // The last moment a cancel (Ctrl-C) can still take effect: closing and reading back a large file
     // takes a while, and after the rename the output is complete and stays.
     report_progress(progress, 1.0, "writing");
+    if (options.before_commit) options.before_commit();
     pending.commit();
     return result;
 }

@@ -20,6 +20,7 @@
 // geographic one; null when the mask has no CRS), confidence (Real, only with a probability raster:
 // the mean probability of the polygon's class over its pixels).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <ogr_geometry.h>
@@ -48,6 +49,13 @@ struct VectorizeOptions {
     bool overwrite = false;
     std::map<int, std::string> class_names;  // value -> name for the "class" attribute (else the number)
     int64_t memory_budget_mb = 256;          // scratch layers stay in memory only for small masks (0: always on disk)
+    // The caller checked `output` with check_vector_output when its run started: a file there now
+    // appeared meanwhile (another run writing it), a runtime error rather than a usage one.
+    bool output_checked = false;
+    // Called just before the polygons are renamed into place. A caller that renames other outputs of
+    // the same run afterwards checks their final paths here, so that when one of them cannot be
+    // renamed, none of the run's outputs is.
+    std::function<void()> before_commit;
 };
 
 struct VectorizeResult {
@@ -65,8 +73,9 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
 // Checks a polygon output path before any work: a known format (.gpkg, .geojson, .json, .fgb, .shp),
 // an existing directory, and, unless `overwrite`, neither the file nor (for a shapefile) any of the
 // files the driver writes beside it (.shx, .dbf, .prj, ...). Returns the path GDAL will write (a
-// shapefile's extension in lower case).
-std::string check_vector_output(const std::string& path, bool overwrite);
+// shapefile's extension in lower case). With `again` (the run checked it when it started) an existing
+// file is reported as one that appeared meanwhile, a runtime error.
+std::string check_vector_output(const std::string& path, bool overwrite, bool again = false);
 
 // Whether `path` names a GeoJSON output (.geojson, .json), which is written in WGS84 unless --keep-crs.
 bool is_geojson_output(const std::string& path);

@@ -1,8 +1,11 @@
 #pragma once
 // Shared helpers for the tests: temporary directories, in-memory rasters, the shared real data.
+#include <algorithm>
 #include <cpl_error.h>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <gdal_priv.h>
 #include <gtest/gtest.h>
 #include <string>
@@ -23,6 +26,22 @@ inline void expect_error(const std::function<void()>& call, ErrorKind kind, cons
         EXPECT_EQ(e.kind(), kind) << e.what();
         EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
+}
+
+// The names in a folder, sorted: what a run left behind.
+inline std::vector<std::string> names_in_folder(const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// A small text file, e.g. the output another run wrote meanwhile in tests of concurrent writers.
+inline void write_text_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+inline std::string read_text_file(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // The real imagery beside the repository. Tests that need it fail (never skip) where it is absent.

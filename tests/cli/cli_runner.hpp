@@ -34,9 +34,10 @@ inline std::string slurp(const std::string& path) {
     return s.str();
 }
 
-inline CliResult run_rsi(const std::vector<std::string>& args) {
+// `shell_setup` runs in the shell first (e.g. "ulimit -f 60": resource limits the run inherits).
+inline CliResult run_rsi(const std::vector<std::string>& args, const std::string& shell_setup = "") {
     static TempDir capture;
-    std::string command = shell_quote(RSI_BINARY);
+    std::string command = shell_setup.empty() ? shell_quote(RSI_BINARY) : shell_setup + "; exec " + shell_quote(RSI_BINARY);
     for (const auto& a : args) command += " " + shell_quote(a);
     const std::string out = capture / "stdout", err = capture / "stderr";
     command += " > " + shell_quote(out) + " 2> " + shell_quote(err) + " < /dev/null";

@@ -157,6 +157,30 @@ TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
     EXPECT_TRUE(fs::exists(dir / "b.gpkg"));
 }
 
+// With --vector the merged mask and probabilities keep temporary names, and the parts folder stays,
+// until the polygons are written: a polygon phase that fails (here a full disk: a file-size limit the
+// mask fits in and the GeoPackage does not) leaves no mask without polygons and the parts to merge again.
+TEST(MapsCli, MergeWithPolygonsKeepsThePartsUntilThePolygonsAreWritten) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "m.tif");
+    for (const char* k : {"0/2", "1/2"}) {
+        const auto r = run_rsi({"buildings", image, "-o", dir / "b.tif", "--probabilities", dir / "p.tif", "-m", fixture("tiny_segmenter.pt"),
+                                "--tile-size", "32", "--overlap", "8", "--shard", k, "-q", "--no-manifest"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const std::string parts = dir / "b.tif.parts";
+    // 60 KiB: the mask (3 KB) and probabilities (18 KB) fit, the GeoPackage (112 KB) does not; SIGXFSZ
+    // ignored, so the write fails with EFBIG as on a full disk instead of killing the process.
+    const auto full = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"}, "ulimit -f 60; trap '' XFSZ");
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    EXPECT_NE(full.err.find("b.gpkg: writing"), std::string::npos) << full.err;
+    EXPECT_EQ(full.err_lines(), 1) << full.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.tif.parts", "m.tif"}));
+    const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.gpkg", "b.tif", "b.tif.aux.xml", "m.tif", "p.tif"}));
+}
+
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     test::TempDir dir;
     const std::string image = make_image(dir, "b.tif");
@@ -251,7 +275,7 @@ TEST(MapsCli, InterruptWhileReadingTheInputListRunsNothing) {
     test::TempDir dir;
     const std::string image = dir / "a.tif";
     test::make_raster(image, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * b + y) % 256; });
-    for (const std::string lines : {std::string(), "echo " + test::shell_quote(image) + "; "}) {
+    for (const std::string& lines : {std::string(), "echo " + test::shell_quote(image) + "; "}) {
         const std::string command = "(" + lines + "sleep 4) | timeout --preserve-status -s INT 2 " + test::shell_quote(RSI_BINARY) +
                                     " segment --from - --output-dir " + test::shell_quote(dir / "out") + " -m " +
                                     test::shell_quote(fixture("tiny_segmenter.pt")) + " -q 2> " + test::shell_quote(dir / "err.txt");

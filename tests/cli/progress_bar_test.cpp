@@ -3,7 +3,10 @@
 #include "cli/progress_bar.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <algorithm>
@@ -82,6 +85,27 @@ TEST(ProgressBar, DisabledPrintsNothingButStillReportsNoInterrupt) {
         bar.finish();
     });
     EXPECT_EQ(err, "");
+}
+
+// A signal that arrives after the command's last progress check cannot stop the work, but the run
+// still ends as interrupted (it exited 0 before). Checked in a child process: the flag is global.
+TEST(Interrupts, ASignalAfterTheLastProgressCheckStillEndsTheRunAsInterrupted) {
+    const auto exit_code_in_child = [](int sig, int command_rc) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            install_interrupt_handlers();
+            if (sig) std::raise(sig);
+            ::_exit(exit_code_after(command_rc));
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    };
+    EXPECT_EQ(exit_code_in_child(0, 0), 0);
+    EXPECT_EQ(exit_code_in_child(SIGINT, 0), 130);
+    EXPECT_EQ(exit_code_in_child(SIGTERM, 0), 143);
+    EXPECT_EQ(exit_code_in_child(SIGINT, 1), 1);  // a failure stays a failure
+    EXPECT_EQ(exit_code_in_child(SIGTERM, 2), 2);
 }
 
 }  // namespace

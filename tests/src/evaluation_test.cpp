@@ -487,5 +487,12 @@ TEST(EvaluationReport, HtmlHasSummaryTableAndMatrix) {
     EXPECT_NE(html.find("<td class=\"name\">building</td><td>0.4000</td>"), std::string::npos);  // building IoU
     // Row "building": 2 of 4 truth pixels predicted building -> shade 0.5 on the diagonal.
     EXPECT_NE(html.find("rgba(40,100,220,0.500)\">2</td>"), std::string::npos);
-    EXPECT_THROW(write_html_report(report, tmp / "r.html", false), Error);
+    // The run checked the path when it started: a file there now appeared meanwhile (exit 1, not 2).
+    try {
+        write_html_report(report, tmp / "r.html", false);
+        ADD_FAILURE() << "an existing report was replaced without overwrite";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::runtime);
+        EXPECT_NE(std::string(e.what()).find("r.html: appeared while this run was writing it"), std::string::npos) << e.what();
+    }
 }

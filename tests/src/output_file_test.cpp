@@ -118,6 +118,54 @@ TEST(PendingDirectory, AnEmptyFolderMadeMeanwhileIsNotReplacedWithoutOverwrite) 
     EXPECT_TRUE(fs::is_empty(final_path));
 }
 
+// A non-empty folder there at the commit was not there when the run checked: a runtime error
+// naming it, and the other run's folder stays; checking first (check_final_path_free) says the same.
+TEST(PendingDirectory, AFolderMadeMeanwhileIsARuntimeErrorAndIsKept) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "submission").string();
+    PendingDirectory pending(final_path);
+    touch((fs::path(pending.temporary_path()) / "a.png").string(), "mine");
+    EXPECT_NO_THROW(pending.check_final_path_free(false));
+    fs::create_directory(final_path);
+    touch((fs::path(final_path) / "b.png").string(), "theirs");
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            if (attempt == 0) pending.check_final_path_free(false);
+            else pending.commit(false);
+            ADD_FAILURE() << "no error at attempt " << attempt;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::runtime);
+            EXPECT_NE(std::string(e.what()).find("submission: appeared while this run was writing it"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(names_in(final_path), std::vector<std::string>{"b.png"});
+    EXPECT_NO_THROW(pending.check_final_path_free(true));
+    pending.commit(true);
+    EXPECT_EQ(names_in(final_path), std::vector<std::string>{"a.png"});
+}
+
+TEST(CheckOutputPathAgain, AFileThereNowIsARuntimeErrorUnlessOverwriting) {
+    TempDir dir;
+    const std::string path = (dir.path / "preview.png").string();
+    EXPECT_NO_THROW(check_output_path_again(path, false));
+    touch(path, "x");
+    try {
+        check_output_path_again(path, false);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::runtime);
+        EXPECT_NE(std::string(e.what()).find("preview.png: appeared while this run was writing it"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(check_output_path_again(path, true));
+    // check_output_path, at the start of a run, calls the same file a usage error
+    try {
+        check_output_path(path, false);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+    }
+}
+
 TEST(PendingOutput, DiscardRemovesTheTemporaryAtOnceAndTheDestructorLeavesNothing) {
     TempDir dir;
     {

@@ -9,6 +9,7 @@
 
 #include "models/runtime_info.hpp"
 #include "src/model_runners.hpp"
+#include "src/output_file.hpp"
 #include "test_support.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -107,6 +108,39 @@ TEST(SceneMap, CsvVectorAndProbabilitiesAgreeWithTheRaster) {
         EXPECT_GE(h, 0.0f);
         EXPECT_LE(h, 1.0f + 1e-6f);
     }
+}
+
+// A file another run wrote at one of the outputs while this run worked (here the grid layer, renamed
+// before the class map) fails the run at its end with a runtime error and none of its outputs in place;
+// a caller's later output (before_commit) is checked with them.
+TEST(SceneMap, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
+    test::TempDir dir;
+    SceneOptions o = options_for(make_image(dir, 64, 48), dir / "classes.tif");
+    o.csv = dir / "grid.csv";
+    o.vector = dir / "grid.gpkg";
+    o.probabilities = dir / "p.tif";
+    o.dense = dir / "dense.tif";
+    bool written = false;
+    const auto other_run_writes_the_grid = [&](double, std::string_view) {
+        if (!written) test::write_text_file(o.vector, "theirs");
+        written = true;
+        return true;
+    };
+    test::expect_error([&] { map_scenes(scene_model(), o, other_run_writes_the_grid); }, ErrorKind::runtime,
+                       "grid.gpkg: appeared while this run was writing it");
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"grid.gpkg", "scene.tif"}));
+    EXPECT_EQ(test::read_text_file(o.vector), "theirs");
+    std::filesystem::remove(o.vector);
+    const std::string manifest = o.output + ".manifest.json";
+    test::write_text_file(manifest, "{}");
+    o.before_commit = [&] { check_output_path_again(manifest, false); };
+    test::expect_error([&] { map_scenes(scene_model(), o); }, ErrorKind::runtime, "classes.tif.manifest.json: appeared while");
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"classes.tif.manifest.json", "scene.tif"}));
+    std::filesystem::remove(manifest);
+    map_scenes(scene_model(), o);
+    EXPECT_EQ(test::names_in_folder(dir.str()),
+              (std::vector<std::string>{"classes.tif", "classes.tif.aux.xml", "dense.tif", "dense.tif.aux.xml", "grid.csv", "grid.gpkg",
+                                        "p.tif", "scene.tif"}));
 }
 
 TEST(SceneMap, HierarchyRollUpSumsChildren) {

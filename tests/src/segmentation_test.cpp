@@ -5,6 +5,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 
+#include "src/output_file.hpp"
 #include "test_support.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -611,6 +612,48 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     merge_segmentation(elsewhere);
     std::filesystem::rename(dir / "probs", dir / "probs_moved");
     EXPECT_EQ(read_all(dir / "direct_p.tif", 1), read_all(dir / "probs_moved/p.vrt", 1));
+}
+
+// A file another run wrote at one of the outputs while this run worked fails the run at its end (a
+// runtime error naming it, not a usage one) with none of its outputs in place: the mask is not renamed
+// when its probabilities cannot be, on the native and the resampled path, and a later output of the
+// caller (before_commit: a preview, a manifest) is checked with them.
+TEST(Segmentation, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, 70, 50);
+    const std::string coarse = dir / "coarse.tif";  // 0.6 m pixels: the resampled path
+    test::make_raster(coarse, 40, 30, 3, GDT_Byte, [](int b, int x, int y) { return (x * 11 + y * 7 * b) % 256; });
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    test::georeference(coarse, gt, 32633);
+    for (const std::string& input : {image, coarse}) {
+        SCOPED_TRACE(input);
+        SegmentOptions o = options_for(input, dir / "mask.tif");
+        o.probabilities = dir / "p.tif";
+        bool written = false;
+        const auto other_run_writes_probabilities = [&](double, std::string_view) {
+            if (!written) test::write_text_file(o.probabilities, "theirs");
+            written = true;
+            return true;
+        };
+        test::expect_error([&] { segment_image(segmenter(), o, other_run_writes_probabilities); }, ErrorKind::runtime,
+                           "p.tif: appeared while this run was writing it");
+        EXPECT_FALSE(std::filesystem::exists(o.output));
+        EXPECT_EQ(test::read_text_file(o.probabilities), "theirs");
+        std::filesystem::remove(o.probabilities);
+        // The caller's preview appeared meanwhile: neither the mask nor the probabilities are renamed.
+        const std::string preview = dir / "preview.png";
+        test::write_text_file(preview, "theirs");
+        o.before_commit = [&] { check_output_path_again(preview, false); };
+        test::expect_error([&] { segment_image(segmenter(), o); }, ErrorKind::runtime, "preview.png: appeared while this run was writing it");
+        std::filesystem::remove(preview);
+        EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"coarse.tif", "image.tif"}));  // no output, no temporary
+        // With the path free the same run writes both.
+        segment_image(segmenter(), o);
+        EXPECT_TRUE(std::filesystem::exists(o.output));
+        EXPECT_TRUE(std::filesystem::exists(o.probabilities));
+        remove_with_sidecars(o.output);
+        remove_with_sidecars(o.probabilities);
+    }
 }
 
 // A run stopped part-way (here: only shard 0 of 1's first strips exist because the progress callback

@@ -180,6 +180,40 @@ TEST(Submission, TianchiMatchesGoldenFileAndDecodesBack) {
     }
 }
 
+// The zip is written once the submission is in place; a zip another run wrote meanwhile fails the
+// run (a runtime error naming it) before the submission gets its name, for a CSV and a folder alike.
+TEST(Submission, AZipWrittenMeanwhileLeavesNoSubmission) {
+    TempDir tmp;
+    SubmissionOptions o;
+    o.format = SubmissionFormat::tianchi;
+    o.items = tianchi_items(tmp);
+    o.output = tmp / "submission.csv";
+    o.zip = tmp / "submission.zip";
+    SubmissionOptions folder = o;
+    folder.format = SubmissionFormat::inria;
+    folder.items = {{"city1.tif", mask(tmp / "in.tif", 4, 3, [](int x, int y) { return (x + y) % 2; })}};
+    folder.output = tmp / "inria";
+    const std::vector<std::string> inputs = rsi::test::names_in_folder(tmp.str());
+    bool written = false;
+    const auto other_run_writes_the_zip = [&](double, std::string_view) {
+        if (!written) std::ofstream(o.zip) << "theirs";
+        written = true;
+        return true;
+    };
+    rsi::test::expect_error([&] { write_submission(o, other_run_writes_the_zip); }, ErrorKind::runtime,
+                            "submission.zip: appeared while this run was writing it");
+    EXPECT_FALSE(fs::exists(o.output));
+    EXPECT_EQ(read_text(o.zip), "theirs");
+    fs::remove(o.zip);
+    EXPECT_EQ(rsi::test::names_in_folder(tmp.str()), inputs);
+    written = false;
+    rsi::test::expect_error([&] { write_submission(folder, other_run_writes_the_zip); }, ErrorKind::runtime,
+                            "submission.zip: appeared while this run was writing it");
+    EXPECT_FALSE(fs::exists(folder.output));
+    fs::remove(o.zip);
+    EXPECT_EQ(rsi::test::names_in_folder(tmp.str()), inputs);
+}
+
 TEST(Submission, SpacenetMatchesGoldenFileAndDecodesBack) {
     TempDir tmp;
     SubmissionOptions o;

@@ -388,6 +388,25 @@ TEST(TileExport, IndexOutsideTheFolderNamesTilesFromItsOwnPlace) {
     EXPECT_NE(first.find(",r0_c0.tif,"), std::string::npos) << first;
 }
 
+// An index CSV another run wrote outside OUTDIR while this run worked: the run fails (a runtime error
+// naming it) and writes neither index file, not the GeoJSON without its CSV.
+TEST(TileExport, AnIndexFileWrittenMeanwhileLeavesNeitherIndex) {
+    Fixture f;
+    TileExportOptions o = f.options();
+    o.index_path = f.dir / "catalog.geojson";
+    bool written = false;
+    const auto other_run_writes_the_csv = [&](double, std::string_view) {
+        if (!written) std::ofstream(f.dir / "catalog.csv") << "theirs\n";
+        written = true;
+        return true;
+    };
+    test::expect_error([&] { export_tiles(o, other_run_writes_the_csv); }, ErrorKind::runtime,
+                       "catalog.csv: appeared while this run was writing it");
+    EXPECT_FALSE(fs::exists(f.dir / "catalog.geojson"));
+    EXPECT_EQ(read_bytes(f.dir / "catalog.csv"), "theirs\n");
+    EXPECT_FALSE(fs::exists(f.dir / "tiles")) << "the folder this run made goes with its tiles";
+}
+
 TEST(TileExport, BadRequestsLeaveNothingBehind) {
     Fixture f;
     test::QuietGdal quiet;
