@@ -205,9 +205,11 @@ public:
                 expected = {shape[0], channels};
             }
             if (out.sizes().vec() != expected) {
-                throw Error(path + ": output shape " + shape_text(out.sizes().vec()) + " does not match the input " +
-                            shape_text({shape[0], shape[1], shape[2], shape[3]}) + " (expected " + shape_text(expected) +
-                            " for " + std::to_string(m.classes.size()) + " classes)");
+                throw Error(path + ": output shape " + shape_text(out.sizes().vec()) + " for the input " +
+                            shape_text({shape[0], shape[1], shape[2], shape[3]}) + "; the metadata's " +
+                            std::to_string(m.classes.size()) + " classes" +
+                            (m.task == Task::segmentation ? " and output stride " + std::to_string(m.output_stride) : std::string()) +
+                            " need " + shape_text(expected));
             }
             // Inputs reach the model finite (non-finite pixels are nodata), so NaN or infinity here is
             // the model's own fault (or an overflow at reduced precision); argmax would silently turn

@@ -326,6 +326,14 @@ TEST(MapsCli, ModelCommandsReportAndFail) {
     const auto bad = run_rsi({"model", "check", fixture("bad_metadata.pt"), "-q"});
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.err.find("input.std: values must be > 0"), std::string::npos);
+    // A model that loads but answers wrongly: one line naming the file and the fault, exit 1.
+    const auto wrong = run_rsi({"model", "check", fixture("wrong_output.pt"), "-q"});
+    EXPECT_EQ(wrong.exit_code, 1);
+    EXPECT_EQ(wrong.err, "rsi model check: " + fixture("wrong_output.pt") +
+                             ": output shape [1,2,64,64] for the input [1,3,64,64]; the metadata's 3 classes and output stride 1 need [1,3,64,64]\n");
+    const auto nan = run_rsi({"model", "check", fixture("nan_output.pt"), "-q"});
+    EXPECT_EQ(nan.exit_code, 1);
+    EXPECT_EQ(nan.err, "rsi model check: " + fixture("nan_output.pt") + ": the model's output holds NaN or infinite values\n");
     const auto none = run_rsi({"model", "info", fixture("no_metadata.pt")});
     EXPECT_EQ(none.exit_code, 2);
     EXPECT_NE(none.err.find("--task"), std::string::npos);

@@ -233,7 +233,7 @@ TEST(ModelRuntime, ErrorsAreClearOneLiners) {
               std::string::npos);
     const Model wrong = Model::load(fixture("wrong_output.pt"));
     EXPECT_NE(error_of([&] { wrong.run(input.data(), {1, 3, 16, 16}, out); })
-                  .find("output shape [1,2,16,16] does not match the input [1,3,16,16] (expected [1,3,16,16] for 3 classes)"),
+                  .find("output shape [1,2,16,16] for the input [1,3,16,16]; the metadata's 3 classes and output stride 1 need [1,3,16,16]"),
               std::string::npos);
     // NaN out of the network is an error, not a map of class 0
     const Model broken = Model::load(fixture("nan_output.pt"));
