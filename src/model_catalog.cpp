@@ -34,12 +34,23 @@ std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& p
     const std::string root = "/vsizip/{" + path + "}";
     char** entries = VSIReadDir(root.c_str());
     if (!entries) throw Error(path + ": not a TorchScript model package (not a zip archive)");
+    // A TorchScript archive is one folder holding the pickled module (data.pkl): any other zip (a
+    // checkpoint folder zipped by hand, a dataset) is refused here, also where the metadata would come
+    // from the command line.
     std::optional<models::ModelMetadata> found;
-    for (char** e = entries; *e && !found; ++e) {
+    bool torchscript = false;
+    for (char** e = entries; *e; ++e) {
+        VSIStatBufL stat;
+        if (VSIStatL((root + "/" + *e + "/data.pkl").c_str(), &stat) != 0) continue;
+        torchscript = true;
         const std::string text = read_vsi_file(root + "/" + *e + "/extra/rsi.json");
-        if (!text.empty()) found = models::parse_model_metadata(text, path);
+        if (!text.empty()) {
+            found = models::parse_model_metadata(text, path);
+            break;
+        }
     }
     CSLDestroy(entries);
+    if (!torchscript) throw Error(path + ": not a TorchScript model package (a zip archive without a pickled module, data.pkl)");
     return found;
 }
 

@@ -1,6 +1,7 @@
 // The reliability issue's bad-input list against the main job (`rsi buildings`, with the tiny fixture
 // model so each case is fast): one line on stderr naming the file and the problem, the documented exit
 // code, and no output file.
+#include <cpl_conv.h>
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
@@ -105,6 +106,22 @@ TEST_F(BadInput, ModelsThatCannotBeUsed) {
     expect_failure("not TorchScript", with_model(not_model), 1, "notes.pt: not a TorchScript model");
     expect_failure("bad metadata", with_model(fixture("bad_metadata.pt")), 1, "bad_metadata.pt");
     expect_failure("scene model", with_model(fixture("tiny_scene.pt")), 2, "not a segmentation model");
+    // A zip that is not TorchScript, with the metadata given on the command line: refused by `model
+    // info` too (it printed the given fields, exit 0), one line, exit 1.
+    const std::string zip = dir / "archive.pt";
+    {
+        void* handle = CPLCreateZip(zip.c_str(), nullptr);
+        ASSERT_TRUE(handle);
+        ASSERT_EQ(CPLCreateFileInZip(handle, "notes/readme.txt", nullptr), CE_None);
+        const char text[] = "hello";
+        ASSERT_EQ(CPLWriteFileInZip(handle, text, 5), CE_None);
+        CPLCloseFileInZip(handle);
+        CPLCloseZip(handle);
+    }
+    const auto info = run_rsi({"model", "info", zip, "--task", "scene", "--model-bands", "3", "--classes", "a,b", "--model-tile-size", "32"});
+    EXPECT_EQ(info.exit_code, 1);
+    EXPECT_EQ(info.err, "rsi model info: " + zip + ": not a TorchScript model package (a zip archive without a pickled module, data.pkl)\n");
+    EXPECT_EQ(info.out, "");
 }
 
 TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
