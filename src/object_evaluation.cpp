@@ -147,7 +147,10 @@ Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_
     const OGRSpatialReference* srs = located_srs(truth);
     if (!srs) srs = located_srs(prediction);
     if (!srs) return frame;
-    if (srs->IsProjected()) {
+    // A UTM zone's areas are metres squared to within 0.1 %; other projected CRSs can be far off
+    // (Web Mercator inflates areas by 1/cos² of the latitude: 4x at 60°, so a --min-area of 100 m²
+    // dropped only buildings under 25 m²) or in feet: those are compared in the UTM zone of their centre.
+    if (srs->IsProjected() && srs->GetUTMZone(nullptr) != 0) {
         frame.srs = std::make_unique<OGRSpatialReference>(gis_order_srs(*srs));
         const char* code = srs->GetAuthorityCode(nullptr);
         const char* authority = srs->GetAuthorityName(nullptr);

@@ -56,7 +56,7 @@ double polygon_iou(const OGRGeometry& a, const OGRGeometry& b);
 struct ObjectEvaluationOptions {
     std::string prediction, truth;       // both files, both folders, or both SpaceNet CSVs
     double iou_threshold = 0.5;
-    std::optional<double> min_area;      // frame units²: px² for pixel coordinates, m² otherwise;
+    std::optional<double> min_area;      // px² for pixel coordinates, m² otherwise (in a UTM zone);
                                          // default 20 for pixel coordinates (SpaceNet), 0 otherwise
     std::string confidence_field;        // default: "confidence"/"Confidence"/"score" when present
     std::string class_field;             // prediction attribute for class-aware matching (empty: off)

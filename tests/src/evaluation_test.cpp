@@ -188,6 +188,47 @@ TEST(ObjectF1, FilesInDifferentCrsAreMatchedInProjectedFrame) {
     EXPECT_EQ(back.total.true_positive, 2);
 }
 
+// --min-area is in square metres on the ground, also for Web Mercator files, whose areas are 1/cos²(lat)
+// too large (4x at 60° N): a 20 m x 20 m building (400 m²) is dropped by --min-area 500. It was kept,
+// its Web Mercator area being 1600.
+TEST(ObjectF1, MinAreaIsGroundSquareMetresInWebMercator) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    OGRSpatialReference mercator, utm;
+    mercator.importFromEPSG(3857);
+    utm.importFromEPSG(32633);  // 15° E, 60° N
+    mercator.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    utm.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    std::unique_ptr<OGRCoordinateTransformation> to_mercator(OGRCreateCoordinateTransformation(&utm, &mercator));
+    const double x0 = 500000, y0 = 6651411;  // ~60° N on the central meridian
+    const auto write = [&](const std::string& path, const std::vector<double>& sides) {
+        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create(path.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("b", &mercator, wkbPolygon, nullptr);
+        double x = x0;
+        for (const double side : sides) {
+            auto g = rect(x, y0, x + side, y0 + side);
+            g->transform(to_mercator.get());
+            OGRFeature f(layer->GetLayerDefn());
+            f.SetGeometry(g.get());
+            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+            x += 100;
+        }
+    };
+    write(tmp / "truth.gpkg", {20, 40});  // 400 m² and 1600 m² on the ground
+    write(tmp / "pred.gpkg", {20, 40});
+    ObjectEvaluationOptions o;
+    o.prediction = tmp / "pred.gpkg";
+    o.truth = tmp / "truth.gpkg";
+    o.min_area = 500;
+    const ObjectEvaluation r = evaluate_objects(o);
+    EXPECT_EQ(r.frame, "EPSG:32633");
+    EXPECT_EQ(r.total.true_positive, 1);  // only the 40 m square is above 500 m²
+    EXPECT_EQ(r.total.false_positive, 0);
+    EXPECT_EQ(r.total.false_negative, 0);
+    o.min_area = 300;
+    EXPECT_EQ(evaluate_objects(o).total.true_positive, 2);
+}
+
 // Real multi-class aircraft outlines in degrees (RarePlanes via solaris). The numbers agree with
 // tests/tools/object_f1_reference.py, an independent restatement of solaris's loop with GDAL's Python
 // bindings (ctest eval.object_f1_reference runs both).
