@@ -260,8 +260,7 @@ public:
         if (!options.vector.empty()) grid_layer_ = std::make_unique<GridLayerWriter>(options.vector, info, options.top_k, options.overwrite);
 
         const auto ground = ground_pixel_size(info);
-        const double cell = static_cast<double>(grid_.stride_x() * grid_.stride_x());
-        if (ground) cell_km2_ = ground->x_m * ground->y_m * cell / 1e6;
+        if (ground) pixel_km2_ = ground->x_m * ground->y_m / 1e6;
         if (ground) result.km2 = ground->x_m * ground->y_m * static_cast<double>(info.width * info.height) / 1e6;
         result.rows = grid_.rows();
         result.cols = grid_.cols();
@@ -322,6 +321,18 @@ public:
     }
 
 private:
+    // The ground a lattice cell stands for: its stride x stride pixels centred on the window, clipped to
+    // the image (a window of the last row or column reaches past the edge; its cell counts only the
+    // part inside, so the classes' areas never add up to more than the image).
+    double cell_km2(int64_t row, int64_t col) const {
+        const double s = static_cast<double>(grid_.stride_x());
+        const double w = static_cast<double>(lattice_.info.width), h = static_cast<double>(lattice_.info.height);
+        const double x0 = offset_ + static_cast<double>(col) * s, y0 = offset_ + static_cast<double>(row) * s;
+        const double inside_x = std::clamp(std::min(x0 + s, w) - std::max(x0, 0.0), 0.0, s);
+        const double inside_y = std::clamp(std::min(y0 + s, h) - std::max(y0, 0.0), 0.0, s);
+        return pixel_km2_ * inside_x * inside_y;
+    }
+
     void write_window(const Tile& t) {
         const int64_t cols = grid_.cols();
         std::vector<int64_t> order(static_cast<size_t>(G_));
@@ -331,7 +342,7 @@ private:
         class_row_[static_cast<size_t>(t.col)] = static_cast<uint8_t>(best);
         auto& summary = result_.classes[static_cast<size_t>(best)];
         ++summary.windows;
-        summary.area_km2 += cell_km2_;
+        summary.area_km2 += cell_km2(t.row, t.col);
         double entropy = 0;
         for (int64_t c = 0; c < G_; ++c) {
             const double q = grouped_[static_cast<size_t>(c)];
@@ -453,7 +464,7 @@ private:
     const ClassRollup& rollup_;
     int64_t K_, G_;
     SceneResult& result_;
-    double offset_ = 0, cell_km2_ = 0;
+    double offset_ = 0, pixel_km2_ = 0;
     std::unique_ptr<RasterWriter> class_writer_, prob_writer_;
     std::unique_ptr<CsvWriter> csv_;
     std::unique_ptr<GridLayerWriter> grid_layer_;

@@ -53,7 +53,7 @@ struct SceneOptions {
 struct SceneClassSummary {
     std::string name;
     int64_t windows = 0;
-    double area_km2 = 0;  // lattice cells x cell area (0 without georeferencing)
+    double area_km2 = 0;  // the ground of its lattice cells inside the image (0 without georeferencing)
 };
 
 struct SceneResult {

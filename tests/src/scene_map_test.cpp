@@ -143,6 +143,45 @@ TEST(SceneMap, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
                                         "p.tif", "scene.tif"}));
 }
 
+// A class's km² is the ground of its lattice cells inside the image: windows of the last row and column
+// reach past the edge (constant padding), and their cells count only the part inside, so the classes
+// add up to the image's area, not more (whole cells made 7 x 4 x 16² px of a 100 x 60 px image).
+TEST(SceneMap, ClassAreasAddUpToTheGroundTheCellsCover) {
+    test::TempDir dir;
+    const double pixel_km2 = 0.3 * 0.3 / 1e6;
+    const auto total_km2 = [](const SceneResult& r) {
+        double sum = 0;
+        int64_t windows = 0;
+        for (const auto& c : r.classes) {
+            sum += c.area_km2;
+            windows += c.windows;
+        }
+        EXPECT_EQ(windows + r.windows_skipped, r.windows);
+        return sum;
+    };
+    const std::string image = make_image(dir, 100, 60);
+    SceneOptions every_window = options_for(image, dir / "a.tif");
+    every_window.max_nodata = 1;  // the last column's windows are 75 % padding: kept here
+    const SceneResult whole = map_scenes(scene_model(), every_window);
+    EXPECT_EQ(whole.windows_skipped, 0);
+    EXPECT_EQ(whole.cols, 7);
+    EXPECT_EQ(whole.rows, 4);
+    EXPECT_NEAR(total_km2(whole), 100 * 60 * pixel_km2, 1e-15);
+    EXPECT_NEAR(whole.km2, 100 * 60 * pixel_km2, 1e-15);
+    // Overlapping windows (stride 8): cells are the 8 x 8 pixels centred on each window, from pixel 4 on.
+    SceneOptions overlapping = options_for(image, dir / "b.tif");
+    overlapping.stride = 8;
+    const SceneResult r = map_scenes(scene_model(), overlapping);
+    EXPECT_EQ(r.cols, 12);
+    EXPECT_EQ(r.rows, 7);
+    EXPECT_EQ(r.windows_skipped, 0);
+    EXPECT_NEAR(total_km2(r), 96 * 56 * pixel_km2, 1e-15);
+    // Skipped windows (default --max-nodata 0.5: the last column, 12 of 16 columns padding) count nothing.
+    const SceneResult skipping = map_scenes(scene_model(), options_for(image, dir / "c.tif"));
+    EXPECT_EQ(skipping.windows_skipped, 4);
+    EXPECT_NEAR(total_km2(skipping), 96 * 60 * pixel_km2, 1e-15);
+}
+
 TEST(SceneMap, HierarchyRollUpSumsChildren) {
     const models::Model tree = models::Model::load(fixture("tiny_hierarchy.pt"));
     const ClassRollup level1 = roll_up_classes(tree.metadata(), 1);
