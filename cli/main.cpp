@@ -12,6 +12,7 @@
 
 #include "cli/argv_prepass.hpp"
 #include "cli/command_context.hpp"
+#include "src/output_file.hpp"
 #include "src/versions.hpp"
 #include "tiling/error.hpp"
 
@@ -127,6 +128,9 @@ int main(int argc, char** argv) {
     try {
         apply_global_settings(context.common, mentions_remote_path(args));
         const int rc = context.actions.at(leaf)();
+        // From here on a signal ends the process at once, as without rsi's handlers (the shell sees
+        // 130/143): the exit code is settled, and one caught meanwhile would be lost in the teardown.
+        restore_default_interrupt_handlers();
         const int code = exit_code_after(rc);
         if (code != rc) std::cerr << name << ": interrupted after its work was done (the outputs are complete and kept)\n";
         return code;
@@ -136,10 +140,10 @@ int main(int argc, char** argv) {
             std::cerr << name << ": interrupted\n";
             return sig == SIGTERM ? 143 : 130;
         }
-        std::cerr << name << ": " << without_command_prefix(e.what()) << "\n";
+        std::cerr << name << ": " << rsi::without_temporary_prefixes(without_command_prefix(e.what())) << "\n";
         return e.kind() == rsi::ErrorKind::usage ? 2 : 1;
     } catch (const std::exception& e) {
-        std::cerr << name << ": " << e.what() << "\n";
+        std::cerr << name << ": " << rsi::without_temporary_prefixes(e.what()) << "\n";
         return 1;
     }
 }

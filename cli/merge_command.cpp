@@ -89,6 +89,9 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
         if (!vector.empty()) {
             const auto [output, probabilities] = merge_output_paths(merge, job);
+            for (const std::string& path : {output, probabilities}) {
+                if (!path.empty()) remove_stale_temporaries(path);  // a killed merge's: merging again redoes it
+            }
             check_output_path(output, merge.overwrite);
             if (!probabilities.empty()) check_output_path(probabilities, merge.overwrite);
             check_distinct_outputs({output, probabilities, vector}, {});

@@ -23,6 +23,11 @@ void install_interrupt_handlers() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
+void restore_default_interrupt_handlers() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+}
+
 int exit_code_after(int command_rc) {
     const int sig = interrupt_signal();
     if (command_rc != 0 || sig == 0) return command_rc;

@@ -31,6 +31,7 @@ private:
 bool interrupted();
 int interrupt_signal();
 void install_interrupt_handlers();
+void restore_default_interrupt_handlers();
 // The exit code for a command that returned `command_rc`: a signal that arrived after its last progress
 // check (too late to stop the work; the outputs are complete and stay) still ends it as interrupted,
 // 130 (SIGINT) or 143 (SIGTERM), so a script or scheduler sees the stop it asked for.

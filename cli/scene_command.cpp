@@ -1,4 +1,5 @@
 // rsi scene IMAGE -o scene.tif: a scene-class map from window-by-window classification.
+#include <chrono>
 #include <iostream>
 
 #include "cli/command_context.hpp"
@@ -102,12 +103,6 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
                                     o->no_manifest ? "" : o->output + ".manifest.json"},
                                    {o->image});
-            // Checked again once the map is complete, before its outputs are renamed into place: one
-            // another run wrote meanwhile then fails this run with none of its outputs there.
-            s.before_commit = [o] {
-                if (!o->no_manifest) check_output_path_again(o->output + ".manifest.json", o->overwrite);
-                if (!o->preview.empty()) check_output_path_again(o->preview, o->overwrite);
-            };
         }
         std::string model_path;
         if (!o->model.model.empty()) {
@@ -120,9 +115,44 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
         cap_block_cache_for_strips(context.common, o->image);
+        // The manifest and the preview are made once the map is complete, under temporary names, before
+        // any output of the run is renamed into place; they are renamed right after the map's own: a
+        // failure while writing them (a full disk, a file another run wrote meanwhile) leaves no output.
+        std::unique_ptr<PendingOutput> pending_manifest, pending_preview;
+        const auto started = std::chrono::steady_clock::now();
+        if (!s.shard) {
+            s.before_commit = [&](const std::string& class_map, const SceneResult& so_far) {
+                if (!o->no_manifest) {
+                    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                    nlohmann::json manifest{{"command", "scene"},
+                                            {"input", file_name_only(o->image)},
+                                            {"input_fingerprint", file_fingerprint(o->image)},
+                                            {"model", {{"name", model.metadata().name}, {"file", file_name_only(model_path)},
+                                                       {"weights_sha256", model.metadata().weights_sha256}}},
+                                            {"options", {{"window", o->window}, {"stride", o->stride}, {"edge", o->edge},
+                                                         {"resample", !o->no_resample}, {"level", o->level}, {"tta", o->tta}}},
+                                            {"window_pixels", so_far.window_pixels},
+                                            {"stride_pixels", so_far.stride_pixels},
+                                            {"timings", {{"seconds", seconds}}}};
+                    pending_manifest = std::make_unique<PendingOutput>(prepare_run_manifest(o->output + ".manifest.json", manifest, o->overwrite));
+                }
+                if (!o->preview.empty()) {
+                    pending_preview = std::make_unique<PendingOutput>(o->preview, o->overwrite);
+                    PreviewOptions p;
+                    p.image = o->image;
+                    p.output = pending_preview->temporary_path();
+                    p.overwrite = true;  // its own temporary name; the final path is checked below
+                    p.rgb_bands = model_rgb_bands(model.metadata(), s.bands.empty() ? model.metadata().source_bands : s.bands);
+                    write_class_preview(p, class_map, roll_up_classes(model.metadata(), o->level).classes);
+                    pending_preview->check_final_path_free();
+                }
+            };
+        }
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const SceneResult r = map_scenes(model, s, context.progress(bar));
         bar.finish();
+        if (pending_manifest) pending_manifest->commit();
+        if (pending_preview) pending_preview->commit();
         if (!context.common.quiet) {
             for (const auto& w : r.warnings) std::cerr << "rsi scene: warning: " << o->image << ": " << w << "\n";
         }
@@ -161,25 +191,6 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"warnings", r.warnings}};
         if (o->resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
-        nlohmann::json manifest{{"command", "scene"},
-                                {"input", file_name_only(o->image)},
-                                {"input_fingerprint", file_fingerprint(o->image)},
-                                {"model", {{"name", model.metadata().name}, {"file", file_name_only(model_path)},
-                                           {"weights_sha256", model.metadata().weights_sha256}}},
-                                {"options", {{"window", o->window}, {"stride", o->stride}, {"edge", o->edge},
-                                             {"resample", !o->no_resample}, {"level", o->level}, {"tta", o->tta}}},
-                                {"window_pixels", r.window_pixels},
-                                {"stride_pixels", r.stride_pixels},
-                                {"timings", {{"seconds", r.seconds}}}};
-        if (!o->no_manifest) write_run_manifest(o->output + ".manifest.json", manifest, o->overwrite);
-        if (!o->preview.empty()) {
-            PreviewOptions p;
-            p.image = o->image;
-            p.output = o->preview;
-            p.overwrite = o->overwrite;
-            p.rgb_bands = model_rgb_bands(model.metadata(), s.bands.empty() ? model.metadata().source_bands : s.bands);
-            write_class_preview(p, o->output, roll_up_classes(model.metadata(), o->level).classes);
-        }
         if (context.common.json) {
             print_json(summary);
         } else if (!context.common.quiet) {

@@ -179,8 +179,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         }
     }
     const bool shard_one_image = shard && o.output_dir.empty();
-    if (shard_one_image && (!o.vector.empty() || !o.preview.empty())) {
-        throw usage_error("--vector and --preview of a sharded image are made by `rsi merge` (give them there)");
+    if (shard_one_image && !o.vector.empty()) {
+        throw usage_error("--vector of a sharded image is made by `rsi merge` once every shard is done: give it there "
+                          "(rsi merge " + (o.parts_dir.empty() ? o.output + ".parts" : o.parts_dir) + " --vector ...)");
+    }
+    if (shard_one_image && !o.preview.empty()) {
+        throw usage_error("--preview: one shard has no map to draw, and `rsi merge` draws none; run without --shard for a preview");
     }
     // Polygon options shape --vector's polygons: without it they would be dropped silently (a shard's
     // job did not even record them for the merge).
@@ -311,8 +315,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                     o.no_manifest ? "" : options.output + ".manifest.json"},
                                    {inputs[i]});
         }
-        // With polygons or a preview, the mask (and probability raster) stay under temporary names
-        // until those are written too: a failure there (e.g. a full disk) leaves no new output.
+        // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
+        // names until those are written too: a failure there (e.g. a full disk) leaves no new output.
         // A resumed run first removes what killed runs left beside every output (their temporaries,
         // the polygon scratch files; a process that is still alive keeps its own).
         if (o.resume) {
@@ -321,8 +325,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
         }
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
-        if ((!vector_path.empty() || !preview_path.empty()) && !shard_one_image) {
+        const std::string manifest_path = o.no_manifest || shard_one_image ? std::string() : options.output + ".manifest.json";
+        if ((!vector_path.empty() || !preview_path.empty() || !manifest_path.empty()) && !shard_one_image) {
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
+            // A resumed run keeps its parts until every output is in place: killed in the polygon
+            // phase, the next resume assembles the mask again instead of running the model again.
+            if (o.resume) options.keep_parts = true;
             pending_mask = std::make_unique<PendingOutput>(options.output, options.overwrite);
             options.output = pending_mask->temporary_path();
             if (!options.probabilities.empty()) {
@@ -344,13 +352,10 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         // the mask and probabilities, kept under temporary names until then) are checked again before
         // the first output of the run gets its name: a file another run wrote meanwhile then fails this
         // run with none of its outputs in place, not some.
-        const std::string manifest_path = o.no_manifest || shard_one_image ? std::string()
-                                        : (pending_mask ? pending_mask->final_path() : options.output) + ".manifest.json";
-        bool preview_written = false;
         auto check_later_outputs = [&] {
             if (pending_probabilities) pending_probabilities->check_final_path_free();
             if (pending_mask) pending_mask->check_final_path_free();
-            if (!preview_path.empty() && !preview_written) check_output_path_again(preview_path, o.overwrite);
+            if (!preview_path.empty()) check_output_path_again(preview_path, o.overwrite);
             if (!manifest_path.empty()) check_output_path_again(manifest_path, o.overwrite);
         };
         options.before_commit = check_later_outputs;
@@ -379,10 +384,55 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 }
                 return 0;
             }
+            // Every output of this image is made under a temporary name first — the manifest, the
+            // preview, then the polygons, whose rename checks every other final path — and they are
+            // renamed into place together, the mask last: a failure anywhere leaves none of them.
+            const std::string mask_written = r.output;  // the temporary name while pending_mask holds it
+            if (pending_probabilities) r.probabilities = pending_probabilities->final_path();
+            if (pending_mask) r.output = pending_mask->final_path();
+            std::unique_ptr<PendingOutput> pending_manifest, pending_preview;
+            if (!manifest_path.empty()) {
+                nlohmann::json manifest{{"command", command},
+                                        {"input", file_name_only(inputs[i])},
+                                        {"input_fingerprint", file_fingerprint(inputs[i])},
+                                        {"outputs", {file_name_only(r.output)}},
+                                        {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
+                                                   {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
+                                        // What the run used (a model's default or an "auto" resolved) and what was asked.
+                                        {"options", {{"tile_size", r.tile_size},
+                                                     {"tile_size_asked", o.tile_size.empty() ? nlohmann::json("model") : nlohmann::json(o.tile_size)},
+                                                     {"overlap", r.overlap}, {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
+                                                     {"batch", r.batch}, {"bands", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
+                                                     {"resample", o.resample},
+                                                     {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
+                                                     {"precision", o.model.precision}, {"min_confidence", o.min_confidence},
+                                                     {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
+                                                     {"uncertainty", o.uncertainty}, {"min_area_m2", o.min_area}, {"simplify_m", o.simplify},
+                                                     {"regularize", o.regularize}, {"format", o.format}, {"creation_options", o.creation_options}}},
+                                        {"asked", asked_options(o)},
+                                        {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
+                if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
+                if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));
+                if (!preview_path.empty()) manifest["outputs"].push_back(file_name_only(preview_path));
+                pending_manifest = std::make_unique<PendingOutput>(prepare_run_manifest(manifest_path, manifest, o.overwrite));
+            }
+            if (!preview_path.empty()) {
+                pending_preview = std::make_unique<PendingOutput>(preview_path, o.overwrite);
+                PreviewOptions p;
+                p.image = inputs[i];
+                p.output = pending_preview->temporary_path();
+                p.overwrite = true;  // its own temporary name; the final path is checked with the others
+                p.rgb_bands = model_rgb_bands(model.metadata(), base.bands.empty() ? model.metadata().source_bands : base.bands);
+                if (model.metadata().classes.size() == 2) {
+                    write_outline_preview(p, mask_written, 1);
+                } else {
+                    write_class_preview(p, mask_written, model.metadata().classes);
+                }
+            }
             nlohmann::json polygons = nullptr;
             if (!vector_path.empty()) {
                 VectorizeOptions v;
-                v.mask = r.output;
+                v.mask = mask_written;
                 v.output = vector_path;
                 if (o.preset == "buildings") v.classes = {1};
                 v.probabilities = confidence_path;
@@ -405,28 +455,14 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
                 if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
             }
-            if (!preview_path.empty()) {
-                check_later_outputs();
-                PreviewOptions p;
-                p.image = inputs[i];
-                p.output = preview_path;
-                p.overwrite = o.overwrite;
-                p.rgb_bands = model_rgb_bands(model.metadata(), base.bands.empty() ? model.metadata().source_bands : base.bands);
-                if (model.metadata().classes.size() == 2) {
-                    write_outline_preview(p, r.output, 1);
-                } else {
-                    write_class_preview(p, r.output, model.metadata().classes);
-                }
-            }
-            preview_written = true;
             check_later_outputs();
-            if (pending_probabilities) {
-                pending_probabilities->commit();
-                r.probabilities = pending_probabilities->final_path();
-            }
-            if (pending_mask) {
-                pending_mask->commit();
-                r.output = pending_mask->final_path();
+            if (pending_preview) pending_preview->commit();
+            if (pending_manifest) pending_manifest->commit();
+            if (pending_probabilities) pending_probabilities->commit();
+            if (pending_mask) pending_mask->commit();
+            if (o.resume && pending_mask) {
+                std::error_code ec;
+                std::filesystem::remove_all(options.parts_dir, ec);  // kept until now (see above)
             }
             const double megapixels = static_cast<double>(r.width) * static_cast<double>(r.height) / 1e6;
             nlohmann::json classes = nlohmann::json::object();
@@ -460,31 +496,6 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"warnings", r.warnings},
                                    {"polygons", polygons}};
             if (o.resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
-            if (!o.no_manifest) {
-                nlohmann::json manifest{{"command", command},
-                                        {"input", file_name_only(inputs[i])},
-                                        {"input_fingerprint", file_fingerprint(inputs[i])},
-                                        {"outputs", {file_name_only(r.output)}},
-                                        {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
-                                                   {"file", file_name_only(model_path)}, {"weights_sha256", model_hash}}},
-                                        // What the run used (a model's default or an "auto" resolved) and what was asked.
-                                        {"options", {{"tile_size", r.tile_size},
-                                                     {"tile_size_asked", o.tile_size.empty() ? nlohmann::json("model") : nlohmann::json(o.tile_size)},
-                                                     {"overlap", r.overlap}, {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
-                                                     {"batch", r.batch}, {"bands", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
-                                                     {"resample", o.resample},
-                                                     {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
-                                                     {"precision", o.model.precision}, {"min_confidence", o.min_confidence},
-                                                     {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
-                                                     {"uncertainty", o.uncertainty}, {"min_area_m2", o.min_area}, {"simplify_m", o.simplify},
-                                                     {"regularize", o.regularize}, {"format", o.format}, {"creation_options", o.creation_options}}},
-                                        {"asked", asked_options(o)},
-                                        {"timings", {{"seconds", r.seconds}, {"model_seconds", r.model_seconds}}}};
-                if (!o.probabilities.empty()) manifest["outputs"].push_back(file_name_only(r.probabilities));
-                if (!vector_path.empty()) manifest["outputs"].push_back(file_name_only(vector_path));
-                if (!preview_path.empty()) manifest["outputs"].push_back(file_name_only(preview_path));
-                write_run_manifest(r.output + ".manifest.json", manifest, o.overwrite);
-            }
             summaries.push_back(summary);
             if (!context.common.json && !context.common.quiet) {
                 std::cout << inputs[i] << " -> " << r.output << ": " << r.tiles << " tiles (" << r.tiles_skipped

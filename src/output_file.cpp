@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <regex>
 #include <system_error>
 #include <unistd.h>
 #include <fcntl.h>
@@ -32,10 +33,12 @@ std::string without_trailing_separator(const std::string& path) {
     return p.string();
 }
 
+constexpr const char* kTemporaryPrefix = ".rsi-tmp-";
+
 std::string unique_temporary_name(const fs::path& final_path) {
     static std::atomic<unsigned> counter{0};
     const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-    return (dir / (".rsi-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+    return (dir / (kTemporaryPrefix + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
                    final_path.filename().string()))
         .string();
 }
@@ -191,6 +194,11 @@ void PendingOutput::commit() {
 void PendingOutput::check_final_path_free() const {
     std::error_code ec;
     if (!overwrite_ && fs::exists(fs::symlink_status(final_, ec))) throw Error(appeared_meanwhile(final_));
+}
+
+std::string without_temporary_prefixes(const std::string& text) {
+    static const std::regex prefix(R"(\.rsi-tmp-[0-9]+-[0-9]+-)");
+    return std::regex_replace(text, prefix, "");
 }
 
 void check_output_path_again(const std::string& path, bool overwrite) {

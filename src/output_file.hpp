@@ -92,6 +92,10 @@ void remove_stale_temporaries(const std::string& final_path);
 // Whether process `pid` is running on this machine (a lock or temporary it left is still in use).
 bool process_is_running(long pid);
 
+// `text` (an error message) with the temporary-name prefixes of this file's outputs removed: a failure
+// while writing `.rsi-tmp-123-4-map.tif` is reported for `map.tif`, the name the user gave.
+std::string without_temporary_prefixes(const std::string& text);
+
 // Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
 std::vector<std::string> sidecar_paths(const std::string& path);
 

@@ -51,6 +51,10 @@ std::string file_fingerprint(const std::string& path) {
 std::string file_name_only(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 void write_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite) {
+    prepare_run_manifest(path, std::move(manifest), overwrite).commit();
+}
+
+PendingOutput prepare_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite) {
     // The run checked the path at its start; one there now was written meanwhile (another run)
     PendingOutput pending(path, overwrite);
     pending.check_final_path_free();
@@ -61,7 +65,7 @@ void write_run_manifest(const std::string& path, nlohmann::json manifest, bool o
         out << json_text(manifest, 2) << "\n";
         if (!out) throw Error(path + ": writing the run manifest failed");
     }
-    pending.commit();
+    return pending;
 }
 
 }  // namespace rsi

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "src/output_file.hpp"
+
 namespace rsi {
 
 // Identifies an input for manifests and for the journals of resumable and sharded runs (a resume of an
@@ -21,5 +23,8 @@ std::string file_name_only(const std::string& path);
 
 // Adds the library versions and writes `manifest` atomically to `path`.
 void write_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite);
+// The same, complete under a temporary name: the caller renames it (commit()) together with the
+// outputs it describes.
+PendingOutput prepare_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite);
 
 }  // namespace rsi

@@ -305,7 +305,7 @@ public:
         if (!options_.dense.empty()) dense = write_dense(progress);
         // Every final path checked before the first rename: a file another run wrote meanwhile fails
         // the run with none of its outputs in place (the caller's later ones included).
-        if (options_.before_commit) options_.before_commit();
+        if (options_.before_commit) options_.before_commit(class_writer_->closed_path(), result_);
         if (prob_writer_) prob_writer_->check_final_path_free();
         if (csv_) csv_->check_final_path_free();
         if (grid_layer_) grid_layer_->check_final_path_free();
@@ -892,7 +892,9 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     o.creation_options = out.value("creation_options", std::vector<std::string>{});
     o.overwrite = options.overwrite;
     for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
-        if (!path->empty()) check_output_path(*path, o.overwrite);
+        if (path->empty()) continue;
+        remove_stale_temporaries(*path);  // a killed merge's (merging again is how it is redone)
+        check_output_path(*path, o.overwrite);
     }
     check_distinct_outputs({o.output, o.probabilities, o.dense, o.csv, o.vector}, {});
     const ClassRollup rollup = roll_up_classes(meta, o.level);

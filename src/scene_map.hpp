@@ -15,6 +15,8 @@
 
 namespace rsi {
 
+struct SceneResult;
+
 struct SceneOptions {
     std::string input;
     std::string output;               // class lattice raster (Byte, colour table, category names, nodata 255)
@@ -45,9 +47,12 @@ struct SceneOptions {
     std::optional<ShardSpec> shard;
     std::string parts_dir;
     bool keep_parts = false;
-    // Called once every output is complete, just before the first is renamed into place: a caller
-    // writing more outputs afterwards (a preview, a run manifest) checks their paths here.
-    std::function<void()> before_commit;
+    // Called once every output is complete, just before the first is renamed into place, with the path
+    // of the finished class map (still a temporary name) and the result so far (lattice, windows, classes;
+    // not the timings). A caller deriving more outputs from the run (a
+    // preview, a run manifest) writes them here, under temporary names of its own, and renames them
+    // after map_scenes returns: a failure while writing them then leaves none of the run's outputs.
+    std::function<void(const std::string& class_map, const SceneResult& result)> before_commit;
 };
 
 struct SceneClassSummary {

@@ -966,6 +966,10 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
         o.probability_class = -1;
         o.uncertainty = false;
     }
+    // A killed merge's temporaries (and scratch files named after them) go: merging again is how it is redone.
+    for (const std::string& path : {o.output, o.probabilities, options.vector}) {
+        if (!path.empty()) remove_stale_temporaries(path);
+    }
     check_output_path(o.output, o.overwrite);
     if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
     check_distinct_outputs({o.output, o.probabilities, options.vector}, {});

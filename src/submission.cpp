@@ -8,6 +8,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -271,8 +272,9 @@ void set_zip_dates_to_1980(const std::string& path) {
     if (!zip) throw Error(path + ": setting the zip's entry dates failed");
 }
 
-// Zips `files` (path on disk, name in the zip) into `zip_path`, atomically.
-void write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
+// Zips `files` (path on disk, name in the zip) into a temporary file for `zip_path`, which the caller
+// renames into place with the submission (so the zip can pack the submission's temporary files).
+PendingOutput write_zip(const std::string& zip_path, const std::vector<std::pair<std::string, std::string>>& files, bool overwrite) {
     check_output_path_again(zip_path, overwrite);  // checked when the run started
     PendingOutput pending(zip_path, overwrite);
     void* zip = CPLCreateZip(pending.temporary_path().c_str(), nullptr);
@@ -284,9 +286,9 @@ void write_zip(const std::string& zip_path, const std::vector<std::pair<std::str
              CPLWriteFileInZip(zip, bytes.data(), static_cast<int>(bytes.size())) == CE_None && CPLCloseFileInZip(zip) == CE_None;
     }
     ok = CPLCloseZip(zip) == CE_None && ok;
-    if (!ok) throw Error(zip_path + ": writing the zip failed: " + last_gdal_error());
+    if (!ok) throw Error(zip_path + ": writing the zip failed: " + last_gdal_error("no room for it? (disk full or a file-size limit)"));
     set_zip_dates_to_1980(pending.temporary_path());
-    pending.commit();
+    return pending;
 }
 
 std::vector<SubmissionItem> sorted_items(const SubmissionOptions& o) {
@@ -528,40 +530,51 @@ public:
     void add(const std::string& name, const RenderedImage& image, SubmissionResult& result) {
         names_.push_back(name);
         csv_ << image.rows;
-        for (const std::string& f : image.files) written_.emplace_back(o_.output + "/" + f, f);
+        for (const std::string& f : image.files) written_.push_back(f);
         result.objects += image.objects;
         result.empty_images += image.empty;
     }
 
-    // Validates, renames into place and zips.
+    // Validates, zips, and renames both into place.
     void finish(SubmissionResult& result) {
         if (o_.format == SubmissionFormat::gaofen && o_.gaofen_track != "buildings") {
             std::ofstream table(folder() / "class_table.csv");
             table << "value,class\n";
             for (size_t c = 0; c < kGaofen2020Classes.size(); ++c) table << c + 1 << ',' << kGaofen2020Classes[c] << '\n';
             if (!table) throw Error(o_.output + ": writing class_table.csv failed");
-            written_.emplace_back(o_.output + "/class_table.csv", "class_table.csv");
+            written_.push_back("class_table.csv");
         }
         result.output = o_.output;
         result.images = static_cast<int64_t>(names_.size());
-        // The zip is written after the submission is in place (it packs the final files): its path is
-        // checked just before the submission is renamed, so a zip another run wrote meanwhile fails the
-        // run with no new submission.
+        // The zip packs the submission's files under their temporary names, and both are renamed into
+        // place together once both are complete (a zip that cannot be written leaves no submission).
+        std::optional<PendingOutput> zip;
         if (csv_file_) {
             csv_.close();
             if (!csv_) throw Error(o_.output + ": writing failed");
             result.validation = validate_submission(o_, csv_file_->temporary_path(), names_);
-            if (!o_.zip.empty()) check_output_path_again(o_.zip, o_.overwrite);
-            csv_file_->commit();
-            written_.emplace_back(o_.output, fs::path(o_.output).filename().string());
+            if (!o_.zip.empty()) zip.emplace(write_zip(o_.zip, {{csv_file_->temporary_path(), fs::path(o_.output).filename().string()}}, o_.overwrite));
         } else {
             result.validation = validate_submission(o_, folder_->temporary_path(), names_);
-            if (!o_.zip.empty()) check_output_path_again(o_.zip, o_.overwrite);
-            folder_->commit(o_.overwrite);
+            std::vector<std::pair<std::string, std::string>> files;
+            for (const std::string& f : written_) files.emplace_back((folder() / f).string(), f);
+            if (!o_.zip.empty()) zip.emplace(write_zip(o_.zip, files, o_.overwrite));
         }
-        if (!o_.zip.empty()) {
-            write_zip(o_.zip, written_, o_.overwrite);
+        if (zip) zip->check_final_path_free();
+        if (csv_file_) {
+            csv_file_->check_final_path_free();
+        } else {
+            folder_->check_final_path_free(o_.overwrite);
+        }
+        if (zip) {
+            zip->commit();
             result.zip = o_.zip;
+        }
+        // The submission (the -o output) last: once it has its name, so has the zip.
+        if (csv_file_) {
+            csv_file_->commit();
+        } else {
+            folder_->commit(o_.overwrite);
         }
     }
 
@@ -571,7 +584,7 @@ private:
     std::unique_ptr<PendingDirectory> folder_;
     std::ofstream csv_;
     std::vector<std::string> names_;
-    std::vector<std::pair<std::string, std::string>> written_;  // path, name inside the zip
+    std::vector<std::string> written_;  // the folder's files (their names inside the zip too)
 };
 
 std::string without_trailing_separator(const std::string& path) {
@@ -668,7 +681,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
             report_progress(progress, 0.9 * static_cast<double>(i + 1) / static_cast<double>(items.size()), "images");
         }
         pending.finish(result);
-        report_progress(progress, 1.0, "done");
+        report_finished(progress, "done");
         return result;
     }
 
@@ -735,7 +748,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
     if (o.shard) {
         result.assembled = false;
         result.output = o.output;
-        report_progress(progress, 1.0, "done");
+        report_finished(progress, "done");
         return result;
     }
     const SubmissionResult assembled = assemble_from_parts(o, names, parts_dir, journal.entries(), progress);
@@ -747,7 +760,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
     result.validation = assembled.validation;
     std::error_code ec;
     fs::remove_all(parts_dir, ec);
-    report_progress(progress, 1.0, "done");
+    report_finished(progress, "done");
     return result;
 }
 
@@ -818,7 +831,7 @@ SubmissionResult merge_submission(const SubmissionMergeOptions& m, const Progres
         std::error_code ec;
         fs::remove_all(parts_dir, ec);
     }
-    report_progress(progress, 1.0, "done");
+    report_finished(progress, "done");
     return result;
 }
 

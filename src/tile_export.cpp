@@ -832,7 +832,7 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
     write_index(result.index_geojson, result.index_csv, info, records, prefix, options.overwrite);
     fs::remove_all(parts_dir, ec);
-    report_progress(progress, 1.0, "done");
+    report_finished(progress, "done");
     return result;
 }
 

@@ -17,4 +17,11 @@ inline void report_progress(const ProgressFn& progress, double fraction, std::st
     }
 }
 
+// The last report, once the outputs are in place: too late to cancel (a cancel now would call complete
+// outputs interrupted, and a removed parts folder leaves nothing to redo), so the answer is ignored;
+// the caller learns of a late interrupt by its own means.
+inline void report_finished(const ProgressFn& progress, std::string_view what) {
+    if (progress) progress(1.0, what);
+}
+
 }  // namespace rsi

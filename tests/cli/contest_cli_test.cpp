@@ -100,6 +100,39 @@ TEST(ContestCli, Xview2FolderWithPreAndPostImages) {
     EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 2);
 }
 
+// The zip packs the submission's files before either gets its name: a zip that cannot be written (a
+// full disk: a file-size limit each result PNG fits in and the zip of four does not) leaves no result
+// folder. The folder was renamed into place first before, and stayed.
+TEST(ContestCli, AZipThatCannotBeWrittenLeavesNoSubmission) {
+    test::TempDir dir;
+    fs::create_directories(dir / "images");
+    fs::create_directories(dir / "masks");
+    for (const char* id : {"00007", "00008"}) {
+        for (const char* when : {"pre", "post"}) make_png(dir / (std::string("images/test_") + when + "_" + id + ".png"), 1);
+        test::make_raster(dir / (std::string("masks/test_pre_") + id + ".tif"), 1024, 1024, 1, GDT_Byte,
+                          [](int, int x, int y) {  // noise (splitmix64 of the pixel): PNGs that do not compress
+                              uint64_t z = (static_cast<uint64_t>(y) << 32 | static_cast<uint32_t>(x)) + 0x9E3779B97F4A7C15ull;
+                              z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+                              z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+                              return static_cast<int>((z ^ (z >> 31)) & 1u);
+                          });
+    }
+    const std::vector<std::string> args{"submit", "xview2", "--masks", dir / "masks", "--names-from", dir / "images", "-o", dir / "out",
+                                        "--zip", dir / "out.zip", "-q"};
+    const auto full = run_rsi(args, "ulimit -f 600; trap '' XFSZ");  // each PNG ~250 KB, the zip 1 MB
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    EXPECT_NE(full.err.find(dir / "out.zip: writing the zip failed"), std::string::npos) << full.err;
+    EXPECT_FALSE(fs::exists(dir / "out"));
+    EXPECT_FALSE(fs::exists(dir / "out.zip"));
+    for (const auto& f : fs::directory_iterator(dir.str())) {
+        EXPECT_EQ(f.path().filename().string().find(".rsi-"), std::string::npos) << "scratch left: " << f.path();
+    }
+    const auto ok = run_rsi(args);
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 4);
+    EXPECT_GT(fs::file_size(dir / "out.zip"), 600u * 1024);
+}
+
 TEST(ContestCli, EvalScenesObjectsAndReport) {
     test::TempDir dir;
     std::ofstream(dir / "labels.csv") << "image,label\nx1.tif,a\nx2.tif,a\nx3.tif,b\nx4.tif,b\nx5.tif,c\n";

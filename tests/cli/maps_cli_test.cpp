@@ -135,6 +135,20 @@ TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
 TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
     test::TempDir dir;
     const std::string image = make_image(dir, "m.tif");
+    // A shard makes no polygons or preview: the messages say where they come from (merge has no --preview).
+    const std::vector<std::string> shard{"buildings", image, "-o", dir / "b.tif", "-m", fixture("tiny_segmenter.pt"), "--shard", "0/2", "-q"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = shard;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return run_rsi(args);
+    };
+    const auto polygons = with({"--vector", dir / "v.gpkg"});
+    EXPECT_EQ(polygons.exit_code, 2);
+    EXPECT_NE(polygons.err.find("(rsi merge " + dir / "b.tif.parts --vector ...)"), std::string::npos) << polygons.err;
+    const auto preview = with({"--preview", dir / "p.png"});
+    EXPECT_EQ(preview.exit_code, 2);
+    EXPECT_NE(preview.err.find("run without --shard for a preview"), std::string::npos) << preview.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), std::vector<std::string>{"m.tif"});
     for (const char* k : {"0/2", "1/2"}) {
         const auto r = run_rsi({"buildings", image, "-o", dir / "b.tif", "--probabilities", dir / "p.tif", "-m", fixture("tiny_segmenter.pt"),
                                 "--tile-size", "32", "--overlap", "8", "--shard", k, "-q", "--no-manifest"});
@@ -176,9 +190,59 @@ TEST(MapsCli, MergeWithPolygonsKeepsThePartsUntilThePolygonsAreWritten) {
     EXPECT_NE(full.err.find("b.gpkg: writing"), std::string::npos) << full.err;
     EXPECT_EQ(full.err_lines(), 1) << full.err;
     EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.tif.parts", "m.tif"}));
+    // What a killed merge leaves (pid 2^22 + 1 is above Linux's pid_max: never a running process) is
+    // removed by the next merge, the way to redo it.
+    for (const char* stale : {".rsi-tmp-4194305-4-.rsi-tmp-4194305-1-b.tif.model-grid.tif", ".rsi-tmp-4194305-0-p.tif"}) {
+        test::write_text_file(dir / stale, "left by a killed merge");
+    }
     const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.gpkg", "b.tif", "b.tif.aux.xml", "m.tif", "p.tif"}));
+}
+
+// Every output of an image is complete before any is renamed: a preview that cannot be written (a full
+// disk: a file-size limit the mask fits in and the noisy image's preview does not) leaves no mask, no
+// polygons and no manifest. The polygons were renamed first before, and the manifest written last.
+TEST(MapsCli, BuildingsLeaveNoOutputWhenThePreviewCannotBeWritten) {
+    test::TempDir dir;
+    const std::string image = dir / "noisy.tif";
+    test::make_raster(image, 600, 400, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7919 + y * 104729 + b * 31) * 2654435761u % 251; });
+    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
+    test::georeference(image, gt, 32611);
+    const std::vector<std::string> args{"buildings", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "64",
+                                        "--vector", dir / "v.gpkg", "--preview", dir / "pv.png", "-q"};
+    const auto full = run_rsi(args, "ulimit -f 400; trap '' XFSZ");
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    EXPECT_NE(full.err.find(dir / "pv.png: writing the preview failed"), std::string::npos) << full.err;  // the name given, not a temporary
+    EXPECT_EQ(full.err_lines(), 1) << full.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), std::vector<std::string>{"noisy.tif"});
+    const auto ok = run_rsi(args);
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()),
+              (std::vector<std::string>{"m.tif", "m.tif.aux.xml", "m.tif.manifest.json", "noisy.tif", "pv.png", "v.gpkg"}));
+}
+
+// The same for a scene map: its preview and manifest are written before any output is renamed, so a
+// preview that cannot be written leaves no lattice, probabilities or manifest (they
+// were all in place before, the preview and manifest being written after them).
+TEST(MapsCli, SceneLeavesNoOutputWhenThePreviewCannotBeWritten) {
+    test::TempDir dir;
+    const std::string image = dir / "noisy.tif";
+    test::make_raster(image, 600, 400, 4, GDT_Byte, [](int b, int x, int y) { return (x * 7919 + y * 104729 + b * 31) * 2654435761u % 251; });
+    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
+    test::georeference(image, gt, 32611);
+    const std::vector<std::string> args{"scene", image, "-o", dir / "c.tif", "-m", fixture("tiny_scene.pt"),
+                                        "--probabilities", dir / "p.tif", "--preview", dir / "pv.png", "-q"};
+    const auto full = run_rsi(args, "ulimit -f 40; trap '' XFSZ");  // the lattice and probabilities take 25 KB, the preview 70
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    EXPECT_NE(full.err.find(dir / "pv.png: writing the preview failed"), std::string::npos) << full.err;
+    EXPECT_EQ(full.err_lines(), 1) << full.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), std::vector<std::string>{"noisy.tif"});
+    const auto ok = run_rsi(args);
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()),
+              (std::vector<std::string>{"c.tif", "c.tif.aux.xml", "c.tif.manifest.json", "noisy.tif", "p.tif", "pv.png"}));
+    EXPECT_NE(test::slurp(dir / "c.tif.manifest.json").find("\"window_pixels\": 16"), std::string::npos);
 }
 
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {

@@ -144,6 +144,14 @@ TEST(PendingDirectory, AFolderMadeMeanwhileIsARuntimeErrorAndIsKept) {
     EXPECT_EQ(names_in(final_path), std::vector<std::string>{"a.png"});
 }
 
+// Errors while writing a temporary (or a scratch file named after one) name the output the user gave.
+TEST(TemporaryNames, ErrorMessagesNameTheUsersOutput) {
+    EXPECT_EQ(without_temporary_prefixes("./.rsi-tmp-29715-3-.rsi-tmp-29715-1-b.tif.model-grid-p.tif: writing failed (File too large)"),
+              "./b.tif.model-grid-p.tif: writing failed (File too large)");
+    EXPECT_EQ(without_temporary_prefixes("out/.rsi-tmp-1-0-m.tif: x; /a/.rsi-tmp-22-10-v.gpkg: y"), "out/m.tif: x; /a/v.gpkg: y");
+    EXPECT_EQ(without_temporary_prefixes("my.rsi-tmp-file.tif: a user's own name"), "my.rsi-tmp-file.tif: a user's own name");
+}
+
 TEST(CheckOutputPathAgain, AFileThereNowIsARuntimeErrorUnlessOverwriting) {
     TempDir dir;
     const std::string path = (dir.path / "preview.png").string();

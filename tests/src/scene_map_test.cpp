@@ -133,7 +133,11 @@ TEST(SceneMap, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
     std::filesystem::remove(o.vector);
     const std::string manifest = o.output + ".manifest.json";
     test::write_text_file(manifest, "{}");
-    o.before_commit = [&] { check_output_path_again(manifest, false); };
+    o.before_commit = [&](const std::string& class_map, const SceneResult& so_far) {
+        EXPECT_EQ(so_far.cols, 4);
+        EXPECT_EQ(RasterSource::open(class_map).info().width, 4);  // the finished lattice, under its temporary name
+        check_output_path_again(manifest, false);
+    };
     test::expect_error([&] { map_scenes(scene_model(), o); }, ErrorKind::runtime, "classes.tif.manifest.json: appeared while");
     EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"classes.tif.manifest.json", "scene.tif"}));
     std::filesystem::remove(manifest);
