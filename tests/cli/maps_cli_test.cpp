@@ -200,15 +200,21 @@ TEST(MapsCli, MergeWithPolygonsKeepsThePartsUntilThePolygonsAreWritten) {
     EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.gpkg", "b.tif", "b.tif.aux.xml", "m.tif", "p.tif"}));
 }
 
+// A 600 x 400 image of noise, noisy.tif: its preview PNG is large (what a file-size limit stops first).
+std::string make_noisy_image(const test::TempDir& dir, int bands) {
+    const std::string image = dir / "noisy.tif";
+    test::make_raster(image, 600, 400, bands, GDT_Byte, [](int b, int x, int y) { return (x * 7919 + y * 104729 + b * 31) * 2654435761u % 251; });
+    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
+    test::georeference(image, gt, 32611);
+    return image;
+}
+
 // Every output of an image is complete before any is renamed: a preview that cannot be written (a full
 // disk: a file-size limit the mask fits in and the noisy image's preview does not) leaves no mask, no
 // polygons and no manifest. The polygons were renamed first before, and the manifest written last.
 TEST(MapsCli, BuildingsLeaveNoOutputWhenThePreviewCannotBeWritten) {
     test::TempDir dir;
-    const std::string image = dir / "noisy.tif";
-    test::make_raster(image, 600, 400, 3, GDT_Byte, [](int b, int x, int y) { return (x * 7919 + y * 104729 + b * 31) * 2654435761u % 251; });
-    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
-    test::georeference(image, gt, 32611);
+    const std::string image = make_noisy_image(dir, 3);
     const std::vector<std::string> args{"buildings", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "64",
                                         "--vector", dir / "v.gpkg", "--preview", dir / "pv.png", "-q"};
     const auto full = run_rsi(args, "ulimit -f 400; trap '' XFSZ");
@@ -227,10 +233,7 @@ TEST(MapsCli, BuildingsLeaveNoOutputWhenThePreviewCannotBeWritten) {
 // were all in place before, the preview and manifest being written after them).
 TEST(MapsCli, SceneLeavesNoOutputWhenThePreviewCannotBeWritten) {
     test::TempDir dir;
-    const std::string image = dir / "noisy.tif";
-    test::make_raster(image, 600, 400, 4, GDT_Byte, [](int b, int x, int y) { return (x * 7919 + y * 104729 + b * 31) * 2654435761u % 251; });
-    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
-    test::georeference(image, gt, 32611);
+    const std::string image = make_noisy_image(dir, 4);
     const std::vector<std::string> args{"scene", image, "-o", dir / "c.tif", "-m", fixture("tiny_scene.pt"),
                                         "--probabilities", dir / "p.tif", "--preview", dir / "pv.png", "-q"};
     const auto full = run_rsi(args, "ulimit -f 40; trap '' XFSZ");  // the lattice and probabilities take 25 KB, the preview 70

@@ -97,6 +97,16 @@ std::vector<SubmissionItem> tianchi_items(const TempDir& tmp) {
             {"b.jpg", mask(tmp / "b.png", 512, 512, [](int, int) { return 0; })}};
 }
 
+// The three Tianchi images as submission.csv, zipped into submission.zip.
+SubmissionOptions tianchi_submission(const TempDir& tmp) {
+    SubmissionOptions o;
+    o.format = SubmissionFormat::tianchi;
+    o.items = tianchi_items(tmp);
+    o.output = tmp / "submission.csv";
+    o.zip = tmp / "submission.zip";
+    return o;
+}
+
 // Every file under `dir` (relative name -> bytes).
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
     std::map<std::string, std::string> out;
@@ -142,11 +152,7 @@ std::vector<SubmissionItem> spacenet_items(const TempDir& tmp) {
 
 TEST(Submission, TianchiMatchesGoldenFileAndDecodesBack) {
     TempDir tmp;
-    SubmissionOptions o;
-    o.format = SubmissionFormat::tianchi;
-    o.items = tianchi_items(tmp);
-    o.output = tmp / "submission.csv";
-    o.zip = tmp / "submission.zip";
+    const SubmissionOptions o = tianchi_submission(tmp);
     const SubmissionResult r = write_submission(o);
     EXPECT_EQ(r.images, 3);
     EXPECT_EQ(r.empty_images, 1);
@@ -180,15 +186,12 @@ TEST(Submission, TianchiMatchesGoldenFileAndDecodesBack) {
     }
 }
 
-// The zip is written once the submission is in place; a zip another run wrote meanwhile fails the
-// run (a runtime error naming it) before the submission gets its name, for a CSV and a folder alike.
+// The zip packs the submission's files before either is renamed into place; a zip another run wrote
+// meanwhile fails the run (a runtime error naming it) before the submission gets its name, for a CSV
+// and a folder alike.
 TEST(Submission, AZipWrittenMeanwhileLeavesNoSubmission) {
     TempDir tmp;
-    SubmissionOptions o;
-    o.format = SubmissionFormat::tianchi;
-    o.items = tianchi_items(tmp);
-    o.output = tmp / "submission.csv";
-    o.zip = tmp / "submission.zip";
+    const SubmissionOptions o = tianchi_submission(tmp);
     SubmissionOptions folder = o;
     folder.format = SubmissionFormat::inria;
     folder.items = {{"city1.tif", mask(tmp / "in.tif", 4, 3, [](int x, int y) { return (x + y) % 2; })}};
