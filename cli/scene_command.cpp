@@ -144,8 +144,12 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                     p.overwrite = true;  // its own temporary name; the final path is checked below
                     p.rgb_bands = model_rgb_bands(model.metadata(), s.bands.empty() ? model.metadata().source_bands : s.bands);
                     write_class_preview(p, class_map, roll_up_classes(model.metadata(), o->level).classes);
-                    pending_preview->check_final_path_free();
                 }
+                // The last moment before the renames: a file another run wrote while these were made, or
+                // a Ctrl-C meanwhile, stops the run with none of its outputs in place.
+                if (pending_manifest) pending_manifest->check_final_path_free();
+                if (pending_preview) pending_preview->check_final_path_free();
+                if (interrupted()) throw Error("cancelled", ErrorKind::cancelled);
             };
         }
         ProgressBar bar(!context.common.quiet && !context.common.json);

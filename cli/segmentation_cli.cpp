@@ -455,6 +455,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                             {"dropped_small", vr.dropped_small}, {"dropped_unconfident", vr.dropped_unconfident}};
                 if (confidence_scratch) confidence_scratch->discard();  // before the outputs get their names
             }
+            if (interrupted()) throw Error("cancelled", ErrorKind::cancelled);  // the last moment a Ctrl-C stops the run
             check_later_outputs();
             if (pending_preview) pending_preview->commit();
             if (pending_manifest) pending_manifest->commit();

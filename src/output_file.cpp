@@ -37,9 +37,10 @@ constexpr const char* kTemporaryPrefix = ".rsi-tmp-";
 
 std::string unique_temporary_name(const fs::path& final_path) {
     static std::atomic<unsigned> counter{0};
-    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-    return (dir / (kTemporaryPrefix + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                   final_path.filename().string()))
+    // Beside the final path, in its folder as the user spelled it (none for a bare name: messages about
+    // it then name "m.tif", not "./m.tif")
+    return (final_path.parent_path() / (kTemporaryPrefix + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                                        final_path.filename().string()))
         .string();
 }
 

@@ -234,8 +234,10 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         // pixels are computed block by block as they are read, never held whole.
         static int counter = 0;
         warped = "/vsimem/rsi-eval-truth-" + std::to_string(counter++) + ".vrt";
-        warp_to_vrt(options.truth, warped, p, p.width, p.height, "near", nullptr, true,
-                    "warping onto the grid of " + options.prediction);
+        // Pixels the truth does not cover are not scored (they came out as valid class 0: a prediction
+        // larger than the truth had all its buildings there counted as false positives).
+        warp_to_vrt(options.truth, warped, p, p.width, p.height, "near", nullptr, true, "warping onto the grid of " + options.prediction,
+                    int64_t{32} << 20, true);
         truth_raster = RasterSource::open(warped);
         result.warnings.push_back(options.truth + " is on another grid than " + options.prediction +
                                   ": warped onto the prediction's grid (nearest neighbour) for scoring");
@@ -325,7 +327,8 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         result.warnings.push_back(count(unscored[prediction_nodata]) + " of " + options.prediction + " are nodata: not scored");
     }
     if (unscored[truth_nodata] > 0) {
-        result.warnings.push_back(count(unscored[truth_nodata]) + " of " + options.truth + " are nodata: not scored");
+        result.warnings.push_back(count(unscored[truth_nodata]) + " of " + options.truth +
+                                  (warped.empty() ? " are nodata" : " are nodata or outside it") + ": not scored");
     }
     if (unscored[outside_polygons] > 0) {
         result.warnings.push_back(count(unscored[outside_polygons]) + " lie outside every polygon of " + options.truth +

@@ -162,6 +162,7 @@ public:
         if (transform_) polygon.transform(transform_.get());
         feature.SetGeometry(&polygon);
         if (layer_->CreateFeature(&feature) != OGRERR_NONE) throw Error(path_ + ": writing a feature failed: " + last_gdal_error());
+        ++features_;
         if (++in_transaction_ == 10000) {
             dataset_->CommitTransaction();
             dataset_->StartTransaction();
@@ -173,6 +174,7 @@ public:
         const ScopedThreadConfig pinned_date = pinned_vector_date();
         dataset_->CommitTransaction();
         close_written(std::move(dataset_), path_);
+        check_vector_written(pending_.temporary_path(), path_, features_, "lattice cells");
     }
     void commit() { pending_.commit(); }
     void check_final_path_free() const { pending_.check_final_path_free(); }
@@ -182,6 +184,7 @@ private:
     PendingOutput pending_;
     DatasetPtr dataset_;
     OGRLayer* layer_ = nullptr;
+    int64_t features_ = 0;
     std::unique_ptr<OGRCoordinateTransformation> transform_;
     int in_transaction_ = 0;
 };

@@ -7,7 +7,9 @@
 #include <cpl_string.h>
 #include <gdal_utils.h>
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <malloc.h>
 #include <map>
 #include <mutex>
@@ -822,10 +824,12 @@ std::string with_extension(const std::string& path, const std::string& extension
     return std::filesystem::path(path).replace_extension(extension).string();
 }
 
-// A VRT mosaic of `sources` (relative to the VRT's folder) written atomically to `path`, with the
-// class legend on band 1 when `classes` is given.
-void write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes,
-                      bool overwrite) {
+// A VRT mosaic of `sources` written under a temporary name for `path`, with the class legend on band 1
+// when `classes` is given. The sources lie in a folder still under its temporary name (`folder_now`,
+// beside the VRT); the VRT names them relative to itself in the folder's final name (`folder_final`),
+// so the folder and the VRT can be renamed into place together, and moved together.
+PendingOutput write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes,
+                               bool overwrite, const std::string& folder_now, const std::string& folder_final) {
     PendingOutput pending(path, overwrite);
     std::vector<const char*> names;
     for (const auto& s : sources) names.push_back(s.c_str());
@@ -836,7 +840,27 @@ void write_mosaic_vrt(const std::string& path, const std::vector<std::string>& s
     if (!vrt) throw Error(path + ": cannot build the VRT: " + last_gdal_error());
     if (classes) apply_class_legend(*vrt->GetRasterBand(1), *classes, 255.0);
     close_written(std::move(vrt), path);
-    pending.commit();
+    std::string text;
+    {
+        std::ifstream in(pending.temporary_path(), std::ios::binary);
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const std::string from = ">" + folder_now + "/", to = ">" + folder_final + "/";  // <SourceFilename ...>folder/strip
+    size_t replaced = 0;
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+        text.replace(at, from.size(), to);
+        ++replaced;
+    }
+    // every band names every strip once
+    if (replaced == 0 || replaced % sources.size() != 0) {
+        throw Error(path + ": the VRT names its strips " + std::to_string(replaced) + " times in " + folder_now + " (expected a multiple of " +
+                    std::to_string(sources.size()) + ")");
+    }
+    std::ofstream out(pending.temporary_path(), std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error(path + ": writing failed (disk full?)");
+    return pending;
 }
 
 // `rsi merge --vrt`: each strip becomes its own small GeoTIFF (mask, and probabilities if asked) in
@@ -869,7 +893,7 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
     std::vector<uint8_t> valid;
     result.class_pixels.assign(static_cast<size_t>(K), 0);
     result.nodata_pixels = 0;
-    const std::string folder_name = std::filesystem::path(strips_dir).filename().string();
+    const std::string folder_name = std::filesystem::path(folder.temporary_path()).filename().string();
     for (size_t r = 0; r < strips.size(); ++r) {
         const auto [y0, y1] = strips[r];
         const std::string name = StripJournal::part_name(static_cast<int64_t>(r));
@@ -886,18 +910,10 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         result.nodata_pixels += outputs.nodata_pixels();
         mask_sources.push_back(folder_name + "/" + name);
         if (!strip.probabilities.empty()) {
-            probability_sources.push_back((std::filesystem::path(probability_strips_dir).filename() / name).string());
+            probability_sources.push_back((std::filesystem::path(probability_folder->temporary_path()).filename() / name).string());
         }
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling strips");
     }
-    // The two folders and the two VRTs: every final path checked before the first rename.
-    if (options.before_commit) options.before_commit();
-    folder.check_final_path_free(options.overwrite);
-    if (probability_folder) probability_folder->check_final_path_free(options.overwrite);
-    check_output_path_again(options.output, options.overwrite);
-    if (!options.probabilities.empty()) check_output_path_again(options.probabilities, options.overwrite);
-    folder.commit(options.overwrite);
-    if (probability_folder) probability_folder->commit(options.overwrite);
     // Sources are given as paths beside their VRT; GDAL stores them relative to the VRT's folder, so a
     // VRT and its strips folder can be moved together.
     auto beside = [](const std::filesystem::path& vrt, const std::vector<std::string>& names) {
@@ -906,9 +922,26 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         for (const auto& n : names) paths.push_back((base / n).string());
         return paths;
     };
-    // The mask's VRT (the -o output) last: once it has its name, every other output has too.
-    if (!probability_sources.empty()) write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr, options.overwrite);
-    write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite);
+    const auto name_of = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
+    // Both VRTs are complete before anything is renamed, and every final path is checked: a failure
+    // (a full disk, a file another run wrote meanwhile) leaves no strips folder and no VRT.
+    std::optional<PendingOutput> probability_vrt_file;
+    if (!probability_sources.empty()) {
+        probability_vrt_file.emplace(write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr, options.overwrite,
+                                                      name_of(probability_folder->temporary_path()), name_of(probability_strips_dir)));
+    }
+    PendingOutput mask_vrt_file = write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite,
+                                                   name_of(folder.temporary_path()), name_of(strips_dir));
+    report_progress(progress, 1.0, "assembling strips");  // the last moment a cancel takes effect
+    if (options.before_commit) options.before_commit();
+    folder.check_final_path_free(options.overwrite);
+    if (probability_folder) probability_folder->check_final_path_free(options.overwrite);
+    mask_vrt_file.check_final_path_free();
+    if (probability_vrt_file) probability_vrt_file->check_final_path_free();
+    folder.commit(options.overwrite);
+    if (probability_folder) probability_folder->commit(options.overwrite);
+    if (probability_vrt_file) probability_vrt_file->commit();
+    mask_vrt_file.commit();  // the -o output last: once it has its name, every other output has too
     result.strips_dir = strips_dir;
 }
 

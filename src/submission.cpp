@@ -536,7 +536,7 @@ public:
     }
 
     // Validates, zips, and renames both into place.
-    void finish(SubmissionResult& result) {
+    void finish(SubmissionResult& result, const ProgressFn& progress) {
         if (o_.format == SubmissionFormat::gaofen && o_.gaofen_track != "buildings") {
             std::ofstream table(folder() / "class_table.csv");
             table << "value,class\n";
@@ -560,6 +560,7 @@ public:
             for (const std::string& f : written_) files.emplace_back((folder() / f).string(), f);
             if (!o_.zip.empty()) zip.emplace(write_zip(o_.zip, files, o_.overwrite));
         }
+        report_progress(progress, 0.995, "zip");  // the last moment a cancel takes effect
         if (zip) zip->check_final_path_free();
         if (csv_file_) {
             csv_file_->check_final_path_free();
@@ -659,7 +660,7 @@ SubmissionResult assemble_from_parts(const SubmissionOptions& o, const std::vect
         pending.add(names[i], image, result);
         report_progress(progress, 0.9 + 0.09 * static_cast<double>(i + 1) / static_cast<double>(names.size()), "assembling");
     }
-    pending.finish(result);
+    pending.finish(result, progress);
     return result;
 }
 
@@ -680,7 +681,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
             pending.add(items[i].name, render_image(o, items[i], pending.folder()), result);
             report_progress(progress, 0.9 * static_cast<double>(i + 1) / static_cast<double>(items.size()), "images");
         }
-        pending.finish(result);
+        pending.finish(result, progress);
         report_finished(progress, "done");
         return result;
     }

@@ -287,6 +287,7 @@ PendingOutput write_index_geojson(const std::string& path, const RasterInfo& inf
         if (layer->CreateFeature(&feature) != OGRERR_NONE) throw Error(path + ": writing the tile index failed: " + last_gdal_error());
     }
     close_written(std::move(ds), path);
+    check_vector_written(pending.temporary_path(), path, static_cast<int64_t>(tiles.size()), "tiles");
     return pending;
 }
 

@@ -1292,18 +1292,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     close_written(std::move(out), output);
     // Some drivers (GeoJSON, FlatGeobuf) do not report failed writes, e.g. a full disk: the file read
     // back must hold every feature before it takes the final name.
-    {
-        CPLErrorHandlerPusher quiet(CPLQuietErrorHandler);
-        CPLErrorReset();
-        GDALDatasetH check = GDALOpenEx(pending.temporary_path().c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr);
-        const DatasetPtr written(GDALDataset::FromHandle(check));
-        OGRLayer* back = written && written->GetLayerCount() == 1 ? written->GetLayer(0) : nullptr;
-        const GIntBig count = back ? back->GetFeatureCount(TRUE) : -1;
-        if (count != result.polygons) {
-            throw Error(output + ": writing failed: the file holds " + (count < 0 ? std::string("no readable layer") : std::to_string(count) + " of " +
-                        std::to_string(result.polygons) + " polygons") + " (disk full?)");
-        }
-    }
+    check_vector_written(pending.temporary_path(), output, result.polygons, "polygons");
     // The last moment a cancel (Ctrl-C) can still take effect: closing and reading back a large file
     // takes a while, and after the rename the output is complete and stays.
     report_progress(progress, 1.0, "writing");

@@ -3,6 +3,9 @@
 #include <cpl_error.h>
 #include <cpl_vsi.h>
 #include <mutex>
+#include <ogrsf_frmts.h>
+#include <string>
+#include <vector>
 
 #include "tiling/error.hpp"
 
@@ -68,12 +71,60 @@ DatasetPtr open_raster(const std::string& path) {
     return owned;
 }
 
+namespace {
+
+// What GDAL reports while a dataset closes: the first failure, whether the .aux.xml could not be
+// saved, and the other warnings (passed on afterwards).
+struct CloseReport {
+    std::string failure;
+    bool aux_xml_failed = false;
+    std::vector<std::string> warnings;
+};
+
+void CPL_STDCALL collect_close_errors(CPLErr level, CPLErrorNum, const char* message) {
+    auto* report = static_cast<CloseReport*>(CPLGetErrorHandlerUserData());
+    const std::string text = message ? message : "";
+    if (level >= CE_Failure) {
+        if (report->failure.empty()) report->failure = text;
+    } else if (level == CE_Warning && text.find("Unable to save auxiliary information") != std::string::npos) {
+        report->aux_xml_failed = true;
+    } else if (level == CE_Warning) {
+        report->warnings.push_back(text);
+    }
+}
+
+}  // namespace
+
 void close_written(DatasetPtr dataset, const std::string& path) {
     if (!dataset) return;
+    CloseReport report;
+    {
+        CPLErrorHandlerPusher collect(collect_close_errors, &report);
+        CPLErrorReset();
+        GDALClose(GDALDataset::ToHandle(dataset.release()));
+    }
+    for (const std::string& w : report.warnings) CPLError(CE_Warning, CPLE_AppDefined, "%s", w.c_str());
+    if (!report.failure.empty()) {
+        std::string text = report.failure;
+        for (char& c : text) {
+            if (c == '\n' || c == '\r') c = ' ';
+        }
+        throw Error(path + ": writing failed (" + text + ")");
+    }
+    if (report.aux_xml_failed) throw Error(path + ": writing failed: its .aux.xml (class names, statistics) could not be saved (disk full?)");
+}
+
+void check_vector_written(const std::string& written, const std::string& name, int64_t features, const std::string& what) {
+    CPLErrorHandlerPusher quiet(CPLQuietErrorHandler);
     CPLErrorReset();
-    GDALClose(GDALDataset::ToHandle(dataset.release()));
-    if (CPLGetLastErrorType() >= CE_Failure) {
-        throw Error(path + ": writing failed (" + last_gdal_error() + ")");
+    GDALDatasetH handle = GDALOpenEx(written.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr);
+    const DatasetPtr back(GDALDataset::FromHandle(handle));
+    OGRLayer* layer = back && back->GetLayerCount() == 1 ? back->GetLayer(0) : nullptr;
+    const GIntBig count = layer ? layer->GetFeatureCount(TRUE) : -1;
+    if (count != features) {
+        throw Error(name + ": writing failed: the file holds " +
+                    (count < 0 ? std::string("no readable layer") : std::to_string(count) + " of " + std::to_string(features) + " " + what) +
+                    " (disk full?)");
     }
 }
 

@@ -29,8 +29,15 @@ DatasetPtr open_raster(const std::string& path);
 DatasetPtr open_vector(const std::string& path);
 
 // Closes a dataset that was written and throws if GDAL reported a failure while flushing
-// (GDALClose returns nothing in GDAL 3.6, so the error state is the only signal).
+// (GDALClose returns nothing in GDAL 3.6, so the error state is the only signal), or could not save
+// the .aux.xml beside it (only a warning to GDAL, but it holds e.g. a mask's class names). `path` is
+// the name errors give.
 void close_written(DatasetPtr dataset, const std::string& path);
+
+// Reads back the vector file just written at `written` and throws "<name>: writing failed: ..." unless
+// it holds one layer of `features` features: some drivers (GeoJSON, FlatGeobuf) report no error when
+// a write fails (a full disk) and leave a truncated file.
+void check_vector_written(const std::string& written, const std::string& name, int64_t features, const std::string& what = "features");
 
 // Sets the user's creation options (KEY=VALUE, from --co) in `options`, replacing rsi's defaults for
 // the same keys: GDAL takes the first of two equal keys, so appending would leave the default.

@@ -54,7 +54,8 @@ void set_warped_vrt_block_size(const std::string& path, int block_width, int blo
 }
 
 void warp_to_vrt(const std::string& source, const std::string& target, const RasterInfo& grid, int64_t width, int64_t height,
-                 const char* resampling, const char* nodata, bool to_grid_crs, const std::string& purpose, int64_t block_read_bytes) {
+                 const char* resampling, const char* nodata, bool to_grid_crs, const std::string& purpose, int64_t block_read_bytes,
+                 bool outside_invalid) {
     const auto& g = grid.geotransform;
     const double x0 = g[0], x1 = g[0] + static_cast<double>(grid.width) * g[1];
     const double y0 = g[3] + static_cast<double>(grid.height) * g[5], y1 = g[3];
@@ -73,7 +74,13 @@ void warp_to_vrt(const std::string& source, const std::string& target, const Ras
     // band: without one, masked pixels came out as valid zeros (black, and segmented).
     if (in->GetRasterCount() > 0) {
         const int flags = in->GetRasterBand(1)->GetMaskFlags();
-        if ((flags & GMF_PER_DATASET) && !(flags & (GMF_ALPHA | GMF_NODATA | GMF_ALL_VALID)) && !nodata) args.emplace_back("-dstalpha");
+        if ((flags & GMF_PER_DATASET) && !(flags & (GMF_ALPHA | GMF_NODATA | GMF_ALL_VALID)) && !nodata) {
+            args.emplace_back("-dstalpha");
+        } else if (outside_invalid && (flags & GMF_ALL_VALID) && !nodata) {
+            // Every source pixel is valid, so only an alpha band can tell the grid's pixels beyond the
+            // source (zeros otherwise, indistinguishable from class 0) from those it covers.
+            args.emplace_back("-dstalpha");
+        }
     }
     CPLStringList argv;
     for (const auto& a : args) argv.AddString(a.c_str());

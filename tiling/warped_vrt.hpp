@@ -12,10 +12,11 @@ namespace rsi {
 // `to_grid_crs` reprojects into the grid's CRS. Errors read "<source>: <purpose> failed: <GDAL's reason>".
 // GDAL warps a VRT one whole block at a time, reading the block's entire source window at once (a
 // 512x128 block of a 75x reduction is 38400x9600 source pixels): the VRT's blocks are made small
-// enough that one block's source window takes at most about `block_read_bytes`.
+// enough that one block's source window takes at most about `block_read_bytes`. With `outside_invalid`
+// the grid's pixels beyond the source are masked (nodata or an alpha band), never valid zeros.
 void warp_to_vrt(const std::string& source, const std::string& target, const RasterInfo& grid, int64_t width, int64_t height,
                  const char* resampling, const char* nodata, bool to_grid_crs, const std::string& purpose,
-                 int64_t block_read_bytes = int64_t{32} << 20);
+                 int64_t block_read_bytes = int64_t{32} << 20, bool outside_invalid = false);
 
 // Sets the block size a warped VRT declares (gdalwarp -of VRT ignores -co BLOCKXSIZE): blocks as tall
 // as the rows a reader takes at once are warped once each even when a row of them outgrows the cache.

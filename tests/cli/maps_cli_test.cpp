@@ -248,6 +248,32 @@ TEST(MapsCli, SceneLeavesNoOutputWhenThePreviewCannotBeWritten) {
     EXPECT_NE(test::slurp(dir / "c.tif.manifest.json").find("\"window_pixels\": 16"), std::string::npos);
 }
 
+// Writes that GDAL does not report as failures on a full disk (a GeoJSON file cut short, an .aux.xml it
+// could not save: only a warning) fail the run with one line naming the output, and leave nothing.
+// Both ended with exit 0 and a truncated file in place (the mask's class names lost with its .aux.xml).
+TEST(MapsCli, FullDiskWritesGdalDoesNotReportFailTheRun) {
+    test::TempDir dir;
+    const std::string image = dir / "big.tif";
+    test::make_raster(image, 1024, 1024, 3, GDT_Byte, [](int b, int x, int y) { return (x * 3 + y * 5 * b) % 256; });
+    const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
+    test::georeference(image, gt, 32611);
+    // 361 tiles of 64 px: the tiles fit in 100 KB each, the GeoJSON index of them does not.
+    const auto index = run_rsi({"tile", image, dir / "tiles", "--tile-size", "64", "--overlap", "8", "--index", dir / "idx.geojson", "-q"},
+                               "ulimit -f 100; trap '' XFSZ");
+    EXPECT_EQ(index.exit_code, 1) << index.err;
+    EXPECT_EQ(index.err, "rsi tile: " + dir / "idx.geojson" + ": writing failed: the file holds no readable layer (disk full?)\n");
+    EXPECT_EQ(test::names_in_folder(dir.str()), std::vector<std::string>{"big.tif"});
+    // A 16 x 16 mask fits in 5 KB, its .aux.xml (colour legend and class names, 7 KB) does not.
+    const std::string small = dir / "small.tif";
+    test::make_raster(small, 16, 16, 3, GDT_Byte, [](int b, int x, int y) { return (x * 3 + y * 5 * b) % 256; });
+    test::georeference(small, gt, 32611);
+    const auto aux = run_rsi({"segment", small, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "-q"}, "ulimit -f 5; trap '' XFSZ");
+    EXPECT_EQ(aux.exit_code, 1) << aux.err;
+    EXPECT_NE(aux.err.find(dir / "m.tif: writing failed: its .aux.xml"), std::string::npos) << aux.err;
+    EXPECT_EQ(aux.err_lines(), 1) << aux.err;
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"big.tif", "small.tif"}));
+}
+
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     test::TempDir dir;
     const std::string image = make_image(dir, "b.tif");

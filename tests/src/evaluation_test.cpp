@@ -501,6 +501,22 @@ TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {
     EXPECT_EQ(r.matrix.at(1, 1), 4);  // the top-left 2x2 block
     EXPECT_EQ(r.matrix.at(0, 1), 4);  // the bottom-left 2x2 block
     EXPECT_EQ(r.matrix.at(0, 0), 8);
+    // A truth covering only the left half: the right half is not scored (it was scored as background,
+    // so the prediction's buildings there counted as false positives).
+    rsi::test::make_raster(tmp / "left.tif", 2, 4, 1, GDT_Byte, [](int, int, int) { return 1; });
+    rsi::test::georeference(tmp / "left.tif", fine, 32618);
+    rsi::test::make_raster(tmp / "everywhere.tif", 4, 4, 1, GDT_Byte, [](int, int, int) { return 1; });
+    rsi::test::georeference(tmp / "everywhere.tif", fine, 32618);
+    o.prediction = tmp / "everywhere.tif";
+    o.truth = tmp / "left.tif";
+    const PixelEvaluation half = evaluate_pixels(o);
+    EXPECT_EQ(half.matrix.metrics().pixels, 8);
+    EXPECT_EQ(half.matrix.at(1, 1), 8);
+    EXPECT_EQ(half.matrix.at(0, 1), 0);
+    EXPECT_EQ(half.unscored_truth_nodata, 8);
+    ASSERT_EQ(half.warnings.size(), 2u);
+    EXPECT_NE(half.warnings[1].find("8 pixels of " + o.truth + " are nodata or outside it: not scored"), std::string::npos) << half.warnings[1];
+    o.prediction = tmp / "pred.tif";
     // Without georeferencing, different sizes cannot be reconciled.
     rsi::test::make_raster(tmp / "plain.tif", 2, 2, 1, GDT_Byte, [](int, int, int) { return 0; });
     o.truth = tmp / "plain.tif";

@@ -612,6 +612,24 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
     merge_segmentation(elsewhere);
     std::filesystem::rename(dir / "probs", dir / "probs_moved");
     EXPECT_EQ(read_all(dir / "direct_p.tif", 1), read_all(dir / "probs_moved/p.vrt", 1));
+    // The VRTs are written before anything is renamed: a VRT another run wrote meanwhile leaves no strips
+    // folder and no VRT of this run, and the parts to merge again (the folders were renamed first).
+    run_two_shards("third");
+    MergeOptions raced;
+    raced.parts_dir = dir / "third.tif.parts";
+    raced.vrt = true;
+    bool written = false;
+    const auto other_run_writes_the_vrt = [&](double, std::string_view) {
+        if (!written) test::write_text_file(dir / "third.vrt", "theirs");
+        written = true;
+        return true;
+    };
+    test::expect_error([&] { merge_segmentation(raced, other_run_writes_the_vrt); }, ErrorKind::runtime,
+                       "third.vrt: appeared while this run was writing it");
+    EXPECT_EQ(test::read_text_file(dir / "third.vrt"), "theirs");
+    for (const char* name : {"third_strips", "third_p_strips", "third_p.vrt"}) EXPECT_FALSE(std::filesystem::exists(dir / name)) << name;
+    EXPECT_TRUE(std::filesystem::exists(raced.parts_dir));
+    for (const std::string& name : test::names_in_folder(dir.str())) EXPECT_EQ(name.find(".rsi-tmp"), std::string::npos) << name;
 }
 
 // A file another run wrote at one of the outputs while this run worked fails the run at its end (a
