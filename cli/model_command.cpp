@@ -181,8 +181,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                     std::cout << "runners:     " << r.runners << " side by side: " << r.concurrent_tiles_per_second << " tiles/s\n";
                 }
                 if (r.eager_batch_ms > 0) {
+                    const double speedup = r.eager_batch_ms / r.optimized_batch_ms;
                     std::cout << "eager:       " << r.eager_batch_ms << " ms/batch (optimised is "
-                              << r.eager_batch_ms / r.optimized_batch_ms << "x faster)\n";
+                              << (speedup >= 1 ? speedup : 1 / speedup) << (speedup >= 1 ? "x faster" : "x slower") << ")\n";
                 }
                 std::cout << "memory:      " << r.memory.fixed_bytes / 1048576.0 << " MB fixed + "
                           << r.memory.per_tile_bytes / 1048576.0 << " MB per tile\n"

@@ -124,12 +124,20 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             s.before_commit = [&](const std::string& class_map, const SceneResult& so_far) {
                 if (!o->no_manifest) {
                     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                    nlohmann::json outputs = nlohmann::json::array();
+                    for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv, &o->vector, &o->preview}) {
+                        if (!path->empty()) outputs.push_back(file_name_only(*path));
+                    }
                     nlohmann::json manifest{{"command", "scene"},
                                             {"input", file_name_only(o->image)},
                                             {"input_fingerprint", file_fingerprint(o->image)},
+                                            {"outputs", outputs},
                                             {"model", {{"name", model.metadata().name}, {"file", file_name_only(model_path)},
                                                        {"weights_sha256", model.metadata().weights_sha256}}},
-                                            {"options", {{"window", o->window}, {"stride", o->stride}, {"edge", o->edge},
+                                            // the window and stride used, in model pixels (0 asked: the model's tile, the window)
+                                            {"options", {{"window", o->window > 0 ? o->window : model.metadata().tile_size},
+                                                         {"stride", o->stride > 0 ? o->stride : (o->window > 0 ? o->window : model.metadata().tile_size)},
+                                                         {"edge", o->edge},
                                                          {"resample", !o->no_resample}, {"level", o->level}, {"tta", o->tta}}},
                                             {"window_pixels", so_far.window_pixels},
                                             {"stride_pixels", so_far.stride_pixels},

@@ -563,7 +563,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     lattice.window_px = window_px;
     lattice.overlap = window_px - std::min(stride_px, window_px);
     lattice.edge = options.edge;
-    lattice.input = options.input;
+    lattice.input = journaled ? input_path_for_job(options.input) : options.input;
     lattice.bands = mapping.source_bands;
     const TileGrid grid = lattice.grid();
     result.windows = grid.count();

@@ -780,7 +780,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     // output exists, and a merge finds in job.json what it needs to resample back.
     inner.fingerprint_input = options.input;
     inner.image_grid = georeference_to_job(info);
-    inner.image_grid["input"] = options.input;
+    inner.image_grid["input"] = input_path_for_job(options.input);
     inner.image_grid["outputs"] = output_settings(options);
     SegmentResult result;
     try {

@@ -246,6 +246,13 @@ void read_strip_part(const std::string& path, int classes, int64_t width, int64_
     for (int64_t p = 0; p < plane; ++p) valid[static_cast<size_t>(p)] = v[static_cast<size_t>(p)] > 0.5f;
 }
 
+std::string input_path_for_job(const std::string& input) {
+    if (input.rfind("/vsi", 0) == 0 || input.find(':') != std::string::npos) return input;
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(input, ec);
+    return ec ? input : absolute.lexically_normal().string();
+}
+
 nlohmann::json read_job(const std::string& parts_dir) {
     const std::string path = (fs::path(parts_dir) / "job.json").string();
     std::ifstream in(path);

@@ -82,6 +82,11 @@ std::string sha256_hex(std::string_view text);
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
 nlohmann::json read_job(const std::string& parts_dir);
 
+// How a job records the image a merge reads again (a scene's dense map, resampling back): a local path
+// made absolute, since the merge may run from another folder than the shards; GDAL virtual paths
+// (/vsicurl/..., DRIVER:...) as given.
+std::string input_path_for_job(const std::string& input);
+
 // Where a merge without -o writes an output the shards recorded (`recorded`, as they were given it,
 // often relative to their working directory). When `parts_dir` is the default `OUTPUT.parts` of the
 // recorded main output, every output keeps its place relative to that output, beside the parts

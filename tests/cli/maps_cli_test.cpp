@@ -87,6 +87,21 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
 }
 
 // Two SLURM array tasks (K/N from the environment) and `rsi merge` give the direct run's outputs.
+// Shards run from the image's folder with a relative path; the merge, run from elsewhere, still finds
+// the image for the dense map (the job records it absolute; it was resolved against the merge's folder).
+TEST(MapsCli, SceneMergeFromAnotherFolderFindsTheImage) {
+    test::TempDir dir;
+    make_image(dir, "s.tif", 4);
+    for (const char* k : {"0/2", "1/2"}) {
+        const auto r = run_rsi({"scene", "s.tif", "-o", "m.tif", "--dense", "d.tif", "-m", fixture("tiny_scene.pt"), "--shard", k, "-q"},
+                               "cd " + test::shell_quote(dir.str()));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto merged = run_rsi({"merge", dir / "m.tif.parts", "-q"}, "cd /");
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    EXPECT_EQ(RasterSource::open(dir / "d.tif").info().width, 80);
+}
+
 TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
     test::TempDir dir;
     const std::string image = make_image(dir, "s.tif", 4);
