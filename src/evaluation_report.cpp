@@ -94,7 +94,7 @@ void write_html_report(const EvaluationReport& report, const std::string& path, 
     }
     out << "</body></html>\n";
     out.close();
-    if (!out) throw Error(path + ": writing the report failed");
+    if (!out) throw Error(path + ": writing the report failed" + write_failure_reason());
     pending.commit();
 }
 

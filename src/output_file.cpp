@@ -197,6 +197,16 @@ void PendingOutput::check_final_path_free() const {
     if (!overwrite_ && fs::exists(fs::symlink_status(final_, ec))) throw Error(appeared_meanwhile(final_));
 }
 
+std::string write_failure_reason() {
+    const int e = errno;
+    switch (e) {
+        case ENOSPC: case EFBIG: case EDQUOT: case EIO: case EROFS: case EACCES: case EPERM:
+            return std::string(" (") + std::strerror(e) + ")";
+        default:
+            return " (disk full?)";
+    }
+}
+
 std::string without_temporary_prefixes(const std::string& text) {
     static const std::regex prefix(R"(\.rsi-tmp-[0-9]+-[0-9]+-)");
     return std::regex_replace(text, prefix, "");

@@ -92,6 +92,10 @@ void remove_stale_temporaries(const std::string& final_path);
 // Whether process `pid` is running on this machine (a lock or temporary it left is still in use).
 bool process_is_running(long pid);
 
+// Why a write through a stream just failed, for its message: " (No space left on device)", " (File too
+// large)" and the like from errno, else " (disk full?)".
+std::string write_failure_reason();
+
 // `text` (an error message) with the temporary-name prefixes of this file's outputs removed: a failure
 // while writing `.rsi-tmp-123-4-map.tif` is reported for `map.tif`, the name the user gave.
 std::string without_temporary_prefixes(const std::string& text);

@@ -63,7 +63,7 @@ PendingOutput prepare_run_manifest(const std::string& path, nlohmann::json manif
     {
         std::ofstream out(pending.temporary_path());
         out << json_text(manifest, 2) << "\n";
-        if (!out) throw Error(path + ": writing the run manifest failed");
+        if (!out) throw Error(path + ": writing the run manifest failed" + write_failure_reason());
     }
     return pending;
 }

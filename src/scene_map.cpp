@@ -92,7 +92,7 @@ public:
     void row(const std::string& line) { out_ << line << "\n"; }
     void close() {
         out_.flush();
-        if (!out_) throw Error(pending_.final_path() + ": writing the CSV failed");
+        if (!out_) throw Error(pending_.final_path() + ": writing the CSV failed" + write_failure_reason());
         out_.close();
     }
     void commit() { pending_.commit(); }

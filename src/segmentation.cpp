@@ -859,7 +859,7 @@ PendingOutput write_mosaic_vrt(const std::string& path, const std::vector<std::s
     std::ofstream out(pending.temporary_path(), std::ios::binary | std::ios::trunc);
     out << text;
     out.flush();
-    if (!out) throw Error(path + ": writing failed (disk full?)");
+    if (!out) throw Error(path + ": writing failed" + write_failure_reason());
     return pending;
 }
 

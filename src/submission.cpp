@@ -541,7 +541,7 @@ public:
             std::ofstream table(folder() / "class_table.csv");
             table << "value,class\n";
             for (size_t c = 0; c < kGaofen2020Classes.size(); ++c) table << c + 1 << ',' << kGaofen2020Classes[c] << '\n';
-            if (!table) throw Error(o_.output + ": writing class_table.csv failed");
+            if (!table) throw Error(o_.output + ": writing class_table.csv failed" + write_failure_reason());
             written_.push_back("class_table.csv");
         }
         result.output = o_.output;
@@ -551,7 +551,7 @@ public:
         std::optional<PendingOutput> zip;
         if (csv_file_) {
             csv_.close();
-            if (!csv_) throw Error(o_.output + ": writing failed");
+            if (!csv_) throw Error(o_.output + ": writing failed" + write_failure_reason());
             result.validation = validate_submission(o_, csv_file_->temporary_path(), names_);
             if (!o_.zip.empty()) zip.emplace(write_zip(o_.zip, {{csv_file_->temporary_path(), fs::path(o_.output).filename().string()}}, o_.overwrite));
         } else {
@@ -739,7 +739,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
             std::ofstream rows(fs::path(part.temporary_path()) / "rows.csv", std::ios::binary);
             rows << image.rows;
             rows.close();
-            if (!rows) throw Error(parts_dir + "/" + part_name + ": writing the part failed");
+            if (!rows) throw Error(parts_dir + "/" + part_name + ": writing the part failed" + write_failure_reason());
         }
         part.commit(true);
         journal.record({{"item", item.name}, {"part", part_name}, {"objects", image.objects}, {"empty", image.empty}});

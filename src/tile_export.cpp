@@ -303,7 +303,7 @@ PendingOutput write_index_csv(const std::string& path, const RasterInfo& info, c
                 << "\"\n";
         }
         out.flush();
-        if (!out) throw Error(path + ": writing the tile index failed");
+        if (!out) throw Error(path + ": writing the tile index failed" + write_failure_reason());
     }
     return pending;
 }
@@ -730,7 +730,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                 std::ofstream out(pending.temporary_path(), std::ios::binary);
                 out << json_text(doc) << "\n";
                 out.flush();
-                if (!out) throw Error(part + ": writing the index part failed");
+                if (!out) throw Error(part + ": writing the index part failed" + write_failure_reason());
             }
             pending.commit();
             result.index_written = false;

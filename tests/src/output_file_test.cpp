@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -150,6 +151,16 @@ TEST(TemporaryNames, ErrorMessagesNameTheUsersOutput) {
               "./b.tif.model-grid-p.tif: writing failed (File too large)");
     EXPECT_EQ(without_temporary_prefixes("out/.rsi-tmp-1-0-m.tif: x; /a/.rsi-tmp-22-10-v.gpkg: y"), "out/m.tif: x; /a/v.gpkg: y");
     EXPECT_EQ(without_temporary_prefixes("my.rsi-tmp-file.tif: a user's own name"), "my.rsi-tmp-file.tif: a user's own name");
+}
+
+// A failed stream write says why where errno tells (a full disk, a file-size limit), else guesses.
+TEST(TemporaryNames, WriteFailuresSayWhy) {
+    errno = ENOSPC;
+    EXPECT_EQ(write_failure_reason(), " (No space left on device)");
+    errno = EFBIG;
+    EXPECT_EQ(write_failure_reason(), " (File too large)");
+    errno = 0;
+    EXPECT_EQ(write_failure_reason(), " (disk full?)");
 }
 
 TEST(CheckOutputPathAgain, AFileThereNowIsARuntimeErrorUnlessOverwriting) {
