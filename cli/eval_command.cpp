@@ -93,7 +93,9 @@ nlohmann::json metrics_json(const PixelMetrics& m, const ConfusionMatrix& matrix
         for (int p = 0; p < matrix.classes(); ++p) row.push_back(matrix.at(t, p));
         cells.push_back(row);
         const auto& c = m.classes[static_cast<size_t>(t)];
-        nlohmann::json entry{{"class", t}, {"iou", c.iou}, {"precision", c.precision}, {"recall", c.recall}, {"f1", c.f1}, {"support", c.support}};
+        const auto score = [&](double v) { return c.present() ? nlohmann::json(v) : nlohmann::json(nullptr); };  // absent: null
+        nlohmann::json entry{{"class", t}, {"iou", score(c.iou)}, {"precision", score(c.precision)}, {"recall", score(c.recall)},
+                             {"f1", score(c.f1)}, {"support", c.support}};
         if (static_cast<size_t>(t) < names.size()) entry["name"] = names[static_cast<size_t>(t)];
         classes.push_back(entry);
     }
@@ -106,8 +108,9 @@ void print_class_table(const PixelMetrics& m, const std::vector<std::string>& na
               << "recall" << std::setw(10) << "F1" << "support\n";
     for (size_t c = 0; c < m.classes.size(); ++c) {
         const auto& k = m.classes[c];
-        std::cout << std::left << std::setw(22) << (c < names.size() ? names[c] : std::to_string(c)) << std::setw(10) << fixed(k.iou)
-                  << std::setw(10) << fixed(k.precision) << std::setw(10) << fixed(k.recall) << std::setw(10) << fixed(k.f1) << k.support << "\n";
+        const auto score = [&](double v) { return k.present() ? fixed(v) : std::string("n/a"); };  // in neither raster
+        std::cout << std::left << std::setw(22) << (c < names.size() ? names[c] : std::to_string(c)) << std::setw(10) << score(k.iou)
+                  << std::setw(10) << score(k.precision) << std::setw(10) << score(k.recall) << std::setw(10) << score(k.f1) << k.support << "\n";
     }
 }
 

@@ -11,6 +11,9 @@ namespace rsi {
 struct ClassMetrics {
     int64_t true_positive = 0, false_positive = 0, false_negative = 0, support = 0;  // support = truth pixels
     double iou = 0, precision = 0, recall = 0, f1 = 0;
+    // In the truth or the prediction: otherwise its scores are undefined (reported as n/a, not 0) and
+    // it takes no part in the means.
+    bool present() const { return true_positive + false_positive + false_negative > 0; }
 };
 
 struct PixelMetrics {

@@ -38,8 +38,9 @@ void add_class_table(EvaluationReport& report, const PixelMetrics& metrics, cons
     report.table_header = {"class", "IoU", "precision", "recall", "F1", "support"};
     for (size_t c = 0; c < metrics.classes.size(); ++c) {
         const ClassMetrics& m = metrics.classes[c];
-        report.table_rows.push_back({c < class_names.size() ? class_names[c] : std::to_string(c), fixed(m.iou), fixed(m.precision),
-                                     fixed(m.recall), fixed(m.f1), std::to_string(m.support)});
+        const auto score = [&](double v) { return m.present() ? fixed(v) : std::string("n/a"); };  // in neither raster
+        report.table_rows.push_back({c < class_names.size() ? class_names[c] : std::to_string(c), score(m.iou), score(m.precision),
+                                     score(m.recall), score(m.f1), std::to_string(m.support)});
     }
 }
 

@@ -333,6 +333,26 @@ TEST(MapsCli, PreviewsArePngsOfTheImageWithTheResult) {
     EXPECT_GT(outlined, 0);
 }
 
+// A class in neither raster has no scores: n/a in the table, null in the JSON (it printed 0.0000, as if
+// every pixel of it had been missed), and it takes no part in the mean IoU.
+TEST(MapsCli, EvalReportsAClassInNeitherRasterAsNotApplicable) {
+    test::TempDir dir;
+    test::make_raster(dir / "truth.tif", 4, 1, 1, GDT_Byte, [](int, int x, int) { return x < 2 ? 0 : 2; });
+    test::make_raster(dir / "prediction.tif", 4, 1, 1, GDT_Byte, [](int, int x, int) { return x < 1 ? 0 : 2; });
+    const auto r = run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["classes"].size(), 3u);
+    EXPECT_TRUE(j["classes"][1]["iou"].is_null());
+    EXPECT_TRUE(j["classes"][1]["f1"].is_null());
+    EXPECT_NEAR(j["classes"][0]["iou"].get<double>(), 0.5, 1e-12);      // 1 of 2
+    EXPECT_NEAR(j["classes"][2]["iou"].get<double>(), 2.0 / 3, 1e-12);  // 2 of 3
+    EXPECT_NEAR(j["mean_iou"].get<double>(), (0.5 + 2.0 / 3) / 2, 1e-12);
+    const auto table = run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "-q"});
+    ASSERT_EQ(table.exit_code, 0) << table.err;
+    EXPECT_NE(table.out.find("\n1                     n/a       n/a       n/a       n/a       0\n"), std::string::npos) << table.out;
+}
+
 TEST(MapsCli, EvalReproducesTheWorkedExample) {
     test::TempDir dir;
     // truth [[1,0,0],[0,1,1],[0,0,1]] as a 0/255 mask, prediction [[1,0,1],[0,1,0],[0,0,0]]
