@@ -11,6 +11,7 @@
 #endif
 #include <iostream>
 #include <cstdlib>
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -23,7 +24,7 @@ namespace rsi::cli {
 GridSpec GridOptions::spec() const {
     GridSpec s;
     s.tile_width = s.tile_height = tile_size;
-    s.overlap = overlap;
+    s.overlap = overlap >= 0 ? overlap : std::min<int64_t>(64, tile_size / 8);
     s.edge = parse_edge_policy(edge);
     return s;
 }
@@ -55,7 +56,8 @@ void add_common_options(CLI::App& sub, CommonOptions& common) {
 
 void add_grid_options(CLI::App& sub, GridOptions& grid) {
     sub.add_option("--tile-size", grid.tile_size, "Tile size in pixels")->capture_default_str();
-    sub.add_option("--overlap", grid.overlap, "Pixels shared by neighbouring tiles")->capture_default_str();
+    sub.add_option("--overlap", grid.overlap, "Pixels shared by neighbouring tiles (default: 64, or an eighth of a smaller tile)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
     sub.add_option("--edge", grid.edge, "Edge policy: shift, reflect or constant")->capture_default_str();
 }
 

@@ -28,7 +28,7 @@ struct CommonOptions {
 
 struct GridOptions {
     int64_t tile_size = 512;
-    int64_t overlap = 64;
+    int64_t overlap = -1;  // not given: 64, or an eighth of a smaller tile (64 is no overlap for a 64-pixel tile)
     std::string edge = "shift";
     GridSpec spec() const;
 };

@@ -98,7 +98,10 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         if (s.shard && !o->preview.empty()) throw usage_error("--preview: one shard has no scene map to draw; the map exists after `rsi merge`");
         if (!s.shard) {
             // Every output is checked before the model runs, the preview and manifest too.
-            if (!o->preview.empty()) check_output_path(o->preview, o->overwrite);
+            if (!o->preview.empty()) {
+                check_preview_name(o->preview);
+                check_output_path(o->preview, o->overwrite);
+            }
             if (!o->no_manifest) check_output_path(o->output + ".manifest.json", o->overwrite);  // an output too
             check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
                                     o->no_manifest ? "" : o->output + ".manifest.json"},
@@ -132,13 +135,18 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                             {"input", file_name_only(o->image)},
                                             {"input_fingerprint", file_fingerprint(o->image)},
                                             {"outputs", outputs},
-                                            {"model", {{"name", model.metadata().name}, {"file", file_name_only(model_path)},
+                                            {"model", {{"name", model.metadata().name}, {"version", model.metadata().version},
+                                                       {"file", file_name_only(model_path)},
                                                        {"weights_sha256", model.metadata().weights_sha256}}},
                                             // the window and stride used, in model pixels (0 asked: the model's tile, the window)
                                             {"options", {{"window", o->window > 0 ? o->window : model.metadata().tile_size},
                                                          {"stride", o->stride > 0 ? o->stride : (o->window > 0 ? o->window : model.metadata().tile_size)},
-                                                         {"edge", o->edge},
-                                                         {"resample", !o->no_resample}, {"level", o->level}, {"tta", o->tta}}},
+                                                         {"edge", o->edge}, {"resample", !o->no_resample},
+                                                         {"level", o->level > 0 ? nlohmann::json(o->level) : nlohmann::json("leaf classes")},
+                                                         {"tta", o->tta}, {"bands", o->bands.empty() ? nlohmann::json("model") : nlohmann::json(o->bands)},
+                                                         {"max_nodata", o->max_nodata}, {"top_k", o->top_k}, {"batch", so_far.batch},
+                                                         {"device", o->model.device}, {"precision", o->model.precision},
+                                                         {"format", o->format}, {"creation_options", o->creation_options}}},
                                             {"window_pixels", so_far.window_pixels},
                                             {"stride_pixels", so_far.stride_pixels},
                                             {"timings", {{"seconds", seconds}}}};

@@ -101,13 +101,15 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
     }
     if (inputs.empty()) throw usage_error("no input image (give IMAGE or --from)");
     if (inputs.size() > 1 && o.output_dir.empty()) throw usage_error("several inputs need --output-dir");
+    if (!o.preview.empty() && o.output_dir.empty()) check_preview_name(o.preview);
     if (inputs.size() == 1 && o.output.empty() && o.output_dir.empty()) throw usage_error("give -o OUTPUT (or --output-dir)");
     if (!o.output.empty() && !o.output_dir.empty()) throw usage_error("give either -o or --output-dir, not both");
     return inputs;
 }
 
 std::string derived(const std::string& dir, const std::string& input, const std::string& suffix) {
-    return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).string();
+    // lexically normal: "--output-dir ." names "a.tif", not "./a.tif"
+    return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).lexically_normal().string();
 }
 
 // The files one input writes: as given (-o), or named after the input in --output-dir; empty where
@@ -132,8 +134,13 @@ nlohmann::json asked_options(const SegmentationCli& o) {
             {"min_confidence", o.min_confidence}, {"probabilities", !o.probabilities.empty()},
             {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
             {"uncertainty", o.uncertainty}, {"vector", fs::path(o.vector).extension().string()}, {"min_area_m2", o.min_area},
-            {"simplify_m", o.simplify}, {"regularize", o.regularize}, {"format", o.format},
-            {"creation_options", o.creation_options}};
+            {"simplify_m", o.simplify}, {"regularize", o.regularize}, {"keep_crs", o.keep_crs}, {"format", o.format},
+            {"creation_options", o.creation_options},
+            // Metadata given on the command line changes what the model is fed (a resume with other
+            // overrides is other work, not finished work).
+            {"model_overrides", {{"task", o.model.task}, {"classes", o.model.classes}, {"mean", o.model.mean}, {"std", o.model.std},
+                                 {"model_bands", o.model.model_bands}, {"model_tile_size", o.model.model_tile_size},
+                                 {"input_scale", o.model.input_scale}, {"gsd", o.model.gsd}}}};
 }
 
 // Empty when `output` is this job's finished work for `input`; else why not.
@@ -306,14 +313,15 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         // Every output of this image is checked before the model runs: a run that could not write its
         // polygons, preview or manifest must not leave (or replace) a mask first.
         if (!shard_one_image) {
+            // An output that is the input (or another output) first: that, not "already exists", is the problem.
+            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path,
+                                    o.no_manifest ? "" : options.output + ".manifest.json"},
+                                   {inputs[i]});
             check_output_path(options.output, o.overwrite);
             if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
             if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
             if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
             if (!o.no_manifest) check_output_path(options.output + ".manifest.json", o.overwrite);  // an output too
-            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path,
-                                    o.no_manifest ? "" : options.output + ".manifest.json"},
-                                   {inputs[i]});
         }
         // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
         // names until those are written too: a failure there (e.g. a full disk) leaves no new output.

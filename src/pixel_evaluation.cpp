@@ -62,11 +62,14 @@ public:
     TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field) : grid_(grid) {
         const DatasetPtr ds = open_vector(path);
         OGRLayer* layer = ds->GetLayer(0);
+        bool text_field = false;
         if (!class_field.empty()) {
             const int field = layer->GetLayerDefn()->GetFieldIndex(class_field.c_str());
             if (field < 0) throw usage_error(path + ": has no field '" + class_field + "'");
             const OGRFieldType type = layer->GetLayerDefn()->GetFieldDefn(field)->GetType();
-            if (type != OFTInteger && type != OFTInteger64 && type != OFTReal) {
+            // A text field of numbers counts too (`rsi vectorize` without class names writes "1", "2")
+            text_field = type == OFTString;
+            if (type != OFTInteger && type != OFTInteger64 && type != OFTReal && !text_field) {
                 throw usage_error(path + ": field '" + class_field + "' is of type " + OGRFieldDefn::GetFieldTypeName(type) +
                                   "; --truth-class-field needs class numbers (an integer field)");
             }
@@ -91,7 +94,15 @@ public:
                 throw Error(path + ": feature " + std::to_string(feature->GetFID()) + " cannot be transformed to the prediction's CRS");
             }
             double value = 1;
-            if (!class_field.empty()) {
+            if (text_field) {
+                const std::string text = feature->GetFieldAsString(class_field.c_str());
+                char* end = nullptr;
+                value = std::strtod(text.c_str(), &end);
+                if (text.empty() || end != text.c_str() + text.size()) {
+                    throw usage_error(path + ": feature " + std::to_string(feature->GetFID()) + " has class '" + text + "' in the text field '" +
+                                      class_field + "'; --truth-class-field needs class numbers");
+                }
+            } else if (!class_field.empty()) {
                 value = feature->GetFieldAsDouble(class_field.c_str());
                 if (value < 0 || value > 255 || value != std::floor(value)) {
                     throw Error(path + ": feature " + std::to_string(feature->GetFID()) + " has class " + feature->GetFieldAsString(class_field.c_str()) +

@@ -1,6 +1,8 @@
 #include "src/preview.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 #include <set>
@@ -158,6 +160,12 @@ void write_class_preview(const PreviewOptions& options, const std::string& class
                     cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
     }
     save_png(picture, options);
+}
+
+void check_preview_name(const std::string& path) {
+    std::string ext = std::filesystem::path(path).extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext != ".png") throw usage_error("--preview " + path + ": a preview is a PNG image; give it a .png name");
 }
 
 }  // namespace rsi

@@ -20,6 +20,9 @@ struct PreviewOptions {
     std::vector<int> rgb_bands;
 };
 
+// Throws a usage Error unless `path` ends in .png (any case): previews are PNG images, whatever the name.
+void check_preview_name(const std::string& path);
+
 // The image bands that fill a model's red, green and blue channels (channel names "red"/"B04",
 // "green"/"B03", "blue"/"B02"), given the source bands of its channels; empty when it has no such three
 // (a Sentinel-2 model's preview then shows B04, B03, B02 instead of B01, B02, B03).

@@ -289,6 +289,37 @@ TEST(MapsCli, FullDiskWritesGdalDoesNotReportFailTheRun) {
     EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"big.tif", "small.tif"}));
 }
 
+// Third audit of session 18: what a batch user trips over.
+TEST(MapsCli, BatchResumePreviewNamesAndSmallTiles) {
+    test::TempDir dir;
+    make_image(dir, "a.tif");
+    make_image(dir, "b.tif");
+    const std::vector<std::string> batch{"buildings", dir / "a.tif", dir / "b.tif", "-m", fixture("tiny_segmenter.pt"), "--output-dir",
+                                         dir / "out", "--tile-size", "32", "--overlap", "8", "--resume", "-q"};
+    ASSERT_EQ(run_rsi(batch).exit_code, 0);
+    // A resume with other model overrides (what the model is fed) is other work, not finished work.
+    std::vector<std::string> rescaled = batch;
+    rescaled.insert(rescaled.end(), {"--input-scale", "0.5"});
+    const auto other = run_rsi(rescaled);
+    EXPECT_EQ(other.exit_code, 2) << other.err;
+    EXPECT_NE(other.err.find("a.tif: exists, but it was made with other options"), std::string::npos) << other.err;
+    // --output-dir . names outputs "a.tif", and an output that is an input is refused as such.
+    const auto here = run_rsi({"buildings", "a.tif", "b.tif", "-m", fixture("tiny_segmenter.pt"), "--output-dir", ".", "-q"},
+                              "cd " + test::shell_quote(dir.str()));
+    EXPECT_EQ(here.exit_code, 2);
+    EXPECT_EQ(here.err.rfind("rsi buildings: a.tif", 0), 0u) << here.err;
+    EXPECT_NE(here.err.find("is an input"), std::string::npos) << here.err;
+    // A preview is a PNG: another extension is refused before any work.
+    const auto jpeg = run_rsi({"buildings", dir / "a.tif", "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--preview", dir / "p.jpg", "-q"});
+    EXPECT_EQ(jpeg.exit_code, 2);
+    EXPECT_NE(jpeg.err.find("a preview is a PNG image; give it a .png name"), std::string::npos) << jpeg.err;
+    EXPECT_FALSE(fs::exists(dir / "m.tif"));
+    // The default overlap fits a small tile (64 px: 8) instead of refusing its own default.
+    const auto info = run_rsi({"info", dir / "a.tif", "--tile-size", "64", "--json"});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    EXPECT_EQ(nlohmann::json::parse(info.out)["tiling"]["overlap"], 8);
+}
+
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     test::TempDir dir;
     const std::string image = make_image(dir, "b.tif");

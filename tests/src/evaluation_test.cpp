@@ -445,9 +445,10 @@ TEST(PixelEvaluation, OutsideThePolygonsIsUnlabelledWhenClassZeroIsAPolygonClass
     const auto write = [&](const std::string& name, const std::vector<int>& classes) {
         DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create((tmp / name).c_str(), 0, 0, 0, GDT_Unknown, nullptr));
         OGRLayer* layer = ds->CreateLayer("truth", &utm, wkbPolygon, nullptr);
-        OGRFieldDefn number("class", OFTInteger), text("name", OFTString);
+        OGRFieldDefn number("class", OFTInteger), text("name", OFTString), digits("digits", OFTString);
         layer->CreateField(&number);
         layer->CreateField(&text);
+        layer->CreateField(&digits);
         // polygon k covers the top row's pixel column k (2 m wide, 2 m tall)
         for (size_t k = 0; k < classes.size(); ++k) {
             OGRFeature f(layer->GetLayerDefn());
@@ -455,6 +456,7 @@ TEST(PixelEvaluation, OutsideThePolygonsIsUnlabelledWhenClassZeroIsAPolygonClass
             f.SetGeometry(rect(x0, 4000000 - 2, x0 + 2, 4000000).get());
             f.SetField("class", classes[k]);
             f.SetField("name", classes[k] ? "building" : "ground");
+            f.SetField("digits", std::to_string(classes[k]).c_str());  // as `rsi vectorize` writes without class names
             ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
         }
     };
@@ -478,8 +480,13 @@ TEST(PixelEvaluation, OutsideThePolygonsIsUnlabelledWhenClassZeroIsAPolygonClass
     EXPECT_EQ(r.matrix.at(1, 1), 2);
     EXPECT_EQ(r.matrix.at(0, 1), 6);  // the left half below the polygons: predicted 1, truth background
     EXPECT_EQ(r.matrix.at(0, 0), 8);
+    // A text field of class numbers counts like an integer one; class names are refused, naming one.
+    o.truth_class_field = "digits";
+    const PixelEvaluation from_text = evaluate_pixels(o);
+    EXPECT_EQ(from_text.matrix.at(1, 1), 2);
+    EXPECT_EQ(from_text.matrix.at(0, 1), 6);
     o.truth_class_field = "name";
-    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::usage, "field 'name' is of type String");
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::usage, "has class 'building' in the text field 'name'");
 }
 
 // A truth raster on a coarser grid (2 m pixels over the same extent as the 1 m prediction) is warped
