@@ -7,6 +7,7 @@
 #include "src/model_catalog.hpp"
 #include "src/output_file.hpp"
 #include "src/preview.hpp"
+#include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
 #include "tiling/band_list.hpp"
@@ -87,6 +88,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         s.vector = o->vector;
         s.top_k = o->top_k;
         s.format = o->format;
+        check_creation_options(o->format, o->creation_options);
         s.creation_options = o->creation_options;
         s.overwrite = o->overwrite;
         s.strict = o->strict;

@@ -10,6 +10,7 @@
 #include "src/run_manifest.hpp"
 #include "src/output_file.hpp"
 #include "src/preview.hpp"
+#include "src/raster_writer.hpp"
 #include "src/segmentation.hpp"
 #include "src/vectorize.hpp"
 #include "tiling/band_list.hpp"
@@ -102,6 +103,7 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
     if (inputs.empty()) throw usage_error("no input image (give IMAGE or --from)");
     if (inputs.size() > 1 && o.output_dir.empty()) throw usage_error("several inputs need --output-dir");
     if (!o.preview.empty() && o.output_dir.empty()) check_preview_name(o.preview);
+    check_creation_options(o.format, o.creation_options);
     if (inputs.size() == 1 && o.output.empty() && o.output_dir.empty()) throw usage_error("give -o OUTPUT (or --output-dir)");
     if (!o.output.empty() && !o.output_dir.empty()) throw usage_error("give either -o or --output-dir, not both");
     return inputs;

@@ -345,6 +345,9 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         result.warnings.push_back(count(unscored[outside_polygons]) + " lie outside every polygon of " + options.truth +
                                   ": not scored (a polygon has class 0, so class 0 is not the background)");
     }
+    if (!warped.empty() && unscored[truth_nodata] == W * H) {
+        throw Error(options.truth + ": does not overlap " + options.prediction + " (no pixel to compare; are they of the same place?)");
+    }
     result.metrics = result.matrix.metrics();
     return result;
 }

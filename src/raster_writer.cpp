@@ -128,6 +128,27 @@ void RasterWriter::finish() {
     commit();
 }
 
+void check_creation_options(const std::string& format, const std::vector<std::string>& key_values) {
+    if (key_values.empty()) return;
+    ensure_gdal_registered();
+    GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.c_str());
+    if (!driver) throw usage_error("--of " + format + ": GDAL has no such driver");
+    CPLStringList options;
+    set_creation_options(options, key_values);
+    std::string reason;
+    bool valid = false;
+    {
+        CPLErrorHandlerPusher collect(
+            [](CPLErr, CPLErrorNum, const char* message) {
+                auto* text = static_cast<std::string*>(CPLGetErrorHandlerUserData());
+                if (text->empty() && message) *text = message;
+            },
+            &reason);
+        valid = GDALValidateCreationOptions(driver, options.List()) == TRUE;
+    }
+    if (!valid) throw usage_error("--co: " + (reason.empty() ? std::string("not accepted by the ") + format + " driver" : reason));
+}
+
 void RasterWriter::commit() { pending_->commit(); }
 
 void RasterWriter::check_final_path_free() const { pending_->check_final_path_free(); }

@@ -38,6 +38,11 @@ void georeference_like(RasterWriterOptions& options, const RasterInfo& info, dou
 // Colour table and category names on a class band (QGIS shows them as a legend); nodata is transparent.
 void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInfo>& classes, std::optional<double> nodata);
 
+// Checks --co KEY=VALUE options against the driver of `format` (GTiff or COG) before any work: a key or
+// value the driver does not accept (COMPRESS=BOGUS) is a usage Error naming it; GDAL only warned and
+// wrote its default.
+void check_creation_options(const std::string& format, const std::vector<std::string>& key_values);
+
 class RasterWriter {
 public:
     explicit RasterWriter(RasterWriterOptions options);

@@ -314,6 +314,11 @@ TEST(MapsCli, BatchResumePreviewNamesAndSmallTiles) {
     EXPECT_EQ(jpeg.exit_code, 2);
     EXPECT_NE(jpeg.err.find("a preview is a PNG image; give it a .png name"), std::string::npos) << jpeg.err;
     EXPECT_FALSE(fs::exists(dir / "m.tif"));
+    // A creation option the driver does not take is refused before any work (GDAL only warned, exit 0).
+    const auto bogus = run_rsi({"buildings", dir / "a.tif", "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--co", "COMPRESS=BOGUS", "-q"});
+    EXPECT_EQ(bogus.exit_code, 2);
+    EXPECT_NE(bogus.err.find("--co: 'BOGUS' is an unexpected value for COMPRESS"), std::string::npos) << bogus.err;
+    EXPECT_FALSE(fs::exists(dir / "m.tif"));
     // The default overlap fits a small tile (64 px: 8) instead of refusing its own default.
     const auto info = run_rsi({"info", dir / "a.tif", "--tile-size", "64", "--json"});
     ASSERT_EQ(info.exit_code, 0) << info.err;

@@ -523,6 +523,12 @@ TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {
     EXPECT_EQ(half.unscored_truth_nodata, 8);
     ASSERT_EQ(half.warnings.size(), 2u);
     EXPECT_NE(half.warnings[1].find("8 pixels of " + o.truth + " are nodata or outside it: not scored"), std::string::npos) << half.warnings[1];
+    // A truth elsewhere (100 km east) is not "nothing to compare": it says why.
+    const double far[6] = {600000, 1, 0, 4000000, 0, -1};
+    rsi::test::make_raster(tmp / "far.tif", 4, 4, 1, GDT_Byte, [](int, int, int) { return 1; });
+    rsi::test::georeference(tmp / "far.tif", far, 32618);
+    o.truth = tmp / "far.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "far.tif: does not overlap " + o.prediction);
     o.prediction = tmp / "pred.tif";
     // Without georeferencing, different sizes cannot be reconciled.
     rsi::test::make_raster(tmp / "plain.tif", 2, 2, 1, GDT_Byte, [](int, int, int) { return 0; });
