@@ -129,6 +129,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             s.before_commit = [&](const std::string& class_map, const SceneResult& so_far) {
                 if (!o->no_manifest) {
                     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                    const int64_t window = o->window > 0 ? o->window : model.metadata().tile_size;
                     nlohmann::json outputs = nlohmann::json::array();
                     for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv, &o->vector, &o->preview}) {
                         if (!path->empty()) outputs.push_back(file_name_only(*path));
@@ -141,8 +142,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                                        {"file", file_name_only(model_path)},
                                                        {"weights_sha256", model.metadata().weights_sha256}}},
                                             // the window and stride used, in model pixels (0 asked: the model's tile, the window)
-                                            {"options", {{"window", o->window > 0 ? o->window : model.metadata().tile_size},
-                                                         {"stride", o->stride > 0 ? o->stride : (o->window > 0 ? o->window : model.metadata().tile_size)},
+                                            {"options", {{"window", window}, {"stride", o->stride > 0 ? o->stride : window},
                                                          {"edge", o->edge}, {"resample", !o->no_resample},
                                                          {"level", o->level > 0 ? nlohmann::json(o->level) : nlohmann::json("leaf classes")},
                                                          {"tta", o->tta}, {"bands", o->bands.empty() ? nlohmann::json("model") : nlohmann::json(o->bands)},

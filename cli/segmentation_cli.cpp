@@ -314,16 +314,15 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         const std::string& preview_path = outputs.preview;
         // Every output of this image is checked before the model runs: a run that could not write its
         // polygons, preview or manifest must not leave (or replace) a mask first.
+        const std::string manifest_path = o.no_manifest || shard_one_image ? std::string() : options.output + ".manifest.json";
         if (!shard_one_image) {
             // An output that is the input (or another output) first: that, not "already exists", is the problem.
-            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path,
-                                    o.no_manifest ? "" : options.output + ".manifest.json"},
-                                   {inputs[i]});
+            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path, manifest_path}, {inputs[i]});
             check_output_path(options.output, o.overwrite);
             if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
             if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
             if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
-            if (!o.no_manifest) check_output_path(options.output + ".manifest.json", o.overwrite);  // an output too
+            if (!manifest_path.empty()) check_output_path(manifest_path, o.overwrite);  // an output too
         }
         // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
         // names until those are written too: a failure there (e.g. a full disk) leaves no new output.
@@ -335,7 +334,6 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
         }
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
-        const std::string manifest_path = o.no_manifest || shard_one_image ? std::string() : options.output + ".manifest.json";
         if ((!vector_path.empty() || !preview_path.empty() || !manifest_path.empty()) && !shard_one_image) {
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";
             // A resumed run keeps its parts until every output is in place: killed in the polygon
@@ -358,10 +356,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 options.uncertainty = false;
             }
         }
-        // The outputs renamed after the mask's phase (preview, manifest; with polygons or a preview also
-        // the mask and probabilities, kept under temporary names until then) are checked again before
-        // the first output of the run gets its name: a file another run wrote meanwhile then fails this
-        // run with none of its outputs in place, not some.
+        // Every final path of this image (mask and probabilities while they wait under temporary names,
+        // preview, manifest) is checked again before the first output gets its name: a file another run
+        // wrote meanwhile then fails this run with none of its outputs in place, not some.
         auto check_later_outputs = [&] {
             if (pending_probabilities) pending_probabilities->check_final_path_free();
             if (pending_mask) pending_mask->check_final_path_free();

@@ -192,10 +192,7 @@ void PendingOutput::commit() {
     done_ = true;
 }
 
-void PendingOutput::check_final_path_free() const {
-    std::error_code ec;
-    if (!overwrite_ && fs::exists(fs::symlink_status(final_, ec))) throw Error(appeared_meanwhile(final_));
-}
+void PendingOutput::check_final_path_free() const { check_output_path_again(final_, overwrite_); }
 
 std::string write_failure_reason() {
     const int e = errno;
