@@ -9,7 +9,7 @@ packages=(
   libopencv-dev
   libtorch-dev libopenblas0-pthread
   libssl-dev libcli11-dev googletest libgtest-dev nlohmann-json3-dev libgeos-dev
-  python3 python3-numpy python3-torch python3-torchvision python3-gdal python3-rasterio python3-matplotlib
+  python3 python3-numpy python3-torch python3-torchvision python3-gdal python3-rasterio python3-matplotlib python3-sklearn
   clang
   nginx-light slurm-wlm munge
 )

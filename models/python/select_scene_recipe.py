@@ -29,12 +29,17 @@ Round 5 (--round 5, session 18): rsi_models.scene_recipes.CANDIDATES_ROUND5 ("ba
 re-measured, the log of the std / texture-energy features with and without the quantiles, "noq" with a
 third texture scale), the same folds, protocol and 2-point rule (docs/MODELS.md 11).
 
+Round 6 (--round 6, session 19): rsi_models.scene_recipes.CANDIDATES_ROUND6 ("base", random forests
+on base's and noq-3s's features, extremely randomised trees, and the mean of a random forest's and base's
+probabilities; scikit-learn, python3-sklearn), the same folds, protocol and 2-point rule (docs/MODELS.md 12).
+
 Example (from the repository root; writes runs/scene_select/cv_table.txt and cv_results.json):
   /usr/bin/python3 models/python/select_scene_recipe.py --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 2 --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 3 --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 4 --threads 1
   /usr/bin/python3 models/python/select_scene_recipe.py --round 5 --threads 1
+  /usr/bin/python3 models/python/select_scene_recipe.py --round 6 --threads 1
 """
 import argparse
 import json
@@ -58,16 +63,17 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "runs", "scene_select"))
     p.add_argument("--seeds", type=int, default=5, help="number of fold seeds (0 .. seeds-1)")
-    p.add_argument("--round", type=int, default=1, choices=(1, 2, 3, 4, 5),
+    p.add_argument("--round", type=int, default=1, choices=(1, 2, 3, 4, 5, 6),
                    help="candidate set: 1 = CANDIDATES (session 5), 2 = CANDIDATES_ROUND2 (session 9), "
                    "3 = CANDIDATES_ROUND3 (session 10), 4 = CANDIDATES_ROUND4 (session 16), "
-                   "5 = CANDIDATES_ROUND5 (session 18)")
+                   "5 = CANDIDATES_ROUND5 (session 18), 6 = CANDIDATES_ROUND6 (session 19)")
     p.add_argument("--candidates", help="comma-separated subset of the round's candidates")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     candidates = {1: sr.CANDIDATES, 2: sr.CANDIDATES_ROUND2, 3: sr.CANDIDATES_ROUND3,
-                  4: sr.CANDIDATES_ROUND4, 5: sr.CANDIDATES_ROUND5}[args.round]
+                  4: sr.CANDIDATES_ROUND4, 5: sr.CANDIDATES_ROUND5,
+                  6: sr.CANDIDATES_ROUND6}[args.round]
     names = args.candidates.split(",") if args.candidates else list(candidates)
     suffix = "" if args.round == 1 else "_round%d" % args.round
     os.makedirs(args.out, exist_ok=True)

@@ -150,5 +150,39 @@ class Ensembles(unittest.TestCase):
         self.assertEqual(m.members[0].columns.tolist(), list(range(65)))
 
 
+class Forests(unittest.TestCase):
+    """Round 6's tree ensembles (scikit-learn): columns, determinism and the probability average."""
+
+    def data(self, features=104):
+        torch.manual_seed(7)
+        y = torch.arange(10).repeat_interleave(6)
+        return torch.randn(60, features) + torch.randn(10, features)[y] * 1.5, y, np.arange(60)
+
+    def test_a_forest_on_the_third_scale_without_quantiles_uses_65_columns(self):
+        feats, y, idx = self.data()
+        m, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["rf-noq3s"], lambda: nets.StatsSceneNet(13, 10, 3),
+                             feats, y, idx)
+        self.assertEqual(m.n_features, 65)
+        self.assertEqual(m.columns.tolist(), sr.stats_columns(range(13), 13, 3, quantiles=False))
+        # a fully grown forest separates its own training rows; probabilities are a distribution
+        p = sr.logits(m, feats).exp()
+        self.assertTrue(torch.allclose(p.sum(1), torch.ones(60), atol=1e-5))
+        self.assertTrue(torch.equal(p.argmax(1), y))
+
+    def test_forests_are_deterministic(self):
+        feats, y, idx = self.data(91)
+        a, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["et"], lambda: nets.StatsSceneNet(13, 10, 2), feats, y, idx[:40])
+        b, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["et"], lambda: nets.StatsSceneNet(13, 10, 2), feats, y, idx[:40])
+        self.assertTrue(torch.equal(sr.logits(a, feats), sr.logits(b, feats)))
+
+    def test_the_mixed_recipe_averages_forest_and_logistic_probabilities(self):
+        feats, y, idx = self.data(91)
+        mixed, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["rf+lr"], lambda: nets.StatsSceneNet(13, 10, 2), feats, y, idx)
+        forest, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["rf"], lambda: nets.StatsSceneNet(13, 10, 2), feats, y, idx)
+        linear, _ = sr.fit_recipe(sr.CANDIDATES_ROUND6["base"], lambda: nets.StatsSceneNet(13, 10, 2), feats, y, idx)
+        expected = (sr.logits(forest, feats).exp() + torch.softmax(sr.logits(linear, feats), 1)) / 2
+        self.assertTrue(torch.allclose(sr.logits(mixed, feats).exp(), expected, atol=1e-5))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -127,9 +127,33 @@ CANDIDATES_ROUND5 = collections.OrderedDict([
 ])
 
 
+# Round 6 (session 19, 2026-11-30), fixed before any of them was evaluated (docs/MODELS.md item 12):
+# rounds 1-5 all fitted linear boundaries (logistic, LDA, averaged logistic layers) and put them at
+# 0.79-0.81. Tree ensembles are the untried family: they need no standardisation, are indifferent to
+# the skew of the std / texture-energy features (monotone transforms do not change a split) and find
+# interactions such as "bright AND thin" that a linear layer cannot. Random forests are the usual
+# choice for a few hundred handcrafted features per sample. Candidates (scikit-learn, 500 trees,
+# sqrt(features) per split, fully grown, random_state ENSEMBLE_SEED): a random forest on base's 91
+# features, on noq-3s's 65, extremely randomised trees on base's features, and the mean of the random
+# forest's and base's logistic probabilities. Same protocol and 2-point rule.
+FOREST_TREES = 500
+CANDIDATES_ROUND6 = collections.OrderedDict([
+    ("base", CANDIDATES["base"]),
+    ("rf", dict(_BASE13, fit="forest", forest="random", columns="all",
+                desc="random forest, 500 trees, sqrt features per split, on base's 91 features")),
+    ("rf-noq3s", dict(_BASE13, kwargs=dict(scales=3), fit="forest", forest="random", columns="no-quantiles",
+                      desc="random forest on noq-3s's 65 features (3 texture scales, no quantiles)")),
+    ("et", dict(_BASE13, fit="forest", forest="extra", columns="all",
+                desc="extremely randomised trees, 500 trees, sqrt features per split, base's features")),
+    ("rf+lr", dict(_BASE13, fit="forest", forest="random", columns="all", with_linear=True,
+                   desc="mean of the probabilities of rf and of base's L2-0.01 logistic layer")),
+])
+
+
 ALL_RECIPES = collections.OrderedDict(list(CANDIDATES.items()) + [
     (k, v) for k, v in list(CANDIDATES_ROUND2.items()) + list(CANDIDATES_ROUND3.items())
-    + list(CANDIDATES_ROUND4.items()) + list(CANDIDATES_ROUND5.items()) if k not in CANDIDATES])
+    + list(CANDIDATES_ROUND4.items()) + list(CANDIDATES_ROUND5.items())
+    + list(CANDIDATES_ROUND6.items()) if k not in CANDIDATES])
 
 
 def build(recipe: dict, in_channels: int, num_classes: int, in_mean: Sequence[float],
@@ -234,7 +258,7 @@ def fit_linear(model: torch.nn.Module, feats: torch.Tensor, y: torch.Tensor, l2:
 
 @torch.no_grad()
 def logits(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
-    if isinstance(model, Ensemble):
+    if isinstance(model, (Ensemble, Forest)):
         return model.log_probabilities(feats)
     return model.fc((feats - model.feat_mean) / model.feat_std)
 
@@ -315,6 +339,43 @@ def fit_ensemble(recipe: dict, feats: torch.Tensor, y: torch.Tensor, idx: np.nda
         t = torch.from_numpy(rows)
         members.append(fit_linear(LinearMember(cols, num_classes), feats[t][:, cols], y[t], float(recipe["l2"])))
     return Ensemble(members)
+
+
+class Forest:
+    """A tree ensemble (scikit-learn) over some feature columns; ``log_probabilities`` = log of its mean
+    leaf class fractions, or of their mean with a logistic layer's softmax when ``linear`` is set."""
+
+    def __init__(self, trees, columns: Sequence[int], linear=None):
+        self.trees = trees
+        self.columns = torch.tensor(list(columns), dtype=torch.long)
+        self.linear = linear
+        self.n_features = len(columns)
+
+    @torch.no_grad()
+    def log_probabilities(self, feats: torch.Tensor) -> torch.Tensor:
+        p = torch.from_numpy(self.trees.predict_proba(feats[:, self.columns].double().numpy())).float()
+        if self.linear is not None:
+            p = (p + F.softmax(logits(self.linear, feats), 1)) / 2
+        return p.clamp_min(1e-30).log()
+
+
+def fit_forest(recipe: dict, feats: torch.Tensor, y: torch.Tensor, idx: np.ndarray, make_model) -> Forest:
+    """Fit a tree-ensemble recipe on the samples ``idx`` (deterministic: random_state ENSEMBLE_SEED)."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier  # only the selection needs it
+    scales = int(recipe["kwargs"].get("scales", 2))
+    in_channels = 13
+    if recipe["columns"] == "all":
+        cols = list(range(int(feats.shape[1])))
+    elif recipe["columns"] == "no-quantiles":
+        cols = stats_columns(range(in_channels), in_channels, scales, quantiles=False)
+    else:
+        raise ValueError("unknown forest columns: %s" % recipe["columns"])
+    kind = {"random": RandomForestClassifier, "extra": ExtraTreesClassifier}[recipe["forest"]]
+    trees = kind(n_estimators=FOREST_TREES, max_features="sqrt", random_state=ENSEMBLE_SEED, n_jobs=1)
+    t = torch.from_numpy(idx)
+    trees.fit(feats[t][:, cols].double().numpy(), y[t].numpy())
+    linear = fit_linear(make_model(), feats[t], y[t], float(recipe["l2"])) if recipe.get("with_linear") else None
+    return Forest(trees, cols, linear)
 
 
 def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -430,6 +491,10 @@ def fit_recipe(recipe: dict, make_model, feats, y, idx: np.ndarray, seed: int = 
         if feats.dim() == 3:
             raise ValueError("ensemble recipes take no feature augmentation")
         return fit_ensemble(recipe, feats, y, idx, int(make_model().fc.weight.shape[0])), float(recipe["l2"])
+    if recipe.get("fit") == "forest":
+        if feats.dim() == 3:
+            raise ValueError("forest recipes take no feature augmentation")
+        return fit_forest(recipe, feats, y, idx, make_model), float(recipe["l2"])
     if recipe.get("fit") == "lda":
         if feats.dim() == 3:
             raise ValueError("LDA recipes take no feature augmentation")
