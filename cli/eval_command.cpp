@@ -231,6 +231,7 @@ int run_objects(const Options& o, CommandContext& context) {
             entry["image"] = i.image;
             entry["truth_objects"] = i.truth_objects;
             entry["proposals"] = i.proposals;
+            entry["below_min_area"] = {{"truth", i.truth_below_min_area}, {"proposals", i.proposals_below_min_area}};
             images.push_back(entry);
         }
         j["images"] = images;

@@ -90,7 +90,11 @@ void print_text(const RasterSummary& s) {
     std::cout << std::setprecision(4) << "Tiling:      " << p.tiles << " tiles (" << p.rows << " rows x " << p.cols
               << " cols) of " << p.spec.tile_width << " px, overlap " << p.spec.overlap << ", stride " << p.stride_x
               << ", edge " << to_string(p.spec.edge) << "\n"
-              << "Overlap factor: " << p.overlap_factor << " (tile pixels processed / image pixels)\n";
+              << "Overlap factor: " << p.overlap_factor << " (tile pixels processed / image pixels";
+    // A factor far above 1 from overlap alone would be alarming; from an image smaller than one tile
+    // it only means the tile is mostly padding.
+    if (i.width < p.spec.tile_width || i.height < p.spec.tile_height) std::cout << "; tiles are padded where the image is smaller than one tile";
+    std::cout << ")\n";
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // rsi merge PARTS_DIR: assembles the outputs of a sharded segmentation or scene map once every shard is done.
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 
 #include "cli/command_context.hpp"
+#include "cli/late_manifest.hpp"
 #include "src/output_file.hpp"
+#include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
 #include "src/segmentation.hpp"
 #include "src/strip_journal.hpp"
@@ -18,6 +21,54 @@ struct MergeCliOptions {
     std::string vector;
     double min_area = 0, simplify = 0;
     bool regularize = false, keep_crs = false;
+    bool no_manifest = false;
+};
+
+// The run manifest of a merge, beside its -o output as the single-process run writes it: the input,
+// model and settings the shards recorded in job.json (file names only), the merge's own options and
+// the outputs it wrote.
+class MergeManifest {
+public:
+    // `output`: the merge's -o output (checked here, before any work, as the other outputs are).
+    MergeManifest(const MergeCliOptions& o, const nlohmann::json& job, const std::string& output)
+        : options_(o), job_(job), start_(std::chrono::steady_clock::now()), file_(output, o.merge.overwrite, !o.no_manifest) {}
+
+    // Called with the merge's final outputs once they are complete (under a temporary name).
+    void write(std::vector<std::string> outputs) {
+        if (!polygons_.empty()) outputs.push_back(polygons_);
+        const nlohmann::json settings = job_.value("settings", nlohmann::json::object());
+        nlohmann::json recorded = settings;
+        for (const char* key : {"input", "input_fingerprint", "model", "model_name"}) recorded.erase(key);
+        nlohmann::json output_settings = job_.value("outputs", nlohmann::json::object());
+        for (const char* path_key : {"output", "probabilities", "dense", "csv", "vector"}) output_settings.erase(path_key);
+        recorded["outputs"] = output_settings;
+        const nlohmann::json model = job_.value("model", nlohmann::json::object());
+        nlohmann::json names = nlohmann::json::array();
+        for (const std::string& path : outputs) names.push_back(file_name_only(path));
+        file_.write({{"command", "merge"},
+                     {"job", job_.value("format", "")},
+                     {"input", settings.value("input", "")},
+                     {"input_fingerprint", settings.value("input_fingerprint", "")},
+                     {"outputs", names},
+                     {"model", {{"name", model.value("name", "")}, {"version", model.value("version", "")},
+                                {"weights_sha256", model.value("weights_sha256", "")}}},
+                     {"shards", job_.value("shards", 0)},
+                     {"options", recorded},  // what the shards ran with
+                     {"merge_options", {{"vrt", options_.merge.vrt}, {"min_area_m2", options_.min_area}, {"simplify_m", options_.simplify},
+                                        {"regularize", options_.regularize}, {"keep_crs", options_.keep_crs}}},
+                     {"timings", {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()}}}});
+    }
+    // The polygons a later phase writes, listed with the outputs.
+    void add_polygons(const std::string& path) { polygons_ = path; }
+    // Once the outputs have their names.
+    void commit() { file_.commit(); }
+
+private:
+    const MergeCliOptions& options_;
+    const nlohmann::json job_;
+    std::chrono::steady_clock::time_point start_;
+    LateManifest file_;
+    std::string polygons_;
 };
 
 // A scene map's outputs (lattice, probabilities, CSV, grid layer, dense map) come from the shards' options.
@@ -26,8 +77,14 @@ int merge_scene(const MergeCliOptions& o, CommandContext& context) {
     if (o.min_area > 0 || o.simplify > 0 || o.regularize || o.keep_crs) {
         throw usage_error("--min-area, --simplify, --regularize and --keep-crs apply to building polygons, not to a scene map");
     }
+    const nlohmann::json job = read_job(o.merge.parts_dir);
+    const std::string recorded = job.at("outputs").value("output", "");
+    MergeManifest manifest(o, job, o.merge.output.empty() ? merge_output_path(o.merge.parts_dir, recorded, recorded) : o.merge.output);
+    MergeOptions merge = o.merge;
+    merge.before_commit = [&manifest](const std::vector<std::string>& outputs) { manifest.write(outputs); };
     ProgressBar bar(!context.common.quiet && !context.common.json);
-    const SceneResult r = merge_scene_parts(o.merge, o.vector, context.progress(bar));
+    const SceneResult r = merge_scene_parts(merge, o.vector, context.progress(bar));
+    manifest.commit();
     bar.finish();
     nlohmann::json classes = nlohmann::json::object();
     for (const auto& c : r.classes) classes[c.name] = {{"windows", c.windows}, {"km2", c.area_km2}};
@@ -54,6 +111,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
     sub->add_flag("--vrt", o->merge.vrt,
                   "Write OUTPUT.vrt over one GeoTIFF per strip (OUTPUT_strips/) instead of one mosaic file");
     sub->add_flag("--overwrite", o->merge.overwrite, "Replace existing outputs");
+    sub->add_flag("--no-manifest", o->no_manifest, "Do not write the run manifest beside the output (OUTPUT.manifest.json)");
     sub->add_option("--vector", o->vector, "Also write footprint polygons of the merged mask (scene maps: the grid layer)")->group("Polygons");
     sub->add_option("--min-area", o->min_area, "Drop polygons smaller than this many square metres")->group("Polygons")->check(finite_range(0.0, 1e12));
     sub->add_option("--simplify", o->simplify, "Simplification tolerance, metres")->group("Polygons")->check(finite_range(0.0, 1e6));
@@ -78,6 +136,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         merge.vector = vector;
         std::unique_ptr<PendingOutput> scratch;
         const nlohmann::json job = read_job(merge.parts_dir);
+        MergeManifest manifest(*o, job, merge_output_paths(merge, job).first);
         if (!vector.empty() && (o->min_area > 0 || o->simplify > 0 || o->regularize) &&
             !georeference_from_job(job.contains("image_grid") ? job.at("image_grid") : job).georeferenced()) {
             throw usage_error(merge.parts_dir + ": the image is not georeferenced, so --min-area, --simplify and --regularize (in "
@@ -106,9 +165,13 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             pending_mask = std::make_unique<PendingOutput>(output, merge.overwrite);
             merge.output = pending_mask->temporary_path();
             merge.keep_parts = true;
+            manifest.add_polygons(vector);
+        } else {
+            merge.before_commit = [&manifest](const std::vector<std::string>& outputs) { manifest.write(outputs); };
         }
         ProgressBar bar(!context.common.quiet && !context.common.json);
         MergeResult r = merge_segmentation(merge, context.progress(bar));
+        if (vector.empty()) manifest.commit();
         bar.finish();
         nlohmann::json polygons = nullptr;
         if (!o->vector.empty()) {
@@ -130,11 +193,15 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             v.before_commit = [&] {
                 if (pending_probabilities) pending_probabilities->check_final_path_free();
                 pending_mask->check_final_path_free();
+                std::vector<std::string> outputs{pending_mask->final_path()};
+                if (pending_probabilities) outputs.push_back(pending_probabilities->final_path());
+                manifest.write(outputs);
             };
             const VectorizeResult vr = vectorize_mask(v, context.progress(bar));
             bar.finish();
             polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_m2}};
             if (scratch) scratch->discard();  // before the outputs get their names
+            manifest.commit();
             if (pending_probabilities) {
                 pending_probabilities->commit();
                 r.probabilities = pending_probabilities->final_path();

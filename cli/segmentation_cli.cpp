@@ -55,7 +55,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--resample", o.resample, "auto: read at the model's pixel size when the image's differs; off: native pixels")
         ->capture_default_str();
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
-    sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster");
+    sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster (with --output-dir: <input>_probabilities.tif)");
     sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..254 for 0..1, nodata 255)")
         ->capture_default_str();
     sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
@@ -66,13 +66,13 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
     sub.add_flag("--keep-going", o.keep_going, "With several inputs: continue past a failing one, report all at the end");
     sub.add_flag("--no-manifest", o.no_manifest, "Do not write the run manifest beside the output");
-    sub.add_option("--preview", o.preview, "A downsampled PNG of the image with the result outlined");
+    sub.add_option("--preview", o.preview, "A downsampled PNG of the image with the result outlined (with --output-dir: <input>_preview.png)");
     sub.add_flag("--resume", o.resume,
                  "Journal finished strips (in OUTPUT.parts) and continue an interrupted run; with several inputs, skip finished ones")
         ->group("Scale-out");
     add_shard_options(sub, o.shard, o.shard_count);
     sub.add_option("--parts-dir", o.parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
-    sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp)")->group("Polygons");
+    sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp; with --output-dir: <input>.EXT)")->group("Polygons");
     sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons")->check(finite_range(0.0, 1e12));
     sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons")->check(finite_range(0.0, 1e6));
     sub.add_flag("--regularize", o.regularize, "Orthogonal building outlines")->group("Polygons");
@@ -204,6 +204,21 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     if (!o.parts_dir.empty() && inputs.size() > 1) throw usage_error("--parts-dir applies to one input");
     if (o.uncertainty && o.probabilities.empty()) {
         throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");
+    }
+    if (!o.output_dir.empty() && !context.common.quiet) {
+        // --output-dir names every output after its input, so a name given to --probabilities or
+        // --preview only switches that output on (and --vector's only gives the format): say so
+        // rather than write somewhere the user did not ask without a word.
+        const ImageOutputs named = image_outputs(o, inputs.front());
+        const auto note_unused_name = [&](const char* option, const std::string& given, const std::string& written,
+                                          const char* written_as) {
+            if (given.empty() || fs::path(given).filename() == fs::path(written).filename()) return;
+            std::cerr << "rsi " << command << ": warning: " << option << " " << given << ": with --output-dir each input writes "
+                      << written_as << " there (" << written << (inputs.size() > 1 ? ", ..." : "") << ")\n";
+        };
+        note_unused_name("--probabilities", o.probabilities, named.probabilities, "<input>_probabilities.tif");
+        note_unused_name("--preview", o.preview, named.preview, "<input>_preview.png");
+        note_unused_name("--vector", o.vector, named.vector, "<input> with this extension");
     }
     if (!o.output_dir.empty() && inputs.size() > 1) {
         // --output-dir names outputs after each input's file name: two inputs of one name (in other

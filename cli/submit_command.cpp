@@ -1,13 +1,17 @@
 // rsi submit FORMAT INPUT -o OUTPUT: a competition submission from a folder of contest images (the
 // building model makes each mask) or of masks (--masks); rsi submit decode FORMAT CSV -o DIR.
 #include <algorithm>
-#include <set>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "cli/command_context.hpp"
+#include "cli/late_manifest.hpp"
 #include "src/model_catalog.hpp"
+#include "src/output_file.hpp"
 #include "src/pixel_evaluation.hpp"
+#include "src/run_manifest.hpp"
 #include "src/submission.hpp"
 #include "src/submission_inference.hpp"
 #include "tiling/band_list.hpp"
@@ -41,7 +45,7 @@ std::vector<fs::path> image_files(const std::string& dir) {
 
 struct Options {
     std::string format, input, output, zip, names_from, size, map, track = "buildings", tta = "none";
-    bool masks = false, damage = false, overwrite = false, resume = false;
+    bool masks = false, damage = false, overwrite = false, resume = false, no_manifest = false;
     std::string shard, parts_dir, merge;
     int shard_count = 0;
     double min_area = 0;
@@ -51,6 +55,18 @@ struct Options {
     std::string decode_format, decode_input, decode_output, decode_size = "512x512";
     int foreground = 255;
 };
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// What every submission manifest holds: the files written, what they contain and what was checked.
+nlohmann::json submission_manifest(const std::string& command, const std::string& format, const SubmissionResult& r) {
+    nlohmann::json outputs{file_name_only(without_trailing_separator(r.output))};
+    if (!r.zip.empty()) outputs.push_back(file_name_only(r.zip));
+    return {{"command", command}, {"format", format}, {"outputs", outputs}, {"images", r.images}, {"objects", r.objects},
+            {"empty_images", r.empty_images}, {"validated", r.validation.checks}};
+}
 
 int report_shard(const Options& o, const SubmissionOptions& s, const SubmissionResult& r, const std::string& shard_source,
                  const CommandContext& context) {
@@ -75,8 +91,24 @@ int run_merge(const Options& o, CommandContext& context) {
     m.output = o.output;
     m.zip = o.zip;
     m.overwrite = o.overwrite;
+    // The manifest records what the shards ran with (job.json), without the per-image lists.
+    const auto start = std::chrono::steady_clock::now();
+    const nlohmann::json job = read_job(without_trailing_separator(o.merge));
+    const std::string recorded = job.value("output", "");
+    LateManifest manifest(o.output.empty() ? merge_output_path(without_trailing_separator(o.merge), recorded, recorded) : o.output,
+                          o.overwrite, !o.no_manifest);
+    m.before_commit = [&](const SubmissionResult& complete) {
+        nlohmann::json settings = job.value("settings", nlohmann::json::object());
+        for (const char* list : {"images", "image_fingerprints"}) settings.erase(list);
+        nlohmann::json j = submission_manifest("submit --merge", settings.value("format", ""), complete);
+        j["shards"] = job.value("shards", 0);
+        j["options"] = settings;
+        j["timings"] = {{"seconds", seconds_since(start)}};
+        manifest.write(j);
+    };
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const SubmissionResult r = merge_submission(m, context.progress(bar));
+    manifest.commit();
     bar.finish();
     if (context.common.json) {
         print_json({{"output", r.output}, {"zip", r.zip}, {"images", r.images}, {"objects", r.objects},
@@ -122,6 +154,24 @@ int run_submit(const Options& o, CommandContext& context) {
     s.shard = resolve_shard(o.shard, o.shard_count, shard_source);
     if (s.shard && !o.zip.empty()) throw usage_error("--zip of a sharded submission is made by `rsi submit --merge` (give it there)");
     if (!o.parts_dir.empty() && !s.shard && !s.resume) throw usage_error("--parts-dir needs --resume or --shard");
+    // A shard writes no submission, so no manifest: `rsi submit --merge` writes it.
+    const auto start = std::chrono::steady_clock::now();
+    LateManifest manifest(o.output, o.overwrite, !o.no_manifest && !s.shard);
+    nlohmann::json model_entry = nullptr;
+    s.before_commit = [&](const SubmissionResult& complete) {
+        nlohmann::json j = submission_manifest("submit", o.format, complete);
+        j["input"] = file_name_only(without_trailing_separator(o.input));
+        j["model"] = model_entry;  // null: the masks were given
+        nlohmann::json value_map = nlohmann::json::array();
+        for (const auto& [from, to] : s.value_map) value_map.push_back({from, to});
+        j["options"] = {{"masks", o.masks}, {"value_map", value_map}, {"size", {s.width, s.height}}, {"min_area_px", s.min_area_px},
+                        {"gaofen_track", s.gaofen_track}, {"xview2_damage", s.xview2_damage}};
+        for (const auto& [key, value] : s.job_settings) {
+            if (key != "masks") j["options"][key] = value;  // "given": the boolean above says it
+        }
+        j["timings"] = {{"seconds", seconds_since(start)}};
+        manifest.write(j);
+    };
     const std::vector<fs::path> files = contest_images(s.format, image_files(o.input));
     if (o.masks) {
         // Masks carry the contest image names unless --names-from gives the images (matched by stem).
@@ -148,6 +198,7 @@ int run_submit(const Options& o, CommandContext& context) {
         s.job_settings = {{"masks", "given"}};
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const SubmissionResult r = write_submission(s, context.progress(bar));
+        manifest.commit();
         bar.finish();
         if (!r.assembled) return report_shard(o, s, r, shard_source, context);
         if (context.common.json) {
@@ -178,6 +229,8 @@ int run_submit(const Options& o, CommandContext& context) {
     // shards, resumed runs and a direct run make the same masks.
     base.batch = o.batch > 0 ? o.batch : 4;
     base.memory_budget_mb = context.common.ram_mb * 3 / 4;
+    model_entry = {{"name", model.metadata().name}, {"version", model.metadata().version}, {"file", file_name_only(model_path)},
+                   {"weights_sha256", model.metadata().weights_sha256}};
     s.job_settings = {{"model_sha256", model.metadata().weights_sha256}, {"model_name", model.metadata().name},
                       {"tta", o.tta}, {"batch", std::to_string(base.batch)}, {"device", o.model.device},
                       {"precision", o.model.precision}};
@@ -188,6 +241,7 @@ int run_submit(const Options& o, CommandContext& context) {
     s.make_mask = segmentation_mask_maker(model, base, scratch);
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const SubmissionResult r = write_submission(s, context.progress(bar));
+    manifest.commit();
     bar.finish();
     if (!r.assembled) return report_shard(o, s, r, shard_source, context);
     if (context.common.json) {
@@ -220,6 +274,7 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--tta", o->tta, "Test-time augmentation when running the model: none, flip or d4")->capture_default_str();
     sub->add_option("--batch", o->batch, "Tiles per batch (default 4)")->check(CLI::Range(1, 65536));
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
+    sub->add_flag("--no-manifest", o->no_manifest, "Do not write the run manifest beside the output (OUTPUT.manifest.json)");
     sub->add_flag("--resume", o->resume, "Journal finished images (in OUTPUT.parts) and continue an interrupted run")->group("Scale-out");
     add_shard_options(*sub, o->shard, o->shard_count);
     sub->add_option("--parts-dir", o->parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");

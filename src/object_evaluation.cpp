@@ -350,8 +350,6 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
     for (auto& [name, image] : images) {
         ImageObjectScore score;
         score.image = name;
-        score.truth_objects = static_cast<int64_t>(image.truth.size());
-        score.proposals = static_cast<int64_t>(image.proposals.size());
         if (class_aware) {
             std::set<std::string> classes;
             for (const auto& p : image.truth) classes.insert(p.object_class);
@@ -371,6 +369,10 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
         } else {
             score.counts = match_objects(image.truth, image.proposals, options.iou_threshold, result.min_area);
         }
+        score.truth_objects = score.counts.true_positive + score.counts.false_negative;
+        score.proposals = score.counts.true_positive + score.counts.false_positive;
+        score.truth_below_min_area = static_cast<int64_t>(image.truth.size()) - score.truth_objects;
+        score.proposals_below_min_area = static_cast<int64_t>(image.proposals.size()) - score.proposals;
         result.total += score.counts;
         result.images.push_back(std::move(score));
         report_progress(progress, 0.5 + 0.5 * static_cast<double>(++done) / static_cast<double>(images.size()), "matching");

@@ -66,7 +66,10 @@ struct ObjectEvaluationOptions {
 struct ImageObjectScore {
     std::string image;
     ObjectCounts counts;
+    // The objects scored (truth_objects = TP + FN, proposals = TP + FP) and those read but dropped by
+    // min_area (or empty), so the counts add up to the files.
     int64_t truth_objects = 0, proposals = 0;
+    int64_t truth_below_min_area = 0, proposals_below_min_area = 0;
 };
 
 struct ObjectEvaluation {

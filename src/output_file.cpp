@@ -26,12 +26,6 @@ std::string world_file_extension(const std::string& extension) {
     return std::string(".") + extension[1] + extension.back() + "w";
 }
 
-// "out/" names the folder "out" (a folder output, or OUTDIR typed with its slash).
-std::string without_trailing_separator(const std::string& path) {
-    fs::path p = fs::path(path).lexically_normal();
-    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
-    return p.string();
-}
 
 constexpr const char* kTemporaryPrefix = ".rsi-tmp-";
 
@@ -69,6 +63,12 @@ std::string appeared_meanwhile(const std::string& path) {
 }
 
 }  // namespace
+
+std::string without_trailing_separator(const std::string& path) {
+    fs::path p = fs::path(path).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+    return p.string();
+}
 
 std::vector<std::string> sidecar_paths(const std::string& path) {
     const fs::path p(path);

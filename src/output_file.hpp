@@ -19,6 +19,9 @@ void check_output_path(const std::string& path, bool overwrite);
 // failure does not leave some outputs of the run in place and others missing.
 void check_output_path_again(const std::string& path, bool overwrite);
 
+// "out/" names the folder "out" (a folder output, or OUTDIR typed with its slash).
+std::string without_trailing_separator(const std::string& path);
+
 // One spelling per file or folder, for comparing paths: absolute, without a trailing separator, links
 // and ".." resolved as far as the path exists ("out/", "./out" and "out" are one folder, also before
 // it is made).

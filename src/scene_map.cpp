@@ -900,6 +900,15 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
         check_output_path(*path, o.overwrite);
     }
     check_distinct_outputs({o.output, o.probabilities, o.dense, o.csv, o.vector}, {});
+    if (options.before_commit) {
+        o.before_commit = [&options, &o](const std::string&, const SceneResult&) {
+            std::vector<std::string> outputs;
+            for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
+                if (!path->empty()) outputs.push_back(*path);
+            }
+            options.before_commit(outputs);
+        };
+    }
     const ClassRollup rollup = roll_up_classes(meta, o.level);
     SceneResult result;
     result.batch = job.value("batch", int64_t{0});

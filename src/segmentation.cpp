@@ -637,6 +637,7 @@ struct ModelGridScratch {
         inner.min_confidence = 0;
         inner.parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
         inner.keep_parts = true;
+        inner.before_commit = nullptr;  // the scratch's commit is not the run's: resample_back's is
     }
 };
 
@@ -994,6 +995,13 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     o.format = out.value("format", "GTiff");
     o.creation_options = out.value("creation_options", std::vector<std::string>{});
     o.overwrite = options.overwrite;
+    if (options.before_commit) {
+        o.before_commit = [&options, &o] {
+            std::vector<std::string> outputs{o.output};
+            if (!o.probabilities.empty()) outputs.push_back(o.probabilities);
+            options.before_commit(outputs);
+        };
+    }
     if (options.byte_probabilities) {
         o.probability_format = ProbabilityFormat::byte;
         o.probability_class = -1;

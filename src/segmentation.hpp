@@ -107,6 +107,9 @@ struct MergeOptions {
                                         // one mosaic file: no second full-size copy of the map
     std::string vector;                 // the polygons the caller writes afterwards: checked with the
                                         // other outputs before any work (none may be another)
+    // Called with the final paths of the merge's outputs once they are complete, just before the first
+    // is renamed into place (so the caller can write its own output, a run manifest, beside them).
+    std::function<void(const std::vector<std::string>& outputs)> before_commit;
 };
 struct MergeResult {
     std::string output, probabilities;

@@ -561,6 +561,11 @@ public:
             if (!o_.zip.empty()) zip.emplace(write_zip(o_.zip, files, o_.overwrite));
         }
         report_progress(progress, 0.995, "zip");  // the last moment a cancel takes effect
+        if (o_.before_commit) {
+            SubmissionResult complete = result;
+            complete.zip = o_.zip;
+            o_.before_commit(complete);
+        }
         if (zip) zip->check_final_path_free();
         if (csv_file_) {
             csv_file_->check_final_path_free();
@@ -588,11 +593,6 @@ private:
     std::vector<std::string> written_;  // the folder's files (their names inside the zip too)
 };
 
-std::string without_trailing_separator(const std::string& path) {
-    fs::path p = fs::path(path).lexically_normal();
-    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
-    return p.string();
-}
 
 std::string image_part_name(size_t position) {
     char name[32];
@@ -782,6 +782,7 @@ SubmissionResult merge_submission(const SubmissionMergeOptions& m, const Progres
     o.output = m.output.empty() ? merge_output_path(parts_dir, recorded, recorded) : m.output;
     o.zip = m.zip;
     o.overwrite = m.overwrite;
+    o.before_commit = m.before_commit;
     check_output_path(o.output, o.overwrite);
     if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
     const std::string fingerprint = job.at("fingerprint").get<std::string>();

@@ -56,6 +56,8 @@ struct SubmissionItem {
 // image's mask exists at a time, so a contest of thousands of images needs no more than one.
 using MaskMaker = std::function<std::string(const SubmissionItem& item)>;
 
+struct SubmissionResult;
+
 struct SubmissionOptions {
     SubmissionFormat format = SubmissionFormat::tianchi;
     std::vector<SubmissionItem> items;  // written in name order whatever the given order
@@ -76,6 +78,9 @@ struct SubmissionOptions {
     // Whatever else decides the masks (model weights hash, TTA, batch ...): part of the fingerprint, so a
     // resume or a sibling shard with other values is refused, naming them.
     std::map<std::string, std::string> job_settings;
+    // Called once the submission (and zip) is complete and validated, just before the first is renamed
+    // into place (so the caller can write its own output, a run manifest, beside them).
+    std::function<void(const SubmissionResult& result)> before_commit;
 };
 
 struct SubmissionValidation {
@@ -107,6 +112,7 @@ struct SubmissionMergeOptions {
     std::string zip;
     bool overwrite = false;
     bool keep_parts = false; // leave the parts folder after a successful merge
+    std::function<void(const SubmissionResult& result)> before_commit;  // as SubmissionOptions'
 };
 
 // Assembles the submission of a sharded run once every shard is complete: every shard's journal must

@@ -105,6 +105,18 @@ TEST(Cli, InfoJsonIsOneParsableObject) {
     EXPECT_TRUE(r.err.empty()) << r.err;
 }
 
+// The text report explains a large overlap factor that comes from a padded tile, not from overlap.
+TEST(Cli, InfoSaysWhenTheImageIsSmallerThanATile) {
+    SampleImage image;  // 300 x 200
+    const auto small = run_rsi({"info", image.path, "--tile-size", "256", "--overlap", "0"});
+    ASSERT_EQ(small.exit_code, 0) << small.err;
+    EXPECT_NE(small.out.find("Overlap factor: 2.185 (tile pixels processed / image pixels; tiles are padded where the image is smaller than one tile)"),
+              std::string::npos) << small.out;  // 2 tiles of 256 x 256 over 300 x 200
+    const auto fits = run_rsi({"info", image.path, "--tile-size", "128", "--overlap", "28"});
+    ASSERT_EQ(fits.exit_code, 0) << fits.err;
+    EXPECT_NE(fits.out.find("Overlap factor: 1.638 (tile pixels processed / image pixels)\n"), std::string::npos) << fits.out;
+}
+
 TEST(Cli, TileWritesTilesJsonAndHonoursCreationOptions) {
     SampleImage image;
     const std::string out = image.dir / "tiles";

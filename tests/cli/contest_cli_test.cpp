@@ -46,6 +46,19 @@ TEST(ContestCli, TianchiFromImagesThroughModelDecodeAndScore) {
     for (const auto& f : fs::directory_iterator(dir.str())) {
         EXPECT_EQ(f.path().filename().string().find(".rsi-"), std::string::npos) << "scratch left: " << f.path();
     }
+    // The run manifest beside the submission: what was written from what, and what was checked.
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "submit.csv.manifest.json"));
+    EXPECT_EQ(manifest["command"], "submit");
+    EXPECT_EQ(manifest["format"], "tianchi");
+    EXPECT_EQ(manifest["input"], "test_a");
+    EXPECT_EQ(manifest["outputs"], (nlohmann::json{"submit.csv", "submit.zip"}));
+    EXPECT_EQ(manifest["images"], 3);
+    EXPECT_EQ(manifest["model"]["file"], "tiny_segmenter.pt");
+    EXPECT_EQ(manifest["model"]["weights_sha256"].get<std::string>().size(), 64u);
+    EXPECT_EQ(manifest["options"]["tta"], "none");
+    EXPECT_EQ(manifest["options"]["size"], (nlohmann::json{64, 64}));
+    EXPECT_EQ(manifest["validated"], j["validated"]);
+    EXPECT_EQ(test::slurp(dir / "submit.csv.manifest.json").find(dir.str()), std::string::npos);  // no directories
     // The submission scores 1 against itself, and decodes into three 64x64 masks.
     const auto score = run_rsi({"eval", "--tianchi", dir / "submit.csv", dir / "submit.csv", "--size", "64x64", "--json", "-q"});
     ASSERT_EQ(score.exit_code, 0) << score.err;
@@ -63,6 +76,10 @@ TEST(ContestCli, TianchiFromImagesThroughModelDecodeAndScore) {
                                      "--size", "64x64", "-q"});
     ASSERT_EQ(from_masks.exit_code, 0) << from_masks.err;
     EXPECT_EQ(test::slurp(dir / "again.csv"), csv);
+    const auto given = nlohmann::json::parse(test::slurp(dir / "again.csv.manifest.json"));
+    EXPECT_TRUE(given["model"].is_null());
+    EXPECT_EQ(given["options"]["masks"], true);
+    EXPECT_EQ(given["outputs"], (nlohmann::json{"again.csv"}));
 }
 
 TEST(ContestCli, MissingMaskAndMalformedCsvAreClearErrors) {
@@ -124,6 +141,7 @@ TEST(ContestCli, AZipThatCannotBeWrittenLeavesNoSubmission) {
     EXPECT_NE(full.err.find(dir / "out.zip: writing the zip failed"), std::string::npos) << full.err;
     EXPECT_FALSE(fs::exists(dir / "out"));
     EXPECT_FALSE(fs::exists(dir / "out.zip"));
+    EXPECT_FALSE(fs::exists(dir / "out.manifest.json"));
     for (const auto& f : fs::directory_iterator(dir.str())) {
         EXPECT_EQ(f.path().filename().string().find(".rsi-"), std::string::npos) << "scratch left: " << f.path();
     }
@@ -131,6 +149,7 @@ TEST(ContestCli, AZipThatCannotBeWrittenLeavesNoSubmission) {
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 4);
     EXPECT_GT(fs::file_size(dir / "out.zip"), 600u * 1024);
+    EXPECT_EQ(nlohmann::json::parse(test::slurp(dir / "out.manifest.json"))["outputs"], (nlohmann::json{"out", "out.zip"}));
 }
 
 TEST(ContestCli, EvalScenesObjectsAndReport) {

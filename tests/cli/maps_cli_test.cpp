@@ -61,6 +61,32 @@ TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
     EXPECT_FALSE(fs::exists(dir / "out2/a.tif"));
 }
 
+// With --output-dir every output is named after its input: a name given to --probabilities or --preview
+// only switches the output on. That used to happen without a word; now a warning names what is written.
+TEST(MapsCli, OutputDirSaysWhereNamedOutputsGo) {
+    test::TempDir dir;
+    const std::string a = make_image(dir, "a.tif"), b = make_image(dir, "b.tif");
+    const auto r = run_rsi({"segment", a, b, "--output-dir", dir / "out", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                            "--probabilities", "p.tif", "--vector", "v.geojson", "--no-manifest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir / "out/a_probabilities.tif"));
+    EXPECT_TRUE(fs::exists(dir / "out/b.geojson"));
+    EXPECT_FALSE(fs::exists(dir / "out/p.tif"));
+    EXPECT_NE(r.err.find("warning: --probabilities p.tif: with --output-dir each input writes <input>_probabilities.tif there (" +
+                         (dir / "out/a_probabilities.tif") + ", ...)"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("warning: --vector v.geojson: with --output-dir each input writes <input> with this extension there"),
+              std::string::npos) << r.err;
+    // A name that is what would be written anyway, and --quiet, say nothing.
+    const auto same = run_rsi({"segment", a, "--output-dir", dir / "out2", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                               "--probabilities", "a_probabilities.tif", "--no-manifest"});
+    ASSERT_EQ(same.exit_code, 0) << same.err;
+    EXPECT_EQ(same.err.find("warning"), std::string::npos) << same.err;
+    const auto quiet = run_rsi({"segment", a, "--output-dir", dir / "out3", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                                "--probabilities", "p.tif", "-q"});
+    ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "");
+}
+
 TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     test::TempDir dir;
     const std::string image = make_image(dir, "s.tif", 4);
@@ -100,6 +126,11 @@ TEST(MapsCli, SceneMergeFromAnotherFolderFindsTheImage) {
     const auto merged = run_rsi({"merge", dir / "m.tif.parts", "-q"}, "cd /");
     ASSERT_EQ(merged.exit_code, 0) << merged.err;
     EXPECT_EQ(RasterSource::open(dir / "d.tif").info().width, 80);
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "m.tif.manifest.json"));
+    EXPECT_EQ(manifest["command"], "merge");
+    EXPECT_EQ(manifest["job"], "rsi-scene-job");
+    EXPECT_EQ(manifest["input"], "s.tif");
+    EXPECT_EQ(manifest["outputs"], (nlohmann::json{"m.tif", "d.tif"}));
 }
 
 TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
@@ -179,11 +210,31 @@ TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
     EXPECT_EQ(same.exit_code, 2) << same.err;
     EXPECT_TRUE(fs::exists(parts));
     EXPECT_FALSE(fs::exists(dir / "b.tif"));
+    // The merge's manifest, beside the mask as a single run's: the input, model and settings the shards
+    // recorded, and the outputs. An existing one is refused before any work.
+    test::write_text_file(dir / "b.tif.manifest.json", "{}");
+    const auto kept = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
+    EXPECT_EQ(kept.exit_code, 2) << kept.err;
+    EXPECT_NE(kept.err.find("b.tif.manifest.json: already exists"), std::string::npos) << kept.err;
+    EXPECT_TRUE(fs::exists(parts));
+    fs::remove(dir / "b.tif.manifest.json");
     const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_TRUE(fs::exists(dir / "b.tif"));
     EXPECT_TRUE(fs::exists(dir / "p.tif"));
     EXPECT_TRUE(fs::exists(dir / "b.gpkg"));
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "b.tif.manifest.json"));
+    EXPECT_EQ(manifest["command"], "merge");
+    EXPECT_EQ(manifest["job"], "rsi-segmentation-job");
+    EXPECT_EQ(manifest["input"], "m.tif");
+    EXPECT_EQ(manifest["input_fingerprint"].get<std::string>().rfind("sha256:", 0), 0u);
+    EXPECT_EQ(manifest["outputs"], (nlohmann::json{"b.tif", "p.tif", "b.gpkg"}));
+    EXPECT_EQ(manifest["shards"], 2);
+    EXPECT_EQ(manifest["options"]["tile"], 32);
+    EXPECT_EQ(manifest["options"]["overlap"], 8);
+    EXPECT_FALSE(manifest["options"]["outputs"].contains("output"));  // file names only: no paths
+    EXPECT_FALSE(manifest["model"]["weights_sha256"].get<std::string>().empty());
+    EXPECT_EQ(test::slurp(dir / "b.tif.manifest.json").find(dir.str()), std::string::npos);
 }
 
 // With --vector the merged mask and probabilities keep temporary names, and the parts folder stays,
@@ -212,7 +263,31 @@ TEST(MapsCli, MergeWithPolygonsKeepsThePartsUntilThePolygonsAreWritten) {
     }
     const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
-    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"b.gpkg", "b.tif", "b.tif.aux.xml", "m.tif", "p.tif"}));
+    EXPECT_EQ(test::names_in_folder(dir.str()),
+              (std::vector<std::string>{"b.gpkg", "b.tif", "b.tif.aux.xml", "b.tif.manifest.json", "m.tif", "p.tif"}));
+}
+
+// merge --vrt writes its manifest beside the VRT it makes; --no-manifest writes none.
+TEST(MapsCli, MergeAsVrtWritesItsManifestBesideTheVrt) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "m.tif");
+    for (const char* stem : {"b", "c"}) {
+        for (const char* k : {"0/2", "1/2"}) {
+            const auto r = run_rsi({"segment", image, "-o", dir / (std::string(stem) + ".tif"), "-m", fixture("tiny_segmenter.pt"),
+                                    "--tile-size", "32", "--overlap", "8", "--shard", k, "-q"});
+            ASSERT_EQ(r.exit_code, 0) << r.err;
+        }
+    }
+    const auto vrt = run_rsi({"merge", dir / "b.tif.parts", "--vrt", "-q"});
+    ASSERT_EQ(vrt.exit_code, 0) << vrt.err;
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "b.vrt.manifest.json"));
+    EXPECT_EQ(manifest["outputs"], (nlohmann::json{"b.vrt"}));
+    EXPECT_EQ(manifest["merge_options"]["vrt"], true);
+    EXPECT_EQ(manifest["command"], "merge");
+    const auto plain = run_rsi({"merge", dir / "c.tif.parts", "--no-manifest", "-q"});
+    ASSERT_EQ(plain.exit_code, 0) << plain.err;
+    EXPECT_TRUE(fs::exists(dir / "c.tif"));
+    EXPECT_FALSE(fs::exists(dir / "c.tif.manifest.json"));
 }
 
 // A 600 x 400 image of noise, noisy.tif: its preview PNG is large (what a file-size limit stops first).

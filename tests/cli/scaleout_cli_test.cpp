@@ -163,6 +163,7 @@ TEST_F(ScaleOut, SubmitShardsMergedEqualOneProcess) {
     ASSERT_EQ(first.exit_code, 0) << first.err;
     EXPECT_EQ(nlohmann::json::parse(first.out)["shard_images"], 1);  // two images of one size: 1 + 1
     EXPECT_FALSE(fs::exists(dir / "sharded.csv"));
+    EXPECT_FALSE(fs::exists(dir / "sharded.csv.manifest.json"));  // the merge writes it
     // Shard 1 is not done yet: the merge names it and writes nothing.
     const auto early = run_rsi({"submit", "--merge", dir / "sharded.csv.parts", "-q"});
     EXPECT_EQ(early.exit_code, 1);
@@ -179,6 +180,13 @@ TEST_F(ScaleOut, SubmitShardsMergedEqualOneProcess) {
     EXPECT_EQ(nlohmann::json::parse(merged.out)["images"], 2);
     EXPECT_EQ(test::slurp(dir / "sharded.csv"), expected);
     EXPECT_FALSE(fs::exists(dir / "sharded.csv.parts"));
+    const auto manifest = nlohmann::json::parse(test::slurp(dir / "sharded.csv.manifest.json"));
+    EXPECT_EQ(manifest["command"], "submit --merge");
+    EXPECT_EQ(manifest["format"], "spacenet");
+    EXPECT_EQ(manifest["shards"], 2);
+    EXPECT_EQ(manifest["images"], 2);
+    EXPECT_EQ(manifest["options"]["model_name"], nlohmann::json::parse(test::slurp(dir / "direct.csv.manifest.json"))["model"]["name"]);
+    EXPECT_FALSE(manifest["options"].contains("images"));  // no per-image lists
 }
 
 TEST_F(ScaleOut, SubmitResumedAfterSigtermEqualsAnUninterruptedRun) {

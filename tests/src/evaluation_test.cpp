@@ -126,6 +126,7 @@ TEST(ObjectF1, SpacenetCsvsSumOverImages) {
                "a,1,\"POLYGON ((0 0,10 0,10 10,0 10,0 0))\",0.8\n"
                "a,2,\"POLYGON ((0 0,6 0,6 10,0 10,0 0))\",0.9\n"
                "a,3,\"POLYGON ((22 0,32 0,32 10,22 10,22 0))\",0.7\n"
+               "a,4,\"POLYGON ((50 0,54 0,54 4,50 4,50 0))\",0.6\n"
                "c,-1,POLYGON EMPTY,1\n");
     ObjectEvaluationOptions o;
     o.prediction = tmp / "proposals.csv";
@@ -140,6 +141,12 @@ TEST(ObjectF1, SpacenetCsvsSumOverImages) {
     EXPECT_NEAR(r.total.f1(), 2 * (2.0 / 3) * (2.0 / 3) / (4.0 / 3), 1e-12);  // P = R = 2/3
     EXPECT_EQ(r.images[1].image, "b");
     EXPECT_EQ(r.images[1].counts.false_negative, 1);
+    // Per image, the objects scored add up to TP + FN and TP + FP; the 16 px² proposal is dropped by
+    // the 20 px² minimum and counted apart (it used to be counted as a proposal that was never scored).
+    EXPECT_EQ(r.images[0].truth_objects, 2);
+    EXPECT_EQ(r.images[0].proposals, 3);
+    EXPECT_EQ(r.images[0].truth_below_min_area, 0);
+    EXPECT_EQ(r.images[0].proposals_below_min_area, 1);
 }
 
 // Vector files in different CRSs are matched in a projected frame: a UTM truth square against the
