@@ -216,8 +216,10 @@ std::string shard_part_name(const ShardSpec& shard) {
     return "shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count) + ".json";
 }
 
-// Footprint corners of a pixel window through the geotransform (pixel space when not georeferenced).
-std::vector<std::pair<double, double>> footprint(const RasterInfo& info, const PixelWindow& w) {
+// Footprint corners of a pixel window through the geotransform (pixel space when not georeferenced):
+// the part inside the image, so a tile padded past the border does not claim ground it has no data for.
+std::vector<std::pair<double, double>> footprint(const RasterInfo& info, const PixelWindow& tile) {
+    const PixelWindow w = tile.intersect({0, 0, info.width, info.height});
     const auto& g = info.geotransform;
     auto at = [&](double px, double py) { return std::make_pair(g[0] + px * g[1] + py * g[2], g[3] + px * g[4] + py * g[5]); };
     return {at(w.x, w.y), at(w.right(), w.y), at(w.right(), w.bottom()), at(w.x, w.bottom()), at(w.x, w.y)};
@@ -480,8 +482,14 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
 
     std::optional<double> source_nodata = info.bands[static_cast<size_t>(bands[0] - 1)].nodata;
     const bool has_mask = info.mask != MaskSource::none;
+    // Tiles that reach past the image (one smaller than a tile, or the regular lattice of the reflect
+    // and constant edge policies) hold fill there, not data, and say so like masked pixels.
+    const PixelWindow image_window{0, 0, info.width, info.height};
+    const bool padded = !image_window.contains(grid.at(0, 0).window) ||
+                        !image_window.contains(grid.at(grid.rows() - 1, grid.cols() - 1).window);
     // Scaled tiles keep 0 for nodata and put valid pixels in 1..255 so they never collide with it.
-    const std::optional<double> out_nodata = scaling ? (has_mask ? std::optional<double>(0) : std::nullopt) : source_nodata;
+    const bool scaled_nodata = has_mask || padded;
+    const std::optional<double> out_nodata = scaling ? (scaled_nodata ? std::optional<double>(0) : std::nullopt) : source_nodata;
 
     Normalizer normalizer;
     if (scaling) {
@@ -490,7 +498,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
             report_progress(progress, 0.0, "sampling band statistics");
             stats = sample_band_statistics(source, bands, options.scaling.low_percent, options.scaling.high_percent);
         }
-        const double lo = has_mask ? 1 : 0;
+        const double lo = scaled_nodata ? 1 : 0;
         normalizer.scaling = scaling_maps(options.scaling, stats, bands.size(), lo, 255);
         normalizer.clamp = true;
         normalizer.clamp_min = lo;
@@ -592,9 +600,11 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     // scaled tiles keep 0 for nodata instead.
     bool alpha_selected = false;
     for (int b : bands) alpha_selected |= info.bands[static_cast<size_t>(b - 1)].color_interpretation == "Alpha";
-    const bool carry_mask = !scaling && (format.driver == "GTiff" || format.driver == "JPEG") &&
-                            (info.mask == MaskSource::mask_band || (info.mask == MaskSource::alpha && !alpha_selected));
-    const bool need_validity = options.skip_empty || (scaling && has_mask) || carry_mask;
+    // Padding gets such a mask too, on the tiles that reach past the image.
+    const bool mask_capable = !scaling && (format.driver == "GTiff" || format.driver == "JPEG");
+    const bool carry_mask = mask_capable && (info.mask == MaskSource::mask_band || (info.mask == MaskSource::alpha && !alpha_selected));
+    const bool mask_padding = mask_capable && padded;
+    const bool need_validity = options.skip_empty || (scaling && scaled_nodata) || carry_mask || mask_padding;
     const size_t nb = bands.size();
     TileReader reader(source, grid, bands, read_type, edge, need_validity, options.memory_budget_mb * 1024 * 1024 / 2);
 
@@ -603,7 +613,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     struct Job {
         Tile tile;
         std::vector<unsigned char> payload;
-        std::vector<uint8_t> mask;  // carry_mask: 0 where the source has no data
+        std::vector<uint8_t> mask;  // carry_mask, or a tile past the border: 0 where there is no data
     };
     BoundedQueue<Job> jobs(static_cast<size_t>(2 * std::max(1, options.threads)));
     std::mutex done_mutex;
@@ -653,7 +663,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                     TileRecord record{job->tile.id(), job->tile.id() + "." + format.extension, job->tile.row, job->tile.col,
                                       job->tile.window};
                     const std::string path = (dir / record.file).string();
-                    writer.write(path, job->tile.window, job->payload.data(), scratch, journaled, carry_mask ? job->mask.data() : nullptr);
+                    writer.write(path, job->tile.window, job->payload.data(), scratch, journaled, job->mask.empty() ? nullptr : job->mask.data());
                     release(std::move(job->payload));
                     std::lock_guard<std::mutex> lock(done_mutex);
                     written.push_back(path);
@@ -694,7 +704,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                     auto* values = reinterpret_cast<float*>(job.payload.data());
                     mask_non_finite(values, static_cast<int>(nb), w.area(), need_validity ? tile_valid.data() : nullptr);
                     normalizer.apply(values, nb, w.area());
-                    if (has_mask) {
+                    if (scaled_nodata) {
                         for (size_t b = 0; b < nb; ++b) {
                             for (int64_t i = 0; i < w.area(); ++i) {
                                 if (!tile_valid[i]) values[b * w.area() + i] = 0;
@@ -707,7 +717,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                     job.payload.swap(converted);
                     release(std::move(converted));
                 }
-                if (carry_mask) job.mask = tile_valid;
+                if (carry_mask || (mask_padding && !image_window.contains(w))) job.mask = tile_valid;
                 if (!jobs.push(std::move(job))) break;  // a worker failed
             }
         }
@@ -829,6 +839,8 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     RasterInfo info;
     info.geotransform = job.at("geotransform").get<std::array<double, 6>>();
     info.crs_wkt = job.value("crs_wkt", "");
+    info.width = job.at("settings").at("width").get<int64_t>();  // footprints are clipped to the image
+    info.height = job.at("settings").at("height").get<int64_t>();
     report_progress(progress, 0.9, "index");
     const std::string prefix = tile_file_prefix(options.output_dir, result.index_geojson);
     write_index(result.index_geojson, result.index_csv, info, records, prefix, options.overwrite);

@@ -93,6 +93,15 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_EQ(corner.read_float({27, 21, 1, 1}, {1})[0], value(1, 99, 69));
     EXPECT_EQ(corner.read_float({28, 21, 1, 1}, {1})[0], 7);
     EXPECT_EQ(corner.read_float({0, 22, 1, 1}, {1})[0], 7);
+    // ... and the fill is masked (it passed for data before); tiles inside the image carry no mask.
+    EXPECT_EQ(corner.info().mask, MaskSource::mask_band);
+    std::vector<uint8_t> valid(32 * 32);
+    corner.read_validity({0, 0, 32, 32}, {}, valid.data());
+    EXPECT_EQ(valid[21 * 32 + 27], 255);
+    EXPECT_EQ(valid[21 * 32 + 28], 0);
+    EXPECT_EQ(valid[22 * 32], 0);
+    EXPECT_EQ(std::count(valid.begin(), valid.end(), 255), 28 * 22);
+    EXPECT_EQ(tile.info().mask, MaskSource::none);
     // Index: one CSV line per tile plus the header; GeoJSON features with footprints in the image CRS.
     EXPECT_EQ(count_lines(r.index_csv), 13);
     DatasetPtr index(GDALDataset::FromHandle(GDALOpenEx(r.index_geojson.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr)));
@@ -109,6 +118,42 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_DOUBLE_EQ(env.MaxY, 5000000 - 48);
     EXPECT_EQ(feature->GetFieldAsInteger64("x"), 48);
     EXPECT_STREQ(feature->GetFieldAsString("file"), "r1_c2.tif");
+    // A padded tile's footprint is the part inside the image (x 72..100, y 48..70), its window the whole tile.
+    layer->SetAttributeFilter("id = 'r2_c3'");
+    std::unique_ptr<OGRFeature> edge(layer->GetNextFeature());
+    ASSERT_TRUE(edge);
+    edge->GetGeometryRef()->getEnvelope(&env);
+    EXPECT_DOUBLE_EQ(env.MinX, 600000 + 72 * 2);
+    EXPECT_DOUBLE_EQ(env.MaxX, 600000 + 100 * 2);
+    EXPECT_DOUBLE_EQ(env.MinY, 5000000 - 70 * 2);
+    EXPECT_EQ(edge->GetFieldAsInteger64("width"), 32);
+}
+
+// An image smaller than one tile: scaled tiles keep 0 for the padding (nodata 0) and valid pixels in
+// 1..255, as for masked pixels; before, the padding was 0 with no nodata, the same as the darkest data.
+TEST(TileExport, ScaledTilesOfASmallImageMarkTheirPadding) {
+    test::TempDir dir;
+    const std::string image = dir / "small.tif";
+    test::make_raster(image, 20, 12, 1, GDT_UInt16, [](int, int x, int y) { return 300 + x * 10 + y; });
+    const double gt[6] = {1000, 1, 0, 2000, 0, -1};
+    test::georeference(image, gt, 32633);
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "out";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    o.scaling = parse_scaling("minmax");
+    o.format = "PNG";
+    const TileExportResult r = export_tiles(o);
+    EXPECT_EQ(r.tiles_written, 1);
+    const RasterSource tile = RasterSource::open(dir / "out/r0_c0.png");
+    EXPECT_EQ(tile.info().width, 32);
+    ASSERT_TRUE(tile.info().bands[0].nodata.has_value());
+    EXPECT_EQ(*tile.info().bands[0].nodata, 0);
+    EXPECT_EQ(tile.read_float({0, 0, 1, 1}, {1})[0], 1);     // the minimum, 300
+    EXPECT_EQ(tile.read_float({19, 11, 1, 1}, {1})[0], 255);  // the maximum, 501
+    EXPECT_EQ(tile.read_float({20, 0, 1, 1}, {1})[0], 0);     // padding
+    EXPECT_EQ(tile.read_float({0, 12, 1, 1}, {1})[0], 0);
 }
 
 // GeoTIFF tiles written from the checked template equal, byte for byte, the tiles GDAL writes when
