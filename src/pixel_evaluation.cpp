@@ -252,6 +252,11 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         truth_raster = RasterSource::open(warped);
         result.warnings.push_back(options.truth + " is on another grid than " + options.prediction +
                                   ": warped onto the prediction's grid (nearest neighbour) for scoring");
+    } else if (truth_raster && p.has_geotransform != t.has_geotransform) {
+        // Same size, one georeferenced: compared pixel for pixel, which is right for a mask cut from the
+        // same image (SpaceNet's, Inria's) and wrong for one from elsewhere; say which was assumed.
+        const std::string& plain = p.has_geotransform ? options.truth : options.prediction;
+        result.warnings.push_back(plain + " has no georeferencing: compared pixel for pixel (same size), assuming it covers the same ground");
     }
     struct VsimemCleanup {
         std::string path;

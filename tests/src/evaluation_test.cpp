@@ -541,6 +541,15 @@ TEST(PixelEvaluation, TruthOnAnotherGridIsWarpedWithWarning) {
     rsi::test::make_raster(tmp / "plain.tif", 2, 2, 1, GDT_Byte, [](int, int, int) { return 0; });
     o.truth = tmp / "plain.tif";
     EXPECT_THROW(evaluate_pixels(o), Error);
+    // Of one size, one georeferenced: compared pixel for pixel (a mask cut from the same image), and
+    // the warning says what was assumed (it was silent).
+    rsi::test::make_raster(tmp / "plain4.tif", 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2 ? 1 : 0; });
+    o.truth = tmp / "plain4.tif";
+    const PixelEvaluation same = evaluate_pixels(o);
+    EXPECT_EQ(same.matrix.at(1, 1), 8);
+    EXPECT_EQ(same.matrix.at(0, 0), 8);
+    ASSERT_EQ(same.warnings.size(), 1u);
+    EXPECT_EQ(same.warnings[0], o.truth + " has no georeferencing: compared pixel for pixel (same size), assuming it covers the same ground");
 }
 
 TEST(EvaluationReport, HtmlHasSummaryTableAndMatrix) {
