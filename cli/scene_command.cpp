@@ -151,6 +151,8 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                                          {"format", o->format}, {"creation_options", o->creation_options}}},
                                             {"window_pixels", so_far.window_pixels},
                                             {"stride_pixels", so_far.stride_pixels},
+                                            {"window_pixels_y", so_far.window_pixels_y},
+                                            {"stride_pixels_y", so_far.stride_pixels_y},
                                             {"timings", {{"seconds", seconds}}}};
                     pending_manifest = std::make_unique<PendingOutput>(prepare_run_manifest(o->output + ".manifest.json", manifest, o->overwrite));
                 }
@@ -202,6 +204,8 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"lattice", {r.rows, r.cols}},
                                      {"window_pixels", r.window_pixels},
                                      {"stride_pixels", r.stride_pixels},
+                                     {"window_pixels_y", r.window_pixels_y},
+                                     {"stride_pixels_y", r.stride_pixels_y},
                                      {"image_pixels_per_model_pixel", r.scale},
                                      {"km2", r.km2},
                                      {"classes", histogram},
@@ -216,8 +220,10 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         if (context.common.json) {
             print_json(summary);
         } else if (!context.common.quiet) {
+            const auto pixels = [](int64_t x, int64_t y) { return x == y ? std::to_string(x) : std::to_string(x) + "x" + std::to_string(y); };
             std::cout << o->image << " -> " << o->output << ": " << r.rows << " x " << r.cols << " windows of "
-                      << r.window_pixels << " px (stride " << r.stride_pixels << " px, " << r.windows_skipped
+                      << pixels(r.window_pixels, r.window_pixels_y) << " px (stride " << pixels(r.stride_pixels, r.stride_pixels_y)
+                      << " px, " << r.windows_skipped
                       << " skipped) in " << format_duration(r.seconds) << "\n";
             for (const auto& c : r.classes) {
                 if (c.windows) std::cout << "  " << c.name << ": " << c.windows << " windows, " << c.area_km2 << " km2\n";

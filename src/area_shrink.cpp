@@ -37,10 +37,17 @@ void area_shrink(const void* strip, GDALDataType type, int64_t bands, int64_t pl
 }
 
 void resize_planes(const float* in, int64_t planes, int64_t from, float* out, int64_t to) {
+    resize_planes(in, planes, from, from, out, to);
+}
+
+void resize_planes(const float* in, int64_t planes, int64_t from_width, int64_t from_height, float* out, int64_t to) {
+    // Area averaging where both axes shrink (or keep their size), bilinear where either grows.
+    const bool shrinking = from_width >= to && from_height >= to;
     for (int64_t c = 0; c < planes; ++c) {
-        const cv::Mat src(static_cast<int>(from), static_cast<int>(from), CV_32F, const_cast<float*>(in + c * from * from));
+        const cv::Mat src(static_cast<int>(from_height), static_cast<int>(from_width), CV_32F,
+                          const_cast<float*>(in + c * from_width * from_height));
         cv::Mat dst(static_cast<int>(to), static_cast<int>(to), CV_32F, out + c * to * to);
-        cv::resize(src, dst, dst.size(), 0, 0, from > to ? cv::INTER_AREA : cv::INTER_LINEAR);
+        cv::resize(src, dst, dst.size(), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
     }
 }
 

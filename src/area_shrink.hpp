@@ -20,5 +20,7 @@ void area_shrink(const void* strip, GDALDataType type, int64_t bands, int64_t pl
 // `planes` square float planes of side `from` resized to side `to` (area average when shrinking,
 // bilinear when enlarging): how a window is brought to the model's pixel size.
 void resize_planes(const float* in, int64_t planes, int64_t from, float* out, int64_t to);
+// The same from `from_width` x `from_height` planes (a window square on the ground whose pixels are not).
+void resize_planes(const float* in, int64_t planes, int64_t from_width, int64_t from_height, float* out, int64_t to);
 
 }  // namespace rsi

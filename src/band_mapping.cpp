@@ -86,6 +86,13 @@ double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m)
     return ground && m.gsd_known && m.gsd_m > 0 ? m.gsd_m / ((ground->x_m + ground->y_m) / 2) : 1.0;
 }
 
+std::pair<double, double> model_pixel_scales(const RasterInfo& info, const models::ModelMetadata& m) {
+    const double mean = model_pixel_scale(info, m);
+    const auto ground = ground_pixel_size(info);
+    if (!ground || !m.gsd_known || m.gsd_m <= 0 || std::abs(ground->x_m / ground->y_m - 1.0) <= 0.01) return {mean, mean};
+    return {m.gsd_m / ground->x_m, m.gsd_m / ground->y_m};
+}
+
 BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m, const std::vector<int>& requested,
                       const std::string& command, bool strict, bool resampled) {
     const RasterInfo& info = source.info();

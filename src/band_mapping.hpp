@@ -4,6 +4,7 @@
 // scale/mean/std. Also the domain checks: pixel size, band count and radiometry far from what the
 // model declares give a warning (or an error with `strict`).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/model_metadata.hpp"
@@ -16,6 +17,10 @@ namespace rsi {
 // size): how many image pixels a model pixel covers when reading at the model's pixel size; 1 where
 // the image's ground pixel size is unknown.
 double model_pixel_scale(const RasterInfo& info, const models::ModelMetadata& m);
+// Per axis (x, y): different where the image's pixels are not square on the ground (more than 1 %
+// apart: a geographic CRS away from the equator), so that a window of the model's size covers a square
+// of ground; otherwise both model_pixel_scale.
+std::pair<double, double> model_pixel_scales(const RasterInfo& info, const models::ModelMetadata& m);
 
 // The colour a model channel's name stands for: "Red" for "red", "R" or Sentinel-2's "B04", likewise
 // "Green" (B03) and "Blue" (B02); "" when it names none.

@@ -9,10 +9,15 @@ namespace rsi {
 
 void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x, double origin_y,
                        double step) {
+    georeference_like(options, info, origin_x, origin_y, step, step);
+}
+
+void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x, double origin_y,
+                       double step_x, double step_y) {
     options.has_geotransform = info.has_geotransform;
     const auto& g = info.geotransform;
-    options.geotransform = {g[0] + origin_x * g[1] + origin_y * g[2], g[1] * step, g[2] * step,
-                            g[3] + origin_x * g[4] + origin_y * g[5], g[4] * step, g[5] * step};
+    options.geotransform = {g[0] + origin_x * g[1] + origin_y * g[2], g[1] * step_x, g[2] * step_y,
+                            g[3] + origin_x * g[4] + origin_y * g[5], g[4] * step_x, g[5] * step_y};
     options.crs_wkt = info.crs_wkt;
 }
 

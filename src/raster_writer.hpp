@@ -34,6 +34,9 @@ struct RasterWriterOptions {
 // Georeferencing of `info` shifted to a window origin and scaled by `step` pixels per output pixel.
 void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x = 0, double origin_y = 0,
                        double step = 1);
+// The same with a step per axis (columns, rows).
+void georeference_like(RasterWriterOptions& options, const RasterInfo& info, double origin_x, double origin_y, double step_x,
+                       double step_y);
 
 // Colour table and category names on a class band (QGIS shows them as a legend); nodata is transparent.
 void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInfo>& classes, std::optional<double> nodata);

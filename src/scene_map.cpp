@@ -193,7 +193,10 @@ private:
 // Where lattice cells lie: the window grid on the image (rebuilt from job.json by a merge).
 struct SceneLattice {
     RasterInfo info;  // the image's size and georeferencing
+    // The window in image pixels: square on the ground, so not in pixels where those are not square
+    // on the ground (a geographic CRS away from the equator).
     int64_t window_px = 0, overlap = 0;
+    int64_t window_px_y = 0, overlap_y = 0;
     EdgePolicy edge = EdgePolicy::constant;
     // The image and its source bands: the dense map masks the image's no-data pixels (a merge of
     // shards reads them from here).
@@ -202,14 +205,17 @@ struct SceneLattice {
 
     TileGrid grid() const {
         GridSpec spec;
-        spec.tile_width = spec.tile_height = window_px;
+        spec.tile_width = window_px;
+        spec.tile_height = window_px_y;
         spec.overlap = overlap;
+        if (overlap_y != overlap) spec.overlap_y = overlap_y;
         spec.edge = edge;
         return TileGrid(info.width, info.height, spec);
     }
     nlohmann::json to_json() const {
         nlohmann::json j = georeference_to_job(info);
         j.update({{"window_pixels", window_px}, {"overlap", overlap}, {"edge", static_cast<int>(edge)}, {"input", input}, {"bands", bands}});
+        if (window_px_y != window_px || overlap_y != overlap) j.update({{"window_pixels_y", window_px_y}, {"overlap_y", overlap_y}});
         return j;
     }
     static SceneLattice from_json(const nlohmann::json& j) {
@@ -217,6 +223,8 @@ struct SceneLattice {
         l.info = georeference_from_job(j);
         l.window_px = j.at("window_pixels").get<int64_t>();
         l.overlap = j.at("overlap").get<int64_t>();
+        l.window_px_y = j.value("window_pixels_y", l.window_px);
+        l.overlap_y = j.value("overlap_y", l.overlap);
         l.edge = static_cast<EdgePolicy>(j.at("edge").get<int>());
         l.input = j.value("input", "");
         l.bands = j.value("bands", std::vector<int>{});
@@ -236,6 +244,7 @@ public:
         const RasterInfo& info = lattice.info;
         // Lattice georeferencing: pixel (r, c) is centred on window (r, c).
         offset_ = static_cast<double>(lattice.window_px - grid_.stride_x()) / 2.0;
+        offset_y_ = static_cast<double>(lattice.window_px_y - grid_.stride_y()) / 2.0;
         RasterWriterOptions classes;
         classes.path = options.output;
         classes.width = grid_.cols();
@@ -245,7 +254,7 @@ public:
         classes.nodata = kNodataClass;
         classes.band_descriptions = {"class"};
         classes.overwrite = options.overwrite;
-        georeference_like(classes, info, offset_, offset_, static_cast<double>(grid_.stride_x()));
+        georeference_like(classes, info, offset_, offset_y_, static_cast<double>(grid_.stride_x()), static_cast<double>(grid_.stride_y()));
         class_writer_ = std::make_unique<RasterWriter>(classes);
         class_writer_->set_classes(rollup.classes);
         if (!options.probabilities.empty()) {
@@ -270,6 +279,8 @@ public:
         result.windows = grid_.count();
         result.window_pixels = lattice.window_px;
         result.stride_pixels = grid_.stride_x();
+        result.window_pixels_y = lattice.window_px_y;
+        result.stride_pixels_y = grid_.stride_y();
         result.classes.assign(static_cast<size_t>(G_), {});
         for (int64_t g = 0; g < G_; ++g) result.classes[static_cast<size_t>(g)].name = rollup.classes[static_cast<size_t>(g)].name;
         class_row_.assign(static_cast<size_t>(grid_.cols()), kNodataClass);
@@ -328,11 +339,11 @@ private:
     // the image (a window of the last row or column reaches past the edge; its cell counts only the
     // part inside, so the classes' areas never add up to more than the image).
     double cell_km2(int64_t row, int64_t col) const {
-        const double s = static_cast<double>(grid_.stride_x());
+        const double sx = static_cast<double>(grid_.stride_x()), sy = static_cast<double>(grid_.stride_y());
         const double w = static_cast<double>(lattice_.info.width), h = static_cast<double>(lattice_.info.height);
-        const double x0 = offset_ + static_cast<double>(col) * s, y0 = offset_ + static_cast<double>(row) * s;
-        const double inside_x = std::clamp(std::min(x0 + s, w) - std::max(x0, 0.0), 0.0, s);
-        const double inside_y = std::clamp(std::min(y0 + s, h) - std::max(y0, 0.0), 0.0, s);
+        const double x0 = offset_ + static_cast<double>(col) * sx, y0 = offset_y_ + static_cast<double>(row) * sy;
+        const double inside_x = std::clamp(std::min(x0 + sx, w) - std::max(x0, 0.0), 0.0, sx);
+        const double inside_y = std::clamp(std::min(y0 + sy, h) - std::max(y0, 0.0), 0.0, sy);
         return pixel_km2_ * inside_x * inside_y;
     }
 
@@ -389,9 +400,9 @@ private:
                 f.SetField(("score_" + std::to_string(k + 1)).c_str(), score(k));
             }
             // The lattice cell: stride x stride image pixels centred on the window.
-            const double half = static_cast<double>(grid_.stride_x()) / 2;
+            const double hx = static_cast<double>(grid_.stride_x()) / 2, hy = static_cast<double>(grid_.stride_y()) / 2;
             OGRLinearRing ring;
-            for (const auto& [dx, dy] : {std::pair{-half, -half}, std::pair{half, -half}, std::pair{half, half}, std::pair{-half, half}, std::pair{-half, -half}}) {
+            for (const auto& [dx, dy] : {std::pair{-hx, -hy}, std::pair{hx, -hy}, std::pair{hx, hy}, std::pair{-hx, hy}, std::pair{-hx, -hy}}) {
                 ring.addPoint(g[0] + (px + dx) * g[1] + (py + dy) * g[2], g[3] + (px + dx) * g[4] + (py + dy) * g[5]);
             }
             OGRPolygon polygon;
@@ -431,20 +442,20 @@ private:
         georeference_like(d, info);
         auto dense = std::make_unique<RasterWriter>(d);
         dense->set_classes(rollup_.classes);
-        const double stride = static_cast<double>(grid_.stride_x());
-        const auto cell = [&](int64_t pixel, int64_t cells) {
-            return std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<double>(pixel) + 0.5 - offset_) / stride)), 0, cells - 1);
+        const auto cell = [](int64_t pixel, int64_t cells, double offset, int64_t stride) {
+            return std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<double>(pixel) + 0.5 - offset) / static_cast<double>(stride))), 0,
+                                       cells - 1);
         };
         std::vector<float> lattice_row;
         std::vector<uint8_t> row(static_cast<size_t>(info.width));
         int64_t cached = -1;
         for (int64_t y = 0; y < info.height; ++y) {
-            const int64_t r = cell(y, grid_.rows());
+            const int64_t r = cell(y, grid_.rows(), offset_y_, grid_.stride_y());
             if (r != cached) {
                 lattice_row = classes.read_float({0, r, grid_.cols(), 1}, {1});
                 cached = r;
             }
-            for (int64_t x = 0; x < info.width; ++x) row[static_cast<size_t>(x)] = static_cast<uint8_t>(lattice_row[static_cast<size_t>(cell(x, grid_.cols()))]);
+            for (int64_t x = 0; x < info.width; ++x) row[static_cast<size_t>(x)] = static_cast<uint8_t>(lattice_row[static_cast<size_t>(cell(x, grid_.cols(), offset_, grid_.stride_x()))]);
             if (image) {
                 image->read_validity({0, y, info.width, 1}, lattice_.bands, validity.data());
                 if (check_finite) {
@@ -467,7 +478,7 @@ private:
     const ClassRollup& rollup_;
     int64_t K_, G_;
     SceneResult& result_;
-    double offset_ = 0, pixel_km2_ = 0;
+    double offset_ = 0, offset_y_ = 0, pixel_km2_ = 0;
     std::unique_ptr<RasterWriter> class_writer_, prob_writer_;
     std::unique_ptr<CsvWriter> csv_;
     std::unique_ptr<GridLayerWriter> grid_layer_;
@@ -551,17 +562,22 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     const int64_t S = options.window > 0 ? options.window : meta.tile_size;
     const int64_t stride_model = options.stride > 0 ? options.stride : S;
     if (stride_model > S) throw usage_error("--stride " + std::to_string(stride_model) + " is larger than the window " + std::to_string(S) + ": windows would leave gaps");
-    const double scale = options.resample ? model_pixel_scale(info, meta) : 1.0;
+    const auto [scale, scale_y] = options.resample ? model_pixel_scales(info, meta) : std::pair<double, double>{1.0, 1.0};
     const int64_t window_px = std::max<int64_t>(1, std::llround(static_cast<double>(S) * scale));
     const int64_t stride_px = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale));
-    if (window_px > info.width || window_px > info.height) {
-        throw usage_error(command + ": " + options.input + ": the window (" + std::to_string(window_px) + " image pixels) is larger than the image (" +
+    const int64_t window_px_y = std::max<int64_t>(1, std::llround(static_cast<double>(S) * scale_y));
+    const int64_t stride_px_y = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale_y));
+    if (window_px > info.width || window_px_y > info.height) {
+        const std::string size = window_px == window_px_y ? std::to_string(window_px) : std::to_string(window_px) + "x" + std::to_string(window_px_y);
+        throw usage_error(command + ": " + options.input + ": the window (" + size + " image pixels) is larger than the image (" +
                           std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
     }
     SceneLattice lattice;
     lattice.info = info;
     lattice.window_px = window_px;
     lattice.overlap = window_px - std::min(stride_px, window_px);
+    lattice.window_px_y = window_px_y;
+    lattice.overlap_y = window_px_y - std::min(stride_px_y, window_px_y);
     lattice.edge = options.edge;
     lattice.input = journaled ? input_path_for_job(options.input) : options.input;
     lattice.bands = mapping.source_bands;
@@ -571,7 +587,10 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     result.cols = grid.cols();
     result.window_pixels = window_px;
     result.stride_pixels = grid.stride_x();
+    result.window_pixels_y = window_px_y;
+    result.stride_pixels_y = grid.stride_y();
     result.scale = scale;
+    result.scale_y = scale_y;
     const int64_t C = meta.bands, K = static_cast<int64_t>(meta.classes.size());
     const int64_t R = grid.rows(), cols = grid.cols();
     int64_t B = options.batch;
@@ -599,6 +618,9 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
                                 {"window_pixels", window_px}, {"stride_pixels", grid.stride_x()}, {"edge", static_cast<int>(options.edge)},
                                 {"max_nodata", options.max_nodata}, {"resample", options.resample}, {"tta", to_string(options.tta)},
                                 {"batch", B}};
+        if (window_px_y != window_px || grid.stride_y() != grid.stride_x()) {
+            settings.update({{"window_pixels_y", window_px_y}, {"stride_pixels_y", grid.stride_y()}});
+        }
         try {
             settings["input_fingerprint"] = file_fingerprint(options.input);
         } catch (const std::exception&) {
@@ -650,11 +672,12 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     // move and shrink); windows are converted as they are cut.
     TileReader tiles(own, grid, mapping.source_bands, GDT_Float32, edge, true, options.memory_budget_mb * 1024 * 1024 / 4,
                      compact_strip_type(info, mapping.source_bands, GDT_Float32, edge));
-    std::vector<float> raw(static_cast<size_t>(C * window_px * window_px));
-    std::vector<uint8_t> valid(static_cast<size_t>(window_px * window_px));
+    const int64_t window_area = window_px * window_px_y;
+    std::vector<float> raw(static_cast<size_t>(C * window_area));
+    std::vector<uint8_t> valid(static_cast<size_t>(window_area));
     // Overlapping windows shrunk by a whole factor: shrink each tile row's strip once and
     // cut the windows out of it (each block is averaged once, not once per window over it).
-    const int64_t factor = window_px % S == 0 ? window_px / S : 0;
+    const int64_t factor = window_px == window_px_y && window_px % S == 0 ? window_px / S : 0;
     const bool shrink_strips = factor > 1 && grid.stride_x() % factor == 0 && !mapping.normalizer.clamp && !check_finite &&
                                tiles.reads_strips();
     std::vector<float> shrunk, shrink_scratch;
@@ -724,27 +747,28 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
                 }
             }
             tiles.read(w.tile, raw.data(), valid.data());
-            if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), window_px * window_px, valid.data());
+            if (check_finite) mask_non_finite(raw.data(), static_cast<int>(C), window_area, valid.data());
             const auto count = std::count_if(valid.begin(), valid.end(), [](uint8_t v) { return v != 0; });
             const double nodata = 1.0 - static_cast<double>(count) / static_cast<double>(valid.size());
             w.skipped = nodata > options.max_nodata || count == 0;
             if (!w.skipped) {
                 float* slot = batch.input.data() + (i - k * B) * C * S * S;
                 const bool all_valid = count == static_cast<int64_t>(valid.size());
-                if (all_valid && window_px != S && !mapping.normalizer.clamp) {
+                const bool resized = window_px != S || window_px_y != S;
+                if (all_valid && resized && !mapping.normalizer.clamp) {
                     // Area averaging and the affine normalisation commute: shrink first,
                     // then normalise the model-sized window (a quarter of the work or less).
-                    resize_planes(raw.data(), C, window_px, slot, S);
+                    resize_planes(raw.data(), C, window_px, window_px_y, slot, S);
                     mapping.normalizer.apply(slot, static_cast<size_t>(C), S * S);
                 } else {
-                    mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_px * window_px);
-                    for (int64_t p = 0; p < window_px * window_px; ++p) {
+                    mapping.normalizer.apply(raw.data(), static_cast<size_t>(C), window_area);
+                    for (int64_t p = 0; p < window_area; ++p) {
                         if (!valid[static_cast<size_t>(p)] && options.edge != EdgePolicy::reflect) {
-                            for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_px * window_px + p)] = 0.0f;
+                            for (int64_t c = 0; c < C; ++c) raw[static_cast<size_t>(c * window_area + p)] = 0.0f;
                         }
                     }
-                    if (window_px == S) std::copy(raw.begin(), raw.end(), slot);
-                    else resize_planes(raw.data(), C, window_px, slot, S);
+                    if (!resized) std::copy(raw.begin(), raw.end(), slot);
+                    else resize_planes(raw.data(), C, window_px, window_px_y, slot, S);
                 }
                 batch.run = true;
             } else {

@@ -65,8 +65,10 @@ struct SceneResult {
     std::string output;                            // the class lattice written (empty for one shard)
     int64_t windows = 0, windows_run = 0, windows_skipped = 0;
     int64_t rows = 0, cols = 0;
-    int64_t window_pixels = 0, stride_pixels = 0;  // in image pixels, after GSD matching
-    double scale = 1;                              // image pixels per model pixel
+    int64_t window_pixels = 0, stride_pixels = 0;  // in image pixels, after GSD matching (x)
+    int64_t window_pixels_y = 0, stride_pixels_y = 0;  // the same along y (differs where pixels are not square on the ground)
+    double scale = 1;                              // image pixels per model pixel (x)
+    double scale_y = 1;
     std::vector<SceneClassSummary> classes;        // at the mapped level
     double km2 = 0;                                // area classified
     std::vector<std::string> warnings;

@@ -47,10 +47,15 @@ TileGrid::TileGrid(int64_t image_width, int64_t image_height, const GridSpec& sp
     if (spec.overlap < 0) {
         throw usage_error("--overlap: must not be negative (got " + std::to_string(spec.overlap) + ")");
     }
-    const int64_t smallest = std::min(spec.tile_width, spec.tile_height);
-    if (spec.overlap >= smallest) {
-        throw usage_error("--overlap " + std::to_string(spec.overlap) + " must be smaller than the tile size " +
-                          std::to_string(smallest));
+    if (spec.overlap_y < 0) {
+        const int64_t smallest = std::min(spec.tile_width, spec.tile_height);
+        if (spec.overlap >= smallest) {
+            throw usage_error("--overlap " + std::to_string(spec.overlap) + " must be smaller than the tile size " +
+                              std::to_string(smallest));
+        }
+    } else if (spec.overlap >= spec.tile_width || spec.overlap_y >= spec.tile_height) {
+        throw usage_error("overlap " + std::to_string(spec.overlap) + "x" + std::to_string(spec.overlap_y) +
+                          " must be smaller than the tile " + std::to_string(spec.tile_width) + "x" + std::to_string(spec.tile_height));
     }
     if (spec.align < 1) throw usage_error("tile alignment must be at least 1");
     if (stride_x() % spec.align != 0 || stride_y() % spec.align != 0) {

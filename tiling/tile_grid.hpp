@@ -22,6 +22,7 @@ struct GridSpec {
     int64_t tile_width = 512;
     int64_t tile_height = 512;
     int64_t overlap = 0;  // pixels shared by neighbouring tiles; stride = tile - overlap
+    int64_t overlap_y = -1;  // rows shared by vertical neighbours when it differs (-1: overlap)
     EdgePolicy edge = EdgePolicy::shift;
     int64_t align = 1;  // tile origins are multiples of this (a model's output stride)
     // With the shift policy: spread the last tile row's move over all tile rows (equal row strides,
@@ -49,7 +50,8 @@ public:
     int64_t cols() const { return cols_; }
     int64_t count() const { return rows_ * cols_; }
     int64_t stride_x() const { return spec_.tile_width - spec_.overlap; }
-    int64_t stride_y() const { return spec_.tile_height - spec_.overlap; }
+    int64_t stride_y() const { return spec_.tile_height - overlap_y(); }
+    int64_t overlap_y() const { return spec_.overlap_y >= 0 ? spec_.overlap_y : spec_.overlap; }
     int64_t image_width() const { return width_; }
     int64_t image_height() const { return height_; }
     const GridSpec& spec() const { return spec_; }

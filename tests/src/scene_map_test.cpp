@@ -1,5 +1,6 @@
 #include "src/scene_map.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -150,6 +151,50 @@ TEST(SceneMap, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
 // A class's km² is the ground of its lattice cells inside the image: windows of the last row and column
 // reach past the edge (constant padding), and their cells count only the part inside, so the classes
 // add up to the image's area, not more (whole cells made 7 x 4 x 16² px of a 100 x 60 px image).
+// Pixels of a geographic image at 60 N are half as wide as they are tall on the ground: the window
+// (and stride) are square on the ground, so twice as many pixels wide as tall, and the lattice pixel is
+// stride_x x stride_y image pixels. (Before, windows were square in pixels: half as wide on the ground.)
+TEST(SceneMap, GeographicWindowsAreSquareOnTheGround) {
+    test::TempDir dir;
+    const std::string path = dir / "geographic.tif";
+    test::make_raster(path, 200, 100, 4, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * 3 * b) % 255 + 1; });  // band 4: alpha, never 0
+    const double d = 0.15 / 111320.0;  // about 0.15 m north-south, 0.075 m east-west at 60 N
+    const double gt[6] = {10, d, 0, 60.0, 0, -d};
+    test::georeference(path, gt, 4326);
+    SceneOptions o = options_for(path, dir / "classes.tif");
+    o.stride = 8;  // model pixels: window 16, stride 8 at 0.3 m
+    o.dense = dir / "dense.tif";
+    const SceneResult r = map_scenes(scene_model(), o);
+    EXPECT_NEAR(static_cast<double>(r.window_pixels), 64, 1);  // 16 x 0.3 m / 0.075 m
+    EXPECT_NEAR(static_cast<double>(r.window_pixels_y), 32, 1);  // 16 x 0.3 m / 0.15 m
+    EXPECT_NEAR(static_cast<double>(r.stride_pixels), 32, 1);
+    EXPECT_NEAR(static_cast<double>(r.stride_pixels_y), 16, 1);
+    EXPECT_NEAR(r.scale, 2 * r.scale_y, 0.05 * r.scale);
+    const RasterSource out = RasterSource::open(o.output);
+    EXPECT_EQ(out.info().width, r.cols);
+    EXPECT_EQ(out.info().height, r.rows);
+    EXPECT_EQ(r.cols, (200 - r.window_pixels + r.stride_pixels - 1) / r.stride_pixels + 1);
+    EXPECT_EQ(r.rows, (100 - r.window_pixels_y + r.stride_pixels_y - 1) / r.stride_pixels_y + 1);
+    const auto& g = out.info().geotransform;
+    EXPECT_DOUBLE_EQ(g[1], static_cast<double>(r.stride_pixels) * d);
+    EXPECT_DOUBLE_EQ(g[5], -static_cast<double>(r.stride_pixels_y) * d);
+    EXPECT_DOUBLE_EQ(g[0], 10 + static_cast<double>(r.window_pixels - r.stride_pixels) / 2 * d);
+    EXPECT_DOUBLE_EQ(g[3], 60.0 - static_cast<double>(r.window_pixels_y - r.stride_pixels_y) / 2 * d);
+    // The dense map gives every image pixel the class of the lattice cell around it.
+    const RasterSource dense = RasterSource::open(o.dense);
+    const auto lattice = out.read_float({0, 0, r.cols, r.rows}, {1});
+    const auto pixels = dense.read_float({0, 0, 200, 100}, {1});
+    const double offset_x = static_cast<double>(r.window_pixels - r.stride_pixels) / 2;
+    const double offset_y = static_cast<double>(r.window_pixels_y - r.stride_pixels_y) / 2;
+    for (int y = 0; y < 100; y += 7) {
+        for (int x = 0; x < 200; x += 11) {
+            const int64_t col = std::clamp<int64_t>(static_cast<int64_t>(std::floor((x + 0.5 - offset_x) / r.stride_pixels)), 0, r.cols - 1);
+            const int64_t row = std::clamp<int64_t>(static_cast<int64_t>(std::floor((y + 0.5 - offset_y) / r.stride_pixels_y)), 0, r.rows - 1);
+            EXPECT_EQ(pixels[static_cast<size_t>(y * 200 + x)], lattice[static_cast<size_t>(row * r.cols + col)]) << x << "," << y;
+        }
+    }
+}
+
 TEST(SceneMap, ClassAreasAddUpToTheGroundTheCellsCover) {
     test::TempDir dir;
     const double pixel_km2 = 0.3 * 0.3 / 1e6;
