@@ -2,6 +2,7 @@
 #include "src/json_text.hpp"
 
 #include <algorithm>
+#include <cpl_conv.h>
 #include <cpl_string.h>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +67,9 @@ void check_format_can_hold(const FormatInfo& format, GDALDataType type, size_t b
 // Tiles and indexes of an earlier run in OUTDIR, removed before --overwrite writes new ones (with the
 // parts folder of an earlier sharded or resumable run).
 void remove_previous_tiles(const fs::path& dir) {
-    static const std::regex earlier(R"(r\d+_c\d+\.(tif|png|jpg)(\.aux\.xml)?|r\d+_c\d+\.(wld|tfw|pgw|jgw)|index\.(geojson|csv))");
+    // .msk: a tile mask written beside the tile (rsi writes them inside; older runs and GDAL defaults
+    // did not), which GDAL would otherwise attach to a new tile of the same name.
+    static const std::regex earlier(R"(r\d+_c\d+\.(tif|png|jpg)(\.aux\.xml|\.msk)?|r\d+_c\d+\.(wld|tfw|pgw|jgw)|index\.(geojson|csv))");
     std::error_code ec;
     fs::remove_all(dir / "index.geojson.parts", ec);
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -408,6 +411,12 @@ private:
             throw Error(target + ": writing the tile failed: " + last_gdal_error());
         }
         if (mask) {
+            // Inside the GeoTIFF (GDAL's default is a .msk file beside it, which a copy by the index's
+            // file names loses and a later tile of the same name would inherit).
+            struct InternalMask {
+                InternalMask() { CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES"); }
+                ~InternalMask() { CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", nullptr); }
+            } internal_mask;
             if (ds->CreateMaskBand(GMF_PER_DATASET) != CE_None ||
                 ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, static_cast<int>(window.width), static_cast<int>(window.height),
                                                               const_cast<uint8_t*>(mask), static_cast<int>(window.width),

@@ -345,6 +345,18 @@ TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
     EXPECT_EQ(right.read_float({10, 5, 1, 1}, {2})[0], 200 + 42 + 5);  // the values themselves unchanged
     left.read_validity({0, 0, 32, 32}, {}, valid.data());
     EXPECT_EQ(std::count(valid.begin(), valid.end(), 0), 32 * 32);
+    // The mask is inside the tile (it was a .msk file beside it, lost by a copy of the listed files).
+    EXPECT_FALSE(fs::exists(dir / "out/r0_c1.tif.msk"));
+    // --overwrite removes an earlier run's .msk files: GDAL attached them to the new tiles of the same
+    // names (a 32 x 32 tile then took the old run's mask).
+    test::write_text_file(dir / "out/r0_c0.tif.msk", "left by an earlier run");
+    const std::string plain = dir / "plain.tif";
+    test::make_raster(plain, 64, 32, 2, GDT_UInt16, [](int b, int x, int y) { return 100 * b + x + y; });
+    o.input = plain;
+    o.overwrite = true;
+    export_tiles(o);
+    EXPECT_FALSE(fs::exists(dir / "out/r0_c0.tif.msk"));
+    EXPECT_EQ(RasterSource::open(dir / "out/r0_c0.tif").info().mask, MaskSource::none);
 }
 
 // JPEG tiles carry it too (GDAL's internal bitmask after the JPEG data).
