@@ -65,7 +65,8 @@ struct Mask {
     std::string projection;
 };
 
-Mask read_mask(const SubmissionItem& item, const std::map<int, int>& value_map) {
+// `background`: the mask value nodata becomes (the format's background class id before any shift).
+Mask read_mask(const SubmissionItem& item, const std::map<int, int>& value_map, uint8_t background) {
     DatasetPtr ds = open_raster(item.mask);
     Mask m;
     m.width = ds->GetRasterXSize();
@@ -90,7 +91,7 @@ Mask read_mask(const SubmissionItem& item, const std::map<int, int>& value_map) 
     for (size_t i = 0; i < raw.size(); ++i) {
         int v = raw[i];
         if (nodata_is_background && v == static_cast<int>(nodata)) {
-            m.values[i] = 0;
+            m.values[i] = background;
             continue;
         }
         if (!value_map.empty()) {
@@ -122,6 +123,12 @@ bool binary_format(const SubmissionOptions& o) {
         case SubmissionFormat::gaofen: return o.gaofen_track == "buildings";
     }
     return true;
+}
+
+// The mask id of the format's background: 0, but gaofen 2020-9class has none and takes "other" (id 8,
+// written as 9) for it, as the building model's background is mapped.
+uint8_t background_id(const SubmissionOptions& o) {
+    return o.format == SubmissionFormat::gaofen && o.gaofen_track != "buildings" ? 8 : 0;
 }
 
 // The largest class value the format takes from a mask (binary formats: 0/1/255 are checked apart).
@@ -424,14 +431,14 @@ RenderedImage render_image(const SubmissionOptions& o, const SubmissionItem& ite
             else remove_with_sidecars(path);
         };
         try {
-            m = read_mask({item.name, path}, o.value_map);
+            m = read_mask({item.name, path}, o.value_map, background_id(o));
         } catch (...) {
             remove_scratch();
             throw;
         }
         remove_scratch();
     } else {
-        m = read_mask(item, o.value_map);
+        m = read_mask(item, o.value_map, background_id(o));
     }
     check_mask(o, item, m);
     RenderedImage out;

@@ -473,6 +473,16 @@ TEST(Submission, NodataIsBackgroundInEveryFormat) {
     o.output = tmp / "plain.csv";
     write_submission(o);
     EXPECT_EQ(read_text(o.output), "plain.jpg\t1 4\n");
+    // Gaofen 2020-9class has no background class: nodata takes "other" (9), as the building model's
+    // background does; it was written as 1, road.
+    SubmissionOptions nine;
+    nine.format = SubmissionFormat::gaofen;
+    nine.gaofen_track = "2020-9class";
+    nine.items = {{"nd.tif", with_nodata}};
+    nine.output = tmp / "nine";
+    write_submission(nine);
+    const auto values = RasterSource::open(tmp / "nine/nd.png").read_float({0, 0, 4, 2}, {1});
+    EXPECT_EQ(values, (std::vector<float>{9, 9, 2, 2, 9, 9, 1, 1}));  // nodata 9; mask ids 1 and 0 -> 2 and 1
 }
 
 // Masks made by a model: its classes land on the format's by name; a class the format lacks is refused.
