@@ -57,7 +57,10 @@ std::string detect_mode(const Options& o) {
     }
     if (fs::is_directory(o.prediction)) return "objects";
     if (lower_extension(o.prediction) == ".csv") {
-        return first_line(o.prediction).find("PolygonWKT_Pix") != std::string::npos ? "objects" : "scene";
+        // A SpaceNet CSV: its header, or (the header is optional) a first entry with a WKT polygon.
+        const std::string line = first_line(o.prediction);
+        const bool spacenet = line.find("PolygonWKT_Pix") != std::string::npos || line.find("POLYGON") != std::string::npos;
+        return spacenet ? "objects" : "scene";
     }
     if (is_vector_dataset(o.prediction)) return "objects";
     return "pixel";

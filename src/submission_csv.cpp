@@ -1,5 +1,7 @@
 #include "src/submission_csv.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -12,6 +14,18 @@ namespace rsi {
 namespace {
 
 std::string at(const std::string& where, int64_t line) { return where + ":" + std::to_string(line); }
+
+// A SpaceNet entry (ImageId, BuildingId, WKT[, Confidence]) rather than a header.
+bool is_spacenet_row(const std::vector<std::string>& fields) {
+    if (fields.size() < 3 || fields.size() > 4 || fields[0].empty()) return false;
+    int64_t id = 0;
+    const std::string& building = fields[1];
+    const auto [end, ec] = std::from_chars(building.data(), building.data() + building.size(), id);
+    if (ec != std::errc() || end != building.data() + building.size()) return false;
+    std::string wkt = fields[2];
+    std::transform(wkt.begin(), wkt.end(), wkt.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return wkt.rfind("POLYGON", 0) == 0 || wkt.rfind("MULTIPOLYGON", 0) == 0;
+}
 
 }  // namespace
 
@@ -31,8 +45,15 @@ std::vector<TianchiEntry> read_tianchi_csv(std::istream& in, const std::string& 
 }
 
 std::vector<SpacenetEntry> read_spacenet_csv(std::istream& in, const std::string& where) {
-    const std::vector<CsvRow> rows = read_csv_rows(in, ',', where);
+    std::vector<CsvRow> rows = read_csv_rows(in, ',', where);
     if (rows.empty()) throw Error(where + ": empty file (expected the header ImageId,BuildingId,PolygonWKT_Pix)");
+    // The header is optional in submissions (the SpaceNet scorer reads files without it): a first row
+    // that is an entry (id, whole number, WKT) stands for ImageId,BuildingId,PolygonWKT_Pix[,Confidence].
+    if (is_spacenet_row(rows.front().fields)) {
+        CsvRow header{0, {"ImageId", "BuildingId", "PolygonWKT_Pix"}};
+        if (rows.front().fields.size() == 4) header.fields.push_back("Confidence");
+        rows.insert(rows.begin(), header);
+    }
     int image = -1, building = -1, wkt = -1, confidence = -1;
     const std::vector<std::string>& header = rows.front().fields;
     for (size_t c = 0; c < header.size(); ++c) {

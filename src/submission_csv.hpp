@@ -33,7 +33,8 @@ struct SpacenetEntry {
     int64_t line = 0;
 };
 
-// Header required (column order free); BuildingId an integer, Confidence a number when present.
+// Header optional: a first line that is an entry stands for ImageId,BuildingId,PolygonWKT_Pix[,Confidence]
+// in that order; with a header the column order is free. BuildingId an integer, Confidence a number.
 std::vector<SpacenetEntry> read_spacenet_csv(std::istream& in, const std::string& where);
 
 }  // namespace rsi

@@ -174,6 +174,11 @@ TEST(ContestCli, EvalScenesObjectsAndReport) {
     const auto oj = nlohmann::json::parse(o.out);
     EXPECT_EQ(oj["mode"], "objects");
     EXPECT_EQ(oj["true_positives"], 1);  // IoU 0.51 > 0.5
+    // ... and without the header, which submissions may leave out.
+    std::ofstream(dir / "bare.csv") << "a,1,\"POLYGON ((0 0,10 0,10 5.1,0 5.1,0 0))\",1\n";
+    const auto bare = run_rsi({"eval", dir / "bare.csv", dir / "truth.csv", "--json", "-q"});
+    ASSERT_EQ(bare.exit_code, 0) << bare.err;
+    EXPECT_EQ(nlohmann::json::parse(bare.out)["true_positives"], 1);
 }
 
 // The default building model on the real Atlanta chip, scored by object F1 against its footprints.

@@ -538,6 +538,19 @@ TEST(SubmissionCsv, MalformedFilesNameFileAndLine) {
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].image_id, "a,b");
     EXPECT_DOUBLE_EQ(rows[0].confidence, 0.25);
+    // Without the header (optional in submissions): the first line is an entry, columns in the usual order.
+    std::istringstream bare("AOI_2_Vegas_img1,1,\"POLYGON ((0 0,1 0,1 1,0 0))\",0.5\nAOI_2_Vegas_img2,-1,POLYGON EMPTY,1\n");
+    const auto entries = read_spacenet_csv(bare, "p.csv");
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0].image_id, "AOI_2_Vegas_img1");
+    EXPECT_EQ(entries[0].line, 1);
+    EXPECT_DOUBLE_EQ(entries[0].confidence, 0.5);
+    EXPECT_TRUE(entries[0].has_confidence);
+    EXPECT_EQ(entries[1].building_id, -1);
+    std::istringstream three("a,3,POLYGON EMPTY\n");
+    const auto plain = read_spacenet_csv(three, "p.csv");
+    ASSERT_EQ(plain.size(), 1u);
+    EXPECT_FALSE(plain[0].has_confidence);
 }
 
 TEST(Submission, ValidationCatchesForeignAndMissingFiles) {
