@@ -75,7 +75,10 @@ public:
             }
         }
         std::unique_ptr<OGRCoordinateTransformation> transform;
-        const OGRSpatialReference* srs = layer->GetSpatialRef();
+        // A local (engineering) CRS — "Undefined Cartesian SRS", which GeoPackages of pixel-coordinate
+        // polygons carry, `rsi vectorize` of a mask without georeferencing among them — locates nothing.
+        const OGRSpatialReference* layer_srs = layer->GetSpatialRef();
+        const OGRSpatialReference* srs = layer_srs && !layer_srs->IsLocal() ? layer_srs : nullptr;
         if (srs && !grid.crs_wkt.empty()) {
             target_.importFromWkt(grid.crs_wkt.c_str());
             target_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);

@@ -371,6 +371,31 @@ TEST(PixelEvaluation, TruthPolygonsRasterisedOntoPredictionGrid) {
     EXPECT_NEAR(r.metrics.kappa, 0.3077, 5e-5);
 }
 
+// Pixel-coordinate polygons in a GeoPackage carry a local "Undefined Cartesian SRS" (`rsi vectorize` of a
+// mask without georeferencing writes such files): scored against a raster without georeferencing, in
+// pixel coordinates. They were refused ("polygons have a CRS but ... is not georeferenced").
+TEST(PixelEvaluation, PixelCoordinatePolygonsWithALocalCrsScoreAPlainRaster) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return x < 2 && y < 2 ? 1 : 0; });
+    OGRSpatialReference local;
+    local.SetLocalCS("Undefined Cartesian SRS");
+    {
+        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create((tmp / "truth.gpkg").c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("truth", &local, wkbPolygon, nullptr);
+        OGRFeature f(layer->GetLayerDefn());
+        f.SetGeometry(rect(0, 0, 2, 2).get());  // pixels x < 2, y < 2 (y down, as the raster's rows)
+        ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+    }
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred.tif";
+    o.truth = tmp / "truth.gpkg";
+    const PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.matrix.at(1, 1), 4);
+    EXPECT_EQ(r.matrix.at(0, 0), 12);
+    EXPECT_EQ(r.matrix.at(0, 1) + r.matrix.at(1, 0), 0);
+}
+
 // --classes N with a value N or more in either raster: refused (those pixels would silently leave
 // every metric), unless the value is --ignore'd.
 TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
