@@ -1,6 +1,7 @@
 #include "src/scene_evaluation.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -60,12 +61,25 @@ std::map<std::string, std::pair<std::string, int64_t>> read_table(const std::str
     return out;
 }
 
+// Files beside the scenes that are not scenes: hidden files, GDAL's sidecars and world files, metadata.
+bool is_scene_file(const fs::path& file) {
+    const std::string name = file.filename().string();
+    if (name.empty() || name[0] == '.' || name == "Thumbs.db") return false;
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const char* suffix : {".aux.xml", ".xml", ".ovr", ".msk", ".prj", ".wld", ".tfw", ".pgw", ".jgw", ".j2w", ".txt", ".json"}) {
+        const std::string s(suffix);
+        if (lower.size() > s.size() && lower.compare(lower.size() - s.size(), s.size(), s) == 0) return false;
+    }
+    return true;
+}
+
 std::map<std::string, std::pair<std::string, int64_t>> read_class_folders(const std::string& dir) {
     std::map<std::string, std::pair<std::string, int64_t>> out;
     for (const auto& sub : fs::directory_iterator(dir)) {
         if (!sub.is_directory()) continue;
         for (const auto& file : fs::directory_iterator(sub.path())) {
-            if (!file.is_regular_file()) continue;
+            if (!file.is_regular_file() || !is_scene_file(file.path())) continue;
             const std::string key = item_key(file.path().string());
             if (!out.emplace(key, std::make_pair(sub.path().filename().string(), int64_t{0})).second) {
                 throw Error(dir + ": item '" + key + "' appears in two class folders");

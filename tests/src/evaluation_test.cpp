@@ -297,6 +297,10 @@ TEST(SceneEvaluation, WorkedExample) {
     for (const auto& [f, c] : std::vector<std::pair<std::string, std::string>>{{"x1", "a"}, {"x2", "a"}, {"x3", "b"}, {"x4", "b"}, {"x5", "c"}}) {
         write_text(tmp / ("folders/" + c + "/" + f + ".tif"), "");
     }
+    // GDAL's sidecars and hidden files beside the scenes are not scenes (an .aux.xml was "no prediction for 'x1.tif.aux'").
+    write_text(tmp / "folders/a/x1.tif.aux.xml", "<PAMDataset/>");
+    write_text(tmp / "folders/b/.DS_Store", "");
+    write_text(tmp / "folders/b/x3.tfw", "1\n0\n0\n-1\n0\n0\n");
     o.labels = tmp / "folders";
     EXPECT_NEAR(evaluate_scenes(o).metrics.kappa, 0.6875, 1e-12);
 
