@@ -496,8 +496,10 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const PixelWindow image_window{0, 0, info.width, info.height};
     const bool padded = !image_window.contains(grid.at(0, 0).window) ||
                         !image_window.contains(grid.at(grid.rows() - 1, grid.cols() - 1).window);
+    // NaN and infinities are no data in float bands, declared or not (as segment and scene take them).
+    const bool check_finite = may_hold_non_finite(info, bands);
     // Scaled tiles keep 0 for nodata and put valid pixels in 1..255 so they never collide with it.
-    const bool scaled_nodata = has_mask || padded;
+    const bool scaled_nodata = has_mask || padded || check_finite;
     const std::optional<double> out_nodata = scaling ? (scaled_nodata ? std::optional<double>(0) : std::nullopt) : source_nodata;
 
     Normalizer normalizer;
@@ -615,6 +617,16 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const bool mask_padding = mask_capable && padded;
     const bool need_validity = options.skip_empty || (scaling && scaled_nodata) || carry_mask || mask_padding;
     const size_t nb = bands.size();
+    // Pixels of an unscaled float tile that are not finite (the values themselves stay as they are).
+    const auto mark_non_finite = [&](const unsigned char* payload, int64_t pixels, uint8_t* validity) {
+        for (size_t b = 0; b < nb; ++b) {
+            for (int64_t i = 0; i < pixels; ++i) {
+                const double v = read_type == GDT_Float64 ? reinterpret_cast<const double*>(payload)[b * pixels + i]
+                                                          : reinterpret_cast<const float*>(payload)[b * pixels + i];
+                if (!std::isfinite(v)) validity[i] = 0;
+            }
+        }
+    };
     TileReader reader(source, grid, bands, read_type, edge, need_validity, options.memory_budget_mb * 1024 * 1024 / 2);
 
     // The reader (this thread) cuts tiles out of row strips; workers encode and write them, each
@@ -702,6 +714,8 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                 Job job{tile, acquire(static_cast<size_t>(w.area() * read_elem) * nb), {}};
                 if (need_validity) tile_valid.resize(static_cast<size_t>(w.area()));
                 reader.read(tile, job.payload.data(), need_validity ? tile_valid.data() : nullptr);
+                const bool float_payload = read_type == GDT_Float32 || read_type == GDT_Float64;
+                if (check_finite && need_validity && float_payload) mark_non_finite(job.payload.data(), w.area(), tile_valid.data());
                 report_progress(progress, static_cast<double>(finished.load() + result.tiles_skipped) / static_cast<double>(my_tiles),
                                 "tiles");
                 if (options.skip_empty && !any_valid(tile_valid.data(), w.area())) {

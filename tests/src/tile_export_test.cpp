@@ -1,6 +1,7 @@
 #include "src/tile_export.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -127,6 +128,38 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_DOUBLE_EQ(env.MaxX, 600000 + 100 * 2);
     EXPECT_DOUBLE_EQ(env.MinY, 5000000 - 70 * 2);
     EXPECT_EQ(edge->GetFieldAsInteger64("width"), 32);
+}
+
+// NaN is no data in a float image without a declared nodata (as segment and scene take it): all-NaN
+// tiles are skipped, and scaled tiles write it as 0 (nodata) with valid pixels in 1..255. Before, every
+// tile was written and NaN became 0 undeclared, like the darkest data.
+TEST(TileExport, NanIsNoDataInFloatImages) {
+    test::TempDir dir;
+    const std::string image = dir / "nan.tif";
+    test::make_raster(image, 64, 64, 1, GDT_Float32, [](int, int x, int y) { return y < 32 ? std::nan("") : 10.0 + x + y + (x == 40 && y == 40 ? std::nan("") : 0); });
+    const double gt[6] = {1000, 1, 0, 2000, 0, -1};
+    test::georeference(image, gt, 32633);
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "plain";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    o.skip_empty = true;
+    const TileExportResult plain = export_tiles(o);
+    EXPECT_EQ(plain.tiles_skipped, 2);  // the top row: all NaN
+    EXPECT_EQ(plain.tiles_written, 2);
+    EXPECT_TRUE(std::isnan(RasterSource::open(dir / "plain/r1_c1.tif").read_float({8, 8, 1, 1}, {1})[0]));  // values kept
+    o.output_dir = dir / "scaled";
+    o.scaling = parse_scaling("minmax");
+    o.format = "PNG";
+    const TileExportResult scaled = export_tiles(o);
+    EXPECT_EQ(scaled.tiles_written, 2);
+    const RasterSource tile = RasterSource::open(dir / "scaled/r1_c1.png");
+    ASSERT_TRUE(tile.info().bands[0].nodata.has_value());
+    EXPECT_EQ(*tile.info().bands[0].nodata, 0);
+    EXPECT_EQ(tile.read_float({8, 8, 1, 1}, {1})[0], 0);        // the NaN pixel (40, 40)
+    EXPECT_GE(tile.read_float({0, 0, 1, 1}, {1})[0], 1);        // data never 0
+    EXPECT_EQ(tile.read_float({31, 31, 1, 1}, {1})[0], 255);    // the maximum, 10 + 63 + 63
 }
 
 // An image smaller than one tile: scaled tiles keep 0 for the padding (nodata 0) and valid pixels in
