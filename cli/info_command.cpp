@@ -17,9 +17,12 @@ nlohmann::json to_json(const RasterSummary& s) {
         const BandInfo& band = i.bands[b];
         bands.push_back({{"band", b + 1},
                          {"data_type", GDALGetDataTypeName(band.data_type)},
-                         // JSON has no NaN: a NaN nodata is the string "nan" (null means none)
+                         // JSON has no NaN or infinity: those nodata values are the strings "nan", "inf" and
+                         // "-inf" (null means none; nlohmann writes a non-finite number as null)
                          {"nodata", !band.nodata ? nlohmann::json(nullptr)
-                                    : std::isnan(*band.nodata) ? nlohmann::json("nan") : nlohmann::json(*band.nodata)},
+                                    : std::isnan(*band.nodata) ? nlohmann::json("nan")
+                                    : std::isinf(*band.nodata) ? nlohmann::json(*band.nodata > 0 ? "inf" : "-inf")
+                                                               : nlohmann::json(*band.nodata)},
                          {"color_interpretation", band.color_interpretation},
                          {"description", band.description},
                          {"block_size", {band.block_width, band.block_height}}});

@@ -1,6 +1,8 @@
 // The rsi binary as users and scripts see it: exit codes, JSON on stdout, one-line errors on
 // stderr, and no partial output after a failure.
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -103,6 +105,25 @@ TEST(Cli, InfoJsonIsOneParsableObject) {
     EXPECT_EQ(j["tiling"]["tiles"], 6);
     EXPECT_NEAR(j["tiling"]["overlap_factor"].get<double>(), 6.0 * 128 * 128 / (300.0 * 200.0), 1e-12);
     EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+// JSON has no NaN or infinity: such nodata values are strings, never null (which means "none").
+TEST(Cli, InfoJsonNamesNonFiniteNodata) {
+    test::TempDir dir;
+    int k = 0;
+    const double inf = std::numeric_limits<double>::infinity();
+    for (const auto& [nodata, value] : std::vector<std::pair<double, std::string>>{{inf, "inf"}, {-inf, "-inf"}, {std::nan(""), "nan"}}) {
+        const std::string path = dir / ("f" + std::to_string(k++) + ".tif");
+        test::make_raster(path, 8, 8, 1, GDT_Float32, [](int, int x, int) { return x; });
+        {
+            DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+            ASSERT_TRUE(ds);
+            ds->GetRasterBand(1)->SetNoDataValue(nodata);
+        }
+        const auto r = run_rsi({"info", path, "--json"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(nlohmann::json::parse(r.out)["bands"][0]["nodata"], value) << r.out;
+    }
 }
 
 // The text report explains a large overlap factor that comes from a padded tile, not from overlap.
