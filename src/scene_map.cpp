@@ -254,7 +254,14 @@ public:
         classes.nodata = kNodataClass;
         classes.band_descriptions = {"class"};
         classes.overwrite = options.overwrite;
-        georeference_like(classes, info, offset_, offset_y_, static_cast<double>(grid_.stride_x()), static_cast<double>(grid_.stride_y()));
+        // An image without georeferencing: the lattice still says where its cells lie, in the image's
+        // pixel coordinates (x right, y down), the frame of the CSV and the grid layer.
+        RasterInfo frame = info;
+        if (!frame.has_geotransform) {
+            frame.geotransform = {0, 1, 0, 0, 0, 1};
+            frame.has_geotransform = true;
+        }
+        georeference_like(classes, frame, offset_, offset_y_, static_cast<double>(grid_.stride_x()), static_cast<double>(grid_.stride_y()));
         class_writer_ = std::make_unique<RasterWriter>(classes);
         class_writer_->set_classes(rollup.classes);
         if (!options.probabilities.empty()) {

@@ -1,6 +1,7 @@
 #include "src/scene_map.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -151,6 +152,29 @@ TEST(SceneMap, AnOutputWrittenMeanwhileLeavesNoneOfTheRunsOutputs) {
 // A class's km² is the ground of its lattice cells inside the image: windows of the last row and column
 // reach past the edge (constant padding), and their cells count only the part inside, so the classes
 // add up to the image's area, not more (whole cells made 7 x 4 x 16² px of a 100 x 60 px image).
+// Without georeferencing the lattice is placed in the image's pixel coordinates (x right, y down), the
+// frame of the CSV's window centres; it had no geotransform, so it lay at 0..cols over the image.
+TEST(SceneMap, LatticeOfAnImageWithoutGeoreferencingIsInPixelCoordinates) {
+    test::TempDir dir;
+    const std::string path = dir / "plain.tif";
+    test::make_raster(path, 100, 60, 4, GDT_Byte, [](int b, int x, int y) { return (x * 7 + y * 3 * b) % 255 + 1; });
+    SceneOptions o = options_for(path, dir / "classes.tif");
+    o.stride = 8;
+    o.csv = dir / "windows.csv";
+    const SceneResult r = map_scenes(scene_model(), o);
+    const RasterSource out = RasterSource::open(o.output);
+    ASSERT_TRUE(out.info().has_geotransform);
+    EXPECT_EQ(out.info().geotransform, (std::array<double, 6>{4, 8, 0, 4, 0, 8}));
+    EXPECT_TRUE(out.info().crs_wkt.empty());
+    // The CSV's first window (pixels 0..16) is centred on (8, 8): lattice pixel (0, 0)'s centre.
+    std::ifstream csv(o.csv);
+    std::string header, first;
+    std::getline(csv, header);
+    std::getline(csv, first);
+    EXPECT_EQ(first.rfind("r0_c0,0,0,0,0,16,16,8,8,", 0), 0u) << first;
+    EXPECT_EQ(r.cols, 12);
+}
+
 // Pixels of a geographic image at 60 N are half as wide as they are tall on the ground: the window
 // (and stride) are square on the ground, so twice as many pixels wide as tall, and the lattice pixel is
 // stride_x x stride_y image pixels. (Before, windows were square in pixels: half as wide on the ground.)
