@@ -114,6 +114,14 @@ std::string derived(const std::string& dir, const std::string& input, const std:
     return (fs::path(dir) / (fs::path(input).stem().string() + suffix)).lexically_normal().string();
 }
 
+// The polygon format --vector names: its extension, or the name itself when it is only one
+// (".geojson", a natural way to ask for the format with --output-dir, has no extension to std::filesystem).
+std::string vector_extension(const std::string& name) {
+    const std::string file = fs::path(name).filename().string();
+    if (file.size() > 1 && file[0] == '.' && file.find('.', 1) == std::string::npos) return file;
+    return fs::path(name).extension().string();
+}
+
 // The files one input writes: as given (-o), or named after the input in --output-dir; empty where
 // not asked for.
 struct ImageOutputs {
@@ -123,7 +131,7 @@ ImageOutputs image_outputs(const SegmentationCli& o, const std::string& input) {
     if (o.output_dir.empty()) return {o.output, o.probabilities, o.vector, o.preview};
     ImageOutputs out{derived(o.output_dir, input, ".tif"), "", "", ""};
     if (!o.probabilities.empty()) out.probabilities = derived(o.output_dir, input, "_probabilities.tif");
-    if (!o.vector.empty()) out.vector = derived(o.output_dir, input, fs::path(o.vector).extension().string());
+    if (!o.vector.empty()) out.vector = derived(o.output_dir, input, vector_extension(o.vector));
     if (!o.preview.empty()) out.preview = derived(o.output_dir, input, "_preview.png");
     return out;
 }
@@ -135,7 +143,7 @@ nlohmann::json asked_options(const SegmentationCli& o) {
             {"blend", o.blend}, {"tta", o.tta}, {"bands", o.bands}, {"resample", o.resample}, {"precision", o.model.precision},
             {"min_confidence", o.min_confidence}, {"probabilities", !o.probabilities.empty()},
             {"probability_format", o.probability_format}, {"probability_class", o.probability_class},
-            {"uncertainty", o.uncertainty}, {"vector", fs::path(o.vector).extension().string()}, {"min_area_m2", o.min_area},
+            {"uncertainty", o.uncertainty}, {"vector", vector_extension(o.vector)}, {"min_area_m2", o.min_area},
             {"simplify_m", o.simplify}, {"regularize", o.regularize}, {"keep_crs", o.keep_crs}, {"format", o.format},
             {"creation_options", o.creation_options},
             // Metadata given on the command line changes what the model is fed (a resume with other
@@ -218,7 +226,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         };
         note_unused_name("--probabilities", o.probabilities, named.probabilities, "<input>_probabilities.tif");
         note_unused_name("--preview", o.preview, named.preview, "<input>_preview.png");
-        note_unused_name("--vector", o.vector, named.vector, "<input> with this extension");
+        const bool format_only = vector_extension(o.vector) == fs::path(o.vector).filename().string();  // ".geojson"
+        if (!format_only) note_unused_name("--vector", o.vector, named.vector, "<input> with this extension");
     }
     if (!o.output_dir.empty() && inputs.size() > 1) {
         // --output-dir names outputs after each input's file name: two inputs of one name (in other

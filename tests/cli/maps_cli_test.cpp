@@ -85,6 +85,12 @@ TEST(MapsCli, OutputDirSaysWhereNamedOutputsGo) {
                                 "--probabilities", "p.tif", "-q"});
     ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
     EXPECT_EQ(quiet.err, "");
+    // "--vector .geojson" names the format alone (it was "unknown vector format '(no extension)'").
+    const auto format = run_rsi({"segment", a, "--output-dir", dir / "out4", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                                 "--vector", ".geojson", "--no-manifest"});
+    ASSERT_EQ(format.exit_code, 0) << format.err;
+    EXPECT_TRUE(fs::exists(dir / "out4/a.geojson"));
+    EXPECT_EQ(format.err.find("warning"), std::string::npos) << format.err;
 }
 
 TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
