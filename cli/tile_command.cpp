@@ -98,6 +98,9 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
         const TileExportResult r = export_tiles(o, context.progress(bar));
         bar.finish();
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (!context.common.quiet) {
+            for (const auto& w : r.warnings) std::cerr << "rsi tile: warning: " << w << "\n";
+        }
         if (o.shard) {
             const nlohmann::json summary{{"input", o.input}, {"output_dir", o.output_dir}, {"shard", {o.shard->index, o.shard->count}},
                                          {"shard_source", shard_source}, {"rows", {r.first_row, r.end_row}},
@@ -128,6 +131,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
                         {"index_csv", r.index_csv},
                         {"tiles_resumed", r.tiles_resumed},
                         {"tile_writer", r.tile_writer},
+                        {"warnings", r.warnings},
                         {"seconds", seconds}});
         } else if (!context.common.quiet) {
             std::cout << "wrote " << r.tiles_written << " of " << r.tiles_total << " tiles (" << r.rows << " x "

@@ -517,6 +517,17 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     }
 
     TileExportResult result;
+    if (!info.georeferenced()) {
+        // GeoJSON without a "crs" member is WGS84 to every reader: pixel-coordinate footprints there
+        // are read as degrees near (0, 0).
+        const std::string frame = info.gcp_count > 0 && !info.has_geotransform
+                                      ? "has " + std::to_string(info.gcp_count) + " ground control points but no geotransform"
+                                      : std::string("is not georeferenced");
+        result.warnings.push_back(options.input + " " + frame +
+                                  ": the tiles and the index footprints are in pixel coordinates (x right, y down), which GIS "
+                                  "readers of the GeoJSON index take for WGS84 degrees; use the CSV index, or warp the image "
+                                  "first (gdalwarp)");
+    }
     result.rows = grid.rows();
     result.cols = grid.cols();
     result.tiles_total = grid.count();

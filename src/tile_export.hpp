@@ -54,6 +54,7 @@ struct TileExportResult {
     // "geotiff-template": GeoTIFF tiles written from a checked template (geotiff_tile_template.hpp);
     // "gdal": every tile created through its GDAL driver (other formats, -co options, self-check failed).
     std::string tile_writer;
+    std::vector<std::string> warnings;  // e.g. an image without georeferencing (pixel-coordinate index)
 };
 
 TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn& progress = {});

@@ -81,6 +81,7 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_EQ(r.rows, 3);  // 0,24,48
     EXPECT_EQ(r.tiles_written, 12);
     EXPECT_EQ(r.data_type, "UInt16");
+    EXPECT_TRUE(r.warnings.empty());
     const RasterSource tile = RasterSource::open(f.dir / "tiles/r1_c2.tif");
     EXPECT_EQ(tile.info().width, 32);
     EXPECT_EQ(tile.info().band_count(), 3);
@@ -128,6 +129,24 @@ TEST(TileExport, TilesCarryTheirGeoreferencingAndPixels) {
     EXPECT_DOUBLE_EQ(env.MaxX, 600000 + 100 * 2);
     EXPECT_DOUBLE_EQ(env.MinY, 5000000 - 70 * 2);
     EXPECT_EQ(edge->GetFieldAsInteger64("width"), 32);
+}
+
+// An image without georeferencing: its index footprints are pixel coordinates, which a GeoJSON reader
+// takes for WGS84 degrees; the result says so (it was silent).
+TEST(TileExport, AnImageWithoutGeoreferencingIsNamedInAWarning) {
+    test::TempDir dir;
+    const std::string image = dir / "plain.tif";
+    test::make_raster(image, 64, 32, 1, GDT_Byte, [](int, int x, int y) { return x + y; });
+    TileExportOptions o;
+    o.input = image;
+    o.output_dir = dir / "out";
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    const TileExportResult r = export_tiles(o);
+    EXPECT_EQ(r.tiles_written, 2);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_EQ(r.warnings[0].rfind(image + " is not georeferenced: the tiles and the index footprints are in pixel coordinates", 0), 0u)
+        << r.warnings[0];
 }
 
 // NaN is no data in a float image without a declared nodata (as segment and scene take it): all-NaN
