@@ -30,7 +30,7 @@ struct Options {
     std::string id_column, class_column, size = "512x512";
     int classes = 0, ignore = -1;
     double iou = 0.5, min_area = -1;
-    bool tianchi = false, overwrite = false;
+    bool tianchi = false, overwrite = false, pixel_coordinates = false;
 };
 
 std::string lower_extension(const std::string& path) {
@@ -191,6 +191,7 @@ int run_objects(const Options& o, CommandContext& context) {
     e.confidence_field = o.confidence_field;
     e.class_field = o.class_field;
     e.truth_class_field = o.truth_class_field;
+    e.pixel_coordinates = o.pixel_coordinates;
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const ObjectEvaluation r = evaluate_objects(e, context.progress(bar));
     bar.finish();
@@ -345,6 +346,8 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--confidence-field", o->confidence_field, "Objects: prediction attribute ordering proposals (default: confidence)");
     sub->add_option("--iou", o->iou, "Objects: a match needs IoU strictly greater than this (SpaceNet/solaris)")->capture_default_str()->check(finite_range(0.0, 1.0));
     sub->add_option("--min-area", o->min_area, "Objects: drop smaller polygons (px² for pixel coordinates, default 20; m² otherwise, default 0)")->check(finite_range(0.0, 1e12));
+    sub->add_flag("--pixel-coordinates", o->pixel_coordinates,
+                  "Objects: the polygons are pixel coordinates whatever CRS the files name (GeoJSON without a crs names WGS84)");
     sub->add_option("--id-column", o->id_column, "Scenes: item id column (default: image, name, file, path, id or window_id)");
     sub->add_option("--class-column", o->class_column, "Scenes: class column (default: class, label, prediction or predicted)");
     sub->add_option("--report", o->report, "Also write an HTML report with the confusion matrix drawn");

@@ -137,15 +137,29 @@ struct Frame {
 
 // A layer's CRS, or null when it has none or only a local one ("Undefined cartesian SRS": the pixel
 // coordinates rsi vectorize writes into a GeoPackage for a mask without georeferencing).
-const OGRSpatialReference* located_srs(OGRLayer& layer) {
-    const OGRSpatialReference* srs = layer.GetSpatialRef();
-    return srs && !srs->IsLocal() ? srs : nullptr;
+// Whether a geographic layer's coordinates cannot be degrees: beyond ±180 of longitude or ±90 of
+// latitude (in the layer's data axis order): pixel coordinates in a file that names WGS84.
+bool beyond_degrees(OGRLayer& layer, const OGRSpatialReference& srs) {
+    if (!srs.IsGeographic()) return false;
+    OGREnvelope e;
+    if (layer.GetExtent(&e, TRUE) != OGRERR_NONE) return false;
+    const std::vector<int> mapping = srs.GetDataAxisToSRSAxisMapping();
+    const bool longitude_first = mapping.size() >= 2 ? mapping[0] == 2 : true;  // EPSG:4326 names latitude first
+    const double x = std::max(std::abs(e.MinX), std::abs(e.MaxX)), y = std::max(std::abs(e.MinY), std::abs(e.MaxY));
+    return longitude_first ? (x > 180 || y > 90) : (x > 90 || y > 180);
 }
 
-Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_path) {
+// The CRS that locates a layer on the globe, or nullptr for pixel coordinates.
+const OGRSpatialReference* located_srs(OGRLayer& layer, bool pixel_coordinates) {
+    const OGRSpatialReference* srs = layer.GetSpatialRef();
+    if (pixel_coordinates || !srs || srs->IsLocal() || beyond_degrees(layer, *srs)) return nullptr;
+    return srs;
+}
+
+Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_path, bool pixel_coordinates) {
     Frame frame;
-    const OGRSpatialReference* srs = located_srs(truth);
-    if (!srs) srs = located_srs(prediction);
+    const OGRSpatialReference* srs = located_srs(truth, pixel_coordinates);
+    if (!srs) srs = located_srs(prediction, pixel_coordinates);
     if (!srs) return frame;
     // A UTM zone's areas are metres squared to within 0.1 %; other projected CRSs can be far off
     // (Web Mercator inflates areas by 1/cos² of the latitude: 4x at 60°, so a --min-area of 100 m²
@@ -176,9 +190,9 @@ Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_
 }
 
 std::vector<ObjectPolygon> read_layer(OGRLayer& layer, const std::string& path, const Frame& frame,
-                                      const std::string& confidence_field, const std::string& class_field) {
+                                      const std::string& confidence_field, const std::string& class_field, bool pixel_coordinates) {
     std::unique_ptr<OGRCoordinateTransformation> transform;
-    const OGRSpatialReference* srs = located_srs(layer);
+    const OGRSpatialReference* srs = located_srs(layer, pixel_coordinates);
     if (frame.srs && srs && !srs->IsSame(frame.srs.get())) {
         // The layer's SRS carries its data axis order (longitude first for GeoJSON), which the
         // transformation honours.
@@ -313,7 +327,15 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
             DatasetPtr prediction_ds = pairs[i].first.empty() ? nullptr : open_vector(pairs[i].first);
             OGRLayer* truth_layer = truth_ds ? truth_ds->GetLayer(0) : prediction_ds->GetLayer(0);
             OGRLayer* prediction_layer = prediction_ds ? prediction_ds->GetLayer(0) : truth_layer;
-            const Frame frame = frame_for(*truth_layer, *prediction_layer, truth_ds ? pairs[i].second : pairs[i].first);
+            const Frame frame = frame_for(*truth_layer, *prediction_layer, truth_ds ? pairs[i].second : pairs[i].first,
+                                          options.pixel_coordinates);
+            for (const auto& [layer, path] : {std::pair{truth_layer, pairs[i].second}, std::pair{prediction_layer, pairs[i].first}}) {
+                const OGRSpatialReference* named = layer->GetSpatialRef();
+                if (!options.pixel_coordinates && !path.empty() && named && !named->IsLocal() && beyond_degrees(*layer, *named)) {
+                    result.warnings.push_back(path + ": names a geographic CRS but its coordinates go beyond ±180 / ±90: taken as "
+                                              "pixel coordinates");
+                }
+            }
             if (frame.srs) pixel_frame = false;
             frames.insert(frame.name);
             ImageInput& image = images[names[i]];
@@ -325,7 +347,7 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
                     class_field = find_field(defn, truth_class_field, {});
                     if (class_field.empty()) throw usage_error(pairs[i].second + ": has no field '" + truth_class_field + "'");
                 }
-                image.truth = read_layer(*truth_layer, pairs[i].second, frame, "", class_field);
+                image.truth = read_layer(*truth_layer, pairs[i].second, frame, "", class_field, options.pixel_coordinates);
             }
             if (prediction_ds) {
                 OGRFeatureDefn& defn = *prediction_layer->GetLayerDefn();
@@ -338,7 +360,7 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
                     class_field = find_field(defn, options.class_field, {});
                     if (class_field.empty()) throw usage_error(pairs[i].first + ": has no field '" + options.class_field + "'");
                 }
-                image.proposals = read_layer(*prediction_layer, pairs[i].first, frame, confidence, class_field);
+                image.proposals = read_layer(*prediction_layer, pairs[i].first, frame, confidence, class_field, options.pixel_coordinates);
             }
             report_progress(progress, 0.5 * static_cast<double>(i + 1) / static_cast<double>(pairs.size()), "reading");
         }

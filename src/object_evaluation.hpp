@@ -61,6 +61,11 @@ struct ObjectEvaluationOptions {
     std::string confidence_field;        // default: "confidence"/"Confidence"/"score" when present
     std::string class_field;             // prediction attribute for class-aware matching (empty: off)
     std::string truth_class_field;       // default: class_field
+    // Polygons are pixel coordinates whatever CRS their files name (a GeoJSON without a "crs" member
+    // names WGS84: `rsi vectorize --keep-crs` of a mask without georeferencing writes such files).
+    // Without it, a geographic layer whose coordinates cannot be degrees (beyond ±180 / ±90) is taken
+    // as pixel coordinates too, with a warning.
+    bool pixel_coordinates = false;
 };
 
 struct ImageObjectScore {

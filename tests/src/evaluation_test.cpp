@@ -149,6 +149,52 @@ TEST(ObjectF1, SpacenetCsvsSumOverImages) {
     EXPECT_EQ(r.images[0].proposals_below_min_area, 1);
 }
 
+// GeoJSON of pixel coordinates (`rsi vectorize --keep-crs` of a mask without georeferencing): the file
+// names no CRS, which GeoJSON readers take for WGS84. --pixel-coordinates scores it in pixels (min area
+// 20 px²); coordinates that cannot be degrees are taken as pixels without it, with a warning. Before,
+// the squares were matched as degrees (min area 0 m²), and rows below 90 failed to transform.
+TEST(ObjectF1, PixelCoordinateGeoJsonIsScoredInPixels) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    const auto write = [&](const std::string& path, const std::vector<std::unique_ptr<OGRGeometry>>& shapes) {
+        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GeoJSON")->Create(path.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        OGRLayer* layer = ds->CreateLayer("polygons", nullptr, wkbPolygon, nullptr);
+        for (const auto& g : shapes) {
+            OGRFeature f(layer->GetLayerDefn());
+            f.SetGeometry(g.get());
+            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+        }
+    };
+    std::vector<std::unique_ptr<OGRGeometry>> truth, prediction;
+    truth.push_back(rect(10, 10, 20, 20));
+    truth.push_back(rect(40, 40, 44, 44));  // 16 px²: under the pixel default of 20
+    prediction.push_back(rect(10, 10, 20, 20));
+    write(tmp / "truth.geojson", truth);
+    write(tmp / "prediction.geojson", prediction);
+    ObjectEvaluationOptions o;
+    o.prediction = tmp / "prediction.geojson";
+    o.truth = tmp / "truth.geojson";
+    o.pixel_coordinates = true;
+    const ObjectEvaluation r = evaluate_objects(o);
+    EXPECT_EQ(r.frame, "pixel");
+    EXPECT_DOUBLE_EQ(r.min_area, 20.0);
+    EXPECT_EQ(r.total.true_positive, 1);
+    EXPECT_EQ(r.total.false_negative, 0);
+    EXPECT_DOUBLE_EQ(r.total.f1(), 1.0);
+    // Rows 100..110: not latitudes, so pixel coordinates even without the option.
+    std::vector<std::unique_ptr<OGRGeometry>> low;
+    low.push_back(rect(10, 100, 20, 110));
+    write(tmp / "low.geojson", low);
+    o.prediction = o.truth = tmp / "low.geojson";
+    o.pixel_coordinates = false;
+    const ObjectEvaluation auto_pixels = evaluate_objects(o);
+    EXPECT_EQ(auto_pixels.frame, "pixel");
+    EXPECT_EQ(auto_pixels.total.true_positive, 1);
+    ASSERT_FALSE(auto_pixels.warnings.empty());
+    EXPECT_NE(auto_pixels.warnings[0].find("low.geojson: names a geographic CRS but its coordinates go beyond"), std::string::npos)
+        << auto_pixels.warnings[0];
+}
+
 // Vector files in different CRSs are matched in a projected frame: a UTM truth square against the
 // same square given in WGS84 degrees is a perfect match.
 TEST(ObjectF1, FilesInDifferentCrsAreMatchedInProjectedFrame) {
