@@ -69,6 +69,14 @@ void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, 
         if (!problem.empty()) problems += (problems.empty() ? "" : ", ") + problem + " but fills the model's " + channel + " channel";
     }
     if (!problems.empty()) warn(problems + " (choose the bands with --bands)");
+    // A palette band holds colour-table indices: the model would see index numbers as intensities.
+    for (int b : bands) {
+        if (info.bands[static_cast<size_t>(b - 1)].color_interpretation == "Palette") {
+            warn("band " + std::to_string(b) + " holds colour-table indices, not intensities: expand the palette first "
+                 "(gdal_translate -expand rgb IN OUT)");
+            break;
+        }
+    }
 }
 
 }  // namespace

@@ -337,6 +337,23 @@ TEST_F(BadInput, BandsDeclaredAsOtherColoursOrAlphaAreFlagged) {
     r = run_rsi(run_args({"--bands", "1,2,4", "--json"}, bgr));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("band 4 is an alpha band but fills the model's b3 channel"), std::string::npos) << r.out;
+    // A palette band: its colour-table indices would pass for intensities (silently, before).
+    const std::string palette = dir / "palette.tif";
+    test::make_raster(palette, 64, 64, 1, GDT_Byte, [](int, int x, int y) { return (x + y) % 4; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(palette.c_str(), GA_Update)));
+        GDALColorTable table;
+        for (int i = 0; i < 4; ++i) {
+            const GDALColorEntry entry{static_cast<short>(60 * i), static_cast<short>(200 - 40 * i), 90, 255};
+            table.SetColorEntry(i, &entry);
+        }
+        ds->GetRasterBand(1)->SetColorTable(&table);
+        ds->GetRasterBand(1)->SetColorInterpretation(GCI_PaletteIndex);
+    }
+    test::georeference(palette, gt, 32633);
+    r = run_rsi({"segment", palette, "-o", dir / "palette_mask.tif", "-m", "buildings", "--json", "-q", "--no-manifest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("band 1 holds colour-table indices, not intensities: expand the palette first"), std::string::npos) << r.out;
 }
 
 // A 10^6 x 10^6 VRT: planned and streamed, never allocated. `info` plans it; `buildings` starts
