@@ -302,10 +302,18 @@ std::vector<SubmissionItem> sorted_items(const SubmissionOptions& o) {
     std::vector<SubmissionItem> items = o.items;
     std::sort(items.begin(), items.end(), [](const SubmissionItem& a, const SubmissionItem& b) { return a.name < b.name; });
     std::set<std::string> names;
+    std::map<std::string, std::string> image_ids;  // SpaceNet ImageId -> the image that has it
     for (const SubmissionItem& item : items) {
         if (item.name.empty()) throw usage_error(std::string(to_string(o.format)) + ": an image without a name");
         for (const std::string& file : submission_file_names(o, item.name)) {
             if (!names.insert(file).second) throw usage_error(item.name + ": two images map to the same output name " + file);
+        }
+        if (o.format == SubmissionFormat::spacenet) {
+            const auto [it, fresh] = image_ids.emplace(spacenet_image_id(item.name), item.name);
+            if (!fresh) {
+                throw usage_error(it->second + " and " + item.name + " have the same SpaceNet ImageId " + it->first +
+                                  " (the name from its AOI_ on): submit one of them");
+            }
         }
     }
     return items;

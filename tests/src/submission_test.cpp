@@ -326,6 +326,14 @@ TEST(Submission, SpacenetImageIdsStartAtTheAoi) {
     EXPECT_NE(csv.find("\nplain_name,1,"), std::string::npos) << csv;
     EXPECT_NE(csv.find("\nMAOI_x,1,"), std::string::npos) << csv;  // "AOI_" inside a word is not the area
     EXPECT_EQ(csv.find("RGB-PanSharpen"), std::string::npos) << csv;
+    // Two images of one ImageId (the RGB and MUL products of one chip) are refused by name, before any
+    // work (the error was "BuildingId repeats within AOI_2_Vegas_img7" from the validation).
+    o.items = {{"RGB-PanSharpen_AOI_2_Vegas_img7.tif", m}, {"MUL-PanSharpen_AOI_2_Vegas_img7.tif", m}};
+    o.output = tmp / "twice.csv";
+    rsi::test::expect_error([&] { write_submission(o); }, ErrorKind::usage,
+                            "MUL-PanSharpen_AOI_2_Vegas_img7.tif and RGB-PanSharpen_AOI_2_Vegas_img7.tif have the same SpaceNet ImageId "
+                            "AOI_2_Vegas_img7");
+    EXPECT_FALSE(std::filesystem::exists(o.output));
 }
 
 TEST(Submission, ImageFormatsMatchGolden) {
