@@ -284,7 +284,9 @@ TEST(MapsCli, MergeAsVrtWritesItsManifestBesideTheVrt) {
             ASSERT_EQ(r.exit_code, 0) << r.err;
         }
     }
-    const auto vrt = run_rsi({"merge", dir / "b.tif.parts", "--vrt", "-q"});
+    // Run where the parts are, as the help's example: the bare VRT name failed ("the VRT names its
+    // strips 0 times"), since the strips were given to GDAL as "./…" and kept so.
+    const auto vrt = run_rsi({"merge", "b.tif.parts", "--vrt", "-q"}, "cd " + test::shell_quote(dir.str()));
     ASSERT_EQ(vrt.exit_code, 0) << vrt.err;
     const auto manifest = nlohmann::json::parse(test::slurp(dir / "b.vrt.manifest.json"));
     EXPECT_EQ(manifest["outputs"], (nlohmann::json{"b.vrt"}));
@@ -294,6 +296,14 @@ TEST(MapsCli, MergeAsVrtWritesItsManifestBesideTheVrt) {
     ASSERT_EQ(plain.exit_code, 0) << plain.err;
     EXPECT_TRUE(fs::exists(dir / "c.tif"));
     EXPECT_FALSE(fs::exists(dir / "c.tif.manifest.json"));
+    // The VRT reads back as the mosaic the plain merge wrote, also after VRT and strips moved together.
+    fs::create_directories(dir / "moved");
+    fs::rename(dir / "b.vrt", dir / "moved/b.vrt");
+    fs::rename(dir / "b_strips", dir / "moved/b_strips");
+    const RasterSource mosaic = RasterSource::open(dir / "moved/b.vrt"), single = RasterSource::open(dir / "c.tif");
+    ASSERT_EQ(mosaic.info().width, single.info().width);
+    EXPECT_EQ(mosaic.read_float({0, 0, mosaic.info().width, mosaic.info().height}, {1}),
+              single.read_float({0, 0, single.info().width, single.info().height}, {1}));
 }
 
 // A 600 x 400 image of noise, noisy.tif: its preview PNG is large (what a file-size limit stops first).
