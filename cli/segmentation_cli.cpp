@@ -309,44 +309,53 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         options.output = outputs.mask;
         options.probabilities = outputs.probabilities;
         std::string vector_path = outputs.vector;
-        if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
-            // Outputs are renamed into place only when complete: an existing one is finished work, if
-            // its manifest shows this input, model and options.
-            if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, o); !why.empty()) {
-                throw usage_error(options.output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
-                                  "use --overwrite to make it again)");
-            }
-            if (!context.common.quiet) std::cerr << "rsi " << command << ": " << options.output << " is done, skipped (--resume)\n";
-            summaries.push_back({{"input", inputs[i]}, {"output", options.output}, {"skipped", "done before (--resume)"}});
-            continue;
-        }
-        // Polygons carry their mean probability: they need a probability raster whose band c+1 is
-        // class c (or one band for the preset's class). Without one from the user, a temporary one.
-        if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0 || o.regularize)) {
-            // Refused before the model runs, not after the mask is written.
-            if (!RasterSource::open(inputs[i]).info().georeferenced()) {
-                throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area, --simplify and "
-                                  "--regularize (in metres) cannot apply; drop them or georeference the image");
-            }
-        }
-        if (!vector_path.empty() && !o.keep_crs && is_geojson_output(vector_path) &&
-            !RasterSource::open(inputs[i]).info().georeferenced()) {
-            // Refused before the model runs (it was refused after it, naming the mask's temporary file).
-            throw usage_error(inputs[i] + ": is not georeferenced, and GeoJSON is written in WGS84 (RFC 7946); "
-                              "give --keep-crs to write pixel coordinates, or another --vector format");
-        }
         const std::string& preview_path = outputs.preview;
-        // Every output of this image is checked before the model runs: a run that could not write its
-        // polygons, preview or manifest must not leave (or replace) a mask first.
         const std::string manifest_path = o.no_manifest || shard_one_image ? std::string() : options.output + ".manifest.json";
-        if (!shard_one_image) {
-            // An output that is the input (or another output) first: that, not "already exists", is the problem.
-            check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path, manifest_path}, {inputs[i]});
-            check_output_path(options.output, o.overwrite);
-            if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
-            if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
-            if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
-            if (!manifest_path.empty()) check_output_path(manifest_path, o.overwrite);  // an output too
+        // This input's checks, before the model runs: with --keep-going an input failing them is reported
+        // and passed over like one failing later (an unreadable input ended the whole batch here).
+        try {
+            if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
+                // Outputs are renamed into place only when complete: an existing one is finished work, if
+                // its manifest shows this input, model and options.
+                if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, o); !why.empty()) {
+                    throw usage_error(options.output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
+                                      "use --overwrite to make it again)");
+                }
+                if (!context.common.quiet) std::cerr << "rsi " << command << ": " << options.output << " is done, skipped (--resume)\n";
+                summaries.push_back({{"input", inputs[i]}, {"output", options.output}, {"skipped", "done before (--resume)"}});
+                continue;
+            }
+            // Polygons carry their mean probability: they need a probability raster whose band c+1 is
+            // class c (or one band for the preset's class). Without one from the user, a temporary one.
+            if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0 || o.regularize)) {
+                // Refused before the model runs, not after the mask is written.
+                if (!RasterSource::open(inputs[i]).info().georeferenced()) {
+                    throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area, --simplify and "
+                                      "--regularize (in metres) cannot apply; drop them or georeference the image");
+                }
+            }
+            if (!vector_path.empty() && !o.keep_crs && is_geojson_output(vector_path) &&
+                !RasterSource::open(inputs[i]).info().georeferenced()) {
+                // Refused before the model runs (it was refused after it, naming the mask's temporary file).
+                throw usage_error(inputs[i] + ": is not georeferenced, and GeoJSON is written in WGS84 (RFC 7946); "
+                                  "give --keep-crs to write pixel coordinates, or another --vector format");
+            }
+            // Every output of this image is checked before the model runs: a run that could not write its
+            // polygons, preview or manifest must not leave (or replace) a mask first.
+            if (!shard_one_image) {
+                // An output that is the input (or another output) first: that, not "already exists", is the problem.
+                check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path, manifest_path}, {inputs[i]});
+                check_output_path(options.output, o.overwrite);
+                if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
+                if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
+                if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
+                if (!manifest_path.empty()) check_output_path(manifest_path, o.overwrite);  // an output too
+            }
+        } catch (const Error& e) {
+            if (inputs.size() == 1 || !o.keep_going || e.kind() == ErrorKind::cancelled) throw;
+            std::cerr << "rsi " << command << ": " << e.what() << "\n";
+            failures.push_back(inputs[i]);
+            continue;
         }
         // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
         // names until those are written too: a failure there (e.g. a full disk) leaves no new output.

@@ -55,6 +55,14 @@ TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
     EXPECT_TRUE(fs::exists(dir / "out/b.tif"));
     EXPECT_NE(r.err.find("missing.tif: no such file"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("1 of 3 inputs failed"), std::string::npos) << r.err;
+    // An input failing the checks made before the model runs (here the GeoJSON one, which opens it) is
+    // passed over too: it ended the batch, b.tif never made.
+    const auto polygons = run_rsi({"segment", a, dir / "missing.tif", b, "--output-dir", dir / "out5", "-m", fixture("tiny_segmenter.pt"),
+                                   "--tile-size", "32", "--keep-going", "--vector", ".geojson", "-q", "--json"});
+    EXPECT_EQ(polygons.exit_code, 1);
+    EXPECT_TRUE(fs::exists(dir / "out5/b.geojson"));
+    EXPECT_NE(polygons.err.find("1 of 3 inputs failed"), std::string::npos) << polygons.err;
+    EXPECT_EQ(nlohmann::json::parse(polygons.out)["failed"].size(), 1u);
     // Without --keep-going the first failure stops the run.
     const auto stop = run_rsi({"segment", dir / "missing.tif", a, "--output-dir", dir / "out2", "-m", fixture("tiny_segmenter.pt"), "-q"});
     EXPECT_EQ(stop.exit_code, 1);
