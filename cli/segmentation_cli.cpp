@@ -414,7 +414,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 const nlohmann::json summary{{"input", inputs[i]}, {"parts_dir", r.parts_dir}, {"shard", {shard->index, shard->count}},
                                              {"strips", r.strips}, {"shard_strips", r.shard_strips},
                                              {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run},
-                                             {"tiles_run", r.tiles_run}, {"seconds", r.seconds}};
+                                             {"tiles_run", r.tiles_run}, {"tile_size", r.tile_size}, {"batch", r.batch},
+                                             {"seconds", r.seconds}};
                 if (context.common.json) {
                     print_json(summary);
                 } else if (!context.common.quiet) {

@@ -288,8 +288,12 @@ TEST(MapsCli, MergeAsVrtWritesItsManifestBesideTheVrt) {
     for (const char* stem : {"b", "c"}) {
         for (const char* k : {"0/2", "1/2"}) {
             const auto r = run_rsi({"segment", image, "-o", dir / (std::string(stem) + ".tif"), "-m", fixture("tiny_segmenter.pt"),
-                                    "--tile-size", "32", "--overlap", "8", "--shard", k, "-q"});
+                                    "--tile-size", "32", "--overlap", "8", "--shard", k, "-q", "--json"});
             ASSERT_EQ(r.exit_code, 0) << r.err;
+            // A shard's summary reports the tile and batch it used, as a whole run's does.
+            const auto summary = nlohmann::json::parse(r.out);
+            EXPECT_EQ(summary["tile_size"], 32);
+            EXPECT_GT(summary["batch"].get<int>(), 0);
         }
     }
     // Run where the parts are, as the help's example: the bare VRT name failed ("the VRT names its
