@@ -102,6 +102,10 @@ def quantize(args) -> dict:
     else:
         files, source = default_calibration(doc, data_root)
     n = args.tiles if args.tiles else DEFAULT_TILES[doc["task"]]
+    if args.tiles and len(files) < n:
+        # One tile per file (its centre): fewer files than tiles asked gives fewer tiles. Said, not silent.
+        print("rsi model quantize: warning: --tiles %d but %d calibration file(s): one tile each, %d tiles"
+              % (n, len(files), len(files)), file=sys.stderr)
     files = quant.spread(files, n)
     tiles = quant.load_tiles(files, doc)
 
@@ -205,7 +209,8 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", nargs="+", metavar="DIR_OR_FILE",
                    help="calibration images (folders are searched recursively); default: see above")
     p.add_argument("--tiles", type=int, default=0,
-                   help="calibration tiles, spread over the files (default 16 segmentation, 50 scene)")
+                   help="calibration tiles: the centre tile of that many files spread over the list, so at most "
+                   "one per file (default 16 segmentation, 50 scene)")
     p.add_argument("--engine", default="onednn", choices=["qnnpack", "onednn", "fbgemm"],
                    help="quantized engine the model is prepared for and run with (default onednn)")
     p.add_argument("--method", default="auto", choices=["auto", "fx", "jit"],

@@ -100,6 +100,16 @@ class QuantizeBundled(unittest.TestCase):
         tiles = [torch.cat([evaluation.prepare(a, doc) for a in x])]
         self.assertGreaterEqual(quant.agreement(fp32, q, tiles), MIN_AGREEMENT_SCENE)
 
+    def test_fewer_files_than_tiles_asked_is_said(self):
+        # one tile per file: --tiles 5 over two files calibrates on 2, and says so (it was silent)
+        patches = [os.path.join(_paths.DATA_ROOT, "eurosat", c, "%s_1.tif" % c) for c in ("Forest", "River")]
+        out = os.path.join(self.tmp, "two.pt")
+        r = run_script(os.path.join(_paths.MODELS_DIR, "eurosat-rgbn.pt"), "-o", out, "--calibration", *patches,
+                       "--tiles", "5", "--engine", "qnnpack")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("warning: --tiles 5 but 2 calibration file(s): one tile each, 2 tiles", r.stderr)
+        self.assertEqual(self.load(out, "qnnpack")[1]["quantization"]["calibration"]["tiles"], 2)
+
     def test_refuses_existing_output_and_quantized_input(self):
         before = os.path.getmtime(self.buildings)
         r = run_script(os.path.join(_paths.MODELS_DIR, "buildings.pt"), "-o", self.buildings, "--tiles", "1")
