@@ -26,6 +26,20 @@ std::unique_ptr<OGRGeometry> rect(double x0, double y0, double x1, double y1) {
     return std::unique_ptr<OGRGeometry>(g);
 }
 
+// A one-layer vector file of `shapes` (GDAL driver `driver`) in `srs` (nullptr: none named).
+void write_polygons(const std::string& path, const char* driver, const OGRSpatialReference* srs,
+                    const std::vector<std::unique_ptr<OGRGeometry>>& shapes) {
+    ensure_gdal_registered();
+    DatasetPtr ds(GetGDALDriverManager()->GetDriverByName(driver)->Create(path.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+    ASSERT_TRUE(ds) << path;
+    OGRLayer* layer = ds->CreateLayer("polygons", const_cast<OGRSpatialReference*>(srs), wkbPolygon, nullptr);  // GDAL 3.6 takes it non-const
+    for (const auto& g : shapes) {
+        OGRFeature f(layer->GetLayerDefn());
+        f.SetGeometry(g.get());
+        ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+    }
+}
+
 ObjectPolygon object(std::unique_ptr<OGRGeometry> g, double confidence = 1, std::string cls = "") {
     return {std::move(g), confidence, std::move(cls)};
 }
@@ -156,14 +170,8 @@ TEST(ObjectF1, SpacenetCsvsSumOverImages) {
 TEST(ObjectF1, PixelCoordinateGeoJsonIsScoredInPixels) {
     TempDir tmp;
     ensure_gdal_registered();
-    const auto write = [&](const std::string& path, const std::vector<std::unique_ptr<OGRGeometry>>& shapes) {
-        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GeoJSON")->Create(path.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
-        OGRLayer* layer = ds->CreateLayer("polygons", nullptr, wkbPolygon, nullptr);
-        for (const auto& g : shapes) {
-            OGRFeature f(layer->GetLayerDefn());
-            f.SetGeometry(g.get());
-            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
-        }
+    const auto write = [](const std::string& path, const std::vector<std::unique_ptr<OGRGeometry>>& shapes) {
+        write_polygons(path, "GeoJSON", nullptr, shapes);
     };
     std::vector<std::unique_ptr<OGRGeometry>> truth, prediction;
     truth.push_back(rect(10, 10, 20, 20));
@@ -430,13 +438,9 @@ TEST(PixelEvaluation, PixelCoordinatePolygonsWithALocalCrsScoreAPlainRaster) {
     rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return x < 2 && y < 2 ? 1 : 0; });
     OGRSpatialReference local;
     local.SetLocalCS("Undefined Cartesian SRS");
-    {
-        DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create((tmp / "truth.gpkg").c_str(), 0, 0, 0, GDT_Unknown, nullptr));
-        OGRLayer* layer = ds->CreateLayer("truth", &local, wkbPolygon, nullptr);
-        OGRFeature f(layer->GetLayerDefn());
-        f.SetGeometry(rect(0, 0, 2, 2).get());  // pixels x < 2, y < 2 (y down, as the raster's rows)
-        ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
-    }
+    std::vector<std::unique_ptr<OGRGeometry>> truth;
+    truth.push_back(rect(0, 0, 2, 2));  // pixels x < 2, y < 2 (y down, as the raster's rows)
+    write_polygons(tmp / "truth.gpkg", "GPKG", &local, truth);
     PixelEvaluationOptions o;
     o.prediction = tmp / "pred.tif";
     o.truth = tmp / "truth.gpkg";

@@ -67,6 +67,16 @@ void expect_same_folders(const std::string& a, const std::string& b) {
     for (const auto& [name, bytes] : left) EXPECT_TRUE(bytes == right.at(name)) << name << " differs";
 }
 
+// 32 x 32 tiles without overlap of `input` into `output_dir`.
+TileExportOptions tiles_of_32(const std::string& input, const std::string& output_dir) {
+    TileExportOptions o;
+    o.input = input;
+    o.output_dir = output_dir;
+    o.grid.tile_width = o.grid.tile_height = 32;
+    o.grid.overlap = 0;
+    return o;
+}
+
 int count_lines(const std::string& path) {
     std::ifstream in(path);
     int n = 0;
@@ -137,11 +147,7 @@ TEST(TileExport, AnImageWithoutGeoreferencingIsNamedInAWarning) {
     test::TempDir dir;
     const std::string image = dir / "plain.tif";
     test::make_raster(image, 64, 32, 1, GDT_Byte, [](int, int x, int y) { return x + y; });
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "out";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "out");
     const TileExportResult r = export_tiles(o);
     EXPECT_EQ(r.tiles_written, 2);
     ASSERT_EQ(r.warnings.size(), 1u);
@@ -158,11 +164,7 @@ TEST(TileExport, NanIsNoDataInFloatImages) {
     test::make_raster(image, 64, 64, 1, GDT_Float32, [](int, int x, int y) { return y < 32 ? std::nan("") : 10.0 + x + y + (x == 40 && y == 40 ? std::nan("") : 0); });
     const double gt[6] = {1000, 1, 0, 2000, 0, -1};
     test::georeference(image, gt, 32633);
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "plain";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "plain");
     o.skip_empty = true;
     const TileExportResult plain = export_tiles(o);
     EXPECT_EQ(plain.tiles_skipped, 2);  // the top row: all NaN
@@ -189,11 +191,7 @@ TEST(TileExport, ScaledTilesOfASmallImageMarkTheirPadding) {
     test::make_raster(image, 20, 12, 1, GDT_UInt16, [](int, int x, int y) { return 300 + x * 10 + y; });
     const double gt[6] = {1000, 1, 0, 2000, 0, -1};
     test::georeference(image, gt, 32633);
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "out";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "out");
     o.scaling = parse_scaling("minmax");
     o.format = "PNG";
     const TileExportResult r = export_tiles(o);
@@ -312,11 +310,7 @@ TEST(TileExport, SkipEmptyAndPercentileScalingToByte) {
     }
     const double gt[6] = {1000, 1, 0, 2000, 0, -1};
     test::georeference(image, gt, 32633);
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "out";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "out");
     o.skip_empty = true;
     o.scaling = parse_scaling("minmax");
     o.format = "PNG";
@@ -340,11 +334,7 @@ TEST(TileExport, GeographicTilesInSidecarFormatsKeepLongitudeFirst) {
     test::make_raster(image, 64, 32, 3, GDT_Byte, [](int b, int x, int y) { return b * 40 + x + y; });
     const double gt[6] = {-115.2, 1e-5, 0, 36.1, 0, -1e-5};
     test::georeference(image, gt, 4326);
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "out";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "out");
     o.format = "PNG";
     export_tiles(o);
     DatasetPtr tile(GDALDataset::Open((dir / "out/r0_c1.png").c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
@@ -383,11 +373,7 @@ TEST(TileExport, UnscaledGeoTiffTilesCarryTheSourceMask) {
     test::TempDir dir;
     const std::string image = dir / "masked.tif";
     make_left_masked_image(image, 2, GDT_UInt16, [](int b, int x, int y) { return 100 * b + x + y; });
-    TileExportOptions o;
-    o.input = image;
-    o.output_dir = dir / "out";
-    o.grid.tile_width = o.grid.tile_height = 32;
-    o.grid.overlap = 0;
+    TileExportOptions o = tiles_of_32(image, dir / "out");
     export_tiles(o);
     const RasterSource left = RasterSource::open(dir / "out/r0_c0.tif"), right = RasterSource::open(dir / "out/r0_c1.tif");
     EXPECT_EQ(right.info().mask, MaskSource::mask_band);
