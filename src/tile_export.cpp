@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <atomic>
 #include <mutex>
 #include <ogrsf_frmts.h>
@@ -500,7 +501,12 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     const bool check_finite = may_hold_non_finite(info, bands);
     // Scaled tiles keep 0 for nodata and put valid pixels in 1..255 so they never collide with it.
     const bool scaled_nodata = has_mask || padded || check_finite;
-    const std::optional<double> out_nodata = scaling ? (scaled_nodata ? std::optional<double>(0) : std::nullopt) : source_nodata;
+    // Unscaled float tiles without a declared nodata declare NaN, so that GDAL and QGIS take NaN pixels
+    // for no data as rsi does (without it GDAL counts them as valid).
+    const bool float_out = GDALDataTypeIsFloating(out_type) != 0;
+    const std::optional<double> out_nodata =
+        scaling ? (scaled_nodata ? std::optional<double>(0) : std::nullopt)
+                : (source_nodata || !float_out ? source_nodata : std::optional<double>(std::numeric_limits<double>::quiet_NaN()));
 
     Normalizer normalizer;
     if (scaling) {
