@@ -140,9 +140,9 @@ class QuantizeInterrupted(unittest.TestCase):
         for signum in (signal.SIGTERM, signal.SIGINT):
             with tempfile.TemporaryDirectory(prefix="rsi-outputs-") as d:
                 out = os.path.join(d, "q.pt")
-                # 64 calibration tiles take far longer than the 3 s before the signal
+                # 25 calibration tiles (one per inria/train image) take far longer than the 3 s before the signal
                 p = subprocess.Popen(["/usr/bin/python3", script, os.path.join(_paths.MODELS_DIR, "buildings.pt"),
-                                      "-o", out, "--tiles", "64", "--threads", "1"],
+                                      "-o", out, "--tiles", "25", "--threads", "1"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 time.sleep(3)
                 p.send_signal(signum)
