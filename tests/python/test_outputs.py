@@ -133,6 +133,21 @@ class Termination(unittest.TestCase):
 class QuantizeInterrupted(unittest.TestCase):
     """The real script: SIGTERM and SIGINT during calibration."""
 
+    def test_an_interrupt_while_a_tile_is_read_is_not_a_file_error(self):
+        # A signal landing while a calibration file was read came out as "<file>: SIGINT", exit 1
+        # (the reader's error wrapping took the interruption for a problem of the file).
+        from rsi_models import quantization as quant
+        saved = quant.read_image
+
+        def interrupted(path):
+            raise outputs.Interrupted("SIGINT")
+        quant.read_image = interrupted
+        try:
+            with self.assertRaises(outputs.Interrupted):
+                quant.load_tiles(["a.tif"], {})
+        finally:
+            quant.read_image = saved
+
     def test_quantize_stopped_leaves_nothing(self):
         if not os.path.isdir(os.path.join(_paths.DATA_ROOT, "inria")):
             raise AssertionError("shared data not found at %s (set RSI_DATA_ROOT)" % _paths.DATA_ROOT)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import metadata, nets
+from .outputs import Interrupted
 
 ENGINES = ("qnnpack", "onednn", "fbgemm")  # what the C++ runtime accepts in the metadata
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".vrt")
@@ -181,6 +182,8 @@ def load_tiles(files: List[str], doc: Dict[str, Any]) -> List[torch.Tensor]:
         try:
             raw, dtype_name = read_image(f)
             out.append(fit_tile(prepare(raw, dtype_name, doc), doc))
+        except Interrupted:
+            raise  # Ctrl-C or SIGTERM while this file was read: an interruption, not a problem of the file
         except Exception as e:  # noqa: BLE001 - any reader/shape problem names the file
             raise ValueError("%s: %s" % (f, e))
     return out
