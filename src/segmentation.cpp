@@ -836,8 +836,7 @@ std::string with_extension(const std::string& path, const std::string& extension
 // beside the VRT); the VRT names them relative to itself in the folder's final name (`folder_final`),
 // so the folder and the VRT can be renamed into place together, and moved together.
 PendingOutput write_mosaic_vrt(const std::string& path, const std::vector<std::string>& sources, const std::vector<models::ClassInfo>* classes,
-                               bool overwrite, const std::string& folder_now, const std::string& folder_final,
-                               const std::string& folder_absolute) {
+                               bool overwrite, const std::string& folder_now, const std::string& folder_final) {
     PendingOutput pending(path, overwrite);
     std::vector<const char*> names;
     for (const auto& s : sources) names.push_back(s.c_str());
@@ -856,7 +855,7 @@ PendingOutput write_mosaic_vrt(const std::string& path, const std::vector<std::s
     // <SourceFilename relativeToVRT="1">folder/strip</...>, or ="0">/absolute/folder/strip where GDAL did
     // not relate the two paths: either way, the strip relative to the VRT in the folder's final name.
     const std::string relative = "relativeToVRT=\"1\">" + folder_now + "/", to = "relativeToVRT=\"1\">" + folder_final + "/";
-    const std::string absolute = "relativeToVRT=\"0\">" + folder_absolute + "/";
+    const std::string absolute = "relativeToVRT=\"0\">" + (folder_of(path) / folder_now).string() + "/";
     size_t replaced = 0;
     for (const std::string& from : {relative, absolute}) {
         for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
@@ -927,28 +926,25 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
         }
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling strips");
     }
-    // Sources are given as paths beside their VRT; GDAL stores them relative to the VRT's folder, so a
-    // VRT and its strips folder can be moved together.
-    // Absolute, so that GDAL either relates them to the VRT or keeps them whole, and the rewrite below
-    // finds them both ways: relative paths it did not relate ("./x" beside "x.vrt", "o/../o/x.vrt") were
-    // kept as given, the rewrite found none of them and `rsi merge --vrt` failed.
+    // Sources are given to GDAL as absolute paths beside their VRT, which it either stores relative to
+    // the VRT or keeps whole; write_mosaic_vrt rewrites both to the final folder name, relative, so a
+    // VRT and its strips folder can be moved together. (Relative paths GDAL did not relate, "./x" beside
+    // "x.vrt", were kept as given and the rewrite found none: `rsi merge --vrt` failed.)
     auto beside = [](const std::filesystem::path& vrt, const std::vector<std::string>& names) {
         std::vector<std::string> paths;
         for (const auto& n : names) paths.push_back((folder_of(vrt) / n).string());
         return paths;
     };
     const auto name_of = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
-    const auto absolute_of = [](const std::string& folder) { return folder_of(std::filesystem::path(folder) / "x").string(); };
     // Both VRTs are complete before anything is renamed, and every final path is checked: a failure
     // (a full disk, a file another run wrote meanwhile) leaves no strips folder and no VRT.
     std::optional<PendingOutput> probability_vrt_file;
     if (!probability_sources.empty()) {
         probability_vrt_file.emplace(write_mosaic_vrt(options.probabilities, beside(probability_vrt, probability_sources), nullptr, options.overwrite,
-                                                      name_of(probability_folder->temporary_path()), name_of(probability_strips_dir),
-                                                      absolute_of(probability_folder->temporary_path())));
+                                                      name_of(probability_folder->temporary_path()), name_of(probability_strips_dir)));
     }
     PendingOutput mask_vrt_file = write_mosaic_vrt(options.output, beside(vrt_path, mask_sources), &meta.classes, options.overwrite,
-                                                   name_of(folder.temporary_path()), name_of(strips_dir), absolute_of(folder.temporary_path()));
+                                                   name_of(folder.temporary_path()), name_of(strips_dir));
     report_progress(progress, 1.0, "assembling strips");  // the last moment a cancel takes effect
     if (options.before_commit) options.before_commit();
     folder.check_final_path_free(options.overwrite);
