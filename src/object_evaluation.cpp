@@ -156,10 +156,11 @@ const OGRSpatialReference* located_srs(OGRLayer& layer, bool pixel_coordinates) 
     return srs;
 }
 
-Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_path, bool pixel_coordinates) {
+// `truth_srs`, `prediction_srs`: the layers' located_srs.
+Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const OGRSpatialReference* truth_srs, const OGRSpatialReference* prediction_srs,
+                const std::string& truth_path) {
     Frame frame;
-    const OGRSpatialReference* srs = located_srs(truth, pixel_coordinates);
-    if (!srs) srs = located_srs(prediction, pixel_coordinates);
+    const OGRSpatialReference* srs = truth_srs ? truth_srs : prediction_srs;
     if (!srs) return frame;
     // A UTM zone's areas are metres squared to within 0.1 %; other projected CRSs can be far off
     // (Web Mercator inflates areas by 1/cos² of the latitude: 4x at 60°, so a --min-area of 100 m²
@@ -189,10 +190,10 @@ Frame frame_for(OGRLayer& truth, OGRLayer& prediction, const std::string& truth_
     return frame;
 }
 
-std::vector<ObjectPolygon> read_layer(OGRLayer& layer, const std::string& path, const Frame& frame,
-                                      const std::string& confidence_field, const std::string& class_field, bool pixel_coordinates) {
+// `srs`: the layer's located_srs.
+std::vector<ObjectPolygon> read_layer(OGRLayer& layer, const OGRSpatialReference* srs, const std::string& path, const Frame& frame,
+                                      const std::string& confidence_field, const std::string& class_field) {
     std::unique_ptr<OGRCoordinateTransformation> transform;
-    const OGRSpatialReference* srs = located_srs(layer, pixel_coordinates);
     if (frame.srs && srs && !srs->IsSame(frame.srs.get())) {
         // The layer's SRS carries its data axis order (longitude first for GeoJSON), which the
         // transformation honours.
@@ -327,15 +328,21 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
             DatasetPtr prediction_ds = pairs[i].first.empty() ? nullptr : open_vector(pairs[i].first);
             OGRLayer* truth_layer = truth_ds ? truth_ds->GetLayer(0) : prediction_ds->GetLayer(0);
             OGRLayer* prediction_layer = prediction_ds ? prediction_ds->GetLayer(0) : truth_layer;
-            const Frame frame = frame_for(*truth_layer, *prediction_layer, truth_ds ? pairs[i].second : pairs[i].first,
-                                          options.pixel_coordinates);
-            for (const auto& [layer, path] : {std::pair{truth_layer, pairs[i].second}, std::pair{prediction_layer, pairs[i].first}}) {
+            // Each layer's CRS decided once (a geographic one is checked against the layer's extent, a pass
+            // over its features).
+            const auto locate = [&](OGRLayer* layer, const std::string& path) {
+                const OGRSpatialReference* located = located_srs(*layer, options.pixel_coordinates);
                 const OGRSpatialReference* named = layer->GetSpatialRef();
-                if (!options.pixel_coordinates && !path.empty() && named && !named->IsLocal() && beyond_degrees(*layer, *named)) {
+                if (!located && !options.pixel_coordinates && !path.empty() && named && !named->IsLocal()) {
                     result.warnings.push_back(path + ": names a geographic CRS but its coordinates go beyond ±180 / ±90: taken as "
                                               "pixel coordinates");
                 }
-            }
+                return located;
+            };
+            const OGRSpatialReference* truth_srs = locate(truth_layer, pairs[i].second);
+            const OGRSpatialReference* prediction_srs = prediction_layer == truth_layer ? truth_srs : locate(prediction_layer, pairs[i].first);
+            const Frame frame = frame_for(*truth_layer, *prediction_layer, truth_srs, prediction_srs,
+                                          truth_ds ? pairs[i].second : pairs[i].first);
             if (frame.srs) pixel_frame = false;
             frames.insert(frame.name);
             ImageInput& image = images[names[i]];
@@ -347,7 +354,7 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
                     class_field = find_field(defn, truth_class_field, {});
                     if (class_field.empty()) throw usage_error(pairs[i].second + ": has no field '" + truth_class_field + "'");
                 }
-                image.truth = read_layer(*truth_layer, pairs[i].second, frame, "", class_field, options.pixel_coordinates);
+                image.truth = read_layer(*truth_layer, truth_srs, pairs[i].second, frame, "", class_field);
             }
             if (prediction_ds) {
                 OGRFeatureDefn& defn = *prediction_layer->GetLayerDefn();
@@ -360,7 +367,7 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
                     class_field = find_field(defn, options.class_field, {});
                     if (class_field.empty()) throw usage_error(pairs[i].first + ": has no field '" + options.class_field + "'");
                 }
-                image.proposals = read_layer(*prediction_layer, pairs[i].first, frame, confidence, class_field, options.pixel_coordinates);
+                image.proposals = read_layer(*prediction_layer, prediction_srs, pairs[i].first, frame, confidence, class_field);
             }
             report_progress(progress, 0.5 * static_cast<double>(i + 1) / static_cast<double>(pairs.size()), "reading");
         }
