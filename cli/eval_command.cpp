@@ -1,5 +1,6 @@
 // rsi eval PREDICTION TRUTH: pixel metrics (rasters, or a raster against polygons), object F1
 // (footprint polygons, SpaceNet rule), scene-classification scores, or the Tianchi contest score.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -67,6 +68,7 @@ std::string detect_mode(const Options& o) {
 }
 
 std::string fixed(double v) {
+    if (std::isnan(v)) return "n/a";  // undefined score (0/0)
     std::ostringstream s;
     s << std::fixed << std::setprecision(4) << v;
     return s.str();
@@ -89,6 +91,9 @@ std::vector<std::string> category_names(const std::string& path) {
     return names;
 }
 
+// An undefined score (NaN) is null in JSON.
+nlohmann::json optional_number(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+
 nlohmann::json metrics_json(const PixelMetrics& m, const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
     nlohmann::json classes = nlohmann::json::array(), cells = nlohmann::json::array();
     for (int t = 0; t < matrix.classes(); ++t) {
@@ -96,14 +101,13 @@ nlohmann::json metrics_json(const PixelMetrics& m, const ConfusionMatrix& matrix
         for (int p = 0; p < matrix.classes(); ++p) row.push_back(matrix.at(t, p));
         cells.push_back(row);
         const auto& c = m.classes[static_cast<size_t>(t)];
-        const auto score = [&](double v) { return c.present() ? nlohmann::json(v) : nlohmann::json(nullptr); };  // absent: null
-        nlohmann::json entry{{"class", t}, {"iou", score(c.iou)}, {"precision", score(c.precision)}, {"recall", score(c.recall)},
-                             {"f1", score(c.f1)}, {"support", c.support}};
+        nlohmann::json entry{{"class", t},           {"iou", optional_number(c.iou)}, {"precision", optional_number(c.precision)},
+                             {"recall", optional_number(c.recall)}, {"f1", optional_number(c.f1)}, {"support", c.support}};
         if (static_cast<size_t>(t) < names.size()) entry["name"] = names[static_cast<size_t>(t)];
         classes.push_back(entry);
     }
     return {{"overall_accuracy", m.overall_accuracy}, {"mean_iou", m.mean_iou}, {"frequency_weighted_iou", m.frequency_weighted_iou},
-            {"kappa", m.kappa}, {"classes", classes}, {"confusion_matrix", cells}};
+            {"kappa", optional_number(m.kappa)}, {"classes", classes}, {"confusion_matrix", cells}};
 }
 
 void print_class_table(const PixelMetrics& m, const std::vector<std::string>& names) {
@@ -111,9 +115,8 @@ void print_class_table(const PixelMetrics& m, const std::vector<std::string>& na
               << "recall" << std::setw(10) << "F1" << "support\n";
     for (size_t c = 0; c < m.classes.size(); ++c) {
         const auto& k = m.classes[c];
-        const auto score = [&](double v) { return k.present() ? fixed(v) : std::string("n/a"); };  // in neither raster
-        std::cout << std::left << std::setw(22) << (c < names.size() ? names[c] : std::to_string(c)) << std::setw(10) << score(k.iou)
-                  << std::setw(10) << score(k.precision) << std::setw(10) << score(k.recall) << std::setw(10) << score(k.f1) << k.support << "\n";
+        std::cout << std::left << std::setw(22) << (c < names.size() ? names[c] : std::to_string(c)) << std::setw(10) << fixed(k.iou)
+                  << std::setw(10) << fixed(k.precision) << std::setw(10) << fixed(k.recall) << std::setw(10) << fixed(k.f1) << k.support << "\n";
     }
 }
 

@@ -2,6 +2,8 @@
 
 #include "tiling/error.hpp"
 
+#include <limits>
+
 namespace rsi {
 
 ConfusionMatrix::ConfusionMatrix(int classes) : classes_(classes) {
@@ -20,6 +22,10 @@ void ConfusionMatrix::add(const uint8_t* truth, const uint8_t* prediction, int64
 void ConfusionMatrix::add_pair(int truth, int prediction, int64_t times) {
     if (truth < 0 || prediction < 0 || truth >= classes_ || prediction >= classes_) return;
     cells_[static_cast<size_t>(truth * classes_ + prediction)] += times;
+}
+
+namespace {
+constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
 }
 
 PixelMetrics ConfusionMatrix::metrics() const {
@@ -47,23 +53,23 @@ PixelMetrics ConfusionMatrix::metrics() const {
         cm.support = rows[static_cast<size_t>(c)];
         const double tp = static_cast<double>(cm.true_positive);
         const double union_ = tp + static_cast<double>(cm.false_positive + cm.false_negative);
-        cm.iou = union_ > 0 ? tp / union_ : 0;
-        cm.precision = cols[static_cast<size_t>(c)] > 0 ? tp / static_cast<double>(cols[static_cast<size_t>(c)]) : 0;
-        cm.recall = rows[static_cast<size_t>(c)] > 0 ? tp / static_cast<double>(rows[static_cast<size_t>(c)]) : 0;
+        cm.iou = union_ > 0 ? tp / union_ : kUndefined;
+        cm.precision = cols[static_cast<size_t>(c)] > 0 ? tp / static_cast<double>(cols[static_cast<size_t>(c)]) : kUndefined;
+        cm.recall = rows[static_cast<size_t>(c)] > 0 ? tp / static_cast<double>(rows[static_cast<size_t>(c)]) : kUndefined;
         const double dice_denominator = 2 * tp + static_cast<double>(cm.false_positive + cm.false_negative);
-        cm.f1 = dice_denominator > 0 ? 2 * tp / dice_denominator : 0;
+        cm.f1 = dice_denominator > 0 ? 2 * tp / dice_denominator : kUndefined;
         if (union_ > 0) {
             iou_sum += cm.iou;
             ++present;
         }
-        m.frequency_weighted_iou += static_cast<double>(cm.support) / n * cm.iou;
+        if (cm.support > 0) m.frequency_weighted_iou += static_cast<double>(cm.support) / n * cm.iou;
         expected += static_cast<double>(rows[static_cast<size_t>(c)]) * static_cast<double>(cols[static_cast<size_t>(c)]);
         m.classes.push_back(cm);
     }
     m.mean_iou = present ? iou_sum / present : 0;
     m.overall_accuracy = static_cast<double>(diagonal) / n;
     const double pe = expected / (n * n);
-    m.kappa = pe < 1 ? (m.overall_accuracy - pe) / (1 - pe) : 1;
+    m.kappa = pe < 1 ? (m.overall_accuracy - pe) / (1 - pe) : kUndefined;  // 0/0: as scikit-learn
     return m;
 }
 

@@ -10,9 +10,11 @@ namespace rsi {
 
 struct ClassMetrics {
     int64_t true_positive = 0, false_positive = 0, false_negative = 0, support = 0;  // support = truth pixels
+    // A score whose denominator is 0 is undefined and holds NaN (printed n/a, null in JSON), not 0:
+    // precision of a class never predicted, recall of a class absent from the truth, and every score
+    // of a class in neither raster.
     double iou = 0, precision = 0, recall = 0, f1 = 0;
-    // In the truth or the prediction: otherwise its scores are undefined (reported as n/a, not 0) and
-    // it takes no part in the means.
+    // In the truth or the prediction: otherwise it takes no part in the means.
     bool present() const { return true_positive + false_positive + false_negative > 0; }
 };
 
@@ -21,7 +23,7 @@ struct PixelMetrics {
     double mean_iou = 0;              // over classes present in truth or prediction
     double frequency_weighted_iou = 0;
     double overall_accuracy = 0;
-    double kappa = 0;
+    double kappa = 0;                 // NaN when chance agreement is 1 (both rasters one and the same class)
     int64_t pixels = 0;               // counted (ignore value excluded)
 };
 

@@ -1,6 +1,7 @@
 #include "src/evaluation_report.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -27,6 +28,7 @@ std::string escape(const std::string& text) {
 }
 
 std::string fixed(double v, int digits = 4) {
+    if (std::isnan(v)) return "n/a";  // undefined score (0/0)
     std::ostringstream s;
     s << std::fixed << std::setprecision(digits) << v;
     return s.str();
@@ -38,9 +40,8 @@ void add_class_table(EvaluationReport& report, const PixelMetrics& metrics, cons
     report.table_header = {"class", "IoU", "precision", "recall", "F1", "support"};
     for (size_t c = 0; c < metrics.classes.size(); ++c) {
         const ClassMetrics& m = metrics.classes[c];
-        const auto score = [&](double v) { return m.present() ? fixed(v) : std::string("n/a"); };  // in neither raster
-        report.table_rows.push_back({c < class_names.size() ? class_names[c] : std::to_string(c), score(m.iou), score(m.precision),
-                                     score(m.recall), score(m.f1), std::to_string(m.support)});
+        report.table_rows.push_back({c < class_names.size() ? class_names[c] : std::to_string(c), fixed(m.iou), fixed(m.precision),
+                                     fixed(m.recall), fixed(m.f1), std::to_string(m.support)});
     }
 }
 

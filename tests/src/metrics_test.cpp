@@ -1,6 +1,8 @@
 // Worked examples from the contest and metric definitions (shared notes, formats-and-models.md).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "src/confusion_matrix.hpp"
 #include "src/tianchi_rle.hpp"
 #include "tiling/error.hpp"
@@ -39,6 +41,29 @@ TEST(PixelMetrics, IgnoreValueAndEmptyInput) {
     EXPECT_NEAR(cm.metrics().overall_accuracy, 2.0 / 3, 1e-12);
     ConfusionMatrix empty(2);
     EXPECT_THROW(empty.metrics(), Error);
+}
+
+// Scores with a zero denominator are NaN (undefined), not 0: class 1 is never predicted (precision
+// n/a, recall 0), class 2 is predicted but not in the truth (recall n/a, precision 0), class 3 is in
+// neither raster. Both rasters one class: kappa is 0/0.
+TEST(PixelMetrics, UndefinedScoresAreNaN) {
+    ConfusionMatrix cm(4);
+    const uint8_t truth[4] = {0, 0, 1, 1}, prediction[4] = {0, 2, 0, 0};
+    cm.add(truth, prediction, 4);
+    const PixelMetrics m = cm.metrics();
+    EXPECT_TRUE(std::isnan(m.classes[1].precision));
+    EXPECT_DOUBLE_EQ(m.classes[1].recall, 0.0);
+    EXPECT_DOUBLE_EQ(m.classes[1].iou, 0.0);
+    EXPECT_DOUBLE_EQ(m.classes[2].precision, 0.0);
+    EXPECT_TRUE(std::isnan(m.classes[2].recall));
+    EXPECT_TRUE(std::isnan(m.classes[3].iou) && std::isnan(m.classes[3].f1) && !m.classes[3].present());
+    EXPECT_NEAR(m.mean_iou, (1.0 / 4 + 0 + 0) / 3, 1e-12);  // class 0: TP 1, FP 2, FN 1
+    EXPECT_NEAR(m.frequency_weighted_iou, 0.5 * 0.25, 1e-12);
+    ConfusionMatrix one_class(2);
+    const uint8_t ones[3] = {1, 1, 1};
+    one_class.add(ones, ones, 3);
+    EXPECT_DOUBLE_EQ(one_class.metrics().overall_accuracy, 1.0);
+    EXPECT_TRUE(std::isnan(one_class.metrics().kappa));
 }
 
 TEST(TianchiRle, WorkedExampleIsColumnMajorAndOneBased) {
