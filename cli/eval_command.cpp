@@ -312,15 +312,20 @@ int run_tianchi(const Options& o, CommandContext& context) {
         std::cerr << "rsi eval: warning: " << s.missing.size() << " image(s) without a prediction line count as empty masks (first: "
                   << s.missing.front() << ")\n";
     }
+    if (!context.common.quiet && !s.unknown.empty()) {
+        std::cerr << "rsi eval: warning: " << s.unknown.size() << " prediction line(s) for images not in " << o.truth
+                  << " are not scored (first: " << s.unknown.front() << ")\n";
+    }
     if (!o.report.empty()) {
         EvaluationReport report;
         report.title = "rsi eval (Tianchi): " + fs::path(o.prediction).filename().string();
         report.summary = {{"mode", "tianchi (mean per-image Dice)"}, {"images", std::to_string(s.images)},
-                          {"score", fixed(s.score)}, {"missing predictions", std::to_string(s.missing.size())}};
+                          {"score", fixed(s.score)}, {"missing predictions", std::to_string(s.missing.size())},
+                          {"predictions not in the truth (not scored)", std::to_string(s.unknown.size())}};
         write_html_report(report, o.report, o.overwrite);
     }
     if (context.common.json) {
-        print_json({{"mode", "tianchi"}, {"score", s.score}, {"images", s.images}, {"missing", s.missing}});
+        print_json({{"mode", "tianchi"}, {"score", s.score}, {"images", s.images}, {"missing", s.missing}, {"not_in_truth", s.unknown}});
     } else {
         std::cout << "tianchi score (mean Dice over " << s.images << " images) " << fixed(s.score) << "\n";
     }

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -186,12 +187,17 @@ TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::stri
     const std::vector<TianchiEntry> truth = read(truth_csv), prediction = read(prediction_csv);
     std::map<std::string, const TianchiEntry*> predicted;
     for (const TianchiEntry& e : prediction) predicted[e.name] = &e;
-    std::map<std::string, bool> known;
-    for (const TianchiEntry& e : truth) known[e.name] = true;
-    for (const TianchiEntry& e : prediction) {
-        if (!known.count(e.name)) throw Error(prediction_csv + ":" + std::to_string(e.line) + ": image '" + e.name + "' is not in " + truth_csv);
-    }
+    std::set<std::string> known;
+    for (const TianchiEntry& e : truth) known.insert(e.name);
     TianchiScore score;
+    for (const TianchiEntry& e : prediction) {
+        if (!known.count(e.name)) score.unknown.push_back(e.name);
+    }
+    if (!prediction.empty() && score.unknown.size() == prediction.size()) {
+        // Nothing in common: a wrong file, not a larger submission.
+        throw Error(prediction_csv + ": none of its " + std::to_string(prediction.size()) + " images is in " + truth_csv +
+                    " (first: '" + prediction.front().name + "')");
+    }
     double sum = 0;
     const std::vector<uint8_t> empty(static_cast<size_t>(width * height), 0);
     for (const TianchiEntry& t : truth) {

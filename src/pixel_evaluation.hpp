@@ -44,11 +44,13 @@ bool is_vector_dataset(const std::string& path);
 // The Tianchi contest score of a submission CSV against a ground-truth CSV of the same format
 // (src/submission_csv.hpp): per-image Dice (1 when both masks are empty), averaged over every image of
 // the truth. An image missing from the prediction counts as an empty mask (and is listed); a
-// prediction for an image the truth lacks is an error.
+// prediction for an image the truth lacks is not scored (and is listed), as the contest's scorer, which
+// walks the truth, does — so a submission for a whole test set can be scored on a labelled part.
 struct TianchiScore {
     double score = 0;
     int64_t images = 0;
     std::vector<std::string> missing;  // truth images without a prediction line
+    std::vector<std::string> unknown;  // prediction lines for images not in the truth (not scored)
 };
 TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::string& truth_csv, int64_t width, int64_t height,
                               const ProgressFn& progress = {});

@@ -380,12 +380,18 @@ TEST(TianchiScore, MeanDiceOverTruthImages) {
     EXPECT_EQ(s.images, 3);
     EXPECT_NEAR(s.score, (4.0 / 7.0 + 1.0 + 0.0) / 3.0, 1e-12);
     ASSERT_EQ(s.missing, (std::vector<std::string>{"c.jpg"}));
-    write_text(tmp / "extra.csv", "z.jpg\t1 1\n");
+    // A line for an image the truth lacks is listed and not scored (a whole test set's submission
+    // scored on its labelled part); a file with no image in common is refused.
+    write_text(tmp / "extra.csv", "z.jpg\t1 1\nb.jpg\t\na.jpg\t" + encode_tianchi_rle(prediction, 3, 3) + "\n");
+    const TianchiScore extra = evaluate_tianchi(tmp / "extra.csv", tmp / "truth.csv", 3, 3);
+    EXPECT_NEAR(extra.score, s.score, 1e-12);
+    EXPECT_EQ(extra.unknown, (std::vector<std::string>{"z.jpg"}));
+    write_text(tmp / "other.csv", "z.jpg\t1 1\n");
     try {
-        evaluate_tianchi(tmp / "extra.csv", tmp / "truth.csv", 3, 3);
+        evaluate_tianchi(tmp / "other.csv", tmp / "truth.csv", 3, 3);
         FAIL();
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("extra.csv:1: image 'z.jpg' is not in"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("other.csv: none of its 1 images is in"), std::string::npos) << e.what();
     }
 }
 
