@@ -1244,7 +1244,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                                        wkbPolygon, layer_options.List());
     if (!layer) throw Error(output + ": cannot create the layer: " + last_gdal_error());
     std::vector<std::pair<const char*, OGRFieldType>> fields{
-        {"id", OFTInteger64}, {"class", OFTString}, {"area_m2", OFTReal}};
+        {"id", OFTInteger64}, {"class", OFTString}, {"class_id", OFTInteger}, {"area_m2", OFTReal}};  // class: name, else the value
     if (probabilities) fields.emplace_back("confidence", OFTReal);
     for (const auto& [name, type] : fields) {
         OGRFieldDefn field(name, type);
@@ -1254,6 +1254,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     }
     OGRFeatureDefn* definition = layer->GetLayerDefn();
     const int out_id = definition->GetFieldIndex("id"), out_class = definition->GetFieldIndex("class");
+    const int out_class_id = definition->GetFieldIndex("class_id");
     const int out_area = definition->GetFieldIndex("area_m2"), out_confidence = definition->GetFieldIndex("confidence");
     const bool transactions = format.geopackage;
     auto transaction = [&](OGRErr err) {
@@ -1270,6 +1271,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
         const auto name = options.class_names.find(value);
         feature.SetField(out_class,
                          name != options.class_names.end() ? name->second.c_str() : std::to_string(value).c_str());
+        feature.SetField(out_class_id, value);
         if (row->IsFieldSetAndNotNull(in_area)) {
             const double area = row->GetFieldAsDouble(in_area);
             feature.SetField(out_area, area);

@@ -24,6 +24,7 @@ const double kUtm[6] = {500000, 2, 0, 5000000, 0, -2};  // EPSG:32633, 2 m pixel
 struct Feature {
     int64_t id = 0;
     std::string cls;
+    int class_id = -1;
     std::optional<double> area_m2;
     std::optional<double> confidence;
     std::unique_ptr<OGRGeometry> geometry;
@@ -44,13 +45,14 @@ Layer read_layer(const std::string& path) {
     if (const OGRSpatialReference* srs = layer->GetSpatialRef()) out.srs.reset(srs->Clone());
     OGRFeatureDefn* defn = layer->GetLayerDefn();
     for (int i = 0; i < defn->GetFieldCount(); ++i) out.fields.push_back(defn->GetFieldDefn(i)->GetNameRef());
-    const int id = defn->GetFieldIndex("id"), cls = defn->GetFieldIndex("class");
+    const int id = defn->GetFieldIndex("id"), cls = defn->GetFieldIndex("class"), class_id = defn->GetFieldIndex("class_id");
     const int area = defn->GetFieldIndex("area_m2"), conf = defn->GetFieldIndex("confidence");
     layer->ResetReading();
     for (std::unique_ptr<OGRFeature> f(layer->GetNextFeature()); f; f.reset(layer->GetNextFeature())) {
         Feature feature;
         feature.id = f->GetFieldAsInteger64(id);
         feature.cls = f->GetFieldAsString(cls);
+        if (class_id >= 0) feature.class_id = f->GetFieldAsInteger(class_id);
         if (area >= 0 && f->IsFieldSetAndNotNull(area)) feature.area_m2 = f->GetFieldAsDouble(area);
         if (conf >= 0 && f->IsFieldSetAndNotNull(conf)) feature.confidence = f->GetFieldAsDouble(conf);
         feature.geometry.reset(f->StealGeometry());
@@ -190,7 +192,7 @@ TEST(Vectorize, SquareAcrossTileAndStripBordersIsOnePolygonWithItsArea) {
         EXPECT_DOUBLE_EQ(env.MinY, 4999956);
         ASSERT_TRUE(layer.srs);
         EXPECT_STREQ(layer.srs->GetAuthorityCode(nullptr), "32633");
-        EXPECT_EQ(layer.fields, (std::vector<std::string>{"id", "class", "area_m2"}));
+        EXPECT_EQ(layer.fields, (std::vector<std::string>{"id", "class", "class_id", "area_m2"}));
     }
 }
 
@@ -263,6 +265,10 @@ TEST(Vectorize, BackgroundAndNodataAreNotPolygonisedAndClassesSelect) {
     EXPECT_EQ(layer.features[0].cls, "building");
     EXPECT_EQ(layer.features[1].cls, "road");
     EXPECT_EQ(layer.features[2].cls, "3");
+    // The value itself, for styling and joins: an integer field whether or not the class has a name.
+    EXPECT_EQ(layer.features[0].class_id, 1);
+    EXPECT_EQ(layer.features[1].class_id, 2);
+    EXPECT_EQ(layer.features[2].class_id, 3);
     EXPECT_DOUBLE_EQ(*layer.features[0].area_m2, 48 * 4.0);
     EXPECT_DOUBLE_EQ(*layer.features[1].area_m2, 36 * 4.0);
 
@@ -296,6 +302,8 @@ TEST(Vectorize, WiderIntegerMasksSelectLargeClassValues) {
     ASSERT_EQ(layer.features.size(), 2u);
     EXPECT_EQ(layer.features[0].cls, "40000");
     EXPECT_EQ(layer.features[1].cls, "-7");
+    EXPECT_EQ(layer.features[0].class_id, 40000);
+    EXPECT_EQ(layer.features[1].class_id, -7);
     o.output = dir / "search.gpkg";
     o.classes = {-7, 3000000};  // too wide a range for a table
     layer = read_layer(vectorize_mask(o).output);
