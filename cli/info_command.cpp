@@ -76,10 +76,15 @@ void print_text(const RasterSummary& s) {
                   << "\n";
     }
     if (i.has_geotransform) {
-        std::cout << std::setprecision(12) << "Origin:      " << i.geotransform[0] << ", " << i.geotransform[3] << "\n"
-                  << "Pixel size:  " << i.geotransform[1] << ", " << i.geotransform[5] << "\n";
-        if (i.geotransform[2] != 0 || i.geotransform[4] != 0) {
-            std::cout << "Rotation:    " << i.geotransform[2] << ", " << i.geotransform[4] << " (geotransform terms 2 and 4)\n";
+        const double* g = i.geotransform.data();
+        std::cout << std::setprecision(12) << "Origin:      " << g[0] << ", " << g[3] << "\n";
+        if (g[2] != 0 || g[4] != 0) {
+            // Rotated: terms 1 and 5 are not the pixel's sides (the JSON's pixel_size is these lengths too).
+            std::cout << "Pixel size:  " << std::hypot(g[1], g[4]) << " x " << std::hypot(g[2], g[5]) << " (lengths of a step along a row and down a column)\n"
+                      << "Rotation:    " << g[2] << ", " << g[4] << " (geotransform terms 2 and 4; " << std::atan2(g[4], g[1]) * 180 / M_PI
+                      << " degrees)\n";
+        } else {
+            std::cout << "Pixel size:  " << g[1] << ", " << g[5] << "\n";
         }
     } else {
         std::cout << "Geotransform: none\n";

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <fstream>
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
@@ -314,6 +316,15 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     expect_failure("gcps strict", run_args({"--strict"}, gcps), 1, "gcps.tif: has 3 ground control points");
     r = run_rsi({"info", gcps});
     EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;
+    // A rotated image (30 degrees, 2 m pixels): the pixel size is the length of a step, not term 1.
+    const std::string rotated = dir / "rotated.tif";
+    test::make_raster(rotated, 8, 8, 1, GDT_Byte, [](int, int x, int) { return x; });
+    const double c = 2 * std::cos(M_PI / 6), s = 2 * std::sin(M_PI / 6);
+    const double turned[6] = {500000, c, s, 4000000, s, -c};
+    test::georeference(rotated, turned, 32633);
+    r = run_rsi({"info", rotated});
+    EXPECT_NE(r.out.find("Pixel size:  2 x 2 (lengths"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("; 30 degrees)"), std::string::npos) << r.out;
 }
 
 // What the image says its bands are, against the model's channel names: a BGR image into the RGB
