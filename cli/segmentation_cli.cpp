@@ -74,7 +74,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--parts-dir", o.parts_dir, "Parts folder of a resumable or sharded run (default: OUTPUT.parts)")->group("Scale-out");
     sub.add_option("--vector", o.vector, "Also write footprint polygons (.gpkg, .geojson, .fgb, .shp; with --output-dir: <input>.EXT)")->group("Polygons");
     sub.add_option("--min-area", o.min_area, "Drop polygons smaller than this many square metres")->group("Polygons")->check(finite_range(0.0, 1e12));
-    sub.add_option("--simplify", o.simplify, "Topology-preserving simplification tolerance, metres")->group("Polygons")->check(finite_range(0.0, 1e6));
+    sub.add_option("--simplify", o.simplify, "Simplification tolerance, metres (outlines stay valid and do not overlap their neighbours)")->group("Polygons")->check(finite_range(0.0, 1e6));
     sub.add_flag("--regularize", o.regularize, "Orthogonal building outlines")->group("Polygons");
     sub.add_flag("--keep-crs", o.keep_crs, "GeoJSON: keep the image CRS instead of WGS84")->group("Polygons");
 }

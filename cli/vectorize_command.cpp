@@ -72,7 +72,7 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
                     "class c): adds a confidence attribute (mean over the polygon)");
     sub->add_option("--min-area", options->min_area, "Drop polygons smaller than this many square metres")
         ->check(finite_range(0.0, 1e12));
-    sub->add_option("--simplify", options->simplify, "Topology-preserving simplification tolerance in metres")
+    sub->add_option("--simplify", options->simplify, "Simplification tolerance in metres (outlines stay valid and do not overlap their neighbours)")
         ->check(finite_range(0.0, 1e6));
     sub->add_flag("--regularize", options->regularize,
                   "Orthogonal building outlines (edges snapped to the dominant direction or its perpendicular)");

@@ -15,6 +15,7 @@
 #include <limits>
 #include <ogrsf_frmts.h>
 #include <optional>
+#include <sstream>
 #include <unistd.h>
 
 #include "src/output_file.hpp"
@@ -153,8 +154,9 @@ std::string scratch_path(const std::string& output, bool in_memory, const std::s
 // output (never in memory for a large mask). Removed, with SQLite's journals, when destroyed.
 class ScratchLayer {
 public:
+    // `indexed`: an R-tree for envelope queries (rtree_table()), kept up to date as rows are added.
     ScratchLayer(const std::string& output, bool in_memory, const std::string& name, OGRwkbGeometryType type,
-                 const std::vector<std::pair<std::string, OGRFieldType>>& fields)
+                 const std::vector<std::pair<std::string, OGRFieldType>>& fields, bool indexed = false)
         : file_(scratch_path(output, in_memory, name)), path_(file_.path()) {
         GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GPKG");
         if (!driver) throw Error("GDAL has no GPKG driver (needed for the scratch layers)");
@@ -164,7 +166,7 @@ public:
         CPLErrorReset();
         dataset_.reset(driver->Create(path_.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
         if (!dataset_) throw Error(path_ + ": cannot create a scratch GeoPackage: " + last_gdal_error());
-        const char* lco[] = {"SPATIAL_INDEX=NO", nullptr};
+        const char* lco[] = {indexed ? "SPATIAL_INDEX=YES" : "SPATIAL_INDEX=NO", nullptr};
         layer_ = dataset_->CreateLayer(name.c_str(), nullptr, type, const_cast<char**>(lco));
         if (!layer_) throw Error(path_ + ": cannot create a scratch layer: " + last_gdal_error());
         for (const auto& [field_name, field_type] : fields) {
@@ -180,6 +182,23 @@ public:
     GDALDataset& dataset() { return *dataset_; }
     OGRLayer& layer() { return *layer_; }
     const std::string& path() const { return path_; }
+    std::string rtree_table() const { return std::string("rtree_") + layer_->GetName() + "_" + layer_->GetGeometryColumn(); }
+
+    // The features whose envelope meets `box` (through the R-tree), with their FIDs.
+    std::vector<std::unique_ptr<OGRFeature>> features_near(const OGREnvelope& box) {
+        std::ostringstream sql;
+        sql.precision(17);
+        sql << "SELECT * FROM \"" << layer_->GetName() << "\" WHERE fid IN (SELECT id FROM \"" << rtree_table()
+            << "\" WHERE maxx >= " << box.MinX << " AND minx <= " << box.MaxX << " AND maxy >= " << box.MinY
+            << " AND miny <= " << box.MaxY << ")";
+        CPLErrorReset();
+        OGRLayer* result = dataset_->ExecuteSQL(sql.str().c_str(), nullptr, nullptr);
+        if (!result) throw Error(path_ + ": querying the scratch polygons failed: " + last_gdal_error());
+        std::vector<std::unique_ptr<OGRFeature>> found;
+        for (std::unique_ptr<OGRFeature> f(result->GetNextFeature()); f; f.reset(result->GetNextFeature())) found.push_back(std::move(f));
+        dataset_->ReleaseResultSet(result);
+        return found;
+    }
 
     void begin() { check(dataset_->StartTransaction(), "starting a transaction"); }
     void commit() { check(dataset_->CommitTransaction(), "committing a transaction"); }
@@ -379,6 +398,28 @@ std::unique_ptr<OGRPolygon> as_polygon(std::unique_ptr<OGRGeometry> geometry) {
 
 double area_of(const OGRGeometry& geometry) {
     return OGR_G_Area(OGRGeometry::ToHandle(const_cast<OGRGeometry*>(&geometry)));
+}
+
+// The largest polygon of what a cut left (slivers and lines dropped); null when nothing with area is left.
+std::unique_ptr<OGRPolygon> largest_polygon(std::unique_ptr<OGRGeometry> geometry) {
+    if (!geometry || geometry->IsEmpty()) return nullptr;
+    if (wkbFlatten(geometry->getGeometryType()) == wkbPolygon) {
+        return area_of(*geometry) > 0 ? std::unique_ptr<OGRPolygon>(geometry.release()->toPolygon()) : nullptr;
+    }
+    if (!OGR_GT_IsSubClassOf(wkbFlatten(geometry->getGeometryType()), wkbGeometryCollection)) return nullptr;
+    const OGRGeometryCollection& parts = *geometry->toGeometryCollection();
+    const OGRPolygon* best = nullptr;
+    double best_area = 0;
+    for (int i = 0; i < parts.getNumGeometries(); ++i) {
+        const OGRGeometry* part = parts.getGeometryRef(i);
+        if (wkbFlatten(part->getGeometryType()) != wkbPolygon) continue;
+        const double area = area_of(*part);
+        if (area > best_area) {
+            best_area = area;
+            best = part->toPolygon();
+        }
+    }
+    return best ? clone_polygon(*best) : nullptr;
 }
 
 double intersection_over_union(const OGRGeometry& a, const OGRGeometry& b) {
@@ -1114,9 +1155,12 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     const double pixel_m = pixel_size_m(info);
     const std::unique_ptr<OGRPolygon> footprint = image_footprint(info);
 
+    // Reshaped outlines are settled against their neighbours (step 3), which needs envelope queries.
+    const bool reshaped = options.regularize || options.simplify_m > 0;
+
     // 1. Polygonise the selected classes into pixel-space polygons.
     auto raw = std::make_unique<ScratchLayer>(output, in_memory, "polygons", wkbPolygon,
-                                              std::vector<std::pair<std::string, OGRFieldType>>{{"value", OFTInteger}});
+                                              std::vector<std::pair<std::string, OGRFieldType>>{{"value", OFTInteger}}, reshaped);
     {
         ClassSelection selection(*mask.dataset().GetRasterBand(1), options.classes, nodata);
         ProgressBridge bridge{&progress, 0.0, 0.5, "polygonising", nullptr};
@@ -1131,12 +1175,11 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     }
 
     // 2. Filter and shape each polygon; keep it with its sort key (top-left pixel) for the ids.
-    ScratchLayer kept(output, in_memory, "kept", wkbPolygon,
-                      {{"value", OFTInteger},
-                       {"key_row", OFTInteger64},
-                       {"key_col", OFTInteger64},
-                       {"area_m2", OFTReal},
-                       {"confidence", OFTReal}});
+    // raw_fid: the pixel outline's row in `raw` (step 3).
+    const std::vector<std::pair<std::string, OGRFieldType>> kept_fields{
+        {"value", OFTInteger},   {"key_row", OFTInteger64}, {"key_col", OFTInteger64}, {"area_m2", OFTReal},
+        {"confidence", OFTReal}, {"raw_fid", OFTInteger64}};
+    ScratchLayer kept(output, in_memory, "kept", wkbPolygon, kept_fields);
     const auto& g = info.geotransform;
     int64_t kept_count = 0;
     {
@@ -1161,7 +1204,6 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                 return std::make_pair(g[0] + x * g[1] + y * g[2], g[3] + x * g[4] + y * g[5]);
             });
             const std::optional<double> pixel_area = ground.area_m2(*polygon);  // exact: whole pixels
-            const bool reshaped = options.regularize || options.simplify_m > 0;
             // Early only for outlines written as they are: a simplified or regularised one can grow past
             // the threshold (a 21.0 m² pixel outline regularised to 21.5 m² is kept at --min-area 21.2).
             if (!reshaped && pixel_area && *pixel_area < options.min_area_m2) {
@@ -1191,6 +1233,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
             out.SetField(2, static_cast<GIntBig>(key_col));
             if (area) out.SetField(3, *area);
             if (confidence) out.SetField(4, *confidence);
+            out.SetField(5, static_cast<GIntBig>(feature->GetFID()));
             out.SetGeometryDirectly(shaped.release());
             kept.add(out);
             if (++kept_count % kBatch == 0) {
@@ -1200,25 +1243,150 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
         }
         kept.commit();
     }
-    raw.reset();  // frees the scratch space of the raw polygons
+    if (!reshaped) raw.reset();  // frees the scratch space of the raw polygons
 
-    // 3. Write the output in id order.
-    const std::string table = kept.layer().GetName();
-    {
+    const auto index_order = [](ScratchLayer& layer) {
+        const std::string table = layer.layer().GetName();
         CPLErrorReset();
-        kept.dataset().ExecuteSQL(("CREATE INDEX kept_order ON \"" + table + "\" (key_row, key_col, value)").c_str(),
-                                  nullptr, nullptr);
-        if (CPLGetLastErrorType() >= CE_Failure) {
-            throw Error(kept.path() + ": indexing the polygons failed: " + last_gdal_error());
+        layer.dataset().ExecuteSQL(("CREATE INDEX " + table + "_order ON \"" + table + "\" (key_row, key_col, value)").c_str(), nullptr,
+                                   nullptr);
+        if (CPLGetLastErrorType() >= CE_Failure) throw Error(layer.path() + ": indexing the polygons failed: " + last_gdal_error());
+    };
+    const auto in_id_order = [](ScratchLayer& layer) {
+        return std::make_unique<ResultSet>(layer.dataset(),
+                                           "SELECT * FROM \"" + std::string(layer.layer().GetName()) + "\" ORDER BY key_row, key_col, value",
+                                           layer.path());
+    };
+    index_order(kept);
+
+    // 3. Settle reshaped outlines: each is simplified or regularised on its own, so it can cross into a
+    // neighbour (diagonal neighbours, outlines closer than the tolerance, classes side by side). In id
+    // order, an outline loses what lies in any other polygon's pixels and in outlines settled before it,
+    // so no two written polygons overlap and none covers another's pixels. Outlines go in batches (one
+    // envelope query per batch, the neighbours streamed through), so memory holds a batch, not the layer.
+    std::unique_ptr<ScratchLayer> settled;
+    if (reshaped) {
+        settled = std::make_unique<ScratchLayer>(output, in_memory, "settled", wkbPolygon, kept_fields, true);
+        double to_pixel[6];
+        if (!GDALInvGeoTransform(const_cast<double*>(g.data()), to_pixel)) throw Error(options.mask + ": the geotransform cannot be inverted");
+        const auto pixel_envelope = [&to_pixel](const OGREnvelope& e) {
+            OGREnvelope box;
+            for (const double x : {e.MinX, e.MaxX}) {
+                for (const double y : {e.MinY, e.MaxY}) {
+                    box.Merge(to_pixel[0] + x * to_pixel[1] + y * to_pixel[2], to_pixel[3] + x * to_pixel[4] + y * to_pixel[5]);
+                }
+            }
+            return box;
+        };
+        struct Outline {
+            std::unique_ptr<OGRFeature> feature;
+            std::unique_ptr<OGRGeometry> shape;
+            OGRPreparedGeometryUniquePtr prepared;  // of `shape`: most neighbours are far or only touch it
+            OGREnvelope box;
+            double area = 0;  // of `shape`, in CRS units
+            GIntBig own = 0;  // FID of its pixel outline
+            bool cut = false;
+        };
+        const auto prepare = [](Outline& o) {
+            o.shape->getEnvelope(&o.box);
+            o.area = area_of(*o.shape);
+            o.prepared.reset(OGRCreatePreparedGeometry(OGRGeometry::ToHandle(o.shape.get())));
+        };
+        // Cuts `other` out of the outline where they overlap (touching is not overlapping).
+        const auto cut_by = [&](Outline& o, const OGRGeometry& other, const OGREnvelope& other_box) {
+            if (!o.shape || o.shape->IsEmpty() || !o.box.Intersects(other_box)) return;
+            if (!OGRPreparedGeometryIntersects(o.prepared.get(), OGRGeometry::ToHandle(const_cast<OGRGeometry*>(&other)))) return;
+            std::unique_ptr<OGRGeometry> rest(o.shape->Difference(&other));
+            if (!rest) throw Error(options.mask + ": settling an outline against its neighbours failed: " + last_gdal_error());
+            if (!(area_of(*rest) < o.area * (1 - 1e-12))) return;  // touched only
+            o.shape = std::move(rest);
+            o.cut = true;
+            prepare(o);
+        };
+        auto sorted_kept = in_id_order(kept);
+        OGRLayer& in = sorted_kept->layer();
+        const int in_raw = in.GetLayerDefn()->GetFieldIndex("raw_fid"), in_area = in.GetLayerDefn()->GetFieldIndex("area_m2");
+        constexpr size_t kSettleBatch = 512;
+        int64_t done = 0, written = 0;
+        std::unique_ptr<OGRFeature> next(in.GetNextFeature());
+        while (next) {
+            std::vector<Outline> batch;
+            OGREnvelope reach;
+            for (; next && batch.size() < kSettleBatch; next.reset(in.GetNextFeature())) {
+                Outline o;
+                o.shape.reset(next->StealGeometry());
+                if (!o.shape) continue;
+                prepare(o);
+                o.own = next->GetFieldAsInteger64(in_raw);
+                o.feature = std::move(next);
+                reach.Merge(o.box);
+                batch.push_back(std::move(o));
+            }
+            if (batch.empty()) break;
+            // The other polygons' pixels, and outlines settled in earlier batches.
+            for (auto& neighbour : raw->features_near(pixel_envelope(reach))) {
+                const OGRGeometry* geometry = neighbour->GetGeometryRef();
+                if (!geometry || wkbFlatten(geometry->getGeometryType()) != wkbPolygon) continue;
+                auto pixels = clone_polygon(*geometry->toPolygon());
+                transform_points(*pixels, [&g](double x, double y) {
+                    return std::make_pair(g[0] + x * g[1] + y * g[2], g[3] + x * g[4] + y * g[5]);
+                });
+                OGREnvelope box;
+                pixels->getEnvelope(&box);
+                for (Outline& o : batch) {
+                    if (o.own != neighbour->GetFID()) cut_by(o, *pixels, box);
+                }
+            }
+            for (auto& neighbour : settled->features_near(reach)) {
+                if (!neighbour->GetGeometryRef()) continue;
+                OGREnvelope box;
+                neighbour->GetGeometryRef()->getEnvelope(&box);
+                for (Outline& o : batch) cut_by(o, *neighbour->GetGeometryRef(), box);
+            }
+            settled->begin();
+            for (size_t i = 0; i < batch.size(); ++i) {
+                Outline& o = batch[i];
+                for (size_t j = 0; j < i; ++j) {  // settled earlier in this batch
+                    if (batch[j].shape) cut_by(o, *batch[j].shape, batch[j].box);
+                }
+                o.prepared.reset();
+                std::unique_ptr<OGRPolygon> polygon = o.cut ? largest_polygon(std::move(o.shape)) : as_polygon(std::move(o.shape));
+                std::optional<double> area;
+                if (polygon && o.cut) area = ground.area_m2(*polygon);
+                if (!polygon || (area && *area < options.min_area_m2)) {
+                    ++result.dropped_small;
+                    continue;
+                }
+                if (area) o.feature->SetField(in_area, *area);
+                polygon->getEnvelope(&o.box);
+                OGRFeature out(settled->layer().GetLayerDefn());
+                out.SetFrom(o.feature.get());
+                out.SetGeometry(polygon.get());
+                settled->add(out);
+                o.shape = std::move(polygon);  // what later outlines of the batch are cut by
+                ++written;
+            }
+            settled->commit();
+            done += static_cast<int64_t>(batch.size());
+            report_progress(progress, 0.9 + 0.05 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(kept_count, 1)), "settling");
         }
+        sorted_kept.reset();
+        raw.reset();
+        kept_count = written;
+        index_order(*settled);
     }
-    ResultSet sorted(kept.dataset(), "SELECT * FROM \"" + table + "\" ORDER BY key_row, key_col, value", kept.path());
+
+    // 4. Write the output in id order.
+    ScratchLayer& source = settled ? *settled : kept;
+    auto sorted_rows = in_id_order(source);
+    ResultSet& sorted = *sorted_rows;
     OGRLayer& in = sorted.layer();
     const int in_value = in.GetLayerDefn()->GetFieldIndex("value");
     const int in_area = in.GetLayerDefn()->GetFieldIndex("area_m2");
     const int in_confidence = in.GetLayerDefn()->GetFieldIndex("confidence");
 
-    report_progress(progress, 0.9, "writing");
+    const double writing_from = reshaped ? 0.95 : 0.9;
+    report_progress(progress, writing_from, "writing");
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.driver.c_str());
     if (!driver) throw Error("GDAL has no " + format.driver + " driver");
     PendingVectorOutput pending(output, format, options.overwrite);
@@ -1288,7 +1456,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
             transaction(out->CommitTransaction());
             transaction(out->StartTransaction());
         }
-        if (id % 64 == 0) report_progress(progress, 0.9 + 0.1 * static_cast<double>(id) / total, "writing");
+        if (id % 64 == 0) report_progress(progress, writing_from + (1 - writing_from) * static_cast<double>(id) / total, "writing");
     }
     if (transactions) transaction(out->CommitTransaction());
     close_written(std::move(out), output);

@@ -384,6 +384,54 @@ TEST(Vectorize, SimplifyReducesVerticesAndKeepsValidity) {
     EXPECT_GT(iou(*simple.features[0].geometry, *raw.features[0].geometry), 0.95);
 }
 
+// Outlines reshaped one by one used to overlap where polygons touch at a corner or lie closer than the
+// tolerance (10-18 overlapping pairs on this mask before). A mask of blobs of two classes,
+// many diagonal neighbours: simplified or regularised, no two polygons overlap, every one is valid,
+// no polygon covers another's pixels, and the stored area is the written polygon's.
+TEST(Vectorize, ReshapedNeighboursDoNotOverlap) {
+    test::TempDir dir;
+    const double gt[6] = {300000, 0.5, 0, 4000000, 0, -0.5};
+    uint32_t state = 12345;
+    std::vector<uint8_t> cells(40 * 40);
+    for (uint8_t& c : cells) {
+        state = state * 1664525u + 1013904223u;
+        c = static_cast<uint8_t>((state >> 24) % 5 < 2 ? 1 + (state >> 16) % 2 : 0);  // 40 % blobs, classes 1 and 2
+    }
+    const std::string mask = make_mask(dir, "blobs.tif", 80, 80, [&](int x, int y) { return cells[static_cast<size_t>(y / 2 * 40 + x / 2)]; }, gt);
+    const Layer pixels = read_layer(vectorize_mask(options_for(mask, dir / "pixels.gpkg")).output);
+    for (const bool regularize : {false, true}) {
+        VectorizeOptions o = options_for(mask, dir / (regularize ? "regular.gpkg" : "simple.gpkg"));
+        o.simplify_m = 1.5;
+        o.regularize = regularize;
+        const Layer shaped = read_layer(vectorize_mask(o).output);
+        ASSERT_GT(shaped.features.size(), 300u);
+        int touching = 0;
+        for (size_t i = 0; i < shaped.features.size(); ++i) {
+            const OGRGeometry& a = *shaped.features[i].geometry;
+            EXPECT_TRUE(a.IsValid()) << shaped.features[i].id;
+            EXPECT_NEAR(*shaped.features[i].area_m2, a.toPolygon()->get_Area(), 1e-6);
+            for (size_t j = i + 1; j < shaped.features.size(); ++j) {
+                const OGRGeometry& b = *shaped.features[j].geometry;
+                if (!a.Intersects(&b)) continue;
+                ++touching;
+                std::unique_ptr<OGRGeometry> common(a.Intersection(&b));
+                const double area = common ? OGR_G_Area(OGRGeometry::ToHandle(common.get())) : 0.0;
+                EXPECT_LT(area, 1e-9) << "ids " << shaped.features[i].id << " and " << shaped.features[j].id << " overlap";
+            }
+        }
+        EXPECT_GT(touching, 100) << "the mask should have neighbours that touch";
+        // Outline i covers no other polygon's pixels (same reading order, so same ids as `pixels`).
+        ASSERT_EQ(shaped.features.size(), pixels.features.size());
+        for (size_t i = 0; i < shaped.features.size(); ++i) {
+            for (size_t j = 0; j < pixels.features.size(); ++j) {
+                if (i == j || !shaped.features[i].geometry->Intersects(pixels.features[j].geometry.get())) continue;
+                std::unique_ptr<OGRGeometry> common(shaped.features[i].geometry->Intersection(pixels.features[j].geometry.get()));
+                EXPECT_LT(common ? OGR_G_Area(OGRGeometry::ToHandle(common.get())) : 0.0, 1e-9) << "outline " << i << " on pixels of " << j;
+            }
+        }
+    }
+}
+
 TEST(Vectorize, ConfidenceIsTheMeanProbabilityOfTheClass) {
     test::TempDir dir;
     // Class 1: a 4x3 rectangle and a 2x2 square; class 2: a 3x3 square.
