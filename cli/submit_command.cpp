@@ -11,7 +11,9 @@
 #include "src/model_catalog.hpp"
 #include "src/output_file.hpp"
 #include "src/pixel_evaluation.hpp"
+#include "src/json_text.hpp"
 #include "src/run_manifest.hpp"
+#include "src/strip_journal.hpp"
 #include "src/submission.hpp"
 #include "src/submission_inference.hpp"
 #include "tiling/band_list.hpp"
@@ -233,7 +235,9 @@ int run_submit(const Options& o, CommandContext& context) {
                    {"weights_sha256", model.metadata().weights_sha256}};
     s.job_settings = {{"model_sha256", model.metadata().weights_sha256}, {"model_name", model.metadata().name},
                       {"tta", o.tta}, {"batch", std::to_string(base.batch)}, {"device", o.model.device},
-                      {"precision", o.model.precision}};
+                      {"precision", o.model.precision},
+                      // the metadata as overridden (--mean, --std, ...): part of what makes the masks
+                      {"model_metadata", sha256_hex(json_text(model.metadata().to_json()))}};
     const fs::path out(o.output);
     // Journaled runs keep their scratch masks in the parts folder, which goes when the job is assembled,
     // so a killed run leaves nothing behind in the output's folder.

@@ -624,7 +624,10 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
                                 {"model", meta.weights_sha256}, {"model_name", meta.name}, {"window", S},
                                 {"window_pixels", window_px}, {"stride_pixels", grid.stride_x()}, {"edge", static_cast<int>(options.edge)},
                                 {"max_nodata", options.max_nodata}, {"resample", options.resample}, {"tta", to_string(options.tta)},
-                                {"batch", B}};
+                                {"batch", B},
+                                // the metadata as overridden (--mean, --std, ...) and the precision run at
+                                {"model_metadata", sha256_hex(json_text(meta.to_json()))},
+                                {"precision", models::to_string(model.precision())}};
         if (window_px_y != window_px || grid.stride_y() != grid.stride_x()) {
             settings.update({{"window_pixels_y", window_px_y}, {"stride_pixels_y", grid.stride_y()}});
         }

@@ -373,7 +373,10 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             {"width", W}, {"height", H}, {"bands", mapping.source_bands},
             {"model", meta.weights_sha256}, {"model_name", meta.name},
             {"tile", T}, {"overlap", spec.overlap}, {"edge", static_cast<int>(options.edge)}, {"blend", static_cast<int>(options.blend)},
-            {"tta", to_string(options.tta)}, {"batch", B}, {"resampled", pixel_size_handled}};
+            {"tta", to_string(options.tta)}, {"batch", B}, {"resampled", pixel_size_handled},
+            // Every part must come from the same numbers: the metadata as overridden (--mean, --std,
+            // --input-scale, ...) and the precision the model runs at.
+            {"model_metadata", sha256_hex(json_text(meta.to_json()))}, {"precision", models::to_string(model.precision())}};
         try {
             fingerprint_settings["input_fingerprint"] = file_fingerprint(identity);
         } catch (const std::exception&) {

@@ -497,6 +497,17 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
             fewer.probabilities.clear();
             fewer.uncertainty = false;
             test::expect_error([&] { segment_image(segmenter(), fewer); }, ErrorKind::usage, "started with other outputs: probabilities");
+            // Nor may one run the model with other numbers: a normalisation override, another precision.
+            SegmentOptions sibling = o;
+            sibling.shard = ShardSpec{0, 3};
+            models::ModelOptions mean;
+            mean.overrides.mean = {0.3f, 0.3f, 0.3f};
+            test::expect_error([&] { segment_image(models::Model::load(fixture("tiny_segmenter.pt"), mean), sibling); }, ErrorKind::usage,
+                               "holds parts of another job");
+            models::ModelOptions bf16;
+            bf16.precision = models::Precision::bf16;
+            test::expect_error([&] { segment_image(models::Model::load(fixture("tiny_segmenter.pt"), bf16), sibling); }, ErrorKind::usage,
+                               "holds parts of another job");
         }
         if (k == 2) {  // not all shards done yet: merge names the missing one
             MergeOptions m;
