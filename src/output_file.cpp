@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <regex>
 #include <system_error>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -155,14 +156,37 @@ void remove_stale_temporaries(const std::string& final_path) {
     }
 }
 
+StaleManifest::StaleManifest(const std::string& output_path) {
+    if (output_path.empty()) return;
+    path_ = without_trailing_separator(output_path) + ".manifest.json";
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return;
+    found_ = true;
+    device_ = static_cast<uint64_t>(st.st_dev);
+    inode_ = static_cast<uint64_t>(st.st_ino);
+    modified_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+void StaleManifest::remove_if_unchanged() const {
+    if (!found_) return;
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return;
+    const int64_t modified = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (static_cast<uint64_t>(st.st_dev) == device_ && static_cast<uint64_t>(st.st_ino) == inode_ && modified == modified_ns_) {
+        std::error_code ec;
+        fs::remove(path_, ec);
+    }
+}
+
 PendingOutput::PendingOutput(std::string final_path, bool overwrite)
-    : final_(std::move(final_path)), temporary_(unique_temporary_name(final_)), overwrite_(overwrite) {}
+    : final_(std::move(final_path)), temporary_(unique_temporary_name(final_)), overwrite_(overwrite), stale_manifest_(final_) {}
 
 PendingOutput::PendingOutput(PendingOutput&& other) noexcept
     : final_(std::move(other.final_)),
       temporary_(std::move(other.temporary_)),
       overwrite_(other.overwrite_),
-      done_(other.done_) {
+      done_(other.done_),
+      stale_manifest_(std::move(other.stale_manifest_)) {
     other.done_ = true;
 }
 
@@ -190,6 +214,7 @@ void PendingOutput::commit() {
         throw Error(appeared_meanwhile(final_));
     }
     done_ = true;
+    stale_manifest_.remove_if_unchanged();
 }
 
 void PendingOutput::check_final_path_free() const { check_output_path_again(final_, overwrite_); }
@@ -221,7 +246,7 @@ void PendingOutput::discard() {
 
 
 PendingDirectory::PendingDirectory(std::string final_path)
-    : final_(without_trailing_separator(final_path)), temporary_(unique_temporary_name(final_)) {
+    : final_(without_trailing_separator(final_path)), temporary_(unique_temporary_name(final_)), stale_manifest_(final_) {
     std::error_code ec;
     if (!fs::create_directory(temporary_, ec) || ec) throw Error(final_ + ": cannot create the folder " + temporary_ + ": " + ec.message());
 }
@@ -255,6 +280,7 @@ void PendingDirectory::commit(bool overwrite) {
         }
     }
     done_ = true;
+    stale_manifest_.remove_if_unchanged();
     if (!previous.empty()) fs::remove_all(previous, ec);
 }
 

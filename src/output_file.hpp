@@ -2,6 +2,7 @@
 // Atomic outputs: every file is written under a temporary name in its target directory and renamed
 // into place only when complete, so a failed or interrupted run never leaves a half-written file
 // under the final name and never disturbs the previous output.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -39,6 +40,22 @@ void check_folder_holds_no_input(const std::string& folder, const std::vector<st
 // commit() renamed it into place. Without `overwrite` an existing final path is never replaced, also
 // not one another process wrote while this one worked (two runs writing one output): commit() throws
 // and leaves that file as it is (the check at the start of a run cannot see a later writer).
+// The run manifest (PATH.manifest.json) beside an output when its writing began: one still there,
+// the same file, when the output takes its place describes an older output and goes (a run with
+// --no-manifest, or a name reused for another kind of output). One this run wrote meanwhile is another
+// file and stays.
+class StaleManifest {
+public:
+    explicit StaleManifest(const std::string& output_path = {});
+    void remove_if_unchanged() const;
+
+private:
+    std::string path_;
+    uint64_t device_ = 0, inode_ = 0;
+    int64_t modified_ns_ = 0;
+    bool found_ = false;
+};
+
 class PendingOutput {
 public:
     PendingOutput(std::string final_path, bool overwrite);
@@ -64,6 +81,7 @@ private:
     std::string final_, temporary_;
     bool overwrite_ = false;
     bool done_ = false;
+    StaleManifest stale_manifest_;
 };
 
 // A folder of outputs (e.g. a submission of one PNG per image) built under a temporary name beside
@@ -86,6 +104,7 @@ public:
 private:
     std::string final_, temporary_;
     bool done_ = false;
+    StaleManifest stale_manifest_;
 };
 
 // Removes temporary files a killed process (kill -9, power loss) left beside `final_path`: those named

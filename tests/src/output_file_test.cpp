@@ -185,6 +185,39 @@ TEST(CheckOutputPathAgain, AFileThereNowIsARuntimeErrorUnlessOverwriting) {
     }
 }
 
+// A run manifest beside a replaced output describes the older output: it goes when the new output
+// takes its place, unless this run wrote a manifest of its own meanwhile (committed before the output).
+TEST(PendingOutput, AStaleRunManifestGoesWithTheOutputItDescribed) {
+    TempDir dir;
+    const std::string final_path = (dir.path / "map.tif").string();
+    touch(final_path, "old");
+    touch(final_path + ".manifest.json", "old run");
+    {
+        PendingOutput pending(final_path, true);  // e.g. --overwrite --no-manifest
+        touch(pending.temporary_path(), "new");
+        pending.commit();
+    }
+    EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif"}));
+    touch(final_path + ".manifest.json", "old run");
+    {
+        PendingOutput pending(final_path, true);
+        touch(pending.temporary_path(), "newer");
+        write_run_manifest(final_path + ".manifest.json", {{"run", "this"}}, true);  // this run's, before the output
+        pending.commit();
+    }
+    EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif", "map.tif.manifest.json"}));
+    std::ifstream in(final_path + ".manifest.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\"this\""), std::string::npos) << text;
+    // A folder output likewise.
+    const std::string folder = (dir.path / "tiles").string();
+    fs::create_directory(folder);
+    touch(folder + ".manifest.json", "old run");
+    PendingDirectory pending_folder(folder);
+    pending_folder.commit(true);
+    EXPECT_FALSE(fs::exists(folder + ".manifest.json"));
+}
+
 TEST(PendingOutput, DiscardRemovesTheTemporaryAtOnceAndTheDestructorLeavesNothing) {
     TempDir dir;
     {
