@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include <gdal_priv.h>
@@ -180,9 +181,19 @@ int run_pixel(const Options& o, CommandContext& context) {
     return 0;
 }
 
+// Nothing to score (no truth object, no proposal: an empty image rightly left empty): precision,
+// recall and F1 are undefined, n/a / null, not 0 (a per-image mean would count the image as a miss).
+double scored(const ObjectCounts& c, double value) {
+    return c.true_positive + c.false_positive + c.false_negative == 0 ? std::numeric_limits<double>::quiet_NaN() : value;
+}
+
 nlohmann::json counts_json(const ObjectCounts& c) {
-    return {{"true_positives", c.true_positive}, {"false_positives", c.false_positive}, {"false_negatives", c.false_negative},
-            {"precision", c.precision()}, {"recall", c.recall()}, {"f1", c.f1()}};
+    return {{"true_positives", c.true_positive},
+            {"false_positives", c.false_positive},
+            {"false_negatives", c.false_negative},
+            {"precision", optional_number(scored(c, c.precision()))},
+            {"recall", optional_number(scored(c, c.recall()))},
+            {"f1", optional_number(scored(c, c.f1()))}};
 }
 
 int run_objects(const Options& o, CommandContext& context) {
@@ -207,8 +218,8 @@ int run_objects(const Options& o, CommandContext& context) {
         report.summary = {{"mode", "objects (SpaceNet rule: IoU > " + fixed(o.iou) + ")"}, {"matching frame", r.frame},
                           {"min area", fixed(r.min_area)}, {"true positives", std::to_string(r.total.true_positive)},
                           {"false positives", std::to_string(r.total.false_positive)},
-                          {"false negatives", std::to_string(r.total.false_negative)}, {"precision", fixed(r.total.precision())},
-                          {"recall", fixed(r.total.recall())}, {"F1", fixed(r.total.f1())}};
+                          {"false negatives", std::to_string(r.total.false_negative)}, {"precision", fixed(scored(r.total, r.total.precision()))},
+                          {"recall", fixed(scored(r.total, r.total.recall()))}, {"F1", fixed(scored(r.total, r.total.f1()))}};
         if (!r.classes.empty()) {
             report.summary.emplace_back("mean class F1", fixed(r.mean_class_f1));
             report.table_header = {"class", "TP", "FP", "FN", "precision", "recall", "F1"};
@@ -220,8 +231,8 @@ int run_objects(const Options& o, CommandContext& context) {
             report.table_header = {"image", "TP", "FP", "FN", "precision", "recall", "F1"};
             for (const auto& i : r.images) {
                 report.table_rows.push_back({i.image, std::to_string(i.counts.true_positive), std::to_string(i.counts.false_positive),
-                                             std::to_string(i.counts.false_negative), fixed(i.counts.precision()),
-                                             fixed(i.counts.recall()), fixed(i.counts.f1())});
+                                             std::to_string(i.counts.false_negative), fixed(scored(i.counts, i.counts.precision())),
+                                             fixed(scored(i.counts, i.counts.recall())), fixed(scored(i.counts, i.counts.f1()))});
             }
         }
         write_html_report(report, o.report, o.overwrite);
@@ -263,8 +274,8 @@ int run_objects(const Options& o, CommandContext& context) {
             std::cout << "mean class F1 " << fixed(r.mean_class_f1) << "\n";
         }
         std::cout << "TP " << r.total.true_positive << ", FP " << r.total.false_positive << ", FN " << r.total.false_negative
-                  << "; precision " << fixed(r.total.precision()) << ", recall " << fixed(r.total.recall()) << ", F1 "
-                  << fixed(r.total.f1()) << "\n";
+                  << "; precision " << fixed(scored(r.total, r.total.precision())) << ", recall " << fixed(scored(r.total, r.total.recall()))
+                  << ", F1 " << fixed(scored(r.total, r.total.f1())) << "\n";
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "cli/command_context.hpp"
 #include "cli/late_manifest.hpp"
 #include "src/output_file.hpp"
+#include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
 #include "src/segmentation.hpp"
@@ -124,6 +125,7 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         "  rsi merge big_buildings.tif.parts --vector big_buildings.gpkg\n"
         "  rsi merge big_buildings.tif.parts --vrt        # big_buildings.vrt over big_buildings_strips/*.tif");
     context.on_run(sub, [o, &context] {
+        if (!o->merge.vrt) check_raster_output_name(o->merge.output, "GTiff", "-o");
         if (parts_job_kind(o->merge.parts_dir) == "scene") return merge_scene(*o, context);
         if (!o->vector.empty() && o->merge.vrt) {
             throw usage_error("--vrt and --vector: merge without --vrt for polygons, or run `rsi vectorize` on the VRT afterwards");
@@ -137,10 +139,10 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
         std::unique_ptr<PendingOutput> scratch;
         const nlohmann::json job = read_job(merge.parts_dir);
         MergeManifest manifest(*o, job, merge_output_paths(merge, job).first);
-        if (!vector.empty() && (o->min_area > 0 || o->simplify > 0 || o->regularize) &&
+        if (!vector.empty() && (o->min_area > 0 || o->simplify > 0) &&
             !georeference_from_job(job.contains("image_grid") ? job.at("image_grid") : job).georeferenced()) {
-            throw usage_error(merge.parts_dir + ": the image is not georeferenced, so --min-area, --simplify and --regularize (in "
-                              "metres) cannot apply; drop them");
+            throw usage_error(merge.parts_dir + ": the image is not georeferenced, so --min-area and --simplify (in metres) cannot "
+                              "apply; drop them");
         }
         // With polygons, the merged mask (and probabilities) stay under temporary names and the parts
         // folder stays until the polygons are written too: an interrupted or failed polygon phase

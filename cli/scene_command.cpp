@@ -89,6 +89,9 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         s.top_k = o->top_k;
         s.format = o->format;
         check_creation_options(o->format, o->creation_options);
+        check_raster_output_name(o->output, o->format, "-o");
+        check_raster_output_name(o->probabilities, o->format, "--probabilities");
+        check_raster_output_name(o->dense, o->format, "--dense");
         s.creation_options = o->creation_options;
         s.overwrite = o->overwrite;
         s.strict = o->strict;
@@ -119,7 +122,9 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             warn_skipped_models(skipped, context.common.quiet);
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
-        cap_block_cache_for_strips(context.common, o->image);
+        if (const std::string slow = cap_block_cache_for_strips(context.common, o->image); !slow.empty() && !context.common.quiet) {
+            std::cerr << "rsi scene: warning: " << slow << "\n";
+        }
         // The manifest and the preview are made once the map is complete, under temporary names, before
         // any output of the run is renamed into place; they are renamed right after the map's own: a
         // failure while writing them (a full disk, a file another run wrote meanwhile) leaves no output.

@@ -104,6 +104,8 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
     if (inputs.size() > 1 && o.output_dir.empty()) throw usage_error("several inputs need --output-dir");
     if (!o.preview.empty() && o.output_dir.empty()) check_preview_name(o.preview);
     check_creation_options(o.format, o.creation_options);
+    check_raster_output_name(o.output, o.format, "-o");
+    if (o.output_dir.empty()) check_raster_output_name(o.probabilities, o.format, "--probabilities");
     if (inputs.size() == 1 && o.output.empty() && o.output_dir.empty()) throw usage_error("give -o OUTPUT (or --output-dir)");
     if (!o.output.empty() && !o.output_dir.empty()) throw usage_error("give either -o or --output-dir, not both");
     return inputs;
@@ -119,6 +121,10 @@ std::string derived(const std::string& dir, const std::string& input, const std:
 std::string vector_extension(const std::string& name) {
     const std::string file = fs::path(name).filename().string();
     if (file.size() > 1 && file[0] == '.' && file.find('.', 1) == std::string::npos) return file;
+    // The format's name alone ("--vector gpkg"), as the help's <input>.EXT suggests.
+    for (const char* known : {"gpkg", "geojson", "json", "fgb", "shp"}) {
+        if (name == known) return std::string(".") + known;
+    }
     return fs::path(name).extension().string();
 }
 
@@ -226,7 +232,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         };
         note_unused_name("--probabilities", o.probabilities, named.probabilities, "<input>_probabilities.tif");
         note_unused_name("--preview", o.preview, named.preview, "<input>_preview.png");
-        const bool format_only = vector_extension(o.vector) == fs::path(o.vector).filename().string();  // ".geojson"
+        const std::string given = fs::path(o.vector).filename().string();
+        const bool format_only = vector_extension(o.vector) == given || vector_extension(o.vector) == "." + given;  // ".geojson", "gpkg"
         if (!format_only) note_unused_name("--vector", o.vector, named.vector, "<input> with this extension");
     }
     if (!o.output_dir.empty() && inputs.size() > 1) {
@@ -327,11 +334,12 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
             // Polygons carry their mean probability: they need a probability raster whose band c+1 is
             // class c (or one band for the preset's class). Without one from the user, a temporary one.
-            if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0 || o.regularize)) {
-                // Refused before the model runs, not after the mask is written.
+            if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0)) {
+                // Refused before the model runs, not after the mask is written. (--regularize has no
+                // length of its own: it works in pixels where there are no metres, as rsi vectorize does.)
                 if (!RasterSource::open(inputs[i]).info().georeferenced()) {
-                    throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area, --simplify and "
-                                      "--regularize (in metres) cannot apply; drop them or georeference the image");
+                    throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area and --simplify "
+                                      "(in metres) cannot apply; drop them or georeference the image");
                 }
             }
             if (!vector_path.empty() && !o.keep_crs && is_geojson_output(vector_path) &&
@@ -399,7 +407,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!manifest_path.empty()) check_output_path_again(manifest_path, o.overwrite);
         };
         options.before_commit = check_later_outputs;
-        cap_block_cache_for_strips(context.common, inputs[i], true);
+        if (const std::string slow = cap_block_cache_for_strips(context.common, inputs[i], true); !slow.empty() && !context.common.quiet) {
+            std::cerr << "rsi " << command << ": warning: " << slow << "\n";
+        }
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
         try {
@@ -490,6 +500,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 v.memory_budget_mb = base.memory_budget_mb / 2;
                 v.output_checked = true;  // with the other outputs, before the model ran
                 v.before_commit = check_later_outputs;
+                // Polygons read their confidence window by window, in polygonising order: the strip-sized
+                // cache of the segmentation phase would decode the same blocks over and over.
+                restore_block_cache(context.common);
                 const VectorizeResult vr = vectorize_mask(v, [&](double f, std::string_view) { return bar.update(f, "polygons"); });
                 bar.finish();
                 polygons = {{"output", vr.output}, {"count", vr.polygons}, {"area_m2", vr.area_known ? nlohmann::json(vr.area_m2) : nlohmann::json(nullptr)},

@@ -108,6 +108,9 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
         const auto start = std::chrono::steady_clock::now();
         const VectorizeResult r = vectorize_mask(o, context.progress(bar));
         bar.finish();
+        if (!context.common.quiet) {
+            for (const auto& w : r.warnings) std::cerr << "rsi vectorize: warning: " << w << "\n";
+        }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (context.common.json) {
             print_json({{"mask", o.mask},

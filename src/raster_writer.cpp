@@ -1,7 +1,10 @@
 #include "src/raster_writer.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cpl_string.h>
 #include <cstring>
+#include <filesystem>
 
 #include "tiling/error.hpp"
 
@@ -69,6 +72,12 @@ RasterWriter::~RasterWriter() = default;  // an unfinished output's temporary fi
 void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInfo>& classes, std::optional<double> nodata) {
     GDALColorTable table;
     CPLStringList names;
+    // Values without a class are opaque black, as a GeoTIFF palette (no alpha) reads back anyway: a VRT
+    // keeps the alpha that SetColorEntry would fill the gaps with (0, transparent).
+    const GDALColorEntry unused{0, 0, 0, 255};
+    int entries = nodata ? static_cast<int>(*nodata) + 1 : 0;
+    for (const auto& c : classes) entries = std::max(entries, c.id + 1);
+    for (int v = 0; v < entries; ++v) table.SetColorEntry(v, &unused);
     for (const auto& c : classes) {
         const GDALColorEntry entry{c.color[0], c.color[1], c.color[2], 255};
         table.SetColorEntry(c.id, &entry);
@@ -131,6 +140,15 @@ void RasterWriter::flush() {
 void RasterWriter::finish() {
     close();
     commit();
+}
+
+void check_raster_output_name(const std::string& path, const std::string& format, const std::string& option) {
+    if (path.empty()) return;
+    std::string ext = std::filesystem::path(path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (ext == ".tif" || ext == ".tiff") return;
+    throw usage_error(path + ": " + option + " is written as a " + format + " (GeoTIFF) raster: name it .tif or .tiff" +
+                      (ext.empty() ? std::string() : " (not " + ext + ")"));
 }
 
 void check_creation_options(const std::string& format, const std::vector<std::string>& key_values) {

@@ -46,6 +46,11 @@ void apply_class_legend(GDALRasterBand& band, const std::vector<models::ClassInf
 // wrote its default.
 void check_creation_options(const std::string& format, const std::vector<std::string>& key_values);
 
+// A raster output written as `format` (GTiff or COG) must be named .tif or .tiff (any case): a map
+// named out.gpkg or out.png would be a GeoTIFF under a name that other tools open as something else.
+// `option` names the option in the message (e.g. "-o", "--probabilities"). Empty paths pass.
+void check_raster_output_name(const std::string& path, const std::string& format, const std::string& option);
+
 class RasterWriter {
 public:
     explicit RasterWriter(RasterWriterOptions options);

@@ -303,7 +303,8 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     const int64_t remaining = budget - pipeline_bytes(T);
     if (remaining <= 0) {
         const int64_t ram = options.ram_mb > 0 ? options.ram_mb : options.memory_budget_mb;
-        const int64_t needed = (pipeline_bytes(T) / 1048576 + 64) * ram / std::max<int64_t>(1, options.memory_budget_mb) + 1;
+        // The pipeline's share of --ram, and a little for the model's first batch (rounded up).
+        const int64_t needed = (pipeline_bytes(T) / 1048576 + 16) * ram / std::max<int64_t>(1, options.memory_budget_mb) + 1;
         throw usage_error(command + ": --ram " + std::to_string(ram) + " MB is too small for a " + std::to_string(W) +
                           "-pixel-wide strip of " + std::to_string(T) + "-pixel tiles (give --ram " + std::to_string(needed) +
                           " or more)");
@@ -845,9 +846,22 @@ PendingOutput write_mosaic_vrt(const std::string& path, const std::vector<std::s
     for (const auto& s : sources) names.push_back(s.c_str());
     CPLErrorReset();
     int usage = 0;
-    GDALDatasetH built = GDALBuildVRT(pending.temporary_path().c_str(), static_cast<int>(names.size()), nullptr, names.data(), nullptr, &usage);
+    // The strips share one pixel size: "highest" takes it as it is (the default averages it, and the
+    // mean of equal doubles can come out a hair off: 0.29999999999999993 for 0.3).
+    const char* vrt_arguments[] = {"-resolution", "highest", nullptr};
+    std::unique_ptr<GDALBuildVRTOptions, decltype(&GDALBuildVRTOptionsFree)> vrt_options(
+        GDALBuildVRTOptionsNew(const_cast<char**>(vrt_arguments), nullptr), GDALBuildVRTOptionsFree);
+    GDALDatasetH built =
+        GDALBuildVRT(pending.temporary_path().c_str(), static_cast<int>(names.size()), nullptr, names.data(), vrt_options.get(), &usage);
     DatasetPtr vrt(GDALDataset::FromHandle(built));
     if (!vrt) throw Error(path + ": cannot build the VRT: " + last_gdal_error());
+    // What the strips say of themselves (AREA_OR_POINT, band names such as p_building): the VRT says it too.
+    if (DatasetPtr first = open_raster(sources.front())) {
+        vrt->SetMetadata(first->GetMetadata());
+        for (int b = 1; b <= std::min(first->GetRasterCount(), vrt->GetRasterCount()); ++b) {
+            vrt->GetRasterBand(b)->SetDescription(first->GetRasterBand(b)->GetDescription());
+        }
+    }
     if (classes) apply_class_legend(*vrt->GetRasterBand(1), *classes, 255.0);
     close_written(std::move(vrt), path);
     std::string text;

@@ -1131,9 +1131,10 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                           " is in metres but the mask is not georeferenced (it has no CRS or geotransform)");
     }
     if (format.geojson && !options.keep_crs && !info.georeferenced()) {
-        throw usage_error(options.mask +
-                          ": GeoJSON is written in WGS84 (RFC 7946) but the mask is not georeferenced "
-                          "(use --keep-crs to write its pixel coordinates)");
+        throw usage_error(options.mask + ": GeoJSON is written in WGS84 (RFC 7946) but the mask is not georeferenced " +
+                          (info.has_geotransform ? "(it has a geotransform but no CRS; use --keep-crs to write its geotransform's "
+                                                   "coordinates, with no CRS)"
+                                                 : "(use --keep-crs to write its pixel coordinates)"));
     }
     const std::optional<int32_t> nodata = integral_nodata(info);
     for (int c : options.classes) {
@@ -1147,6 +1148,11 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
 
     VectorizeResult result;
     result.output = output;
+    if (info.band_count() > 1) {
+        // An RGB photo given by mistake would become a polygon per colour run.
+        result.warnings.push_back(options.mask + " has " + std::to_string(info.band_count()) +
+                                  " bands: band 1 is polygonised as the class mask (is it an image rather than a mask?)");
+    }
     result.area_known = ground.metric();
     result.layer = fs::path(output).stem().string();
     // Scratch layers stay in memory only when even a worst-case (noisy) mask keeps them small.

@@ -66,6 +66,7 @@ struct VectorizeResult {
     bool area_known = false;          // the mask is georeferenced, so area_m2 is in square metres
     std::string output;
     std::string layer;
+    std::vector<std::string> warnings;  // e.g. a mask with several bands (band 1 is used)
 };
 
 VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn& progress = {});

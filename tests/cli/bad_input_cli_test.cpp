@@ -256,6 +256,18 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     expect_failure("min-area without georeferencing", run_args({"--vector", dir / "p.gpkg", "--min-area", "20"}, plain), 2,
                    "plain.tif: is not georeferenced");
     EXPECT_FALSE(fs::exists(dir / "p.gpkg"));
+    // --regularize has no length: it works in pixels, as rsi vectorize does.
+    r = run_rsi(run_args({"--vector", dir / "p.gpkg", "--regularize"}, plain));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir / "p.gpkg"));
+    fs::remove(out);
+    fs::remove(out + ".manifest.json");
+    // The mask is a GeoTIFF: a name other tools would open as something else is refused.
+    const auto misnamed = run_rsi({"segment", plain, "-m", fixture("tiny_segmenter.pt"), "-o", dir / "mask.gpkg", "-q"});
+    EXPECT_EQ(misnamed.exit_code, 2) << misnamed.err;
+    EXPECT_NE(misnamed.err.find("mask.gpkg: -o is written as a GTiff (GeoTIFF) raster: name it .tif or .tiff (not .gpkg)"), std::string::npos)
+        << misnamed.err;
+    EXPECT_FALSE(fs::exists(dir / "mask.gpkg"));
     // All nodata: every output pixel is nodata.
     const std::string blank = dir / "blank.tif";
     test::make_raster(blank, 64, 64, 3, GDT_Byte, [](int, int, int) { return 0; });

@@ -223,6 +223,17 @@ TEST(ContestCli, ObjectEvalScoresPixelCoordinatePolygons) {
     EXPECT_EQ(j["frame"], "pixel");
     EXPECT_EQ(j["true_positives"], 2);
     EXPECT_DOUBLE_EQ(j["f1"].get<double>(), 1.0);
+    // An empty image left empty has nothing to score: F1 n/a (null), not 0.
+    test::make_raster(dir / "empty.tif", 40, 30, 1, GDT_Byte, [](int, int, int) { return 0; });
+    ASSERT_EQ(run_rsi({"vectorize", dir / "empty.tif", "-o", dir / "e.gpkg", "-q"}).exit_code, 0);
+    const auto empty = run_rsi({"eval", dir / "e.gpkg", dir / "e.gpkg", "--json", "-q"});
+    ASSERT_EQ(empty.exit_code, 0) << empty.err;
+    const auto e = nlohmann::json::parse(empty.out);
+    EXPECT_EQ(e["true_positives"], 0);
+    EXPECT_TRUE(e["f1"].is_null()) << empty.out;
+    EXPECT_TRUE(e["precision"].is_null()) << empty.out;
+    const auto table = run_rsi({"eval", dir / "e.gpkg", dir / "e.gpkg"});
+    EXPECT_NE(table.out.find("F1 n/a"), std::string::npos) << table.out;
 }
 
 }  // namespace

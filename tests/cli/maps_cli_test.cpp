@@ -99,6 +99,12 @@ TEST(MapsCli, OutputDirSaysWhereNamedOutputsGo) {
     ASSERT_EQ(format.exit_code, 0) << format.err;
     EXPECT_TRUE(fs::exists(dir / "out4/a.geojson"));
     EXPECT_EQ(format.err.find("warning"), std::string::npos) << format.err;
+    // ... and so does its bare name, as the help's <input>.EXT reads.
+    const auto bare = run_rsi({"segment", a, "--output-dir", dir / "out5", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                               "--vector", "gpkg", "--no-manifest"});
+    ASSERT_EQ(bare.exit_code, 0) << bare.err;
+    EXPECT_TRUE(fs::exists(dir / "out5/a.gpkg"));
+    EXPECT_EQ(bare.err.find("warning"), std::string::npos) << bare.err;
 }
 
 TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
@@ -177,7 +183,7 @@ TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
     // -o over another output the job recorded (its CSV): refused before any work, parts kept
     const auto clash = run_rsi({"merge", dir / "sharded.tif.parts", "-o", dir / "sharded.csv", "-q"});
     EXPECT_EQ(clash.exit_code, 2) << clash.err;
-    EXPECT_NE(clash.err.find("would be the same file"), std::string::npos) << clash.err;
+    EXPECT_NE(clash.err.find("sharded.csv: -o is written as a GTiff (GeoTIFF) raster: name it .tif"), std::string::npos) << clash.err;
     EXPECT_TRUE(fs::exists(dir / "sharded.tif.parts"));
     const auto merged = run_rsi({"merge", dir / "sharded.tif.parts", "--json", "-q"});
     ASSERT_EQ(merged.exit_code, 0) << merged.err;
@@ -232,6 +238,11 @@ TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
     EXPECT_NE(kept.err.find("b.tif.manifest.json: already exists"), std::string::npos) << kept.err;
     EXPECT_TRUE(fs::exists(parts));
     fs::remove(dir / "b.tif.manifest.json");
+    test::write_text_file(dir / "b.tif", "older");  // the error names the output, not its manifest
+    const auto exists = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
+    EXPECT_EQ(exists.exit_code, 2) << exists.err;
+    EXPECT_NE(exists.err.find("b.tif: already exists"), std::string::npos) << exists.err;
+    fs::remove(dir / "b.tif");
     const auto ok = run_rsi({"merge", parts, "--vector", dir / "b.gpkg", "-q"});
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_TRUE(fs::exists(dir / "b.tif"));

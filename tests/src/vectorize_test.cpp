@@ -432,6 +432,20 @@ TEST(Vectorize, ReshapedNeighboursDoNotOverlap) {
     }
 }
 
+// An RGB image given as the mask is polygonised (band 1), with a warning saying so.
+TEST(Vectorize, SeveralBandsGetAWarning) {
+    test::TempDir dir;
+    const std::string rgb = dir / "photo.tif";
+    test::make_raster(rgb, 12, 10, 3, GDT_Byte, [](int b, int x, int) { return x > 5 ? b : 0; });
+    test::georeference(rgb, kUtm, 32633);
+    const VectorizeResult r = vectorize_mask(options_for(rgb, dir / "photo.gpkg"));
+    EXPECT_EQ(r.polygons, 1);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_NE(r.warnings[0].find("photo.tif has 3 bands: band 1 is polygonised"), std::string::npos) << r.warnings[0];
+    const std::string mask = make_mask(dir, "mask.tif", 12, 10, [](int x, int) { return x > 5; });
+    EXPECT_TRUE(vectorize_mask(options_for(mask, dir / "mask.gpkg")).warnings.empty());
+}
+
 TEST(Vectorize, ConfidenceIsTheMeanProbabilityOfTheClass) {
     test::TempDir dir;
     // Class 1: a 4x3 rectangle and a 2x2 square; class 2: a 3x3 square.
@@ -720,7 +734,16 @@ TEST(Vectorize, ErrorsNameTheFileAndTheProblem) {
     o.simplify_m = 1;
     expect_error([&] { vectorize_mask(o); }, ErrorKind::usage, {"plain.tif", "--simplify", "not georeferenced"});
     expect_error([&] { vectorize_mask(options_for(plain, dir / "plain.geojson")); }, ErrorKind::usage,
-                 {"plain.tif", "--keep-crs"});
+                 {"plain.tif", "--keep-crs to write its pixel coordinates"});
+    // A geotransform without a CRS: --keep-crs writes the geotransform's coordinates, not pixels.
+    const std::string no_crs = make_mask(dir, "no_crs.tif", 20, 20, [](int x, int) { return x > 10; }, nullptr);
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(no_crs.c_str(), GA_Update)));
+        double gt[6] = {500000, 2, 0, 5000000, 0, -2};
+        ds->SetGeoTransform(gt);
+    }
+    expect_error([&] { vectorize_mask(options_for(no_crs, dir / "no_crs.geojson")); }, ErrorKind::usage,
+                 {"no_crs.tif", "a geotransform but no CRS", "geotransform's coordinates"});
     o = options_for(mask, out);
     o.min_confidence = 0.5;
     expect_error([&] { vectorize_mask(o); }, ErrorKind::usage, {"--probabilities"});
