@@ -605,9 +605,17 @@ TEST(Segmentation, ShardsMergedAsVrtReadBackAsTheDirectRun) {
         ASSERT_EQ(x.info().band_count(), y.info().band_count());
         EXPECT_EQ(x.info().geotransform, y.info().geotransform);
         EXPECT_EQ(y.info().epsg.value_or(0), 32633);  // the VRT spells the same CRS in WKT1
-        for (int band = 1; band <= x.info().band_count(); ++band) EXPECT_EQ(read_all(a, band), read_all(b, band)) << b << " band " << band;
+        for (int band = 1; band <= x.info().band_count(); ++band) {
+            EXPECT_EQ(read_all(a, band), read_all(b, band)) << b << " band " << band;
+            // What the bands say of themselves (class, p_building, ...) and the dataset's metadata.
+            EXPECT_STREQ(x.dataset().GetRasterBand(band)->GetDescription(), y.dataset().GetRasterBand(band)->GetDescription()) << b;
+        }
+        EXPECT_STREQ(x.dataset().GetMetadataItem("AREA_OR_POINT"), y.dataset().GetMetadataItem("AREA_OR_POINT")) << b;
     }
     const RasterSource vrt = RasterSource::open(dir / "moved/sharded.vrt");
+    // Values without a class are opaque in the palette, as the GeoTIFF's read back (only nodata is clear).
+    EXPECT_EQ(vrt.dataset().GetRasterBand(1)->GetColorTable()->GetColorEntry(7)->c4, 255);
+    EXPECT_EQ(vrt.dataset().GetRasterBand(1)->GetColorTable()->GetColorEntry(255)->c4, 0);
     char** names = vrt.dataset().GetRasterBand(1)->GetCategoryNames();
     ASSERT_TRUE(names);
     EXPECT_STREQ(names[1], "building");
