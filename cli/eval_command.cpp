@@ -225,7 +225,8 @@ int run_objects(const Options& o, CommandContext& context) {
             report.table_header = {"class", "TP", "FP", "FN", "precision", "recall", "F1"};
             for (const auto& [name, c] : r.classes) {
                 report.table_rows.push_back({name, std::to_string(c.true_positive), std::to_string(c.false_positive),
-                                             std::to_string(c.false_negative), fixed(c.precision()), fixed(c.recall()), fixed(c.f1())});
+                                             std::to_string(c.false_negative), fixed(scored(c, c.precision())), fixed(scored(c, c.recall())),
+                                             fixed(scored(c, c.f1()))});
             }
         } else {
             report.table_header = {"image", "TP", "FP", "FN", "precision", "recall", "F1"};
@@ -257,7 +258,7 @@ int run_objects(const Options& o, CommandContext& context) {
             nlohmann::json classes = nlohmann::json::object();
             for (const auto& [name, c] : r.classes) classes[name] = counts_json(c);
             j["classes"] = classes;
-            j["mean_class_f1"] = r.mean_class_f1;
+            j["mean_class_f1"] = optional_number(r.mean_class_f1);
         }
         print_json(j);
     } else {
@@ -268,8 +269,8 @@ int run_objects(const Options& o, CommandContext& context) {
                       << std::setw(11) << "precision" << std::setw(10) << "recall" << "F1\n";
             for (const auto& [name, c] : r.classes) {
                 std::cout << std::left << std::setw(34) << name << std::setw(6) << c.true_positive << std::setw(6) << c.false_positive
-                          << std::setw(6) << c.false_negative << std::setw(11) << fixed(c.precision()) << std::setw(10)
-                          << fixed(c.recall()) << fixed(c.f1()) << "\n";
+                          << std::setw(6) << c.false_negative << std::setw(11) << fixed(scored(c, c.precision())) << std::setw(10)
+                          << fixed(scored(c, c.recall())) << fixed(scored(c, c.f1())) << "\n";
             }
             std::cout << "mean class F1 " << fixed(r.mean_class_f1) << "\n";
         }

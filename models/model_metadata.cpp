@@ -404,6 +404,30 @@ ModelMetadata metadata_from_overrides(const MetadataOverrides& o, const std::str
     return m;
 }
 
+ModelMetadata metadata_from_record(const json& document, const std::string& origin) {
+    json doc = document;
+    if (!doc.is_object()) return metadata_from_json(doc, origin);  // its error
+    const bool range_unknown = doc.contains("input") && doc["input"].is_object() && doc["input"].value("data_range", json()).is_null();
+    const bool gsd_unknown = doc.value("gsd_m", json()).is_null();
+    const bool hash_unknown = doc.value("weights_sha256", json("")).get<std::string>().empty();
+    // Placeholders that validate, for the fields metadata_from_overrides leaves unknown.
+    if (range_unknown) doc["input"]["data_range"] = {0, 255};
+    if (gsd_unknown) doc["gsd_m"] = 1;
+    if (hash_unknown) doc["weights_sha256"] = std::string(64, '0');
+    json& provenance = doc["provenance"];
+    if (!provenance.is_object()) provenance = json::object();
+    if (!provenance.contains("data")) provenance["data"] = json::array();
+    for (const char* key : {"script", "command"}) {
+        if (!provenance.contains(key)) provenance[key] = "";
+    }
+    ModelMetadata m = metadata_from_json(doc, origin);
+    if (range_unknown) m.data_range_known = false;
+    if (gsd_unknown) m.gsd_known = false;
+    if (hash_unknown) m.weights_sha256.clear();
+    m.provenance = document.value("provenance", json::object());
+    return m;
+}
+
 ModelMetadata apply_overrides(const ModelMetadata& metadata, const MetadataOverrides& o, const std::string& origin) {
     ModelMetadata m = metadata;
     const Reader r(json::object(), origin, true);

@@ -83,6 +83,9 @@ struct ModelMetadata {
 // Parses and validates; throws rsi::Error "<origin>: rsi.json: <field>: <problem>".
 ModelMetadata parse_model_metadata(std::string_view json_text, const std::string& origin);
 ModelMetadata metadata_from_json(const nlohmann::json& document, const std::string& origin);
+// Metadata as to_json() recorded it (a sharded job's job.json): also what a model without rsi.json,
+// described on the command line, leaves unknown (data range, gsd, provenance, weights hash).
+ModelMetadata metadata_from_record(const nlohmann::json& document, const std::string& origin);
 
 // Fields a user gives on the command line for a model without rsi.json (or to override one).
 struct MetadataOverrides {

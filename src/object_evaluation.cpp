@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -407,9 +408,15 @@ ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const 
         report_progress(progress, 0.5 + 0.5 * static_cast<double>(++done) / static_cast<double>(images.size()), "matching");
     }
     if (class_aware && !result.classes.empty()) {
+        // Over the classes with something to score: one whose objects all fell below --min-area has no F1.
         double sum = 0;
-        for (const auto& [c, counts] : result.classes) sum += counts.f1();
-        result.mean_class_f1 = sum / static_cast<double>(result.classes.size());
+        int scored = 0;
+        for (const auto& [c, counts] : result.classes) {
+            if (counts.true_positive + counts.false_positive + counts.false_negative == 0) continue;
+            sum += counts.f1();
+            ++scored;
+        }
+        result.mean_class_f1 = scored > 0 ? sum / scored : std::numeric_limits<double>::quiet_NaN();
     }
     return result;
 }

@@ -81,7 +81,7 @@ struct ObjectEvaluation {
     ObjectCounts total;
     std::vector<ImageObjectScore> images;          // sorted by name
     std::map<std::string, ObjectCounts> classes;   // class-aware only
-    double mean_class_f1 = 0;                      // class-aware only: unweighted mean over classes
+    double mean_class_f1 = 0;                      // class-aware only: unweighted mean over classes with something to score (NaN: none)
     std::string frame;                             // "pixel" or the matching CRS, e.g. "EPSG:32617"
     double min_area = 0;
     std::vector<std::string> warnings;             // e.g. an image with truth but no prediction file

@@ -913,7 +913,7 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     if (R != lattice.grid().rows()) throw Error(options.parts_dir + "/job.json: " + std::to_string(R) + " strips, but the lattice has " +
                                                 std::to_string(lattice.grid().rows()) + " rows");
     check_all_shards_done(options.parts_dir, job.at("fingerprint").get<std::string>(), job.at("shards").get<int>(), R);
-    const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
+    const models::ModelMetadata meta = models::metadata_from_record(job.at("model"), options.parts_dir + "/job.json");
     const nlohmann::json& out = job.at("outputs");
     SceneOptions o;
     const std::string recorded = out.at("output").get<std::string>();

@@ -1008,7 +1008,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     const auto strip_rows = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
     const int64_t R = static_cast<int64_t>(strip_rows.size());
     check_all_shards_done(options.parts_dir, fingerprint, shards, R);
-    const models::ModelMetadata meta = models::metadata_from_json(job.at("model"), options.parts_dir + "/job.json");
+    const models::ModelMetadata meta = models::metadata_from_record(job.at("model"), options.parts_dir + "/job.json");
     const bool resampled = job.contains("image_grid");
     if (resampled && options.vrt) {
         throw usage_error(options.parts_dir + ": --vrt: these shards ran on a copy of the image resampled to the model's pixel size, "

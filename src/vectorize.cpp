@@ -184,8 +184,10 @@ public:
     const std::string& path() const { return path_; }
     std::string rtree_table() const { return std::string("rtree_") + layer_->GetName() + "_" + layer_->GetGeometryColumn(); }
 
-    // The features whose envelope meets `box` (through the R-tree), with their FIDs.
-    std::vector<std::unique_ptr<OGRFeature>> features_near(const OGREnvelope& box) {
+    // Calls visit(feature) for each feature whose envelope meets `box` (through the R-tree), one at a
+    // time: a query over a large envelope does not hold its result in memory.
+    template <typename Visit>
+    void for_each_near(const OGREnvelope& box, Visit visit) {
         std::ostringstream sql;
         sql.precision(17);
         sql << "SELECT * FROM \"" << layer_->GetName() << "\" WHERE fid IN (SELECT id FROM \"" << rtree_table()
@@ -194,10 +196,12 @@ public:
         CPLErrorReset();
         OGRLayer* result = dataset_->ExecuteSQL(sql.str().c_str(), nullptr, nullptr);
         if (!result) throw Error(path_ + ": querying the scratch polygons failed: " + last_gdal_error());
-        std::vector<std::unique_ptr<OGRFeature>> found;
-        for (std::unique_ptr<OGRFeature> f(result->GetNextFeature()); f; f.reset(result->GetNextFeature())) found.push_back(std::move(f));
-        dataset_->ReleaseResultSet(result);
-        return found;
+        struct Release {
+            GDALDataset& dataset;
+            OGRLayer* layer;
+            ~Release() { dataset.ReleaseResultSet(layer); }
+        } release{*dataset_, result};
+        for (std::unique_ptr<OGRFeature> f(result->GetNextFeature()); f; f.reset(result->GetNextFeature())) visit(*f);
     }
 
     void begin() { check(dataset_->StartTransaction(), "starting a transaction"); }
@@ -1155,14 +1159,15 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     }
     result.area_known = ground.metric();
     result.layer = fs::path(output).stem().string();
+    // Reshaped outlines are settled against their neighbours (step 3), which needs envelope queries
+    // and a third scratch layer alive with the first two.
+    const bool reshaped = options.regularize || options.simplify_m > 0;
     // Scratch layers stay in memory only when even a worst-case (noisy) mask keeps them small.
     // A budget of 0 keeps them on disk.
-    const bool in_memory = options.memory_budget_mb > 0 && info.width * info.height * 64 <= budget / 2;
+    const int64_t scratch_bytes_per_pixel = reshaped ? 96 : 64;
+    const bool in_memory = options.memory_budget_mb > 0 && info.width * info.height * scratch_bytes_per_pixel <= budget / 2;
     const double pixel_m = pixel_size_m(info);
     const std::unique_ptr<OGRPolygon> footprint = image_footprint(info);
-
-    // Reshaped outlines are settled against their neighbours (step 3), which needs envelope queries.
-    const bool reshaped = options.regularize || options.simplify_m > 0;
 
     // 1. Polygonise the selected classes into pixel-space polygons.
     auto raw = std::make_unique<ScratchLayer>(output, in_memory, "polygons", wkbPolygon,
@@ -1329,26 +1334,47 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                 batch.push_back(std::move(o));
             }
             if (batch.empty()) break;
+            // A neighbour reaching beyond the batch (a large region of a land-cover map) is cut to the
+            // batch's reach first: the outlines lie inside it, and each test then costs the part that can
+            // matter, not the whole region's outline, batch after batch.
+            OGRPolygon reach_box;
+            {
+                const double margin = 1e-6 * std::max({std::fabs(reach.MaxX - reach.MinX), std::fabs(reach.MaxY - reach.MinY), 1.0});
+                OGRLinearRing ring;
+                ring.addPoint(reach.MinX - margin, reach.MinY - margin);
+                ring.addPoint(reach.MaxX + margin, reach.MinY - margin);
+                ring.addPoint(reach.MaxX + margin, reach.MaxY + margin);
+                ring.addPoint(reach.MinX - margin, reach.MaxY + margin);
+                ring.closeRings();
+                reach_box.addRing(&ring);
+            }
+            const auto cut_batch_by = [&](const OGRGeometry& neighbour, GIntBig neighbour_raw_fid) {
+                OGREnvelope box;
+                neighbour.getEnvelope(&box);
+                std::unique_ptr<OGRGeometry> clipped;
+                if (!reach.Contains(box)) {
+                    clipped.reset(neighbour.Intersection(&reach_box));
+                    if (!clipped || clipped->IsEmpty()) return;
+                    clipped->getEnvelope(&box);
+                }
+                const OGRGeometry& part = clipped ? *clipped : neighbour;
+                for (Outline& o : batch) {
+                    if (o.own != neighbour_raw_fid) cut_by(o, part, box);
+                }
+            };
             // The other polygons' pixels, and outlines settled in earlier batches.
-            for (auto& neighbour : raw->features_near(pixel_envelope(reach))) {
-                const OGRGeometry* geometry = neighbour->GetGeometryRef();
-                if (!geometry || wkbFlatten(geometry->getGeometryType()) != wkbPolygon) continue;
+            raw->for_each_near(pixel_envelope(reach), [&](OGRFeature& neighbour) {
+                const OGRGeometry* geometry = neighbour.GetGeometryRef();
+                if (!geometry || wkbFlatten(geometry->getGeometryType()) != wkbPolygon) return;
                 auto pixels = clone_polygon(*geometry->toPolygon());
                 transform_points(*pixels, [&g](double x, double y) {
                     return std::make_pair(g[0] + x * g[1] + y * g[2], g[3] + x * g[4] + y * g[5]);
                 });
-                OGREnvelope box;
-                pixels->getEnvelope(&box);
-                for (Outline& o : batch) {
-                    if (o.own != neighbour->GetFID()) cut_by(o, *pixels, box);
-                }
-            }
-            for (auto& neighbour : settled->features_near(reach)) {
-                if (!neighbour->GetGeometryRef()) continue;
-                OGREnvelope box;
-                neighbour->GetGeometryRef()->getEnvelope(&box);
-                for (Outline& o : batch) cut_by(o, *neighbour->GetGeometryRef(), box);
-            }
+                cut_batch_by(*pixels, neighbour.GetFID());
+            });
+            settled->for_each_near(reach, [&](OGRFeature& neighbour) {
+                if (neighbour.GetGeometryRef()) cut_batch_by(*neighbour.GetGeometryRef(), -1);
+            });
             settled->begin();
             for (size_t i = 0; i < batch.size(); ++i) {
                 Outline& o = batch[i];

@@ -198,6 +198,33 @@ TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
 // A segmentation merge checks every output before it consumes the parts folder: an unknown polygon
 // format, or -o naming the probabilities the shards recorded, used to fail (or silently overwrite)
 // only after the mask was written and the parts removed.
+// A model without rsi.json, described on the command line: its shards merge (job.json records what
+// the command line said, with the data range, gsd and weights hash unknown; the merge read it strictly
+// and refused "input.data_range: missing required field").
+TEST(MapsCli, ShardsOfAModelWithoutMetadataMerge) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "a.tif");
+    const std::vector<std::string> model{"-m", fixture("no_metadata.pt"), "--task", "segmentation", "--model-bands", "3",
+                                         "--classes", "background,building", "--model-tile-size", "32", "-q", "--no-manifest"};
+    auto run = [&](std::vector<std::string> args) {
+        args.insert(args.end(), model.begin(), model.end());
+        return run_rsi(args);
+    };
+    ASSERT_EQ(run({"segment", image, "-o", dir / "direct.tif"}).exit_code, 0);
+    for (const char* shard : {"0/2", "1/2"}) {
+        const auto r = run({"segment", image, "-o", dir / "sharded.tif", "--shard", shard});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto merged = run_rsi({"merge", dir / "sharded.tif.parts", "-q", "--no-manifest"});
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    const RasterSource a = RasterSource::open(dir / "direct.tif"), b = RasterSource::open(dir / "sharded.tif");
+    std::vector<uint8_t> x(80 * 60), y(80 * 60);
+    a.read({0, 0, 80, 60}, {1}, GDT_Byte, x.data());
+    b.read({0, 0, 80, 60}, {1}, GDT_Byte, y.data());
+    EXPECT_EQ(x, y);
+    EXPECT_EQ(a.info().geotransform, b.info().geotransform);
+}
+
 TEST(MapsCli, MergeChecksItsOutputsBeforeConsumingTheParts) {
     test::TempDir dir;
     const std::string image = make_image(dir, "m.tif");
