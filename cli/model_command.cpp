@@ -233,8 +233,11 @@ void register_model_command(CLI::App& app, CommandContext& context) {
                 print_json(list);
             } else {
                 if (entries.empty()) std::cout << "no bundled models in " << bundled_models_dir() << "\n";
+                size_t name_width = 15;  // a column as wide as the longest name, and one space
+                for (const auto& e : entries) name_width = std::max(name_width, e.name.size());
                 for (const auto& e : entries) {
-                    std::cout << std::left << std::setw(16) << e.name << std::setw(14) << models::to_string(e.metadata.task)
+                    std::cout << std::left << std::setw(static_cast<int>(name_width + 1)) << e.name << std::setw(14)
+                              << models::to_string(e.metadata.task)
                               << e.metadata.bands << " bands, " << e.metadata.classes.size() << " classes, "
                               << e.metadata.tile_size << " px tiles, " << e.metadata.gsd_m << " m  " << e.path << "\n";
                 }

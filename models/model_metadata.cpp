@@ -1,5 +1,6 @@
 #include "models/model_metadata.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -258,7 +259,24 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
         m.weights_sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
         r.fail("weights_sha256", "must be 64 lowercase hex digits");
     if (const json* g = r.find("golden"); g && !g->is_null()) {
+        // Checked here, so that `model check` never meets a block it cannot use.
         if (!g->is_object()) r.fail("golden", "must be an object");
+        if (g->value("input", json()) != "ramp") r.fail("golden.input", "must be \"ramp\" (the only deterministic input rsi knows)");
+        const json shape = g->value("shape", json());
+        bool shape_ok = shape.is_array() && shape.size() == 4;
+        double elements = 1;
+        for (size_t i = 0; shape_ok && i < 4; ++i) {
+            shape_ok = shape[i].is_number_integer() && shape[i].get<int64_t>() >= 1 && shape[i].get<int64_t>() <= 65536;
+            if (shape_ok) elements *= static_cast<double>(shape[i].get<int64_t>());
+        }
+        if (!shape_ok || elements > double(1 << 26)) r.fail("golden.shape", "must be [N, C, H, W]: positive integers, at most 2^26 elements");
+        for (const char* key : {"output_sum", "output_abs_sum"}) {
+            if (!g->contains(key) || !(*g)[key].is_number()) r.fail(std::string("golden.") + key, "must be a number");
+        }
+        const json sample = g->value("output_sample", json::array());
+        if (!sample.is_array() || !std::all_of(sample.begin(), sample.end(), [](const json& v) { return v.is_number(); })) {
+            r.fail("golden.output_sample", "must be an array of numbers");
+        }
         m.golden = *g;
     }
     m.precision = r.string("precision", false, "fp32");
@@ -347,7 +365,21 @@ void apply(ModelMetadata& m, const MetadataOverrides& o, const Reader& r) {
         check_one_of(r, "--task", *o.task, {"segmentation", "scene"});
         m.task = *o.task == "scene" ? Task::scene : Task::segmentation;
     }
-    if (o.bands) {
+    // Command-line numbers are checked as rsi.json's are (JSON cannot even hold NaN or infinity).
+    for (const auto& [name, values] : {std::pair<const char*, const std::vector<float>*>{"--mean", &o.mean}, {"--std", &o.std}}) {
+        if (!std::all_of(values->begin(), values->end(), [](float v) { return std::isfinite(v); })) {
+            r.fail(name, "values must be finite numbers");
+        }
+    }
+    if (o.scale && !std::isfinite(*o.scale)) r.fail("--input-scale", "must be a finite number");
+    if (o.bands && *o.bands == m.bands && !m.source_bands.empty()) {
+        // The count the model already declares: nothing to change (its band names, source bands,
+        // mean and std stay; resetting them silently changed every prediction).
+    } else if (o.bands) {
+        if (!m.mean.empty() && (o.mean.empty() || o.std.empty())) {
+            r.fail("--model-bands", "the model's metadata declares " + std::to_string(m.bands) +
+                                        " bands with their mean and std; another count needs --mean and --std for every band");
+        }
         m.bands = *o.bands;
         m.source_bands.clear();
         for (int b = 1; b <= m.bands; ++b) m.source_bands.push_back(b);

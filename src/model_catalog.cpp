@@ -37,11 +37,17 @@ std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& p
     // A TorchScript archive is one folder holding the pickled module (data.pkl): any other zip (a
     // checkpoint folder zipped by hand, a dataset) is refused here, also where the metadata would come
     // from the command line.
+    // torch.save writes the same layout without the compiled code (code/): such a pickle is no model
+    // LibTorch can run, and is named as such rather than asked for metadata.
     std::optional<models::ModelMetadata> found;
-    bool torchscript = false;
+    bool torchscript = false, pickle = false;
     for (char** e = entries; *e; ++e) {
         VSIStatBufL stat;
         if (VSIStatL((root + "/" + *e + "/data.pkl").c_str(), &stat) != 0) continue;
+        if (VSIStatL((root + "/" + *e + "/code").c_str(), &stat) != 0 || !VSI_ISDIR(stat.st_mode)) {
+            pickle = true;
+            continue;
+        }
         torchscript = true;
         const std::string text = read_vsi_file(root + "/" + *e + "/extra/rsi.json");
         if (!text.empty()) {
@@ -50,6 +56,10 @@ std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& p
         }
     }
     CSLDestroy(entries);
+    if (!torchscript && pickle) {
+        throw Error(path + ": not a TorchScript model: a PyTorch pickle without compiled code (saved with torch.save; export it with "
+                           "torch.jit.script or torch.jit.trace and torch.jit.save)");
+    }
     if (!torchscript) throw Error(path + ": not a TorchScript model package (a zip archive without a pickled module, data.pkl)");
     return found;
 }

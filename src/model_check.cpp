@@ -129,7 +129,8 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
     ModelCheckResult r;
     r.metadata = model.metadata();
     r.device = model.device();
-    r.precision = models::to_string(model.precision());
+    // An int8 file runs its quantized kernels whatever --precision says: report what the weights are.
+    r.precision = model.metadata().is_quantized() ? "int8" : models::to_string(model.precision());
     r.optimized = model.optimized();
     r.graph = model.graph();
     r.graph_detail = model.graph_detail();

@@ -124,6 +124,23 @@ TEST_F(BadInput, ModelsThatCannotBeUsed) {
     EXPECT_EQ(info.exit_code, 1);
     EXPECT_EQ(info.err, "rsi model info: " + zip + ": not a TorchScript model package (a zip archive without a pickled module, data.pkl)\n");
     EXPECT_EQ(info.out, "");
+    // torch.save's archive (data.pkl without compiled code): named as such, not asked for metadata.
+    const std::string pickle = dir / "pickle.pt";
+    {
+        void* handle = CPLCreateZip(pickle.c_str(), nullptr);
+        ASSERT_TRUE(handle);
+        for (const char* entry : {"pickle/data.pkl", "pickle/version"}) {
+            ASSERT_EQ(CPLCreateFileInZip(handle, entry, nullptr), CE_None);
+            ASSERT_EQ(CPLWriteFileInZip(handle, "x", 1), CE_None);
+            CPLCloseFileInZip(handle);
+        }
+        CPLCloseZip(handle);
+    }
+    const auto pickled = run_rsi({"model", "info", pickle});
+    EXPECT_EQ(pickled.exit_code, 1);
+    EXPECT_NE(pickled.err.find("pickle.pt: not a TorchScript model: a PyTorch pickle without compiled code (saved with torch.save"),
+              std::string::npos)
+        << pickled.err;
 }
 
 TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "tiling/error.hpp"
 
 namespace rsi::models {
@@ -81,6 +83,14 @@ TEST(ModelMetadata, EachBrokenFieldIsNamed) {
         {"/classes/0/parents", nlohmann::json::array({"land"}), "classes[0].parents: needs 2 ancestors"},
         {"/weights_sha256", "abc", "weights_sha256: must be 64 lowercase hex digits"},
         {"/provenance/command", 3, "provenance.command: must be a string"},
+        // A golden block `model check` could not use (it failed with raw JSON errors or bad_alloc).
+        {"/golden", nlohmann::json{{"input", "ramp"}}, "golden.shape: must be [N, C, H, W]"},
+        {"/golden", nlohmann::json{{"input", "noise"}}, "golden.input: must be \"ramp\""},
+        {"/golden", nlohmann::json{{"input", "ramp"}, {"shape", {1, 2, -64, 64}}}, "golden.shape: must be [N, C, H, W]"},
+        {"/golden", nlohmann::json{{"input", "ramp"}, {"shape", {1, 2, 1000000, 1000000}}}, "golden.shape: must be [N, C, H, W]"},
+        {"/golden", nlohmann::json{{"input", "ramp"}, {"shape", {1, 2, 8, 8}}}, "golden.output_sum: must be a number"},
+        {"/golden", nlohmann::json{{"input", "ramp"}, {"shape", {1, 2, 8, 8}}, {"output_sum", 1}, {"output_abs_sum", 2}, {"output_sample", "x"}},
+         "golden.output_sample: must be an array of numbers"},
     };
     for (const Case& c : cases) {
         nlohmann::json doc = valid_document();
@@ -130,6 +140,39 @@ TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
         EXPECT_EQ(e.kind(), ErrorKind::usage);
         EXPECT_NE(std::string(e.what()).find("model.pt: command-line metadata: input.mean"), std::string::npos) << e.what();
     }
+    // Non-finite numbers from the command line are refused as rsi.json's would be.
+    for (const auto& bad : std::vector<MetadataOverrides>{[] { MetadataOverrides x; x.mean = {NAN, 0}; return x; }(),
+                                                         [] { MetadataOverrides x; x.std = {1, INFINITY}; return x; }(),
+                                                         [] { MetadataOverrides x; x.scale = INFINITY; return x; }()}) {
+        try {
+            apply_overrides(embedded, bad, "model.pt");
+            ADD_FAILURE() << "no error";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::usage);
+            EXPECT_NE(std::string(e.what()).find("finite number"), std::string::npos) << e.what();
+        }
+    }
+    // --model-bands with the count the model declares changes nothing (it reset mean, std and source
+    // bands to 0, 1 and 1..N); another count needs the new bands' mean and std.
+    MetadataOverrides same;
+    same.bands = 2;
+    const ModelMetadata kept = apply_overrides(embedded, same, "model.pt");
+    EXPECT_EQ(kept.mean, embedded.mean);
+    EXPECT_EQ(kept.std, embedded.std);
+    EXPECT_EQ(kept.source_bands, embedded.source_bands);
+    EXPECT_EQ(kept.band_names, embedded.band_names);
+    MetadataOverrides more;
+    more.bands = 3;
+    try {
+        apply_overrides(embedded, more, "model.pt");
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::usage);
+        EXPECT_NE(std::string(e.what()).find("--model-bands: the model's metadata declares 2 bands"), std::string::npos) << e.what();
+    }
+    more.mean = {0, 0, 0};
+    more.std = {1, 1, 1};
+    EXPECT_EQ(apply_overrides(embedded, more, "model.pt").bands, 3);
     o.classes = {"a", "a"};
     try {
         metadata_from_overrides(o, "plain.pt");

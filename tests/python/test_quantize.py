@@ -151,6 +151,7 @@ class QuantizeBundled(unittest.TestCase):
             j = json.loads(r.stdout)
             self.assertTrue(j["golden_ok"], j)
             self.assertTrue(j["weights_hash_ok"], j)
+            self.assertEqual(j["precision"], "int8", j)  # what the weights are (it said fp32)
         # An onednn scene model (only its linear classifier is int8): the golden values the script
         # recorded are those the runtime computes (they once differed by a quantized output step,
         # and 8-bit activations saturated without VNNI), and --json prints a JSON summary.
