@@ -202,6 +202,19 @@ def verify(path: str, doc, golden_check: bool = True) -> None:
         raise AssertionError("%s: golden values do not reproduce after reload" % path)
 
 
+def one_line_error(e: BaseException, model: str) -> str:
+    """The cause in one line, naming the model file: TorchScript's interpreter errors start with a
+    banner and end with the actual error; other exceptions (a forward returning a dict, ...) get their
+    type, as their message alone may not say what went wrong."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else repr(e)
+    if lines and lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        text = lines[-1]
+    if not isinstance(e, (OSError, ValueError, RuntimeError, AssertionError, metadata.MetadataError)):
+        text = "%s: %s" % (type(e).__name__, text)
+    return text if model in text else "%s: %s" % (model, text)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="rsi model file (.pt with rsi.json)")
@@ -239,9 +252,8 @@ def main(argv=None) -> int:
     except (Interrupted, KeyboardInterrupt):
         print("rsi model quantize: interrupted", file=sys.stderr)
         return outputs.INTERRUPTED_EXIT
-    except (OSError, ValueError, RuntimeError, AssertionError, metadata.MetadataError) as e:
-        text = str(e).strip()
-        print("rsi model quantize: %s" % (text.splitlines()[0] if text else repr(e)), file=sys.stderr)
+    except Exception as e:  # one line naming the model, never a traceback (a model can fail in any way)
+        print("rsi model quantize: %s" % one_line_error(e, args.model), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps({"output": r["out"], "precision": "int8", "engine": r["engine"], "method": r["method"],

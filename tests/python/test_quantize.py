@@ -178,6 +178,18 @@ class QuantizeSelfContained(unittest.TestCase):
         m = nets.BuildingNet(widths=(4, 8, 8), dec_widths=(4, 8)).eval()
         self.assertEqual(quant.weights_sha256(torch.jit.script(m)), metadata.weights_sha256(m))
 
+    def test_errors_are_one_line_naming_the_model(self):
+        sys.path.insert(0, _paths.MODELS_PY)
+        import rsi_quantize
+        banner = RuntimeError("The following operation failed in the TorchScript interpreter.\nTraceback of TorchScript ...\n"
+                              "  x = y.view(-1)\nRuntimeError: shape '[-1, 7]' is invalid for input of size 12")
+        self.assertEqual(rsi_quantize.one_line_error(banner, "m.pt"),
+                         "m.pt: RuntimeError: shape '[-1, 7]' is invalid for input of size 12")
+        self.assertEqual(rsi_quantize.one_line_error(AttributeError("'dict' object has no attribute 'shape'"), "m.pt"),
+                         "m.pt: AttributeError: 'dict' object has no attribute 'shape'")
+        self.assertEqual(rsi_quantize.one_line_error(ValueError("m.pt: weights_sha256 does not match"), "m.pt"),
+                         "m.pt: weights_sha256 does not match")
+
     def test_missing_model_and_bad_engine(self):
         out = os.path.join(tempfile.gettempdir(), "rsi-quantize-never-written.pt")
         r = run_script("/nonexistent/model.pt", "-o", out)
