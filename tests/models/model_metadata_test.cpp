@@ -140,17 +140,21 @@ TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
         EXPECT_EQ(e.kind(), ErrorKind::usage);
         EXPECT_NE(std::string(e.what()).find("model.pt: command-line metadata: input.mean"), std::string::npos) << e.what();
     }
+    // A usage error (exit 2) whose message holds `fragment`.
+    const auto expect_refused = [&embedded](const MetadataOverrides& overrides, const std::string& fragment) {
+        try {
+            apply_overrides(embedded, overrides, "model.pt");
+            ADD_FAILURE() << "no error for " << fragment;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::usage);
+            EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        }
+    };
     // Non-finite numbers from the command line are refused as rsi.json's would be.
     for (const auto& bad : std::vector<MetadataOverrides>{[] { MetadataOverrides x; x.mean = {NAN, 0}; return x; }(),
                                                          [] { MetadataOverrides x; x.std = {1, INFINITY}; return x; }(),
                                                          [] { MetadataOverrides x; x.scale = INFINITY; return x; }()}) {
-        try {
-            apply_overrides(embedded, bad, "model.pt");
-            ADD_FAILURE() << "no error";
-        } catch (const Error& e) {
-            EXPECT_EQ(e.kind(), ErrorKind::usage);
-            EXPECT_NE(std::string(e.what()).find("finite number"), std::string::npos) << e.what();
-        }
+        expect_refused(bad, "finite number");
     }
     // --model-bands with the count the model declares changes nothing (it reset mean, std and source
     // bands to 0, 1 and 1..N); another count needs the new bands' mean and std.
@@ -163,13 +167,7 @@ TEST(ModelMetadata, CommandLineMetadataForAModelWithout) {
     EXPECT_EQ(kept.band_names, embedded.band_names);
     MetadataOverrides more;
     more.bands = 3;
-    try {
-        apply_overrides(embedded, more, "model.pt");
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::usage);
-        EXPECT_NE(std::string(e.what()).find("--model-bands: the model's metadata declares 2 bands"), std::string::npos) << e.what();
-    }
+    expect_refused(more, "--model-bands: the model's metadata declares 2 bands");
     more.mean = {0, 0, 0};
     more.std = {1, 1, 1};
     EXPECT_EQ(apply_overrides(embedded, more, "model.pt").bands, 3);
