@@ -216,12 +216,12 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
 
 void restore_block_cache(const CommonOptions& common) { GDALSetCacheMax64(common.ram_mb * 1024 * 1024 / 4); }
 
-std::string cap_block_cache_for_strips(const CommonOptions& common, const std::string& image, bool row_segments) {
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image, bool row_segments) {
     RasterInfo info;
     try {
         info = RasterSource::open(image).info();
     } catch (const Error&) {
-        return {};  // the command itself reports the unreadable image, in its own words
+        return;  // the command itself reports the unreadable image, in its own words
     }
     // The reader's conditions for row segments (row_segment_tiles): local data stored in tiles.
     const bool local = VSIIsLocal(image.c_str());
@@ -235,12 +235,12 @@ std::string cap_block_cache_for_strips(const CommonOptions& common, const std::s
     // only has to hold the block row that straddles two reads, and the writers' whole-block writes.
     const int64_t budget = common.ram_mb * 1024 * 1024 / 4;
     GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{16} << 20, 2 * row_bytes)));
-    if (2 * row_bytes <= budget || info.bands.empty()) return {};
+    if (2 * row_bytes <= budget || info.bands.empty() || common.quiet) return;
     const BandInfo& band = info.bands.front();
-    return image + ": its " + std::to_string(band.block_width) + "x" + std::to_string(band.block_height) + " blocks need " +
+    std::cerr << "rsi " << command << ": warning: " << image << ": its " + std::to_string(band.block_width) + "x" + std::to_string(band.block_height) + " blocks need " +
            std::to_string((2 * row_bytes) >> 20) + " MB of block cache for two block rows, more than --ram " + std::to_string(common.ram_mb) +
            " allows (" + std::to_string(budget >> 20) + " MB): reading will decode blocks again and again and memory will exceed --ram; "
-           "give --ram " + std::to_string(((8 * row_bytes) >> 20) + 1) + " or re-tile it (gdal_translate -co TILED=YES)";
+           "give --ram " + std::to_string(((8 * row_bytes) >> 20) + 1) + " or re-tile it (gdal_translate -co TILED=YES)\n";
 }
 
 void print_json(const nlohmann::json& value) { std::cout << json_text(value, 2) << std::endl; }

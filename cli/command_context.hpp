@@ -90,10 +90,11 @@ bool mentions_remote_path(const std::vector<std::string>& args);
 // larger cache only fills with blocks already used, so peak memory would grow with the image. With
 // `row_segments` (the reader cuts rows of a tiled image into segments, row_segment_tiles) the block
 // rows are counted over at most 8192 columns: a segment's read needs only its own blocks. An
-// unreadable image leaves the cache as it is (the command reports it). Returns a warning when two block
-// rows do not fit in --ram / 4 (e.g. 8192² blocks): blocks are then decoded again and again and memory
-// goes above --ram; empty otherwise.
-std::string cap_block_cache_for_strips(const CommonOptions& common, const std::string& image, bool row_segments = false);
+// unreadable image leaves the cache as it is (the command reports it). Warns on stderr as `rsi
+// <command>` (unless --quiet) when two block rows do not fit in --ram / 4 (e.g. 8192² blocks): blocks
+// are then decoded again and again and memory goes above --ram.
+void cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image,
+                                bool row_segments = false);
 
 // Back to the whole block-cache share of --ram (--ram / 4), for a phase that reads its own outputs by
 // polygon rather than in strips (rsi buildings --vector: the confidence of each polygon).

@@ -122,9 +122,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             warn_skipped_models(skipped, context.common.quiet);
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
-        if (const std::string slow = cap_block_cache_for_strips(context.common, o->image); !slow.empty() && !context.common.quiet) {
-            std::cerr << "rsi scene: warning: " << slow << "\n";
-        }
+        cap_block_cache_for_strips(context.common, "scene", o->image);
         // The manifest and the preview are made once the map is complete, under temporary names, before
         // any output of the run is renamed into place; they are renamed right after the map's own: a
         // failure while writing them (a full disk, a file another run wrote meanwhile) leaves no output.

@@ -407,9 +407,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!manifest_path.empty()) check_output_path_again(manifest_path, o.overwrite);
         };
         options.before_commit = check_later_outputs;
-        if (const std::string slow = cap_block_cache_for_strips(context.common, inputs[i], true); !slow.empty() && !context.common.quiet) {
-            std::cerr << "rsi " << command << ": warning: " << slow << "\n";
-        }
+        cap_block_cache_for_strips(context.common, command, inputs[i], true);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
         try {

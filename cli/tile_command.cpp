@@ -92,9 +92,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
         std::string shard_source;
         o.shard = resolve_shard(options->shard, options->shard_count, shard_source);
         // Strips are read once into rsi's own buffers, so GDAL's block cache needs little.
-        if (const std::string slow = cap_block_cache_for_strips(context.common, options->image); !slow.empty() && !context.common.quiet) {
-            std::cerr << "rsi tile: warning: " << slow << "\n";
-        }
+        cap_block_cache_for_strips(context.common, "tile", options->image);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const auto start = std::chrono::steady_clock::now();
         const TileExportResult r = export_tiles(o, context.progress(bar));
