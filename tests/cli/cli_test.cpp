@@ -67,6 +67,26 @@ TEST(Cli, HelpEndsWithAWorkedExample) {
 
 // `rsi` alone is a usage error: the help goes to stderr with exit 2 (stdout is for results; `rsi
 // --help` asked for it: stdout, exit 0).
+// An image whose block rows do not fit the block-cache share of --ram (4096² blocks, --ram 16 gives
+// 4 MB): said once on stderr with the numbers and what to do; --quiet silences it; the run works.
+TEST(Cli, HugeBlocksAgainstASmallRamAreWarnedOf) {
+    test::TempDir dir;
+    const std::string image = dir / "big_blocks.tif";
+    test::make_raster(image, 400, 300, 3, GDT_Byte, [](int b, int x, int y) { return (x + y * b) % 256; },
+                      {"TILED=YES", "BLOCKXSIZE=4096", "BLOCKYSIZE=4096"});
+    const auto r = run_rsi({"tile", image, dir / "tiles", "--ram", "16"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("rsi tile: warning: " + image + ": its 4096x4096 blocks need 9 MB of block cache for two block rows, "
+                         "more than --ram 16 allows (4 MB)"),
+              std::string::npos)
+        << r.err;
+    const auto quiet = run_rsi({"tile", image, dir / "quiet", "--ram", "16", "-q"});
+    ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "");
+    const auto roomy = run_rsi({"tile", image, dir / "roomy", "--ram", "256", "-q"});
+    EXPECT_EQ(roomy.err.find("warning"), std::string::npos) << roomy.err;
+}
+
 TEST(Cli, NoCommandIsAUsageErrorWithTheHelpOnStderr) {
     const auto bare = run_rsi({});
     EXPECT_EQ(bare.exit_code, 2);
