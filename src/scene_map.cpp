@@ -494,15 +494,16 @@ private:
 };
 
 // Writes the outputs from every lattice-row part in order, as the direct run would have.
-void assemble_scene_parts(const std::string& parts_dir, const SceneOptions& options, const SceneLattice& lattice,
-                          const ClassRollup& rollup, int64_t K, SceneResult& result, const ProgressFn& progress) {
+void assemble_scene_parts(const std::string& parts_dir, const std::string& fingerprint, const SceneOptions& options,
+                          const SceneLattice& lattice, const ClassRollup& rollup, int64_t K, SceneResult& result,
+                          const ProgressFn& progress) {
     SceneOutputs outputs(options, lattice, rollup, K, result);
     const TileGrid grid = lattice.grid();
     std::vector<float> probabilities;
     std::vector<uint8_t> valid;
     for (int64_t r = 0; r < grid.rows(); ++r) {
         const std::string part = (fs::path(parts_dir) / StripJournal::part_name(r)).string();
-        read_strip_part(part, static_cast<int>(K), grid.cols(), 1, probabilities, valid);
+        read_strip_part(part, fingerprint, static_cast<int>(K), grid.cols(), 1, probabilities, valid);
         outputs.write_row(r, probabilities.data(), valid.data());
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(grid.rows()), "assembling");
     }
@@ -888,7 +889,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     if (outputs) {
         outputs->finish(progress);
     } else if (!options.shard) {
-        assemble_scene_parts(parts_dir, options, lattice, rollup, K, result, [&](double f, std::string_view what) {
+        assemble_scene_parts(parts_dir, job.at("fingerprint").get<std::string>(), options, lattice, rollup, K, result, [&](double f, std::string_view what) {
             return !progress || progress(0.98 + 0.02 * f, what);
         });
         if (!options.keep_parts) {
@@ -949,7 +950,7 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     result.strips = R;
     result.parts_dir = options.parts_dir;
     result.output = o.output;
-    assemble_scene_parts(options.parts_dir, o, lattice, rollup, static_cast<int64_t>(meta.classes.size()), result, progress);
+    assemble_scene_parts(options.parts_dir, job.at("fingerprint").get<std::string>(), o, lattice, rollup, static_cast<int64_t>(meta.classes.size()), result, progress);
     if (!options.keep_parts) {
         std::error_code ec;
         fs::remove_all(options.parts_dir, ec);

@@ -109,13 +109,14 @@ void assemble_parts(const std::string& parts_dir, const nlohmann::json& job, con
     const RasterInfo info = georeference_from_job(job);
     ClassMapOutputs outputs(options, info, meta);
     const auto strips = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
     const int K = static_cast<int>(meta.classes.size());
     std::vector<float> probabilities;
     std::vector<uint8_t> valid;
     for (size_t r = 0; r < strips.size(); ++r) {
         const auto [y0, y1] = strips[r];
         const std::string part = (std::filesystem::path(parts_dir) / StripJournal::part_name(static_cast<int64_t>(r))).string();
-        read_strip_part(part, K, info.width, y1 - y0, probabilities, valid);
+        read_strip_part(part, fingerprint, K, info.width, y1 - y0, probabilities, valid);
         outputs.write_rows(y0, y1 - y0, probabilities.data(), valid.data());
         report_progress(progress, static_cast<double>(r + 1) / static_cast<double>(strips.size()), "assembling");
     }
@@ -898,6 +899,7 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
                            const models::ModelMetadata& meta, const ProgressFn& progress, MergeResult& result) {
     const RasterInfo info = georeference_from_job(job);
     const auto strips = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
+    const std::string fingerprint = job.at("fingerprint").get<std::string>();
     const int K = static_cast<int>(meta.classes.size());
     const std::filesystem::path vrt_path(options.output);
     const std::string strips_dir = (vrt_path.parent_path() / (vrt_path.stem().string() + "_strips")).string();
@@ -926,7 +928,7 @@ void assemble_parts_as_vrt(const std::string& parts_dir, const nlohmann::json& j
     for (size_t r = 0; r < strips.size(); ++r) {
         const auto [y0, y1] = strips[r];
         const std::string name = StripJournal::part_name(static_cast<int64_t>(r));
-        read_strip_part((std::filesystem::path(parts_dir) / name).string(), K, info.width, y1 - y0, probabilities, valid);
+        read_strip_part((std::filesystem::path(parts_dir) / name).string(), fingerprint, K, info.width, y1 - y0, probabilities, valid);
         RasterInfo band = info;  // this strip's rows of the image
         band.height = y1 - y0;
         band.geotransform = info.window_geotransform(0, y0);

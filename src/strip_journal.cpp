@@ -155,7 +155,7 @@ std::string StripJournal::part_name(int64_t strip) {
 }
 
 StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint, const ShardSpec& shard)
-    : dir_(std::move(parts_dir)), path_((fs::path(dir_) / journal_name(shard)).string()) {
+    : dir_(std::move(parts_dir)), path_((fs::path(dir_) / journal_name(shard)).string()), fingerprint_(fingerprint) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (!fs::is_directory(dir_)) throw Error(dir_ + ": cannot create the parts folder");
@@ -193,10 +193,12 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     const std::string final_path = (fs::path(dir_) / name).string();
     {
         PendingOutput pending(final_path, true);  // a resumed run redoes a strip whose journal line a kill lost
+        ensure_gdal_registered();
         GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
         DatasetPtr ds(gtiff->Create(pending.temporary_path().c_str(), static_cast<int>(width), static_cast<int>(rows), classes + 1,
                                     GDT_Float32, nullptr));
         if (!ds) throw Error(final_path + ": cannot create the part: " + last_gdal_error());
+        ds->SetMetadataItem(kPartFingerprintItem, fingerprint_.c_str());
         const int64_t plane = rows * width;
         for (int c = 0; c < classes; ++c) {
             if (ds->GetRasterBand(c + 1)->RasterIO(GF_Write, 0, 0, static_cast<int>(width), static_cast<int>(rows),
@@ -225,9 +227,15 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     done_.insert(strip);
 }
 
-void read_strip_part(const std::string& path, int classes, int64_t width, int64_t rows, std::vector<float>& probabilities,
-                     std::vector<uint8_t>& valid) {
+void read_strip_part(const std::string& path, const std::string& fingerprint, int classes, int64_t width, int64_t rows,
+                     std::vector<float>& probabilities, std::vector<uint8_t>& valid) {
     DatasetPtr ds = open_raster(path);
+    const char* written_by = ds->GetMetadataItem(kPartFingerprintItem);
+    if (!written_by || fingerprint != written_by) {
+        throw Error(path + ": this part was not written by this job (" +
+                    (written_by ? "fingerprint " + std::string(written_by).substr(0, 12) + "..." : std::string("no job fingerprint")) +
+                    ", job.json has " + fingerprint.substr(0, 12) + "...); remove it and rerun its shard with --resume");
+    }
     if (ds->GetRasterXSize() != width || ds->GetRasterYSize() != rows || ds->GetRasterCount() != classes + 1) {
         throw Error(path + ": part has the wrong shape (" + std::to_string(ds->GetRasterXSize()) + "x" +
                     std::to_string(ds->GetRasterYSize()) + "x" + std::to_string(ds->GetRasterCount()) + ")");

@@ -9,7 +9,9 @@
 //   shard-K-of-N.journal      JSON lines: a header {"rsi_journal":1,"fingerprint":..,"shard":[K,N]}
 //                             then one {"strip":S,"file":..,"y":..,"rows":..} per committed strip
 //   strip-SSSSSS.tif          the blended class probabilities of strip S (K Float32 bands) and its
-//                             validity (band K+1, 1 = data), before any argmax
+//                             validity (band K+1, 1 = data), before any argmax; its metadata item
+//                             RSI_JOB_FINGERPRINT names the job, so a part copied in from another job
+//                             is refused at assembly
 //
 // A journal line is appended (and flushed to disk) only after its part file was renamed into place, so
 // after a crash the journal lists only complete parts; a torn last line is ignored.
@@ -66,14 +68,18 @@ public:
     static std::string part_name(int64_t strip);
 
 private:
-    std::string dir_, path_;
+    std::string dir_, path_, fingerprint_;
     std::vector<JournalEntry> entries_;
     std::set<int64_t> done_;
 };
 
-// Reads one part back: probabilities (classes x rows x width) and validity (rows x width).
-void read_strip_part(const std::string& path, int classes, int64_t width, int64_t rows, std::vector<float>& probabilities,
-                     std::vector<uint8_t>& valid);
+// Reads one part back: probabilities (classes x rows x width) and validity (rows x width). Throws an
+// Error naming `path` when the part was written by a job with another fingerprint, or has another shape.
+void read_strip_part(const std::string& path, const std::string& fingerprint, int classes, int64_t width, int64_t rows,
+                     std::vector<float>& probabilities, std::vector<uint8_t>& valid);
+
+// The metadata item of a part file that holds its job's fingerprint.
+inline constexpr const char* kPartFingerprintItem = "RSI_JOB_FINGERPRINT";
 
 // SHA-256 hex of a string (fingerprints of settings).
 std::string sha256_hex(std::string_view text);

@@ -1,5 +1,8 @@
 // The resume journal and sharding arithmetic.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "src/strip_journal.hpp"
 #include "tiling/error.hpp"
@@ -73,4 +76,33 @@ TEST(MergeOutputPath, OutputsFollowTheDefaultPartsFolder) {
     // A parts folder of another name (--parts-dir): the recorded paths as they are.
     EXPECT_EQ(rsi::merge_output_path("/scratch/job7", "m/b.tif", "m/b.tif"), "m/b.tif");
     EXPECT_EQ(rsi::merge_output_path("/data/b.tif.parts", "m/b.tif", ""), "");
+}
+
+// Each part file names its job: a strip copied in from another job's parts folder is refused at
+// assembly instead of being merged into the map.
+TEST(StripJournal, PartsCarryTheirJobsFingerprint) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("rsi-strip-parts-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    const std::vector<float> probabilities{0.25f, 0.5f, 0.75f, 1.0f, 0.75f, 0.5f, 0.25f, 0.0f};  // 2 classes x 1 x 4
+    const std::vector<float> weights{1.0f, 0.0f, 2.0f, 1.0f};
+    StripJournal journal(dir.string(), "job-a-fingerprint", ShardSpec{0, 1});
+    journal.commit(0, 0, 1, 4, 2, probabilities.data(), weights.data());
+    EXPECT_TRUE(journal.done(0));
+
+    const std::string part = (dir / StripJournal::part_name(0)).string();
+    std::vector<float> read;
+    std::vector<uint8_t> valid;
+    read_strip_part(part, "job-a-fingerprint", 2, 4, 1, read, valid);
+    EXPECT_EQ(read, probabilities);
+    EXPECT_EQ(valid, (std::vector<uint8_t>{1, 0, 1, 1}));
+    try {
+        read_strip_part(part, "job-b-fingerprint", 2, 4, 1, read, valid);
+        FAIL() << "a part of another job was read";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), part + ": this part was not written by this job (fingerprint job-a-finger..., job.json has "
+                                                "job-b-finger...); remove it and rerun its shard with --resume");
+    }
+    EXPECT_THROW(read_strip_part(part, "job-a-fingerprint", 3, 4, 1, read, valid), Error);  // wrong shape
+    fs::remove_all(dir);
 }
