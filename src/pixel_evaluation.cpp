@@ -108,6 +108,8 @@ public:
                 }
             } else if (!class_field.empty()) {
                 value = feature->GetFieldAsDouble(class_field.c_str());
+            }
+            if (!class_field.empty()) {
                 if (value < 0 || value > 255 || value != std::floor(value)) {
                     throw Error(path + ": feature " + std::to_string(feature->GetFID()) + " has class " + feature->GetFieldAsString(class_field.c_str()) +
                                 ", not a whole number 0..255");
@@ -185,6 +187,7 @@ TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::stri
         return read_tianchi_csv(in, path);
     };
     const std::vector<TianchiEntry> truth = read(truth_csv), prediction = read(prediction_csv);
+    if (truth.empty()) throw Error(truth_csv + ": has no image lines: nothing to score");
     std::map<std::string, const TianchiEntry*> predicted;
     for (const TianchiEntry& e : prediction) predicted[e.name] = &e;
     std::set<std::string> known;
@@ -230,6 +233,15 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         truth_raster = RasterSource::open(options.truth);
     }
     const RasterInfo& t = truth_raster ? truth_raster->info() : p;
+    // A class map holds whole numbers; a probability or index raster compared as classes would score
+    // rounded values.
+    const auto require_integer_classes = [](const RasterInfo& info, const std::string& path) {
+        if (GDALDataTypeIsFloating(info.data_type) || GDALDataTypeIsComplex(info.data_type)) {
+            throw Error(path + ": is " + GDALGetDataTypeName(info.data_type) + ", not an integer class raster");
+        }
+    };
+    require_integer_classes(p, options.prediction);
+    if (truth_raster) require_integer_classes(t, options.truth);
     PixelEvaluation result;
     std::string warped;  // /vsimem VRT of the truth on the prediction's grid, when the grids differ
     const auto same_grid = [&](const RasterInfo& a, const RasterInfo& b) {
@@ -274,19 +286,40 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         }
     } cleanup{warped};
     const int64_t W = p.width, H = p.height;
-    const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(H, (16 << 20) / std::max<int64_t>(1, W)));
+    const int64_t rows_per_block = std::max<int64_t>(1, std::min<int64_t>(H, (4 << 20) / std::max<int64_t>(1, W)));
     // A block of both rasters, mapped, with a flag per pixel: scored, or why not. The prediction's
     // nodata (rsi writes 255 where its input had none) and the truth's are not classes.
     enum : uint8_t { scored = 0, prediction_nodata = 1, truth_nodata = 2, outside_polygons = 3 };
     std::vector<uint8_t> a, b, why, validity;
+    std::vector<int32_t> wide;  // class values of a raster that is not Byte, checked before narrowing
+    // Band 1 of `raster` in `rows` rows from `y` as class values 0..255, and its validity. Reading
+    // another integer type as Byte would clamp 256 to 255 and -1 to 0 without a word.
+    const auto read_classes = [&](const RasterSource& raster, const std::string& path, int64_t y, int64_t rows, uint8_t* out) {
+        const size_t n = static_cast<size_t>(rows * W);
+        if (raster.info().data_type == GDT_Byte) {
+            raster.read({0, y, W, rows}, {1}, GDT_Byte, out);
+            raster.read_validity({0, y, W, rows}, {1}, validity.data());
+            return;
+        }
+        wide.resize(n);
+        raster.read({0, y, W, rows}, {1}, GDT_Int32, wide.data());
+        raster.read_validity({0, y, W, rows}, {1}, validity.data());
+        for (size_t i = 0; i < n; ++i) {
+            if (validity[i] && (wide[i] < 0 || wide[i] > 255)) {
+                throw Error(path + ": has the value " + std::to_string(wide[i]) + " at pixel (" + std::to_string(i % static_cast<size_t>(W)) +
+                            ", " + std::to_string(y + static_cast<int64_t>(i) / W) +
+                            "), not a class 0..255 (set it as the band's nodata if it marks no data)");
+            }
+            out[i] = static_cast<uint8_t>(validity[i] ? wide[i] : 0);
+        }
+    };
     const auto read_block = [&](int64_t y, int64_t rows) {
         const size_t n = static_cast<size_t>(rows * W);
         a.resize(n);
         b.resize(n);
         why.assign(n, scored);
         validity.resize(n);
-        prediction.read({0, y, W, rows}, {1}, GDT_Byte, b.data());
-        prediction.read_validity({0, y, W, rows}, {1}, validity.data());
+        read_classes(prediction, options.prediction, y, rows, b.data());
         for (size_t i = 0; i < n; ++i) {
             if (!validity[i]) why[i] = prediction_nodata;
         }
@@ -299,8 +332,7 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
                 }
             }
         } else {
-            truth_raster->read({0, y, p.width, rows}, {1}, GDT_Byte, a.data());
-            truth_raster->read_validity({0, y, p.width, rows}, {1}, validity.data());
+            read_classes(*truth_raster, options.truth, y, rows, a.data());
             for (size_t i = 0; i < n; ++i) {
                 if (!validity[i] && why[i] == scored) why[i] = truth_nodata;
             }

@@ -305,6 +305,10 @@ std::vector<SubmissionItem> sorted_items(const SubmissionOptions& o) {
     std::map<std::string, std::string> image_ids;  // SpaceNet ImageId -> the image that has it
     for (const SubmissionItem& item : items) {
         if (item.name.empty()) throw usage_error(std::string(to_string(o.format)) + ": an image without a name");
+        // Tianchi rows are name<TAB>RLE read by CSV readers that honour quotes: such a name would not read back.
+        if (o.format == SubmissionFormat::tianchi && item.name.find_first_of("\t\r\n\"") != std::string::npos) {
+            throw usage_error(item.name + ": a Tianchi image name cannot hold a tab, a line break or a double quote; rename the file");
+        }
         for (const std::string& file : submission_file_names(o, item.name)) {
             if (!names.insert(file).second) throw usage_error(item.name + ": two images map to the same output name " + file);
         }
@@ -466,6 +470,7 @@ RenderedImage render_image(const SubmissionOptions& o, const SubmissionItem& ite
         case SubmissionFormat::spacenet: {
             const auto polygons = pixel_polygons(m, o.min_area_px);
             const std::string id = spacenet_image_id(item.name);
+            out.empty = polygons.empty();  // --min-area can leave a mask with buildings no polygon
             if (polygons.empty()) csv << csv_field(id) << ",-1,POLYGON EMPTY,1\n";
             for (size_t k = 0; k < polygons.size(); ++k) {
                 csv << csv_field(id) << ',' << k + 1 << ",\"" << polygons[k]->exportToWkt() << "\",1\n";

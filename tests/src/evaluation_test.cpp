@@ -393,6 +393,10 @@ TEST(TianchiScore, MeanDiceOverTruthImages) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("other.csv: none of its 1 images is in"), std::string::npos) << e.what();
     }
+    // An empty truth has nothing to score: an error, not a score of 0 over 0 images.
+    write_text(tmp / "empty.csv", "");
+    rsi::test::expect_error([&] { evaluate_tianchi(tmp / "pred.csv", tmp / "empty.csv", 3, 3); }, ErrorKind::runtime,
+                            "empty.csv: has no image lines: nothing to score");
 }
 
 // The worked example with the truth given as polygons (pixel-centre rule): each truth
@@ -472,6 +476,70 @@ TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
     EXPECT_EQ(r.metrics.pixels, 12);
     EXPECT_EQ(r.matrix.at(1, 1), 6);
     EXPECT_EQ(r.matrix.at(0, 0), 6);
+}
+
+// Class rasters of other integer types are read as whole numbers and checked: reading them as Byte
+// clamped 256 to class 255 and -1 to class 0 without a word. Their nodata is still not a class, and a
+// floating-point raster (probabilities, an index) is not a class map at all.
+TEST(PixelEvaluation, ClassValuesOutsideAByteAreRefusedNotClamped) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    rsi::test::make_raster(tmp / "truth.tif", 3, 3, 1, GDT_Byte, [](int, int x, int) { return x == 0 ? 1 : 0; });
+    PixelEvaluationOptions o;
+    o.truth = tmp / "truth.tif";
+    rsi::test::make_raster(tmp / "p16.tif", 3, 3, 1, GDT_UInt16, [](int, int x, int y) { return x == 2 && y == 1 ? 256 : x == 0 ? 1 : 0; });
+    o.prediction = tmp / "p16.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "p16.tif: has the value 256 at pixel (2, 1), not a class 0..255");
+    rsi::test::make_raster(tmp / "pneg.tif", 3, 3, 1, GDT_Int16, [](int, int x, int y) { return x == 1 && y == 2 ? -1 : x == 0 ? 1 : 0; });
+    o.prediction = tmp / "pneg.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "pneg.tif: has the value -1 at pixel (1, 2)");
+    rsi::test::make_raster(tmp / "pf.tif", 3, 3, 1, GDT_Float32, [](int, int x, int) { return x == 0 ? 1 : 0; });
+    o.prediction = tmp / "pf.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "pf.tif: is Float32, not an integer class raster");
+    o.prediction = tmp / "truth.tif";
+    o.truth = tmp / "pf.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "pf.tif: is Float32, not an integer class raster");
+    // The same -1 declared as the band's nodata: not scored, the rest scores as a Byte raster would.
+    {
+        DatasetPtr ds(GDALDataset::Open((tmp / "pneg.tif").c_str(), GDAL_OF_RASTER | GDAL_OF_UPDATE));
+        ASSERT_EQ(ds->GetRasterBand(1)->SetNoDataValue(-1), CE_None);
+    }
+    o.prediction = tmp / "pneg.tif";
+    o.truth = tmp / "truth.tif";
+    const PixelEvaluation r = evaluate_pixels(o);
+    EXPECT_EQ(r.unscored_prediction_nodata, 1);
+    EXPECT_EQ(r.matrix.classes(), 2);
+    EXPECT_EQ(r.matrix.at(1, 1), 3);
+    EXPECT_EQ(r.matrix.at(0, 0), 5);
+    EXPECT_DOUBLE_EQ(r.metrics.overall_accuracy, 1.0);
+}
+
+// A text class field is held to the same rule as a numeric one ("300" was burnt as class 255, "1.5"
+// as 2).
+TEST(PixelEvaluation, TextClassFieldValuesMustBeByteClasses) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    rsi::test::make_raster(tmp / "pred.tif", 4, 4, 1, GDT_Byte, [](int, int, int) { return 0; });
+    for (const char* bad : {"300", "1.5", "-1"}) {
+        {
+            DatasetPtr ds(GetGDALDriverManager()->GetDriverByName("GPKG")->Create((tmp / "truth.gpkg").c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+            OGRSpatialReference local;
+            local.SetLocalCS("Undefined Cartesian SRS");
+            OGRLayer* layer = ds->CreateLayer("truth", &local, wkbPolygon, nullptr);
+            OGRFieldDefn field("cls", OFTString);
+            ASSERT_EQ(layer->CreateField(&field), OGRERR_NONE);
+            OGRFeature f(layer->GetLayerDefn());
+            f.SetGeometry(rect(0, 0, 2, 2).get());
+            f.SetField("cls", bad);
+            ASSERT_EQ(layer->CreateFeature(&f), OGRERR_NONE);
+        }
+        PixelEvaluationOptions o;
+        o.prediction = tmp / "pred.tif";
+        o.truth = tmp / "truth.gpkg";
+        o.truth_class_field = "cls";
+        rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, std::string("has class ") + bad + ", not a whole number 0..255");
+        std::filesystem::remove(tmp / "truth.gpkg");
+    }
 }
 
 // Nodata is not a class: the prediction's nodata (rsi's masks and scene maps write 255 where the

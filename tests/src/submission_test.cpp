@@ -261,6 +261,25 @@ TEST(Submission, SpacenetRoundTripKeepsHolesAndMinAreaDropsSmallPolygons) {
     o.output = tmp / "p2.csv";
     o.min_area_px = 2;
     EXPECT_EQ(write_submission(o).objects, 1);  // the single pixel is left out
+    // An image whose every building is below --min-area gets the empty row, and counts as empty.
+    o.items = {{"ring.png", m}, {"dot.png", mask(tmp / "dot.tif", 12, 12, [](int x, int y) { return x == 3 && y == 3 ? 1 : 0; })}};
+    o.output = tmp / "p3.csv";
+    const SubmissionResult r = write_submission(o);
+    EXPECT_EQ(r.empty_images, 1);
+    EXPECT_EQ(r.objects, 1);
+    EXPECT_NE(read_text(o.output).find("dot,-1,POLYGON EMPTY,1\n"), std::string::npos) << read_text(o.output);
+}
+
+// A Tianchi row is name<TAB>RLE read back by quote-aware CSV readers: a name with a quote, a tab or a
+// line break is refused before anything is written (it was written, then failed its own read-back
+// with "text after a closing quote" naming the output).
+TEST(Submission, TianchiNamesThatCannotReadBackAreRefused) {
+    TempDir tmp;
+    SubmissionOptions o = tianchi_submission(tmp);
+    o.items.front().name = "a\"quoted\".png";
+    rsi::test::expect_error([&] { write_submission(o); }, ErrorKind::usage,
+                            "a\"quoted\".png: a Tianchi image name cannot hold a tab, a line break or a double quote");
+    EXPECT_FALSE(fs::exists(o.output));
 }
 
 // Outputs never replace inputs, and a decoded CSV cannot write outside its folder or smuggle in
