@@ -57,7 +57,10 @@ std::string detect_mode(const Options& o) {
         }
         return o.mode;
     }
-    if (fs::is_directory(o.prediction)) return "objects";
+    if (fs::is_directory(o.prediction)) {
+        // Folders of class rasters (Inria masks) are scored pixel by pixel; folders of polygons by objects.
+        return is_raster_folder(o.truth) && !is_vector_folder(o.truth) ? "pixel" : "objects";
+    }
     if (lower_extension(o.prediction) == ".csv") {
         // A SpaceNet CSV: its header, or (the header is optional) a first entry with a WKT polygon.
         const std::string line = first_line(o.prediction);
@@ -130,15 +133,100 @@ void print_matrix(const ConfusionMatrix& matrix, const std::vector<std::string>&
     }
 }
 
+// One row of the per-region / per-image tables: pixels, accuracy, mIoU and each class's IoU.
+nlohmann::json summary_json(const std::string& name, const PixelMetrics& m) {
+    nlohmann::json iou = nlohmann::json::array();
+    for (const ClassMetrics& c : m.classes) iou.push_back(optional_number(c.iou));
+    return {{"name", name}, {"pixels", m.pixels}, {"overall_accuracy", m.overall_accuracy}, {"mean_iou", m.mean_iou}, {"iou", iou}};
+}
+
+void print_summary_rows(const std::string& title, const std::vector<std::pair<std::string, const PixelMetrics*>>& rows,
+                        const std::vector<std::string>& names) {
+    const size_t shown = std::min<size_t>(names.size(), 8);  // IoU columns for up to 8 classes
+    std::cout << std::left << std::setw(24) << title << std::setw(14) << "pixels" << std::setw(10) << "accuracy" << std::setw(10) << "mIoU";
+    for (size_t c = 0; c < shown; ++c) std::cout << std::setw(14) << ("IoU " + names[c]).substr(0, 13);
+    std::cout << "\n";
+    for (const auto& [name, m] : rows) {
+        std::cout << std::left << std::setw(24) << name << std::setw(14) << m->pixels << std::setw(10) << fixed(m->overall_accuracy)
+                  << std::setw(10) << fixed(m->mean_iou);
+        for (size_t c = 0; c < shown && c < m->classes.size(); ++c) std::cout << std::setw(14) << fixed(m->classes[c].iou);
+        std::cout << "\n";
+    }
+}
+
+// Two folders of class rasters: pooled over all pixels, per region and per image (Inria's rule).
+int run_pixel_folders(const Options& o, CommandContext& context, const PixelEvaluationOptions& e) {
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const PixelFolderEvaluation r = evaluate_pixel_folders(e, context.progress(bar));
+    bar.finish();
+    if (!context.common.quiet) {
+        for (const auto& w : r.warnings) std::cerr << "rsi eval: warning: " << w << "\n";
+    }
+    const PixelMetrics& m = r.metrics;
+    std::vector<std::string> names = category_names(r.images.front().prediction);
+    names.resize(std::max<size_t>(names.size(), static_cast<size_t>(r.matrix.classes())));
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i].empty()) names[i] = std::to_string(i);
+    }
+    std::vector<std::pair<std::string, const PixelMetrics*>> regions, images;
+    for (const auto& g : r.regions) regions.emplace_back(g.name + " (" + std::to_string(g.images) + ")", &g.metrics);
+    for (const auto& i : r.images) images.emplace_back(i.name, &i.metrics);
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval: " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
+        report.summary = {{"mode", "pixel, folders (pooled over all pixels)"}, {"images", std::to_string(r.images.size())},
+                          {"pixels", std::to_string(m.pixels)}, {"overall accuracy", fixed(m.overall_accuracy)},
+                          {"mIoU", fixed(m.mean_iou)}, {"FWIoU", fixed(m.frequency_weighted_iou)}, {"kappa", fixed(m.kappa)}};
+        for (const auto& g : r.regions) {
+            report.summary.emplace_back("region " + g.name + " (" + std::to_string(g.images) + " images)",
+                                        "accuracy " + fixed(g.metrics.overall_accuracy) + ", mIoU " + fixed(g.metrics.mean_iou));
+        }
+        add_class_table(report, m, names);
+        report.class_names = names;
+        report.matrix = &r.matrix;
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        nlohmann::json j = metrics_json(m, r.matrix, names);
+        j["mode"] = "pixel";
+        j["pixels"] = m.pixels;
+        j["unscored_pixels"] = {{"prediction_nodata", r.unscored_prediction_nodata}, {"truth_nodata", r.unscored_truth_nodata}};
+        j["regions"] = nlohmann::json::array();
+        for (const auto& g : r.regions) {
+            nlohmann::json row = summary_json(g.name, g.metrics);
+            row["images"] = g.images;
+            j["regions"].push_back(row);
+        }
+        j["images"] = nlohmann::json::array();
+        for (const auto& i : r.images) j["images"].push_back(summary_json(i.name, i.metrics));
+        j["unmatched_predictions"] = r.unmatched;
+        print_json(j);
+    } else {
+        std::cout << r.images.size() << " images, pixels " << m.pixels << " (pooled)\n";
+        print_class_table(m, names);
+        std::cout << "overall accuracy " << fixed(m.overall_accuracy) << ", mIoU " << fixed(m.mean_iou) << ", FWIoU "
+                  << fixed(m.frequency_weighted_iou) << ", kappa " << fixed(m.kappa) << "\n";
+        print_matrix(r.matrix, names);
+        print_summary_rows("region (images)", regions, names);
+        print_summary_rows("image", images, names);
+    }
+    return 0;
+}
+
 int run_pixel(const Options& o, CommandContext& context) {
     PixelEvaluationOptions e;
     e.prediction = o.prediction;
     e.truth = o.truth;
     e.truth_class_field = o.truth_class_field;
+    e.pixel_coordinates = o.pixel_coordinates;
     e.classes = o.classes;
     e.ignore = o.ignore;
     if (!o.truth_map.empty()) e.truth_map = parse_value_map(o.truth_map, "--truth-map");
     if (!o.prediction_map.empty()) e.prediction_map = parse_value_map(o.prediction_map, "--prediction-map");
+    if (fs::is_directory(o.prediction) || fs::is_directory(o.truth)) {
+        if (!e.truth_class_field.empty()) throw usage_error("eval: --truth-class-field applies to ground-truth polygons only");
+        return run_pixel_folders(o, context, e);
+    }
     ProgressBar bar(!context.common.quiet && !context.common.json);
     const PixelEvaluation r = evaluate_pixels(e, context.progress(bar));
     bar.finish();
@@ -367,7 +455,8 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--iou", o->iou, "Objects: a match needs IoU strictly greater than this (SpaceNet/solaris)")->capture_default_str()->check(finite_range(0.0, 1.0));
     sub->add_option("--min-area", o->min_area, "Objects: drop smaller polygons (px² for pixel coordinates, default 20; m² otherwise, default 0)")->check(finite_range(0.0, 1e12));
     sub->add_flag("--pixel-coordinates", o->pixel_coordinates,
-                  "Objects: the polygons are pixel coordinates whatever CRS the files name (GeoJSON without a crs names WGS84)");
+                  "Objects, and pixel mode's truth polygons: the polygons are pixel coordinates whatever CRS the files name "
+                  "(GeoJSON without a crs names WGS84)");
     sub->add_option("--id-column", o->id_column, "Scenes: item id column (default: image, name, file, path, id or window_id)");
     sub->add_option("--class-column", o->class_column, "Scenes: class column (default: class, label, prediction or predicted)");
     sub->add_option("--report", o->report, "Also write an HTML report with the confusion matrix drawn");

@@ -102,7 +102,11 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         s.shard = resolve_shard(o->shard, o->shard_count, shard_source);
         if (s.shard && !o->preview.empty()) throw usage_error("--preview: one shard has no scene map to draw; the map exists after `rsi merge`");
         if (!s.shard) {
-            // Every output is checked before the model runs, the preview and manifest too.
+            // Every output is checked before the model runs, the preview and manifest too; the map
+            // itself first, so that an error names it rather than its manifest.
+            for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv, &o->vector}) {
+                if (!path->empty()) check_output_path(*path, o->overwrite);
+            }
             if (!o->preview.empty()) {
                 check_preview_name(o->preview);
                 check_output_path(o->preview, o->overwrite);
@@ -148,7 +152,8 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                             {"options", {{"window", window}, {"stride", o->stride > 0 ? o->stride : window},
                                                          {"edge", o->edge}, {"resample", !o->no_resample},
                                                          {"level", o->level > 0 ? nlohmann::json(o->level) : nlohmann::json("leaf classes")},
-                                                         {"tta", o->tta}, {"bands", o->bands.empty() ? nlohmann::json("model") : nlohmann::json(o->bands)},
+                                                         {"tta", o->tta}, {"bands", so_far.source_bands},
+                                                         {"bands_asked", o->bands.empty() ? nlohmann::json("model") : nlohmann::json(o->bands)},
                                                          {"max_nodata", o->max_nodata}, {"top_k", o->top_k}, {"batch", so_far.batch},
                                                          {"device", o->model.device}, {"precision", o->model.precision},
                                                          {"format", o->format}, {"creation_options", o->creation_options}}},
@@ -218,6 +223,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"model_runners", r.model_runners},
                                      {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
+                                     {"bands", r.source_bands},
                                      {"warnings", r.warnings}};
         if (o->resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
         if (context.common.json) {

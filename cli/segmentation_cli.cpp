@@ -451,7 +451,8 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                         {"options", {{"tile_size", r.tile_size},
                                                      {"tile_size_asked", o.tile_size.empty() ? nlohmann::json("model") : nlohmann::json(o.tile_size)},
                                                      {"overlap", r.overlap}, {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
-                                                     {"batch", r.batch}, {"bands", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
+                                                     {"batch", r.batch}, {"bands", r.source_bands},
+                                                     {"bands_asked", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
                                                      {"resample", o.resample},
                                                      {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
                                                      {"precision", o.model.precision}, {"min_confidence", o.min_confidence},
@@ -546,6 +547,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                    {"model", model.metadata().name},
                                    {"model_sha256", model_hash},
+                                   {"bands", r.source_bands},
                                    {"warnings", r.warnings},
                                    {"polygons", polygons}};
             if (o.resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};

@@ -40,6 +40,9 @@ struct ModelOptions {
     bool optimize = true;  // on a CPU in fp32: torch::jit::freeze, then the graph of `cpu_graph`
     CpuGraph cpu_graph = CpuGraph::automatic;
     MetadataOverrides overrides;
+    // The weights' SHA-256 checked against the metadata's on load (a damaged file is refused); `rsi model
+    // check` turns it off to report the mismatch beside its other findings.
+    bool verify_weights = true;
 };
 
 // N x C x H x W

@@ -106,7 +106,22 @@ void hash_module(const torch::jit::Module& module, EVP_MD_CTX* ctx) {
 std::string read_embedded_metadata(const std::string& path) {
     try {
         caffe2::serialize::PyTorchStreamReader reader(path);
-        if (!reader.hasRecord("extra/rsi.json")) return "";
+        if (!reader.hasRecord("extra/rsi.json")) {
+            // torch.save writes the same archive without compiled code: not a model LibTorch can run, and
+            // asking for its metadata on the command line would only lead to that error later.
+            bool code = false;
+            for (const std::string& record : reader.getAllRecords()) {
+                if (record.rfind("code/", 0) == 0) {
+                    code = true;
+                    break;
+                }
+            }
+            if (!code) {
+                throw Error(path + ": not a TorchScript model: a PyTorch pickle without compiled code (saved with torch.save; export "
+                                   "it with torch.jit.script or torch.jit.trace and torch.jit.save)");
+            }
+            return "";
+        }
         auto [data, size] = reader.getRecord("extra/rsi.json");
         return std::string(static_cast<const char*>(data.get()), size);
     } catch (const c10::Error& e) {
@@ -392,6 +407,15 @@ public:
         }
         impl->module_.eval();
         impl->original_ = impl->module_;
+        // A file damaged after export (a bad sector, a copy cut short that still unzips) loads without a
+        // word and computes other numbers: no map is made with weights other than those the metadata names.
+        if (options.verify_weights && !impl->metadata_.weights_sha256.empty()) {
+            const std::string actual = impl->weights_sha256();
+            if (actual != impl->metadata_.weights_sha256) {
+                throw Error(path + ": its weights do not match the SHA-256 in its metadata (" + actual.substr(0, 12) + "... against " +
+                            impl->metadata_.weights_sha256.substr(0, 12) + "...): the file is damaged or was altered; copy or export it again");
+            }
+        }
         if (int8) {
             impl->module_ = prepared_int8_module(impl->module_.clone(), options.optimize, impl->optimized_);
             if (impl->optimized_) impl->graph_ = "frozen";

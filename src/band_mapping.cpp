@@ -118,6 +118,22 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         mapping.warnings.push_back(message);
     };
     check_band_meaning(info, m, mapping.source_bands, warn);
+    // The model's default source bands are numbered as in its training imagery (a Sentinel-2 stack):
+    // in an image with another number of data bands they may be other wavelengths altogether.
+    if (requested.empty() && mapping.source_bands == m.source_bands && info.band_count() != m.bands) {
+        int data_bands = 0;
+        for (const BandInfo& b : info.bands) data_bands += b.color_interpretation != "Alpha";
+        if (data_bands != m.bands) {
+            std::string taken, channels;
+            for (size_t k = 0; k < mapping.source_bands.size(); ++k) {
+                taken += (k ? "," : "") + std::to_string(mapping.source_bands[k]);
+                channels += (k ? ", " : "") + (k < m.band_names.size() ? m.band_names[k] : "channel " + std::to_string(k + 1));
+            }
+            warn("has " + std::to_string(info.band_count()) + " bands: its bands " + taken + " fill the model's " + channels +
+                 " channels (the model's default source bands, numbered as in its training imagery); if this image orders its "
+                 "bands otherwise, choose them with --bands");
+        }
+    }
 
     // Outputs copy the geotransform; ground control points would silently be lost.
     if (!info.has_geotransform && info.gcp_count > 0) {

@@ -279,6 +279,15 @@ std::string format_threshold(double value) {
 
 }  // namespace
 
+bool is_vector_folder(const std::string& path) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return false;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+        if (entry.is_regular_file() && is_vector_file(entry.path())) return true;
+    }
+    return false;
+}
+
 ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const ProgressFn& progress) {
     // Before any input is read.
     if (options.iou_threshold < 0 || options.iou_threshold >= 1) {

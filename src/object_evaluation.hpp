@@ -87,6 +87,9 @@ struct ObjectEvaluation {
     std::vector<std::string> warnings;             // e.g. an image with truth but no prediction file
 };
 
+// True when `path` is a folder holding vector files (.geojson, .json, .gpkg, .shp, .fgb, .kml, .gml).
+bool is_vector_folder(const std::string& path);
+
 ObjectEvaluation evaluate_objects(const ObjectEvaluationOptions& options, const ProgressFn& progress = {});
 
 }  // namespace rsi

@@ -1,7 +1,9 @@
 #include "src/pixel_evaluation.hpp"
 
 #include <array>
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -60,7 +62,8 @@ void remap(std::vector<uint8_t>& values, const std::map<int, int>& map) {
 // geometries are held (their number is the data's, not the image's size); pixels never are.
 class TruthPolygons {
 public:
-    TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field) : grid_(grid) {
+    TruthPolygons(const std::string& path, const RasterInfo& grid, const std::string& class_field, bool pixel_coordinates)
+        : grid_(grid), pixel_coordinates_(pixel_coordinates) {
         const DatasetPtr ds = open_vector(path);
         OGRLayer* layer = ds->GetLayer(0);
         bool text_field = false;
@@ -79,7 +82,7 @@ public:
         // A local (engineering) CRS — "Undefined Cartesian SRS", which GeoPackages of pixel-coordinate
         // polygons carry, `rsi vectorize` of a mask without georeferencing among them — locates nothing.
         const OGRSpatialReference* layer_srs = layer->GetSpatialRef();
-        const OGRSpatialReference* srs = layer_srs && !layer_srs->IsLocal() ? layer_srs : nullptr;
+        const OGRSpatialReference* srs = layer_srs && !layer_srs->IsLocal() && !pixel_coordinates ? layer_srs : nullptr;
         if (srs && !grid.crs_wkt.empty()) {
             target_.importFromWkt(grid.crs_wkt.c_str());
             target_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
@@ -88,7 +91,8 @@ public:
                 if (!transform) throw Error(path + ": cannot transform its CRS to the prediction's");
             }
         } else if (srs && !grid.has_geotransform) {
-            throw Error(path + ": polygons have a CRS but " + grid.path + " is not georeferenced");
+            throw Error(path + ": polygons have a CRS but " + grid.path + " is not georeferenced (if their coordinates are pixels, "
+                        "give --pixel-coordinates)");
         }
         for (auto& feature : *layer) {
             const OGRGeometry* g = feature->GetGeometryRef();
@@ -135,7 +139,9 @@ public:
         const int band_count = covered ? 2 : 1;
         GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
         DatasetPtr block(mem->Create("", static_cast<int>(W), static_cast<int>(rows), band_count, GDT_Byte, nullptr));
-        std::array<double, 6> g = grid_.window_geotransform(0, y);
+        // Pixel-coordinate polygons: columns and rows of the prediction, y down.
+        std::array<double, 6> g = pixel_coordinates_ ? std::array<double, 6>{0, 1, 0, static_cast<double>(y), 0, 1}
+                                                     : grid_.window_geotransform(0, y);
         block->SetGeoTransform(g.data());
         std::vector<OGRGeometryH> handles;
         for (const auto& geometry : geometries_) handles.push_back(OGRGeometry::ToHandle(geometry.get()));
@@ -159,6 +165,7 @@ public:
 
 private:
     const RasterInfo& grid_;
+    bool pixel_coordinates_ = false;
     OGRSpatialReference target_;
     std::vector<std::unique_ptr<OGRGeometry>> geometries_;
     std::vector<double> values_;
@@ -221,13 +228,148 @@ TianchiScore evaluate_tianchi(const std::string& prediction_csv, const std::stri
     return score;
 }
 
+namespace {
+
+bool has_raster_extension(const std::filesystem::path& path) {
+    std::string ext = path.extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* known : {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".img", ".vrt"}) {
+        if (ext == known) return true;
+    }
+    return false;
+}
+
+// Raster files of a folder by stem; two files with one stem (a.tif, a.png) are ambiguous.
+std::map<std::string, std::string> raster_files_by_stem(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        if (!entry.is_regular_file() || !has_raster_extension(entry.path())) continue;
+        const std::string stem = entry.path().stem().string();
+        const auto [it, fresh] = out.emplace(stem, entry.path().string());
+        if (!fresh) {
+            throw usage_error(dir + ": holds both " + std::filesystem::path(it->second).filename().string() + " and " +
+                              entry.path().filename().string() + ": which one is image " + stem + "?");
+        }
+    }
+    if (ec) throw Error(dir + ": cannot list the folder: " + ec.message());
+    return out;
+}
+
+// `into` grown to `from`'s classes if needed, then `from` added to it.
+void pool(ConfusionMatrix& into, const ConfusionMatrix& from) {
+    if (from.classes() > into.classes()) {
+        ConfusionMatrix grown(from.classes());
+        for (int t = 0; t < into.classes(); ++t) {
+            for (int p = 0; p < into.classes(); ++p) grown.add_pair(t, p, into.at(t, p));
+        }
+        into = grown;
+    }
+    for (int t = 0; t < from.classes(); ++t) {
+        for (int p = 0; p < from.classes(); ++p) {
+            if (from.at(t, p) != 0) into.add_pair(t, p, from.at(t, p));
+        }
+    }
+}
+
+}  // namespace
+
+bool is_raster_folder(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(path, ec)) return false;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+        if (entry.is_regular_file() && has_raster_extension(entry.path())) return true;
+    }
+    return false;
+}
+
+std::string image_region(const std::string& file_name) {
+    const std::string stem = std::filesystem::path(file_name).stem().string();
+    size_t end = 0;
+    while (end < stem.size() && !std::isdigit(static_cast<unsigned char>(stem[end]))) ++end;
+    while (end > 0 && (stem[end - 1] == '_' || stem[end - 1] == '-')) --end;
+    return end == 0 ? stem : stem.substr(0, end);
+}
+
+PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& options, const ProgressFn& progress) {
+    for (const std::string* dir : {&options.prediction, &options.truth}) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(*dir, ec)) throw usage_error("eval: " + *dir + " is not a folder (give two folders of rasters)");
+    }
+    const auto truths = raster_files_by_stem(options.truth), predictions = raster_files_by_stem(options.prediction);
+    if (truths.empty()) throw Error(options.truth + ": no raster files (.tif, .png, .jpg, ...)");
+    std::vector<std::string> missing;
+    for (const auto& [stem, path] : truths) {
+        if (!predictions.count(stem)) missing.push_back(stem);
+    }
+    if (!missing.empty()) {
+        std::string list;
+        for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
+        if (missing.size() > 5) list += ", ...";
+        throw Error(options.prediction + ": has no prediction for " + std::to_string(missing.size()) + " of the " +
+                    std::to_string(truths.size()) + " images of " + options.truth + " (" + list + ")");
+    }
+    PixelFolderEvaluation result;
+    for (const auto& [stem, path] : predictions) {
+        if (!truths.count(stem)) result.unmatched.push_back(std::filesystem::path(path).filename().string());
+    }
+    if (!result.unmatched.empty()) {
+        result.warnings.push_back(std::to_string(result.unmatched.size()) + " prediction" + (result.unmatched.size() == 1 ? "" : "s") +
+                                  " without a truth file in " + options.truth + ": not scored (first: " + result.unmatched.front() + ")");
+    }
+    std::map<std::string, PixelFolderGroup> regions;
+    size_t done = 0;
+    for (const auto& [stem, truth] : truths) {
+        PixelEvaluationOptions one = options;
+        one.prediction = predictions.at(stem);
+        one.truth = truth;
+        const double base = static_cast<double>(done) / static_cast<double>(truths.size());
+        const PixelEvaluation r = evaluate_pixels(one, [&](double f, std::string_view what) {
+            return !progress || progress(base + f / static_cast<double>(truths.size()), what);
+        });
+        for (const std::string& w : r.warnings) result.warnings.push_back(w);
+        result.unscored_prediction_nodata += r.unscored_prediction_nodata;
+        result.unscored_truth_nodata += r.unscored_truth_nodata;
+        PixelFolderImage image;
+        image.name = std::filesystem::path(truth).filename().string();
+        image.prediction = one.prediction;
+        image.truth = truth;
+        image.matrix = r.matrix;
+        image.metrics = r.metrics;
+        PixelFolderGroup& region = regions[image_region(image.name)];
+        region.name = image_region(image.name);
+        ++region.images;
+        pool(region.matrix, r.matrix);
+        pool(result.matrix, r.matrix);
+        result.images.push_back(std::move(image));
+        ++done;
+    }
+    // Metrics of each image and region over the pooled class count, so that their tables line up.
+    const auto widen = [&](ConfusionMatrix& m) {
+        ConfusionMatrix wide(result.matrix.classes());
+        pool(wide, m);
+        m = wide;
+    };
+    for (PixelFolderImage& image : result.images) {
+        widen(image.matrix);
+        image.metrics = image.matrix.metrics();
+    }
+    for (auto& [name, region] : regions) {
+        widen(region.matrix);
+        region.metrics = region.matrix.metrics();
+        result.regions.push_back(std::move(region));
+    }
+    result.metrics = result.matrix.metrics();
+    return result;
+}
+
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress) {
     const RasterSource prediction = RasterSource::open(options.prediction);
     const RasterInfo& p = prediction.info();
     std::optional<RasterSource> truth_raster;
     std::unique_ptr<TruthPolygons> truth_polygons;
     if (is_vector_dataset(options.truth)) {
-        truth_polygons = std::make_unique<TruthPolygons>(options.truth, p, options.truth_class_field);
+        truth_polygons = std::make_unique<TruthPolygons>(options.truth, p, options.truth_class_field, options.pixel_coordinates);
     } else {
         if (!options.truth_class_field.empty()) throw usage_error("eval: --truth-class-field applies to ground-truth polygons only");
         truth_raster = RasterSource::open(options.truth);

@@ -19,6 +19,9 @@ struct PixelEvaluationOptions {
     // Polygons: the integer attribute giving the class (default: every polygon is 1, outside 0). When
     // some polygon has class 0, pixels outside every polygon are not scored (0 is not background).
     std::string truth_class_field;
+    // Polygons: their coordinates are pixel columns and rows of the prediction (x right, y down),
+    // whatever CRS the file names (a GeoJSON names WGS 84 by default).
+    bool pixel_coordinates = false;
     int classes = 0;                    // 0: the largest value seen in band 1 of either raster + 1 (after mapping)
     int ignore = -1;                    // a value (after mapping) that is not counted, e.g. 255 nodata
     std::map<int, int> truth_map;       // value remapping, e.g. {255: 1} for 0/255 masks
@@ -37,6 +40,44 @@ struct PixelEvaluation {
 };
 
 PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const ProgressFn& progress = {});
+
+// Two folders of class rasters paired by file stem (Inria: the same file names): each pair scored as
+// evaluate_pixels scores it, and the matrices pooled — over the whole folder and over each region
+// (the name before its first digit: austin1_2.tif and austin3.tif are "austin"), as Inria reports
+// IoU and accuracy pooled over a region's pixels, not averaged over its tiles. Without --classes the
+// pooled matrix has the classes of the largest value seen in any pair.
+struct PixelFolderImage {
+    std::string name, prediction, truth;
+    ConfusionMatrix matrix{1};
+    PixelMetrics metrics;
+};
+struct PixelFolderGroup {
+    std::string name;
+    int64_t images = 0;
+    ConfusionMatrix matrix{1};
+    PixelMetrics metrics;
+};
+struct PixelFolderEvaluation {
+    ConfusionMatrix matrix{1};  // pooled over every pair
+    PixelMetrics metrics;
+    std::vector<PixelFolderImage> images;    // by name
+    std::vector<PixelFolderGroup> regions;   // by name
+    std::vector<std::string> unmatched;      // prediction files without a truth file (not scored)
+    std::vector<std::string> warnings;
+    int64_t unscored_prediction_nodata = 0, unscored_truth_nodata = 0;
+};
+
+// True when `path` is a folder holding raster files (.tif, .tiff, .png, .jpg, .jpeg, .bmp, .img, .vrt).
+bool is_raster_folder(const std::string& path);
+
+// `options.prediction` and `options.truth` are folders. Every truth raster needs a prediction (a missing
+// one is an error naming it: the pooled score would leave its pixels out); predictions without a truth
+// are listed and not scored (a whole test set scored on its labelled part).
+PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& options, const ProgressFn& progress = {});
+
+// The region of an image name: its stem up to the first digit, without a trailing '_' or '-'
+// ("austin1_2.tif" -> "austin", "tyrol-w3" -> "tyrol-w"); the whole stem when it starts with a digit.
+std::string image_region(const std::string& file_name);
 
 // True when `path` opens as a vector dataset and not as a raster.
 bool is_vector_dataset(const std::string& path);

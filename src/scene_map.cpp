@@ -565,6 +565,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     const BandMapping mapping = map_bands(source, meta, options.bands, command, options.strict, options.resample);
     SceneResult result;
     result.warnings = mapping.warnings;
+    result.source_bands = mapping.source_bands;
 
     // Window and stride in model pixels, then in image pixels (GSD matching rounds to whole pixels).
     const int64_t S = options.window > 0 ? options.window : meta.tile_size;
@@ -575,11 +576,9 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     const int64_t stride_px = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale));
     const int64_t window_px_y = std::max<int64_t>(1, std::llround(static_cast<double>(S) * scale_y));
     const int64_t stride_px_y = std::max<int64_t>(1, std::llround(static_cast<double>(stride_model) * scale_y));
-    if (window_px > info.width || window_px_y > info.height) {
-        const std::string size = window_px == window_px_y ? std::to_string(window_px) : std::to_string(window_px) + "x" + std::to_string(window_px_y);
-        throw usage_error(command + ": " + options.input + ": the window (" + size + " image pixels) is larger than the image (" +
-                          std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
-    }
+    // A window larger than the image is padded by the edge policy like any window over the image's
+    // edge; the padding counts as nodata against --max-nodata (a 60x60 crop in a 64-pixel window is
+    // classified, a 320x1 strip is not).
     SceneLattice lattice;
     lattice.info = info;
     lattice.window_px = window_px;

@@ -72,6 +72,7 @@ struct SceneResult {
     std::vector<SceneClassSummary> classes;        // at the mapped level
     double km2 = 0;                                // area classified
     std::vector<std::string> warnings;
+    std::vector<int> source_bands;  // the image bands that filled the model's channels, in order
     int64_t batch = 0;
     double seconds = 0;
     double model_seconds = 0;  // inside the model's forward calls (per runner, averaged)

@@ -351,6 +351,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.batch = B;
     result.model_runners = runners.count;
     result.warnings = mapping.warnings;
+    result.source_bands = mapping.source_bands;
     result.warnings.insert(result.warnings.end(), grid_warnings.begin(), grid_warnings.end());
     result.class_pixels.assign(static_cast<size_t>(K), 0);
     result.peak_buffer_bytes = pipeline_bytes(T) + batches_in_flight * B * per_batch_tile;

@@ -34,6 +34,17 @@ namespace {
 
 bool is_virtual_path(const std::string& path) { return path.rfind("/vsi", 0) == 0; }
 
+// After a virtual path (/vsizip/, /vsicurl/, ...) failed to open: does it exist at all? Asked only then,
+// as a stat of a remote file costs a request.
+bool virtual_path_missing(const std::string& path) {
+    if (!is_virtual_path(path)) return false;
+    VSIStatBufL stat;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    const bool missing = VSIStatL(path.c_str(), &stat) != 0;
+    CPLPopErrorHandler();
+    return missing;
+}
+
 }  // namespace
 
 DatasetPtr open_vector(const std::string& path) {
@@ -45,7 +56,11 @@ DatasetPtr open_vector(const std::string& path) {
     CPLErrorReset();
     DatasetPtr dataset(GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
-    if (!dataset) throw Error(path + ": cannot open as a vector file (" + last_gdal_error("no driver recognised it") + ")");
+    if (!dataset) {
+        const std::string why = last_gdal_error("no driver recognised it");
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable)");
+        throw Error(path + ": cannot open as a vector file (" + why + ")");
+    }
     if (dataset->GetLayerCount() < 1) throw Error(path + ": has no layer");
     return dataset;
 }
@@ -61,7 +76,9 @@ DatasetPtr open_raster(const std::string& path) {
     GDALDataset* dataset = GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
     if (dataset == nullptr) {
-        throw Error(path + ": not a raster GDAL can read (" + last_gdal_error("no driver recognised it") + ")");
+        const std::string why = last_gdal_error("no driver recognised it");
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable)");
+        throw Error(path + ": not a raster GDAL can read (" + why + ")");
     }
     DatasetPtr owned(dataset);
     if (dataset->GetRasterXSize() <= 0 || dataset->GetRasterYSize() <= 0) {

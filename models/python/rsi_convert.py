@@ -41,33 +41,87 @@ class Refused(Exception):
     """The checkpoint or the arguments cannot produce a faithful model; the message says why."""
 
 
+WRAPPER_PREFIXES = ("module.", "model.", "backbone.")
+# BatchNorm step counters: never used by an eval-mode forward; some exporters drop them
+FILLED_BUFFERS = ("num_batches_tracked",)
+LIST_KEYS = 10  # keys named per category in a refusal
+
+
 def _strip_prefixes(sd: Dict[str, torch.Tensor], model_keys) -> Tuple[Dict[str, torch.Tensor], List[str]]:
-    """Remove wrapper prefixes ('module.', 'model.', 'backbone.' for scene models) when that makes
-    the checkpoint keys match the model keys better."""
-    done = []
-    for p in ("module.", "model.", "backbone."):
-        hits = sum(1 for k in sd if k in model_keys)
-        stripped = {(k[len(p):] if k.startswith(p) else k): v for k, v in sd.items()}
-        if sum(1 for k in stripped if k in model_keys) > hits:
-            sd = stripped
-            done.append(p)
-    return sd, done
+    """Remove wrapper prefixes ('module.', 'model.', 'backbone.' for scene models, also nested
+    such as 'module.model.') from the checkpoint keys that match a model key only without them.
+    Keys matching as they are win; a stripped key that would collide with another is left as it
+    is (then reported unused). Returns the new dict and the prefixes removed (most used first)."""
+    target: Dict[str, str] = {}
+    for k in sd:
+        if k in model_keys:
+            continue
+        cur = k
+        while True:
+            p = next((p for p in WRAPPER_PREFIXES if cur.startswith(p)), None)
+            if p is None:
+                break
+            cur = cur[len(p):]
+            if cur in model_keys:
+                target[k] = cur
+                break
+    taken: Dict[str, int] = {}
+    for k, t in target.items():
+        taken[t] = taken.get(t, 0) + 1
+    out: Dict[str, torch.Tensor] = {}
+    counts: Dict[str, int] = {}
+    for k, v in sd.items():
+        t = target.get(k)
+        if t is not None and t not in sd and taken[t] == 1:
+            out[t] = v
+            prefix = k[: len(k) - len(t)]
+            counts[prefix] = counts.get(prefix, 0) + 1
+        else:
+            out[k] = v
+    return out, sorted(counts, key=lambda p: (-counts[p], p))
+
+
+def _unwrapped(key: str) -> str:
+    """``key`` without any leading wrapper prefixes."""
+    again = True
+    while again:
+        again = False
+        for p in WRAPPER_PREFIXES:
+            if key.startswith(p):
+                key, again = key[len(p):], True
+    return key
+
+
+CLASSIFIER_KEYS = ("head.weight", "fc.weight", "decode_head.conv_seg.weight")
 
 
 def num_classes_of(arch: registry.Arch, sd: Dict[str, torch.Tensor]) -> int:
-    for k in ("head.weight", "fc.weight", "decode_head.conv_seg.weight"):
+    """Outputs of the checkpoint's classifier; its key may carry wrapper prefixes (the prefixes
+    are stripped later, against the keys of the model built for this class count)."""
+    for k in CLASSIFIER_KEYS:
         if k in sd:
             return int(sd[k].shape[0])
+    for k in CLASSIFIER_KEYS:
+        found = [c for c in sd if _unwrapped(c) == k]
+        if found:
+            return int(sd[sorted(found, key=len)[0]].shape[0])
     raise Refused("cannot find the classifier in the checkpoint (no head.weight, fc.weight or "
                   "decode_head.conv_seg.weight): not a %s checkpoint" % arch.name)
 
 
+def _key_list(keys: List[str]) -> str:
+    return ", ".join(keys[:LIST_KEYS]) + (", ..." if len(keys) > LIST_KEYS else "")
+
+
 def match_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
-    """-> (state_dict to load, unused checkpoint keys, notes). Raises Refused naming the keys."""
+    """-> (state_dict to load, unused checkpoint keys, notes). Raises Refused naming the keys:
+    the missing ones, the checkpoint's keys the model does not have, wrong shapes (first
+    LIST_KEYS of each, with counts)."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     wrong = [(k, list(sd[k].shape), list(own[k].shape)) for k in own
              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    unused = sorted(k for k in sd if k not in own)
     notes = []
     # derived buffers (window index / precomputed shift mask) are recomputed by this
     # implementation; a checkpoint from another training size may store other shapes
@@ -75,20 +129,26 @@ def match_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
         if k.endswith(DERIVED_BUFFERS):
             wrong.remove((k, got, want))
             notes.append("%s: checkpoint shape %s differs, recomputed value used (derived buffer)" % (k, got))
-    missing_real = [k for k in missing if not k.endswith(DERIVED_BUFFERS)]
+    missing_real = [k for k in missing if not k.endswith(DERIVED_BUFFERS + FILLED_BUFFERS)]
     for k in missing:
         if k.endswith(DERIVED_BUFFERS):
             notes.append("%s: not in checkpoint, recomputed value used (derived buffer)" % k)
+    counters = [k for k in missing if k.endswith(FILLED_BUFFERS)]
+    if counters:
+        notes.append("%d BatchNorm num_batches_tracked buffer(s) not in checkpoint, filled with 0 "
+                     "(unused at inference): %s" % (len(counters), _key_list(counters)))
     if missing_real or wrong:
         lines = []
         if missing_real:
-            lines.append("%d model key(s) missing from the checkpoint: %s" % (
-                len(missing_real), ", ".join(missing_real[:20]) + (" ..." if len(missing_real) > 20 else "")))
-        for k, got, want in wrong[:20]:
+            lines.append("%d model key(s) missing from the checkpoint: %s" % (len(missing_real), _key_list(missing_real)))
+        if unused:
+            lines.append("%d checkpoint key(s) the model does not have: %s" % (len(unused), _key_list(unused)))
+        if wrong:
+            lines.append("%d key(s) with the wrong shape:" % len(wrong))
+        for k, got, want in wrong[:LIST_KEYS]:
             lines.append("key %s has shape %s in the checkpoint, the model needs %s" % (k, got, want))
         raise Refused("checkpoint does not match the architecture:\n  " + "\n  ".join(lines))
     load = {k: (sd[k] if k in sd and tuple(sd[k].shape) == tuple(own[k].shape) else own[k]) for k in own}
-    unused = sorted(k for k in sd if k not in own)
     return load, unused, notes
 
 
@@ -161,11 +221,14 @@ def _dataset_of(names: List[str]) -> Optional[str]:
         return "potsdam"
     if "ship" in s and "harbor" in s:
         return "isaid"
+    if "barren" in s and ("agricultural" in s or "agriculture" in s):
+        return "loveda"
     return None
 
 
-def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params) -> dict:
-    tile = args.tile_size or arch.tile_size
+def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params,
+              description: Optional[str] = None, default_tile: Optional[int] = None) -> dict:
+    tile = args.tile_size or default_tile or arch.tile_size
     if tile % arch.multiple_of:
         raise Refused("--tile-size %d is not a multiple of %d" % (tile, arch.multiple_of))
     if arch.task == "scene":
@@ -184,7 +247,7 @@ def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused
         "version": args.version or "1.0.0",
         "task": arch.task,
         "description": "%s, converted from the official checkpoint %s (%s)." % (
-            arch.description, os.path.basename(args.checkpoint), arch.url),
+            description or arch.description, os.path.basename(args.checkpoint), arch.url),
         "input": {"bands": 3, "band_names": ["red", "green", "blue"], "source_bands": [1, 2, 3],
                   "data_range": [0, 255], "scale": 1.0 / 255.0,
                   "mean": [float(v) for v in arch.mean], "std": [float(v) for v in arch.std]},
@@ -217,6 +280,16 @@ def build_doc(arch, args, entries, levels, data, class_source, sha, info, unused
     return doc
 
 
+def variant_defaults(arch: registry.Arch, extra: dict) -> Tuple[Optional[str], Optional[int]]:
+    """(description, default tile size) of the variant ``registry.rvsa_kwargs`` found; (None, None)
+    for the architectures without variants. The RVSA tile default is the training crop (the
+    pos_embed grid): 512 LoveDA / Potsdam, 896 iSAID."""
+    if not arch.name.startswith("rvsa"):
+        return None, None
+    tile = extra.get("img_size")
+    return registry.rvsa_description(extra), (tile if tile and tile % arch.multiple_of == 0 else None)
+
+
 def convert(args) -> dict:
     if os.path.exists(args.out) and not args.overwrite:
         raise Refused("%s exists (use --overwrite)" % args.out)
@@ -235,7 +308,7 @@ def convert(args) -> dict:
     except ValueError as e:
         raise Refused("%s: %s" % (args.checkpoint, e))
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    n = num_classes_of(arch, sd)
+    n = num_classes_of(arch, sd)  # tolerates wrapper prefixes (stripped below)
     depths = [int(d) for d in args.depths] if args.depths else None
     extra = registry.rvsa_kwargs(sd) if arch.name.startswith("rvsa") else {}
     model = arch.build(n, depths, **extra).eval()
@@ -246,9 +319,11 @@ def convert(args) -> dict:
     entries, levels, data, class_source = class_entries(arch, n, args, info.get("meta"))
     sha = ckpt_mod.sha256_file(args.checkpoint)
     n_params = sum(p.numel() for p in model.parameters())
-    doc = build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params)
+    description, default_tile = variant_defaults(arch, extra)
+    doc = build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params,
+                    description, default_tile)
     final = exporting.export(model, doc, args.out, overwrite=args.overwrite)
-    report = {"out": args.out, "arch": arch.name, "classes": n, "parameters": n_params,
+    report = {"out": args.out, "arch": arch.name, "variant": extra, "classes": n, "parameters": n_params,
               "checkpoint_sha256": sha, "weights_container": info.get("container"),
               "stripped_prefixes": info["stripped"], "unused_keys": unused, "notes": notes,
               "golden": final["golden"]}
@@ -279,6 +354,9 @@ def main(argv=None) -> int:
     except (Refused, outputs.OutputExists) as e:
         print("rsi_convert: refused: %s" % e, file=sys.stderr)
         return 2
+    except ckpt_mod.UnreadableCheckpoint as e:
+        print("rsi_convert: %s: %s" % (e.path, e.what), file=sys.stderr)
+        return 1
     except (outputs.Interrupted, KeyboardInterrupt):
         print("rsi_convert: interrupted", file=sys.stderr)
         return outputs.INTERRUPTED_EXIT

@@ -95,6 +95,9 @@ def quantize(args) -> dict:
         raise Refused("%s is already quantized (precision %s)" % (args.model, doc.get("precision")))
     if quant.weights_sha256(scripted) != doc["weights_sha256"]:
         raise ValueError("%s: weights_sha256 does not match the weights" % args.model)
+    why = quant.unsupported_reason(scripted, args.engine)
+    if why:  # before reading calibration tiles: known limits are said up front
+        raise Refused("%s: %s" % (args.model, why))
 
     data_root = args.data_root or os.environ.get("RSI_DATA_ROOT") or data.default_data_root()
     if args.calibration:
@@ -114,8 +117,18 @@ def quantize(args) -> dict:
         raise Refused("--method fx: %s is not an rsi_models architecture this script can rebuild "
                       "(use --method jit)" % args.model)
     method = "fx" if eager is not None else "jit"
-    q = quant.quantize_fx(eager, tiles, args.engine) if eager is not None \
-        else quant.quantize_graph(scripted, tiles, args.engine)
+    if eager is not None:
+        q = quant.quantize_fx(eager, tiles, args.engine)
+    else:
+        try:
+            q = quant.quantize_graph(scripted, tiles, args.engine)
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - torch's graph-mode passes fail in many ways
+            root, backbone = quant.architecture_of(scripted)
+            raise Refused("%s: TorchScript graph-mode quantization does not support this architecture (%s): %s"
+                          % (args.model, "/".join(n for n in (root, backbone) if n) or "unknown",
+                             one_line_error(e, "")))
     q.eval()
     calib_agreement = quant.agreement(scripted, q, tiles)
 

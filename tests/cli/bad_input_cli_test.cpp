@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.hpp"
@@ -129,9 +130,9 @@ TEST_F(BadInput, ModelsThatCannotBeUsed) {
     {
         void* handle = CPLCreateZip(pickle.c_str(), nullptr);
         ASSERT_TRUE(handle);
-        for (const char* entry : {"pickle/data.pkl", "pickle/version"}) {
+        for (const auto& [entry, text] : {std::pair{"pickle/data.pkl", "x"}, std::pair{"pickle/version", "3\n"}}) {
             ASSERT_EQ(CPLCreateFileInZip(handle, entry, nullptr), CE_None);
-            ASSERT_EQ(CPLWriteFileInZip(handle, "x", 1), CE_None);
+            ASSERT_EQ(CPLWriteFileInZip(handle, text, static_cast<int>(std::strlen(text))), CE_None);
             CPLCloseFileInZip(handle);
         }
         CPLCloseZip(handle);
@@ -141,6 +142,14 @@ TEST_F(BadInput, ModelsThatCannotBeUsed) {
     EXPECT_NE(pickled.err.find("pickle.pt: not a TorchScript model: a PyTorch pickle without compiled code (saved with torch.save"),
               std::string::npos)
         << pickled.err;
+    // Commands that load the model say the same (they asked for --task/--model-bands/... metadata).
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"model", "check", pickle},
+                                                 std::vector<std::string>{"scene", image, "-o", dir / "s.tif", "-m", pickle}}) {
+        const auto loaded = run_rsi(args);
+        EXPECT_EQ(loaded.exit_code, 1) << args[0];
+        EXPECT_NE(loaded.err.find("pickle.pt: not a TorchScript model: a PyTorch pickle without compiled code"), std::string::npos)
+            << loaded.err;
+    }
 }
 
 TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {

@@ -82,6 +82,38 @@ TEST(ContestCli, TianchiFromImagesThroughModelDecodeAndScore) {
     EXPECT_EQ(given["outputs"], (nlohmann::json{"again.csv"}));
 }
 
+// An Inria submission folder scored against the ground-truth folder: pixel mode is chosen from the
+// folders, the score is pooled over all pixels and reported per region (austin, vienna).
+TEST(ContestCli, InriaSubmissionFolderScoredPooledByRegion) {
+    test::TempDir dir;
+    fs::create_directories(dir / "gt");
+    for (const std::string name : {"austin1_1", "austin1_2", "vienna3"}) {
+        test::make_raster(dir / ("gt/" + name + ".tif"), 32, 32, 1, GDT_Byte, [&](int, int x, int y) {
+            return (name == "vienna3" ? y < 8 : x < 10 + static_cast<int>(name.back() - '0')) ? 255 : 0;
+        });
+    }
+    const auto submit = run_rsi({"submit", "inria", "--masks", dir / "gt", "-o", dir / "sub", "--json", "-q"});
+    ASSERT_EQ(submit.exit_code, 0) << submit.err;
+    const auto r = run_rsi({"eval", dir / "sub", dir / "gt", "--json", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["mode"], "pixel");
+    EXPECT_EQ(j["pixels"], 3 * 32 * 32);
+    EXPECT_DOUBLE_EQ(j["overall_accuracy"].get<double>(), 1.0);
+    EXPECT_DOUBLE_EQ(j["classes"][255]["iou"].get<double>(), 1.0);
+    ASSERT_EQ(j["regions"].size(), 2u);
+    EXPECT_EQ(j["regions"][0]["name"], "austin");
+    EXPECT_EQ(j["regions"][0]["images"], 2);
+    EXPECT_EQ(j["regions"][1]["name"], "vienna");
+    EXPECT_EQ(j["images"].size(), 3u);
+    // One truth tile without its prediction: refused, naming it.
+    fs::remove(dir / "sub/vienna3.tif");
+    const auto missing = run_rsi({"eval", dir / "sub", dir / "gt", "-q"});
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_NE(missing.err.find("has no prediction for 1 of the 3 images of"), std::string::npos) << missing.err;
+    EXPECT_NE(missing.err.find("vienna3"), std::string::npos) << missing.err;
+}
+
 TEST(ContestCli, MissingMaskAndMalformedCsvAreClearErrors) {
     test::TempDir dir;
     fs::create_directories(dir / "images");

@@ -241,6 +241,42 @@ TEST(ModelRuntime, ErrorsAreClearOneLiners) {
               std::string::npos);
 }
 
+// A file damaged after export still unzips and loads (the TorchScript reader checks no CRC): its weights'
+// SHA-256 is compared with the metadata's on load, so no map is made with other weights. Damage: one
+// byte of the first tensor record (a stored zip entry, found through its local header) changed.
+TEST(ModelRuntime, DamagedWeightsAreRefusedOnLoad) {
+    test::TempDir dir;
+    const std::string damaged = dir / "damaged.pt";
+    std::filesystem::copy_file(fixture("tiny_segmenter.pt"), damaged);
+    std::string bytes;
+    {
+        std::ifstream in(damaged, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const auto u16 = [&](size_t at) { return static_cast<size_t>(static_cast<uint8_t>(bytes[at]) | static_cast<uint8_t>(bytes[at + 1]) << 8); };
+    size_t data = std::string::npos;
+    for (size_t at = bytes.find("PK\x03\x04"); at != std::string::npos; at = bytes.find("PK\x03\x04", at + 4)) {
+        const size_t name_length = u16(at + 26), extra_length = u16(at + 28);
+        const std::string name = bytes.substr(at + 30, name_length);
+        if (name.size() >= 7 && name.compare(name.size() - 7, 7, "/data/0") == 0) {
+            data = at + 30 + name_length + extra_length;
+            break;
+        }
+    }
+    ASSERT_NE(data, std::string::npos) << "no data/0 record";
+    bytes[data + 1] = static_cast<char>(bytes[data + 1] ^ 0x40);
+    {
+        std::ofstream out(damaged, std::ios::binary | std::ios::trunc);
+        out << bytes;
+    }
+    EXPECT_NE(error_of([&] { Model::load(damaged); }).find("damaged.pt: its weights do not match the SHA-256 in its metadata"), std::string::npos);
+    // `rsi model check` loads it to report the mismatch beside the golden values.
+    ModelOptions unchecked;
+    unchecked.verify_weights = false;
+    const Model loaded = Model::load(damaged, unchecked);
+    EXPECT_NE(loaded.weights_sha256(), loaded.metadata().weights_sha256);
+}
+
 TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
     ModelOptions o;
     o.overrides.task = "segmentation";

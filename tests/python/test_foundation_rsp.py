@@ -14,6 +14,7 @@ import sys
 import tempfile
 import types
 import unittest
+import zipfile
 
 import torch
 
@@ -273,6 +274,13 @@ class TestConvert(unittest.TestCase):
             self.assertEqual(rc, 2)
             self.assertIn(key, se)
             self.assertFalse(os.path.exists(os.path.join(tmp, "a.pt")))
+            # missing AND unexpected keys are both listed, with counts
+            _, path = self._scene_ckpt(tmp, mutate=lambda sd: (sd.pop(key), sd.__setitem__("old_head.weight", torch.ones(1))))
+            rc, so, se = _run_convert(["--arch", "rsp-vitaev2-s", "--checkpoint", path, "-o",
+                                       os.path.join(tmp, "a.pt"), "--depths", "1", "1", "1", "1"])
+            self.assertEqual(rc, 2)
+            self.assertIn("1 model key(s) missing from the checkpoint: " + key, se)
+            self.assertIn("1 checkpoint key(s) the model does not have: old_head.weight", se)
             key2 = "layers.0.RC.PCM.0.weight"
             _, path = self._scene_ckpt(tmp, mutate=lambda sd: sd.__setitem__(key2, torch.zeros(1, 2, 3, 3)))
             rc, so, se = _run_convert(["--arch", "rsp-vitaev2-s", "--checkpoint", path, "-o",
@@ -283,6 +291,93 @@ class TestConvert(unittest.TestCase):
             rc, so, se = _run_convert(["--arch", "rsp-vitaev2-s-upernet", "--checkpoint", path, "-o",
                                        os.path.join(tmp, "c.pt"), "--depths", "1", "1", "1", "1"])
             self.assertEqual(rc, 2)
+
+
+class TestConvertInputs(unittest.TestCase):
+    """Wrapper prefixes, missing BatchNorm counters, unreadable files (auditor's defects)."""
+
+    def _small_sd(self):
+        m = SCENE["resnet50"](SMALL["resnet50"]).eval()
+        rd.fill_fan_in(m, 5)
+        return m, dict(m.state_dict())
+
+    def test_prefixes_are_stripped_before_looking_for_the_classifier(self):
+        m, sd = self._small_sd()
+        arch = registry.get("rsp-resnet50")
+        keys = set(sd)
+        for prefix in ("model.", "backbone.", "module.model.", "model.module."):
+            with self.subTest(prefix=prefix):
+                p = {prefix + k: v for k, v in sd.items()}
+                self.assertEqual(rsi_convert.num_classes_of(arch, p), 51)
+                stripped, done = rsi_convert._strip_prefixes(p, keys)
+                self.assertEqual(set(stripped), keys)
+                self.assertEqual("".join(done), prefix)
+        # a strip that would make two keys collide is not done
+        dupe = dict(sd)
+        dupe["module.fc.weight"] = torch.zeros_like(sd["fc.weight"])
+        stripped, done = rsi_convert._strip_prefixes(dupe, keys)
+        self.assertEqual(done, [])
+        self.assertTrue(torch.equal(stripped["fc.weight"], sd["fc.weight"]))
+
+    def test_prefixed_checkpoint_without_num_batches_tracked_converts(self):
+        m, sd = self._small_sd()
+        sd = {"model." + k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "ck.pth")
+            _save(path, {"state_dict": sd})
+            out = os.path.join(tmp, "m.pt")
+            rc, so, se = _run_convert(["--arch", "rsp-resnet50", "--checkpoint", path, "-o", out,
+                                       "--tile-size", "64", "--depths", "1", "1", "1", "1"])
+            self.assertEqual(rc, 0, se)
+            self.assertIn("note: 17 BatchNorm num_batches_tracked buffer(s) not in checkpoint, filled with 0", so)
+            sm, doc = exporting.load_file(out)
+            self.assertEqual(doc["provenance"]["checkpoint"]["stripped_prefixes"], ["model."])
+            self.assertTrue(any("num_batches_tracked" in n for n in doc["provenance"]["notes"]))
+            x = metadata.ramp([1, 3, 64, 64])
+            with torch.no_grad():
+                self.assertLessEqual(float((sm(x) - m(x)).abs().max()), 1e-4)
+
+    def test_unreadable_checkpoints_are_one_line_exit_1(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            good = os.path.join(tmp, "good.pth")
+            torch.save({"model": {"fc.weight": torch.arange(4096.0).view(64, 64)}}, good)
+            with open(good, "rb") as f:
+                raw = f.read()
+            cases = {}
+
+            def case(name, data, expect):
+                path = os.path.join(tmp, name)
+                with open(path, "wb") as f:
+                    f.write(data)
+                cases[path] = expect
+            case("garbage.pth", b"garbage\n" * 10, "not a PyTorch checkpoint")
+            case("empty.pth", b"", "empty file")
+            case("trunc.pth", raw[: len(raw) // 2], "truncated or corrupt")
+            # one flipped byte inside a tensor record: bad CRC
+            with zipfile.ZipFile(good) as z:
+                info = [i for i in z.infolist() if "/data/" in i.filename][0]
+            start = info.header_offset + 30 + int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little") \
+                + int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+            flipped = bytearray(raw)
+            flipped[start + 100] ^= 0xFF
+            case("crc.pth", bytes(flipped), "truncated or corrupt checkpoint (Bad CRC-32")
+            legacy = os.path.join(tmp, "legacy.pth")
+            torch.save({"model": {"w": torch.ones(2)}}, legacy, _use_new_zipfile_serialization=False)
+            cases[legacy] = "legacy (pre-1.6, non-zip) torch.save format"
+            with open(legacy, "rb") as f:
+                case("legacy_trunc.pth", f.read()[:40], "legacy (pre-1.6, non-zip)")
+            script = os.path.join(tmp, "scripted.pt")
+            torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), script)
+            cases[script] = "a TorchScript model"
+            for path, expect in cases.items():
+                with self.subTest(file=os.path.basename(path)):
+                    rc, so, se = _run_convert(["--arch", "rsp-resnet50", "--checkpoint", path,
+                                               "-o", os.path.join(tmp, "out.pt")])
+                    self.assertEqual(rc, 1, se)
+                    self.assertEqual(len(se.strip().splitlines()), 1, se)
+                    self.assertTrue(se.startswith("rsi_convert: %s: " % path), se)
+                    self.assertIn(expect, se)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "out.pt")))
 
 
 class TestMillionAID(unittest.TestCase):

@@ -5,8 +5,11 @@ official code, no checkpoint and no network.
 Run from the repository root:  /usr/bin/python3 -m unittest tests.python.test_foundation_rvsa
 (or discover -s tests/python).
 """
+import contextlib
+import io
 import json
 import os
+import tempfile
 import unittest
 from typing import List
 
@@ -15,8 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import _paths
+from rsi_models import exporting
+from rsi_models.foundation import registry
 from rsi_models.foundation.deterministic import digest_diff, fill_deterministic
-from rsi_models.foundation.rvsa import RVSAttention, RVSAttentionKVDiff, RVSAViT, build_rvsa_upernet
+from rsi_models.foundation.rsp_digest import fill_fan_in
+from rsi_models.foundation.rvsa import RVSAttention, RVSAttentionKVDiff, RVSAViT, UpConv2x, build_rvsa_upernet
 from rsi_models.foundation.upernet import EncoderDecoder, FCNHead, UPerHead
 from rsi_models.metadata import ramp
 
@@ -113,6 +119,127 @@ class TestRVSADigests(unittest.TestCase):
                     with self.subTest(vitae=vitae, size=(h, w)):
                         self.assertEqual(list(ys.shape), [1, 7, h, w])
                         self.assertLessEqual(float((ye - ys).abs().max()), TOL)
+
+
+class TestRVSABFloat16(unittest.TestCase):
+    """rsi --precision bf16 converts every floating tensor of the scripted module and the input
+    to bfloat16 (models/torch_backend.cpp move_module). LibTorch 1.13 has no bf16 grid_sample on
+    the CPU and returns wrongly sized bf16 ConvTranspose2d maps there: both run in float32."""
+
+    def test_conv_transpose_bf16_shape(self):
+        c = UpConv2x(16).eval()
+        x = torch.randn(1, 16, 7, 5)
+        with torch.no_grad():
+            y = c(x)
+            self.assertTrue(torch.equal(y, nn.ConvTranspose2d.forward(c, x)))  # fp32 unchanged
+            yb = c.to(torch.bfloat16)(x.bfloat16())
+        self.assertEqual(yb.dtype, torch.bfloat16)
+        self.assertEqual(list(yb.shape), [1, 16, 14, 10])
+        self.assertLessEqual(float((yb.float() - y).abs().max()), 0.05 * float(y.abs().max()))
+
+    def test_scripted_model_runs_in_bfloat16(self):
+        for vitae, kvdiff in ((False, False), (True, True)):
+            m = EncoderDecoder(RVSAViT(img_size=128, depth=4, vitae=vitae, kvdiff=kvdiff),
+                               UPerHead([768] * 4, channels=32, num_classes=7),
+                               FCNHead(768, channels=16, num_classes=7), size_multiple=16).eval()
+            fill_fan_in(m, 3)  # O(1) activations: bf16 rounding stays visible but small
+            s = torch.jit.script(m)
+            x = ramp([1, 3, 100, 164])  # grid 7 x 11: pos-embed resize, window padding
+            with torch.no_grad():
+                y = s(x)
+                yb = s.to(torch.bfloat16)(x.bfloat16())
+            with self.subTest(vitae=vitae, kvdiff=kvdiff):
+                self.assertEqual(yb.dtype, torch.bfloat16)
+                self.assertEqual(list(yb.shape), [1, 7, 100, 164])
+                err = float((yb.float() - y).abs().max())
+                self.assertLessEqual(err, 0.1 * float(y.abs().max()))
+                agree = float((yb.float().argmax(1) == y.argmax(1)).float().mean())
+                self.assertGreaterEqual(agree, 0.95)
+
+
+def _official_keys(tag: str, grid: int = 32):
+    """The official checkpoint keys of an RVSA variant (reference JSON), pos_embed as a tensor."""
+    keys = load_ref("rvsa_vitb_upernet_loveda_keys.json")[tag]
+    sd = {k: None for k in keys}
+    sd["backbone.pos_embed"] = torch.zeros(1, grid * grid, 1)
+    return sd
+
+
+def _run_convert(argv):
+    import rsi_convert
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = rsi_convert.main(list(argv) + ["--threads", "2"])
+    return rc, out.getvalue(), err.getvalue()
+
+
+LOVEDA = ("background", "building", "road", "water", "barren", "forest", "agricultural")
+
+
+class TestRVSAConvert(unittest.TestCase):
+    def test_variant_inferred_from_official_keys(self):
+        for tag, want in (("plain", (False, False)), ("kvdiff", (True, False)),
+                          ("vitae", (False, True)), ("vitae_kvdiff", (True, True))):
+            with self.subTest(variant=tag):
+                kw = registry.rvsa_kwargs(_official_keys(tag))
+                self.assertEqual((kw["kvdiff"], kw["vitae"], kw["img_size"]), want + (512,))
+        # iSAID: 896 px training crop -> 56 x 56 pos_embed -> tile 896 by default
+        import rsi_convert
+        kw = registry.rvsa_kwargs(_official_keys("plain", grid=56))
+        self.assertEqual(kw["img_size"], 896)
+        arch = registry.get("rvsa-vitb-upernet")
+        desc, tile = rsi_convert.variant_defaults(arch, kw)
+        self.assertEqual(tile, 896)
+        self.assertIn("ViT-B", desc)
+        self.assertIn("ViTAE-B", rsi_convert.variant_defaults(arch, {"vitae": True})[0])
+        # dataset GSD hints: LoveDA imagery is 0.3 m
+        self.assertEqual(rsi_convert._dataset_of(list(LOVEDA)), "loveda")
+        self.assertEqual(registry.DATASET_HINTS["loveda"][0], 0.3)
+
+    def test_vitae_checkpoint_converts(self):
+        """A ViTAE-B RVSA checkpoint (PCM branch, q/v biases) used to be refused as a ViT-B. The
+        whole rsi_convert path but the TorchScript export (tested for every architecture
+        elsewhere, and slow for this model)."""
+        import rsi_convert
+        torch.manual_seed(0)
+        m = build_rvsa_upernet(7, depth=4, vitae=True, img_size=128).eval()
+        fill_deterministic(m, 4)
+        sd = dict(m.state_dict())
+        got = {}
+
+        def fake_export(model, doc, out, overwrite=False):
+            got["model"], got["doc"] = model, doc
+            return {"golden": None}
+        real_export = rsi_convert.exporting.export
+        rsi_convert.exporting.export = fake_export
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "vitae.pth")
+                torch.save({"state_dict": sd, "meta": {"CLASSES": LOVEDA}}, path)
+                rc, so, se = _run_convert(["--arch", "rvsa-vitb-upernet", "--checkpoint", path, "-o",
+                                           os.path.join(tmp, "vitae.pt"), "--depths", "4"])
+        finally:
+            rsi_convert.exporting.export = real_export
+        self.assertEqual(rc, 0, se)
+        doc = got["doc"]
+        self.assertIn("ViTAE-B", doc["description"])
+        self.assertEqual(doc["gsd_m"], 0.3)
+        self.assertEqual(doc["tile"]["size"], 128)  # the training crop of this checkpoint
+        self.assertEqual([c["name"] for c in doc["classes"]], list(LOVEDA))
+        x = ramp([1, 3, 96, 80])
+        with torch.no_grad():
+            self.assertTrue(torch.equal(got["model"](x), m(x)))
+        # a ViTAE-B checkpoint without its PCM branches given to the ViTAE-B model: the refusal
+        # lists both sides, with counts
+        import rsi_convert
+        bad = {k: v for k, v in sd.items() if ".PCM." not in k and not k.endswith(("q_bias", "v_bias"))}
+        bad["backbone.blocks.0.extra"] = torch.zeros(1)
+        with self.assertRaises(rsi_convert.Refused) as cm:
+            rsi_convert.match_state_dict(m, bad)
+        text = str(cm.exception)
+        n_missing = len([k for k in sd if k not in bad and not k.endswith("num_batches_tracked")])
+        self.assertIn("%d model key(s) missing from the checkpoint: backbone.blocks.0.attn.q_bias" % n_missing, text)
+        self.assertIn("1 checkpoint key(s) the model does not have: backbone.blocks.0.extra", text)
 
 
 class _ToyBackbone(nn.Module):

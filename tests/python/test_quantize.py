@@ -221,5 +221,47 @@ class QuantizeSelfContained(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
 
 
+class QuantizeFoundationModels(unittest.TestCase):
+    """Converted RSP/RVSA models (models/python/rsi_convert.py): transformers are refused, and the
+    oneDNN engine for ResNet-50 (its int8 1x1 convolutions corrupt the heap with oneDNN 2.6's
+    AMX kernels), each in one line naming the model, before any calibration."""
+
+    def test_unsupported_architectures_are_named(self):
+        from rsi_models.foundation import resnet, swin, vitae_v2
+        cases = ((swin.SwinTransformer(5, [2, 2, 2, 2]), "qnnpack", "does not support Swin-T models"),
+                 (vitae_v2.ViTAEv2(5, [1, 1, 1, 1]), "qnnpack", "does not support ViTAEv2-S models"),
+                 (resnet.ResNet50(5, [1, 1, 1, 1]), "onednn", "--engine onednn is refused for ResNet-50 models"))
+        for m, engine, expect in cases:
+            with self.subTest(model=type(m).__name__):
+                why = quant.unsupported_reason(torch.jit.script(m.eval()), engine)
+                self.assertIn(expect, why)
+                self.assertEqual(len(why.splitlines()), 1)
+        self.assertIsNone(quant.unsupported_reason(torch.jit.script(resnet.ResNet50(5, [1, 1, 1, 1]).eval()), "qnnpack"))
+        self.assertIsNone(quant.unsupported_reason(torch.jit.script(nets.BuildingNet(widths=(4, 8, 8), dec_widths=(4, 8)).eval()),
+                                                   "onednn"))
+
+    def test_converted_resnet_with_onednn_is_refused_in_one_line(self):
+        import rsi_convert
+        from rsi_models.foundation import resnet
+        with tempfile.TemporaryDirectory() as d:
+            ck = os.path.join(d, "r50.pth")
+            torch.save({"model": resnet.ResNet50(51, [1, 1, 1, 1]).state_dict()}, ck)
+            model = os.path.join(d, "r50.pt")
+            import contextlib
+            import io
+            with contextlib.redirect_stdout(io.StringIO()):
+                rc = rsi_convert.main(["--arch", "rsp-resnet50", "--checkpoint", ck, "-o", model,
+                                       "--tile-size", "64", "--depths", "1", "1", "1", "1", "--threads", "2"])
+            self.assertEqual(rc, 0)
+            out = os.path.join(d, "q.pt")
+            r = run_script(model, "-o", out, "--engine", "onednn", "--calibration", d)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            lines = [line for line in r.stderr.strip().splitlines() if line.startswith("rsi model quantize")]
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn("%s: --engine onednn is refused for ResNet-50 models" % model, lines[0])
+            self.assertIn("use --engine qnnpack", lines[0])
+            self.assertFalse(os.path.exists(out))
+
+
 if __name__ == "__main__":
     sys.exit(unittest.main())

@@ -1,6 +1,8 @@
 // Evaluation: object F1 by the SpaceNet/solaris rule (hand-worked IoU 0.49 / 0.50 / 0.51 cases),
 // scene classification, the Tianchi score, pixel metrics against polygons, the HTML report.
 #include <filesystem>
+#include <functional>
+#include <tuple>
 #include <fstream>
 #include <ogrsf_frmts.h>
 
@@ -460,6 +462,33 @@ TEST(PixelEvaluation, PixelCoordinatePolygonsWithALocalCrsScoreAPlainRaster) {
     EXPECT_EQ(r.matrix.at(0, 1) + r.matrix.at(1, 0), 0);
 }
 
+// Pixel-coordinate GeoJSON (solaris-style truth; GeoJSON names WGS 84 when it names nothing) against
+// a class raster with --pixel-coordinates: burnt in the raster's columns and rows, y down, georeferenced
+// or not. Without the flag a raster without georeferencing is refused with a hint to it.
+TEST(PixelEvaluation, PixelCoordinateGeoJsonWithTheFlag) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    std::vector<std::unique_ptr<OGRGeometry>> truth;
+    truth.push_back(rect(0, 0, 2, 2));  // pixels x < 2, y < 2
+    write_polygons(tmp / "truth.geojson", "GeoJSON", nullptr, truth);
+    rsi::test::make_raster(tmp / "plain.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return x < 2 && y < 2 ? 1 : 0; });
+    rsi::test::make_raster(tmp / "geo.tif", 4, 4, 1, GDT_Byte, [](int, int x, int y) { return x < 2 && y < 2 ? 1 : 0; });
+    const double gt[6] = {500000, 2, 0, 4000000, 0, -2};
+    rsi::test::georeference(tmp / "geo.tif", gt, 32618);
+    PixelEvaluationOptions o;
+    o.truth = tmp / "truth.geojson";
+    o.prediction = tmp / "plain.tif";
+    rsi::test::expect_error([&] { evaluate_pixels(o); }, ErrorKind::runtime, "is not georeferenced (if their coordinates are pixels, give --pixel-coordinates)");
+    o.pixel_coordinates = true;
+    for (const char* raster : {"plain.tif", "geo.tif"}) {
+        o.prediction = tmp / raster;
+        const PixelEvaluation r = evaluate_pixels(o);
+        EXPECT_EQ(r.matrix.at(1, 1), 4) << raster;
+        EXPECT_EQ(r.matrix.at(0, 0), 12) << raster;
+        EXPECT_EQ(r.matrix.at(0, 1) + r.matrix.at(1, 0), 0) << raster;
+    }
+}
+
 // --classes N with a value N or more in either raster: refused (those pixels would silently leave
 // every metric), unless the value is --ignore'd.
 TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
@@ -476,6 +505,61 @@ TEST(PixelEvaluation, ValuesBeyondTheClassCountAreRefused) {
     EXPECT_EQ(r.metrics.pixels, 12);
     EXPECT_EQ(r.matrix.at(1, 1), 6);
     EXPECT_EQ(r.matrix.at(0, 0), 6);
+}
+
+// Two folders of masks (Inria's layout: the same file names) are scored pooled over all pixels, and
+// per region (the name before its first digit) — not as a mean of per-tile scores. Worked example,
+// class 1 (4x4 tiles):
+//   a1_1: truth x < 2 (8 px), prediction x < 3 (12 px)  -> TP 8, FP 4, FN 0
+//   a1_2: truth empty,         prediction pixel (0, 0)   -> TP 0, FP 1, FN 0
+//   b3:   truth y < 2 (8 px), prediction y < 1 (4 px)   -> TP 4, FP 0, FN 4
+// pooled IoU 12 / 21, region a 8 / 13, region b 4 / 8; accuracy (12 + 15 + 12) / 48.
+TEST(PixelEvaluation, FoldersArePooledOverAllPixelsAndByRegion) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    std::filesystem::create_directories(tmp / "pred");
+    std::filesystem::create_directories(tmp / "truth");
+    using Rule = std::function<int(int, int)>;
+    const std::vector<std::tuple<std::string, Rule, Rule>> tiles{
+        {"a1_1", [](int x, int) { return x < 2; }, [](int x, int) { return x < 3; }},
+        {"a1_2", [](int, int) { return 0; }, [](int x, int y) { return x == 0 && y == 0; }},
+        {"b3", [](int, int y) { return y < 2; }, [](int, int y) { return y < 1; }}};
+    for (const auto& [name, truth, prediction] : tiles) {
+        rsi::test::make_raster(tmp / ("truth/" + name + ".tif"), 4, 4, 1, GDT_Byte, [&, t = truth](int, int x, int y) { return t(x, y); });
+        rsi::test::make_raster(tmp / ("pred/" + name + ".tif"), 4, 4, 1, GDT_Byte, [&, p = prediction](int, int x, int y) { return p(x, y); });
+    }
+    // A prediction without a truth file is listed, not scored.
+    rsi::test::make_raster(tmp / "pred/c9.tif", 4, 4, 1, GDT_Byte, [](int, int, int) { return 1; });
+    EXPECT_TRUE(is_raster_folder(tmp / "pred"));
+    EXPECT_FALSE(is_raster_folder(tmp / "pred/c9.tif"));
+    PixelEvaluationOptions o;
+    o.prediction = tmp / "pred";
+    o.truth = tmp / "truth";
+    const PixelFolderEvaluation r = evaluate_pixel_folders(o);
+    ASSERT_EQ(r.images.size(), 3u);
+    EXPECT_EQ(r.metrics.pixels, 48);
+    EXPECT_EQ(r.matrix.at(1, 1), 12);
+    EXPECT_EQ(r.matrix.at(0, 1), 5);
+    EXPECT_EQ(r.matrix.at(1, 0), 4);
+    EXPECT_NEAR(r.metrics.classes[1].iou, 12.0 / 21.0, 1e-12);
+    EXPECT_NEAR(r.metrics.overall_accuracy, 39.0 / 48.0, 1e-12);
+    ASSERT_EQ(r.regions.size(), 2u);
+    EXPECT_EQ(r.regions[0].name, "a");
+    EXPECT_EQ(r.regions[0].images, 2);
+    EXPECT_NEAR(r.regions[0].metrics.classes[1].iou, 8.0 / 13.0, 1e-12);
+    EXPECT_EQ(r.regions[1].name, "b");
+    EXPECT_NEAR(r.regions[1].metrics.classes[1].iou, 0.5, 1e-12);
+    // Every image's table has the pooled classes: a1_2 has no truth building, its class-1 IoU is 0/1.
+    EXPECT_EQ(r.images[1].name, "a1_2.tif");
+    ASSERT_EQ(r.images[1].metrics.classes.size(), 2u);
+    EXPECT_DOUBLE_EQ(r.images[1].metrics.classes[1].iou, 0.0);
+    EXPECT_EQ(r.unmatched, (std::vector<std::string>{"c9.tif"}));
+    // A truth tile without a prediction would leave its pixels out of the pooled score: refused.
+    std::filesystem::remove(tmp / "pred/b3.tif");
+    rsi::test::expect_error([&] { evaluate_pixel_folders(o); }, ErrorKind::runtime, "pred: has no prediction for 1 of the 3 images of");
+    EXPECT_EQ(image_region("austin1_2.tif"), "austin");
+    EXPECT_EQ(image_region("tyrol-w3.tif"), "tyrol-w");
+    EXPECT_EQ(image_region("123.png"), "123");
 }
 
 // Class rasters of other integer types are read as whole numbers and checked: reading them as Byte

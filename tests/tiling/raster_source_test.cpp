@@ -161,6 +161,15 @@ TEST(RasterSource, ErrorsNameTheFileAndTheProblem) {
     } catch (const Error& e) {
         EXPECT_EQ(std::string(e.what()), "/nonexistent/image.tif: no such file");
     }
+    // A virtual path to nothing (a zip that does not exist) is said to be missing, not unreadable.
+    for (const char* missing : {"/vsizip//nonexistent/archive.zip/a.tif", "/vsimem/nothing-here.tif"}) {
+        try {
+            RasterSource::open(missing);
+            FAIL() << "no error";
+        } catch (const Error& e) {
+            EXPECT_EQ(std::string(e.what()), std::string(missing) + ": no such file (or not reachable)");
+        }
+    }
     const test::TempDir dir;
     const std::string text = dir / "notes.tif";
     { std::ofstream(text) << "not a raster\n"; }

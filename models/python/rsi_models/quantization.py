@@ -238,6 +238,49 @@ def rebuild_eager(scripted, doc: Dict[str, Any]) -> Optional[torch.nn.Module]:
     return model
 
 
+# --------------------------------------------------------------------------- supported architectures
+
+# Converted foundation models (models/python/rsi_convert.py) by TorchScript class name: the root
+# module (scene) or the EncoderDecoder's backbone (segmentation).
+TRANSFORMER_ARCHITECTURES = {
+    "SwinTransformer": "Swin-T", "SwinBackbone": "Swin-T",
+    "ViTAEv2": "ViTAEv2-S", "ViTAEv2Backbone": "ViTAEv2-S",
+    "RVSAViT": "RVSA ViT-B/ViTAE-B",
+}
+# oneDNN 2.6 (Debian's, under torch 1.13) int8 1x1 convolutions corrupt the heap with its AMX
+# kernels for some small maps (33, 36, 42, 48 pixels seen on a Xeon with AMX: "double free or
+# corruption", "corrupted size vs. prev_size", segfaults). ResNet-50 is made of 1x1 convolutions and
+# its UperNet pools to 6x6 = 36 pixels, so it crashes at every tile size; tiles at other sizes can
+# hit the bug anywhere in the network. qnnpack does not have it.
+ONEDNN_UNSAFE_ARCHITECTURES = {"ResNet50": "ResNet-50", "ResNetBackbone": "ResNet-50"}
+
+
+def architecture_of(scripted) -> Tuple[str, str]:
+    """(TorchScript class name of the root, of the backbone for an EncoderDecoder or '')."""
+    name = getattr(scripted, "original_name", "") or ""
+    backbone = ""
+    if name == "EncoderDecoder" and hasattr(scripted, "backbone"):
+        backbone = getattr(scripted.backbone, "original_name", "") or ""
+    return name, backbone
+
+
+def unsupported_reason(scripted, engine: str) -> Optional[str]:
+    """Why ``scripted`` cannot be quantized with ``engine`` (one line), or None."""
+    root, backbone = architecture_of(scripted)
+    key = backbone or root
+    if key in TRANSFORMER_ARCHITECTURES:
+        what = "%s%s" % (TRANSFORMER_ARCHITECTURES[key], " UperNet" if backbone else "")
+        return ("int8 quantization does not support %s models: TorchScript graph-mode quantization "
+                "(torch 1.13) cannot handle their attention blocks (window shifts, data-dependent "
+                "branches and loops); run the fp32 model" % what)
+    if engine == "onednn" and key in ONEDNN_UNSAFE_ARCHITECTURES:
+        what = "%s%s" % (ONEDNN_UNSAFE_ARCHITECTURES[key], " UperNet" if backbone else "")
+        return ("--engine onednn is refused for %s models: oneDNN 2.6's int8 kernels (torch 1.13) corrupt "
+                "memory on their 1x1 convolutions over small maps (a crash, 'double free or corruption'); "
+                "use --engine qnnpack" % what)
+    return None
+
+
 # --------------------------------------------------------------------------- quantization
 
 def _calibrate(model, tiles: List[torch.Tensor]):

@@ -14,12 +14,14 @@ import io
 import os
 import pickle
 import sys
+from struct import error as struct_error
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-__all__ = ["Unpickler", "Placeholder", "load_official", "state_dict_from", "UnsafeCheckpoint"]
+__all__ = ["Unpickler", "Placeholder", "load_official", "state_dict_from", "UnsafeCheckpoint",
+           "UnreadableCheckpoint"]
 
 
 class Placeholder:
@@ -161,28 +163,84 @@ class UnsafeCheckpoint(ValueError):
     pass
 
 
+class UnreadableCheckpoint(Exception):
+    """The file cannot be read as a checkpoint (not a PyTorch file, truncated or corrupt, legacy
+    format, a TorchScript model, content the restricted unpickler refuses). ``str()`` is one line
+    WITHOUT the path; ``path`` holds it."""
+
+    def __init__(self, path: str, what: str):
+        super().__init__(what)
+        self.path = path
+        self.what = what
+
+
+# torch.save's legacy (pre-1.6, non-zip) format starts with a protocol-2 pickle of this magic
+# number (torch.serialization.MAGIC_NUMBER): PROTO 2, LONG1 of 10 bytes
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+
+
+def _sniff(path: str) -> Optional[str]:
+    """Why ``path`` is not a readable zip checkpoint, or None when the zip structure is intact."""
+    with open(path, "rb") as f:
+        head = f.read(len(LEGACY_MAGIC))
+    if not head:
+        return "empty file, not a PyTorch checkpoint"
+    if head.startswith(LEGACY_MAGIC):
+        return ("legacy (pre-1.6, non-zip) torch.save format, which this converter does not read; "
+                "re-save it with torch>=1.6 (torch.save(torch.load(f), f2))")
+    if zipfile.is_zipfile(path):
+        return None
+    if head.startswith(_ZIP_LOCAL_HEADER):
+        return "truncated or corrupt checkpoint (a zip archive without its central directory)"
+    return "not a PyTorch checkpoint (neither a torch.save zip archive nor the legacy format)"
+
+
 def load_official(path: str) -> Any:
     """Read a torch.save zip checkpoint on the CPU with the restricted unpickler.
 
     Parses the archive itself (data.pkl + data/<key> storage records, little-endian) instead of
     torch.load: torch 1.13 silently replaces a custom pickle_module by ``pickle`` unless
     weights_only=True, and weights_only refuses the yacs/numpy objects RSP checkpoints contain.
-    Legacy (pre-1.6, non-zip) files are refused.
+    Legacy (pre-1.6, non-zip) files are refused. Every unreadable file (not a checkpoint,
+    truncated, bad CRC, legacy, TorchScript archive, refused pickle content) raises
+    ``UnreadableCheckpoint`` with a one-line reason; OSError (missing file, permissions) passes.
     """
-    if not zipfile.is_zipfile(path):
-        raise UnsafeCheckpoint("%s: not a zip-format torch checkpoint (legacy format is not "
-                               "supported; re-save it with torch>=1.6)" % path)
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-        pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
-        if not pkl:
-            raise UnsafeCheckpoint("%s: no data.pkl in the archive" % path)
-        prefix = pkl[0][: -len("data.pkl")]
-        records = {n[len(prefix) + len("data/"):]: z.read(n) for n in names
-                   if n.startswith(prefix + "data/") and not n.endswith("/")}
-        data = z.read(pkl[0])
+    why = _sniff(path)
+    if why:
+        raise UnreadableCheckpoint(path, why)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+            if not pkl:
+                raise UnreadableCheckpoint(path, "a zip archive without data.pkl, not a PyTorch checkpoint")
+            prefix = pkl[0][: -len("data.pkl")]
+            # reading checks every member's CRC: a corrupt file is reported as such first
+            records = {n[len(prefix) + len("data/"):]: z.read(n) for n in names
+                       if n.startswith(prefix + "data/") and not n.endswith("/")}
+            data = z.read(pkl[0])
+            if any(n.startswith(prefix + "code/") for n in names) or prefix + "constants.pkl" in names:
+                raise UnreadableCheckpoint(path, "a TorchScript model (torch.jit.save), not a training "
+                                                 "checkpoint: convert the official .pth checkpoint")
+    except UnreadableCheckpoint:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as e:
+        # bad CRC, truncated member, unsupported compression ...
+        raise UnreadableCheckpoint(path, "truncated or corrupt checkpoint (%s)" % _one_line(e))
     up = Unpickler(io.BytesIO(data), records=records, encoding="utf-8")
-    return up.load()
+    try:
+        return up.load()
+    except UnsafeCheckpoint as e:
+        raise UnreadableCheckpoint(path, "cannot be read safely: %s" % _one_line(e))
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, RuntimeError, UnicodeDecodeError, struct_error) as e:
+        raise UnreadableCheckpoint(path, "corrupt checkpoint (data.pkl does not unpickle: %s)" % _one_line(e))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)
 
 
 def _is_tensor_dict(d: Any) -> bool:

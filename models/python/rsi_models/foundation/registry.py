@@ -86,22 +86,41 @@ def _seg_vitae(num_classes: int, depths=None):
     return _upernet(ViTAEv2Backbone(depths or VITAE_S_DEPTHS), [64, 128, 256, 512], num_classes, 32)
 
 
-def _seg_rvsa(num_classes: int, depths=None, img_size: int = 512, kvdiff: bool = False):
+def _seg_rvsa(num_classes: int, depths=None, img_size: int = 512, kvdiff: bool = False,
+              vitae: bool = False):
     from .rvsa import build_rvsa_upernet  # provided by the RVSA module (lazy: optional here)
     depth = int(depths[0]) if depths else 12
-    return build_rvsa_upernet(num_classes=num_classes, depth=depth, img_size=img_size, kvdiff=kvdiff)
+    return build_rvsa_upernet(num_classes=num_classes, depth=depth, img_size=img_size, kvdiff=kvdiff,
+                              vitae=vitae)
 
 
 def rvsa_kwargs(sd) -> dict:
-    """img_size / kvdiff of an RVSA checkpoint: pos_embed has (img_size/16)^2 tokens; the
-    RVSA-diamond variant has separate key/value sampling branches (``sampling_offsets_k``)."""
-    kw = {"kvdiff": any("sampling_offsets_k" in k for k in sd)}
-    pe = sd.get("backbone.pos_embed")
+    """img_size / kvdiff / vitae of an RVSA checkpoint, from its keys (any wrapper prefix):
+    pos_embed has (img_size/16)^2 tokens; the RVSA-diamond variant has separate key/value
+    sampling branches (``attn.sampling_offsets_k``); the ViTAE-B backbone
+    (``ViTAE_NC_Win_RVSA_V3_WSZ7``) has NormalCell blocks with a convolutional ``PCM`` branch and
+    ``attn.q_bias`` / ``attn.v_bias`` instead of ``attn.qkv.bias`` (key names recorded from the
+    official code in models/python/fidelity/reference/rvsa_vitb_upernet_loveda_keys.json)."""
+    keys = [k for k in sd if "blocks." in k]
+    kw = {"kvdiff": any(".attn.sampling_offsets_k." in k for k in keys),
+          "vitae": any(".PCM." in k or k.endswith(".attn.q_bias") for k in keys)}
+    pe = None
+    for k in sd:
+        if k == "backbone.pos_embed" or k.endswith(".backbone.pos_embed"):
+            pe = sd[k]
+            break
     if pe is not None and pe.dim() == 3:
         grid = int(round(pe.shape[1] ** 0.5))
         if grid * grid == pe.shape[1]:
             kw["img_size"] = grid * 16
     return kw
+
+
+def rvsa_description(kw: dict) -> str:
+    """Arch description of the RVSA variant ``rvsa_kwargs`` found."""
+    name = "ViTAE-B" if kw.get("vitae") else "ViT-B"
+    variant = "RVSA-kvdiff (separate key/value sampling)" if kw.get("kvdiff") else "RVSA"
+    return "UperNet with the %s %s backbone" % (variant, name)
 
 
 _SEG_SOURCE = "Semantic Segmentation (mmseg UperNet)"
@@ -135,13 +154,14 @@ REGISTRY: Dict[str, Arch] = {
                                   512, 32, 64, (2, 2, 8, 2), "vitaev2_s",
                                   "configs/vitae_win/upernet_vitae_win_window7_512x512_80k_potsdam_epoch100.py"),
     "rvsa-vitb-upernet": Arch("rvsa-vitb-upernet", "segmentation", _seg_rvsa, "Semantic Segmentation (mmseg UperNet)",
-                              "UperNet with the RVSA ViT-B backbone", MMSEG_MEAN, MMSEG_STD,
+                              "UperNet with the RVSA ViT-B / ViTAE-B backbone", MMSEG_MEAN, MMSEG_STD,
                               512, 32, 64, (12,), "rvsa_vitb", "RVSA UperNet config", url=RVSA_URL),
 }
 
 # known mmseg datasets of the RSP/RVSA segmentation checkpoints: (gsd hint in metres, note)
 DATASET_HINTS = {
     "potsdam": (0.05, "ISPRS Potsdam true orthophotos, 5 cm"),
+    "loveda": (0.3, "LoveDA (Google Earth imagery of Nanjing, Changzhou, Wuhan), 0.3 m"),
     "isaid": (0.5, "iSAID (DOTA imagery, GSD varies, roughly 0.1-4.5 m)"),
 }
 

@@ -118,6 +118,16 @@ def _offset_branch(dim: int, out: int, ws: int) -> nn.Sequential:
                          nn.Conv2d(dim, out, kernel_size=1, stride=1))
 
 
+def _sample(t: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling of ``t`` at ``grid`` (the official grid_sample call). LibTorch 1.13 has
+    no bfloat16 grid_sample on the CPU (nor on CUDA): reduced precisions sample in float32 and
+    cast back; float32 / float64 inputs take the original call unchanged (bit-identical)."""
+    if t.dtype == torch.float32 or t.dtype == torch.float64:
+        return F.grid_sample(t, grid.to(t.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(t.float(), grid.float(), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.to(t.dtype)
+
+
 def _to_windows(t: torch.Tensor, B: int, nH: int, hd: int, nh: int, nw: int, ws: int) -> torch.Tensor:
     """(B*nH, hd, nh*ws, nw*ws) -> (B*nh*nw, nH, ws*ws, hd)."""
     return (t.reshape(B, nH, hd, nh, ws, nw, ws).permute(0, 3, 5, 1, 4, 6, 2)
@@ -196,6 +206,12 @@ class _RVSABase(_QKVMixin):
         """Sampling grid (B*nH, nh*ws, nw*ws, 2) from the regressed offsets/scales/angles."""
         ws = self.ws
         n = off.shape[0] * self.num_heads
+        if off.dtype != torch.float32 and off.dtype != torch.float64:
+            # reduced precision (bf16 / fp16 weights): sampling coordinates in float32
+            off = off.float()
+            scl = scl.float()
+            ang = ang.float()
+            div = div.float()
         off = off.reshape(n, 2, nh, nw) / div
         scl = scl.reshape(n, 2, nh, 1, nw, 1)
         ang = ang.reshape(n, 1, nh, 1, nw, 1)
@@ -222,8 +238,8 @@ class _RVSABase(_QKVMixin):
         qkv = qkv.reshape(3 * n, hd, H, W)
         qkv = F.pad(qkv, [pl, pad_lr - pl, pt, pad_td - pt]).reshape(3, n, hd, eh, ew)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        k = F.grid_sample(k, grid_k, mode="bilinear", padding_mode="zeros", align_corners=True)
-        v = F.grid_sample(v, grid_v, mode="bilinear", padding_mode="zeros", align_corners=True)
+        k = _sample(k, grid_k)
+        v = _sample(v, grid_v)
         q = _to_windows(q, B, nH, hd, nh, nw, ws)
         k = _to_windows(k, B, nH, hd, nh, nw, ws)
         v = _to_windows(v, B, nH, hd, nh, nw, ws)
@@ -331,6 +347,23 @@ class NormalCell(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class UpConv2x(nn.ConvTranspose2d):
+    """ConvTranspose2d(dim, dim, 2, stride 2) of the official fpn1/fpn2 (same keys). LibTorch 1.13
+    on the CPU returns a wrongly sized map for bfloat16 (the output of a stride-2 convolution,
+    silently): bfloat16 inputs are computed in float32 and cast back; other dtypes unchanged."""
+
+    def __init__(self, dim: int):
+        super().__init__(dim, dim, kernel_size=2, stride=2)
+
+    def forward(self, x: torch.Tensor, output_size: Optional[List[int]] = None) -> torch.Tensor:
+        if x.dtype == torch.bfloat16:
+            bias = self.bias
+            y = F.conv_transpose2d(x.float(), self.weight.float(), None if bias is None else bias.float(),
+                                   stride=2)
+            return y.to(x.dtype)
+        return F.conv_transpose2d(x, self.weight, self.bias, stride=2)
+
+
 class PatchEmbed(nn.Module):
     def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
         super().__init__()
@@ -385,11 +418,8 @@ class RVSAViT(nn.Module):
             for i in range(depth)])
         # Present in the official checkpoints but unused by the segmentation forward.
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        self.fpn1 = nn.Sequential(
-            nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2),
-            Norm2d(embed_dim), nn.GELU(),
-            nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2))
-        self.fpn2 = nn.Sequential(nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2))
+        self.fpn1 = nn.Sequential(UpConv2x(embed_dim), Norm2d(embed_dim), nn.GELU(), UpConv2x(embed_dim))
+        self.fpn2 = nn.Sequential(UpConv2x(embed_dim))
         self.fpn3 = nn.Identity()
         self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
 
