@@ -17,6 +17,7 @@
 #include "src/pixel_evaluation.hpp"
 #include "src/scene_evaluation.hpp"
 #include "src/submission.hpp"
+#include "src/xview2_score.hpp"
 #include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 
@@ -32,7 +33,7 @@ struct Options {
     std::string id_column, class_column, size = "512x512";
     int classes = 0, ignore = -1;
     double iou = 0.5, min_area = -1;
-    bool tianchi = false, overwrite = false, pixel_coordinates = false;
+    bool tianchi = false, xview2 = false, overwrite = false, pixel_coordinates = false;
 };
 
 std::string lower_extension(const std::string& path) {
@@ -48,16 +49,33 @@ std::string first_line(const std::string& path) {
     return line;
 }
 
-// pixel, objects, scene or tianchi, from the inputs when not given.
+// A folder holding xView2 targets (test_localization_<id>_target.png).
+bool is_xview2_target_folder(const std::string& path) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return false;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+        const std::string name = entry.path().filename().string();
+        if ((name.rfind("test_localization_", 0) == 0 || name.rfind("hold_localization_", 0) == 0) &&
+            name.size() > 11 && name.compare(name.size() - 11, 11, "_target.png") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// pixel, objects, scene, tianchi or xview2, from the inputs when not given.
 std::string detect_mode(const Options& o) {
+    if (o.tianchi && o.xview2) throw usage_error("--tianchi and --xview2 are two different contests: give one");
     if (o.tianchi) return "tianchi";
+    if (o.xview2) return "xview2";
     if (o.mode != "auto") {
-        if (o.mode != "pixel" && o.mode != "objects" && o.mode != "scene" && o.mode != "tianchi") {
-            throw usage_error("--mode: expected auto, pixel, objects, scene or tianchi, got '" + o.mode + "'");
+        if (o.mode != "pixel" && o.mode != "objects" && o.mode != "scene" && o.mode != "tianchi" && o.mode != "xview2") {
+            throw usage_error("--mode: expected auto, pixel, objects, scene, tianchi or xview2, got '" + o.mode + "'");
         }
         return o.mode;
     }
     if (fs::is_directory(o.prediction)) {
+        if (is_xview2_target_folder(o.truth)) return "xview2";
         // Folders of class rasters (Inria masks) are scored pixel by pixel; folders of polygons by objects.
         return is_raster_folder(o.truth) && !is_vector_folder(o.truth) ? "pixel" : "objects";
     }
@@ -432,17 +450,62 @@ int run_tianchi(const Options& o, CommandContext& context) {
     return 0;
 }
 
+int run_xview2(const Options& o, CommandContext& context) {
+    ProgressBar bar(!context.common.quiet && !context.common.json);
+    const Xview2Score s = evaluate_xview2(o.prediction, o.truth, context.progress(bar));
+    bar.finish();
+    static const char* levels[4] = {"no damage", "minor damage", "major damage", "destroyed"};
+    const auto counts = [](const Xview2Counts& c) {
+        return nlohmann::json{{"true_positives", c.true_positive}, {"false_negatives", c.false_negative}, {"false_positives", c.false_positive},
+                              {"precision", c.precision()}, {"recall", c.recall()}, {"f1", c.f1()}};
+    };
+    if (!o.report.empty()) {
+        EvaluationReport report;
+        report.title = "rsi eval (xView2): " + fs::path(o.prediction).filename().string();
+        report.summary = {{"mode", "xview2 (0.3 F1 localisation + 0.7 harmonic mean of damage F1)"}, {"images", std::to_string(s.images)},
+                          {"score", fixed(s.score)}, {"localisation F1", fixed(s.localization_f1)}, {"damage F1", fixed(s.damage_f1)}};
+        report.table_header = {"damage level", "TP", "FN", "FP", "precision", "recall", "F1"};
+        for (size_t k = 0; k < 4; ++k) {
+            const Xview2Counts& c = s.damage[k];
+            report.table_rows.push_back({std::to_string(k + 1) + " " + levels[k], std::to_string(c.true_positive), std::to_string(c.false_negative),
+                                         std::to_string(c.false_positive), fixed(c.precision()), fixed(c.recall()), fixed(c.f1())});
+        }
+        write_html_report(report, o.report, o.overwrite);
+    }
+    if (context.common.json) {
+        nlohmann::json damage = nlohmann::json::array();
+        for (size_t k = 0; k < 4; ++k) {
+            nlohmann::json row = counts(s.damage[k]);
+            row["level"] = k + 1;
+            row["name"] = levels[k];
+            damage.push_back(row);
+        }
+        print_json({{"mode", "xview2"}, {"score", s.score}, {"localization_f1", s.localization_f1}, {"damage_f1", s.damage_f1},
+                    {"images", s.images}, {"localization", counts(s.localization)}, {"damage", damage}});
+    } else {
+        std::cout << "xview2 score " << fixed(s.score) << " (0.3 x localisation F1 " << fixed(s.localization_f1) << " + 0.7 x damage F1 "
+                  << fixed(s.damage_f1) << ", " << s.images << " images)\n";
+        for (size_t k = 0; k < 4; ++k) {
+            std::cout << "  damage " << k + 1 << " " << std::left << std::setw(14) << levels[k] << "F1 " << fixed(s.damage[k].f1())
+                      << "  precision " << fixed(s.damage[k].precision()) << "  recall " << fixed(s.damage[k].recall()) << "\n";
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 void register_eval_command(CLI::App& app, CommandContext& context) {
     auto o = std::make_shared<Options>();
-    CLI::App* sub = app.add_subcommand("eval", "Score predictions against ground truth: pixels, objects, scenes, Tianchi");
+    CLI::App* sub = app.add_subcommand("eval", "Score predictions against ground truth: pixels, objects, scenes, Tianchi, xView2");
     sub->add_option("PREDICTION", o->prediction, "Class raster, footprint polygons (file, folder or SpaceNet CSV), scene CSV or Tianchi CSV")
         ->required();
     sub->add_option("TRUTH", o->truth, "Ground truth of the same kind (a raster may be scored against polygons; scenes: CSV or class folders)")
         ->required();
     sub->add_option("--mode", o->mode, "pixel, objects, scene or tianchi (default: from the inputs)")->capture_default_str();
     sub->add_flag("--tianchi", o->tianchi, "The Tianchi contest score: mean per-image Dice of two RLE CSVs");
+    sub->add_flag("--xview2", o->xview2,
+                  "The xView2 contest score of a folder of predictions against a folder of targets (found by name when not given)");
     sub->add_option("--size", o->size, "Tianchi: image size WIDTHxHEIGHT")->capture_default_str();
     sub->add_option("--classes", o->classes, "Pixel: number of classes (default: largest value + 1)")->check(CLI::Range(1, 256));
     sub->add_option("--ignore", o->ignore, "Pixel: value not counted (after mapping), e.g. 255")->check(CLI::Range(0, 255));
@@ -469,13 +532,15 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
         "  rsi eval preds/ gt/ --class-field class --truth-class-field make      (object F1, class-aware)\n"
         "  rsi eval proposals.csv truth.csv                                      (SpaceNet CSVs)\n"
         "  rsi eval predicted.csv ../shared/data/eurosat --class-column class    (scene labels from folders)\n"
-        "  rsi eval --tianchi submission.csv truth.csv");
+        "  rsi eval --tianchi submission.csv truth.csv\n"
+        "  rsi eval predictions/ targets/                     (xView2: test_localization_<id>_target.png ...)");
     context.on_run(sub, [o, &context] {
         const std::string mode = detect_mode(*o);
         if (!o->report.empty()) check_output_path(o->report, o->overwrite);  // before the work, not after
         if (mode == "pixel") return run_pixel(*o, context);
         if (mode == "objects") return run_objects(*o, context);
         if (mode == "scene") return run_scene(*o, context);
+        if (mode == "xview2") return run_xview2(*o, context);
         return run_tianchi(*o, context);
     });
 }

@@ -147,6 +147,21 @@ TEST(ContestCli, Xview2FolderWithPreAndPostImages) {
     EXPECT_TRUE(fs::exists(dir / "out/test_localization_00007_prediction.png"));
     EXPECT_TRUE(fs::exists(dir / "out/test_damage_00007_prediction.png"));
     EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator()), 2);
+    // Scored as the contest scores it, the folder found to be xView2 by its names: the submission
+    // against itself as targets gives localisation F1 1 (a building mask has damage level 1 only, so
+    // the harmonic mean of the four damage F1 values is near 0: three levels never occur).
+    fs::create_directories(dir / "targets");
+    for (const char* kind : {"localization", "damage"}) {
+        fs::copy_file(dir / (std::string("out/test_") + kind + "_00007_prediction.png"), dir / (std::string("targets/test_") + kind + "_00007_target.png"));
+    }
+    const auto score = run_rsi({"eval", dir / "out", dir / "targets", "--json", "-q"});
+    ASSERT_EQ(score.exit_code, 0) << score.err;
+    const auto j = nlohmann::json::parse(score.out);
+    EXPECT_EQ(j["mode"], "xview2");
+    EXPECT_EQ(j["images"], 1);
+    EXPECT_DOUBLE_EQ(j["localization_f1"].get<double>(), 1.0);
+    EXPECT_DOUBLE_EQ(j["damage"][0]["f1"].get<double>(), 1.0);
+    EXPECT_NEAR(j["score"].get<double>(), 0.3 + 0.7 * 4.0 / (1.0 / (1.0 + 1e-6) + 3.0 / 1e-6), 1e-12);
 }
 
 // The zip packs the submission's files before either gets its name: a zip that cannot be written (a

@@ -11,6 +11,7 @@
 #include "src/pixel_evaluation.hpp"
 #include "src/scene_evaluation.hpp"
 #include "src/tianchi_rle.hpp"
+#include "src/xview2_score.hpp"
 #include "test_support.hpp"
 #include "tiling/error.hpp"
 
@@ -399,6 +400,82 @@ TEST(TianchiScore, MeanDiceOverTruthImages) {
     write_text(tmp / "empty.csv", "");
     rsi::test::expect_error([&] { evaluate_tianchi(tmp / "pred.csv", tmp / "empty.csv", 3, 3); }, ErrorKind::runtime,
                             "empty.csv: has no image lines: nothing to score");
+}
+
+// The xView2 score by the contest's scorer (xview2_metrics.py), worked by hand on two 8-pixel images:
+//   A: loc target 11110000, damage target 1123 0000, loc prediction 11101000, damage prediction 1223 1000
+//      localisation TP 3, FN 1, FP 1. Damage on the target's buildings (pixels 0-3), the prediction
+//      zeroed where no building is predicted (pixel 3): guesses 1 2 2 0 against 1 1 2 3 ->
+//      level 1 TP 1 FN 1; level 2 TP 1 FP 1; level 3 FN 1; level 4 absent from A's target.
+//   B: loc target 11000000, damage target 22000000, loc prediction 11000000, damage prediction 42000000
+//      localisation TP 2. Level 2 TP 1 FN 1; the guess 4 is not counted (level 4 absent from B's
+//      target: the scorer records None and the sums skip it), nor level 1 or 3.
+//   Totals: localisation F1 5/6; level 1 TP 1 FN 1 (F1 2/3); level 2 TP 2 FN 1 FP 1 (F1 2/3); levels 3, 4 F1 0.
+TEST(Xview2Score, WorkedExampleFollowsTheContestScorer) {
+    Xview2Score s;
+    const uint8_t a_lt[8] = {1, 1, 1, 1, 0, 0, 0, 0}, a_dt[8] = {1, 1, 2, 3, 0, 0, 0, 0};
+    const uint8_t a_lp[8] = {1, 1, 1, 0, 1, 0, 0, 0}, a_dp[8] = {1, 2, 2, 3, 1, 0, 0, 0};
+    add_xview2_pair(a_lp, a_dp, a_lt, a_dt, 8, s);
+    const uint8_t b_lt[8] = {1, 1, 0, 0, 0, 0, 0, 0}, b_dt[8] = {2, 2, 0, 0, 0, 0, 0, 0};
+    const uint8_t b_lp[8] = {1, 1, 0, 0, 0, 0, 0, 0}, b_dp[8] = {4, 2, 0, 0, 0, 0, 0, 0};
+    add_xview2_pair(b_lp, b_dp, b_lt, b_dt, 8, s);
+    finish_xview2(s);
+    EXPECT_EQ(s.images, 2);
+    EXPECT_EQ(s.localization.true_positive, 5);
+    EXPECT_EQ(s.localization.false_negative, 1);
+    EXPECT_EQ(s.localization.false_positive, 1);
+    EXPECT_NEAR(s.localization_f1, 5.0 / 6.0, 1e-12);
+    // level 1: A only (TP 1, FN 1); level 2: A (TP 1, FP 1) + B (TP 1, FN 1); level 3: A (FN 1); level 4: nothing.
+    EXPECT_EQ(s.damage[0].true_positive, 1);
+    EXPECT_EQ(s.damage[0].false_negative, 1);
+    EXPECT_EQ(s.damage[0].false_positive, 0);
+    EXPECT_EQ(s.damage[1].true_positive, 2);
+    EXPECT_EQ(s.damage[1].false_negative, 1);
+    EXPECT_EQ(s.damage[1].false_positive, 1);
+    EXPECT_EQ(s.damage[2].false_negative, 1);
+    EXPECT_EQ(s.damage[3].true_positive + s.damage[3].false_negative + s.damage[3].false_positive, 0);  // B's guess 4 not counted
+    EXPECT_NEAR(s.damage[0].f1(), 2.0 / 3.0, 1e-12);
+    EXPECT_NEAR(s.damage[1].f1(), 2.0 / 3.0, 1e-12);
+    EXPECT_EQ(s.damage[2].f1(), 0.0);
+    const double damage = 4.0 / (2.0 / (2.0 / 3.0 + 1e-6) + 2.0 / 1e-6);
+    EXPECT_NEAR(s.damage_f1, damage, 1e-15);
+    EXPECT_NEAR(s.score, 0.3 * 5.0 / 6.0 + 0.7 * damage, 1e-12);
+}
+
+// The folders as the contest has them: a perfect prediction scores 1 (the harmonic mean's epsilon
+// aside); a missing prediction file and a value beyond 4 are errors naming the file.
+TEST(Xview2Score, FoldersOfPngs) {
+    TempDir tmp;
+    ensure_gdal_registered();
+    std::filesystem::create_directories(tmp / "pred");
+    std::filesystem::create_directories(tmp / "targ");
+    const auto png = [&](const std::string& path, const std::function<int(int, int)>& value) {
+        const std::string tif = path + ".tif";
+        rsi::test::make_raster(tif, 1024, 1024, 1, GDT_Byte, [&](int, int x, int y) { return value(x, y); });
+        DatasetPtr src = open_raster(tif);
+        DatasetPtr out(GetGDALDriverManager()->GetDriverByName("PNG")->CreateCopy(path.c_str(), src.get(), FALSE, nullptr, nullptr, nullptr));
+        ASSERT_TRUE(out);
+        out.reset();
+        src.reset();
+        std::filesystem::remove(tif);
+    };
+    const auto damage = [](int x, int y) { return x < 512 && y < 512 ? 1 + (x / 128) : 0; };  // levels 1..4 in one quarter
+    const auto building = [&](int x, int y) { return damage(x, y) > 0 ? 1 : 0; };
+    for (const char* role : {"target", "prediction"}) {
+        const std::string dir = std::string(role) == "target" ? tmp / "targ" : tmp / "pred";
+        png(dir + "/test_localization_00000_" + role + ".png", building);
+        png(dir + "/test_damage_00000_" + role + ".png", damage);
+    }
+    Xview2Score s = evaluate_xview2(tmp / "pred", tmp / "targ");
+    EXPECT_EQ(s.images, 1);
+    EXPECT_DOUBLE_EQ(s.localization_f1, 1.0);
+    EXPECT_NEAR(s.score, 1.0, 1e-5);
+    png(tmp / "pred/test_damage_00000_prediction.png", [](int x, int) { return x == 7 ? 5 : 0; });
+    rsi::test::expect_error([&] { evaluate_xview2(tmp / "pred", tmp / "targ"); }, ErrorKind::runtime,
+                            "test_damage_00000_prediction.png: has the value 5 at pixel (7, 0); xView2 values are 0..4");
+    std::filesystem::remove(tmp / "pred/test_damage_00000_prediction.png");
+    rsi::test::expect_error([&] { evaluate_xview2(tmp / "pred", tmp / "targ"); }, ErrorKind::runtime,
+                            "lacks 1 prediction file of the targets in");
 }
 
 // The worked example with the truth given as polygons (pixel-centre rule): each truth
