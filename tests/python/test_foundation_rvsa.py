@@ -18,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import _paths
-from rsi_models import exporting
 from rsi_models.foundation import registry
 from rsi_models.foundation.deterministic import digest_diff, fill_deterministic
 from rsi_models.foundation.rsp_digest import fill_fan_in
