@@ -357,6 +357,28 @@ TEST(SceneMap, AnImageSmallerThanTheWindowIsOnePaddedWindow) {
     EXPECT_EQ(r.windows_skipped, 3);
 }
 
+// An image with another number of bands than the model reads is mapped through the model's default
+// source bands (numbered as in its training imagery): said in a warning and reported, not silent (an
+// 8-band image ran the RGBN model on its bands 4,3,2,8 without a word). Chosen bands say nothing.
+TEST(SceneMap, DefaultSourceBandsOfAnotherBandCountAreWarned) {
+    test::TempDir dir;
+    const std::string image = dir / "six.tif";
+    test::make_raster(image, 32, 32, 6, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * b) % 256; });
+    const double gt[6] = {300000, 0.3, 0, 5000000, 0, -0.3};
+    test::georeference(image, gt, 32614);
+    SceneOptions o = options_for(image, dir / "six_classes.tif");
+    SceneResult r = map_scenes(scene_model(), o);
+    EXPECT_EQ(r.source_bands, (std::vector<int>{1, 2, 3, 4}));
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_NE(r.warnings[0].find("has 6 bands: its bands 1,2,3,4 fill the model's"), std::string::npos) << r.warnings[0];
+    EXPECT_NE(r.warnings[0].find("choose them with --bands"), std::string::npos) << r.warnings[0];
+    o.bands = {1, 2, 3, 4};
+    o.overwrite = true;
+    r = map_scenes(scene_model(), o);
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings[0];
+    EXPECT_EQ(r.source_bands, (std::vector<int>{1, 2, 3, 4}));
+}
+
 TEST(SceneMap, BadRequestsFailClearly) {
     test::TempDir dir;
     const std::string image = make_image(dir, 40, 40);
