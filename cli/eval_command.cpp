@@ -287,19 +287,27 @@ int run_pixel(const Options& o, CommandContext& context) {
     return 0;
 }
 
-// Nothing to score (no truth object, no proposal: an empty image rightly left empty): precision,
-// recall and F1 are undefined, n/a / null, not 0 (a per-image mean would count the image as a miss).
-double scored(const ObjectCounts& c, double value) {
-    return c.true_positive + c.false_positive + c.false_negative == 0 ? std::numeric_limits<double>::quiet_NaN() : value;
+// A score whose denominator is 0 is undefined: n/a / null, not 0 (as in pixel mode). Precision of a
+// class never proposed, recall of a class absent from the truth; F1 only when there is nothing to score
+// at all (no truth object, no proposal: an empty image rightly left empty), as it is 0 whenever either
+// count is not (a per-image mean would otherwise count such an image as a miss).
+double precision_of(const ObjectCounts& c) {
+    return c.true_positive + c.false_positive == 0 ? std::numeric_limits<double>::quiet_NaN() : c.precision();
+}
+double recall_of(const ObjectCounts& c) {
+    return c.true_positive + c.false_negative == 0 ? std::numeric_limits<double>::quiet_NaN() : c.recall();
+}
+double f1_of(const ObjectCounts& c) {
+    return c.true_positive + c.false_positive + c.false_negative == 0 ? std::numeric_limits<double>::quiet_NaN() : c.f1();
 }
 
 nlohmann::json counts_json(const ObjectCounts& c) {
     return {{"true_positives", c.true_positive},
             {"false_positives", c.false_positive},
             {"false_negatives", c.false_negative},
-            {"precision", optional_number(scored(c, c.precision()))},
-            {"recall", optional_number(scored(c, c.recall()))},
-            {"f1", optional_number(scored(c, c.f1()))}};
+            {"precision", optional_number(precision_of(c))},
+            {"recall", optional_number(recall_of(c))},
+            {"f1", optional_number(f1_of(c))}};
 }
 
 int run_objects(const Options& o, CommandContext& context) {
@@ -324,22 +332,22 @@ int run_objects(const Options& o, CommandContext& context) {
         report.summary = {{"mode", "objects (SpaceNet rule: IoU > " + fixed(o.iou) + ")"}, {"matching frame", r.frame},
                           {"min area", fixed(r.min_area)}, {"true positives", std::to_string(r.total.true_positive)},
                           {"false positives", std::to_string(r.total.false_positive)},
-                          {"false negatives", std::to_string(r.total.false_negative)}, {"precision", fixed(scored(r.total, r.total.precision()))},
-                          {"recall", fixed(scored(r.total, r.total.recall()))}, {"F1", fixed(scored(r.total, r.total.f1()))}};
+                          {"false negatives", std::to_string(r.total.false_negative)}, {"precision", fixed(precision_of(r.total))},
+                          {"recall", fixed(recall_of(r.total))}, {"F1", fixed(f1_of(r.total))}};
         if (!r.classes.empty()) {
             report.summary.emplace_back("mean class F1", fixed(r.mean_class_f1));
             report.table_header = {"class", "TP", "FP", "FN", "precision", "recall", "F1"};
             for (const auto& [name, c] : r.classes) {
                 report.table_rows.push_back({name, std::to_string(c.true_positive), std::to_string(c.false_positive),
-                                             std::to_string(c.false_negative), fixed(scored(c, c.precision())), fixed(scored(c, c.recall())),
-                                             fixed(scored(c, c.f1()))});
+                                             std::to_string(c.false_negative), fixed(precision_of(c)), fixed(recall_of(c)),
+                                             fixed(f1_of(c))});
             }
         } else {
             report.table_header = {"image", "TP", "FP", "FN", "precision", "recall", "F1"};
             for (const auto& i : r.images) {
                 report.table_rows.push_back({i.image, std::to_string(i.counts.true_positive), std::to_string(i.counts.false_positive),
-                                             std::to_string(i.counts.false_negative), fixed(scored(i.counts, i.counts.precision())),
-                                             fixed(scored(i.counts, i.counts.recall())), fixed(scored(i.counts, i.counts.f1()))});
+                                             std::to_string(i.counts.false_negative), fixed(precision_of(i.counts)),
+                                             fixed(recall_of(i.counts)), fixed(f1_of(i.counts))});
             }
         }
         write_html_report(report, o.report, o.overwrite);
@@ -375,14 +383,14 @@ int run_objects(const Options& o, CommandContext& context) {
                       << std::setw(11) << "precision" << std::setw(10) << "recall" << "F1\n";
             for (const auto& [name, c] : r.classes) {
                 std::cout << std::left << std::setw(34) << name << std::setw(6) << c.true_positive << std::setw(6) << c.false_positive
-                          << std::setw(6) << c.false_negative << std::setw(11) << fixed(scored(c, c.precision())) << std::setw(10)
-                          << fixed(scored(c, c.recall())) << fixed(scored(c, c.f1())) << "\n";
+                          << std::setw(6) << c.false_negative << std::setw(11) << fixed(precision_of(c)) << std::setw(10)
+                          << fixed(recall_of(c)) << fixed(f1_of(c)) << "\n";
             }
             std::cout << "mean class F1 " << fixed(r.mean_class_f1) << "\n";
         }
         std::cout << "TP " << r.total.true_positive << ", FP " << r.total.false_positive << ", FN " << r.total.false_negative
-                  << "; precision " << fixed(scored(r.total, r.total.precision())) << ", recall " << fixed(scored(r.total, r.total.recall()))
-                  << ", F1 " << fixed(scored(r.total, r.total.f1())) << "\n";
+                  << "; precision " << fixed(precision_of(r.total)) << ", recall " << fixed(recall_of(r.total))
+                  << ", F1 " << fixed(f1_of(r.total)) << "\n";
     }
     return 0;
 }

@@ -252,9 +252,9 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         CLI::App* sub = model->add_subcommand("convert", "Convert an official RSP/RVSA checkpoint into an rsi model (runs rsi_convert.py)");
         sub->prefix_command();  // everything after `convert` goes to the converter unchanged
         sub->footer(
-            "Arguments are those of rsi_convert.py (--help lists them).\nExample:\n"
-            "  rsi model convert --arch rsp-resnet50 --task scene --checkpoint rsp-resnet-50-ckpt.pth -o rsp-r50.pt\n"
-            "Runs /usr/bin/python3 (Debian's python3-torch); RSI_CONVERT_SCRIPT overrides the script path.");
+            "Arguments are those of rsi_convert.py (--help lists them). Runs /usr/bin/python3 (Debian's python3-torch);\n"
+            "RSI_CONVERT_SCRIPT overrides the script path.\nExample:\n"
+            "  rsi model convert --arch rsp-resnet50 --task scene --checkpoint rsp-resnet-50-ckpt.pth -o rsp-r50.pt");
         context.on_run(sub, [sub]() -> int {
             const char* env = std::getenv("RSI_CONVERT_SCRIPT");
             const std::string script = env && *env ? env : RSI_CONVERT_SCRIPT;
@@ -296,8 +296,8 @@ void register_model_command(CLI::App& app, CommandContext& context) {
         sub->add_flag("--overwrite", o->overwrite, "Replace an existing output");
         add_common_options(*sub, context.common);
         sub->footer(
-            "Example:\n  rsi model quantize buildings -o buildings-int8.pt --tiles 16 --engine onednn\n"
-            "Runs /usr/bin/python3 (Debian's python3-torch); RSI_QUANTIZE_SCRIPT overrides the script path.");
+            "Runs /usr/bin/python3 (Debian's python3-torch); RSI_QUANTIZE_SCRIPT overrides the script path.\n"
+            "Example:\n  rsi model quantize buildings -o buildings-int8.pt --tiles 16 --engine onednn");
         context.on_run(sub, [o, &context]() -> int {
             const std::string path = resolve_model(o->model, bundled_models_dir());
             // Checked here too so the usual one-line error and exit code come before Python starts.

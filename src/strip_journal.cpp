@@ -1,4 +1,5 @@
 #include "src/strip_journal.hpp"
+#include "src/item_journal.hpp"
 #include "src/json_text.hpp"
 
 #include <algorithm>
@@ -290,7 +291,12 @@ nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::
     if (fs::exists(path)) {
         const nlohmann::json existing = read_job(parts_dir);
         if (existing.value("fingerprint", "") != job.at("fingerprint").get<std::string>()) {
-            throw usage_error(parts_dir + ": holds parts of another job (different input, model or options): resume with the same options, or remove it or use another parts folder");
+            // Say what differs, as tile and submit jobs do (settings_difference, src/item_journal.hpp).
+            const std::string changed = settings_difference(existing.value("settings", nlohmann::json::object()),
+                                                            job.value("settings", nlohmann::json::object()));
+            throw usage_error(parts_dir + ": holds parts of another job (" +
+                              (changed.empty() ? std::string("different input, model or options") : changed) +
+                              "): resume with the same options, or remove it or use another parts folder");
         }
         // The outputs are not part of the fingerprint (they do not change a part), but the merge writes
         // those the job was started with: a shard or resume asking for others would be ignored silently.

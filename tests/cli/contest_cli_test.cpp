@@ -281,6 +281,21 @@ TEST(ContestCli, ObjectEvalScoresPixelCoordinatePolygons) {
     EXPECT_TRUE(e["precision"].is_null()) << empty.out;
     const auto table = run_rsi({"eval", dir / "e.gpkg", dir / "e.gpkg"});
     EXPECT_NE(table.out.find("F1 n/a"), std::string::npos) << table.out;
+    // Per class, a score whose denominator is 0 is null as in pixel mode: class 2 is never proposed
+    // (precision null; recall and F1 0, its object missed), class 1's proposal over the class-2 object
+    // is a false positive (precision 1/2, recall 1).
+    test::make_raster(dir / "t2.tif", 40, 30, 1, GDT_Byte, [](int, int x, int y) {
+        return x >= 2 && x < 12 && y >= 3 && y < 13 ? 1 : (x >= 20 && x < 35 && y >= 10 && y < 25) ? 2 : 0;
+    });
+    ASSERT_EQ(run_rsi({"vectorize", dir / "t2.tif", "-o", dir / "t2.gpkg", "-q"}).exit_code, 0);
+    const auto classes = run_rsi({"eval", dir / "p.gpkg", dir / "t2.gpkg", "--class-field", "class_id", "--json", "-q"});
+    ASSERT_EQ(classes.exit_code, 0) << classes.err;
+    const auto c = nlohmann::json::parse(classes.out);
+    EXPECT_TRUE(c["classes"]["2"]["precision"].is_null()) << classes.out;
+    EXPECT_DOUBLE_EQ(c["classes"]["2"]["recall"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(c["classes"]["2"]["f1"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(c["classes"]["1"]["precision"].get<double>(), 0.5);
+    EXPECT_DOUBLE_EQ(c["classes"]["1"]["recall"].get<double>(), 1.0);
 }
 
 }  // namespace

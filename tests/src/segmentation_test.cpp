@@ -503,11 +503,11 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
             models::ModelOptions mean;
             mean.overrides.mean = {0.3f, 0.3f, 0.3f};
             test::expect_error([&] { segment_image(models::Model::load(fixture("tiny_segmenter.pt"), mean), sibling); }, ErrorKind::usage,
-                               "holds parts of another job");
+                               "holds parts of another job (model_metadata ");  // names what differs
             models::ModelOptions bf16;
             bf16.precision = models::Precision::bf16;
             test::expect_error([&] { segment_image(models::Model::load(fixture("tiny_segmenter.pt"), bf16), sibling); }, ErrorKind::usage,
-                               "holds parts of another job");
+                               "holds parts of another job (precision fp32 -> bf16)");
         }
         if (k == 2) {  // not all shards done yet: merge names the missing one
             MergeOptions m;
