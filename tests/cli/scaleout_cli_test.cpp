@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cli_runner.hpp"
+#include "tiling/raster_source.hpp"
 
 extern char** environ;
 
@@ -230,6 +231,35 @@ TEST_F(ScaleOut, SubmitResumedAfterSigtermEqualsAnUninterruptedRun) {
     for (const auto& f : fs::directory_iterator(dir.str())) {
         EXPECT_EQ(f.path().filename().string().find(".rsi-"), std::string::npos) << "left behind: " << f.path();
     }
+}
+
+}  // namespace
+}  // namespace rsi
+
+namespace rsi {
+namespace {
+
+// Shards run in one directory with a relative -o and a parts folder of their own name (--parts-dir);
+// the merge runs from another directory and writes where the shards were asked to (job.json holds
+// the outputs' absolute paths). It resolved -o against its own directory and failed.
+TEST_F(ScaleOut, MergeFromAnotherDirectoryWritesWhereTheShardsWereAsked) {
+    test::TempDir dir;
+    fs::create_directories(dir / "work");
+    test::make_raster(dir / "work/image.tif", 48, 40, 3, GDT_Byte, [](int b, int x, int y) { return (x * 5 + y * 3 * b) % 256; });
+    const std::string model = std::string(RSI_FIXTURES_DIR) + "/tiny_segmenter.pt";
+    for (const char* shard : {"0/2", "1/2"}) {
+        const auto r = run_rsi({"segment", "image.tif", "-m", model, "-o", "out.tif", "--shard", shard, "--parts-dir", "myparts", "-q"},
+                               "cd " + test::shell_quote(dir / "work"));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto merged = run_rsi({"merge", "work/myparts", "-q"}, "cd " + test::shell_quote(dir.str()));
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    EXPECT_TRUE(fs::exists(dir / "work/out.tif"));
+    EXPECT_FALSE(fs::exists(dir / "out.tif"));
+    const auto direct = run_rsi({"segment", "image.tif", "-m", model, "-o", "direct.tif", "-q"}, "cd " + test::shell_quote(dir / "work"));
+    ASSERT_EQ(direct.exit_code, 0) << direct.err;
+    EXPECT_EQ(RasterSource::open(dir / "work/out.tif").read_float({0, 0, 48, 40}, {1}),
+              RasterSource::open(dir / "work/direct.tif").read_float({0, 0, 48, 40}, {1}));
 }
 
 }  // namespace
