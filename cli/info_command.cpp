@@ -52,6 +52,7 @@ nlohmann::json to_json(const RasterSummary& s) {
                      {"cols", p.cols},
                      {"tiles", p.tiles},
                      {"overlap_factor", p.overlap_factor}};
+    out["warnings"] = s.warnings;
     return out;
 }
 
@@ -120,6 +121,9 @@ void register_info_command(CLI::App& app, CommandContext& context) {
     sub->footer("Example:\n  rsi info ../shared/data/spacenet/vegas_rgb.tif --tile-size 512 --overlap 64 --json");
     context.on_run(sub, [options, &context] {
         const RasterSummary summary = summarize_raster(options->image, options->grid.spec());
+        if (!context.common.quiet) {
+            for (const std::string& w : summary.warnings) std::cerr << "rsi info: warning: " << options->image << ": " << w << "\n";
+        }
         if (context.common.json) {
             print_json(to_json(summary));
         } else {

@@ -1,4 +1,5 @@
 #include "src/item_journal.hpp"
+#include "src/output_file.hpp"
 #include "src/json_text.hpp"
 
 #include <cstdio>
@@ -109,8 +110,9 @@ void ItemJournal::record(const nlohmann::json& entry) {
     FILE* f = std::fopen(path_.c_str(), "ab");
     if (!f) throw Error(path_ + ": cannot append to the journal");
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    const std::string why = ok ? "" : write_failure_reason();  // errno before fclose changes it
     std::fclose(f);
-    if (!ok) throw Error(path_ + ": writing the journal failed (disk full?)");
+    if (!ok) throw Error(path_ + ": writing the journal failed" + why);
     entries_[entry.at("item").get<std::string>()] = entry;
 }
 

@@ -222,8 +222,9 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     if (!f) throw Error(path_ + ": cannot append to the journal");
     const std::string text = json_text(line) + "\n";
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    const std::string why = ok ? "" : write_failure_reason();  // errno before fclose changes it
     std::fclose(f);
-    if (!ok) throw Error(path_ + ": writing the journal failed (disk full?)");
+    if (!ok) throw Error(path_ + ": writing the journal failed" + why);
     entries_.push_back({strip, y, rows, name});
     done_.insert(strip);
 }

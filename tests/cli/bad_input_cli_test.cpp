@@ -363,6 +363,21 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi({"info", rotated});
     EXPECT_NE(r.out.find("Pixel size:  2 x 2 (lengths"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("; 30 degrees)"), std::string::npos) << r.out;
+    // A GeoTIFF cut short (its header and block offsets intact): `info` reads no pixels, yet says so
+    // from the block offsets (it described the file without a word); an intact file has no warning.
+    const std::string whole = dir / "whole.tif", cut = dir / "cut.tif";
+    test::make_raster(whole, 200, 200, 3, GDT_Byte, [](int b, int x, int y) { return (x * b + y) % 251; });
+    r = run_rsi({"info", whole, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(nlohmann::json::parse(r.out)["warnings"].empty()) << r.out;
+    fs::copy_file(whole, cut);
+    fs::resize_file(cut, fs::file_size(whole) / 2);
+    r = run_rsi({"info", cut, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto warnings = nlohmann::json::parse(r.out)["warnings"];
+    ASSERT_EQ(warnings.size(), 1u) << r.out;
+    EXPECT_NE(warnings[0].get<std::string>().find("is truncated: its blocks reach byte"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("rsi info: warning: " + cut + ": is truncated"), std::string::npos) << r.err;
 }
 
 // What the image says its bands are, against the model's channel names: a BGR image into the RGB
