@@ -151,6 +151,39 @@ void print_matrix(const ConfusionMatrix& matrix, const std::vector<std::string>&
     }
 }
 
+// Class names for the tables: the prediction raster's category names, else the class numbers.
+std::vector<std::string> table_class_names(const std::string& prediction, int classes) {
+    std::vector<std::string> names = category_names(prediction);
+    names.resize(std::max<size_t>(names.size(), static_cast<size_t>(classes)));
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i].empty()) names[i] = std::to_string(i);
+    }
+    return names;
+}
+
+// The HTML report of pixel metrics: `report`'s title and summary, then the class table and the matrix.
+void write_pixel_report(const Options& o, EvaluationReport& report, const PixelMetrics& m, const ConfusionMatrix& matrix,
+                        const std::vector<std::string>& names) {
+    add_class_table(report, m, names);
+    report.class_names = names;
+    report.matrix = &matrix;
+    write_html_report(report, o.report, o.overwrite);
+}
+
+nlohmann::json pixel_json(const PixelMetrics& m, const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
+    nlohmann::json j = metrics_json(m, matrix, names);
+    j["mode"] = "pixel";
+    j["pixels"] = m.pixels;
+    return j;
+}
+
+void print_pixel_metrics(const PixelMetrics& m, const ConfusionMatrix& matrix, const std::vector<std::string>& names) {
+    print_class_table(m, names);
+    std::cout << "overall accuracy " << fixed(m.overall_accuracy) << ", mIoU " << fixed(m.mean_iou) << ", FWIoU "
+              << fixed(m.frequency_weighted_iou) << ", kappa " << fixed(m.kappa) << "\n";
+    print_matrix(matrix, names);
+}
+
 // One row of the per-region / per-image tables: pixels, accuracy, mIoU and each class's IoU.
 nlohmann::json summary_json(const std::string& name, const PixelMetrics& m) {
     nlohmann::json iou = nlohmann::json::array();
@@ -181,11 +214,7 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
         for (const auto& w : r.warnings) std::cerr << "rsi eval: warning: " << w << "\n";
     }
     const PixelMetrics& m = r.metrics;
-    std::vector<std::string> names = category_names(r.images.front().prediction);
-    names.resize(std::max<size_t>(names.size(), static_cast<size_t>(r.matrix.classes())));
-    for (size_t i = 0; i < names.size(); ++i) {
-        if (names[i].empty()) names[i] = std::to_string(i);
-    }
+    const std::vector<std::string> names = table_class_names(r.images.front().prediction, r.matrix.classes());
     std::vector<std::pair<std::string, const PixelMetrics*>> regions, images;
     for (const auto& g : r.regions) regions.emplace_back(g.name + " (" + std::to_string(g.images) + ")", &g.metrics);
     for (const auto& i : r.images) images.emplace_back(i.name, &i.metrics);
@@ -199,15 +228,10 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
             report.summary.emplace_back("region " + g.name + " (" + std::to_string(g.images) + " images)",
                                         "accuracy " + fixed(g.metrics.overall_accuracy) + ", mIoU " + fixed(g.metrics.mean_iou));
         }
-        add_class_table(report, m, names);
-        report.class_names = names;
-        report.matrix = &r.matrix;
-        write_html_report(report, o.report, o.overwrite);
+        write_pixel_report(o, report, m, r.matrix, names);
     }
     if (context.common.json) {
-        nlohmann::json j = metrics_json(m, r.matrix, names);
-        j["mode"] = "pixel";
-        j["pixels"] = m.pixels;
+        nlohmann::json j = pixel_json(m, r.matrix, names);
         j["unscored_pixels"] = {{"prediction_nodata", r.unscored_prediction_nodata}, {"truth_nodata", r.unscored_truth_nodata}};
         j["regions"] = nlohmann::json::array();
         for (const auto& g : r.regions) {
@@ -221,10 +245,7 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
         print_json(j);
     } else {
         std::cout << r.images.size() << " images, pixels " << m.pixels << " (pooled)\n";
-        print_class_table(m, names);
-        std::cout << "overall accuracy " << fixed(m.overall_accuracy) << ", mIoU " << fixed(m.mean_iou) << ", FWIoU "
-                  << fixed(m.frequency_weighted_iou) << ", kappa " << fixed(m.kappa) << "\n";
-        print_matrix(r.matrix, names);
+        print_pixel_metrics(m, r.matrix, names);
         print_summary_rows("region (images)", regions, names);
         print_summary_rows("image", images, names);
     }
@@ -252,11 +273,7 @@ int run_pixel(const Options& o, CommandContext& context) {
         for (const auto& w : r.warnings) std::cerr << "rsi eval: warning: " << w << "\n";
     }
     const PixelMetrics& m = r.metrics;
-    std::vector<std::string> names = category_names(o.prediction);
-    names.resize(std::max<size_t>(names.size(), static_cast<size_t>(r.matrix.classes())));
-    for (size_t i = 0; i < names.size(); ++i) {
-        if (names[i].empty()) names[i] = std::to_string(i);
-    }
+    const std::vector<std::string> names = table_class_names(o.prediction, r.matrix.classes());
     if (!o.report.empty()) {
         EvaluationReport report;
         report.title = "rsi eval: " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
@@ -264,25 +281,17 @@ int run_pixel(const Options& o, CommandContext& context) {
         report.summary = {{"mode", "pixel"}, {"pixels", std::to_string(m.pixels)}, {"pixels not scored (nodata, unlabelled)", std::to_string(unscored)},
                           {"overall accuracy", fixed(m.overall_accuracy)},
                           {"mIoU", fixed(m.mean_iou)}, {"FWIoU", fixed(m.frequency_weighted_iou)}, {"kappa", fixed(m.kappa)}};
-        add_class_table(report, m, names);
-        report.class_names = names;
-        report.matrix = &r.matrix;
-        write_html_report(report, o.report, o.overwrite);
+        write_pixel_report(o, report, m, r.matrix, names);
     }
     if (context.common.json) {
-        nlohmann::json j = metrics_json(m, r.matrix, names);
-        j["mode"] = "pixel";
-        j["pixels"] = m.pixels;
+        nlohmann::json j = pixel_json(m, r.matrix, names);
         j["unscored_pixels"] = {{"prediction_nodata", r.unscored_prediction_nodata},
                                 {"truth_nodata", r.unscored_truth_nodata},
                                 {"outside_polygons", r.unscored_outside_polygons}};
         print_json(j);
     } else {
         std::cout << "pixels " << m.pixels << "\n";
-        print_class_table(m, names);
-        std::cout << "overall accuracy " << fixed(m.overall_accuracy) << ", mIoU " << fixed(m.mean_iou) << ", FWIoU "
-                  << fixed(m.frequency_weighted_iou) << ", kappa " << fixed(m.kappa) << "\n";
-        print_matrix(r.matrix, names);
+        print_pixel_metrics(m, r.matrix, names);
     }
     return 0;
 }
