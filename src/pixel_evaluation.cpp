@@ -318,6 +318,13 @@ PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& optio
                                   " without a truth file in " + options.truth + ": not scored (first: " + result.unmatched.front() + ")");
     }
     std::map<std::string, PixelFolderGroup> regions;
+    // Each image's non-zero cells (a 0/255 mask pair has 4 of a 256x256 matrix): its metrics over the
+    // pooled class count are computed at the end, when that count is known.
+    struct Cell {
+        int truth, prediction;
+        int64_t count;
+    };
+    std::vector<std::vector<Cell>> image_cells;
     size_t done = 0;
     for (const auto& [stem, truth] : truths) {
         PixelEvaluationOptions one = options;
@@ -334,8 +341,13 @@ PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& optio
         image.name = std::filesystem::path(truth).filename().string();
         image.prediction = one.prediction;
         image.truth = truth;
-        image.matrix = r.matrix;
-        image.metrics = r.metrics;
+        std::vector<Cell> cells;
+        for (int t = 0; t < r.matrix.classes(); ++t) {
+            for (int p = 0; p < r.matrix.classes(); ++p) {
+                if (r.matrix.at(t, p) != 0) cells.push_back({t, p, r.matrix.at(t, p)});
+            }
+        }
+        image_cells.push_back(std::move(cells));
         PixelFolderGroup& region = regions[image_region(image.name)];
         region.name = image_region(image.name);
         ++region.images;
@@ -345,17 +357,15 @@ PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& optio
         ++done;
     }
     // Metrics of each image and region over the pooled class count, so that their tables line up.
-    const auto widen = [&](ConfusionMatrix& m) {
+    for (size_t i = 0; i < result.images.size(); ++i) {
         ConfusionMatrix wide(result.matrix.classes());
-        pool(wide, m);
-        m = wide;
-    };
-    for (PixelFolderImage& image : result.images) {
-        widen(image.matrix);
-        image.metrics = image.matrix.metrics();
+        for (const Cell& c : image_cells[i]) wide.add_pair(c.truth, c.prediction, c.count);
+        result.images[i].metrics = wide.metrics();
     }
     for (auto& [name, region] : regions) {
-        widen(region.matrix);
+        ConfusionMatrix wide(result.matrix.classes());
+        pool(wide, region.matrix);
+        region.matrix = wide;
         region.metrics = region.matrix.metrics();
         result.regions.push_back(std::move(region));
     }

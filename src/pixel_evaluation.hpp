@@ -48,8 +48,7 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
 // pooled matrix has the classes of the largest value seen in any pair.
 struct PixelFolderImage {
     std::string name, prediction, truth;
-    ConfusionMatrix matrix{1};
-    PixelMetrics metrics;
+    PixelMetrics metrics;  // over the pooled classes (its matrix is not kept: thousands of 256-class tiles)
 };
 struct PixelFolderGroup {
     std::string name;
