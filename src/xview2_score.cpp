@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
@@ -92,13 +91,20 @@ Xview2Score evaluate_xview2(const std::string& prediction_dir, const std::string
         if (!fs::is_directory(*dir, ec)) throw Error(*dir + ": is not a folder (eval --xview2 takes two folders of PNGs)");
     }
     // <split>_localization_<id>_target.png names one image; its damage target has the same split and id.
-    static const std::regex target_name(R"(^(test|hold)_localization_(.+)_target\.png$)");
+    const std::string suffix = "_target.png";
     std::vector<std::pair<std::string, std::string>> split_and_id;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(target_dir, ec)) {
-        std::smatch m;
         const std::string name = entry.path().filename().string();
-        if (entry.is_regular_file() && std::regex_match(name, m, target_name)) split_and_id.emplace_back(m[1], m[2]);
+        if (!entry.is_regular_file() || name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+            continue;
+        }
+        for (const std::string split : {"test", "hold"}) {
+            const std::string prefix = split + "_localization_";
+            if (name.size() > prefix.size() + suffix.size() && name.rfind(prefix, 0) == 0) {
+                split_and_id.emplace_back(split, name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+            }
+        }
     }
     if (ec) throw Error(target_dir + ": cannot list the folder: " + ec.message());
     if (split_and_id.empty()) throw Error(target_dir + ": no xView2 targets (test_localization_<id>_target.png)");
