@@ -185,13 +185,13 @@ void print_pixel_metrics(const PixelMetrics& m, const ConfusionMatrix& matrix, c
 }
 
 // One row of the per-region / per-image tables: pixels, accuracy, mIoU and each class's IoU.
-nlohmann::json summary_json(const std::string& name, const PixelMetrics& m) {
+nlohmann::json summary_json(const std::string& name, const PixelSummary& m) {
     nlohmann::json iou = nlohmann::json::array();
-    for (const ClassMetrics& c : m.classes) iou.push_back(optional_number(c.iou));
+    for (const double v : m.iou) iou.push_back(optional_number(v));
     return {{"name", name}, {"pixels", m.pixels}, {"overall_accuracy", m.overall_accuracy}, {"mean_iou", m.mean_iou}, {"iou", iou}};
 }
 
-void print_summary_rows(const std::string& title, const std::vector<std::pair<std::string, const PixelMetrics*>>& rows,
+void print_summary_rows(const std::string& title, const std::vector<std::pair<std::string, const PixelSummary*>>& rows,
                         const std::vector<std::string>& names) {
     const size_t shown = std::min<size_t>(names.size(), 8);  // IoU columns for up to 8 classes
     std::cout << std::left << std::setw(24) << title << std::setw(14) << "pixels" << std::setw(10) << "accuracy" << std::setw(10) << "mIoU";
@@ -200,7 +200,7 @@ void print_summary_rows(const std::string& title, const std::vector<std::pair<st
     for (const auto& [name, m] : rows) {
         std::cout << std::left << std::setw(24) << name << std::setw(14) << m->pixels << std::setw(10) << fixed(m->overall_accuracy)
                   << std::setw(10) << fixed(m->mean_iou);
-        for (size_t c = 0; c < shown && c < m->classes.size(); ++c) std::cout << std::setw(14) << fixed(m->classes[c].iou);
+        for (size_t c = 0; c < shown && c < m->iou.size(); ++c) std::cout << std::setw(14) << fixed(m->iou[c]);
         std::cout << "\n";
     }
 }
@@ -215,9 +215,9 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
     }
     const PixelMetrics& m = r.metrics;
     const std::vector<std::string> names = table_class_names(r.images.front().prediction, r.matrix.classes());
-    std::vector<std::pair<std::string, const PixelMetrics*>> regions, images;
-    for (const auto& g : r.regions) regions.emplace_back(g.name + " (" + std::to_string(g.images) + ")", &g.metrics);
-    for (const auto& i : r.images) images.emplace_back(i.name, &i.metrics);
+    std::vector<std::pair<std::string, const PixelSummary*>> regions, images;
+    for (const auto& g : r.regions) regions.emplace_back(g.name + " (" + std::to_string(g.images) + ")", &g.summary);
+    for (const auto& i : r.images) images.emplace_back(i.name, &i.summary);
     if (!o.report.empty()) {
         EvaluationReport report;
         report.title = "rsi eval: " + fs::path(o.prediction).filename().string() + " against " + fs::path(o.truth).filename().string();
@@ -226,7 +226,7 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
                           {"mIoU", fixed(m.mean_iou)}, {"FWIoU", fixed(m.frequency_weighted_iou)}, {"kappa", fixed(m.kappa)}};
         for (const auto& g : r.regions) {
             report.summary.emplace_back("region " + g.name + " (" + std::to_string(g.images) + " images)",
-                                        "accuracy " + fixed(g.metrics.overall_accuracy) + ", mIoU " + fixed(g.metrics.mean_iou));
+                                        "accuracy " + fixed(g.summary.overall_accuracy) + ", mIoU " + fixed(g.summary.mean_iou));
         }
         write_pixel_report(o, report, m, r.matrix, names);
     }
@@ -235,18 +235,18 @@ int run_pixel_folders(const Options& o, CommandContext& context, const PixelEval
         j["unscored_pixels"] = {{"prediction_nodata", r.unscored_prediction_nodata}, {"truth_nodata", r.unscored_truth_nodata}};
         j["regions"] = nlohmann::json::array();
         for (const auto& g : r.regions) {
-            nlohmann::json row = summary_json(g.name, g.metrics);
+            nlohmann::json row = summary_json(g.name, g.summary);
             row["images"] = g.images;
             j["regions"].push_back(row);
         }
         j["images"] = nlohmann::json::array();
-        for (const auto& i : r.images) j["images"].push_back(summary_json(i.name, i.metrics));
+        for (const auto& i : r.images) j["images"].push_back(summary_json(i.name, i.summary));
         j["unmatched_predictions"] = r.unmatched;
         print_json(j);
     } else {
         std::cout << r.images.size() << " images, pixels " << m.pixels << " (pooled)\n";
         print_pixel_metrics(m, r.matrix, names);
-        print_summary_rows("region (images)", regions, names);
+        if (!regions.empty()) print_summary_rows("region (images)", regions, names);
         print_summary_rows("image", images, names);
     }
     return 0;

@@ -186,6 +186,7 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
         if (b != std::floor(b) || b < 1 || b > 65535) r.fail("input.source_bands", "must be integers between 1 and 65535");
         m.source_bands.push_back(static_cast<int>(b));
     }
+    m.source_bands_declared = !m.source_bands.empty();
     if (m.source_bands.empty()) {
         for (int b = 1; b <= m.bands; ++b) m.source_bands.push_back(b);
     }
@@ -383,6 +384,7 @@ void apply(ModelMetadata& m, const MetadataOverrides& o, const Reader& r) {
         m.bands = *o.bands;
         m.source_bands.clear();
         for (int b = 1; b <= m.bands; ++b) m.source_bands.push_back(b);
+        m.source_bands_declared = false;
         m.band_names.clear();
         if (o.mean.empty()) m.mean.assign(static_cast<size_t>(std::max(0, m.bands)), 0.0f);
         if (o.std.empty()) m.std.assign(static_cast<size_t>(std::max(0, m.bands)), 1.0f);

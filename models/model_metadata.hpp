@@ -30,6 +30,7 @@ struct ModelMetadata {
     int bands = 0;
     std::vector<std::string> band_names;
     std::vector<int> source_bands;  // 1-based, length `bands`
+    bool source_bands_declared = false;  // named in the metadata (else 1..bands, the first bands of any image)
     std::array<double, 2> data_range{0, 255};
     bool data_range_known = true;  // false for a model without metadata: no radiometry warnings then
     double scale = 1;

@@ -118,12 +118,18 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         mapping.warnings.push_back(message);
     };
     check_band_meaning(info, m, mapping.source_bands, warn);
-    // The model's default source bands are numbered as in its training imagery (a Sentinel-2 stack):
-    // in an image with another number of data bands they may be other wavelengths altogether.
-    if (requested.empty() && mapping.source_bands == m.source_bands && info.band_count() != m.bands) {
+    // The model's declared source bands are numbered as in its training imagery (a Sentinel-2 stack):
+    // in an image with another number of data bands they may be other wavelengths altogether — unless
+    // the image declares those bands the colours the model's channels are named after.
+    if (requested.empty() && m.source_bands_declared && mapping.source_bands == m.source_bands && info.band_count() != m.bands) {
         int data_bands = 0;
         for (const BandInfo& b : info.bands) data_bands += b.color_interpretation != "Alpha";
-        if (data_bands != m.bands) {
+        bool colours_confirm = !m.band_names.empty();
+        for (size_t k = 0; k < mapping.source_bands.size() && colours_confirm; ++k) {
+            const std::string expected = k < m.band_names.size() ? channel_colour(m.band_names[k]) : "";
+            colours_confirm = !expected.empty() && info.bands[static_cast<size_t>(mapping.source_bands[k] - 1)].color_interpretation == expected;
+        }
+        if (data_bands != m.bands && !colours_confirm) {
             std::string taken, channels;
             for (size_t k = 0; k < mapping.source_bands.size(); ++k) {
                 taken += (k ? "," : "") + std::to_string(mapping.source_bands[k]);

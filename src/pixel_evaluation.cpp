@@ -317,14 +317,13 @@ PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& optio
         result.warnings.push_back(std::to_string(result.unmatched.size()) + " prediction" + (result.unmatched.size() == 1 ? "" : "s") +
                                   " without a truth file in " + options.truth + ": not scored (first: " + result.unmatched.front() + ")");
     }
-    std::map<std::string, PixelFolderGroup> regions;
-    // Each image's non-zero cells (a 0/255 mask pair has 4 of a 256x256 matrix): its metrics over the
-    // pooled class count are computed at the end, when that count is known.
-    struct Cell {
-        int truth, prediction;
-        int64_t count;
-    };
-    std::vector<std::vector<Cell>> image_cells;
+    // Non-zero cells only (a 0/255 mask pair has 4 of a 256x256 matrix), per image and per region:
+    // their tables are computed at the end, over the pooled class count, which is known only then.
+    using Cells = std::map<std::pair<int, int>, int64_t>;
+    std::vector<Cells> image_cells;
+    std::map<std::string, std::pair<int64_t, Cells>> regions;  // name -> images, cells
+    size_t warnings_dropped = 0;
+    constexpr size_t kMaxWarnings = 10;  // per-image warnings (no georeferencing, nodata) of thousands of tiles
     size_t done = 0;
     for (const auto& [stem, truth] : truths) {
         PixelEvaluationOptions one = options;
@@ -334,40 +333,43 @@ PixelFolderEvaluation evaluate_pixel_folders(const PixelEvaluationOptions& optio
         const PixelEvaluation r = evaluate_pixels(one, [&](double f, std::string_view what) {
             return !progress || progress(base + f / static_cast<double>(truths.size()), what);
         });
-        for (const std::string& w : r.warnings) result.warnings.push_back(w);
+        for (const std::string& w : r.warnings) {
+            if (result.warnings.size() < kMaxWarnings) result.warnings.push_back(w);
+            else ++warnings_dropped;
+        }
         result.unscored_prediction_nodata += r.unscored_prediction_nodata;
         result.unscored_truth_nodata += r.unscored_truth_nodata;
         PixelFolderImage image;
         image.name = std::filesystem::path(truth).filename().string();
         image.prediction = one.prediction;
         image.truth = truth;
-        std::vector<Cell> cells;
+        Cells cells;
         for (int t = 0; t < r.matrix.classes(); ++t) {
             for (int p = 0; p < r.matrix.classes(); ++p) {
-                if (r.matrix.at(t, p) != 0) cells.push_back({t, p, r.matrix.at(t, p)});
+                if (r.matrix.at(t, p) != 0) cells[{t, p}] = r.matrix.at(t, p);
             }
         }
-        image_cells.push_back(std::move(cells));
-        PixelFolderGroup& region = regions[image_region(image.name)];
-        region.name = image_region(image.name);
-        ++region.images;
-        pool(region.matrix, r.matrix);
+        auto& region = regions[image_region(image.name)];
+        ++region.first;
+        for (const auto& [cell, count] : cells) region.second[cell] += count;
         pool(result.matrix, r.matrix);
+        image_cells.push_back(std::move(cells));
         result.images.push_back(std::move(image));
         ++done;
     }
-    // Metrics of each image and region over the pooled class count, so that their tables line up.
-    for (size_t i = 0; i < result.images.size(); ++i) {
+    if (warnings_dropped > 0) result.warnings.push_back("... and " + std::to_string(warnings_dropped) + " more warnings of this kind");
+    const auto summary_of = [&](const Cells& cells) {
         ConfusionMatrix wide(result.matrix.classes());
-        for (const Cell& c : image_cells[i]) wide.add_pair(c.truth, c.prediction, c.count);
-        result.images[i].metrics = wide.metrics();
-    }
-    for (auto& [name, region] : regions) {
-        ConfusionMatrix wide(result.matrix.classes());
-        pool(wide, region.matrix);
-        region.matrix = wide;
-        region.metrics = region.matrix.metrics();
-        result.regions.push_back(std::move(region));
+        for (const auto& [cell, count] : cells) wide.add_pair(cell.first, cell.second, count);
+        const PixelMetrics m = wide.metrics();
+        PixelSummary summary{m.pixels, m.overall_accuracy, m.mean_iou, {}};
+        for (const ClassMetrics& c : m.classes) summary.iou.push_back(c.iou);
+        return summary;
+    };
+    for (size_t i = 0; i < result.images.size(); ++i) result.images[i].summary = summary_of(image_cells[i]);
+    // Regions of one image each (names that start with a digit) would only repeat the image table.
+    if (regions.size() < result.images.size()) {
+        for (const auto& [name, region] : regions) result.regions.push_back({name, region.first, summary_of(region.second)});
     }
     result.metrics = result.matrix.metrics();
     return result;

@@ -46,23 +46,28 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
 // (the name before its first digit: austin1_2.tif and austin3.tif are "austin"), as Inria reports
 // IoU and accuracy pooled over a region's pixels, not averaged over its tiles. Without --classes the
 // pooled matrix has the classes of the largest value seen in any pair.
+// One row of the per-image and per-region tables, over the pooled classes.
+struct PixelSummary {
+    int64_t pixels = 0;
+    double overall_accuracy = 0, mean_iou = 0;
+    std::vector<double> iou;  // per class; NaN where the class is in neither raster
+};
 struct PixelFolderImage {
     std::string name, prediction, truth;
-    PixelMetrics metrics;  // over the pooled classes (its matrix is not kept: thousands of 256-class tiles)
+    PixelSummary summary;
 };
 struct PixelFolderGroup {
     std::string name;
     int64_t images = 0;
-    ConfusionMatrix matrix{1};
-    PixelMetrics metrics;
+    PixelSummary summary;
 };
 struct PixelFolderEvaluation {
     ConfusionMatrix matrix{1};  // pooled over every pair
     PixelMetrics metrics;
     std::vector<PixelFolderImage> images;    // by name
-    std::vector<PixelFolderGroup> regions;   // by name
+    std::vector<PixelFolderGroup> regions;   // by name; none when every region would hold one image
     std::vector<std::string> unmatched;      // prediction files without a truth file (not scored)
-    std::vector<std::string> warnings;
+    std::vector<std::string> warnings;       // the first 10 of the pairs' warnings, then a count
     int64_t unscored_prediction_nodata = 0, unscored_truth_nodata = 0;
 };
 

@@ -512,9 +512,9 @@ void assemble_scene_parts(const std::string& parts_dir, const std::string& finge
 
 // Paths absolute, as the segmentation job's (src/segmentation.cpp output_settings).
 nlohmann::json scene_output_settings(const SceneOptions& o) {
-    const auto absolute = [](const std::string& path) { return path.empty() ? path : input_path_for_job(path); };
-    return {{"output", absolute(o.output)}, {"probabilities", absolute(o.probabilities)}, {"dense", absolute(o.dense)},
-            {"csv", absolute(o.csv)}, {"vector", absolute(o.vector)}, {"top_k", o.top_k}, {"level", o.level}, {"format", o.format},
+    return {{"output", output_path_for_job(o.output)}, {"probabilities", output_path_for_job(o.probabilities)},
+            {"dense", output_path_for_job(o.dense)}, {"csv", output_path_for_job(o.csv)}, {"vector", output_path_for_job(o.vector)},
+            {"top_k", o.top_k}, {"level", o.level}, {"format", o.format},
             {"creation_options", o.creation_options}};
 }
 

@@ -128,8 +128,8 @@ void assemble_parts(const std::string& parts_dir, const nlohmann::json& job, con
 // Paths absolute (input_path_for_job): a merge run from another directory with a parts folder of its
 // own name (--parts-dir) writes where the shards were asked to, not relative to its own directory.
 nlohmann::json output_settings(const SegmentOptions& o) {
-    return {{"output", input_path_for_job(o.output)},
-            {"probabilities", o.probabilities.empty() ? "" : input_path_for_job(o.probabilities)},
+    return {{"output", output_path_for_job(o.output)},
+            {"probabilities", output_path_for_job(o.probabilities)},
             {"probability_format", o.probability_format == ProbabilityFormat::byte ? "byte" : "float32"},
             {"probability_class", o.probability_class},
             {"uncertainty", o.uncertainty},

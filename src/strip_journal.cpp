@@ -174,8 +174,12 @@ StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint
             rewrite.close();
             fs::rename(path_ + ".tmp", path_);
         }
+        // A part counts as done when it exists and names this job: one copied in from another job is
+        // computed again (and would be refused at assembly).
         for (const JournalEntry& e : entries_) {
-            if (fs::exists(fs::path(dir_) / e.file)) done_.insert(e.strip);
+            if (fs::exists(fs::path(dir_) / e.file) && part_belongs_to_job((fs::path(dir_) / e.file).string(), fingerprint)) {
+                done_.insert(e.strip);
+            }
         }
     } else {
         const nlohmann::json header{{"rsi_journal", 1}, {"fingerprint", fingerprint}, {"shard", {shard.index, shard.count}}};
@@ -229,14 +233,34 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     done_.insert(strip);
 }
 
+namespace {
+
+// The job a part file names, or "" (parts written before rsi recorded it: trusted, as their journal's
+// header already matched the job).
+std::string part_fingerprint(GDALDataset& part) {
+    const char* written_by = part.GetMetadataItem(kPartFingerprintItem);
+    return written_by ? written_by : "";
+}
+
+}  // namespace
+
+bool part_belongs_to_job(const std::string& path, const std::string& fingerprint) {
+    ensure_gdal_registered();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    DatasetPtr ds(GDALDataset::FromHandle(GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
+    CPLPopErrorHandler();
+    if (!ds) return false;
+    const std::string written_by = part_fingerprint(*ds);
+    return written_by.empty() || written_by == fingerprint;
+}
+
 void read_strip_part(const std::string& path, const std::string& fingerprint, int classes, int64_t width, int64_t rows,
                      std::vector<float>& probabilities, std::vector<uint8_t>& valid) {
     DatasetPtr ds = open_raster(path);
-    const char* written_by = ds->GetMetadataItem(kPartFingerprintItem);
-    if (!written_by || fingerprint != written_by) {
-        throw Error(path + ": this part was not written by this job (" +
-                    (written_by ? "fingerprint " + std::string(written_by).substr(0, 12) + "..." : std::string("no job fingerprint")) +
-                    ", job.json has " + fingerprint.substr(0, 12) + "...); remove it and rerun its shard with --resume");
+    const std::string written_by = part_fingerprint(*ds);
+    if (!written_by.empty() && written_by != fingerprint) {
+        throw Error(path + ": this part was written by another job (fingerprint " + written_by.substr(0, 12) + "..., job.json has " +
+                    fingerprint.substr(0, 12) + "...); rerun its shard with --resume, which computes it again");
     }
     if (ds->GetRasterXSize() != width || ds->GetRasterYSize() != rows || ds->GetRasterCount() != classes + 1) {
         throw Error(path + ": part has the wrong shape (" + std::to_string(ds->GetRasterXSize()) + "x" +
@@ -261,6 +285,13 @@ std::string input_path_for_job(const std::string& input) {
     std::error_code ec;
     const fs::path absolute = fs::absolute(input, ec);
     return ec ? input : absolute.lexically_normal().string();
+}
+
+std::string output_path_for_job(const std::string& output) {
+    if (output.empty() || output.rfind("/vsi", 0) == 0) return output;
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(output, ec);
+    return ec ? output : absolute.lexically_normal().string();
 }
 
 nlohmann::json read_job(const std::string& parts_dir) {

@@ -78,6 +78,10 @@ private:
 void read_strip_part(const std::string& path, const std::string& fingerprint, int classes, int64_t width, int64_t rows,
                      std::vector<float>& probabilities, std::vector<uint8_t>& valid);
 
+// Whether the part file at `path` opens and names job `fingerprint` (or names none: written before rsi
+// recorded it). A journal counts a part as done only then.
+bool part_belongs_to_job(const std::string& path, const std::string& fingerprint);
+
 // The metadata item of a part file that holds its job's fingerprint.
 inline constexpr const char* kPartFingerprintItem = "RSI_JOB_FINGERPRINT";
 
@@ -92,6 +96,10 @@ nlohmann::json read_job(const std::string& parts_dir);
 // made absolute, since the merge may run from another folder than the shards; GDAL virtual paths
 // (/vsicurl/..., DRIVER:...) as given.
 std::string input_path_for_job(const std::string& input);
+
+// How a job records an output path ("" stays ""): absolute, so that a merge run from another directory
+// writes where the shards were asked to; only /vsi paths as given (an output name may hold a ':').
+std::string output_path_for_job(const std::string& output);
 
 // Where a merge without -o writes an output the shards recorded (`recorded`, as they were given it,
 // often relative to their working directory). When `parts_dir` is the default `OUTPUT.parts` of the

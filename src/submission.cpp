@@ -728,7 +728,7 @@ SubmissionResult write_submission(const SubmissionOptions& o, const ProgressFn& 
     for (const auto& [key, value] : o.job_settings) settings[key] = value;
     nlohmann::json job{{"format", "rsi-submission-job"}, {"version", 1}, {"fingerprint", sha256_hex(json_text(settings))},
                        {"settings", settings}, {"shards", shard.count}, {"submission", format_settings(o)},
-                       {"images", names}, {"pixels", pixels}, {"output", input_path_for_job(o.output)}};
+                       {"images", names}, {"pixels", pixels}, {"output", output_path_for_job(o.output)}};
     job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " to start over");
     check_shard_count(job, shard, parts_dir);
     const std::string fingerprint = job.at("fingerprint").get<std::string>();

@@ -58,7 +58,7 @@ DatasetPtr open_vector(const std::string& path) {
         GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
     if (!dataset) {
         const std::string why = last_gdal_error("no driver recognised it");
-        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable)");
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable: " + why + ")");
         throw Error(path + ": cannot open as a vector file (" + why + ")");
     }
     if (dataset->GetLayerCount() < 1) throw Error(path + ": has no layer");
@@ -77,7 +77,7 @@ DatasetPtr open_raster(const std::string& path) {
         GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
     if (dataset == nullptr) {
         const std::string why = last_gdal_error("no driver recognised it");
-        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable)");
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable: " + why + ")");
         throw Error(path + ": not a raster GDAL can read (" + why + ")");
     }
     DatasetPtr owned(dataset);

@@ -623,17 +623,31 @@ TEST(PixelEvaluation, FoldersArePooledOverAllPixelsAndByRegion) {
     ASSERT_EQ(r.regions.size(), 2u);
     EXPECT_EQ(r.regions[0].name, "a");
     EXPECT_EQ(r.regions[0].images, 2);
-    EXPECT_NEAR(r.regions[0].metrics.classes[1].iou, 8.0 / 13.0, 1e-12);
+    EXPECT_NEAR(r.regions[0].summary.iou[1], 8.0 / 13.0, 1e-12);
     EXPECT_EQ(r.regions[1].name, "b");
-    EXPECT_NEAR(r.regions[1].metrics.classes[1].iou, 0.5, 1e-12);
+    EXPECT_NEAR(r.regions[1].summary.iou[1], 0.5, 1e-12);
     // Every image's table has the pooled classes: a1_2 has no truth building, its class-1 IoU is 0/1.
     EXPECT_EQ(r.images[1].name, "a1_2.tif");
-    ASSERT_EQ(r.images[1].metrics.classes.size(), 2u);
-    EXPECT_DOUBLE_EQ(r.images[1].metrics.classes[1].iou, 0.0);
+    ASSERT_EQ(r.images[1].summary.iou.size(), 2u);
+    EXPECT_DOUBLE_EQ(r.images[1].summary.iou[1], 0.0);
+    EXPECT_EQ(r.images[1].summary.pixels, 16);
     EXPECT_EQ(r.unmatched, (std::vector<std::string>{"c9.tif"}));
     // A truth tile without a prediction would leave its pixels out of the pooled score: refused.
     std::filesystem::remove(tmp / "pred/b3.tif");
     rsi::test::expect_error([&] { evaluate_pixel_folders(o); }, ErrorKind::runtime, "pred: has no prediction for 1 of the 3 images of");
+    // Names that start with a digit make a region per image: no region table then (it would repeat the
+    // image table).
+    std::filesystem::create_directories(tmp / "p2");
+    std::filesystem::create_directories(tmp / "t2");
+    for (const char* name : {"22678915_15.tif", "22678930_10.tif"}) {
+        rsi::test::make_raster(tmp / ("p2/" + std::string(name)), 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2; });
+        rsi::test::make_raster(tmp / ("t2/" + std::string(name)), 4, 4, 1, GDT_Byte, [](int, int x, int) { return x < 2; });
+    }
+    o.prediction = tmp / "p2";
+    o.truth = tmp / "t2";
+    const PixelFolderEvaluation digits = evaluate_pixel_folders(o);
+    EXPECT_EQ(digits.images.size(), 2u);
+    EXPECT_TRUE(digits.regions.empty());
     EXPECT_EQ(image_region("austin1_2.tif"), "austin");
     EXPECT_EQ(image_region("tyrol-w3.tif"), "tyrol-w");
     EXPECT_EQ(image_region("123.png"), "123");

@@ -100,9 +100,20 @@ TEST(StripJournal, PartsCarryTheirJobsFingerprint) {
         read_strip_part(part, "job-b-fingerprint", 2, 4, 1, read, valid);
         FAIL() << "a part of another job was read";
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()), part + ": this part was not written by this job (fingerprint job-a-finger..., job.json has "
-                                                "job-b-finger...); remove it and rerun its shard with --resume");
+        EXPECT_EQ(std::string(e.what()), part + ": this part was written by another job (fingerprint job-a-finger..., job.json has "
+                                                "job-b-finger...); rerun its shard with --resume, which computes it again");
     }
     EXPECT_THROW(read_strip_part(part, "job-a-fingerprint", 3, 4, 1, read, valid), Error);  // wrong shape
+    // Job B's journal lists its strip 0, but the file there now is job A's (copied in by hand): not
+    // done, so a resume computes it again.
+    const fs::path other = dir / "b";
+    {
+        StripJournal b(other.string(), "job-b-fingerprint", ShardSpec{0, 1});
+        b.commit(0, 0, 1, 4, 2, probabilities.data(), weights.data());
+        EXPECT_TRUE(b.done(0));
+    }
+    fs::copy_file(part, other / StripJournal::part_name(0), fs::copy_options::overwrite_existing);
+    EXPECT_FALSE(StripJournal(other.string(), "job-b-fingerprint", ShardSpec{0, 1}).done(0));
+    EXPECT_TRUE(StripJournal(dir.string(), "job-a-fingerprint", ShardSpec{0, 1}).done(0));
     fs::remove_all(dir);
 }
