@@ -57,8 +57,8 @@ DatasetPtr open_vector(const std::string& path) {
     DatasetPtr dataset(GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
     if (!dataset) {
-        const std::string why = last_gdal_error("no driver recognised it");
-        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable: " + why + ")");
+        const std::string reason = last_gdal_error(""), why = reason.empty() ? "no driver recognised it" : reason;
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable" + (reason.empty() ? "" : ": " + reason) + ")");
         throw Error(path + ": cannot open as a vector file (" + why + ")");
     }
     if (dataset->GetLayerCount() < 1) throw Error(path + ": has no layer");
@@ -76,8 +76,8 @@ DatasetPtr open_raster(const std::string& path) {
     GDALDataset* dataset = GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
     if (dataset == nullptr) {
-        const std::string why = last_gdal_error("no driver recognised it");
-        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable: " + why + ")");
+        const std::string reason = last_gdal_error(""), why = reason.empty() ? "no driver recognised it" : reason;
+        if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable" + (reason.empty() ? "" : ": " + reason) + ")");
         throw Error(path + ": not a raster GDAL can read (" + why + ")");
     }
     DatasetPtr owned(dataset);
