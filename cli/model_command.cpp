@@ -35,6 +35,7 @@ void print_metadata_text(const models::ModelMetadata& m, const std::string& path
     }
     std::cout << ", source bands ";
     for (size_t i = 0; i < m.source_bands.size(); ++i) std::cout << (i ? "," : "") << m.source_bands[i];
+    if (m.source_band_count > 0) std::cout << " of " << m.source_band_count;
     std::cout << ", range [" << m.data_range[0] << ", " << m.data_range[1] << "] x " << m.scale << "\n"
               << "Tiles:       " << m.tile_size << " px, overlap " << m.overlap << ", halo " << m.halo
               << ", output stride " << m.output_stride << ", multiple of " << m.multiple_of << "\n"

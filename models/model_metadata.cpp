@@ -187,6 +187,15 @@ ModelMetadata metadata_from_json(const json& doc, const std::string& origin) {
         m.source_bands.push_back(static_cast<int>(b));
     }
     m.source_bands_declared = !m.source_bands.empty();
+    if (const json* count = r.find("input.source_band_count"); count && !count->is_null()) {
+        m.source_band_count = to_int(r, "input.source_band_count", r.integer("input.source_band_count"), 1, 65535);
+        if (!m.source_bands_declared) r.fail("input.source_band_count", "needs input.source_bands (the bands it numbers)");
+        for (int b : m.source_bands) {
+            if (b > m.source_band_count)
+                r.fail("input.source_bands", "band " + std::to_string(b) + " is past input.source_band_count " +
+                                                 std::to_string(m.source_band_count));
+        }
+    }
     if (m.source_bands.empty()) {
         for (int b = 1; b <= m.bands; ++b) m.source_bands.push_back(b);
     }
@@ -347,6 +356,7 @@ nlohmann::json ModelMetadata::to_json() const {
              {"weights_sha256", weights_sha256}};
     if (!description.empty()) doc["description"] = description;
     if (!levels.empty()) doc["hierarchy"] = {{"levels", levels}};
+    if (source_band_count > 0) doc["input"]["source_band_count"] = source_band_count;
     if (!golden.is_null()) doc["golden"] = golden;
     if (precision != "fp32") doc["precision"] = precision;
     if (!quantization.is_null()) doc["quantization"] = quantization;
@@ -385,6 +395,7 @@ void apply(ModelMetadata& m, const MetadataOverrides& o, const Reader& r) {
         m.source_bands.clear();
         for (int b = 1; b <= m.bands; ++b) m.source_bands.push_back(b);
         m.source_bands_declared = false;
+        m.source_band_count = 0;
         m.band_names.clear();
         if (o.mean.empty()) m.mean.assign(static_cast<size_t>(std::max(0, m.bands)), 0.0f);
         if (o.std.empty()) m.std.assign(static_cast<size_t>(std::max(0, m.bands)), 1.0f);

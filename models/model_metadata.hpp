@@ -31,6 +31,7 @@ struct ModelMetadata {
     std::vector<std::string> band_names;
     std::vector<int> source_bands;  // 1-based, length `bands`
     bool source_bands_declared = false;  // named in the metadata (else 1..bands, the first bands of any image)
+    int source_band_count = 0;  // bands of the imagery the source bands are numbered in (0: not declared)
     std::array<double, 2> data_range{0, 255};
     bool data_range_known = true;  // false for a model without metadata: no radiometry warnings then
     double scale = 1;

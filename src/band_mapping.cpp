@@ -120,8 +120,11 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
     check_band_meaning(info, m, mapping.source_bands, warn);
     // The model's declared source bands are numbered as in its training imagery (a Sentinel-2 stack):
     // in an image with another number of data bands they may be other wavelengths altogether — unless
-    // the image declares those bands the colours the model's channels are named after.
-    if (requested.empty() && m.source_bands_declared && mapping.source_bands == m.source_bands && info.band_count() != m.bands) {
+    // the image declares those bands the colours the model's channels are named after. The training
+    // imagery's band count is the model's own unless the metadata names it (source_band_count: an
+    // RGBN model reading bands 4,3,2,8 of a 13-band stack).
+    const int trained_bands = m.source_band_count > 0 ? m.source_band_count : m.bands;
+    if (requested.empty() && m.source_bands_declared && mapping.source_bands == m.source_bands && info.band_count() != trained_bands) {
         int data_bands = 0;
         for (const BandInfo& b : info.bands) data_bands += b.color_interpretation != "Alpha";
         bool colours_confirm = !m.band_names.empty();
@@ -129,15 +132,16 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
             const std::string expected = k < m.band_names.size() ? channel_colour(m.band_names[k]) : "";
             colours_confirm = !expected.empty() && info.bands[static_cast<size_t>(mapping.source_bands[k] - 1)].color_interpretation == expected;
         }
-        if (data_bands != m.bands && !colours_confirm) {
+        if (data_bands != trained_bands && !colours_confirm) {
             std::string taken, channels;
             for (size_t k = 0; k < mapping.source_bands.size(); ++k) {
                 taken += (k ? "," : "") + std::to_string(mapping.source_bands[k]);
                 channels += (k ? ", " : "") + (k < m.band_names.size() ? m.band_names[k] : "channel " + std::to_string(k + 1));
             }
             warn("has " + std::to_string(info.band_count()) + " bands: its bands " + taken + " fill the model's " + channels +
-                 " channels (the model's default source bands, numbered as in its training imagery); if this image orders its "
-                 "bands otherwise, choose them with --bands");
+                 " channels (the model's default source bands, numbered as in its " +
+                 (m.source_band_count > 0 ? std::to_string(m.source_band_count) + "-band " : "") +
+                 "training imagery); if this image orders its bands otherwise, choose them with --bands");
         }
     }
 

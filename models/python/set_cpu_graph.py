@@ -15,32 +15,19 @@ import os
 import shlex
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rsi_models import exporting, metadata  # noqa: E402
 
 
 def set_cpu_graph(model_path, cpu_graph, out_path, version=None, command=None):
-    module, doc = exporting.load_file(model_path)
-    if doc.get("precision", "fp32") != "fp32":
-        raise SystemExit("%s: cpu_graph applies to fp32 models; this one is %s" % (model_path, doc["precision"]))
-    if cpu_graph == "optimize_for_inference":
-        doc.pop("cpu_graph", None)  # the default is not written
-    else:
-        doc["cpu_graph"] = cpu_graph
-    if version:
-        doc["version"] = version
-    if command:
-        doc["provenance"]["command"] = doc["provenance"]["command"] + " && " + command
-    metadata.validate(doc)
-    torch.jit.save(module, out_path, _extra_files={"rsi.json": metadata.dumps(doc)})
-    try:
-        exporting.verify_file(out_path)  # hash and golden values still those of the weights
-    except Exception:
-        os.remove(out_path)
-        raise
-    return doc
+    def edit(doc):
+        if doc.get("precision", "fp32") != "fp32":
+            raise SystemExit("%s: cpu_graph applies to fp32 models; this one is %s" % (model_path, doc["precision"]))
+        if cpu_graph == "optimize_for_inference":
+            doc.pop("cpu_graph", None)  # the default is not written
+        else:
+            doc["cpu_graph"] = cpu_graph
+    return exporting.rewrite_metadata(model_path, out_path, edit, version, command)
 
 
 def main(argv=None):

@@ -293,7 +293,8 @@ def scene_meta(args, command, source_bands, band_names, mean, std):
         "description": "EuroSAT land-use scene classifier for 64x64 Sentinel-2 L1C patches (%s)." % (
             "13 bands" if args.bands == "all" else "red, green, blue, nir"),
         "input": {"bands": len(source_bands), "band_names": band_names,
-                  "source_bands": source_bands, "data_range": [0, 10000], "scale": SCALE,
+                  "source_bands": source_bands, "source_band_count": 13,  # EuroSAT's 13-band stack
+                  "data_range": [0, 10000], "scale": SCALE,
                   "mean": [float(v) for v in mean],
                   "std": [float(v) for v in std]},
         "band_mapping": {"single_band": "refuse", "rescale": "none"},

@@ -10,6 +10,7 @@
 #include "models/runtime_info.hpp"
 #include "src/segmentation.hpp"
 #include "tiling/error.hpp"
+#include "src/band_mapping.hpp"
 #include "src/model_catalog.hpp"
 #include "src/preview.hpp"
 #include "test_support.hpp"
@@ -129,6 +130,34 @@ TEST(BundledModels, ThePickFollowsTheImageBands) {
     // 5 bands: the 4-band model's default source bands (4,3,2,8) do not all exist, the 13-band one needs more
     test::expect_error([] { pick_bundled_model(models::Task::scene, test::image_with_bands(5), {}, kModels); }, ErrorKind::runtime,
                        "reads a 5-band image");
+}
+
+// The RGBN model names the 13-band stack its source bands 4,3,2,8 are numbered in: a 13-band
+// Sentinel-2 image maps without a word (it was warned as "another band count"), an 8-band one is
+// warned with that count, and --bands silences it.
+TEST(BundledModels, TheRgbnModelKnowsItsSourceStack) {
+    const models::ModelMetadata rgbn = models::Model::load(kModels + "/eurosat-rgbn.pt").metadata();
+    EXPECT_EQ(rgbn.source_band_count, 13);
+    EXPECT_EQ(rgbn.to_json()["input"]["source_band_count"], 13);
+    test::TempDir dir;
+    const auto mapping_of = [&](int bands, const std::vector<int>& requested) {
+        const std::string path = dir / ("stack" + std::to_string(bands) + ".tif");
+        if (!std::filesystem::exists(path))
+            test::make_raster(path, 16, 16, bands, GDT_UInt16, [](int b, int x, int y) { return 500 + 100 * b + x + y; });
+        return map_bands(RasterSource::open(path), rgbn, requested, "scene", false);
+    };
+    const BandMapping thirteen = mapping_of(13, {});
+    EXPECT_EQ(thirteen.source_bands, (std::vector<int>{4, 3, 2, 8}));
+    EXPECT_TRUE(thirteen.warnings.empty()) << thirteen.warnings[0];
+    const BandMapping eight = mapping_of(8, {});
+    ASSERT_EQ(eight.warnings.size(), 1u);
+    EXPECT_NE(eight.warnings[0].find("has 8 bands: its bands 4,3,2,8 fill the model's red, green, blue, nir channels (the model's "
+                                     "default source bands, numbered as in its 13-band training imagery)"),
+              std::string::npos)
+        << eight.warnings[0];
+    EXPECT_TRUE(mapping_of(8, {3, 2, 1, 4}).warnings.empty());
+    test::expect_error([&] { map_bands(RasterSource::open(dir / "stack8.tif"), rgbn, {}, "scene", true); }, ErrorKind::runtime,
+                       "has 8 bands: its bands 4,3,2,8");
 }
 
 // Previews show what the model calls red, green and blue: B04, B03, B02 of a Sentinel-2 stack (the

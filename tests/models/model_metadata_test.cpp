@@ -12,7 +12,7 @@ namespace {
 nlohmann::json valid_document() {
     return nlohmann::json::parse(R"({
       "format": "rsi-model", "format_version": 1, "name": "m", "version": "1", "task": "scene",
-      "input": {"bands": 2, "band_names": ["red", "nir"], "source_bands": [4, 8], "data_range": [0, 10000],
+      "input": {"bands": 2, "band_names": ["red", "nir"], "source_bands": [4, 8], "source_band_count": 13, "data_range": [0, 10000],
                 "scale": 0.0001, "mean": [0.1, 0.2], "std": [0.3, 0.4]},
       "band_mapping": {"single_band": "refuse", "rescale": "none"},
       "tile": {"size": 64, "overlap": 0, "output_stride": 1, "halo": 0},
@@ -39,6 +39,7 @@ TEST(ModelMetadata, ParsesEveryField) {
     EXPECT_EQ(m.task, Task::scene);
     EXPECT_EQ(m.bands, 2);
     EXPECT_EQ(m.source_bands, (std::vector<int>{4, 8}));
+    EXPECT_EQ(m.source_band_count, 13);
     EXPECT_DOUBLE_EQ(m.data_range[1], 10000);
     EXPECT_DOUBLE_EQ(m.scale, 0.0001);
     EXPECT_FLOAT_EQ(m.std[1], 0.4f);
@@ -70,6 +71,9 @@ TEST(ModelMetadata, EachBrokenFieldIsNamed) {
         {"/input/bands", 0, "input.bands: 0 is out of range"},
         {"/input/mean", nlohmann::json::array({0.1}), "input.mean: has 1 values for 2 bands"},
         {"/input/std", nlohmann::json::array({0.1, 0}), "input.std: values must be > 0"},
+        {"/input/source_band_count", 6, "input.source_bands: band 8 is past input.source_band_count 6"},
+        {"/input/source_band_count", 0, "input.source_band_count: 0 is out of range"},
+        {"/input/source_band_count", 13.5, "input.source_band_count: must be an integer"},
         {"/input/data_range", nlohmann::json::array({5, 5}), "input.data_range: must be [min, max] with min < max"},
         {"/input/scale", "big", "input.scale: must be a number"},
         {"/tile/size", 64.5, "tile.size: must be an integer"},
@@ -102,6 +106,9 @@ TEST(ModelMetadata, EachBrokenFieldIsNamed) {
     nlohmann::json missing = valid_document();
     missing.erase("license");
     EXPECT_EQ(error_of(missing), "model.pt: rsi.json: license: missing required field");
+    nlohmann::json unnumbered = valid_document();
+    unnumbered["input"].erase("source_bands");
+    EXPECT_EQ(error_of(unnumbered), "model.pt: rsi.json: input.source_band_count: needs input.source_bands (the bands it numbers)");
     EXPECT_THROW(parse_model_metadata("{not json", "x.pt"), Error);
     EXPECT_THROW(parse_model_metadata("[]", "x.pt"), Error);
 }

@@ -120,6 +120,26 @@ class ExportRoundTrip(unittest.TestCase):
         set_cpu_graph.set_cpu_graph(out, "optimize_for_inference", again)
         self.assertNotIn("cpu_graph", exporting.load_file(again)[1])
 
+    def test_set_source_band_count_changes_only_the_metadata(self):
+        import set_source_band_count
+        torch.manual_seed(3)
+        path = os.path.join(self.tmp.name, "s.pt")
+        out = os.path.join(self.tmp.name, "s-13.pt")
+        exporting.export(nets.StatsSceneNet(in_channels=4, num_classes=3).eval(), scene_doc(), path)
+        before = exporting.load_file(path)[1]
+        doc = set_source_band_count.set_source_band_count(path, 13, out, version="0.0.3", command="set_source_band_count.py s.pt")
+        after = exporting.load_file(out)[1]
+        self.assertEqual(after, json.loads(json.dumps(doc)))
+        self.assertEqual(after["input"]["source_band_count"], 13)
+        self.assertEqual(after["version"], "0.0.3")
+        self.assertEqual(after["weights_sha256"], before["weights_sha256"])
+        self.assertEqual(after["golden"], before["golden"])
+        # source band 8 cannot be numbered in a 6-band stack: refused, nothing written
+        bad = os.path.join(self.tmp.name, "s-6.pt")
+        with self.assertRaisesRegex(metadata.MetadataError, "band 8 is past input.source_band_count 6"):
+            set_source_band_count.set_source_band_count(path, 6, bad)
+        self.assertFalse(os.path.exists(bad))
+
     def test_rescript_keeps_weights_and_lets_scene_models_run_in_bf16(self):
         import rescript
         torch.manual_seed(3)

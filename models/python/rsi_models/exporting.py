@@ -87,6 +87,29 @@ def load_file(path: str) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
     return m, doc
 
 
+def rewrite_metadata(model_path: str, out_path: str, edit, version: Optional[str] = None,
+                     command: Optional[str] = None) -> Dict[str, Any]:
+    """Save ``model_path`` again as ``out_path`` with its rsi.json changed by ``edit(doc)``.
+
+    The graph, the weights and the golden values stay as they are; ``version`` replaces the version
+    when given, ``command`` is appended to provenance.command. The file is checked after writing (hash
+    and golden values) and removed when it does not pass."""
+    module, doc = load_file(model_path)
+    edit(doc)
+    if version:
+        doc["version"] = version
+    if command:
+        doc["provenance"]["command"] = doc["provenance"]["command"] + " && " + command
+    metadata.validate(doc)
+    torch.jit.save(module, out_path, _extra_files={"rsi.json": metadata.dumps(doc)})
+    try:
+        verify_file(out_path)
+    except Exception:
+        os.remove(out_path)
+        raise
+    return doc
+
+
 def verify_file(path: str, eager: Optional[torch.nn.Module] = None,
                 max_abs_diff: float = MAX_DIFF) -> Dict[str, Any]:
     """Reload ``path`` and check hash, golden values and (given ``eager``) equality with eager."""

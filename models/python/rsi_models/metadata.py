@@ -113,6 +113,11 @@ def validate(doc: Dict[str, Any]) -> None:
     if sb is not None:
         _check(isinstance(sb, list) and len(sb) == c and all(_is_int(b) and b >= 1 for b in sb),
                "input.source_bands", "must list %s integers >= 1 (1-based)" % c)
+    sbc = _get(doc, "input.source_band_count", required=False)
+    if sbc is not None:
+        _check(_is_int(sbc) and 1 <= sbc <= 65535, "input.source_band_count", "must be an integer between 1 and 65535")
+        _check(sb is not None, "input.source_band_count", "needs input.source_bands (the bands it numbers)")
+        _check(max(sb) <= sbc, "input.source_bands", "band %s is past input.source_band_count %s" % (max(sb), sbc))
     dr = _get(doc, "input.data_range")
     _check(isinstance(dr, list) and len(dr) == 2 and all(_is_num(v) for v in dr) and dr[0] < dr[1],
            "input.data_range", "must be [min, max] numbers with min < max")
