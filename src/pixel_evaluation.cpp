@@ -494,22 +494,10 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
         remap(a, options.truth_map);
         remap(b, options.prediction_map);
     };
-    int classes = options.classes;
-    const double scoring_start = classes <= 0 ? 0.5 : 0.0;  // the first half of the progress is that pass
-    if (classes <= 0) {
-        // One streaming pass to find the largest class value (it reports progress, so it can be cancelled).
-        int largest = 0;
-        for (int64_t y = 0; y < H; y += rows_per_block) {
-            report_progress(progress, 0.5 * static_cast<double>(y) / static_cast<double>(H), "class values");
-            read_block(y, std::min(rows_per_block, H - y));
-            for (size_t i = 0; i < why.size(); ++i) {
-                if (why[i] != scored) continue;
-                if (a[i] != options.ignore) largest = std::max<int>(largest, a[i]);
-                if (b[i] != options.ignore) largest = std::max<int>(largest, b[i]);
-            }
-        }
-        classes = largest + 1;
-    }
+    // Without --classes the count is the largest class value seen + 1: pairs are counted over all 256
+    // values in the one pass and the matrix cut to that count at the end.
+    const int classes = options.classes > 0 ? options.classes : 256;
+    int largest = 0;
     result.matrix = ConfusionMatrix(classes);
     const auto beyond_classes = [&](int value, const std::string& path, const char* map_option) {
         throw Error(path + ": has the class value " + std::to_string(value) + " (after mapping), outside --classes " +
@@ -526,9 +514,20 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
             // A value beyond --classes would silently drop its pixels from every metric.
             if (a[i] != options.ignore && a[i] >= classes) beyond_classes(a[i], options.truth, "--truth-map");
             if (b[i] != options.ignore && b[i] >= classes) beyond_classes(b[i], options.prediction, "--prediction-map");
+            if (a[i] != options.ignore) largest = std::max<int>(largest, a[i]);
+            if (b[i] != options.ignore) largest = std::max<int>(largest, b[i]);
             if (a[i] != options.ignore && b[i] != options.ignore) result.matrix.add_pair(a[i], b[i]);
         }
-        report_progress(progress, scoring_start + (1 - scoring_start) * static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
+        report_progress(progress, static_cast<double>(y + rows) / static_cast<double>(H), "pixels");
+    }
+    if (options.classes <= 0) {
+        ConfusionMatrix seen(largest + 1);
+        for (int t = 0; t <= largest; ++t) {
+            for (int p = 0; p <= largest; ++p) {
+                if (result.matrix.at(t, p) != 0) seen.add_pair(t, p, result.matrix.at(t, p));
+            }
+        }
+        result.matrix = std::move(seen);
     }
     result.unscored_prediction_nodata = unscored[prediction_nodata];
     result.unscored_truth_nodata = unscored[truth_nodata];

@@ -746,22 +746,34 @@ TEST(PixelEvaluation, NodataPixelsOfEitherRasterAreNotScored) {
     EXPECT_NE(r.warnings[1].find("3 pixels of " + std::string(tmp / "truth.tif") + " are nodata"), std::string::npos) << r.warnings[1];
 }
 
-// The pass that finds the class count (no --classes) reports progress, so Ctrl-C stops it: it ran
-// minutes on a large mask without a word and without noticing a cancel.
-TEST(PixelEvaluation, TheClassCountPassReportsProgressAndCanBeCancelled) {
+// Without --classes the class count is found in the scoring pass itself (a first pass read every
+// pair twice): the matrix is the one --classes gives, progress is one pass, and Ctrl-C stops it.
+TEST(PixelEvaluation, TheClassCountComesFromTheOnePassThatScores) {
     TempDir tmp;
     rsi::test::make_raster(tmp / "p.tif", 8, 8, 1, GDT_Byte, [](int, int x, int) { return x % 3; });
+    rsi::test::make_raster(tmp / "t.tif", 8, 8, 1, GDT_Byte, [](int, int x, int y) { return y == 0 ? 4 : (x + y) % 3; });
     PixelEvaluationOptions o;
-    o.prediction = o.truth = tmp / "p.tif";
+    o.prediction = tmp / "p.tif";
+    o.truth = tmp / "t.tif";
     std::vector<std::string> phases;
-    const PixelEvaluation r = evaluate_pixels(o, [&](double, std::string_view what) {
+    std::vector<double> fractions;
+    const PixelEvaluation r = evaluate_pixels(o, [&](double f, std::string_view what) {
         phases.emplace_back(what);
+        fractions.push_back(f);
         return true;
     });
-    EXPECT_EQ(r.matrix.classes(), 3);
-    ASSERT_FALSE(phases.empty());
-    EXPECT_EQ(phases.front(), "class values");
-    EXPECT_EQ(phases.back(), "pixels");
+    ASSERT_EQ(r.matrix.classes(), 5);  // truth class 4 in row 0
+    PixelEvaluationOptions counted = o;
+    counted.classes = 5;
+    const PixelEvaluation c = evaluate_pixels(counted, {});
+    for (int t = 0; t < 5; ++t) {
+        for (int p = 0; p < 5; ++p) EXPECT_EQ(r.matrix.at(t, p), c.matrix.at(t, p)) << t << "," << p;
+    }
+    EXPECT_EQ(r.matrix.at(4, 0) + r.matrix.at(4, 1) + r.matrix.at(4, 2), 8);
+    EXPECT_EQ(r.metrics.pixels, 64);
+    EXPECT_EQ(phases, std::vector<std::string>(phases.size(), "pixels"));
+    ASSERT_FALSE(fractions.empty());
+    EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
     rsi::test::expect_error([&] { evaluate_pixels(o, [](double, std::string_view) { return false; }); }, ErrorKind::cancelled, "");
 }
 
