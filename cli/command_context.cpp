@@ -48,7 +48,7 @@ void add_common_options(CLI::App& sub, CommonOptions& common) {
     sub.add_flag("--json", common.json, "Print a machine-readable JSON summary on stdout");
     // Capped: thousands of threads each with their own buffers crashed rsi tile and stalled buildings.
     sub.add_option("--threads", common.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 256));
-    sub.add_option("--ram", common.ram_mb, "Memory budget in MB (strips, batches and GDAL's cache)")
+    sub.add_option("--ram", common.ram_mb, "Memory budget in MB for the data: strips, batches and GDAL's cache (the model runtime, ~200-300 MB for the bundled models, comes on top)")
         ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
     sub.add_option("--config", common.config, "GDAL configuration option KEY VALUE (repeatable)")
         ->type_name("KEY VALUE");

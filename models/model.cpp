@@ -124,23 +124,44 @@ int64_t Model::batch_size_for(int64_t budget_bytes, int64_t tile_height, int64_t
     const auto first = forward_growth(1, tile_height, tile_width, /*warm_up=*/false);
     if (device() == "cpu" && first && *first >= large_cpu_tile_bytes) return 1;
     const auto one = forward_growth(1, tile_height, tile_width, false);
-    const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width, false), tile_height, tile_width);
-    if (device() != "cpu") {
-        // On a GPU the activations take device memory, up to three quarters of what is available now;
-        // the host budget holds only the batch's input and output copies.
-        const std::optional<int64_t> available = impl_->network->device_available_bytes();
-        const int64_t device_usable = available ? *available * 3 / 4 - e.fixed_bytes : budget_bytes * 3 / 4;
-        const int64_t host_per_tile =
-            (metadata().bands + metadata().output_channels()) * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
-        const int64_t by_device = device_usable / std::max<int64_t>(1, e.per_tile_bytes);
-        const int64_t by_host = budget_bytes / 2 / std::max<int64_t>(1, host_per_tile);
-        return std::clamp<int64_t>(std::min(by_device, by_host), 1, 256);
+    if (device() == "cpu") {
+        // The growth of a batch of 2 small tiles over 1 is within the allocator's noise (a 64² scene
+        // tile: 0 to a few hundred KB), which made the batch anything from 4 to 256 between identical
+        // runs. A batch of k more tiles, with k chosen so that their input is at least 16 MB (and the
+        // probe's own memory at most half the usable budget), stands out of that noise, but still
+        // varied by a factor of 1.7 between runs (the scene models: 2.5 to 4.8 times their input per
+        // tile). Hence a floor of 8 times the input, which such small models stay under, so that their
+        // batch follows from the budget alone; a batch rounded down to a power of two.
+        const int64_t usable = budget_bytes * 3 / 4;
+        const int64_t input_bytes = metadata().bands * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
+        const int64_t probe_tile = std::max<int64_t>(input_bytes, one.value_or(0));  // `first` holds one-time costs
+        const int64_t k = std::clamp<int64_t>(std::min((int64_t{16} << 20) / std::max<int64_t>(1, input_bytes),
+                                                       usable / 2 / std::max<int64_t>(1, probe_tile)),
+                                              1, 64);
+        const auto many = forward_growth(1 + k, tile_height, tile_width, false);
+        MemoryEstimate e = estimate_from(std::nullopt, std::nullopt, tile_height, tile_width);
+        if (one && many) {
+            // Under the floor the measurement (and the fixed part derived from it) is noise: left out.
+            const int64_t measured = (*many - *one) / k;
+            e.per_tile_bytes = std::max<int64_t>(8 * input_bytes, measured);
+            e.fixed_bytes = measured > 8 * input_bytes ? std::max<int64_t>(0, *one - measured) : 0;
+        }
+        if (e.per_tile_bytes >= large_cpu_tile_bytes) return 1;
+        const int64_t by_budget = std::clamp<int64_t>((usable - e.fixed_bytes) / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);
+        int64_t batch = 1;
+        while (batch * 2 <= by_budget) batch *= 2;
+        return batch;
     }
-    // A quarter of headroom for allocator fragmentation and oneDNN scratch space.
-    const int64_t usable = budget_bytes * 3 / 4 - e.fixed_bytes;
-    int64_t batch = std::clamp<int64_t>(usable / std::max<int64_t>(1, e.per_tile_bytes), 1, 256);
-    if (device() == "cpu" && e.per_tile_bytes >= large_cpu_tile_bytes) batch = 1;
-    return batch;
+    // On a GPU the activations take device memory, up to three quarters of what is available now; the
+    // host budget holds only the batch's input and output copies.
+    const MemoryEstimate e = estimate_from(one, forward_growth(2, tile_height, tile_width, false), tile_height, tile_width);
+    const std::optional<int64_t> available = impl_->network->device_available_bytes();
+    const int64_t device_usable = available ? *available * 3 / 4 - e.fixed_bytes : budget_bytes * 3 / 4;
+    const int64_t host_per_tile =
+        (metadata().bands + metadata().output_channels()) * tile_height * tile_width * static_cast<int64_t>(sizeof(float));
+    const int64_t by_device = device_usable / std::max<int64_t>(1, e.per_tile_bytes);
+    const int64_t by_host = budget_bytes / 2 / std::max<int64_t>(1, host_per_tile);
+    return std::clamp<int64_t>(std::min(by_device, by_host), 1, 256);
 }
 
 std::vector<float> ramp_input(const BatchShape& shape) {

@@ -131,7 +131,8 @@ std::vector<JournalEntry> parse_journal(std::string_view text, const std::string
             e.y = integer_field(j, "y");
             e.rows = integer_field(j, "rows");
             e.file = j.at("file").get<std::string>();
-            if (e.strip < 0 || e.y < 0 || e.rows < 1 || e.file.empty() || e.file.find('/') != std::string::npos) {
+            if (j.contains("bytes")) e.bytes = integer_field(j, "bytes");
+            if (e.strip < 0 || e.y < 0 || e.rows < 1 || e.bytes < -1 || e.file.empty() || e.file.find('/') != std::string::npos) {
                 throw std::invalid_argument("values out of range");
             }
             out.push_back(std::move(e));
@@ -174,12 +175,15 @@ StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint
             rewrite.close();
             fs::rename(path_ + ".tmp", path_);
         }
-        // A part counts as done when it exists and names this job: one copied in from another job is
-        // computed again (and would be refused at assembly).
+        // A part counts as done when it exists with the size it was committed with and names this
+        // job: one cut short (a copy that failed, a full disk on shared storage) or copied in from
+        // another job is computed again (and would be refused at assembly).
         for (const JournalEntry& e : entries_) {
-            if (fs::exists(fs::path(dir_) / e.file) && part_belongs_to_job((fs::path(dir_) / e.file).string(), fingerprint)) {
-                done_.insert(e.strip);
-            }
+            const fs::path part = fs::path(dir_) / e.file;
+            std::error_code size_error;
+            const auto size = fs::file_size(part, size_error);
+            const bool whole = !size_error && (e.bytes < 0 || static_cast<int64_t>(size) == e.bytes);
+            if (whole && part_belongs_to_job(part.string(), fingerprint)) done_.insert(e.strip);
         }
     } else {
         const nlohmann::json header{{"rsi_journal", 1}, {"fingerprint", fingerprint}, {"shard", {shard.index, shard.count}}};
@@ -200,8 +204,11 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
         PendingOutput pending(final_path, true);  // a resumed run redoes a strip whose journal line a kill lost
         ensure_gdal_registered();
         GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+        // Uncompressed, the parts of a 50000² image took 12 bytes a pixel (30 GB) of shared scratch space.
+        const std::string block_rows = "BLOCKYSIZE=" + std::to_string(std::min<int64_t>(rows, 16));
+        const char* const creation[] = {"COMPRESS=DEFLATE", "PREDICTOR=3", "ZLEVEL=1", block_rows.c_str(), nullptr};
         DatasetPtr ds(gtiff->Create(pending.temporary_path().c_str(), static_cast<int>(width), static_cast<int>(rows), classes + 1,
-                                    GDT_Float32, nullptr));
+                                    GDT_Float32, const_cast<char**>(creation)));
         if (!ds) throw Error(final_path + ": cannot create the part: " + last_gdal_error());
         ds->SetMetadataItem(kPartFingerprintItem, fingerprint_.c_str());
         const int64_t plane = rows * width;
@@ -221,7 +228,10 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
         close_written(std::move(ds), final_path);
         pending.commit();
     }
-    const nlohmann::json line{{"strip", strip}, {"file", name}, {"y", y}, {"rows", rows}};
+    std::error_code size_error;
+    const auto bytes = fs::file_size(final_path, size_error);
+    if (size_error) throw Error(final_path + ": the part just written cannot be read back: " + size_error.message());
+    const nlohmann::json line{{"strip", strip}, {"file", name}, {"y", y}, {"rows", rows}, {"bytes", static_cast<int64_t>(bytes)}};
     FILE* f = std::fopen(path_.c_str(), "ab");
     if (!f) throw Error(path_ + ": cannot append to the journal");
     const std::string text = json_text(line) + "\n";
@@ -229,7 +239,7 @@ void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width,
     const std::string why = ok ? "" : write_failure_reason();  // errno before fclose changes it
     std::fclose(f);
     if (!ok) throw Error(path_ + ": writing the journal failed" + why);
-    entries_.push_back({strip, y, rows, name});
+    entries_.push_back({strip, y, rows, name, static_cast<int64_t>(bytes)});
     done_.insert(strip);
 }
 
@@ -273,7 +283,8 @@ void read_strip_part(const std::string& path, const std::string& fingerprint, in
         float* target = c < classes ? probabilities.data() + c * plane : v.data();
         if (ds->GetRasterBand(c + 1)->RasterIO(GF_Read, 0, 0, static_cast<int>(width), static_cast<int>(rows), target, static_cast<int>(width),
                                                static_cast<int>(rows), GDT_Float32, 0, 0) != CE_None) {
-            throw Error(path + ": reading the part failed: " + last_gdal_error());
+            throw Error(path + ": reading the part failed: " + last_gdal_error() +
+                        "; delete it and rerun the shard that wrote it (its journal lists it): the part is computed again");
         }
     }
     valid.resize(static_cast<size_t>(plane));
@@ -296,6 +307,22 @@ std::string output_path_for_job(const std::string& output) {
 
 nlohmann::json read_job(const std::string& parts_dir) {
     const std::string path = (fs::path(parts_dir) / "job.json").string();
+    std::error_code ec;
+    if (!fs::exists(parts_dir, ec)) {
+        // A second merge: the first removed the folder and left FINAL.tif beside where it was.
+        fs::path folder = fs::path(parts_dir).lexically_normal();
+        if (!folder.has_filename()) folder = folder.parent_path();
+        const std::string name = folder.filename().string();
+        const std::string suffix = ".parts";
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            const fs::path merged = folder.parent_path() / name.substr(0, name.size() - suffix.size());
+            if (fs::exists(merged, ec)) {
+                throw Error(parts_dir + ": no such parts folder, and " + merged.string() +
+                            " exists: merged already? (a merge removes the parts folder)");
+            }
+        }
+        throw Error(parts_dir + ": no such parts folder");
+    }
     std::ifstream in(path);
     if (!in) throw Error(parts_dir + ": no job.json (not an rsi parts folder, or no shard has started)");
     try {

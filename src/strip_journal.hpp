@@ -7,9 +7,11 @@
 //   job.json                  what every shard must agree on: fingerprint, grid of strips, the
 //                             georeferencing and model classes the assembly needs, output options
 //   shard-K-of-N.journal      JSON lines: a header {"rsi_journal":1,"fingerprint":..,"shard":[K,N]}
-//                             then one {"strip":S,"file":..,"y":..,"rows":..} per committed strip
+//                             then one {"strip":S,"file":..,"y":..,"rows":..,"bytes":..} per committed
+//                             strip (bytes: the part's file size, checked on resume)
 //   strip-SSSSSS.tif          the blended class probabilities of strip S (K Float32 bands) and its
-//                             validity (band K+1, 1 = data), before any argmax; its metadata item
+//                             validity (band K+1, 1 = data), before any argmax, DEFLATE-compressed
+//                             with the floating-point predictor (lossless); its metadata item
 //                             RSI_JOB_FINGERPRINT names the job, so a part copied in from another job
 //                             is refused at assembly
 //
@@ -44,6 +46,7 @@ std::vector<size_t> shard_items(const std::vector<int64_t>& pixels, const ShardS
 struct JournalEntry {
     int64_t strip = 0, y = 0, rows = 0;
     std::string file;
+    int64_t bytes = -1;  // the part's size when committed (-1: a journal written before rsi recorded it)
 };
 
 // Parses a journal's text; returns the entries after a header whose fingerprint equals `fingerprint`.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <gtest/gtest.h>
 
 #include "models/model.hpp"
@@ -62,6 +63,29 @@ TEST(BundledModels, CpuBatchIsOneForLargeTiles) {
     EXPECT_GT(buildings.batch_size_for(int64_t{4096} << 20, 64, 64), 1);
     const models::Model scene = models::Model::load(kModels + "/eurosat-rgbn.pt");
     EXPECT_GT(scene.batch_size_for(int64_t{1024} << 20, 64, 64), 16);
+}
+
+// The automatic batch of a small-tile model was anything from 4 to 256 between identical runs (the
+// growth of 2 tiles over 1 is allocator noise): now the same for each fresh load (as in a new run),
+// a power of two, and smaller for a smaller budget (scene gives the model half of --ram 64, 256, 1024).
+TEST(BundledModels, AutomaticBatchOfSmallTilesIsRepeatable) {
+    for (const char* name : {"eurosat-rgbn", "eurosat13"}) {
+        std::vector<int64_t> by_budget;
+        for (const int64_t budget_mb : {32, 128, 512}) {
+            std::set<int64_t> batches;
+            for (int i = 0; i < 4; ++i) {
+                const models::Model scene = models::Model::load(kModels + "/" + name + ".pt");
+                batches.insert(scene.batch_size_for(budget_mb << 20, 64, 64));
+            }
+            EXPECT_EQ(batches.size(), 1u) << name << " at " << budget_mb << " MB gave " << *batches.begin() << " and " << *batches.rbegin();
+            const int64_t b = *batches.begin();
+            EXPECT_EQ(b & (b - 1), 0) << name << ": " << b << " is not a power of two";
+            by_budget.push_back(b);
+        }
+        EXPECT_LT(by_budget[0], by_budget[1]) << name;
+        EXPECT_LE(by_budget[1], by_budget[2]) << name;
+        EXPECT_LE(by_budget[2], 256) << name;
+    }
 }
 
 // Automatic model runners fit --ram: each holds a forward's activations, so a small budget gets one.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "src/strip_journal.hpp"
 #include "tiling/error.hpp"
@@ -115,5 +116,66 @@ TEST(StripJournal, PartsCarryTheirJobsFingerprint) {
     fs::copy_file(part, other / StripJournal::part_name(0), fs::copy_options::overwrite_existing);
     EXPECT_FALSE(StripJournal(other.string(), "job-b-fingerprint", ShardSpec{0, 1}).done(0));
     EXPECT_TRUE(StripJournal(dir.string(), "job-a-fingerprint", ShardSpec{0, 1}).done(0));
+    fs::remove_all(dir);
+}
+
+// A second merge finds no parts folder (the first removed it) beside the merged output: said so.
+TEST(StripJournal, AMissingPartsFolderBesideItsOutputLooksMerged) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("rsi-merged-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const auto message = [](const std::string& parts) {
+        try {
+            read_job(parts);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(message((dir / "out.tif.parts").string()), (dir / "out.tif.parts").string() + ": no such parts folder");
+    std::ofstream(dir / "out.tif") << "merged";
+    EXPECT_EQ(message((dir / "out.tif.parts").string() + "/"), (dir / "out.tif.parts").string() + "/: no such parts folder, and " +
+                                                                   (dir / "out.tif").string() + " exists: merged already? (a merge removes the parts folder)");
+    fs::create_directories(dir / "empty.parts");
+    EXPECT_EQ(message((dir / "empty.parts").string()),
+              (dir / "empty.parts").string() + ": no job.json (not an rsi parts folder, or no shard has started)");
+    fs::remove_all(dir);
+}
+
+// A part is committed compressed with its size in the journal; one cut short afterwards (a copy that
+// failed, a full disk) is not done on resume, so rerunning its shard computes it again (a rerun
+// trusted it and the merge kept failing). Journals written before the size was recorded still count.
+TEST(StripJournal, APartCutShortIsComputedAgain) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("rsi-strip-cut-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    const int64_t width = 300, rows = 40;
+    std::vector<float> probabilities(static_cast<size_t>(2 * width * rows)), weights(static_cast<size_t>(width * rows), 1.0f);
+    for (size_t i = 0; i < probabilities.size(); ++i) probabilities[i] = (i % 300 < 150) == (i < probabilities.size() / 2) ? 0.875f : 0.125f;
+    {
+        StripJournal journal(dir.string(), "job", ShardSpec{0, 1});
+        journal.commit(0, 0, rows, width, 2, probabilities.data(), weights.data());
+        ASSERT_EQ(journal.entries().size(), 1u);
+        const fs::path part = dir / StripJournal::part_name(0);
+        EXPECT_EQ(journal.entries()[0].bytes, static_cast<int64_t>(fs::file_size(part)));
+        EXPECT_LT(fs::file_size(part), static_cast<uintmax_t>(3 * width * rows * 4 / 10));  // compressed: 3 planes of floats
+    }
+    std::vector<float> read;
+    std::vector<uint8_t> valid;
+    read_strip_part((dir / StripJournal::part_name(0)).string(), "job", 2, width, rows, read, valid);
+    EXPECT_EQ(read, probabilities);  // lossless
+    EXPECT_TRUE(StripJournal(dir.string(), "job", ShardSpec{0, 1}).done(0));
+    fs::resize_file(dir / StripJournal::part_name(0), fs::file_size(dir / StripJournal::part_name(0)) - 100);
+    EXPECT_FALSE(StripJournal(dir.string(), "job", ShardSpec{0, 1}).done(0));
+    // Without a recorded size (an older journal) the part is trusted as before.
+    const fs::path old = dir / "old";
+    fs::create_directories(old);
+    fs::copy_file(dir / StripJournal::part_name(0), old / StripJournal::part_name(0));
+    std::ofstream(old / StripJournal::journal_name(ShardSpec{0, 1}))
+        << "{\"rsi_journal\":1,\"fingerprint\":\"job\",\"shard\":[0,1]}\n{\"strip\":0,\"file\":\"strip-000000.tif\",\"y\":0,\"rows\":40}\n";
+    const StripJournal trusted(old.string(), "job", ShardSpec{0, 1});
+    EXPECT_EQ(trusted.entries()[0].bytes, -1);
+    EXPECT_TRUE(trusted.done(0));
     fs::remove_all(dir);
 }
