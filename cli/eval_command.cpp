@@ -553,7 +553,10 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
         "  rsi eval predictions/ targets/                     (xView2: test_localization_<id>_target.png ...)");
     context.on_run(sub, [o, &context] {
         const std::string mode = detect_mode(*o);
-        if (!o->report.empty()) check_output_path(o->report, o->overwrite);  // before the work, not after
+        if (!o->report.empty()) {
+            check_distinct_outputs({o->report}, {o->prediction, o->truth});  // --report over an input replaced it
+            check_output_file(o->report, o->overwrite);                     // before the work, not after
+        }
         if (mode == "pixel") return run_pixel(*o, context);
         if (mode == "objects") return run_objects(*o, context);
         if (mode == "scene") return run_scene(*o, context);

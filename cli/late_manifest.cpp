@@ -8,8 +8,8 @@ LateManifest::LateManifest(const std::string& output, bool overwrite, bool enabl
     : path_(enabled ? without_trailing_separator(output) + ".manifest.json" : std::string()), overwrite_(overwrite) {
     if (path_.empty()) return;
     remove_stale_temporaries(path_);  // a killed run's
-    check_output_path(output, overwrite_);  // the library checks it too, but an error should name it, not its manifest
-    check_output_path(path_, overwrite_);
+    check_output_file(output, overwrite_);  // the library checks it too, but an error should name it, not its manifest
+    check_output_file(path_, overwrite_);
 }
 
 void LateManifest::write(const nlohmann::json& manifest) {

@@ -153,8 +153,8 @@ void register_merge_command(CLI::App& app, CommandContext& context) {
             for (const std::string& path : {output, probabilities}) {
                 if (!path.empty()) remove_stale_temporaries(path);  // a killed merge's: merging again redoes it
             }
-            check_output_path(output, merge.overwrite);
-            if (!probabilities.empty()) check_output_path(probabilities, merge.overwrite);
+            check_output_file(output, merge.overwrite);
+            if (!probabilities.empty()) check_output_file(probabilities, merge.overwrite);
             check_distinct_outputs({output, probabilities, vector}, {});
             if (probabilities.empty()) {
                 scratch = std::make_unique<PendingOutput>(output + ".confidence.tif", true);

@@ -51,7 +51,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb)");
     sub->add_option("--preview", o->preview, "A downsampled PNG of the image with the classes and a legend");
     sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str()->check(CLI::Range(1, 256));
-    sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str();
+    sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str()->transform(CLI::IsMember({"GTiff", "COG"}, CLI::ignore_case));
     add_creation_options(*sub, o->creation_options);
     sub->add_flag("--overwrite", o->overwrite, "Replace existing outputs");
     sub->add_flag("--strict", o->strict, "Treat domain warnings as errors");
@@ -105,13 +105,13 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             // Every output is checked before the model runs, the preview and manifest too; the map
             // itself first, so that an error names it rather than its manifest.
             for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv, &o->vector}) {
-                if (!path->empty()) check_output_path(*path, o->overwrite);
+                if (!path->empty()) check_output_file(*path, o->overwrite);
             }
             if (!o->preview.empty()) {
                 check_preview_name(o->preview);
-                check_output_path(o->preview, o->overwrite);
+                check_output_file(o->preview, o->overwrite);
             }
-            if (!o->no_manifest) check_output_path(o->output + ".manifest.json", o->overwrite);  // an output too
+            if (!o->no_manifest) check_output_file(o->output + ".manifest.json", o->overwrite);  // an output too
             check_distinct_outputs({o->output, o->probabilities, o->dense, o->csv, o->vector, o->preview,
                                     o->no_manifest ? "" : o->output + ".manifest.json"},
                                    {o->image});
@@ -152,7 +152,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                             {"options", {{"window", window}, {"stride", o->stride > 0 ? o->stride : window},
                                                          {"edge", o->edge}, {"resample", !o->no_resample},
                                                          {"level", o->level > 0 ? nlohmann::json(o->level) : nlohmann::json("leaf classes")},
-                                                         {"tta", o->tta}, {"bands", so_far.source_bands},
+                                                         {"tta", o->tta}, {"bands", so_far.source_bands}, {"band_rescale", so_far.band_rescale},
                                                          {"bands_asked", o->bands.empty() ? nlohmann::json("model") : nlohmann::json(o->bands)},
                                                          {"max_nodata", o->max_nodata}, {"top_k", o->top_k}, {"batch", so_far.batch},
                                                          {"device", o->model.device}, {"precision", o->model.precision},
@@ -224,6 +224,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"windows_per_second", r.windows / std::max(1e-9, r.seconds)},
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"bands", r.source_bands},
+                                     {"band_rescale", r.band_rescale},
                                      {"warnings", r.warnings}};
         if (o->resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
         if (context.common.json) {

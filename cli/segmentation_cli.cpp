@@ -57,10 +57,11 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--bands", o.bands, "Source bands for the model's channels, 1-based (default: from the model)");
     sub.add_option("--probabilities", o.probabilities, "Also write class probabilities to this raster (with --output-dir: <input>_probabilities.tif)");
     sub.add_option("--probability-format", o.probability_format, "float32 (0..1, nodata -1) or byte (0..254 for 0..1, nodata 255)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->each([&o](const std::string&) { o.probability_options_given.push_back("--probability-format"); });
     sub.add_flag("--uncertainty", o.uncertainty, "Add a normalised entropy band to the probability raster");
     sub.add_option("--min-confidence", o.min_confidence, "Pixels whose winning probability is lower become class 0")->check(finite_range(0.0, 1.0));
-    sub.add_option("--of", o.format, "Raster format: GTiff or COG")->capture_default_str();
+    sub.add_option("--of", o.format, "Raster format: GTiff or COG")->capture_default_str()->transform(CLI::IsMember({"GTiff", "COG"}, CLI::ignore_case));
     add_creation_options(sub, o.creation_options);
     sub.add_flag("--overwrite", o.overwrite, "Replace existing outputs");
     sub.add_flag("--strict", o.strict, "Treat domain warnings (pixel size, bands, radiometry) as errors");
@@ -87,6 +88,8 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
         std::ifstream file;
         std::istream* in = &std::cin;
         if (o.from != "-") {
+            std::error_code ec;
+            if (std::filesystem::is_directory(o.from, ec)) throw Error(o.from + ": is a folder, not a list of input paths (--from)");
             file.open(o.from);
             if (!file) throw Error(o.from + ": cannot read the input list");
             in = &file;
@@ -219,6 +222,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     if (o.uncertainty && o.probabilities.empty()) {
         throw usage_error("--uncertainty adds a band to the probability raster: give --probabilities too");
     }
+    if (!o.probability_options_given.empty() && o.probabilities.empty()) {  // they were ignored without a word
+        throw usage_error(o.probability_options_given.front() + " shapes the probability raster: give --probabilities too");
+    }
     if (!o.output_dir.empty() && !context.common.quiet) {
         // --output-dir names every output after its input, so a name given to --probabilities or
         // --preview only switches that output on (and --vector's only gives the format): say so
@@ -337,27 +343,28 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!vector_path.empty() && (o.min_area > 0 || o.simplify > 0)) {
                 // Refused before the model runs, not after the mask is written. (--regularize has no
                 // length of its own: it works in pixels where there are no metres, as rsi vectorize does.)
-                if (!RasterSource::open(inputs[i]).info().georeferenced()) {
-                    throw usage_error(inputs[i] + ": is not georeferenced (no CRS or geotransform), so --min-area and --simplify "
-                                      "(in metres) cannot apply; drop them or georeference the image");
+                if (const RasterInfo info = RasterSource::open(inputs[i]).info(); !info.georeferenced()) {
+                    throw usage_error(inputs[i] + ": is not georeferenced (" + info.georeferencing_gap() +
+                                      "), so --min-area and --simplify (in metres) cannot apply; drop them or georeference the image");
                 }
             }
             if (!vector_path.empty() && !o.keep_crs && is_geojson_output(vector_path) &&
                 !RasterSource::open(inputs[i]).info().georeferenced()) {
                 // Refused before the model runs (it was refused after it, naming the mask's temporary file).
                 throw usage_error(inputs[i] + ": is not georeferenced, and GeoJSON is written in WGS84 (RFC 7946); "
-                                  "give --keep-crs to write pixel coordinates, or another --vector format");
+                                  "give another --vector format (.gpkg: a layer without a CRS), or --keep-crs for GeoJSON "
+                                  "in the image's own coordinates with no CRS, which GeoJSON readers take for WGS84");
             }
             // Every output of this image is checked before the model runs: a run that could not write its
             // polygons, preview or manifest must not leave (or replace) a mask first.
             if (!shard_one_image) {
                 // An output that is the input (or another output) first: that, not "already exists", is the problem.
                 check_distinct_outputs({options.output, options.probabilities, vector_path, preview_path, manifest_path}, {inputs[i]});
-                check_output_path(options.output, o.overwrite);
-                if (!options.probabilities.empty()) check_output_path(options.probabilities, o.overwrite);
+                check_output_file(options.output, o.overwrite);
+                if (!options.probabilities.empty()) check_output_file(options.probabilities, o.overwrite);
                 if (!vector_path.empty()) vector_path = check_vector_output(vector_path, o.overwrite);
-                if (!preview_path.empty()) check_output_path(preview_path, o.overwrite);
-                if (!manifest_path.empty()) check_output_path(manifest_path, o.overwrite);  // an output too
+                if (!preview_path.empty()) check_output_file(preview_path, o.overwrite);
+                if (!manifest_path.empty()) check_output_file(manifest_path, o.overwrite);  // an output too
             }
         } catch (const Error& e) {
             if (inputs.size() == 1 || !o.keep_going || e.kind() == ErrorKind::cancelled) throw;
@@ -451,7 +458,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                         {"options", {{"tile_size", r.tile_size},
                                                      {"tile_size_asked", o.tile_size.empty() ? nlohmann::json("model") : nlohmann::json(o.tile_size)},
                                                      {"overlap", r.overlap}, {"edge", o.edge}, {"blend", o.blend}, {"tta", o.tta},
-                                                     {"batch", r.batch}, {"bands", r.source_bands},
+                                                     {"batch", r.batch}, {"bands", r.source_bands}, {"band_rescale", r.band_rescale},
                                                      {"bands_asked", o.bands.empty() ? nlohmann::json("model") : nlohmann::json(o.bands)},
                                                      {"resample", o.resample},
                                                      {"model_pixels_per_image_pixel", {r.resample_x, r.resample_y}}, {"device", o.model.device},
@@ -548,6 +555,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"model", model.metadata().name},
                                    {"model_sha256", model_hash},
                                    {"bands", r.source_bands},
+                                   {"band_rescale", r.band_rescale},
                                    {"warnings", r.warnings},
                                    {"polygons", polygons}};
             if (o.resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};

@@ -21,6 +21,7 @@ struct SegmentationCli {
     bool uncertainty = false, overwrite = false, strict = false, keep_going = false, no_manifest = false;
     double min_confidence = 0;
     int probability_class = -1;
+    std::vector<std::string> probability_options_given;  // --probability-format/-class as typed: they need --probabilities
     std::string preset;      // "buildings" or empty
     // Resume and scale-out.
     bool resume = false;

@@ -53,9 +53,11 @@ std::string format_number(double v) {
 }
 
 // What the image says its bands are against what the model's channels are named: an alpha band fed
-// as data, or a band declared Blue filling the model's red channel (a BGR image), is said once.
+// as data, or a band declared Blue filling the model's red channel (a BGR image), is said once. Bands
+// the user chose (`chosen`) are taken as meant unless one is an alpha band.
 template <typename Warn>
-void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, const std::vector<int>& bands, const Warn& warn) {
+void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, const std::vector<int>& bands, bool chosen,
+                        const Warn& warn) {
     std::string problems;
     for (size_t k = 0; k < bands.size(); ++k) {
         const std::string& declared = info.bands[static_cast<size_t>(bands[k] - 1)].color_interpretation;
@@ -63,12 +65,12 @@ void check_band_meaning(const RasterInfo& info, const models::ModelMetadata& m, 
         const std::string expected = k < m.band_names.size() ? channel_colour(m.band_names[k]) : "";
         std::string problem;
         if (declared == "Alpha") problem = "band " + std::to_string(bands[k]) + " is an alpha band";
-        else if (!expected.empty() && (declared == "Red" || declared == "Green" || declared == "Blue") && declared != expected) {
+        else if (!chosen && !expected.empty() && (declared == "Red" || declared == "Green" || declared == "Blue") && declared != expected) {
             problem = "band " + std::to_string(bands[k]) + " is declared " + declared;
         }
         if (!problem.empty()) problems += (problems.empty() ? "" : ", ") + problem + " but fills the model's " + channel + " channel";
     }
-    if (!problems.empty()) warn(problems + " (choose the bands with --bands)");
+    if (!problems.empty()) warn(problems + (chosen ? " (as --bands asked)" : " (choose the bands with --bands)"));
     // A palette band holds colour-table indices: the model would see index numbers as intensities.
     for (int b : bands) {
         if (info.bands[static_cast<size_t>(b - 1)].color_interpretation == "Palette") {
@@ -117,7 +119,7 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         if (strict) throw Error(info.path + ": " + message + " (--strict)");
         mapping.warnings.push_back(message);
     };
-    check_band_meaning(info, m, mapping.source_bands, warn);
+    check_band_meaning(info, m, mapping.source_bands, !requested.empty(), warn);
     // The model's declared source bands are numbered as in its training imagery (a Sentinel-2 stack):
     // in an image with another number of data bands they may be other wavelengths altogether — unless
     // the image declares those bands the colours the model's channels are named after. The training
@@ -157,6 +159,25 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
     const std::string type_name = GDALGetDataTypeName(type);
     mapping.rescaled = m.rescale != "none" &&
                        std::find(m.rescale_when.begin(), m.rescale_when.end(), type_name) != m.rescale_when.end();
+    if (mapping.rescaled && m.data_range_known) {
+        // Values of such a type that already lie in the model's range and fill a good part of it (Byte
+        // imagery stored as UInt16 or Float32) are taken as they are: stretched, they predicted 6 %
+        // fewer building pixels than the same values as Byte. Dim or wider-ranging data (0..1
+        // reflectance, 11-bit panchromatic) is still stretched.
+        const double range = m.data_range[1] - m.data_range[0];
+        bool sampled = false, fits = true;
+        double brightest = m.data_range[0];
+        for (const BandStatistics& s : stats) {
+            if (s.samples == 0) continue;
+            sampled = true;
+            fits = fits && s.low >= m.data_range[0] && s.high <= m.data_range[1];
+            brightest = std::max(brightest, s.high);
+        }
+        if (sampled && fits && brightest - m.data_range[0] >= 0.25 * range) mapping.rescaled = false;
+    }
+    if (mapping.rescaled) {
+        mapping.rescale = m.rescale == "minmax" ? "minmax" : "percentile " + format_number(m.rescale_low) + "-" + format_number(m.rescale_high);
+    }
 
     std::vector<LinearMap> raw_to_range(mapping.source_bands.size());
     if (mapping.rescaled) {
@@ -208,6 +229,11 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
             warn("the image's pixel size " + format_number(pixel) + " m is far from the " + format_number(m.gsd_m) +
                  " m model " + m.name + " was trained at (x" + format_number(ratio) + ")");
         }
+    } else if (!resampled && m.gsd_known && info.has_geotransform && info.crs_wkt.empty()) {
+        // A geotransform in unknown units: a 3 m pixel ran silently into a 0.3 m model.
+        warn("has a geotransform but no CRS, so its pixel size (" + format_number(std::abs(info.geotransform[1])) +
+             " units) cannot be checked against the " + format_number(m.gsd_m) + " m model " + m.name +
+             " was trained at; assign its CRS (gdal_edit.py -a_srs EPSG:...) to have it checked and resampled");
     }
     return mapping;
 }

@@ -30,6 +30,7 @@ struct BandMapping {
     std::vector<int> source_bands;  // 1-based, one per model channel (repeated for a replicated band)
     Normalizer normalizer;          // raw values -> model input
     bool rescaled = false;          // a percentile/min-max stretch into the model's data range
+    std::string rescale = "none";   // as reported: "none", "percentile 2-98", "minmax"
     std::vector<std::string> warnings;
 };
 

@@ -101,6 +101,12 @@ void check_output_path(const std::string& path, bool overwrite) {
     if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": output directory " + dir.string() + " is not writable");
 }
 
+void check_output_file(const std::string& path, bool overwrite) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw usage_error(path + ": is a folder; give a file name for this output");
+    check_output_path(path, overwrite);
+}
+
 std::filesystem::path path_identity(const std::string& path) {
     std::error_code ec;
     const fs::path absolute = fs::absolute(without_trailing_separator(path), ec);

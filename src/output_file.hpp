@@ -13,6 +13,10 @@ namespace rsi {
 // when its directory does not exist or is not writable.
 void check_output_path(const std::string& path, bool overwrite);
 
+// check_output_path for an output that is a file: an existing folder there is a usage Error even with
+// --overwrite (it was found only when the finished file could not be renamed onto it).
+void check_output_file(const std::string& path, bool overwrite);
+
 // For a path the run checked with check_output_path when it started, again just before its output is
 // written or renamed: a file there now was made by someone else meanwhile (another run writing the
 // same output), so this throws a runtime Error ("appeared while this run was writing it"), not a usage

@@ -24,11 +24,6 @@ struct RasterSummary {
     std::vector<std::string> warnings;  // e.g. a GeoTIFF whose blocks reach past the end of the file
 };
 
-// For a local GeoTIFF: where its first or last block of a band ends past the end of the file (a copy
-// cut short), the message saying so; "" otherwise. Only metadata is read: reading pixels would find
-// it too, but `rsi info` must stay instant on a 50 GB image.
-std::string truncated_geotiff_problem(GDALDataset& dataset, const std::string& path);
-
 RasterSummary summarize_raster(const std::string& path, const GridSpec& grid);
 TilingPlan plan_tiling(int64_t width, int64_t height, const GridSpec& grid);
 

@@ -41,6 +41,9 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
     co.SetNameValue("BLOCKYSIZE", "256");
     co.SetNameValue("COMPRESS", "DEFLATE");
     co.SetNameValue("BIGTIFF", "IF_SAFER");
+    // Class probabilities, not colours: 3 or 4 Byte bands would otherwise be tagged RGB(A) and shown as
+    // a picture by QGIS.
+    if (options_.bands >= 3) co.SetNameValue("PHOTOMETRIC", "MINISBLACK");
     if (options_.format == "GTiff") {
         set_creation_options(co, options_.creation_options);
     }

@@ -551,7 +551,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     }
     if (!options.shard) {
         for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
-            if (!out->empty()) check_output_path(*out, options.overwrite);
+            if (!out->empty()) check_output_file(*out, options.overwrite);
         }
         check_distinct_outputs({options.output, options.probabilities, options.dense, options.csv, options.vector}, {options.input});
     }
@@ -568,6 +568,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     SceneResult result;
     result.warnings = mapping.warnings;
     result.source_bands = mapping.source_bands;
+    result.band_rescale = mapping.rescale;
 
     // Window and stride in model pixels, then in image pixels (GSD matching rounds to whole pixels).
     const int64_t S = options.window > 0 ? options.window : meta.tile_size;
@@ -930,12 +931,13 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     o.format = out.value("format", "GTiff");
     o.creation_options = out.value("creation_options", std::vector<std::string>{});
     o.overwrite = options.overwrite;
+    // `merge -o IMAGE --overwrite` replaced the image the shards read (a dense map reads it back).
+    check_distinct_outputs({o.output, o.probabilities, o.dense, o.csv, o.vector}, job_inputs(job));
     for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
         if (path->empty()) continue;
         remove_stale_temporaries(*path);  // a killed merge's (merging again is how it is redone)
-        check_output_path(*path, o.overwrite);
+        check_output_file(*path, o.overwrite);
     }
-    check_distinct_outputs({o.output, o.probabilities, o.dense, o.csv, o.vector}, {});
     if (options.before_commit) {
         o.before_commit = [&options, &o](const std::string&, const SceneResult&) {
             std::vector<std::string> outputs;

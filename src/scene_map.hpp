@@ -73,6 +73,7 @@ struct SceneResult {
     double km2 = 0;                                // area classified
     std::vector<std::string> warnings;
     std::vector<int> source_bands;  // the image bands that filled the model's channels, in order
+    std::string band_rescale = "none";  // how raw values were stretched into the model's range (BandMapping::rescale)
     int64_t batch = 0;
     double seconds = 0;
     double model_seconds = 0;  // inside the model's forward calls (per runner, averaged)

@@ -192,8 +192,8 @@ void check_segment_options(const models::Model& model, const SegmentOptions& opt
                           " model, not a segmentation model");
     }
     if (!options.shard) {
-        check_output_path(options.output, options.overwrite);
-        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+        check_output_file(options.output, options.overwrite);
+        if (!options.probabilities.empty()) check_output_file(options.probabilities, options.overwrite);
         check_distinct_outputs({options.output, options.probabilities}, {options.input});
     }
     const int classes = static_cast<int>(meta.classes.size());
@@ -255,6 +255,12 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         grid_warnings.push_back("--overlap " + std::to_string(spec.overlap) + " raised to " + std::to_string(raised) +
                                   ": tile origins stay on the model's " + std::to_string(lattice) + "-pixel lattice");
         spec.overlap = raised;
+    }
+    if (options.overlap >= 0 && spec.overlap < 2 * meta.halo && std::max(info.width, info.height) > spec.tile_width) {
+        // --overlap 0 left seams of up to 0.45 in probability without a word.
+        grid_warnings.push_back("--overlap " + std::to_string(spec.overlap) + " is less than twice the model's receptive-field halo (" +
+                                std::to_string(meta.halo) + " px): tile borders lack context and seams may show (--overlap " +
+                                std::to_string(2 * meta.halo) + " or more avoids them)");
     }
     spec.edge = options.edge;
     spec.align = lattice;
@@ -354,6 +360,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
     result.model_runners = runners.count;
     result.warnings = mapping.warnings;
     result.source_bands = mapping.source_bands;
+    result.band_rescale = mapping.rescale;
     result.warnings.insert(result.warnings.end(), grid_warnings.begin(), grid_warnings.end());
     result.class_pixels.assign(static_cast<size_t>(K), 0);
     result.peak_buffer_bytes = pipeline_bytes(T) + batches_in_flight * B * per_batch_tile;
@@ -393,7 +400,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         job = {{"format", "rsi-segmentation-job"}, {"version", 1}, {"fingerprint", fingerprint},
                {"settings", fingerprint_settings}, {"shards", options.shard ? options.shard->count : 1},
                {"batch", B}, {"model", meta.to_json()}, {"strip_rows", strip_rows},
-               {"outputs", output_settings(options)}};
+               {"outputs", output_settings(options)}, {"input", input_path_for_job(options.input)}};
         job.update(georeference_to_job(info));
         if (!options.image_grid.is_null()) job["image_grid"] = options.image_grid;
         job = write_or_check_job(parts_dir, job);
@@ -766,8 +773,8 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     // 1. Segment a virtual copy of the image at the model's pixel size (same extent), keeping the
     //    probabilities of every class. 2. Resample them back to the image grid, then argmax.
     if (!options.shard) {
-        check_output_path(options.output, options.overwrite);
-        if (!options.probabilities.empty()) check_output_path(options.probabilities, options.overwrite);
+        check_output_file(options.output, options.overwrite);
+        if (!options.probabilities.empty()) check_output_file(options.probabilities, options.overwrite);
     }
     info = georeference_from_job(georeference_to_job(info));  // what a merge of shards has: the same grid
     const int64_t W = info.width, H = info.height;
@@ -1045,9 +1052,10 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     for (const std::string& path : {o.output, o.probabilities, options.vector}) {
         if (!path.empty()) remove_stale_temporaries(path);
     }
-    check_output_path(o.output, o.overwrite);
-    if (!o.probabilities.empty()) check_output_path(o.probabilities, o.overwrite);
-    check_distinct_outputs({o.output, o.probabilities, options.vector}, {});
+    // `merge -o IMAGE --overwrite` replaced the image the shards read.
+    check_distinct_outputs({o.output, o.probabilities, options.vector}, job_inputs(job));
+    check_output_file(o.output, o.overwrite);
+    if (!o.probabilities.empty()) check_output_file(o.probabilities, o.overwrite);
     MergeResult result;
     result.output = o.output;
     result.probabilities = o.probabilities;

@@ -86,6 +86,7 @@ struct SegmentResult {
     std::optional<double> pixel_area_m2;
     std::vector<std::string> warnings;  // domain checks (pixel size, bands, radiometry)
     std::vector<int> source_bands;      // the image bands that filled the model's channels, in order
+    std::string band_rescale = "none";  // how raw values were stretched into the model's range (BandMapping::rescale)
     double seconds = 0, model_seconds = 0;
     int64_t peak_buffer_bytes = 0;      // accumulator + batches in flight, as planned
     double resample_x = 1, resample_y = 1;  // model pixels per image pixel (1: native grid)

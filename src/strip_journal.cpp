@@ -305,6 +305,18 @@ std::string output_path_for_job(const std::string& output) {
     return ec ? output : absolute.lexically_normal().string();
 }
 
+std::vector<std::string> job_inputs(const nlohmann::json& job) {
+    std::vector<std::string> out;
+    const auto add = [&](const nlohmann::json& j) {
+        if (j.is_object() && j.contains("input") && j.at("input").is_string() && !j.at("input").get<std::string>().empty())
+            out.push_back(j.at("input").get<std::string>());
+    };
+    add(job);
+    if (job.contains("image_grid")) add(job.at("image_grid"));
+    if (job.contains("lattice")) add(job.at("lattice"));
+    return out;
+}
+
 nlohmann::json read_job(const std::string& parts_dir) {
     const std::string path = (fs::path(parts_dir) / "job.json").string();
     std::error_code ec;

@@ -95,6 +95,10 @@ std::string sha256_hex(std::string_view text);
 nlohmann::json write_or_check_job(const std::string& parts_dir, const nlohmann::json& job);
 nlohmann::json read_job(const std::string& parts_dir);
 
+// The images a job's shards read, as its job.json records them ("input", the resampled run's
+// "image_grid.input", the scene lattice's "input"): a merge must not write over them.
+std::vector<std::string> job_inputs(const nlohmann::json& job);
+
 // How a job records the image a merge reads again (a scene's dense map, resampling back): a local path
 // made absolute, since the merge may run from another folder than the shards; GDAL virtual paths
 // (/vsicurl/..., DRIVER:...) as given.

@@ -962,6 +962,8 @@ DecodeResult decode_submission(const DecodeOptions& o, const ProgressFn& progres
     if (fs::exists(o.output_dir) && !o.overwrite) throw usage_error(o.output_dir + ": already exists (use --overwrite to replace it)");
     check_folder_holds_no_input(o.output_dir, {o.input});
     ensure_gdal_registered();
+    std::error_code ec;
+    if (fs::is_directory(o.input, ec)) throw Error(o.input + ": is a folder, not a submission CSV");  // it read as an empty CSV
     std::ifstream in(o.input);
     if (!in) throw Error(o.input + ": cannot open");
     PendingDirectory folder(o.output_dir);

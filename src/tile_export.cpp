@@ -542,6 +542,8 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     result.index_geojson = index_geojson_path(options.output_dir, options.index_path);
     result.index_csv = fs::path(result.index_geojson).replace_extension(".csv").string();
     result.end_row = grid.rows();
+    // `--index IMAGE --overwrite` replaced the image with GeoJSON.
+    check_distinct_outputs({result.index_geojson, result.index_csv}, {options.input});
 
     // Sharded and resumable runs write into a shared OUTDIR (no temporary folder renamed at the end:
     // N processes, possibly on N nodes, fill it at once), so each tile is atomic on its own and the

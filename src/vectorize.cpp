@@ -1104,7 +1104,7 @@ std::string check_vector_output(const std::string& path, bool overwrite, bool ag
     if (again) {
         check_output_path_again(output, overwrite);
     } else {
-        check_output_path(output, overwrite);
+        check_output_file(output, overwrite);
     }
     if (!overwrite) {
         for (const auto& ext : format.sidecar_extensions) {
@@ -1132,13 +1132,15 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     const GroundModel ground(info);
     if ((options.min_area_m2 > 0 || options.simplify_m > 0) && !ground.metric()) {
         throw usage_error(options.mask + ": " + (options.min_area_m2 > 0 ? "--min-area" : "--simplify") +
-                          " is in metres but the mask is not georeferenced (it has no CRS or geotransform)");
+                          " is in metres but the mask is not georeferenced (it has " + info.georeferencing_gap() + ")");
     }
     if (format.geojson && !options.keep_crs && !info.georeferenced()) {
         throw usage_error(options.mask + ": GeoJSON is written in WGS84 (RFC 7946) but the mask is not georeferenced " +
-                          (info.has_geotransform ? "(it has a geotransform but no CRS; use --keep-crs to write its geotransform's "
-                                                   "coordinates, with no CRS)"
-                                                 : "(use --keep-crs to write its pixel coordinates)"));
+                          (info.has_geotransform ? "(it has a geotransform but no CRS); write another format (.gpkg: a layer "
+                                                   "without a CRS), or use --keep-crs to write its geotransform's coordinates "
+                                                   "with no CRS, which GeoJSON readers take for WGS84"
+                                                 : "; write another format (.gpkg: a layer without a CRS), or use --keep-crs to "
+                                                   "write its pixel coordinates, which GeoJSON readers take for WGS84"));
     }
     const std::optional<int32_t> nodata = integral_nodata(info);
     for (int c : options.classes) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cpl_error.h>
+#include <cpl_vsi.h>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -10,6 +12,32 @@
 #include "tiling/error.hpp"
 
 namespace rsi {
+
+std::string truncated_geotiff_problem(GDALDataset& dataset, const std::string& path) {
+    if (!dataset.GetDriver() || std::string(dataset.GetDriver()->GetDescription()) != "GTiff" || path.rfind("/vsi", 0) == 0) return "";
+    VSIStatBufL stat;
+    if (VSIStatL(path.c_str(), &stat) != 0) return "";
+    const auto file_size = static_cast<unsigned long long>(stat.st_size);
+    unsigned long long end = 0;
+    for (int b = 1; b <= dataset.GetRasterCount(); ++b) {
+        GDALRasterBand* band = dataset.GetRasterBand(b);
+        int block_x = 0, block_y = 0;
+        band->GetBlockSize(&block_x, &block_y);
+        const int columns = (dataset.GetRasterXSize() + block_x - 1) / block_x, rows = (dataset.GetRasterYSize() + block_y - 1) / block_y;
+        for (const auto& [x, y] : {std::pair{0, 0}, std::pair{columns - 1, rows - 1}}) {
+            const std::string at = std::to_string(x) + "_" + std::to_string(y);
+            const char* offset = band->GetMetadataItem(("BLOCK_OFFSET_" + at).c_str(), "TIFF");
+            const char* size = band->GetMetadataItem(("BLOCK_SIZE_" + at).c_str(), "TIFF");
+            if (!offset || !size) continue;
+            const unsigned long long o = std::strtoull(offset, nullptr, 10), n = std::strtoull(size, nullptr, 10);
+            if (o > 0) end = std::max(end, o + n);  // offset 0: a sparse block, not written
+        }
+    }
+    if (end <= file_size) return "";
+    return "is truncated: its blocks reach byte " + std::to_string(end) + " but the file has " + std::to_string(file_size) +
+           " bytes (a copy cut short?)";
+}
+
 
 const char* to_string(MaskSource source) {
     switch (source) {
@@ -199,9 +227,13 @@ void RasterSource::read_inside(const PixelWindow& inside, const std::vector<int>
         static_cast<int>(inside.height), out, static_cast<int>(inside.width), static_cast<int>(inside.height), type,
         static_cast<int>(bands.size()), const_cast<int*>(bands.data()), pixel_space, line_space, band_space, nullptr);
     if (err != CE_None) {
-        throw Error(info_.path + ": reading pixels " + std::to_string(inside.x) + "," + std::to_string(inside.y) +
-                    " (" + std::to_string(inside.width) + "x" + std::to_string(inside.height) +
-                    ") failed: " + last_gdal_error());
+        const std::string where = "reading pixels " + std::to_string(inside.x) + "," + std::to_string(inside.y) + " (" +
+                                  std::to_string(inside.width) + "x" + std::to_string(inside.height) + ") failed";
+        // GDAL's own chain ("IReadBlock failed ... TIFFReadEncodedStrip() failed") does not say why.
+        if (const std::string problem = truncated_geotiff_problem(*dataset_, info_.path); !problem.empty()) {
+            throw Error(info_.path + ": " + problem + "; " + where);
+        }
+        throw Error(info_.path + ": " + where + ": " + last_gdal_error());
     }
 }
 

@@ -44,6 +44,13 @@ struct RasterInfo {
 
     int band_count() const { return static_cast<int>(bands.size()); }
     bool georeferenced() const { return has_geotransform && !crs_wkt.empty(); }
+    // What an image that is not georeferenced lacks: "no CRS (only a geotransform)", "no geotransform
+    // (only a CRS)" or "no CRS or geotransform"; "" when georeferenced.
+    std::string georeferencing_gap() const {
+        if (georeferenced()) return "";
+        if (has_geotransform) return "no CRS (only a geotransform)";
+        return crs_wkt.empty() ? "no CRS or geotransform" : "no geotransform (only a CRS)";
+    }
     // Geotransform of a window whose top-left pixel is (x, y).
     std::array<double, 6> window_geotransform(int64_t x, int64_t y) const;
 };
@@ -53,6 +60,11 @@ struct EdgeFill {
     enum class Mode { constant, reflect } mode = Mode::constant;
     double value = 0;
 };
+
+// For a local GeoTIFF: where its first or last block of a band ends past the end of the file (a copy
+// cut short), the message saying so ("is truncated: ..."); "" otherwise. Only metadata is read, so
+// `rsi info` stays instant on a 50 GB image; a failed pixel read names the cause with it.
+std::string truncated_geotiff_problem(GDALDataset& dataset, const std::string& path);
 
 class RasterSource {
 public:

@@ -14,20 +14,27 @@ Examples (from the repository root):
       --checkpoint upernet_swin_potsdam.pth -o data/models/rsp-swin-t-upernet-potsdam.pt
 
 An existing output is replaced only with --overwrite; the file appears once verified, never half
-written. Exit status: 0 written; 1 failed (unreadable checkpoint, I/O error); 2 refused (mismatching
-checkpoint, unusable arguments, existing output); 130 interrupted (Ctrl-C, SIGTERM).
+written. Stage lines ("convert: ...") go to stderr unless --quiet. Errors are one line
+"rsi model convert: FILE: problem" (a mismatching checkpoint also lists the keys at fault).
+Exit status: 0 written; 1 failed (missing or unreadable checkpoint or --classes file, missing output
+folder, write or verification failure); 2 refused (bad options, a checkpoint that does not match
+--arch, existing output without --overwrite); 130 interrupted (Ctrl-C, SIGTERM).
 """
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
+import tempfile
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rsi_models import outputs  # noqa: E402  (no torch: handlers in place before the slow imports)
+
+COMMAND = "rsi model convert"  # what the user typed: every message starts with it
 if __name__ == "__main__":
-    outputs.handle_termination("rsi_convert")  # the command, not an importing test
+    outputs.handle_termination(COMMAND)  # the command, not an importing test
 
 import torch  # noqa: E402
 
@@ -38,7 +45,53 @@ from rsi_models.foundation.rsp_digest import DERIVED_BUFFERS  # noqa: E402
 
 
 class Refused(Exception):
-    """The checkpoint or the arguments cannot produce a faithful model; the message says why."""
+    """The checkpoint or the arguments cannot produce a faithful model; the message says why (exit 2)."""
+
+
+class FileProblem(Exception):
+    """A missing, unreadable or unwritable file (exit 1); the message starts with that file's name."""
+
+
+def _tmp_pattern(out: str):
+    """outputs.atomic_output's temporary name for ``out`` (".<name>.<random>.tmp" beside it)."""
+    return re.compile(r"(?:[^\s'\"]*/)?\.%s\.[A-Za-z0-9_]+\.tmp" % re.escape(os.path.basename(out)))
+
+
+def _without_tmp(text: str, out: str) -> str:
+    """``text`` with the temporary file's name replaced by the output's (never shown to the user)."""
+    return _tmp_pattern(out).sub(lambda _: out, text)
+
+
+def os_error_line(e: OSError, out: str, default: str) -> str:
+    """'FILE: reason' for an OSError, without Python's "[Errno N]" text: the output (or its
+    temporary) is "cannot write"; another file is named as it is."""
+    reason = e.strerror or str(e)
+    name = e.filename if isinstance(e.filename, str) else None
+    if name is None or name == out or _tmp_pattern(out).fullmatch(name) or \
+            os.path.abspath(name) == os.path.abspath(out):
+        if name is None and default != out:
+            return "%s: %s" % (default, reason)
+        return "%s: cannot write: %s" % (out, reason)
+    return "%s: %s" % (name, reason)
+
+
+
+def probe_output_folder(out: str) -> None:
+    """Create and remove a temporary file beside ``out`` (as outputs.atomic_output will): a folder
+    that cannot be written fails here, in one line naming ``out``, before minutes of work."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(os.path.abspath(out)))
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise FileProblem("%s: cannot write: %s" % (out, e.strerror or e))
+
+
+def progress(args, text: str) -> None:
+    """A stage line on stderr (a conversion takes from seconds to minutes), unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print("convert: %s" % text, file=sys.stderr, flush=True)
 
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.")
@@ -154,29 +207,42 @@ def match_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
 
 def read_classes(path: str) -> List[dict]:
     """--classes: a JSON list of names or of {"name", "color"} objects, or a text file with one
-    class per line ("name" or "name r g b")."""
-    with open(path) as f:
-        text = f.read()
+    class per line ("name" or "name r g b"). Raises FileProblem naming the file."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise FileProblem("%s: not a text file (--classes)" % path)
+    except OSError as e:
+        raise FileProblem("%s: cannot read --classes: %s" % (path, e.strerror or e))
     out = []
     if path.lower().endswith(".json"):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise FileProblem("%s: not valid JSON (%s)" % (path, e))
         if isinstance(data, dict) and "classes" in data:
             data = data["classes"]
+        if not isinstance(data, list):
+            raise FileProblem("%s: expected a list of class names or objects with 'name'" % path)
         for i, c in enumerate(data):
             if isinstance(c, str):
                 out.append({"name": c})
             elif isinstance(c, dict) and "name" in c:
                 out.append({k: c[k] for k in ("name", "color", "parents") if k in c})
             else:
-                raise Refused("%s: entry %d is neither a name nor an object with 'name'" % (path, i))
+                raise FileProblem("%s: entry %d is neither a name nor an object with 'name'" % (path, i))
     else:
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
                 continue
             e = {"name": parts[0]}
             if len(parts) >= 4:
-                e["color"] = [int(v) for v in parts[1:4]]
+                try:
+                    e["color"] = [int(v) for v in parts[1:4]]
+                except ValueError:
+                    raise FileProblem("%s: line %d: the colour must be three integers (name r g b)" % (path, number))
             out.append(e)
     return out
 
@@ -190,8 +256,8 @@ def class_entries(arch, n: int, args, meta) -> Tuple[List[dict], Optional[List[s
     if args.classes:
         given = read_classes(args.classes)
         if len(given) != n:
-            raise Refused("--classes lists %d classes, the checkpoint's classifier has %d outputs"
-                          % (len(given), n))
+            raise Refused("--classes %s lists %d classes, the checkpoint's classifier has %d outputs"
+                          % (args.classes, len(given), n))
         entries = [{"id": i, "name": c["name"], "color": c.get("color", _default_color(i)),
                     **({"parents": c["parents"]} if "parents" in c else {})} for i, c in enumerate(given)]
         return entries, None, [os.path.basename(args.classes)], "--classes " + args.classes
@@ -293,24 +359,29 @@ def variant_defaults(arch: registry.Arch, extra: dict) -> Tuple[Optional[str], O
 def convert(args) -> dict:
     if os.path.exists(args.out) and not args.overwrite:
         raise Refused("%s exists (use --overwrite)" % args.out)
-    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise Refused("%s: output folder does not exist" % args.out)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):  # a typo is not a new folder (as every rsi command)
+        raise FileProblem("%s: the output folder %s does not exist" % (args.out, folder))
     if os.path.exists(args.out) and os.path.samefile(args.out, args.checkpoint):
         raise Refused("%s is the checkpoint this run converts; write the model elsewhere" % args.out)
     arch = registry.get(args.arch)
     if args.task and args.task != arch.task:
         raise Refused("--arch %s is a %s model, not --task %s" % (arch.name, arch.task, args.task))
+    probe_output_folder(args.out)  # an unwritable folder is said now, not after the work
+    if not os.path.exists(args.checkpoint):
+        raise FileProblem("%s: no such checkpoint file" % args.checkpoint)
     if not os.path.isfile(args.checkpoint):
-        raise Refused("no such checkpoint: %s" % args.checkpoint)
+        raise FileProblem("%s: not a file (--checkpoint needs the .pth checkpoint)" % args.checkpoint)
     obj = ckpt_mod.load_official(args.checkpoint)
     try:
         sd, info = ckpt_mod.state_dict_from(obj)
-    except ValueError as e:
-        raise Refused("%s: %s" % (args.checkpoint, e))
+    except ValueError as e:  # a readable file without weights: the input is at fault
+        raise FileProblem("%s: %s" % (args.checkpoint, e))
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     n = num_classes_of(arch, sd)  # tolerates wrapper prefixes (stripped below)
     depths = [int(d) for d in args.depths] if args.depths else None
     extra = registry.rvsa_kwargs(sd) if arch.name.startswith("rvsa") else {}
+    progress(args, "building %s (%d classes) and matching the weights" % (arch.name, n))
     model = arch.build(n, depths, **extra).eval()
     sd, stripped = _strip_prefixes(sd, set(model.state_dict().keys()))
     info["stripped"] = ([info["stripped_prefix"]] if info.get("stripped_prefix") else []) + stripped
@@ -322,7 +393,15 @@ def convert(args) -> dict:
     description, default_tile = variant_defaults(arch, extra)
     doc = build_doc(arch, args, entries, levels, data, class_source, sha, info, unused, notes, n_params,
                     description, default_tile)
-    final = exporting.export(model, doc, args.out, overwrite=args.overwrite)
+    progress(args, "writing and verifying %s" % args.out)
+    try:
+        final = exporting.export(model, doc, args.out, overwrite=args.overwrite)
+    except RuntimeError as e:  # torch.jit.save failing on the temporary file: a write failure
+        text = str(e).strip()
+        if not _tmp_pattern(args.out).search(text):
+            raise
+        line = re.sub(r"^\[enforce fail at [^\]]*\]\s*", "", text.splitlines()[0])
+        raise FileProblem("%s: cannot write: %s" % (args.out, _without_tmp(line, args.out)))
     report = {"out": args.out, "arch": arch.name, "variant": extra, "classes": n, "parameters": n_params,
               "checkpoint_sha256": sha, "weights_container": info.get("container"),
               "stripped_prefixes": info["stripped"], "unused_keys": unused, "notes": notes,
@@ -330,8 +409,16 @@ def convert(args) -> dict:
     return report
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, "rsi model convert: <argparse's message> (see --help)", exit 2."""
+
+    def error(self, message):
+        print("%s: %s (see --help)" % (COMMAND, message), file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, choices=sorted(registry.REGISTRY))
     p.add_argument("--task", choices=["scene", "segmentation"])
     p.add_argument("--checkpoint", required=True)
@@ -344,25 +431,44 @@ def main(argv=None) -> int:
     p.add_argument("--depths", nargs="+", help="blocks per stage (tests: reduced networks)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-q", "--quiet", action="store_true", help="no stage lines on stderr")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        if args.tile_size is not None and args.tile_size < 1:
+            p.error("--tile-size must be >= 1")
+        if args.gsd is not None and not args.gsd > 0:
+            p.error("--gsd must be > 0")
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed in one line)
+        return e.code if isinstance(e.code, int) else 2
     args.argv = argv
     torch.set_num_threads(args.threads)
     try:
         with outputs.raising_on_termination():
             report = convert(args)
     except (Refused, outputs.OutputExists) as e:
-        print("rsi_convert: refused: %s" % e, file=sys.stderr)
+        print("%s: %s" % (COMMAND, e), file=sys.stderr)
         return 2
+    except FileProblem as e:
+        print("%s: %s" % (COMMAND, e), file=sys.stderr)
+        return 1
     except ckpt_mod.UnreadableCheckpoint as e:
-        print("rsi_convert: %s: %s" % (e.path, e.what), file=sys.stderr)
+        print("%s: %s: %s" % (COMMAND, e.path, e.what), file=sys.stderr)
         return 1
     except (outputs.Interrupted, KeyboardInterrupt):
-        print("rsi_convert: interrupted", file=sys.stderr)
+        print("%s: interrupted" % COMMAND, file=sys.stderr)
         return outputs.INTERRUPTED_EXIT
-    except (OSError, RuntimeError, AssertionError) as e:
-        text = str(e).strip()
-        print("rsi_convert: %s" % (text.splitlines()[0] if text else repr(e)), file=sys.stderr)
+    except outputs.AppearedMeanwhile as e:
+        print("%s: %s" % (COMMAND, e), file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. a checkpoint that cannot be opened: "FILE: reason", no "[Errno N]"
+        print("%s: %s" % (COMMAND, os_error_line(e, args.out, args.checkpoint)), file=sys.stderr)
+        return 1
+    except (RuntimeError, AssertionError, ValueError) as e:
+        text = _without_tmp(str(e).strip(), args.out)
+        print("%s: %s" % (COMMAND, text.splitlines()[0] if text else repr(e)), file=sys.stderr)
         return 1
     for k in report["unused_keys"]:
         print("unused checkpoint key: %s" % k)

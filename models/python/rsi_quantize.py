@@ -16,21 +16,28 @@ Examples (from the repository root):
   /usr/bin/python3 models/python/rsi_quantize.py data/models/buildings.pt -o buildings-int8.pt
   /usr/bin/python3 models/python/rsi_quantize.py data/models/eurosat13.pt -o eurosat13-int8.pt --tiles 40
 
-Exit status: 0 written; 1 failure (unreadable model or tiles, verification failed); 2 refused
-(bad arguments, existing output without --overwrite, unsupported engine, already quantized).
+Stage lines ("quantize: ...") go to stderr unless --quiet or --json. Errors are one line
+"rsi model quantize: FILE: problem" naming the file at fault (the model, a calibration image, the
+output).
+Exit status: 0 written; 1 failure (missing or unreadable model or calibration images, output that
+cannot be written, verification failed); 2 refused (bad arguments, existing output without
+--overwrite, unsupported engine, already quantized).
 """
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rsi_models import outputs  # noqa: E402  (no torch: handlers in place before the slow imports)
+COMMAND = "rsi model quantize"  # what the user typed: every message starts with it
 if __name__ == "__main__":
-    outputs.handle_termination("rsi model quantize")  # the command, not an importing test
+    outputs.handle_termination(COMMAND)  # the command, not an importing test
 
 import torch  # noqa: E402
 
@@ -44,6 +51,50 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 class Refused(Exception):
     """Unusable arguments (exit 2)."""
+
+
+class FileProblem(Exception):
+    """A missing, unreadable or unwritable file (exit 1); the message starts with the name of the
+    file at fault (the model, a calibration image or folder, the output) and is printed as it is."""
+
+
+def _tmp_pattern(out: str):
+    """outputs.atomic_output's temporary name for ``out`` (".<name>.<random>.tmp" beside it)."""
+    return re.compile(r"(?:[^\s'\"]*/)?\.%s\.[A-Za-z0-9_]+\.tmp" % re.escape(os.path.basename(out)))
+
+
+def without_tmp(text: str, out: str) -> str:
+    """``text`` with the temporary file's name replaced by the output's (never shown to the user)."""
+    return _tmp_pattern(out).sub(lambda _: out, text)
+
+
+def write_failure(e: BaseException, out: str) -> FileProblem:
+    """"OUT: cannot write: reason" for an error writing the output or its temporary file: no
+    "[Errno N]", no temporary name, no torch "[enforce fail at ...]" banner."""
+    if isinstance(e, OSError) and e.strerror:
+        reason = e.strerror
+    else:
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        reason = re.sub(r"^\[enforce fail at [^\]]*\]\s*", "", lines[0]) if lines else type(e).__name__
+    return FileProblem("%s: cannot write: %s" % (out, without_tmp(reason, out)))
+
+
+def probe_output_folder(out: str) -> None:
+    """Create and remove a temporary file beside ``out`` (as outputs.atomic_output will): a folder
+    that cannot be written fails here, in one line naming ``out``, before minutes of work."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(os.path.abspath(out)))
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise write_failure(e, out)
+
+
+def progress(args, text: str) -> None:
+    """A stage line on stderr (a run takes ~15 s or more), unless --quiet or --json."""
+    if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
+        print("quantize: %s" % text, file=sys.stderr, flush=True)
 
 
 def default_calibration(doc, data_root: str):
@@ -75,22 +126,25 @@ def quantize(args) -> dict:
         raise Refused("--engine %s is not supported by this torch (supported: %s)" % (
             args.engine, ", ".join(e for e in torch.backends.quantized.supported_engines if e != "none")))
     if not os.path.isfile(args.model):
-        raise FileNotFoundError("%s: no such model file" % args.model)
+        raise FileProblem("%s: no such model file" % args.model)
     # As every rsi command: the output's folder must exist (a typo is not a new folder), and the
     # output is never the input, even with --overwrite.
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
-        raise FileNotFoundError("%s: the folder %s does not exist" % (args.out, folder))
+        raise FileProblem("%s: the folder %s does not exist" % (args.out, folder))
     if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
         raise Refused("%s is the input model of this run; write the int8 model elsewhere" % args.out)
     if os.path.exists(args.out) and not args.overwrite:
         raise Refused("%s exists (use --overwrite)" % args.out)
     torch.backends.quantized.engine = args.engine
+    probe_output_folder(args.out)  # an unwritable folder is said now, not after the work
     try:
         scripted, doc = exporting.load_file(args.model)
     except RuntimeError as e:  # torch's own words do not name the file
         first = (str(e).strip().splitlines() or [""])[0]
-        raise RuntimeError("%s: not a TorchScript model (%s)" % (args.model, first))
+        raise FileProblem("%s: not a TorchScript model (%s)" % (args.model, first))
+    except OSError as e:
+        raise FileProblem("%s: cannot read: %s" % (args.model, e.strerror or e))
     if doc.get("precision", "fp32") != "fp32" or "quantization" in doc:
         raise Refused("%s is already quantized (precision %s)" % (args.model, doc.get("precision")))
     if quant.weights_sha256(scripted) != doc["weights_sha256"]:
@@ -100,23 +154,33 @@ def quantize(args) -> dict:
         raise Refused("%s: %s" % (args.model, why))
 
     data_root = args.data_root or os.environ.get("RSI_DATA_ROOT") or data.default_data_root()
-    if args.calibration:
-        files, source = quant.list_images(args.calibration), "given files"
-    else:
-        files, source = default_calibration(doc, data_root)
+    try:  # these messages name the file or folder at fault (not the model)
+        if args.calibration:
+            files, source = quant.list_images(args.calibration), "given files"
+        else:
+            files, source = default_calibration(doc, data_root)
+    except FileNotFoundError as e:
+        raise FileProblem(str(e))
+    if not files:
+        raise FileProblem("%s: no calibration images" % (", ".join(args.calibration) if args.calibration else data_root))
     n = args.tiles if args.tiles else DEFAULT_TILES[doc["task"]]
-    if args.tiles and len(files) < n:
+    if args.tiles and len(files) < n and not args.quiet:
         # One tile per file (its centre): fewer files than tiles asked gives fewer tiles. Said, not silent.
         print("rsi model quantize: warning: --tiles %d but %d calibration file(s): one tile each, %d tiles"
               % (n, len(files), len(files)), file=sys.stderr)
     files = quant.spread(files, n)
-    tiles = quant.load_tiles(files, doc)
+    progress(args, "reading %d calibration tile(s)" % len(files))
+    try:
+        tiles = quant.load_tiles(files, doc)
+    except ValueError as e:  # "<image>: reason": the image is at fault
+        raise FileProblem(str(e))
 
     eager = None if args.method == "jit" else quant.rebuild_eager(scripted, doc)
     if args.method == "fx" and eager is None:
         raise Refused("--method fx: %s is not an rsi_models architecture this script can rebuild "
                       "(use --method jit)" % args.model)
     method = "fx" if eager is not None else "jit"
+    progress(args, "calibrating on %d tile(s) and converting (%s, %s engine)" % (len(tiles), method, args.engine))
     if eager is not None:
         q = quant.quantize_fx(eager, tiles, args.engine)
     else:
@@ -130,6 +194,7 @@ def quantize(args) -> dict:
                           % (args.model, "/".join(n for n in (root, backbone) if n) or "unknown",
                              one_line_error(e, "")))
     q.eval()
+    progress(args, "verifying against the fp32 model")
     calib_agreement = quant.agreement(scripted, q, tiles)
 
     src = {"name": doc["name"], "version": doc["version"], "weights_sha256": doc["weights_sha256"],
@@ -158,22 +223,36 @@ def quantize(args) -> dict:
     out["golden"] = metadata.golden(q, metadata.golden_shape(out))
     metadata.validate(out)
 
-    # Atomic output: a temporary file in the destination folder, verified, then renamed.
-    with outputs.atomic_output(args.out, args.overwrite) as tmp:
-        torch.jit.save(q, tmp, _extra_files={"rsi.json": metadata.dumps(out)})
-        if getattr(args, "isa_capped_here", False):
-            # The golden values as the runtime will compute them: with the CPU's own oneDNN kernels
-            # (VNNI where it has it), in a fresh process that runs only the golden input's size. They
-            # can differ from the capped kernels' by one step of a quantized output.
-            golden = golden_uncapped(tmp, out["golden"]["shape"], args.engine)
-            if golden != out["golden"]:
-                out["golden"] = golden
-                torch.jit.save(q, tmp, _extra_files={"rsi.json": metadata.dumps(out)})
-            verify(tmp, out, golden_check=False)
-            if golden_uncapped(tmp, out["golden"]["shape"], args.engine) != out["golden"]:
-                raise AssertionError("%s: golden values do not reproduce after reload" % tmp)
-        else:
-            verify(tmp, out)
+    # Atomic output: a temporary file in the destination folder, verified, then renamed. Errors
+    # name the output the user gave, never the temporary file.
+    progress(args, "writing and verifying %s" % args.out)
+
+    def save(tmp):
+        try:
+            torch.jit.save(q, tmp, _extra_files={"rsi.json": metadata.dumps(out)})
+        except (OSError, RuntimeError) as e:
+            raise write_failure(e, args.out)
+
+    try:
+        with outputs.atomic_output(args.out, args.overwrite) as tmp:
+            save(tmp)
+            if getattr(args, "isa_capped_here", False):
+                # The golden values as the runtime will compute them: with the CPU's own oneDNN kernels
+                # (VNNI where it has it), in a fresh process that runs only the golden input's size. They
+                # can differ from the capped kernels' by one step of a quantized output.
+                golden = golden_uncapped(tmp, out["golden"]["shape"], args.engine)
+                if golden != out["golden"]:
+                    out["golden"] = golden
+                    save(tmp)
+                verify(tmp, out, golden_check=False, name=args.out)
+                if golden_uncapped(tmp, out["golden"]["shape"], args.engine) != out["golden"]:
+                    raise AssertionError("%s: golden values do not reproduce after reload" % args.out)
+            else:
+                verify(tmp, out, name=args.out)
+    except (outputs.OutputExists, outputs.AppearedMeanwhile):
+        raise
+    except OSError as e:  # creating the temporary file, renaming it into place
+        raise write_failure(e, args.out)
     return {"out": args.out, "method": method, "engine": args.engine, "tiles": len(tiles),
             "agreement": calib_agreement, "weights_sha256": out["weights_sha256"]}
 
@@ -201,18 +280,20 @@ def golden_uncapped(path: str, shape, engine: str) -> dict:
     return json.loads(done.stdout)
 
 
-def verify(path: str, doc, golden_check: bool = True) -> None:
-    """Reload the written file: same metadata, hash and (unless told otherwise) golden values."""
+def verify(path: str, doc, golden_check: bool = True, name: str = "") -> None:
+    """Reload the written file: same metadata, hash and (unless told otherwise) golden values.
+    Errors name ``name`` (the output the user gave) rather than ``path`` (its temporary file)."""
+    name = name or path
     m, got = exporting.load_file(path)
     if got != json.loads(metadata.dumps(doc)):
-        raise AssertionError("%s: metadata does not round-trip" % path)
+        raise AssertionError("%s: metadata does not round-trip" % name)
     if quant.weights_sha256(m) != doc["weights_sha256"]:
-        raise AssertionError("%s: weights_sha256 does not match the reloaded weights" % path)
+        raise AssertionError("%s: weights_sha256 does not match the reloaded weights" % name)
     if not golden_check:
         return
     g = metadata.golden(m, doc["golden"]["shape"])
     if abs(g["output_sum"] - doc["golden"]["output_sum"]) > 1e-4 * max(1.0, abs(doc["golden"]["output_abs_sum"])):
-        raise AssertionError("%s: golden values do not reproduce after reload" % path)
+        raise AssertionError("%s: golden values do not reproduce after reload" % name)
 
 
 def one_line_error(e: BaseException, model: str) -> str:
@@ -228,8 +309,16 @@ def one_line_error(e: BaseException, model: str) -> str:
     return text if model in text else "%s: %s" % (model, text)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, "rsi model quantize: <argparse's message> (see --help)", exit 2."""
+
+    def error(self, message):
+        print("%s: %s (see --help)" % (COMMAND, message), file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="rsi model file (.pt with rsi.json)")
     p.add_argument("-o", "--out", required=True)
     p.add_argument("--calibration", nargs="+", metavar="DIR_OR_FILE",
@@ -246,13 +335,19 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout instead of the line")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing on success: no stage lines or warnings on stderr, no summary line")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+        if args.tiles < 0:
+            p.error("--tiles must be >= 1")
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed in one line)
+        return e.code if isinstance(e.code, int) else 2
     args.isa_capped_here = quant.cap_onednn_isa()  # before any forward pass (see quantization.ONEDNN_ISA_CAP)
     args.argv = argv
-    if args.tiles < 0:
-        p.error("--tiles must be >= 1")
     torch.set_num_threads(args.threads)
     # torch.ao's observer and FX deprecation notices would bury the one-line result on stderr.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
@@ -260,13 +355,21 @@ def main(argv=None) -> int:
         with outputs.raising_on_termination():
             r = quantize(args)
     except (Refused, outputs.OutputExists) as e:
-        print("rsi model quantize: %s" % e, file=sys.stderr)
+        print("%s: %s" % (COMMAND, e), file=sys.stderr)
         return 2
     except (Interrupted, KeyboardInterrupt):
-        print("rsi model quantize: interrupted", file=sys.stderr)
+        print("%s: interrupted" % COMMAND, file=sys.stderr)
         return outputs.INTERRUPTED_EXIT
+    except (FileProblem, outputs.AppearedMeanwhile) as e:  # the message names the file at fault
+        print("%s: %s" % (COMMAND, without_tmp(str(e), args.out)), file=sys.stderr)
+        return 1
+    except OSError as e:  # "FILE: reason", never "[Errno N]"
+        name = e.filename if isinstance(e.filename, str) else args.model
+        text = "%s: %s" % (name, e.strerror) if e.strerror else one_line_error(e, args.model)
+        print("%s: %s" % (COMMAND, without_tmp(text, args.out)), file=sys.stderr)
+        return 1
     except Exception as e:  # one line naming the model, never a traceback (a model can fail in any way)
-        print("rsi model quantize: %s" % one_line_error(e, args.model), file=sys.stderr)
+        print("%s: %s" % (COMMAND, without_tmp(one_line_error(e, args.model), args.out)), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps({"output": r["out"], "precision": "int8", "engine": r["engine"], "method": r["method"],

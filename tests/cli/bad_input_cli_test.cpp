@@ -87,7 +87,7 @@ TEST_F(BadInput, FilesThatAreNotUsableRasters) {
     test::make_raster(two_bands, 40, 40, 2, GDT_Byte, [](int, int x, int) { return x; });
     expect_failure("missing", run_args({}, dir / "missing.tif"), 1, "missing.tif: no such file");
     expect_failure("text", run_args({}, text), 1, "notes.tif: not a raster");
-    expect_failure("truncated", run_args({}, truncated), 1, "cut.tif");
+    expect_failure("truncated", run_args({}, truncated), 1, "cut.tif: is truncated: its blocks reach byte");
     expect_failure("zero-size", run_args({}, empty), 1, "empty.vrt");
     expect_failure("complex", run_args({}, complex), 1, "complex.tif");
     expect_failure("two bands", run_args({}, two_bands), 1, "two.tif has 2 (choose them with --bands)");
@@ -234,6 +234,49 @@ TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
     expect_failure("manifest exists", with_manifest, 2, "out.tif.manifest.json: already exists");
     EXPECT_EQ(test::slurp(out + ".manifest.json"), "{}");
     fs::remove(out + ".manifest.json");
+}
+
+// Inputs other commands read are never written over, even with --overwrite (an audit found three that
+// were: eval's --report, tile's --index and merge's -o); a folder where a file output goes, --of, a
+// folder given as a CSV or as --from are refused up front with one line.
+TEST_F(BadInput, NoCommandWritesOverItsInputsOrIntoAFolder) {
+    const auto before = test::slurp(image);
+    const auto refused = [&](const std::string& what, const std::vector<std::string>& args, int code, const std::string& message) {
+        const auto r = run_rsi(args);
+        EXPECT_EQ(r.exit_code, code) << what << ": " << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << what << ": stderr: " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << what << ": " << r.err;
+        EXPECT_EQ(test::slurp(image), before) << what << " changed the input";
+    };
+    refused("eval report over the prediction", {"eval", image, image, "--report", image, "--overwrite", "--quiet"}, 2,
+            "image.tif: is an input of this run");
+    refused("tile index over the image", {"tile", image, dir / "tiles", "--tile-size", "32", "--index", image, "--overwrite", "--quiet"}, 2,
+            "image.tif: is an input of this run");
+    EXPECT_FALSE(fs::exists(dir / "tiles"));
+    // Two shards, then a merge told to write over the image they read.
+    for (const char* shard : {"0/2", "1/2"}) {
+        const auto r = run_rsi(run_args({"--shard", shard}, image));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    refused("merge over the input", {"merge", out + ".parts", "-o", image, "--overwrite", "--quiet"}, 2, "image.tif: is an input of this run");
+    ASSERT_TRUE(fs::exists(out + ".parts/job.json"));  // still there to merge properly
+    const auto merged = run_rsi({"merge", out + ".parts", "--quiet"});
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    fs::remove(out);
+    // A folder where a file goes: refused before the model runs (it failed after, renaming onto it).
+    fs::create_directories(dir / "folder.tif");
+    auto into_folder = run_args({"--overwrite"}, image);
+    into_folder[3] = dir / "folder.tif";
+    refused("output is a folder", into_folder, 2, "folder.tif: is a folder; give a file name");
+    EXPECT_TRUE(fs::is_empty(dir / "folder.tif"));
+    expect_failure("probabilities is a folder", run_args({"--probabilities", dir / "folder.tif", "--overwrite"}, image), 2,
+                   "folder.tif: is a folder");
+    expect_failure("--of before the work", run_args({"--of", "PNG"}, image), 2, "--of: PNG not in {GTiff,COG}");
+    refused("--from a folder", {"buildings", "--from", dir / "folder.tif", "--output-dir", dir / "o", "--quiet"}, 1,
+            "folder.tif: is a folder, not a list of input paths");
+    refused("decode a folder", {"submit", "decode", "tianchi", dir / "folder.tif", "-o", dir / "decoded", "--quiet"}, 1,
+            "folder.tif: is a folder, not a submission CSV");
+    EXPECT_FALSE(fs::exists(dir / "decoded"));
 }
 
 // Several inputs into one --output-dir: two of one file name would write the same outputs (refused

@@ -267,7 +267,7 @@ TEST(Cli, BadInputsGiveOneLineErrorsExitCodesAndNoOutput) {
     const std::vector<BadCase> cases{
         {{"tile", image.dir / "missing.tif", out}, 1, "missing.tif: no such file"},
         {{"tile", text, out}, 1, "notes.tif: not a raster"},
-        {{"tile", truncated, out, "--tile-size", "128"}, 1, "cut.tif: reading pixels"},
+        {{"tile", truncated, out, "--tile-size", "128"}, 1, "cut.tif: is truncated: its blocks reach byte"},
         {{"tile", image.path, out, "--tile-size", "256", "--overlap", "256"}, 2, "--overlap 256 must be smaller"},
         {{"tile", image.path, out, "--bands", "1,4"}, 2, "band 4 does not exist (the image has 3 bands)"},
         {{"tile", image.path, out, "--bands", "x"}, 2, "is not a band list"},

@@ -184,6 +184,36 @@ TEST(BundledModels, TheRgbnModelKnowsItsSourceStack) {
                        "has 8 bands: its bands 4,3,2,8");
 }
 
+// The building model stretches wider data types into its 0..255 range, but Byte imagery stored as
+// UInt16 or Float32 is read as it is, like its Byte original (stretched, it predicted 6 % fewer
+// building pixels); 11-bit values and 0..1 reflectance are still stretched, and the run says which.
+TEST(BundledModels, ByteValuesInAWiderTypeAreNotStretched) {
+    const models::ModelMetadata buildings = models::Model::load(kModels + "/buildings.pt").metadata();
+    ASSERT_EQ(buildings.rescale, "percentile");
+    test::TempDir dir;
+    const auto mapping_of = [&](const std::string& name, GDALDataType type, double scale) {
+        const std::string path = dir / name;
+        test::make_raster(path, 64, 64, 3, type, [&](int b, int x, int y) { return scale * ((x * 3 + y * 2 + b * 20) % 240 + 10); });
+        return map_bands(RasterSource::open(path), buildings, {}, "buildings", false);
+    };
+    const BandMapping byte = mapping_of("byte.tif", GDT_Byte, 1);
+    EXPECT_EQ(byte.rescale, "none");
+    for (const auto& [name, type] : {std::pair{"u16.tif", GDT_UInt16}, std::pair{"f32.tif", GDT_Float32}}) {
+        const BandMapping wide = mapping_of(name, type, 1);
+        EXPECT_FALSE(wide.rescaled) << name;
+        EXPECT_EQ(wide.rescale, "none") << name;
+        ASSERT_EQ(wide.normalizer.scaling.size(), byte.normalizer.scaling.size());
+        for (size_t b = 0; b < byte.normalizer.scaling.size(); ++b) {
+            EXPECT_DOUBLE_EQ(wide.normalizer.scaling[b].scale, byte.normalizer.scaling[b].scale) << name;
+            EXPECT_DOUBLE_EQ(wide.normalizer.scaling[b].offset, byte.normalizer.scaling[b].offset) << name;
+        }
+    }
+    const BandMapping eleven_bit = mapping_of("pan11.tif", GDT_UInt16, 8);
+    EXPECT_TRUE(eleven_bit.rescaled);
+    EXPECT_EQ(eleven_bit.rescale, "percentile 2-98");
+    EXPECT_EQ(mapping_of("reflectance.tif", GDT_Float32, 1.0 / 255).rescale, "percentile 2-98");
+}
+
 // Previews show what the model calls red, green and blue: B04, B03, B02 of a Sentinel-2 stack (the
 // first three bands are B01, B02, B03), the R, G, B of the RGBN model through its source bands.
 TEST(BundledModels, PreviewsUseTheModelsRedGreenBlueBands) {

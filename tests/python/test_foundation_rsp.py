@@ -375,9 +375,116 @@ class TestConvertInputs(unittest.TestCase):
                                                "-o", os.path.join(tmp, "out.pt")])
                     self.assertEqual(rc, 1, se)
                     self.assertEqual(len(se.strip().splitlines()), 1, se)
-                    self.assertTrue(se.startswith("rsi_convert: %s: " % path), se)
+                    self.assertTrue(se.startswith("rsi model convert: %s: " % path), se)
                     self.assertIn(expect, se)
             self.assertFalse(os.path.exists(os.path.join(tmp, "out.pt")))
+
+
+class TestConvertMessages(unittest.TestCase):
+    """The rules of every rsi command (auditor's defects): messages start with "rsi model convert:"
+    (what the user typed), name the file at fault in one line without "[Errno N]" or the temporary
+    file's name; a missing or unwritable file is exit 1, a usage error one line and exit 2; stage
+    lines on stderr unless --quiet."""
+
+    def _ckpt(self, tmp):
+        m = SCENE["resnet50"](SMALL["resnet50"]).eval()
+        rd.fill_fan_in(m, 5)
+        path = os.path.join(tmp, "ck.pth")
+        _save(path, {"state_dict": dict(m.state_dict())})
+        return path
+
+    SMALL_ARGS = ["--arch", "rsp-resnet50", "--tile-size", "64", "--depths", "1", "1", "1", "1"]
+
+    def test_missing_checkpoint_is_exit_1(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = os.path.join(tmp, "nosuch.pth")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", missing, "-o", os.path.join(tmp, "m.pt")])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: no such checkpoint file\n" % missing)
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", tmp, "-o", os.path.join(tmp, "m.pt")])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: not a file (--checkpoint needs the .pth checkpoint)\n" % tmp)
+            self.assertEqual(os.listdir(tmp), [])
+
+    def test_missing_output_folder_is_exit_1(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "nosuch", "m.pt")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", self._ckpt(tmp), "-o", out])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: the output folder %s does not exist\n"
+                             % (out, os.path.join(tmp, "nosuch")))
+
+    def test_unwritable_output_names_the_output(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            ck = self._ckpt(tmp)
+            # said before the work (the folder is probed) ...
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", "/proc/self/m.pt"])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: /proc/self/m.pt: cannot write: No such file or directory\n")
+            # ... and the same line when writing fails only at the end (no probe): not the temporary name
+            saved = rsi_convert.probe_output_folder
+            rsi_convert.probe_output_folder = lambda out: None
+            try:
+                rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", "/proc/self/m.pt", "--quiet"])
+            finally:
+                rsi_convert.probe_output_folder = saved
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: /proc/self/m.pt: cannot write: No such file or directory\n")
+
+    def test_classes_file_problems_name_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            ck = self._ckpt(tmp)
+            out = os.path.join(tmp, "m.pt")
+            missing = os.path.join(tmp, "nosuch.json")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", out, "--classes", missing, "-q"])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: cannot read --classes: No such file or directory\n" % missing)
+            bad = os.path.join(tmp, "bad.json")
+            with open(bad, "w") as f:
+                f.write("[\"a\",")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", out, "--classes", bad, "-q"])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: not valid JSON (Expecting value: line 1 column 6 (char 5))\n" % bad)
+            colours = os.path.join(tmp, "classes.txt")
+            with open(colours, "w") as f:
+                f.write("# name r g b\nroad 1 2 x\n")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", out, "--classes", colours, "-q"])
+            self.assertEqual(rc, 1, se)
+            self.assertEqual(se, "rsi model convert: %s: line 2: the colour must be three integers (name r g b)\n"
+                             % colours)
+            self.assertFalse(os.path.exists(out))
+
+    def test_usage_errors_are_one_line_exit_2(self):
+        rc, so, se = _run_convert(["--arch", "rsp-resnet50", "--checkpoint", "ck.pth"])
+        self.assertEqual(rc, 2, se)
+        self.assertEqual(se, "rsi model convert: the following arguments are required: -o/--out (see --help)\n")
+        rc, so, se = _run_convert(["--arch", "rsp-resnet50", "--checkpoint", "ck.pth", "-o", "m.pt", "--tile-size", "0"])
+        self.assertEqual(rc, 2, se)
+        self.assertEqual(se, "rsi model convert: --tile-size must be >= 1 (see --help)\n")
+        rc, so, se = _run_convert(["--arch", "rsp-resnet50", "--checkpoint", "ck.pth", "-o", "m.pt", "--bogus"])
+        self.assertEqual(rc, 2, se)
+        self.assertEqual(se, "rsi model convert: unrecognized arguments: --bogus (see --help)\n")
+
+    def test_refusals_keep_exit_2(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--task", "segmentation", "--checkpoint", self._ckpt(tmp),
+                                                         "-o", os.path.join(tmp, "m.pt")])
+            self.assertEqual(rc, 2, se)
+            self.assertEqual(se, "rsi model convert: --arch rsp-resnet50 is a scene model, not --task segmentation\n")
+
+    def test_stage_lines_unless_quiet(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            ck = self._ckpt(tmp)
+            out = os.path.join(tmp, "m.pt")
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", out])
+            self.assertEqual(rc, 0, se)
+            self.assertEqual(se.splitlines(), ["convert: building rsp-resnet50 (51 classes) and matching the weights",
+                                               "convert: writing and verifying %s" % out])
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", ck, "-o", out, "--overwrite", "--quiet"])
+            self.assertEqual(rc, 0, se)
+            self.assertEqual(se, "")
+            self.assertIn("wrote %s" % out, so)
+            self.assertEqual(sorted(os.listdir(tmp)), ["ck.pth", "m.pt"])
 
 
 class TestMillionAID(unittest.TestCase):

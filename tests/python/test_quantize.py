@@ -133,13 +133,13 @@ class QuantizeBundled(unittest.TestCase):
         self.assertIn("is the input model", r.stderr)
         os.remove(copy)
 
-    @unittest.skipUnless(RSI, "RSI_BINARY not set (the C++ runtime check needs the built rsi)")
     @staticmethod
     def umask():
         mask = os.umask(0)
         os.umask(mask)
         return mask
 
+    @unittest.skipUnless(RSI, "RSI_BINARY not set (the C++ runtime check needs the built rsi)")
     def test_cpp_runtime_loads_and_checks_int8(self):
         # Tile 512: the memory probe runs 512², then the golden check 64² in the same process (with
         # oneDNN's VNNI kernels the second size needs other weight layouts than the first).
@@ -219,6 +219,90 @@ class QuantizeSelfContained(unittest.TestCase):
             r = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", existing, "--engine", "bogus"],
                                capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 2, r.stderr)
+
+
+class QuantizeMessages(unittest.TestCase):
+    """The rules of every rsi command (auditor's defects): one line naming the file at fault (the
+    output, a calibration image; not always the model), without "[Errno N]" or the temporary file's
+    name; usage errors in one line; stage lines on stderr unless --quiet (a run takes ~15 s)."""
+
+    MODEL = os.path.join(_paths.MODELS_DIR, "buildings.pt")
+
+    def image(self):
+        require_data()
+        return os.path.join(_paths.DATA_ROOT, "inria", "train", "images", "austin1_0.tif")
+
+    def test_unwritable_output_is_named_not_the_model(self):
+        r = run_script(self.MODEL, "-o", "/proc/self/q.pt")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, "rsi model quantize: /proc/self/q.pt: cannot write: No such file or directory\n")
+
+    def test_write_failure_after_the_work_names_the_output(self):
+        # the folder probe disabled: the temporary file cannot be created once the work is done
+        import contextlib
+        import io
+        sys.path.insert(0, _paths.MODELS_PY)
+        import rsi_quantize
+        saved = rsi_quantize.probe_output_folder
+        rsi_quantize.probe_output_folder = lambda out: None
+        err, out = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+                rc = rsi_quantize.main([self.MODEL, "-o", "/proc/self/q.pt", "--calibration", self.image(),
+                                        "--threads", "2", "--quiet"])
+        finally:
+            rsi_quantize.probe_output_folder = saved
+            torch.set_num_threads(2)
+        self.assertEqual(rc, 1, err.getvalue())
+        self.assertEqual(err.getvalue(), "rsi model quantize: /proc/self/q.pt: cannot write: No such file or directory\n")
+        self.assertEqual(out.getvalue(), "")
+
+    def test_calibration_files_are_named_not_the_model(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "q.pt")
+            r = run_script(self.MODEL, "-o", out, "--calibration", "nosuch.tif")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, "rsi model quantize: nosuch.tif: no such file or folder\n")
+            empty = os.path.join(d, "empty")
+            os.mkdir(empty)
+            r = run_script(self.MODEL, "-o", out, "--calibration", empty, "--quiet")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertTrue(r.stderr.startswith("rsi model quantize: %s: no image files (" % empty), r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            bad = os.path.join(d, "notes.tif")
+            with open(bad, "w") as f:
+                f.write("not an image")
+            r = run_script(self.MODEL, "-o", out, "--calibration", bad, "--quiet")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertTrue(r.stderr.startswith("rsi model quantize: %s: " % bad), r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertNotIn("buildings.pt", r.stderr)
+            self.assertEqual(sorted(os.listdir(d)), ["empty", "notes.tif"])
+
+    def test_usage_errors_are_one_line_exit_2(self):
+        r = run_script(self.MODEL)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "rsi model quantize: the following arguments are required: -o/--out (see --help)\n")
+        r = run_script(self.MODEL, "-o", "q.pt", "--tiles", "x")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "rsi model quantize: argument --tiles: invalid int value: 'x' (see --help)\n")
+
+    def test_stage_lines_unless_quiet(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "q.pt")
+            r = run_script(self.MODEL, "-o", out, "--calibration", self.image())
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr.splitlines(), [
+                "quantize: reading 1 calibration tile(s)",
+                "quantize: calibrating on 1 tile(s) and converting (fx, onednn engine)",
+                "quantize: verifying against the fp32 model",
+                "quantize: writing and verifying %s" % out])
+            self.assertTrue(r.stdout.startswith("wrote %s (int8, onednn engine, fx method, 1 calibration tiles" % out),
+                            r.stdout)
+            r = run_script(self.MODEL, "-o", out, "--calibration", self.image(), "--overwrite", "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual((r.stdout, r.stderr), ("", ""))
+            self.assertEqual(os.listdir(d), ["q.pt"])
 
 
 class QuantizeFoundationModels(unittest.TestCase):

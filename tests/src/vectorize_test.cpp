@@ -734,7 +734,7 @@ TEST(Vectorize, ErrorsNameTheFileAndTheProblem) {
     o.simplify_m = 1;
     expect_error([&] { vectorize_mask(o); }, ErrorKind::usage, {"plain.tif", "--simplify", "not georeferenced"});
     expect_error([&] { vectorize_mask(options_for(plain, dir / "plain.geojson")); }, ErrorKind::usage,
-                 {"plain.tif", "--keep-crs to write its pixel coordinates"});
+                 {"plain.tif", "write another format (.gpkg", "--keep-crs to write its pixel coordinates"});
     // A geotransform without a CRS: --keep-crs writes the geotransform's coordinates, not pixels.
     const std::string no_crs = make_mask(dir, "no_crs.tif", 20, 20, [](int x, int) { return x > 10; }, nullptr);
     {
