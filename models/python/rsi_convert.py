@@ -26,7 +26,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,13 +76,9 @@ def os_error_line(e: OSError, out: str, default: str) -> str:
 
 
 def probe_output_folder(out: str) -> None:
-    """Create and remove a temporary file beside ``out`` (as outputs.atomic_output will): a folder
-    that cannot be written fails here, in one line naming ``out``, before minutes of work."""
+    """An unwritable output folder fails here, in one line naming ``out``, before minutes of work."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
-                                   dir=os.path.dirname(os.path.abspath(out)))
-        os.close(fd)
-        os.remove(tmp)
+        outputs.probe_output_folder(out)
     except OSError as e:
         raise FileProblem("%s: cannot write: %s" % (out, e.strerror or e))
 

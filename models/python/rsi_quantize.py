@@ -30,7 +30,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -80,13 +79,9 @@ def write_failure(e: BaseException, out: str) -> FileProblem:
 
 
 def probe_output_folder(out: str) -> None:
-    """Create and remove a temporary file beside ``out`` (as outputs.atomic_output will): a folder
-    that cannot be written fails here, in one line naming ``out``, before minutes of work."""
+    """An unwritable output folder fails here, in one line naming ``out``, before minutes of work."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
-                                   dir=os.path.dirname(os.path.abspath(out)))
-        os.close(fd)
-        os.remove(tmp)
+        outputs.probe_output_folder(out)
     except OSError as e:
         raise write_failure(e, out)
 

@@ -92,3 +92,12 @@ def atomic_output(path: str, overwrite: bool) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def probe_output_folder(out: str) -> None:
+    """Create and remove a temporary file beside ``out``, as atomic_output will: raises the OSError of
+    a folder that cannot be written before any work is done."""
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(out)))
+    os.close(fd)
+    os.remove(tmp)
