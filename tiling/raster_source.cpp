@@ -38,7 +38,6 @@ std::string truncated_geotiff_problem(GDALDataset& dataset, const std::string& p
            " bytes (a copy cut short?)";
 }
 
-
 const char* to_string(MaskSource source) {
     switch (source) {
         case MaskSource::none: return "none";

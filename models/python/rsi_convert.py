@@ -74,7 +74,6 @@ def os_error_line(e: OSError, out: str, default: str) -> str:
     return "%s: %s" % (name, reason)
 
 
-
 def probe_output_folder(out: str) -> None:
     """An unwritable output folder fails here, in one line naming ``out``, before minutes of work."""
     try:
