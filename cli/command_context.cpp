@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "src/output_file.hpp"
 #include "tiling/error.hpp"
 #include "tiling/raster_source.hpp"
 #include "models/runtime_info.hpp"
@@ -244,6 +245,17 @@ void cap_block_cache_for_strips(const CommonOptions& common, const std::string& 
 }
 
 void print_json(const nlohmann::json& value) { std::cout << json_text(value, 2) << std::endl; }
+
+std::string error_message_for_user(const std::string& message) {
+    std::string text = message;
+    for (const char* prefix : {"segment: ", "scene: ", "eval: ", "submit decode: ", "submit: ", "model check: ", "tile: ", "vectorize: ", "merge: "}) {
+        if (text.rfind(prefix, 0) == 0) {
+            text = text.substr(std::string(prefix).size());
+            break;
+        }
+    }
+    return without_temporary_prefixes(text);
+}
 
 void add_shard_options(CLI::App& sub, std::string& shard, int& shard_count) {
     sub.add_option("--shard", shard,

@@ -102,6 +102,10 @@ void restore_block_cache(const CommonOptions& common);
 
 void print_json(const nlohmann::json& value);
 
+// An error's text as the CLI shows it after "rsi COMMAND: ": without the library's own command word
+// ("segment: ...", the CLI names the command already) or the temporary-name prefixes of outputs.
+std::string error_message_for_user(const std::string& message);
+
 // Registration of each subcommand (one file each).
 void register_info_command(CLI::App& app, CommandContext& context);
 void register_tile_command(CLI::App& app, CommandContext& context);

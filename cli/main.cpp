@@ -58,13 +58,11 @@ std::string subcommand_name(const CLI::App& app) {
     return name;
 }
 
-// Library messages stand alone ("segment: model expects 3 bands, image has 4"); the CLI already
-// names the command ("rsi buildings: "), so a library's own command word is dropped, not repeated.
-std::string without_command_prefix(const std::string& message) {
-    for (const char* prefix : {"segment: ", "scene: ", "eval: ", "submit decode: ", "submit: ", "model check: ", "tile: ", "vectorize: ", "merge: "}) {
-        if (message.rfind(prefix, 0) == 0) return message.substr(std::string(prefix).size());
-    }
-    return message;
+// The one-line error on stderr; with --json also a JSON object on stdout, so that a script reading
+// stdout gets a document either way: {"error": ..., "command": ..., "exit_code": ...}.
+void report_failure(const std::string& command, const std::string& message, int exit_code, bool json) {
+    std::cerr << command << ": " << message << "\n";
+    if (json) rsi::cli::print_json({{"command", command}, {"error", message}, {"exit_code", exit_code}});
 }
 
 }  // namespace
@@ -140,10 +138,11 @@ int main(int argc, char** argv) {
             std::cerr << name << ": interrupted\n";
             return sig == SIGTERM ? 143 : 130;
         }
-        std::cerr << name << ": " << rsi::without_temporary_prefixes(without_command_prefix(e.what())) << "\n";
-        return e.kind() == rsi::ErrorKind::usage ? 2 : 1;
+        const int code = e.kind() == rsi::ErrorKind::usage ? 2 : 1;
+        report_failure(name, error_message_for_user(e.what()), code, context.common.json);
+        return code;
     } catch (const std::exception& e) {
-        std::cerr << name << ": " << rsi::without_temporary_prefixes(e.what()) << "\n";
+        report_failure(name, error_message_for_user(e.what()), 1, context.common.json);
         return 1;
     }
 }

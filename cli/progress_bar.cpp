@@ -48,8 +48,8 @@ std::string format_duration(double seconds) {
 
 ProgressBar::ProgressBar(bool enabled) : ProgressBar(enabled, ::isatty(STDERR_FILENO) != 0) {}
 
-ProgressBar::ProgressBar(bool enabled, bool terminal)
-    : enabled_(enabled), terminal_(terminal), start_(std::chrono::steady_clock::now()) {}
+ProgressBar::ProgressBar(bool enabled, bool terminal, double silent_start_seconds)
+    : enabled_(enabled), terminal_(terminal), silent_start_seconds_(silent_start_seconds), start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() {
     if (enabled_ && terminal_ && last_draw_ >= 0 && !finished_) std::fputc('\n', stderr);
@@ -67,6 +67,7 @@ bool ProgressBar::update(double fraction, std::string_view what) {
     if (fraction < 0) fraction = 0;
     if (fraction > 1) fraction = 1;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (elapsed < silent_start_seconds_ && fraction < 1) return true;
     const std::string eta = fraction > 0.001 ? format_duration(elapsed / fraction - elapsed) : "--:--";
     if (terminal_) {
         if (fraction - last_draw_ < 0.002 && fraction < 1) return true;  // redraw at most ~500 times

@@ -9,8 +9,10 @@ namespace rsi::cli {
 class ProgressBar {
 public:
     // `terminal`: redraw one line in place (default: whether stderr is a terminal), else a line per 10%.
+    // Nothing is drawn in a phase's first `silent_start_seconds` but its 100%: a run that fails its
+    // checks early shows the one-line error alone, not a "0% planning" line above it.
     explicit ProgressBar(bool enabled);
-    ProgressBar(bool enabled, bool terminal);
+    ProgressBar(bool enabled, bool terminal, double silent_start_seconds = 0.5);
     ~ProgressBar();
     // The library's progress callback; returns false once an interrupt (SIGINT/SIGTERM) arrived.
     // After finish(), the next update starts a new phase (e.g. the polygons after the mask): its own
@@ -24,6 +26,7 @@ private:
     bool finished_ = false;
     int last_decile_ = -1;
     double last_draw_ = -1;
+    double silent_start_seconds_;
     std::chrono::steady_clock::time_point start_;
 };
 

@@ -311,7 +311,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
     const std::string model_hash = model.metadata().weights_sha256;
 
     nlohmann::json summaries = nlohmann::json::array();
-    std::vector<std::string> failures;
+    nlohmann::json failures = nlohmann::json::array();  // {input, error} of each input passed over (--keep-going)
     for (size_t i = 0; i < inputs.size(); ++i) {
         SegmentOptions options = base;
         options.input = inputs[i];
@@ -368,8 +368,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             }
         } catch (const Error& e) {
             if (inputs.size() == 1 || !o.keep_going || e.kind() == ErrorKind::cancelled) throw;
-            std::cerr << "rsi " << command << ": " << e.what() << "\n";
-            failures.push_back(inputs[i]);
+            const std::string reason = error_message_for_user(e.what());
+            std::cerr << "rsi " << command << ": " << reason << "\n";
+            failures.push_back({{"input", inputs[i]}, {"error", reason}});
             continue;
         }
         // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
@@ -567,17 +568,21 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         } catch (const Error& e) {
             bar.finish();
             if (inputs.size() == 1 || !o.keep_going || e.kind() == ErrorKind::cancelled) throw;
-            std::cerr << "rsi " << command << ": " << e.what() << "\n";
-            failures.push_back(inputs[i]);
+            const std::string reason = error_message_for_user(e.what());
+            std::cerr << "rsi " << command << ": " << reason << "\n";
+            failures.push_back({{"input", inputs[i]}, {"error", reason}});
         }
     }
     if (context.common.json) {
         print_json(inputs.size() == 1 ? summaries.front() : nlohmann::json{{"images", summaries}, {"failed", failures}});
     }
     if (!failures.empty()) {
-        std::cerr << "rsi " << command << ": " << failures.size() << " of " << inputs.size() << " inputs failed:";
-        for (const auto& f : failures) std::cerr << " " << f;
-        std::cerr << "\n";
+        // Repeated at the end, each with its reason: a long batch's log has them far apart.
+        std::cerr << "rsi " << command << ": " << failures.size() << " of " << inputs.size() << " inputs failed:\n";
+        for (const auto& f : failures) {
+            const auto input = f["input"].get<std::string>(), reason = f["error"].get<std::string>();
+            std::cerr << "  " << (reason.find(input) == std::string::npos ? input + ": " + reason : reason) << "\n";
+        }
         return 1;
     }
     return 0;

@@ -72,6 +72,29 @@ protected:
     }
 };
 
+// With --json a failure still prints a JSON document on stdout (a script parsing stdout is not left
+// with nothing), and without --quiet the error stands alone on stderr: no "0% planning" line above it.
+TEST_F(BadInput, AFailureIsOneLineOnStderrAndAJsonDocumentWithJson) {
+    const std::string gray = dir / "gray.tif";
+    test::make_raster(gray, 96, 80, 2, GDT_Byte, [](int, int x, int y) { return (x + y) % 256; });
+    const auto r = run_rsi({"buildings", gray, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32", "--json"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["command"], "rsi buildings");
+    EXPECT_EQ(j["exit_code"], 1);
+    EXPECT_EQ("rsi buildings: " + j["error"].get<std::string>() + "\n", r.err);
+    EXPECT_NE(j["error"].get<std::string>().find("gray.tif"), std::string::npos) << j;
+    const auto usage = run_rsi({"buildings", image, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--probability-format", "byte", "--json"});
+    EXPECT_EQ(usage.exit_code, 2) << usage.err;
+    EXPECT_EQ(nlohmann::json::parse(usage.out)["exit_code"], 2) << usage.out;
+    const auto plain = run_rsi({"buildings", gray, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32"});
+    EXPECT_EQ(plain.exit_code, 1);
+    EXPECT_EQ(plain.err_lines(), 1) << plain.err;
+    EXPECT_TRUE(plain.out.empty()) << plain.out;
+    EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(BadInput, FilesThatAreNotUsableRasters) {
     const std::string text = dir / "notes.tif";
     std::ofstream(text) << "not an image\n";

@@ -54,7 +54,8 @@ TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
     EXPECT_TRUE(fs::exists(dir / "out/a.tif"));
     EXPECT_TRUE(fs::exists(dir / "out/b.tif"));
     EXPECT_NE(r.err.find("missing.tif: no such file"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("1 of 3 inputs failed"), std::string::npos) << r.err;
+    // the failures are listed again at the end, each with its reason (a long batch's log has them far apart)
+    EXPECT_NE(r.err.find("1 of 3 inputs failed:\n  " + dir / "missing.tif" + ": no such file\n"), std::string::npos) << r.err;
     // An input failing the checks made before the model runs (here the GeoJSON one, which opens it) is
     // passed over too: it ended the batch, b.tif never made.
     const auto polygons = run_rsi({"segment", a, dir / "missing.tif", b, "--output-dir", dir / "out5", "-m", fixture("tiny_segmenter.pt"),
@@ -62,7 +63,10 @@ TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
     EXPECT_EQ(polygons.exit_code, 1);
     EXPECT_TRUE(fs::exists(dir / "out5/b.geojson"));
     EXPECT_NE(polygons.err.find("1 of 3 inputs failed"), std::string::npos) << polygons.err;
-    EXPECT_EQ(nlohmann::json::parse(polygons.out)["failed"].size(), 1u);
+    const auto failed = nlohmann::json::parse(polygons.out)["failed"];
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0]["input"], dir / "missing.tif");
+    EXPECT_EQ(failed[0]["error"], dir / "missing.tif" + ": no such file");
     // Without --keep-going the first failure stops the run.
     const auto stop = run_rsi({"segment", dir / "missing.tif", a, "--output-dir", dir / "out2", "-m", fixture("tiny_segmenter.pt"), "-q"});
     EXPECT_EQ(stop.exit_code, 1);

@@ -39,7 +39,7 @@ std::string stderr_of(Fn body) {
 
 TEST(ProgressBar, LinesPerTenthOffATerminalAndANewPhaseTimedFromItsOwnStart) {
     const std::string err = stderr_of([] {
-        ProgressBar bar(true, false);
+        ProgressBar bar(true, false, 0.0);
         bar.update(0.0, "tiles");
         bar.update(0.05, "tiles");  // same decile: no line
         bar.update(0.5, "tiles");
@@ -62,7 +62,7 @@ TEST(ProgressBar, LinesPerTenthOffATerminalAndANewPhaseTimedFromItsOwnStart) {
 
 TEST(ProgressBar, OnATerminalEachPhaseGetsItsOwnFinishedLine) {
     const std::string err = stderr_of([] {
-        ProgressBar bar(true, true);
+        ProgressBar bar(true, true, 0.0);
         bar.update(0.5, "tiles");
         bar.update(1.0, "tiles");
         bar.finish();
@@ -76,6 +76,31 @@ TEST(ProgressBar, OnATerminalEachPhaseGetsItsOwnFinishedLine) {
     EXPECT_NE(err.find("\r[==============================] 100.0% polygons"), std::string::npos) << err;
     EXPECT_EQ(err.back(), '\n');
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2);
+}
+
+// A phase's first half second draws nothing but its end: a run that fails its checks (or one that is
+// done at once) does not leave a "0% planning" line above its error.
+TEST(ProgressBar, APhasesFirstMomentsDrawNothingButItsEnd) {
+    const std::string quick = stderr_of([] {
+        ProgressBar bar(true, false, 0.5);
+        bar.update(0.0, "planning");
+        bar.update(0.5, "tiles");
+    });
+    EXPECT_EQ(quick, "");
+    const std::string done = stderr_of([] {
+        ProgressBar bar(true, false, 0.5);
+        bar.update(0.0, "tiles");
+        bar.update(1.0, "tiles");
+        bar.finish();
+    });
+    EXPECT_EQ(done, "100% tiles (elapsed 00:00, ETA 00:00)\n");
+    const std::string slow = stderr_of([] {
+        ProgressBar bar(true, false, 0.2);
+        bar.update(0.0, "tiles");
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        bar.update(0.3, "tiles");
+    });
+    EXPECT_EQ(slow.rfind(" 30% tiles (elapsed 00:0", 0), 0u) << slow;  // drawn once the quiet start is over
 }
 
 TEST(ProgressBar, DisabledPrintsNothingButStillReportsNoInterrupt) {
