@@ -56,7 +56,7 @@ void add_common_options(CLI::App& sub, CommonOptions& common) {
 }
 
 void add_grid_options(CLI::App& sub, GridOptions& grid) {
-    sub.add_option("--tile-size", grid.tile_size, "Tile size in pixels")->capture_default_str();
+    sub.add_option("--tile-size", grid.tile_size, "Tile size in pixels")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
     sub.add_option("--overlap", grid.overlap, "Pixels shared by neighbouring tiles (default: 64, or an eighth of a smaller tile)")
         ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
     sub.add_option("--edge", grid.edge, "Edge policy: shift, reflect or constant")->capture_default_str();

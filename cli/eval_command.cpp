@@ -519,7 +519,7 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
         ->required();
     sub->add_option("TRUTH", o->truth, "Ground truth of the same kind (a raster may be scored against polygons; scenes: CSV or class folders)")
         ->required();
-    sub->add_option("--mode", o->mode, "pixel, objects, scene or tianchi (default: from the inputs)")->capture_default_str();
+    sub->add_option("--mode", o->mode, "pixel, objects, scene, tianchi or xview2 (default: from the inputs)")->capture_default_str();
     sub->add_flag("--tianchi", o->tianchi, "The Tianchi contest score: mean per-image Dice of two RLE CSVs");
     sub->add_flag("--xview2", o->xview2,
                   "The xView2 contest score of a folder of predictions against a folder of targets (found by name when not given)");

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "cli/argv_prepass.hpp"
 #include "cli/command_context.hpp"
@@ -58,6 +59,34 @@ std::string subcommand_name(const CLI::App& app) {
     return name;
 }
 
+// CLI11's message, but naming the word it did not know where a subcommand was expected (`rsi model
+// bogus` said only "A subcommand is required").
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e) {
+    const CLI::App* leaf = leaf_subcommand(app);
+    const auto choices = leaf->get_subcommands([](const CLI::App*) { return true; });
+    const auto positionals = leaf->get_options([](const CLI::Option* o) { return o->get_positional(); });
+    if (!choices.empty() && positionals.empty() && leaf->get_subcommands().empty()) {  // `rsi submit` takes words itself
+        for (const std::string& word : leaf->remaining()) {
+            if (word.empty() || word[0] == '-') continue;
+            std::string names;
+            for (const CLI::App* c : choices) names += (names.empty() ? "" : ", ") + c->get_name();
+            return "unknown subcommand '" + word + "' (expected " + names + ")";
+        }
+    }
+    const std::string message = e.what();
+    const std::string listed = "were not expected: ";
+    if (const size_t at = message.find(listed); at != std::string::npos) {  // CLI11 lists them as parsed: rsi hands it argv reversed
+        std::vector<std::string> words;
+        std::istringstream in(message.substr(at + listed.size()));
+        for (std::string word; in >> word;) words.insert(words.begin(), word);
+        std::string text;
+        for (const std::string& word : words) text += (text.empty() ? "" : " ") + word;
+        return message.substr(0, at + listed.size()) + text;
+    }
+    if (message.rfind("--config:", 0) == 0) return "--config takes two words, KEY VALUE (e.g. --config GDAL_NUM_THREADS 2)";
+    return message;
+}
+
 // The one-line error on stderr; with --json also a JSON object on stdout, so that a script reading
 // stdout gets a document either way: {"error": ..., "command": ..., "exit_code": ...}.
 void report_failure(const std::string& command, const std::string& message, int exit_code, bool json) {
@@ -102,7 +131,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << subcommand_name(app) << ": " << e.what() << " (see --help)\n";
+        std::cerr << subcommand_name(app) << ": " << parse_error_message(app, e) << " (see --help)\n";
         return 2;
     }
     if (show_version) {

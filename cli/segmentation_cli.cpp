@@ -44,7 +44,7 @@ void add_segmentation_options(CLI::App& sub, SegmentationCli& o) {
     sub.add_option("--tile-size", o.tile_size,
                    "Tile size in pixels, or auto: the largest the memory budget allows (fewer overlap pixels to compute; "
                    "resumable and sharded runs keep the model's). Default: the model's");
-    sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)")->check(CLI::Range(0, 65536));
+    sub.add_option("--overlap", o.overlap, "Overlap in pixels (default: the model's)")->check(CLI::Range(int64_t{0}, int64_t{1} << 20));  // as rsi tile / info
     sub.add_option("--edge", o.edge, "Edge policy: shift, reflect or constant (0 in model space)")->capture_default_str();
     sub.add_option("--blend", o.blend, "Blending: hann, gaussian, spline, linear, average or center")->capture_default_str();
     sub.add_option("--tta", o.tta, "Test-time augmentation: none, flip or d4")->capture_default_str();

@@ -302,6 +302,10 @@ void register_submit_command(CLI::App& app, CommandContext& context) {
     decode->add_option("--foreground", o->foreground, "Mask value of building pixels")->capture_default_str();
     decode->add_flag("--overwrite", o->overwrite, "Replace an existing folder");
     add_common_options(*decode, context.common);
+    decode->footer(  // its own: a subcommand inherits its parent's footer
+        "Examples:\n"
+        "  rsi submit decode tianchi submission.csv -o masks/ --size 512x512\n"
+        "  rsi submit decode spacenet sub.csv -o masks/ --size 650x650 --foreground 1");
     context.on_run(decode, [o, &context] {
         DecodeOptions d;
         d.format = parse_submission_format(o->decode_format);

@@ -97,6 +97,41 @@ TEST(Cli, NoCommandIsAUsageErrorWithTheHelpOnStderr) {
     EXPECT_NE(help.out.find("buildings"), std::string::npos) << help.out;
 }
 
+// Usage errors name the word at fault, in the order it was typed.
+TEST(Cli, UsageErrorsNameTheWordAtFault) {
+    const auto unknown = run_rsi({"model", "bogus"});
+    EXPECT_EQ(unknown.exit_code, 2);
+    EXPECT_EQ(unknown.err, "rsi model: unknown subcommand 'bogus' (expected info, check, list, convert, quantize) (see --help)\n");
+
+    const auto extra = run_rsi({"submit", "tianchi", "a", "b", "c", "d"});
+    EXPECT_EQ(extra.exit_code, 2);
+    EXPECT_NE(extra.err.find("were not expected: b c d (see --help)"), std::string::npos) << extra.err;
+
+    const auto config = run_rsi({"info", "x.tif", "--config", "ONLY"});
+    EXPECT_EQ(config.exit_code, 2);
+    EXPECT_NE(config.err.find("--config takes two words, KEY VALUE"), std::string::npos) << config.err;
+
+    for (const std::string size : {"0", "-5"}) {
+        const auto tile = run_rsi({"tile", "x.tif", "out", "--tile-size", size});
+        EXPECT_EQ(tile.exit_code, 2) << size;
+        EXPECT_NE(tile.err.find("--tile-size"), std::string::npos) << tile.err;
+    }
+    // An overlap above the parser's old 65536 cap is judged against the tile, as in rsi tile.
+    const auto overlap = run_rsi({"buildings", "missing.tif", "-o", "out.tif", "--overlap", "70000"});
+    EXPECT_EQ(overlap.exit_code, 2) << overlap.err;
+    EXPECT_EQ(overlap.err, "rsi buildings: --overlap 70000 must be smaller than the tile size 512\n");
+}
+
+// A subcommand would inherit its parent's footer; `submit decode` shows decoding examples.
+TEST(Cli, SubmitDecodeHelpShowsDecodingExamples) {
+    const auto r = run_rsi({"submit", "decode", "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("rsi submit decode spacenet"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("rsi submit inria"), std::string::npos) << r.out;
+    const auto eval = run_rsi({"eval", "--help"});
+    EXPECT_NE(eval.out.find("tianchi or xview2"), std::string::npos) << eval.out;
+}
+
 // rsi model convert hands its arguments to models/python/rsi_convert.py and returns its exit code.
 TEST(Cli, ModelConvertRunsThePythonConverter) {
     const auto help = run_rsi({"model", "convert", "--help"});
