@@ -86,6 +86,7 @@ def progress(args, text: str) -> None:
     """A stage line on stderr (a conversion takes from seconds to minutes), unless --quiet."""
     if not getattr(args, "quiet", False):
         print("convert: %s" % text, file=sys.stderr, flush=True)
+    outputs.raise_if_interrupted()  # each stage starts only when no signal came (its raise can be lost)
 
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.")

@@ -90,6 +90,7 @@ def progress(args, text: str) -> None:
     """A stage line on stderr (a run takes ~15 s or more), unless --quiet or --json."""
     if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
         print("quantize: %s" % text, file=sys.stderr, flush=True)
+    outputs.raise_if_interrupted()  # each stage starts only when no signal came (its raise can be lost)
 
 
 def default_calibration(doc, data_root: str):

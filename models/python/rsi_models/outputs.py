@@ -14,6 +14,7 @@ from typing import Iterator
 INTERRUPTED_EXIT = 130
 _command = ""         # set by handle_termination: the name error lines start with
 _raising = False      # inside raising_on_termination(): signals raise Interrupted
+_received = ""        # the signal that arrived inside it, remembered: the raise can be lost (see below)
 
 
 class Interrupted(Exception):
@@ -29,8 +30,10 @@ class AppearedMeanwhile(OSError):
 
 
 def _on_signal(signum, frame):
+    global _received
     if _raising:
-        raise Interrupted(signal.Signals(signum).name)
+        _received = signal.Signals(signum).name
+        raise Interrupted(_received)
     sys.stderr.write("%s: interrupted\n" % _command)  # nothing written yet (e.g. still importing torch)
     sys.stderr.flush()
     os._exit(INTERRUPTED_EXIT)
@@ -50,12 +53,21 @@ def handle_termination(command: str) -> None:
 def raising_on_termination() -> Iterator[None]:
     """The work of a command: a signal raises Interrupted where Python next runs, so `finally`
     blocks (atomic_output's) remove what was half written; the caller reports it."""
-    global _raising
-    _raising = True
+    global _raising, _received
+    _raising, _received = True, ""
     try:
         yield
     finally:
         _raising = False
+
+
+def raise_if_interrupted() -> None:
+    """Raises Interrupted when a signal arrived inside raising_on_termination(). The handler's own raise
+    can vanish: one that lands while an extension module initialises (`from osgeo import gdal`) is
+    swallowed by C code, and the run went on to write its output and exit 0. Stage lines and
+    atomic_output's commit call this, so such a run still ends interrupted, leaving nothing."""
+    if _raising and _received:
+        raise Interrupted(_received)
 
 
 @contextlib.contextmanager
@@ -76,6 +88,7 @@ def atomic_output(path: str, overwrite: bool) -> Iterator[str]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output gets the usual permissions
     try:
         yield tmp
+        raise_if_interrupted()  # a signal whose raise was lost: not committed
         if overwrite:
             os.replace(tmp, path)
         else:
