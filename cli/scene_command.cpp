@@ -10,6 +10,7 @@
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
 #include "src/scene_map.hpp"
+#include "src/vector_output.hpp"
 #include "tiling/band_list.hpp"
 #include "tiling/raster_source.hpp"
 
@@ -48,7 +49,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
     sub->add_option("--probabilities", o->probabilities, "Float32 raster: one band per class plus entropy");
     sub->add_option("--dense", o->dense, "The class map resampled to the image grid");
     sub->add_option("--csv", o->csv, "CSV: window id, pixel window, centre, top-k classes and scores");
-    sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb)");
+    sub->add_option("--vector", o->vector, "Vector grid of lattice cells (.gpkg, .geojson, .fgb, .shp)");
     sub->add_option("--preview", o->preview, "A downsampled PNG of the image with the classes and a legend");
     sub->add_option("--top-k", o->top_k, "Classes and scores per window in the CSV and vector grid")->capture_default_str()->check(CLI::Range(1, 256));
     sub->add_option("--of", o->format, "Raster format: GTiff or COG")->capture_default_str()->transform(CLI::IsMember({"GTiff", "COG"}, CLI::ignore_case));
@@ -104,9 +105,10 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         if (!s.shard) {
             // Every output is checked before the model runs, the preview and manifest too; the map
             // itself first, so that an error names it rather than its manifest.
-            for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv, &o->vector}) {
+            for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv}) {
                 if (!path->empty()) check_output_file(*path, o->overwrite);
             }
+            if (!o->vector.empty()) check_vector_output(o->vector, o->overwrite);  // a shapefile's files too
             if (!o->preview.empty()) {
                 check_preview_name(o->preview);
                 check_output_file(o->preview, o->overwrite);

@@ -150,11 +150,13 @@ bool process_is_running(long pid) {
 void remove_stale_temporaries(const std::string& final_path) {
     const fs::path p(final_path);
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    const std::string name = p.filename().string();
+    // The file's temporaries and those of files named after it: sidecars (.aux.xml) and a shapefile's
+    // other files (grid.dbf beside grid.shp).
+    const std::string name = p.filename().string(), stem = "-" + p.stem().string() + ".";
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const std::string file = entry.path().filename().string();
-        if (file.rfind(".rsi-tmp-", 0) != 0 || file.find(name) == std::string::npos) continue;
+        if (file.rfind(".rsi-tmp-", 0) != 0 || (file.find(name) == std::string::npos && file.find(stem) == std::string::npos)) continue;
         const long pid = std::strtol(file.c_str() + 9, nullptr, 10);  // ".rsi-tmp-<pid>-<n>-<name>"
         if (pid <= 0 || pid == ::getpid() || !process_is_running(pid)) {
             if (pid != ::getpid()) fs::remove_all(entry.path(), ec);

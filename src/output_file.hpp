@@ -112,7 +112,8 @@ private:
 };
 
 // Removes temporary files a killed process (kill -9, power loss) left beside `final_path`: those named
-// for it whose process id is no longer running. Resumed runs call it before starting.
+// for it or for a file of the same stem (its .aux.xml, a shapefile's .dbf) whose process id is no
+// longer running. Resumed runs call it before starting.
 void remove_stale_temporaries(const std::string& final_path);
 
 // Whether process `pid` is running on this machine (a lock or temporary it left is still in use).

@@ -22,6 +22,7 @@
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
 #include "src/tta_inference.hpp"
+#include "src/vector_output.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/error.hpp"
@@ -109,51 +110,7 @@ public:
     // GDAL writes GeoPackage change times on whichever thread creates, commits or closes: each of
     // those pins the date, so the file is the same bytes in a direct and a sharded run.
     GridLayerWriter(const std::string& path, const RasterInfo& info, int top_k, bool overwrite)
-        : path_(path), pending_(path, overwrite) {
-        const ScopedThreadConfig pinned_date = pinned_vector_date();
-        const std::string ext = fs::path(path).extension().string();
-        std::string driver_name;
-        if (ext == ".gpkg") driver_name = "GPKG";
-        else if (ext == ".geojson" || ext == ".json") driver_name = "GeoJSON";
-        else if (ext == ".fgb") driver_name = "FlatGeobuf";
-        else throw usage_error("--vector: unsupported extension '" + ext + "' (expected .gpkg, .geojson or .fgb)");
-        GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(driver_name.c_str());
-        if (!driver) throw Error("GDAL has no " + driver_name + " driver");
-        CPLErrorReset();
-        dataset_.reset(driver->Create(pending_.temporary_path().c_str(), 0, 0, 0, GDT_Unknown, nullptr));
-        if (!dataset_) throw Error(path + ": cannot create: " + last_gdal_error());
-        OGRSpatialReference source;
-        const bool has_srs = !info.crs_wkt.empty() && source.importFromWkt(info.crs_wkt.c_str()) == OGRERR_NONE;
-        source.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-        OGRSpatialReference target;
-        OGRSpatialReference* layer_srs = has_srs ? &source : nullptr;
-        CPLStringList layer_options;
-        if (driver_name == "GeoJSON" && has_srs) {
-            target.importFromEPSG(4326);
-            target.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-            transform_.reset(OGRCreateCoordinateTransformation(&source, &target));
-            layer_srs = &target;
-            layer_options.SetNameValue("RFC7946", "YES");
-        }
-        layer_ = dataset_->CreateLayer("scene_grid", layer_srs, wkbPolygon, layer_options.List());
-        if (!layer_) throw Error(path + ": cannot create the layer: " + last_gdal_error());
-        for (const char* name : {"window_id", "class"}) {
-            OGRFieldDefn f(name, OFTString);
-            layer_->CreateField(&f);
-        }
-        for (const char* name : {"row", "col", "x", "y", "width", "height"}) {
-            OGRFieldDefn f(name, OFTInteger64);
-            layer_->CreateField(&f);
-        }
-        OGRFieldDefn score("score", OFTReal);
-        layer_->CreateField(&score);
-        for (int k = 1; k <= top_k; ++k) {
-            OGRFieldDefn c(("class_" + std::to_string(k)).c_str(), OFTString), s(("score_" + std::to_string(k)).c_str(), OFTReal);
-            layer_->CreateField(&c);
-            layer_->CreateField(&s);
-        }
-        dataset_->StartTransaction();
-    }
+        : GridLayerWriter(path, vector_format(path), info, top_k, overwrite) {}
 
     OGRFeature make() const { return OGRFeature(layer_->GetLayerDefn()); }
 
@@ -180,8 +137,52 @@ public:
     void check_final_path_free() const { pending_.check_final_path_free(); }
 
 private:
+    // A shapefile's files take lower-case extensions (as check_vector_output says).
+    GridLayerWriter(const std::string& path, const VectorFormat& format, const RasterInfo& info, int top_k, bool overwrite)
+        : path_(format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string()),
+          pending_(path_, format, overwrite) {
+        const ScopedThreadConfig pinned_date = pinned_vector_date();
+        GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.driver.c_str());
+        if (!driver) throw Error("GDAL has no " + format.driver + " driver");
+        CPLErrorReset();
+        dataset_.reset(driver->Create(pending_.temporary_path().c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+        if (!dataset_) throw Error(path + ": cannot create: " + last_gdal_error());
+        OGRSpatialReference source;
+        const bool has_srs = !info.crs_wkt.empty() && source.importFromWkt(info.crs_wkt.c_str()) == OGRERR_NONE;
+        source.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+        OGRSpatialReference target;
+        OGRSpatialReference* layer_srs = has_srs ? &source : nullptr;
+        CPLStringList layer_options;
+        if (format.geojson && has_srs) {
+            target.importFromEPSG(4326);
+            target.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+            transform_.reset(OGRCreateCoordinateTransformation(&source, &target));
+            layer_srs = &target;
+            layer_options.SetNameValue("RFC7946", "YES");
+        }
+        if (format.driver == "ESRI Shapefile") layer_options.SetNameValue("ENCODING", "UTF-8");  // class names; a .cpg says so
+        layer_ = dataset_->CreateLayer("scene_grid", layer_srs, wkbPolygon, layer_options.List());
+        if (!layer_) throw Error(path + ": cannot create the layer: " + last_gdal_error());
+        for (const char* name : {"window_id", "class"}) {
+            OGRFieldDefn f(name, OFTString);
+            layer_->CreateField(&f);
+        }
+        for (const char* name : {"row", "col", "x", "y", "width", "height"}) {
+            OGRFieldDefn f(name, OFTInteger64);
+            layer_->CreateField(&f);
+        }
+        OGRFieldDefn score("score", OFTReal);
+        layer_->CreateField(&score);
+        for (int k = 1; k <= top_k; ++k) {
+            OGRFieldDefn c(("class_" + std::to_string(k)).c_str(), OFTString), s(("score_" + std::to_string(k)).c_str(), OFTReal);
+            layer_->CreateField(&c);
+            layer_->CreateField(&s);
+        }
+        dataset_->StartTransaction();
+    }
+
     std::string path_;
-    PendingOutput pending_;
+    PendingVectorOutput pending_;
     DatasetPtr dataset_;
     OGRLayer* layer_ = nullptr;
     int64_t features_ = 0;
@@ -550,9 +551,10 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
         }
     }
     if (!options.shard) {
-        for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
+        for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv}) {
             if (!out->empty()) check_output_file(*out, options.overwrite);
         }
+        if (!options.vector.empty()) check_vector_output(options.vector, options.overwrite);  // a shapefile's files too
         check_distinct_outputs({options.output, options.probabilities, options.dense, options.csv, options.vector}, {options.input});
     }
     if (options.max_nodata < 0 || options.max_nodata > 1) throw usage_error("--max-nodata must be in [0, 1]");
@@ -936,7 +938,8 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     for (const std::string* path : {&o.output, &o.probabilities, &o.dense, &o.csv, &o.vector}) {
         if (path->empty()) continue;
         remove_stale_temporaries(*path);  // a killed merge's (merging again is how it is redone)
-        check_output_file(*path, o.overwrite);
+        if (path == &o.vector) check_vector_output(*path, o.overwrite);
+        else check_output_file(*path, o.overwrite);
     }
     if (options.before_commit) {
         o.before_commit = [&options, &o](const std::string&, const SceneResult&) {

@@ -37,89 +37,6 @@ constexpr double kRegularizePixels = 1.0;
 // Below this intersection over union with the input, a regularised outline is rejected.
 constexpr double kRegularizeMinIou = 0.7;
 
-std::string lowercase(std::string text) {
-    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return text;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output formats and atomic vector outputs
-
-struct VectorFormat {
-    std::string driver;
-    bool geojson = false;
-    bool geopackage = false;
-    std::vector<std::string> sidecar_extensions;  // files the driver writes beside the main one
-};
-
-}  // namespace
-
-bool is_geojson_output(const std::string& path) {
-    const std::string ext = lowercase(fs::path(path).extension().string());
-    return ext == ".geojson" || ext == ".json";
-}
-
-namespace {
-
-VectorFormat vector_format(const std::string& path) {
-    const std::string ext = lowercase(fs::path(path).extension().string());
-    if (ext == ".gpkg") return {"GPKG", false, true, {}};
-    if (is_geojson_output(path)) return {"GeoJSON", true, false, {}};
-    if (ext == ".fgb") return {"FlatGeobuf", false, false, {}};
-    if (ext == ".shp")
-        return {"ESRI Shapefile", false, false, {".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx"}};
-    throw usage_error(path + ": unknown vector format '" + (ext.empty() ? std::string("(no extension)") : ext) +
-                      "' (expected .gpkg, .geojson, .json, .fgb or .shp)");
-}
-
-// A PendingOutput that also moves the sidecars of a multi-file format (a shapefile's .shx, .dbf,
-// .prj, .cpg) into place, removes the stale sidecars an older output left beside the final name (a
-// stale .qix would index the wrong shapes), and cleans SQLite journals of a failed GeoPackage.
-class PendingVectorOutput {
-public:
-    PendingVectorOutput(const std::string& final_path, const VectorFormat& format, bool overwrite)
-        : pending_(final_path, overwrite), extensions_(format.sidecar_extensions) {}
-    ~PendingVectorOutput() {
-        if (committed_) return;
-        std::error_code ec;
-        for (const auto& path : sidecars(pending_.temporary_path())) fs::remove(path, ec);
-        for (const char* suffix : {"-journal", "-wal", "-shm"}) fs::remove(pending_.temporary_path() + suffix, ec);
-    }
-    PendingVectorOutput(const PendingVectorOutput&) = delete;
-    PendingVectorOutput& operator=(const PendingVectorOutput&) = delete;
-
-    const std::string& temporary_path() const { return pending_.temporary_path(); }
-
-    void commit() {
-        pending_.check_final_path_free();  // before the sidecars: another run's shapefile keeps its .dbf
-        const auto from = sidecars(pending_.temporary_path());
-        const auto to = sidecars(pending_.final_path());
-        std::error_code ec;
-        for (size_t i = 0; i < from.size(); ++i) {
-            if (fs::exists(from[i], ec)) {
-                fs::rename(from[i], to[i], ec);
-                if (ec) throw Error(to[i] + ": cannot move into place: " + ec.message());
-            } else {
-                fs::remove(to[i], ec);
-            }
-        }
-        pending_.commit();  // the main file last: once it has its name, its sidecars are there
-        committed_ = true;
-    }
-
-private:
-    std::vector<std::string> sidecars(const std::string& path) const {
-        std::vector<std::string> out;
-        for (const auto& ext : extensions_) out.push_back(fs::path(path).replace_extension(ext).string());
-        return out;
-    }
-
-    PendingOutput pending_;
-    std::vector<std::string> extensions_;
-    bool committed_ = false;
-};
-
-
 // Removes a scratch file and SQLite's journals beside it (on disk or in /vsimem/) when destroyed.
 class ScratchFile {
 public:
@@ -1095,29 +1012,6 @@ RegularizedOutline regularize_outline(const OGRPolygon& outline, double toleranc
         result.polygon = std::move(simplified);
     }
     return result;
-}
-
-std::string check_vector_output(const std::string& path, bool overwrite, bool again) {
-    const VectorFormat format = vector_format(path);
-    // GDAL names a shapefile's files with lower-case extensions (x.SHP becomes x.shp).
-    const std::string output = format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string();
-    if (again) {
-        check_output_path_again(output, overwrite);
-    } else {
-        check_output_file(output, overwrite);
-    }
-    if (!overwrite) {
-        for (const auto& ext : format.sidecar_extensions) {
-            const std::string sidecar = fs::path(output).replace_extension(ext).string();
-            std::error_code ec;
-            if (again) {
-                check_output_path_again(sidecar, false);
-            } else if (fs::exists(sidecar, ec)) {
-                throw usage_error(output + ": " + sidecar + " (a file of this shapefile) already exists (use --overwrite to replace it)");
-            }
-        }
-    }
-    return output;
 }
 
 VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn& progress) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "src/vector_output.hpp"
 #include "tiling/progress.hpp"
 
 namespace rsi {
@@ -70,16 +71,6 @@ struct VectorizeResult {
 };
 
 VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn& progress = {});
-
-// Checks a polygon output path before any work: a known format (.gpkg, .geojson, .json, .fgb, .shp),
-// an existing directory, and, unless `overwrite`, neither the file nor (for a shapefile) any of the
-// files the driver writes beside it (.shx, .dbf, .prj, ...). Returns the path GDAL will write (a
-// shapefile's extension in lower case). With `again` (the run checked it when it started) an existing
-// file is reported as one that appeared meanwhile, a runtime error.
-std::string check_vector_output(const std::string& path, bool overwrite, bool again = false);
-
-// Whether `path` names a GeoJSON output (.geojson, .json), which is written in WGS84 unless --keep-crs.
-bool is_geojson_output(const std::string& path);
 
 // Building-outline regularisation, for one polygon in an isotropic metric frame (metres, any origin).
 // The outline is first simplified with `tolerance` (topology-preserving, removes the pixel stairs).

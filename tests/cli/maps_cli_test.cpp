@@ -125,6 +125,19 @@ TEST(MapsCli, SceneWritesLatticeCsvAndJson) {
     EXPECT_GT(j["model_seconds"].get<double>(), 0.0);
     EXPECT_LE(j["model_seconds"].get<double>(), j["seconds"].get<double>());
     EXPECT_TRUE(fs::exists(dir / "scene.csv"));
+    // A shapefile grid: a file of an older one there is refused before the model runs, then replaced.
+    test::write_text_file(dir / "grid.prj", "older");
+    const std::vector<std::string> grid{"scene", image, "-o", dir / "g.tif", "-m", fixture("tiny_scene.pt"), "--vector", dir / "grid.shp", "-q"};
+    const auto refused = run_rsi(grid);
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_NE(refused.err.find("grid.prj (a file of this shapefile) already exists (use --overwrite"), std::string::npos) << refused.err;
+    EXPECT_FALSE(fs::exists(dir / "g.tif"));
+    auto replacing = grid;
+    replacing.push_back("--overwrite");
+    const auto written = run_rsi(replacing);
+    ASSERT_EQ(written.exit_code, 0) << written.err;
+    for (const char* ext : {".shp", ".shx", ".dbf", ".cpg"}) EXPECT_TRUE(fs::exists(dir / (std::string("grid") + ext))) << ext;
+    EXPECT_NE(test::read_text_file(dir / "grid.prj"), "older");
     // eval names the classes from the map's category names (kept in its .aux.xml)
     const auto e = run_rsi({"eval", dir / "scene.tif", dir / "scene.tif", "--json", "-q"});
     ASSERT_EQ(e.exit_code, 0) << e.err;

@@ -250,6 +250,13 @@ TEST(PendingOutput, StaleTemporariesOfDeadProcessesAreRemovedThoseOfLiveOnesKept
     std::vector<std::string> kept{other_output, live};
     std::sort(kept.begin(), kept.end());
     EXPECT_EQ(names_in(dir.path), kept);
+    // A shapefile's temporaries are files of its stem: grid.dbf, grid.shx beside grid.shp.
+    for (const char* n : {".rsi-tmp-4194311-3-grid.shp", ".rsi-tmp-4194311-3-grid.dbf", ".rsi-tmp-4194311-3-grid.shx"}) touch(dir.path / n);
+    touch(dir.path / ".rsi-tmp-4194311-4-gridlines.dbf");  // another output's
+    remove_stale_temporaries((dir.path / "grid.shp").string());
+    kept.push_back(".rsi-tmp-4194311-4-gridlines.dbf");
+    std::sort(kept.begin(), kept.end());
+    EXPECT_EQ(names_in(dir.path), kept);
 }
 
 TEST(RasterWriter, CogIntermediateIsGoneOnceCloseReturnsBeforeTheCommit) {

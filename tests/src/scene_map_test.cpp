@@ -112,6 +112,46 @@ TEST(SceneMap, CsvVectorAndProbabilitiesAgreeWithTheRaster) {
     }
 }
 
+// A shapefile grid: its files appear together (lower-case extensions, a .prj with the image's CRS), its
+// ten-character field names hold, and a file of an older shapefile there blocks the run before it starts.
+TEST(SceneMap, ShapefileGridHasAllItsFilesAndItsFields) {
+    test::TempDir dir;
+    SceneOptions o = options_for(make_image(dir, 64, 48), dir / "classes.tif");
+    o.vector = dir / "grid.SHP";
+    o.top_k = 2;
+    test::write_text_file(dir / "grid.dbf", "an older shapefile's table");
+    test::expect_error([&] { map_scenes(scene_model(), o); }, ErrorKind::usage, "grid.dbf (a file of this shapefile) already exists");
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"grid.dbf", "scene.tif"}));
+    o.overwrite = true;
+    map_scenes(scene_model(), o);
+    EXPECT_EQ(test::names_in_folder(dir.str()),
+              (std::vector<std::string>{"classes.tif", "classes.tif.aux.xml", "grid.cpg", "grid.dbf", "grid.prj", "grid.shp", "grid.shx",
+                                        "scene.tif"}));
+    const RasterSource classes = RasterSource::open(o.output);
+    const auto cls = classes.read_float({0, 0, 4, 3}, {1});
+    const char* names[] = {"field", "forest", "water"};
+    const std::string shp = dir / "grid.shp";
+    DatasetPtr grid(GDALDataset::FromHandle(GDALOpenEx(shp.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr)));
+    ASSERT_TRUE(grid);
+    OGRLayer* layer = grid->GetLayer(0);
+    EXPECT_EQ(layer->GetFeatureCount(), 12);
+    ASSERT_TRUE(layer->GetSpatialRef());
+    EXPECT_STREQ(layer->GetSpatialRef()->GetAuthorityCode(nullptr), "32614");
+    for (const char* field : {"window_id", "class", "row", "col", "score", "class_1", "score_1", "class_2", "score_2"}) {
+        EXPECT_GE(layer->GetLayerDefn()->GetFieldIndex(field), 0) << field;
+    }
+    for (auto& feature : *layer) {
+        const int r = static_cast<int>(feature->GetFieldAsInteger64("row")), c = static_cast<int>(feature->GetFieldAsInteger64("col"));
+        EXPECT_STREQ(feature->GetFieldAsString("class"), names[static_cast<int>(cls[static_cast<size_t>(r * 4 + c)])]);
+        EXPECT_STREQ(feature->GetFieldAsString("class_1"), feature->GetFieldAsString("class"));
+        EXPECT_GE(feature->GetFieldAsDouble("score_1"), feature->GetFieldAsDouble("score_2"));
+        OGREnvelope env;
+        feature->GetGeometryRef()->getEnvelope(&env);
+        EXPECT_NEAR(env.MinX, 300000 + c * 16 * 0.3, 1e-6);  // the cell of window (r, c)
+        EXPECT_NEAR(env.MaxY, 5000000 - r * 16 * 0.3, 1e-6);
+    }
+}
+
 // A file another run wrote at one of the outputs while this run worked (here the grid layer, renamed
 // before the class map) fails the run at its end with a runtime error and none of its outputs in place;
 // a caller's later output (before_commit) is checked with them.
