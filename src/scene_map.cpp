@@ -137,10 +137,8 @@ public:
     void check_final_path_free() const { pending_.check_final_path_free(); }
 
 private:
-    // A shapefile's files take lower-case extensions (as check_vector_output says).
     GridLayerWriter(const std::string& path, const VectorFormat& format, const RasterInfo& info, int top_k, bool overwrite)
-        : path_(format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string()),
-          pending_(path_, format, overwrite) {
+        : path_(written_vector_path(path, format)), pending_(path_, format, overwrite) {
         const ScopedThreadConfig pinned_date = pinned_vector_date();
         GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(format.driver.c_str());
         if (!driver) throw Error("GDAL has no " + format.driver + " driver");

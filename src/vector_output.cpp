@@ -35,10 +35,13 @@ VectorFormat vector_format(const std::string& path) {
                       "' (expected .gpkg, .geojson, .json, .fgb or .shp)");
 }
 
+std::string written_vector_path(const std::string& path, const VectorFormat& format) {
+    return format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string();
+}
+
 std::string check_vector_output(const std::string& path, bool overwrite, bool again) {
     const VectorFormat format = vector_format(path);
-    // GDAL names a shapefile's files with lower-case extensions (x.SHP becomes x.shp).
-    const std::string output = format.sidecar_extensions.empty() ? path : fs::path(path).replace_extension(".shp").string();
+    const std::string output = written_vector_path(path, format);
     if (again) {
         check_output_path_again(output, overwrite);
     } else {

@@ -18,6 +18,9 @@ struct VectorFormat {
 // The format of .gpkg, .geojson/.json, .fgb or .shp (any case); a usage Error naming `path` otherwise.
 VectorFormat vector_format(const std::string& path);
 
+// The path GDAL writes for `path`: a shapefile's extension in lower case (x.SHP becomes x.shp).
+std::string written_vector_path(const std::string& path, const VectorFormat& format);
+
 // Whether `path` names a GeoJSON output (.geojson, .json), which is written in WGS84 unless --keep-crs.
 bool is_geojson_output(const std::string& path);
 
