@@ -6,6 +6,7 @@
 #include <map>
 
 #include "models/memory_probe.hpp"
+#include "src/csv_table.hpp"
 #include "src/model_catalog.hpp"
 #include "src/run_manifest.hpp"
 #include "src/output_file.hpp"
@@ -94,7 +95,9 @@ std::vector<std::string> collect_inputs(const SegmentationCli& o) {
             if (!file) throw Error(o.from + ": cannot read the input list");
             in = &file;
         }
-        for (std::string line; std::getline(*in, line);) {
+        bool first_line = true;
+        for (std::string line; std::getline(*in, line); first_line = false) {
+            if (first_line) strip_utf8_bom(line);  // a list saved by Notepad
             const auto first = line.find_first_not_of(" \t\r");
             if (first == std::string::npos || line[first] == '#') continue;
             line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
@@ -382,6 +385,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 if (!path.empty()) remove_stale_temporaries(path);
             }
         }
+        // A merge of this job's parts (after a kill) writes the outputs the user asked for, under their
+        // own names: not the temporary names and polygon scratch below.
+        options.recorded_outputs = segmentation_output_settings(options);
         std::unique_ptr<PendingOutput> pending_mask, pending_probabilities;
         if ((!vector_path.empty() || !preview_path.empty() || !manifest_path.empty()) && !shard_one_image) {
             if (options.parts_dir.empty()) options.parts_dir = options.output + ".parts";

@@ -4,12 +4,19 @@
 
 namespace rsi {
 
+bool strip_utf8_bom(std::string& line) {
+    if (line.rfind("\xEF\xBB\xBF", 0) != 0) return false;
+    line.erase(0, 3);
+    return true;
+}
+
 std::vector<CsvRow> read_csv_rows(std::istream& in, char delimiter, const std::string& where) {
     std::vector<CsvRow> rows;
     std::string line;
     int64_t line_number = 0;
     while (std::getline(in, line)) {
         ++line_number;
+        if (line_number == 1) strip_utf8_bom(line);
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
         CsvRow row;

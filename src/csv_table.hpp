@@ -13,8 +13,12 @@ struct CsvRow {
 };
 
 // All rows of `in`. Throws rsi::Error naming `where`:line for an unterminated quote or text after a
-// closing quote. A trailing '\r' is dropped; empty lines are skipped.
+// closing quote. A UTF-8 byte-order mark before the first line (Excel, Notepad) and a trailing '\r'
+// are dropped; empty lines are skipped.
 std::vector<CsvRow> read_csv_rows(std::istream& in, char delimiter, const std::string& where);
+
+// Drops a UTF-8 byte-order mark from the start of `line`; true when there was one.
+bool strip_utf8_bom(std::string& line);
 
 // Quotes a field when it holds the delimiter, a quote or a line break.
 std::string csv_field(const std::string& value, char delimiter = ',');

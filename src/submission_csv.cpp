@@ -57,8 +57,7 @@ std::vector<SpacenetEntry> read_spacenet_csv(std::istream& in, const std::string
     int image = -1, building = -1, wkt = -1, confidence = -1;
     const std::vector<std::string>& header = rows.front().fields;
     for (size_t c = 0; c < header.size(); ++c) {
-        std::string name = header[c];
-        if (c == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // UTF-8 byte-order mark
+        const std::string& name = header[c];
         if (name == "ImageId") image = static_cast<int>(c);
         else if (name == "BuildingId") building = static_cast<int>(c);
         else if (name == "PolygonWKT_Pix") wkt = static_cast<int>(c);

@@ -47,7 +47,8 @@ TEST(MapsCli, BatchModeDerivesNamesKeepsGoingAndReportsFailures) {
     test::TempDir dir;
     const std::string a = make_image(dir, "a.tif"), b = make_image(dir, "b.tif");
     const std::string list = dir / "inputs.txt";
-    { std::ofstream(list) << a << "\n# a comment\n" << dir / "missing.tif" << "\n" << b << "\n"; }
+    // saved with a byte-order mark (Notepad), which must not become part of the first path
+    { std::ofstream(list) << "\xEF\xBB\xBF" << a << "\n# a comment\n" << dir / "missing.tif" << "\n" << b << "\n"; }
     const auto r = run_rsi({"segment", "--from", list, "--output-dir", dir / "out", "-m", fixture("tiny_segmenter.pt"),
                             "--tile-size", "32", "--keep-going", "-q"});
     EXPECT_EQ(r.exit_code, 1);
@@ -380,6 +381,30 @@ std::string make_noisy_image(const test::TempDir& dir, int bands) {
     const double gt[6] = {400000, 0.3, 0, 3000000, 0, -0.3};
     test::georeference(image, gt, 32611);
     return image;
+}
+
+// A resumed run with polygons keeps its parts when the polygons cannot be written (a full disk), and
+// a merge of those parts writes the mask the user asked for: job.json recorded the mask's temporary
+// name (and the scratch confidence raster the polygons need as probabilities), so the merge "succeeded"
+// into a hidden .rsi-tmp- file that the next resume removed as stale.
+TEST(MapsCli, MergeOfAResumedRunWithPolygonsWritesTheNamedOutputs) {
+    test::TempDir dir;
+    const std::string image = make_noisy_image(dir, 3);
+    const std::vector<std::string> args{"buildings", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "64",
+                                        "--vector", dir / "v.gpkg", "--resume", "-q", "--no-manifest"};
+    // 2 MiB: the strips (under 200 KB) fit, the GeoPackage of the noise (8 MB) does not
+    const auto full = run_rsi(args, "ulimit -f 2048; trap '' XFSZ");
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    EXPECT_NE(full.err.find("v.gpkg"), std::string::npos) << full.err;
+    ASSERT_TRUE(fs::exists(dir / "m.tif.parts/job.json"));
+    const auto outputs = nlohmann::json::parse(test::slurp(dir / "m.tif.parts/job.json"))["outputs"];
+    EXPECT_EQ(outputs["output"], fs::absolute(dir / "m.tif").lexically_normal().string()) << outputs;
+    EXPECT_EQ(outputs["probabilities"], "") << outputs;
+    EXPECT_EQ(outputs["probability_format"], "float32") << outputs;
+    const auto merged = run_rsi({"merge", dir / "m.tif.parts", "--json", "-q"});
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    EXPECT_EQ(nlohmann::json::parse(merged.out)["output"], fs::absolute(dir / "m.tif").lexically_normal().string()) << merged.out;
+    EXPECT_EQ(test::names_in_folder(dir.str()), (std::vector<std::string>{"m.tif", "m.tif.aux.xml", "m.tif.manifest.json", "noisy.tif"}));
 }
 
 // Every output of an image is complete before any is renamed: a preview that cannot be written (a full

@@ -361,6 +361,11 @@ TEST(SceneEvaluation, WorkedExample) {
     o.labels = tmp / "folders";
     EXPECT_NEAR(evaluate_scenes(o).metrics.kappa, 0.6875, 1e-12);
 
+    // A label CSV saved with a byte-order mark (Excel) finds its id column all the same.
+    write_text(tmp / "labels-bom.csv", "\xEF\xBB\xBF" "image,label\r\nx1.tif,a\r\nx2.tif,a\r\nx3.tif,b\r\nx4.tif,b\r\nx5.tif,c\r\n");
+    o.labels = tmp / "labels-bom.csv";
+    EXPECT_NEAR(evaluate_scenes(o).metrics.kappa, 0.6875, 1e-12);
+
     // A labelled item without prediction is an error naming it.
     write_text(tmp / "short.csv", "file,class\nx1.tif,a\n");
     o.prediction = tmp / "short.csv";

@@ -580,6 +580,27 @@ TEST(SubmissionCsv, MalformedFilesNameFileAndLine) {
     EXPECT_FALSE(plain[0].has_confidence);
 }
 
+// Excel and Notepad save UTF-8 with a byte-order mark: it must not become part of the first image
+// name (a headerless SpaceNet file or any Tianchi file would then miss that image in the scoring).
+TEST(SubmissionCsv, ByteOrderMarkIsNotPartOfTheFirstName) {
+    std::istringstream tianchi("\xEF\xBB\xBF" "a.jpg\t1 2\r\nb.jpg\t\r\n");
+    const auto t = read_tianchi_csv(tianchi, "s.csv");
+    ASSERT_EQ(t.size(), 2u);
+    EXPECT_EQ(t[0].name, "a.jpg");
+    EXPECT_EQ(t[0].rle, "1 2");
+    std::istringstream bare("\xEF\xBB\xBF" "img1,1,\"POLYGON ((0 0,1 0,1 1,0 0))\",1\n");
+    const auto s = read_spacenet_csv(bare, "p.csv");
+    ASSERT_EQ(s.size(), 1u);
+    EXPECT_EQ(s[0].image_id, "img1");
+    std::istringstream headed("\xEF\xBB\xBF" "ImageId,BuildingId,PolygonWKT_Pix\nimg2,1,POLYGON EMPTY\n");
+    const auto h = read_spacenet_csv(headed, "p.csv");
+    ASSERT_EQ(h.size(), 1u);
+    EXPECT_EQ(h[0].image_id, "img2");
+    // only at the start of the file: the same bytes later on are data
+    std::istringstream later("a.jpg\t\n\xEF\xBB\xBF" "b.jpg\t\n");
+    EXPECT_EQ(read_tianchi_csv(later, "s.csv")[1].name, "\xEF\xBB\xBF" "b.jpg");
+}
+
 TEST(Submission, ValidationCatchesForeignAndMissingFiles) {
     TempDir tmp;
     SubmissionOptions o;
