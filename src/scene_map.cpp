@@ -625,7 +625,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
         nlohmann::json settings{{"input", fs::path(options.input).filename().string()},
                                 {"width", info.width}, {"height", info.height}, {"bands", mapping.source_bands},
                                 {"model", meta.weights_sha256}, {"model_name", meta.name}, {"window", S},
-                                {"window_pixels", window_px}, {"stride_pixels", grid.stride_x()}, {"edge", static_cast<int>(options.edge)},
+                                {"window_pixels", window_px}, {"stride_pixels", grid.stride_x()}, {"edge", to_string(options.edge)},
                                 {"max_nodata", options.max_nodata}, {"resample", options.resample}, {"tta", to_string(options.tta)},
                                 {"batch", B},
                                 // the metadata as overridden (--mean, --std, ...) and the precision run at

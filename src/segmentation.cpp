@@ -128,6 +128,12 @@ void assemble_parts(const std::string& parts_dir, const nlohmann::json& job, con
 // Paths absolute (input_path_for_job): a merge run from another directory with a parts folder of its
 // own name (--parts-dir) writes where the shards were asked to, not relative to its own directory.
 nlohmann::json output_settings(const SegmentOptions& o) {
+    return o.recorded_outputs.is_null() ? segmentation_output_settings(o) : o.recorded_outputs;
+}
+
+}  // namespace
+
+nlohmann::json segmentation_output_settings(const SegmentOptions& o) {
     return {{"output", output_path_for_job(o.output)},
             {"probabilities", output_path_for_job(o.probabilities)},
             {"probability_format", o.probability_format == ProbabilityFormat::byte ? "byte" : "float32"},
@@ -137,8 +143,6 @@ nlohmann::json output_settings(const SegmentOptions& o) {
             {"format", o.format},
             {"creation_options", o.creation_options}};
 }
-
-}  // namespace
 
 namespace {
 
@@ -384,7 +388,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
             {"input", std::filesystem::path(identity).filename().string()},
             {"width", W}, {"height", H}, {"bands", mapping.source_bands},
             {"model", meta.weights_sha256}, {"model_name", meta.name},
-            {"tile", T}, {"overlap", spec.overlap}, {"edge", static_cast<int>(options.edge)}, {"blend", static_cast<int>(options.blend)},
+            {"tile", T}, {"overlap", spec.overlap}, {"edge", to_string(options.edge)}, {"blend", to_string(options.blend)},
             {"tta", to_string(options.tta)}, {"batch", B}, {"resampled", pixel_size_handled},
             // Every part must come from the same numbers: the metadata as overridden (--mean, --std,
             // --input-scale, ...) and the precision the model runs at.
@@ -653,13 +657,16 @@ struct ModelGridScratch {
         inner.parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
         inner.keep_parts = true;
         inner.before_commit = nullptr;  // the scratch's commit is not the run's: resample_back's is
+        inner.recorded_outputs = nullptr;  // the image-grid outputs are recorded in image_grid
     }
 };
 
 // Resamples the model-grid probabilities back to the image grid `image` (bilinear), takes the
-// validity from the image itself and writes every row into `outputs`.
+// validity from the image itself (its model `bands`, NaN/Inf included, as a native run does) and
+// writes every row into `outputs`.
 void write_resampled(const std::string& model_grid_probabilities, const RasterInfo& image, const std::string& input,
-                     int64_t classes, int64_t budget_bytes, ClassMapOutputs& outputs, const ProgressFn& progress) {
+                     const std::vector<int>& bands, int64_t classes, int64_t budget_bytes, ClassMapOutputs& outputs,
+                     const ProgressFn& progress) {
     const int64_t W = image.width, H = image.height;
     const std::string back = unique_vsimem("image-grid");
     struct Cleanup {
@@ -671,11 +678,12 @@ void write_resampled(const std::string& model_grid_probabilities, const RasterIn
     // that take at most a quarter of the budget (full rows of a 100000-pixel-wide image took 230 MB);
     // the VRT's blocks are one segment row tall, so each is warped once.
     constexpr int64_t kBandRows = 256, kColumnStep = 512;
-    const int64_t per_column = kBandRows * (classes * 4 + 1);
+    const RasterSource source = RasterSource::open(input);
+    const bool check_finite = may_hold_non_finite(source.info(), bands);
+    const int64_t per_column = kBandRows * ((classes + (check_finite ? static_cast<int64_t>(bands.size()) : 0)) * 4 + 1);
     const int64_t segment = std::min(W, std::max(kColumnStep, budget_bytes / 4 / per_column / kColumnStep * kColumnStep));
     set_warped_vrt_block_size(back, static_cast<int>(kColumnStep), static_cast<int>(kBandRows));
     const RasterSource probabilities = RasterSource::open(back);
-    const RasterSource source = RasterSource::open(input);
     if (source.info().width != W || source.info().height != H) {
         throw Error(input + ": is " + std::to_string(source.info().width) + "x" + std::to_string(source.info().height) +
                     ", not the " + std::to_string(W) + "x" + std::to_string(H) + " image the parts were made from");
@@ -690,6 +698,10 @@ void write_resampled(const std::string& model_grid_probabilities, const RasterIn
             const std::vector<float> p = probabilities.read_float({x, y, span, rows}, prob_band_list);
             valid.resize(static_cast<size_t>(n));
             source.read_validity({x, y, span, rows}, {}, valid.data());
+            if (check_finite) {
+                std::vector<float> data = source.read_float({x, y, span, rows}, bands);
+                mask_non_finite(data.data(), static_cast<int>(bands.size()), n, valid.data());
+            }
             for (int64_t i = 0; i < n; ++i) {
                 if (p[static_cast<size_t>(i)] < 0) valid[static_cast<size_t>(i)] = 0;  // nodata on the model grid
             }
@@ -703,12 +715,12 @@ void write_resampled(const std::string& model_grid_probabilities, const RasterIn
 // The final outputs from the model-grid probabilities of `scratch`. The scratch files are removed
 // once the outputs are complete and before they are renamed into place: a kill in between leaves only
 // temporaries that a resume clears, never scratch files beside a finished output.
-void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std::string& input,
+void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std::string& input, const std::vector<int>& bands,
                    const SegmentOptions& options, const models::ModelMetadata& meta, const ProgressFn& progress,
                    std::vector<int64_t>& class_pixels, int64_t& nodata_pixels) {
     report_progress(progress, 0.0, "resampling back");
     ClassMapOutputs outputs(options, image, meta);
-    write_resampled(scratch.probabilities.temporary_path(), image, input, static_cast<int64_t>(meta.classes.size()),
+    write_resampled(scratch.probabilities.temporary_path(), image, input, bands, static_cast<int64_t>(meta.classes.size()),
                     options.memory_budget_mb * 1024 * 1024, outputs,
                     progress);
     outputs.close();
@@ -824,7 +836,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     // The model-grid run's threads freed their batches, but glibc keeps such memory in per-thread
     // arenas (240 MB of a 100000-pixel-wide run); handing it back keeps this phase within --ram.
     ::malloc_trim(0);
-    resample_back(scratch, info, options.input, options, meta, [&](double f, std::string_view what) {
+    resample_back(scratch, info, options.input, result.source_bands, options, meta, [&](double f, std::string_view what) {
         return !progress || progress(0.9 + 0.1 * f, what);
     }, result.class_pixels, result.nodata_pixels);
     if (options.resume && !options.keep_parts) {
@@ -1073,7 +1085,8 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
         assemble_parts(options.parts_dir, job, scratch.inner, meta, [&](double f, std::string_view what) {
             return !progress || progress(0.9 * f, what);
         }, model_grid_pixels, model_grid_nodata);
-        resample_back(scratch, georeference_from_job(image_grid), image_grid.at("input").get<std::string>(), o,
+        resample_back(scratch, georeference_from_job(image_grid), image_grid.at("input").get<std::string>(),
+                      job.at("settings").at("bands").get<std::vector<int>>(), o,
                       meta, [&](double f, std::string_view what) { return !progress || progress(0.9 + 0.1 * f, what); },
                       result.class_pixels, result.nodata_pixels);
     } else if (options.vrt) {

@@ -67,6 +67,10 @@ struct SegmentOptions {
     std::string fingerprint_input;     // the file that identifies the input when `input` is derived from it
     nlohmann::json image_grid;         // a run on a resampled copy: what a merge needs to resample back
                                        // (the image's grid, its path and the final outputs)
+    // The outputs job.json records for `rsi merge` (segmentation_output_settings) when `output` and
+    // `probabilities` stand in for them: the CLI writes under temporary names until the polygons are
+    // written too, and polygons take their confidence from a scratch probability raster. Null: these.
+    nlohmann::json recorded_outputs;
     // Called once every output is complete, just before the first is renamed into place. A caller that
     // writes more outputs of the run afterwards (a preview, a run manifest) checks their paths here
     // (check_output_path_again), so a run that cannot write them leaves none of its outputs.
@@ -129,6 +133,9 @@ std::pair<std::string, std::string> merge_output_paths(const MergeOptions& optio
 
 // The outputs (paths and options) the shards of a segmentation job.json were given.
 nlohmann::json job_output_settings(const nlohmann::json& job);
+
+// The outputs of `options` as a job records them (absolute paths, formats): what a merge writes.
+nlohmann::json segmentation_output_settings(const SegmentOptions& options);
 
 // Runs `model` over `options.input`. The model is loaded once by the caller and can serve many images.
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress = {});

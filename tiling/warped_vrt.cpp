@@ -66,10 +66,18 @@ void warp_to_vrt(const std::string& source, const std::string& target, const Ras
         args.emplace_back("-t_srs");
         args.push_back(grid.crs_wkt);
     }
+    DatasetPtr in = open_raster(source);
+    // Float bands without a declared nodata value hold NaN where there is no data (rsi reads them so):
+    // declared to the warper, each band's NaNs are left out of the kernels, where they spread into the
+    // valid neighbours (a NaN block came back a pixel or two larger, its edge lost to nodata).
+    if (!nodata && in->GetRasterCount() > 0 && GDALDataTypeIsFloating(in->GetRasterBand(1)->GetRasterDataType()) &&
+        (in->GetRasterBand(1)->GetMaskFlags() & GMF_ALL_VALID)) {
+        nodata = "nan";
+        for (const char* a : {"-wo", "UNIFIED_SRC_NODATA=NO"}) args.emplace_back(a);
+    }
     if (nodata) {
         for (const char* a : {"-srcnodata", nodata, "-dstnodata", nodata}) args.emplace_back(a);
     }
-    DatasetPtr in = open_raster(source);
     // A mask band (internal or .msk) marks pixels without data, but a warp keeps it only as an alpha
     // band: without one, masked pixels came out as valid zeros (black, and segmented).
     if (in->GetRasterCount() > 0) {

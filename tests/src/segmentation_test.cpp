@@ -298,6 +298,27 @@ TEST(Segmentation, AMaskBandSurvivesResamplingLikeAnAlphaBand) {
     EXPECT_EQ(RasterSource::open(dir / "m.tif").read_float({0, 0, 60, 40}, {1}), RasterSource::open(dir / "a.tif").read_float({0, 0, 60, 40}, {1}));
 }
 
+// NaN in a float image without a declared nodata value is no data on the resampled path too, exactly
+// where it is: the warp spread it into the valid neighbours (the block came back a pixel or two larger
+// on every side), and the validity read back from the image ignored it.
+TEST(Segmentation, UndeclaredNanIsNodataExactlyThereWhenResampled) {
+    test::TempDir dir;
+    const std::string image = dir / "nan.tif";
+    const auto inside = [](int x, int y) { return x >= 20 && x < 40 && y >= 10 && y < 30; };
+    test::make_raster(image, 60, 40, 3, GDT_Float32, [&](int b, int x, int y) {
+        return inside(x, y) ? std::nan("") : static_cast<double>((x * 11 + y * 7 * b) % 256);
+    });
+    const double gt[6] = {500000, 0.6, 0, 4000000, 0, -0.6};
+    test::georeference(image, gt, 32633);
+    const SegmentResult r = segment_image(segmenter(), options_for(image, dir / "mask.tif"));
+    EXPECT_DOUBLE_EQ(r.resample_x, 2.0);
+    EXPECT_EQ(r.nodata_pixels, 20 * 20);
+    const std::vector<float> mask = RasterSource::open(dir / "mask.tif").read_float({0, 0, 60, 40}, {1});
+    for (int y = 0; y < 40; ++y) {
+        for (int x = 0; x < 60; ++x) ASSERT_EQ(mask[static_cast<size_t>(y * 60 + x)] == 255, inside(x, y)) << x << "," << y;
+    }
+}
+
 TEST(Segmentation, NodataIsSkippedAndNeverBecomesABuilding) {
     test::TempDir dir;
     const std::string image = dir / "nodata.tif";
@@ -508,6 +529,9 @@ TEST(Segmentation, ShardsMergedEqualTheDirectRun) {
             bf16.precision = models::Precision::bf16;
             test::expect_error([&] { segment_image(models::Model::load(fixture("tiny_segmenter.pt"), bf16), sibling); }, ErrorKind::usage,
                                "holds parts of another job (precision fp32 -> bf16)");
+            SegmentOptions center = sibling;  // settings named, not enum numbers ("blend 0 -> 5")
+            center.blend = BlendKind::center;
+            test::expect_error([&] { segment_image(segmenter(), center); }, ErrorKind::usage, "holds parts of another job (blend hann -> center)");
         }
         if (k == 2) {  // not all shards done yet: merge names the missing one
             MergeOptions m;
