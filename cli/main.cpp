@@ -94,6 +94,16 @@ void report_failure(const std::string& command, const std::string& message, int 
     if (json) rsi::cli::print_json({{"command", command}, {"error", message}, {"exit_code", exit_code}});
 }
 
+// Whether the command line asks for --json, read from the words themselves: when it fails to parse,
+// the flag may not have been reached (CLI11 stops at the first bad word).
+bool asks_for_json(const std::vector<std::string>& args) {
+    for (const std::string& word : args) {
+        if (word == "--") break;
+        if (word == "--json") return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,7 +113,7 @@ int main(int argc, char** argv) {
     try {
         args = rewrite_gdal_style_options(args);
     } catch (const std::invalid_argument& e) {
-        std::cerr << "rsi: " << e.what() << "\n";
+        report_failure("rsi", e.what(), 2, asks_for_json(args));
         return 2;
     }
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
@@ -131,7 +141,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << subcommand_name(app) << ": " << parse_error_message(app, e) << " (see --help)\n";
+        report_failure(subcommand_name(app), parse_error_message(app, e) + " (see --help)", 2,
+                       context.common.json || asks_for_json(args));
         return 2;
     }
     if (show_version) {

@@ -88,6 +88,19 @@ TEST_F(BadInput, AFailureIsOneLineOnStderrAndAJsonDocumentWithJson) {
     const auto usage = run_rsi({"buildings", image, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--probability-format", "byte", "--json"});
     EXPECT_EQ(usage.exit_code, 2) << usage.err;
     EXPECT_EQ(nlohmann::json::parse(usage.out)["exit_code"], 2) << usage.out;
+    // A command line that does not parse gets its document too, wherever --json stands in it (CLI11
+    // stops at the first bad word, before reaching the flag).
+    for (const std::vector<std::string>& words : {std::vector<std::string>{"scene", "--json"},
+                                                  {"eval", "a.tif", "b.tif", "--nope", "--json"},
+                                                  {"scene", image, "-o", out, "--window", "zero", "--json"}}) {
+        const auto parse = run_rsi(words);
+        EXPECT_EQ(parse.exit_code, 2) << parse.err;
+        EXPECT_EQ(parse.err_lines(), 1) << parse.err;
+        const auto doc = nlohmann::json::parse(parse.out);
+        EXPECT_EQ(doc["exit_code"], 2) << parse.out;
+        EXPECT_EQ(doc["command"], "rsi " + words[0]) << parse.out;
+        EXPECT_EQ(doc["command"].get<std::string>() + ": " + doc["error"].get<std::string>() + "\n", parse.err);
+    }
     const auto plain = run_rsi({"buildings", gray, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32"});
     EXPECT_EQ(plain.exit_code, 1);
     EXPECT_EQ(plain.err_lines(), 1) << plain.err;
