@@ -105,6 +105,16 @@ void check_output_file(const std::string& path, bool overwrite) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) throw usage_error(path + ": is a folder; give a file name for this output");
     check_output_path(path, overwrite);
+    // The commit replaces or removes the file's sidecars (a stale one would lie about the new file), so
+    // an existing one is an output of this run too: a lone .aux.xml may hold someone's metadata, and
+    // a .wld is read by GDAL for every file of that stem (a PNG's world file beside a new TIFF).
+    if (overwrite) return;
+    for (const std::string& sidecar : sidecar_paths(without_trailing_separator(path))) {
+        if (fs::exists(fs::symlink_status(sidecar, ec))) {
+            throw usage_error(sidecar + ": already exists (GDAL would read it with " + path +
+                              "; use --overwrite to replace it)");
+        }
+    }
 }
 
 std::filesystem::path path_identity(const std::string& path) {

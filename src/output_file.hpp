@@ -14,7 +14,8 @@ namespace rsi {
 void check_output_path(const std::string& path, bool overwrite);
 
 // check_output_path for an output that is a file: an existing folder there is a usage Error even with
-// --overwrite (it was found only when the finished file could not be renamed onto it).
+// --overwrite (it was found only when the finished file could not be renamed onto it), and so, without
+// --overwrite, is an existing sidecar of it (sidecar_paths), which the commit would replace or remove.
 void check_output_file(const std::string& path, bool overwrite);
 
 // For a path the run checked with check_output_path when it started, again just before its output is

@@ -54,6 +54,30 @@ TEST(PendingOutput, CommitMovesTheFileAndItsSidecarsIntoPlace) {
     EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif", "map.tif.aux.xml"}));
 }
 
+// The commit replaces or removes the output's sidecars, so one already there (a lone .aux.xml holding
+// someone's metadata, a PNG's .wld beside the new TIFF) is refused without --overwrite, naming it.
+TEST(CheckOutputFile, AnExistingSidecarIsRefusedWithoutOverwrite) {
+    TempDir dir;
+    const std::string map = (dir.path / "map.tif").string();
+    EXPECT_NO_THROW(check_output_file(map, false));
+    for (const char* name : {"map.tif.aux.xml", "map.wld", "map.tfw", "map.tif.msk", "map.tif.ovr"}) {
+        touch(dir.path / name);
+        try {
+            check_output_file(map, false);
+            ADD_FAILURE() << name << " was not refused";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::usage);
+            EXPECT_EQ(std::string(e.what()), (dir.path / name).string() + ": already exists (GDAL would read it with " + map +
+                                                 "; use --overwrite to replace it)");
+        }
+        EXPECT_NO_THROW(check_output_file(map, true));
+        fs::remove(dir.path / name);
+    }
+    touch(dir.path / "map.png.aux.xml");  // another file's sidecar
+    touch(dir.path / "map.pgw");
+    EXPECT_NO_THROW(check_output_file(map, false));
+}
+
 TEST(PendingOutput, AFileAnotherRunWroteMeanwhileIsNotReplaced) {
     TempDir dir;
     const std::string final_path = (dir.path / "map.tif").string();
