@@ -49,6 +49,11 @@ protected:
         const int status = std::system(command.c_str());
         return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::slurp(dir / "err.txt")};
     }
+    // The mask and its .aux.xml (class names): a lone .aux.xml left behind is refused without --overwrite.
+    void remove_out() const {
+        fs::remove(out);
+        fs::remove(out + ".aux.xml");
+    }
     std::vector<std::string> run_args(const std::vector<std::string>& extra, const std::string& input) const {
         std::vector<std::string> a{"buildings", input, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--quiet", "--no-manifest"};
         if (std::find(extra.begin(), extra.end(), "--tile-size") == extra.end()) {
@@ -205,7 +210,7 @@ TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
     EXPECT_FALSE(fs::exists(dir / "v.geojson"));
     EXPECT_EQ(run_rsi(run_args({"--vector", dir / "v.geojson", "--keep-crs"}, plain)).exit_code, 0);
     EXPECT_TRUE(fs::exists(dir / "v.geojson"));
-    fs::remove(out);
+    remove_out();
     fs::remove(out + ".manifest.json");
     auto no_dir = run_args({}, image);
     no_dir[3] = dir / "no/such/dir/out.tif";
@@ -221,7 +226,7 @@ TEST_F(BadInput, OptionsAndOutputsThatMakeNoSense) {
     EXPECT_EQ(exists.exit_code, 2);
     EXPECT_NE(exists.err.find("already exists"), std::string::npos) << exists.err;
     EXPECT_EQ(test::slurp(out), "previous");
-    fs::remove(out);
+    remove_out();
 }
 
 // Each case once went through with exit 0 or left an output behind: out-of-range numbers, outputs
@@ -256,13 +261,13 @@ TEST_F(BadInput, OutputsAndNumbersAreCheckedBeforeAnyWork) {
     const auto failed = run_rsi(run_args({"--overwrite", "--preview", dir / "nodir/p.png"}, image));
     EXPECT_EQ(failed.exit_code, 1) << failed.err;
     EXPECT_EQ(test::slurp(out), "previous");
-    fs::remove(out);
+    remove_out();
     // With a preview, the mask appears only with it (both under temporary names until then).
     const auto ok = run_rsi(run_args({"--preview", dir / "ok.png"}, image));
     ASSERT_EQ(ok.exit_code, 0) << ok.err;
     EXPECT_TRUE(fs::exists(out));
     EXPECT_GT(fs::file_size(dir / "ok.png"), 100u);
-    fs::remove(out);
+    remove_out();
     // The manifest is an output too: an existing one is not replaced without --overwrite.
     std::ofstream(out + ".manifest.json") << "{}";
     auto with_manifest = run_args({}, image);
@@ -298,7 +303,7 @@ TEST_F(BadInput, NoCommandWritesOverItsInputsOrIntoAFolder) {
     ASSERT_TRUE(fs::exists(out + ".parts/job.json"));  // still there to merge properly
     const auto merged = run_rsi({"merge", out + ".parts", "--quiet"});
     ASSERT_EQ(merged.exit_code, 0) << merged.err;
-    fs::remove(out);
+    remove_out();
     // A folder where a file goes: refused before the model runs (it failed after, renaming onto it).
     fs::create_directories(dir / "folder.tif");
     auto into_folder = run_args({"--overwrite"}, image);
@@ -351,13 +356,13 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     test::make_raster(tiny, 10, 7, 3, GDT_Byte, [](int b, int x, int y) { return (x * 20 + y * b) % 256; });
     auto r = run_rsi(run_args({}, tiny));
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    fs::remove(out);
+    remove_out();
     // No CRS / geotransform: runs in pixel space; --vector --min-area (metres) is refused.
     const std::string plain = dir / "plain.tif";
     test::make_raster(plain, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * 9 + y * b) % 256; });
     r = run_rsi(run_args({}, plain));
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    fs::remove(out);
+    remove_out();
     expect_failure("min-area without georeferencing", run_args({"--vector", dir / "p.gpkg", "--min-area", "20"}, plain), 2,
                    "plain.tif: is not georeferenced");
     EXPECT_FALSE(fs::exists(dir / "p.gpkg"));
@@ -365,7 +370,7 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi(run_args({"--vector", dir / "p.gpkg", "--regularize"}, plain));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir / "p.gpkg"));
-    fs::remove(out);
+    remove_out();
     fs::remove(out + ".manifest.json");
     // The mask is a GeoTIFF: a name other tools would open as something else is refused.
     const auto misnamed = run_rsi({"segment", plain, "-m", fixture("tiny_segmenter.pt"), "-o", dir / "mask.gpkg", "-q"});
@@ -383,7 +388,7 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi(run_args({"--json"}, blank));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("\"nodata_pixels\": 4096"), std::string::npos) << r.out;
-    fs::remove(out);
+    remove_out();
     // NaN and Inf pixels are nodata.
     const std::string nan = dir / "nan.tif";
     test::make_raster(nan, 64, 64, 3, GDT_Float32, [](int, int x, int y) {
@@ -392,7 +397,7 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi(run_args({"--json", "--resample", "off"}, nan));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("\"nodata_pixels\": " + std::to_string(8 * 64 + 56 * 8)), std::string::npos) << r.out;
-    fs::remove(out);
+    remove_out();
     // A file name that is not UTF-8 (Linux names are bytes): --json and the manifest print it with
     // U+FFFD (the JSON library threw after the mask was written, leaving it behind with exit 1).
     const std::string latin1 = dir / "lat1_\xe9.tif";
@@ -405,7 +410,7 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     EXPECT_TRUE(fs::exists(out + ".manifest.json"));
     r = run_rsi({"info", latin1, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    fs::remove(out);
+    remove_out();
     // Georeferenced by ground control points only: outputs would silently lose them. A warning, an
     // error with --strict; info lists them.
     const std::string gcps = dir / "gcps.tif";
@@ -429,7 +434,7 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi(run_args({"--json"}, gcps));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("3 ground control points but no geotransform"), std::string::npos) << r.out;
-    fs::remove(out);
+    remove_out();
     expect_failure("gcps strict", run_args({"--strict"}, gcps), 1, "gcps.tif: has 3 ground control points");
     r = run_rsi({"info", gcps});
     EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;
@@ -476,7 +481,7 @@ TEST_F(BadInput, BandsDeclaredAsOtherColoursOrAlphaAreFlagged) {
     strict.insert(strict.end(), {"--bands", "3,2,1"});
     auto r = run_rsi(strict);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    fs::remove(out);
+    remove_out();
     r = run_rsi(run_args({"--bands", "1,2,4", "--json"}, bgr));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("band 4 is an alpha band but fills the model's b3 channel"), std::string::npos) << r.out;
