@@ -525,7 +525,7 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
                   "The xView2 contest score of a folder of predictions against a folder of targets (found by name when not given)");
     sub->add_option("--size", o->size, "Tianchi: image size WIDTHxHEIGHT")->capture_default_str();
     sub->add_option("--classes", o->classes, "Pixel: number of classes (default: largest value + 1)")->check(CLI::Range(1, 256));
-    sub->add_option("--ignore", o->ignore, "Pixel: value not counted (after mapping), e.g. 255")->check(CLI::Range(0, 255));
+    sub->add_option("--ignore", o->ignore, "Pixel: a value whose pixels are not scored, in either raster (after mapping), e.g. 255")->check(CLI::Range(0, 255));
     sub->add_option("--truth-map", o->truth_map, "Pixel: remap truth values, e.g. 255=1 for 0/255 masks");
     sub->add_option("--prediction-map", o->prediction_map, "Pixel: remap predicted values, e.g. 255=1");
     sub->add_option("--truth-class-field", o->truth_class_field,

@@ -28,6 +28,12 @@ namespace {
 constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
 }
 
+int64_t ConfusionMatrix::total() const {
+    int64_t n = 0;
+    for (int64_t c : cells_) n += c;
+    return n;
+}
+
 PixelMetrics ConfusionMatrix::metrics() const {
     PixelMetrics m;
     const int k = classes_;

@@ -37,6 +37,7 @@ public:
 
     int classes() const { return classes_; }
     int64_t at(int truth, int prediction) const { return cells_[static_cast<size_t>(truth * classes_ + prediction)]; }
+    int64_t total() const;  // pixel pairs counted
     PixelMetrics metrics() const;
 
 private:

@@ -38,7 +38,13 @@ std::map<int, int> parse_value_map(const std::string& text, const std::string& o
             const std::string right = pair.substr(eq + 1);
             const int to = std::stoi(right, &used);
             if (used != right.size() || from < 0 || from > 255 || to < 0 || to > 255) throw std::invalid_argument("range");
-        out[from] = to;
+            if (const auto [at, added] = out.emplace(from, to); !added && at->second != to) {
+                // 1=2,1=0: which one was meant? (The last silently won.)
+                throw usage_error(option + ": value " + std::to_string(from) + " is mapped twice (to " + std::to_string(at->second) +
+                                  " and to " + std::to_string(to) + ")");
+            }
+        } catch (const Error&) {
+            throw;
         } catch (const std::exception&) {
             throw usage_error(option + ": '" + pair + "' is not VALUE=CLASS with values 0..255");
         }
@@ -546,6 +552,9 @@ PixelEvaluation evaluate_pixels(const PixelEvaluationOptions& options, const Pro
     }
     if (!warped.empty() && unscored[truth_nodata] == W * H) {
         throw Error(options.truth + ": does not overlap " + options.prediction + " (no pixel to compare; are they of the same place?)");
+    }
+    if (result.matrix.total() == 0) {  // name the files (metrics() alone says only "metrics: ...")
+        throw Error(options.prediction + " vs " + options.truth + ": no pixel to compare (every pixel is nodata or ignored in one of them)");
     }
     result.metrics = result.matrix.metrics();
     return result;

@@ -70,7 +70,10 @@ struct SceneResult {
     double scale = 1;                              // image pixels per model pixel (x)
     double scale_y = 1;
     std::vector<SceneClassSummary> classes;        // at the mapped level
-    double km2 = 0;                                // area classified
+    double km2 = 0;                                // the image's ground area (0 without georeferencing). The
+                                                   // classes' areas (their lattice cells) add up to less where
+                                                   // windows were skipped, and by the margin of (window − stride)/2
+                                                   // pixels along the border that no cell covers
     std::vector<std::string> warnings;
     std::vector<int> source_bands;  // the image bands that filled the model's channels, in order
     std::string band_rescale = "none";  // how raw values were stretched into the model's range (BandMapping::rescale)

@@ -1028,8 +1028,8 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                           " is in metres but the mask is not georeferenced (it has " + info.georeferencing_gap() + ")");
     }
     if (format.geojson && !options.keep_crs && !info.georeferenced()) {
-        throw usage_error(options.mask + ": GeoJSON is written in WGS84 (RFC 7946) but the mask is not georeferenced " +
-                          (info.has_geotransform ? "(it has a geotransform but no CRS); write another format (.gpkg: a layer "
+        throw usage_error(options.mask + ": GeoJSON is written in WGS84 (RFC 7946) but the mask is not georeferenced" +
+                          (info.has_geotransform ? " (it has a geotransform but no CRS); write another format (.gpkg: a layer "
                                                    "without a CRS), or use --keep-crs to write its geotransform's coordinates "
                                                    "with no CRS, which GeoJSON readers take for WGS84"
                                                  : "; write another format (.gpkg: a layer without a CRS), or use --keep-crs to "

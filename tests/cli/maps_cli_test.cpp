@@ -486,6 +486,18 @@ TEST(MapsCli, BatchResumePreviewNamesAndSmallTiles) {
     const auto other = run_rsi(rescaled);
     EXPECT_EQ(other.exit_code, 2) << other.err;
     EXPECT_NE(other.err.find("a.tif: exists, but it was made with other options"), std::string::npos) << other.err;
+    // One input rerun with --resume once it is finished: skipped, exit 0 (it said "already exists", exit 2).
+    const std::vector<std::string> one{"buildings", dir / "a.tif", "-o", dir / "one.tif", "-m", fixture("tiny_segmenter.pt"),
+                                       "--tile-size", "32", "--overlap", "8", "--resume", "-q", "--json"};
+    ASSERT_EQ(run_rsi(one).exit_code, 0);
+    const auto again = run_rsi(one);
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(nlohmann::json::parse(again.out)["skipped"], "done before (--resume)") << again.out;
+    std::vector<std::string> flipped = one;
+    flipped.insert(flipped.end(), {"--tta", "flip"});
+    const auto changed = run_rsi(flipped);
+    EXPECT_EQ(changed.exit_code, 2) << changed.err;
+    EXPECT_NE(changed.err.find("one.tif: exists, but it was made with other options"), std::string::npos) << changed.err;
     // --output-dir . names outputs "a.tif", and an output that is an input is refused as such.
     const auto here = run_rsi({"buildings", "a.tif", "b.tif", "-m", fixture("tiny_segmenter.pt"), "--output-dir", ".", "-q"},
                               "cd " + test::shell_quote(dir.str()));
@@ -593,6 +605,17 @@ TEST(MapsCli, EvalReproducesTheWorkedExample) {
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.err.find("must share the grid"), std::string::npos) << bad.err;
     EXPECT_EQ(run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255:1"}).exit_code, 2);
+    // One value mapped to two classes is refused (the last one won silently); the same pair twice is fine.
+    const auto twice = run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255=1,255=0"});
+    EXPECT_EQ(twice.exit_code, 2);
+    EXPECT_EQ(twice.err, "rsi eval: --truth-map: value 255 is mapped twice (to 1 and to 0)\n");
+    EXPECT_EQ(run_rsi({"eval", dir / "prediction.tif", dir / "truth.tif", "--truth-map", "255=1,255=1", "-q"}).exit_code, 0);
+    // Nothing left to score: the error names the two files (it said only "metrics: no pixel to compare").
+    test::make_raster(dir / "zeros.tif", 3, 3, 1, GDT_Byte, [](int, int, int) { return 0; });
+    const auto nothing = run_rsi({"eval", dir / "zeros.tif", dir / "zeros.tif", "--ignore", "0", "-q"});
+    EXPECT_EQ(nothing.exit_code, 1);
+    EXPECT_EQ(nothing.err, "rsi eval: " + dir / "zeros.tif" + " vs " + dir / "zeros.tif" +
+                               ": no pixel to compare (every pixel is nodata or ignored in one of them)\n");
 }
 
 TEST(MapsCli, InterruptStopsCleanlyWithoutOutput) {
