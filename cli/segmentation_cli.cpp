@@ -330,9 +330,10 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         // This input's checks, before the model runs: with --keep-going an input failing them is reported
         // and passed over like one failing later (an unreadable input ended the whole batch here).
         try {
-            if (o.resume && inputs.size() > 1 && fs::exists(options.output) && !o.overwrite) {
+            if (o.resume && !shard_one_image && fs::exists(options.output) && !o.overwrite) {
                 // Outputs are renamed into place only when complete: an existing one is finished work, if
-                // its manifest shows this input, model and options.
+                // its manifest shows this input, model and options. (One input too: a batch script that
+                // reruns a finished job with --resume ends with 0, not "already exists".)
                 if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, o); !why.empty()) {
                     throw usage_error(options.output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
                                       "use --overwrite to make it again)");
