@@ -443,6 +443,7 @@ ModelMetadata metadata_from_overrides(const MetadataOverrides& o, const std::str
     m.gsd_m = 1;  // a placeholder that validates; unused while gsd_known is false
     m.gsd_known = false;
     m.data_range_known = false;  // nothing on the command line declares it
+    m.weights_sha256_declared = false;  // computed from the weights when loaded
     apply(m, o, r);
     if (!o.overlap) m.overlap = m.tile_size / 8;  // a modest default overlap for unknown models
     validate(m, Reader(json::object(), origin, true));

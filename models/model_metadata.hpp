@@ -62,6 +62,9 @@ struct ModelMetadata {
     std::string license;
     nlohmann::json provenance;
     std::string weights_sha256;
+    // False for a model without metadata: the loader fills weights_sha256 in from the file (so resumes,
+    // shards and manifests tell two such models apart), but there is nothing to check it against.
+    bool weights_sha256_declared = true;
     nlohmann::json golden;  // null when absent
 
     // Numeric format of the weights: "fp32" (default) or "int8" (statically quantized; then

@@ -409,7 +409,12 @@ public:
         impl->original_ = impl->module_;
         // A file damaged after export (a bad sector, a copy cut short that still unzips) loads without a
         // word and computes other numbers: no map is made with weights other than those the metadata names.
-        if (options.verify_weights && !impl->metadata_.weights_sha256.empty()) {
+        if (impl->metadata_.weights_sha256.empty()) {
+            // No metadata to name them: the hash of the weights themselves identifies the model in job
+            // fingerprints and manifests (two such models looked alike, and a resume mixed them).
+            impl->metadata_.weights_sha256 = impl->weights_sha256();
+            impl->metadata_.weights_sha256_declared = false;
+        } else if (options.verify_weights) {
             const std::string actual = impl->weights_sha256();
             if (actual != impl->metadata_.weights_sha256) {
                 throw Error(path + ": its weights do not match the SHA-256 in its metadata (" + actual.substr(0, 12) + "... against " +

@@ -147,7 +147,7 @@ ModelCheckResult check_model(const ModelCheckOptions& options, const ProgressFn&
                                 : model.batch_size_for(options.memory_budget_mb * 1024 * 1024, r.tile_size, r.tile_size);
     if (!m.golden.is_null()) r.golden_difference = model.golden_difference();
     if (model.precision() != models::Precision::fp32) r.golden_tolerance = 5e-2;
-    if (!m.weights_sha256.empty()) r.weights_hash_matches = model.weights_sha256() == m.weights_sha256;
+    if (m.weights_sha256_declared && !m.weights_sha256.empty()) r.weights_hash_matches = model.weights_sha256() == m.weights_sha256;
     const models::BatchShape shape{r.batch, m.bands, r.tile_size, r.tile_size};
     const bool eager = options.compare_eager && model.optimized();
     std::vector<float> input;

@@ -288,6 +288,14 @@ TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
     const auto input = random_input(shape, 7);
     std::vector<float> out;
     EXPECT_EQ(model.run(input.data(), shape, out), (std::vector<int64_t>{1, 2, 8, 8}));
+    // Its weights' own hash names it in job fingerprints and manifests (it was empty: a resume or a
+    // shard could not tell two such models apart); there is no declared one to check.
+    EXPECT_EQ(model.metadata().weights_sha256, model.weights_sha256());
+    EXPECT_EQ(model.metadata().weights_sha256.size(), 64u);
+    EXPECT_FALSE(model.metadata().weights_sha256_declared);
+    // the fixture is tiny_segmenter.pt's network saved without rsi.json: the hash its metadata declares
+    EXPECT_EQ(model.metadata().weights_sha256, Model::load(fixture("tiny_segmenter.pt")).metadata().weights_sha256);
+    EXPECT_TRUE(Model::load(fixture("tiny_segmenter.pt")).metadata().weights_sha256_declared);
 }
 
 }  // namespace
