@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <new>
 #include <sstream>
 
 #include "cli/argv_prepass.hpp"
@@ -181,6 +182,10 @@ int main(int argc, char** argv) {
         const int code = e.kind() == rsi::ErrorKind::usage ? 2 : 1;
         report_failure(name, error_message_for_user(e.what()), code, context.common.json);
         return code;
+    } catch (const std::bad_alloc&) {
+        // It said "std::bad_alloc". Most likely an explicit size the memory cannot hold.
+        report_failure(name, "out of memory (a smaller --batch or --tile-size may fit)", 1, context.common.json);
+        return 1;
     } catch (const std::exception& e) {
         report_failure(name, error_message_for_user(e.what()), 1, context.common.json);
         return 1;

@@ -613,6 +613,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
         // runs, whose shards and resumes must agree on the batch, take a fixed default.
         B = journaled ? 16 : std::clamp<int64_t>(model.batch_size_for(options.memory_budget_mb * 1024 * 1024 / 2, S, S), 1, 256);
     }
+    B = std::min(B, std::max<int64_t>(1, grid.count()));  // never more windows than there are (zero-padded ones ran)
     result.batch = B;
 
     // Journaled runs: which lattice rows to compute; the others in their first and last batches are
