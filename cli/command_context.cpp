@@ -162,9 +162,11 @@ void add_model_options(CLI::App& sub, ModelCliOptions& model, bool with_model_fl
     sub.add_option("--classes", model.classes, "For a model without metadata: class names, comma-separated")
         ->group("Model metadata");
     sub.add_option("--model-bands", model.model_bands, "For a model without metadata: input channels")
-        ->group("Model metadata");
+        ->group("Model metadata")
+        ->check(CLI::Range(1, 1024));  // 0 or less passed for "not given"
     sub.add_option("--model-tile-size", model.model_tile_size, "For a model without metadata: native tile size")
-        ->group("Model metadata");
+        ->group("Model metadata")
+        ->check(CLI::Range(1, 65536));  // 0 or less passed for "not given"
     sub.add_option("--mean", model.mean, "Per-band mean subtracted after scaling, comma-separated")->group("Model metadata");
     sub.add_option("--std", model.std, "Per-band std dividing after the mean, comma-separated")->group("Model metadata");
     sub.add_option("--input-scale", model.input_scale, "Multiplier applied to band values first (e.g. 0.0039216)")

@@ -309,6 +309,14 @@ TEST_F(BadInput, NoCommandWritesOverItsInputsOrIntoAFolder) {
     auto into_folder = run_args({"--overwrite"}, image);
     into_folder[3] = dir / "folder.tif";
     refused("output is a folder", into_folder, 2, "folder.tif: is a folder; give a file name");
+    // A model's dimensions given as 0 or less are refused (they passed for "not given": a run went ahead
+    // with the model's own, or asked for the option that had been given).
+    refused("model tile size 0", {"segment", image, "-o", out, "-m", fixture("no_metadata.pt"), "--task", "segmentation", "--classes",
+                                  "bg,fg", "--model-bands", "3", "--model-tile-size", "0", "-q"}, 2,
+            "--model-tile-size: Value 0 not in range 1 to 65536");
+    refused("model bands -3", {"segment", image, "-o", out, "-m", fixture("tiny_segmenter.pt"), "--model-bands", "-3", "-q"}, 2,
+            "--model-bands: Value -3 not in range 1 to 1024");
+    EXPECT_FALSE(fs::exists(out));
     EXPECT_TRUE(fs::is_empty(dir / "folder.tif"));
     expect_failure("probabilities is a folder", run_args({"--probabilities", dir / "folder.tif", "--overwrite"}, image), 2,
                    "folder.tif: is a folder");
