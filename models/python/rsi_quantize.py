@@ -305,11 +305,22 @@ def one_line_error(e: BaseException, model: str) -> str:
     return text if model in text else "%s: %s" % (model, text)
 
 
+def report_failure(message: str, exit_code: int, as_json: bool) -> int:
+    """The one-line error on stderr and, with --json, the document every rsi command prints on stdout
+    when it fails: {"command", "error", "exit_code"} (stdout was empty)."""
+    print("%s: %s" % (COMMAND, message), file=sys.stderr)
+    if as_json:
+        print(json.dumps({"command": COMMAND, "error": message, "exit_code": exit_code}, indent=1))
+    return exit_code
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors in one line, "rsi model quantize: <argparse's message> (see --help)", exit 2."""
 
+    json_requested = False  # set from the words before parsing: the error may come before --json is read
+
     def error(self, message):
-        print("%s: %s (see --help)" % (COMMAND, message), file=sys.stderr)
+        report_failure("%s (see --help)" % message, 2, self.json_requested)
         sys.exit(2)
 
 
@@ -334,6 +345,7 @@ def main(argv=None) -> int:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing on success: no stage lines or warnings on stderr, no summary line")
     argv = sys.argv[1:] if argv is None else list(argv)
+    p.json_requested = "--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv
     try:
         args = p.parse_args(argv)
         if args.tiles < 0:
@@ -351,22 +363,18 @@ def main(argv=None) -> int:
         with outputs.raising_on_termination():
             r = quantize(args)
     except (Refused, outputs.OutputExists) as e:
-        print("%s: %s" % (COMMAND, e), file=sys.stderr)
-        return 2
+        return report_failure(str(e), 2, args.json)
     except (Interrupted, KeyboardInterrupt):
         print("%s: interrupted" % COMMAND, file=sys.stderr)
         return outputs.INTERRUPTED_EXIT
     except (FileProblem, outputs.AppearedMeanwhile) as e:  # the message names the file at fault
-        print("%s: %s" % (COMMAND, without_tmp(str(e), args.out)), file=sys.stderr)
-        return 1
+        return report_failure(without_tmp(str(e), args.out), 1, args.json)
     except OSError as e:  # "FILE: reason", never "[Errno N]"
         name = e.filename if isinstance(e.filename, str) else args.model
         text = "%s: %s" % (name, e.strerror) if e.strerror else one_line_error(e, args.model)
-        print("%s: %s" % (COMMAND, without_tmp(text, args.out)), file=sys.stderr)
-        return 1
+        return report_failure(without_tmp(text, args.out), 1, args.json)
     except Exception as e:  # one line naming the model, never a traceback (a model can fail in any way)
-        print("%s: %s" % (COMMAND, without_tmp(one_line_error(e, args.model), args.out)), file=sys.stderr)
-        return 1
+        return report_failure(without_tmp(one_line_error(e, args.model), args.out), 1, args.json)
     if args.json:
         print(json.dumps({"output": r["out"], "precision": "int8", "engine": r["engine"], "method": r["method"],
                           "calibration_tiles": r["tiles"], "argmax_agreement": r["agreement"],

@@ -263,6 +263,10 @@ class QuantizeMessages(unittest.TestCase):
             r = run_script(self.MODEL, "-o", out, "--calibration", "nosuch.tif")
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertEqual(r.stderr, "rsi model quantize: nosuch.tif: no such file or folder\n")
+            r = run_script(self.MODEL, "-o", out, "--calibration", "nosuch.tif", "--json")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(json.loads(r.stdout), {"command": "rsi model quantize", "exit_code": 1,
+                                                    "error": "nosuch.tif: no such file or folder"})
             empty = os.path.join(d, "empty")
             os.mkdir(empty)
             r = run_script(self.MODEL, "-o", out, "--calibration", empty, "--quiet")
@@ -283,6 +287,11 @@ class QuantizeMessages(unittest.TestCase):
         r = run_script(self.MODEL)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(r.stderr, "rsi model quantize: the following arguments are required: -o/--out (see --help)\n")
+        # with --json, also the failure document on stdout, as every rsi command prints (it was empty)
+        r = run_script(self.MODEL, "--json")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"command": "rsi model quantize", "exit_code": 2,
+                                                "error": "the following arguments are required: -o/--out (see --help)"})
         r = run_script(self.MODEL, "-o", "q.pt", "--tiles", "x")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(r.stderr, "rsi model quantize: argument --tiles: invalid int value: 'x' (see --help)\n")
