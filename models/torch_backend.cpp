@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -36,6 +37,12 @@ std::string first_line(const std::string& text) {
         return text.substr(start, text.find('\n', start) - start);
     }
     return text.substr(0, text.find('\n'));
+}
+
+std::string format_float(float v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.4g", static_cast<double>(v));
+    return text;
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -233,6 +240,16 @@ public:
                 throw Error(path + ": the model's output holds NaN or infinite values" +
                             (precision_ == Precision::fp32 ? std::string()
                                                            : std::string(" at ") + to_string(precision_) + " (try --precision fp32)"));
+            }
+            if (m.output == "probabilities") {
+                // Declared probabilities go into the maps as they are (a Float32 raster of 0..1 with
+                // -1 for nodata): logits declared as probabilities wrote -169..150 there silently.
+                const auto [low, high] = torch::aminmax(out);
+                const float lo = low.item<float>(), hi = high.item<float>();
+                if (lo < -1e-3f || hi > 1.0f + 1e-3f) {
+                    throw Error(path + ": the metadata says the model outputs probabilities, but they run from " + format_float(lo) +
+                                " to " + format_float(hi) + " (are they logits? declare output \"logits\")");
+                }
             }
             if (probabilities && m.output == "logits") {
                 if (m.output_activation == "sigmoid") {

@@ -298,5 +298,25 @@ TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
     EXPECT_TRUE(Model::load(fixture("tiny_segmenter.pt")).metadata().weights_sha256_declared);
 }
 
+// Logits declared as probabilities are refused, naming the range (they went into the probability
+// raster, whose values are 0..1 and -1 for nodata, as they were).
+TEST(ModelRuntime, DeclaredProbabilitiesOutsideZeroToOneAreRefused) {
+    ModelOptions o;
+    o.overrides.task = "segmentation";
+    o.overrides.bands = 3;
+    o.overrides.classes = {"background", "building"};
+    o.overrides.tile_size = 64;
+    o.overrides.output = "probabilities";
+    const Model model = Model::load(fixture("no_metadata.pt"), o);  // a network that outputs logits
+    const BatchShape shape{1, 3, 16, 16};
+    std::vector<float> input(static_cast<size_t>(3 * 16 * 16));
+    for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>(i % 17) * 0.5f - 4.0f;
+    std::vector<float> out;
+    const std::string message = error_of([&] { model.run(input.data(), shape, out); });
+    EXPECT_NE(message.find("no_metadata.pt: the metadata says the model outputs probabilities, but they run from "), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("(are they logits? declare output \"logits\")"), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace rsi::models
