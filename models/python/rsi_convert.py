@@ -47,6 +47,10 @@ class Refused(Exception):
     """The checkpoint or the arguments cannot produce a faithful model; the message says why (exit 2)."""
 
 
+class CheckpointRefused(Refused):
+    """Refused for what the checkpoint holds: the message is printed after the checkpoint's path."""
+
+
 class FileProblem(Exception):
     """A missing, unreadable or unwritable file (exit 1); the message starts with that file's name."""
 
@@ -147,13 +151,13 @@ def num_classes_of(arch: registry.Arch, sd: Dict[str, torch.Tensor]) -> int:
     """Outputs of the checkpoint's classifier; its key may carry wrapper prefixes (the prefixes
     are stripped later, against the keys of the model built for this class count)."""
     for k in CLASSIFIER_KEYS:
-        if k in sd:
-            return int(sd[k].shape[0])
-    for k in CLASSIFIER_KEYS:
-        found = [c for c in sd if _unwrapped(c) == k]
+        found = [k] if k in sd else sorted((c for c in sd if _unwrapped(c) == k), key=len)
         if found:
-            return int(sd[sorted(found, key=len)[0]].shape[0])
-    raise Refused("cannot find the classifier in the checkpoint (no head.weight, fc.weight or "
+            n = int(sd[found[0]].shape[0]) if sd[found[0]].dim() > 0 else 0
+            if n < 1:  # a model with no classes was built and written
+                raise CheckpointRefused("its classifier %s has no outputs (shape %s)" % (found[0], list(sd[found[0]].shape)))
+            return n
+    raise CheckpointRefused("cannot find the classifier in the checkpoint (no head.weight, fc.weight or "
                   "decode_head.conv_seg.weight): not a %s checkpoint" % arch.name)
 
 
@@ -195,7 +199,7 @@ def match_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
             lines.append("%d key(s) with the wrong shape:" % len(wrong))
         for k, got, want in wrong[:LIST_KEYS]:
             lines.append("key %s has shape %s in the checkpoint, the model needs %s" % (k, got, want))
-        raise Refused("checkpoint does not match the architecture:\n  " + "\n  ".join(lines))
+        raise CheckpointRefused("checkpoint does not match the architecture:\n  " + "\n  ".join(lines))
     load = {k: (sd[k] if k in sd and tuple(sd[k].shape) == tuple(own[k].shape) else own[k]) for k in own}
     return load, unused, notes
 
@@ -260,14 +264,14 @@ def class_entries(arch, n: int, args, meta) -> Tuple[List[dict], Optional[List[s
         if n == len(millionaid.CLASSES):
             return (millionaid.class_entries(), list(millionaid.LEVELS), ["MillionAID (51 third-level classes)"],
                     "MillionAID hierarchy (rsi_models/foundation/millionaid.py)")
-        raise Refused("the classifier has %d outputs, not the 51 MillionAID classes (a fine-tuned "
+        raise CheckpointRefused("the classifier has %d outputs, not the 51 MillionAID classes (a fine-tuned "
                       "checkpoint?): pass --classes with its class names in label order" % n)
     names, palette = ckpt_mod.mmseg_classes(meta)
     if names is None:
-        raise Refused("the checkpoint has no mmseg meta CLASSES: pass --classes with the %d class "
+        raise CheckpointRefused("the checkpoint has no mmseg meta CLASSES: pass --classes with the %d class "
                       "names in label order" % n)
     if len(names) < n:
-        raise Refused("meta CLASSES lists %d names, the decode head has %d outputs: pass --classes"
+        raise CheckpointRefused("meta CLASSES lists %d names, the decode head has %d outputs: pass --classes"
                       % (len(names), n))
     # Potsdam: CLASSES has 6 names but num_classes=5 (index 5 'clutter' is the ignore_index)
     entries = [{"id": i, "name": names[i],
@@ -443,6 +447,9 @@ def main(argv=None) -> int:
     try:
         with outputs.raising_on_termination():
             report = convert(args)
+    except CheckpointRefused as e:
+        print("%s: %s: %s" % (COMMAND, args.checkpoint, e), file=sys.stderr)
+        return 2
     except (Refused, outputs.OutputExists) as e:
         print("%s: %s" % (COMMAND, e), file=sys.stderr)
         return 2

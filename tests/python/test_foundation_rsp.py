@@ -471,6 +471,22 @@ class TestConvertMessages(unittest.TestCase):
                                                          "-o", os.path.join(tmp, "m.pt")])
             self.assertEqual(rc, 2, se)
             self.assertEqual(se, "rsi model convert: --arch rsp-resnet50 is a scene model, not --task segmentation\n")
+            # what the checkpoint holds is refused after its path (the message named no file), and
+            # a classifier without outputs is refused (a model of no classes was written)
+            m = SCENE["resnet50"](SMALL["resnet50"]).eval()
+            sd = {k: v for k, v in m.state_dict().items() if not k.startswith("fc.")}
+            headless = os.path.join(tmp, "headless.pth")
+            _save(headless, {"state_dict": sd})
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", headless, "-o", os.path.join(tmp, "h.pt")])
+            self.assertEqual(rc, 2, se)
+            self.assertTrue(se.startswith("rsi model convert: %s: cannot find the classifier in the checkpoint" % headless), se)
+            sd["fc.weight"], sd["fc.bias"] = torch.zeros(0, 2048), torch.zeros(0)
+            empty = os.path.join(tmp, "empty_head.pth")
+            _save(empty, {"state_dict": sd})
+            rc, so, se = _run_convert(self.SMALL_ARGS + ["--checkpoint", empty, "-o", os.path.join(tmp, "e.pt")])
+            self.assertEqual(rc, 2, se)
+            self.assertEqual(se, "rsi model convert: %s: its classifier fc.weight has no outputs (shape [0, 2048])\n" % empty)
+            self.assertEqual(sorted(os.listdir(tmp)), ["ck.pth", "empty_head.pth", "headless.pth"])
 
     def test_stage_lines_unless_quiet(self):
         with tempfile.TemporaryDirectory() as tmp:
