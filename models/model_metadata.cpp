@@ -143,6 +143,8 @@ void validate(const ModelMetadata& m, const Reader& r) {
     if (m.halo < 0) r.fail("tile.halo", "must be >= 0");
     if (m.multiple_of < 1) r.fail("tile.multiple_of", "must be >= 1");
     if (m.tile_size % m.multiple_of != 0) r.fail("tile.size", "must be a multiple of tile.multiple_of");
+    if (m.task == Task::segmentation && m.output_stride >= 1 && m.tile_size % m.output_stride != 0)
+        r.fail("tile.size", "must be a multiple of tile.output_stride (the output is tile.size / output_stride pixels a side)");
     if (!(m.gsd_m > 0)) r.fail("gsd_m", "must be > 0 metres");
     check_one_of(r, "output", m.output, {"logits", "probabilities"});
     check_one_of(r, "output_activation", m.output_activation, {"softmax", "sigmoid"});

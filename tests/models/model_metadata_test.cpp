@@ -103,6 +103,15 @@ TEST(ModelMetadata, EachBrokenFieldIsNamed) {
         EXPECT_NE(message.find("model.pt: rsi.json: " + c.message), std::string::npos)
             << c.pointer << " gave: " << message;
     }
+    // A segmentation tile the output stride does not divide passed, and failed later on the output shape.
+    nlohmann::json strided = valid_document();
+    strided["task"] = "segmentation";
+    strided["tile"]["size"] = 63;
+    strided["tile"]["output_stride"] = 2;
+    EXPECT_EQ(error_of(strided), "model.pt: rsi.json: tile.size: must be a multiple of tile.output_stride (the output is tile.size / "
+                                 "output_stride pixels a side)");
+    strided["tile"]["size"] = 64;
+    EXPECT_EQ(error_of(strided), "");
     nlohmann::json missing = valid_document();
     missing.erase("license");
     EXPECT_EQ(error_of(missing), "model.pt: rsi.json: license: missing required field");
