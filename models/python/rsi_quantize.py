@@ -171,6 +171,19 @@ def quantize(args) -> dict:
     except ValueError as e:  # "<image>: reason": the image is at fault
         raise FileProblem(str(e))
 
+    # The fp32 model must run on a tile first: a model that fails there was reported as an architecture
+    # graph-mode quantization does not support, and one returning a tuple as an AttributeError.
+    try:
+        with torch.no_grad():
+            probe = scripted(tiles[0])
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - a model can fail in any way
+        raise FileProblem("%s: the fp32 model fails on a calibration tile: %s" % (args.model, one_line_error(e, "")))
+    if not isinstance(probe, torch.Tensor):
+        raise Refused("%s: the model returns a %s, not a tensor: int8 quantization takes a model with one output tensor"
+                      % (args.model, type(probe).__name__))
+
     eager = None if args.method == "jit" else quant.rebuild_eager(scripted, doc)
     if args.method == "fx" and eager is None:
         raise Refused("--method fx: %s is not an rsi_models architecture this script can rebuild "

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from typing import Tuple
 
 import torch
 
@@ -282,6 +283,52 @@ class QuantizeMessages(unittest.TestCase):
             self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
             self.assertNotIn("buildings.pt", r.stderr)
             self.assertEqual(sorted(os.listdir(d)), ["empty", "notes.tif"])
+
+    def test_a_model_that_fails_or_returns_a_tuple_is_said_so(self):
+        # (it said "AttributeError: 'tuple' object has no attribute 'shape'", and a model raising in its
+        # forward was "an architecture graph-mode quantization does not support", exit 2)
+        require_data()
+        fp32, doc = exporting.load_file(os.path.join(_paths.MODELS_DIR, "eurosat-rgbn.pt"))
+
+        class Pair(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+                y = self.inner(x)
+                return y, y
+
+        class Failing(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if x.shape[1] > 0:
+                    raise RuntimeError("this model always fails")
+                return self.inner(x)
+
+        with tempfile.TemporaryDirectory() as d:
+            for name, wrapper in (("pair.pt", Pair), ("failing.pt", Failing)):
+                m = torch.jit.script(wrapper(fp32))
+                own = dict(doc, weights_sha256=quant.weights_sha256(m))
+                own.pop("golden", None)
+                path = os.path.join(d, name)
+                torch.jit.save(m, path, _extra_files={"rsi.json": metadata.dumps(own)})
+                r = run_script(path, "-o", os.path.join(d, "q.pt"), "--tiles", "1", "--json")
+                if name == "pair.pt":
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertEqual(r.stderr, "rsi model quantize: %s: the model returns a tuple, not a tensor: int8 "
+                                               "quantization takes a model with one output tensor\n" % path)
+                else:
+                    self.assertEqual(r.returncode, 1, r.stderr)
+                    self.assertTrue(r.stderr.startswith("rsi model quantize: %s: the fp32 model fails on a calibration tile: "
+                                                        % path), r.stderr)
+                    self.assertIn("this model always fails", r.stderr)
+                self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+                self.assertEqual(json.loads(r.stdout)["exit_code"], r.returncode)
+            self.assertFalse(os.path.exists(os.path.join(d, "q.pt")))
 
     def test_usage_errors_are_one_line_exit_2(self):
         r = run_script(self.MODEL)
