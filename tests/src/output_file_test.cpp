@@ -76,6 +76,16 @@ TEST(CheckOutputFile, AnExistingSidecarIsRefusedWithoutOverwrite) {
     touch(dir.path / "map.png.aux.xml");  // another file's sidecar
     touch(dir.path / "map.pgw");
     EXPECT_NO_THROW(check_output_file(map, false));
+    // World files belong to rasters: the polygons of map.png (with its map.wld) go to map.geojson
+    // without a refusal, and the commit leaves the image's world file alone (it deleted it).
+    touch(dir.path / "map.wld", "0.3\n0\n0\n-0.3\n500000\n4000000\n");
+    const std::string polygons = (dir.path / "map.geojson").string();
+    EXPECT_NO_THROW(check_output_file(polygons, false));
+    PendingOutput pending(polygons, false);
+    touch(pending.temporary_path(), "{}");
+    pending.commit();
+    EXPECT_TRUE(fs::exists(polygons));
+    EXPECT_TRUE(fs::exists(dir.path / "map.wld"));
 }
 
 TEST(PendingOutput, AFileAnotherRunWroteMeanwhileIsNotReplaced) {
