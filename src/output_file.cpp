@@ -73,9 +73,11 @@ std::string without_trailing_separator(const std::string& path) {
     return p.string();
 }
 
+std::vector<std::string> owned_sidecar_paths(const std::string& path) { return {path + ".aux.xml", path + ".msk", path + ".ovr"}; }
+
 std::vector<std::string> sidecar_paths(const std::string& path) {
     const fs::path p(path);
-    std::vector<std::string> out{path + ".aux.xml", path + ".msk", path + ".ovr"};
+    std::vector<std::string> out = owned_sidecar_paths(path);
     std::string ext = p.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     // World files belong to rasters: for a GeoJSON, CSV or manifest output, mask.wld is the world file
@@ -112,11 +114,12 @@ void check_output_file(const std::string& path, bool overwrite) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) throw usage_error(path + ": is a folder; give a file name for this output");
     check_output_path(path, overwrite);
-    // The commit replaces or removes the file's sidecars (a stale one would lie about the new file), so
-    // an existing one is an output of this run too: a lone .aux.xml may hold someone's metadata, and
-    // a .wld is read by GDAL for every file of that stem (a PNG's world file beside a new TIFF).
+    // The commit replaces or removes the file's own sidecars (a stale one would lie about the new
+    // file), so an existing one is an output of this run too: a lone .aux.xml may hold someone's
+    // metadata. (World files are shared by every file of the stem, e.g. an input a.png's a.wld beside
+    // the output a.tif: never removed, only replaced by one the output itself comes with.)
     if (overwrite) return;
-    for (const std::string& sidecar : sidecar_paths(without_trailing_separator(path))) {
+    for (const std::string& sidecar : owned_sidecar_paths(without_trailing_separator(path))) {
         if (fs::exists(fs::symlink_status(sidecar, ec))) {
             throw usage_error(sidecar + ": already exists (GDAL would read it with " + path +
                               "; use --overwrite to replace it)");
@@ -222,13 +225,14 @@ PendingOutput::~PendingOutput() {
 void PendingOutput::commit() {
     const auto temp_sidecars = sidecar_paths(temporary_);
     const auto final_sidecars = sidecar_paths(final_);
+    const size_t owned = owned_sidecar_paths(final_).size();  // the first ones: named after the whole file name
     std::error_code ec;
     check_final_path_free();
     for (size_t i = 0; i < temp_sidecars.size(); ++i) {
         if (fs::exists(temp_sidecars[i], ec)) {
             fs::rename(temp_sidecars[i], final_sidecars[i], ec);
             if (ec) throw Error(final_sidecars[i] + ": cannot move into place: " + ec.message());
-        } else {
+        } else if (i < owned) {
             fs::remove(final_sidecars[i], ec);  // a stale sidecar of an older output would lie about this one
         }
     }

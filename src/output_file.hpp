@@ -15,7 +15,8 @@ void check_output_path(const std::string& path, bool overwrite);
 
 // check_output_path for an output that is a file: an existing folder there is a usage Error even with
 // --overwrite (it was found only when the finished file could not be renamed onto it), and so, without
-// --overwrite, is an existing sidecar of it (sidecar_paths), which the commit would replace or remove.
+// --overwrite, is an existing sidecar of its own (owned_sidecar_paths), which the commit would replace
+// or remove.
 void check_output_file(const std::string& path, bool overwrite);
 
 // For a path the run checked with check_output_path when it started, again just before its output is
@@ -128,8 +129,11 @@ std::string write_failure_reason();
 // while writing `.rsi-tmp-123-4-map.tif` is reported for `map.tif`, the name the user gave.
 std::string without_temporary_prefixes(const std::string& text);
 
-// Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr).
+// Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr): first those
+// named after the whole file name (owned_sidecar_paths), then, for a raster, its world files, which
+// every file of the stem shares.
 std::vector<std::string> sidecar_paths(const std::string& path);
+std::vector<std::string> owned_sidecar_paths(const std::string& path);
 
 // Removes `path` and its sidecars if present.
 void remove_with_sidecars(const std::string& path);

@@ -54,13 +54,14 @@ TEST(PendingOutput, CommitMovesTheFileAndItsSidecarsIntoPlace) {
     EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"map.tif", "map.tif.aux.xml"}));
 }
 
-// The commit replaces or removes the output's sidecars, so one already there (a lone .aux.xml holding
-// someone's metadata, a PNG's .wld beside the new TIFF) is refused without --overwrite, naming it.
+// The commit replaces or removes the output's own sidecars, so one already there (a lone .aux.xml
+// holding someone's metadata) is refused without --overwrite, naming it. World files are shared by
+// every file of the stem (an input a.png's a.wld beside the output a.tif): neither refused nor removed.
 TEST(CheckOutputFile, AnExistingSidecarIsRefusedWithoutOverwrite) {
     TempDir dir;
     const std::string map = (dir.path / "map.tif").string();
     EXPECT_NO_THROW(check_output_file(map, false));
-    for (const char* name : {"map.tif.aux.xml", "map.wld", "map.tfw", "map.tif.msk", "map.tif.ovr"}) {
+    for (const char* name : {"map.tif.aux.xml", "map.tif.msk", "map.tif.ovr"}) {
         touch(dir.path / name);
         try {
             check_output_file(map, false);
@@ -75,17 +76,19 @@ TEST(CheckOutputFile, AnExistingSidecarIsRefusedWithoutOverwrite) {
     }
     touch(dir.path / "map.png.aux.xml");  // another file's sidecar
     touch(dir.path / "map.pgw");
+    touch(dir.path / "map.wld", "0.3\n0\n0\n-0.3\n500000\n4000000\n");  // the world file of map.png, an input
     EXPECT_NO_THROW(check_output_file(map, false));
-    // World files belong to rasters: the polygons of map.png (with its map.wld) go to map.geojson
-    // without a refusal, and the commit leaves the image's world file alone (it deleted it).
-    touch(dir.path / "map.wld", "0.3\n0\n0\n-0.3\n500000\n4000000\n");
-    const std::string polygons = (dir.path / "map.geojson").string();
-    EXPECT_NO_THROW(check_output_file(polygons, false));
-    PendingOutput pending(polygons, false);
-    touch(pending.temporary_path(), "{}");
-    pending.commit();
-    EXPECT_TRUE(fs::exists(polygons));
-    EXPECT_TRUE(fs::exists(dir.path / "map.wld"));
+    EXPECT_NO_THROW(check_output_file((dir.path / "map.geojson").string(), false));
+    // The commits of a raster and of polygons of the same stem leave the image's world file alone
+    // (they deleted it as a stale sidecar: with --overwrite, and for polygons even without).
+    for (const char* name : {"map.tif", "map.geojson"}) {
+        PendingOutput pending((dir.path / name).string(), true);
+        touch(pending.temporary_path(), "data");
+        pending.commit();
+        EXPECT_TRUE(fs::exists(dir.path / name));
+        EXPECT_TRUE(fs::exists(dir.path / "map.wld")) << name;
+        EXPECT_TRUE(fs::exists(dir.path / "map.pgw")) << name;
+    }
 }
 
 TEST(PendingOutput, AFileAnotherRunWroteMeanwhileIsNotReplaced) {
