@@ -70,8 +70,13 @@ void warp_to_vrt(const std::string& source, const std::string& target, const Ras
     // Float bands without a declared nodata value hold NaN where there is no data (rsi reads them so):
     // declared to the warper, each band's NaNs are left out of the kernels, where they spread into the
     // valid neighbours (a NaN block came back a pixel or two larger, its edge lost to nodata).
-    if (!nodata && in->GetRasterCount() > 0 && GDALDataTypeIsFloating(in->GetRasterBand(1)->GetRasterDataType()) &&
-        (in->GetRasterBand(1)->GetMaskFlags() & GMF_ALL_VALID)) {
+    // Only when no band declares a nodata value or mask of its own, which "nan" would replace.
+    bool float_all_valid = !nodata && in->GetRasterCount() > 0;
+    for (int b = 1; float_all_valid && b <= in->GetRasterCount(); ++b) {
+        GDALRasterBand* band = in->GetRasterBand(b);
+        float_all_valid = GDALDataTypeIsFloating(band->GetRasterDataType()) && (band->GetMaskFlags() & GMF_ALL_VALID);
+    }
+    if (float_all_valid) {
         nodata = "nan";
         for (const char* a : {"-wo", "UNIFIED_SRC_NODATA=NO"}) args.emplace_back(a);
     }

@@ -298,9 +298,6 @@ TEST(Segmentation, AMaskBandSurvivesResamplingLikeAnAlphaBand) {
     EXPECT_EQ(RasterSource::open(dir / "m.tif").read_float({0, 0, 60, 40}, {1}), RasterSource::open(dir / "a.tif").read_float({0, 0, 60, 40}, {1}));
 }
 
-// NaN in a float image without a declared nodata value is no data on the resampled path too, exactly
-// where it is: the warp spread it into the valid neighbours (the block came back a pixel or two larger
-// on every side), and the validity read back from the image ignored it.
 // A --batch beyond the tile count runs only the tiles there are (64 on a one-tile image took 7x the
 // time and 1.9 GB of zero-padded tiles; 65536 ended in std::bad_alloc).
 TEST(Segmentation, ABatchLargerThanTheTilesIsCutToThem) {
@@ -313,6 +310,9 @@ TEST(Segmentation, ABatchLargerThanTheTilesIsCutToThem) {
     EXPECT_LT(r.tiles, 65536);
 }
 
+// NaN in a float image without a declared nodata value is no data on the resampled path too, exactly
+// where it is: the warp spread it into the valid neighbours (the block came back a pixel or two larger
+// on every side), and the validity read back from the image ignored it.
 TEST(Segmentation, UndeclaredNanIsNodataExactlyThereWhenResampled) {
     test::TempDir dir;
     const std::string image = dir / "nan.tif";
