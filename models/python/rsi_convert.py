@@ -150,13 +150,21 @@ CLASSIFIER_KEYS = ("head.weight", "fc.weight", "decode_head.conv_seg.weight")
 def num_classes_of(arch: registry.Arch, sd: Dict[str, torch.Tensor]) -> int:
     """Outputs of the checkpoint's classifier; its key may carry wrapper prefixes (the prefixes
     are stripped later, against the keys of the model built for this class count)."""
+    def outputs(key: str) -> int:
+        n = int(sd[key].shape[0]) if sd[key].dim() > 0 else 0
+        if n < 1:  # a model with no classes was built and written
+            raise CheckpointRefused("its classifier %s has no outputs (shape %s)" % (key, list(sd[key].shape)))
+        return n
+
+    # Exact keys first, over all of them: a segmentation checkpoint's decode_head.conv_seg.weight wins
+    # over a leftover backbone.fc.weight (whose "backbone." is also a wrapper prefix).
     for k in CLASSIFIER_KEYS:
-        found = [k] if k in sd else sorted((c for c in sd if _unwrapped(c) == k), key=len)
+        if k in sd:
+            return outputs(k)
+    for k in CLASSIFIER_KEYS:
+        found = [c for c in sd if _unwrapped(c) == k]
         if found:
-            n = int(sd[found[0]].shape[0]) if sd[found[0]].dim() > 0 else 0
-            if n < 1:  # a model with no classes was built and written
-                raise CheckpointRefused("its classifier %s has no outputs (shape %s)" % (found[0], list(sd[found[0]].shape)))
-            return n
+            return outputs(sorted(found, key=len)[0])
     raise CheckpointRefused("cannot find the classifier in the checkpoint (no head.weight, fc.weight or "
                   "decode_head.conv_seg.weight): not a %s checkpoint" % arch.name)
 
