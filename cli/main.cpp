@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
         return code;
     } catch (const std::bad_alloc&) {
         // It said "std::bad_alloc". Most likely an explicit size the memory cannot hold.
-        report_failure(name, "out of memory (a smaller --batch or --tile-size may fit)", 1, context.common.json);
+        report_failure(name, "out of memory (where a model runs, a smaller --batch or --tile-size may fit)", 1, context.common.json);
         return 1;
     } catch (const std::exception& e) {
         report_failure(name, error_message_for_user(e.what()), 1, context.common.json);

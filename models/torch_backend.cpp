@@ -130,7 +130,10 @@ std::string read_embedded_metadata(const std::string& path) {
             return "";
         }
         auto [data, size] = reader.getRecord("extra/rsi.json");
-        return std::string(static_cast<const char*>(data.get()), size);
+        std::string document(static_cast<const char*>(data.get()), size);
+        // An empty document is a broken export, not a model without metadata (which then asked for --task ...).
+        if (document.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path + ": rsi.json: the metadata document is empty");
+        return document;
     } catch (const c10::Error& e) {
         throw Error(path + ": not a TorchScript model (" + first_line(e.what_without_backtrace()) + ")");
     }

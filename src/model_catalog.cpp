@@ -49,7 +49,12 @@ std::optional<models::ModelMetadata> read_packaged_metadata(const std::string& p
             continue;
         }
         torchscript = true;
-        const std::string text = read_vsi_file(root + "/" + *e + "/extra/rsi.json");
+        const std::string document = root + "/" + *e + "/extra/rsi.json";
+        const std::string text = read_vsi_file(document);
+        if (text.find_first_not_of(" \t\r\n") == std::string::npos && VSIStatL(document.c_str(), &stat) == 0) {
+            CSLDestroy(entries);
+            throw Error(path + ": rsi.json: the metadata document is empty");  // as the runtime says on load
+        }
         if (!text.empty()) {
             found = models::parse_model_metadata(text, path);
             break;

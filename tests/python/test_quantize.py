@@ -202,6 +202,17 @@ class QuantizeSelfContained(unittest.TestCase):
         self.assertFalse(os.path.exists(out))
 
     @unittest.skipUnless(RSI, "RSI_BINARY not set")
+    def test_an_empty_metadata_document_is_named_by_the_runtime(self):
+        # (it was taken for a model without metadata: "give --task --model-bands ...")
+        fp32, _ = exporting.load_file(os.path.join(_paths.MODELS_DIR, "eurosat-rgbn.pt"))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "empty.pt")
+            torch.jit.save(fp32, path, _extra_files={"rsi.json": ""})
+            r = subprocess.run([RSI, "model", "info", path], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, "rsi model info: %s: rsi.json: the metadata document is empty\n" % path)
+
+    @unittest.skipUnless(RSI, "RSI_BINARY not set")
     def test_cli_error_paths(self):
         with tempfile.TemporaryDirectory() as d:
             r = subprocess.run([RSI, "model", "quantize", os.path.join(d, "missing.pt"), "-o", os.path.join(d, "o.pt")],
