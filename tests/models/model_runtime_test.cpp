@@ -277,12 +277,18 @@ TEST(ModelRuntime, DamagedWeightsAreRefusedOnLoad) {
     EXPECT_NE(loaded.weights_sha256(), loaded.metadata().weights_sha256);
 }
 
-TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
+// What the command line says of no_metadata.pt (--task --model-bands --classes --model-tile-size).
+ModelOptions segmentation_fields() {
     ModelOptions o;
     o.overrides.task = "segmentation";
     o.overrides.bands = 3;
     o.overrides.classes = {"background", "building"};
     o.overrides.tile_size = 64;
+    return o;
+}
+
+TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
+    const ModelOptions o = segmentation_fields();
     const Model model = Model::load(fixture("no_metadata.pt"), o);
     const BatchShape shape{1, 3, 8, 8};
     const auto input = random_input(shape, 7);
@@ -301,11 +307,7 @@ TEST(ModelRuntime, ModelWithoutMetadataRunsWithCommandLineFields) {
 // Logits declared as probabilities are refused, naming the range (they went into the probability
 // raster, whose values are 0..1 and -1 for nodata, as they were).
 TEST(ModelRuntime, DeclaredProbabilitiesOutsideZeroToOneAreRefused) {
-    ModelOptions o;
-    o.overrides.task = "segmentation";
-    o.overrides.bands = 3;
-    o.overrides.classes = {"background", "building"};
-    o.overrides.tile_size = 64;
+    ModelOptions o = segmentation_fields();
     o.overrides.output = "probabilities";
     const Model model = Model::load(fixture("no_metadata.pt"), o);  // a network that outputs logits
     const BatchShape shape{1, 3, 16, 16};
