@@ -71,7 +71,10 @@ std::vector<CsvRow> read_csv_rows(std::istream& in, char delimiter, const std::s
 }
 
 std::string csv_field(const std::string& value, char delimiter) {
-    if (value.find_first_of(std::string("\"\r\n") + delimiter) == std::string::npos) return value;
+    // A value starting with the bytes of a byte-order mark is quoted too: first on a line that begins
+    // a file, the reader would take them for the file's mark and drop them.
+    const bool bom = value.rfind("\xEF\xBB\xBF", 0) == 0;
+    if (!bom && value.find_first_of(std::string("\"\r\n") + delimiter) == std::string::npos) return value;
     std::string out = "\"";
     for (char c : value) {
         if (c == '"') out += '"';

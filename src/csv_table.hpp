@@ -20,7 +20,7 @@ std::vector<CsvRow> read_csv_rows(std::istream& in, char delimiter, const std::s
 // Drops a UTF-8 byte-order mark from the start of `line`; true when there was one.
 bool strip_utf8_bom(std::string& line);
 
-// Quotes a field when it holds the delimiter, a quote or a line break.
+// Quotes a field when it holds the delimiter, a quote or a line break, or starts with a byte-order mark.
 std::string csv_field(const std::string& value, char delimiter = ',');
 
 }  // namespace rsi

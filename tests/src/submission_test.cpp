@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "src/csv_table.hpp"
 #include "src/submission.hpp"
 #include "src/submission_csv.hpp"
 #include "src/tianchi_rle.hpp"
@@ -599,6 +600,11 @@ TEST(SubmissionCsv, ByteOrderMarkIsNotPartOfTheFirstName) {
     // only at the start of the file: the same bytes later on are data
     std::istringstream later("a.jpg\t\n\xEF\xBB\xBF" "b.jpg\t\n");
     EXPECT_EQ(read_tianchi_csv(later, "s.csv")[1].name, "\xEF\xBB\xBF" "b.jpg");
+    // and written quoted, so that a file starting with such a name keeps it
+    const std::string quoted = csv_field("\xEF\xBB\xBF" "b.jpg", '\t');
+    EXPECT_EQ(quoted, "\"\xEF\xBB\xBF" "b.jpg\"");
+    std::istringstream written(quoted + "\t\n");
+    EXPECT_EQ(read_tianchi_csv(written, "s.csv")[0].name, "\xEF\xBB\xBF" "b.jpg");
 }
 
 TEST(Submission, ValidationCatchesForeignAndMissingFiles) {
