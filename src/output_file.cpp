@@ -1,10 +1,8 @@
 #include "src/output_file.hpp"
 
-#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <regex>
-#include <set>
 #include <system_error>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,12 +76,7 @@ std::vector<std::string> owned_sidecar_paths(const std::string& path) { return {
 std::vector<std::string> sidecar_paths(const std::string& path) {
     const fs::path p(path);
     std::vector<std::string> out = owned_sidecar_paths(path);
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    // World files belong to rasters: for a GeoJSON, CSV or manifest output, mask.wld is the world file
-    // of an image of the same stem (the mask being vectorised), which the commit then deleted.
-    static const std::set<std::string> raster_extensions{".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".jp2", ".img"};
-    if (raster_extensions.count(ext) == 0) return out;
+    const std::string ext = p.extension().string();
     fs::path wld = p;
     out.push_back(wld.replace_extension(".wld").string());
     if (const std::string w = world_file_extension(ext); !w.empty()) {

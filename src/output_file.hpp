@@ -130,8 +130,8 @@ std::string write_failure_reason();
 std::string without_temporary_prefixes(const std::string& text);
 
 // Sidecar files GDAL may write beside `path` (.aux.xml, .wld/.pgw/.jgw/.tfw, .msk, .ovr): first those
-// named after the whole file name (owned_sidecar_paths), then, for a raster, its world files, which
-// every file of the stem shares.
+// named after the whole file name (owned_sidecar_paths), then the world files, which every file of the
+// stem shares.
 std::vector<std::string> sidecar_paths(const std::string& path);
 std::vector<std::string> owned_sidecar_paths(const std::string& path);
 
