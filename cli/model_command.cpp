@@ -4,6 +4,7 @@
 
 #include "cli/command_context.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -320,6 +321,15 @@ void register_model_command(CLI::App& app, CommandContext& context) {
             if (o->overwrite) argv_strings.push_back("--overwrite");
             if (context.common.json) argv_strings.push_back("--json");
             else if (context.common.quiet) argv_strings.push_back("--quiet");
+            // The script reads its calibration tiles with GDAL's Python bindings, which take
+            // configuration options from the environment: --config reaches them there, and --ram
+            // caps their block cache at a quarter of the budget, as in the other commands.
+            bool cache_given = false;
+            for (const auto& [key, value] : context.common.config) {
+                ::setenv(key.c_str(), value.c_str(), 1);
+                cache_given = cache_given || key == "GDAL_CACHEMAX";
+            }
+            if (!cache_given) ::setenv("GDAL_CACHEMAX", std::to_string(std::max<int64_t>(context.common.ram_mb / 4, 1)).c_str(), 1);
             std::vector<char*> argv;
             for (auto& a : argv_strings) argv.push_back(a.data());
             argv.push_back(nullptr);

@@ -16,6 +16,7 @@ import unittest
 from typing import Tuple
 
 import torch
+from osgeo import gdal
 
 import _paths  # noqa: F401  (sys.path)
 from rsi_models import data, evaluation, exporting, metadata, nets
@@ -231,6 +232,40 @@ class QuantizeSelfContained(unittest.TestCase):
             r = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", existing, "--engine", "bogus"],
                                capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 2, r.stderr)
+
+    @unittest.skipUnless(RSI, "RSI_BINARY not set")
+    def test_config_and_ram_reach_the_scripts_gdal(self):
+        # (--config and --ram were accepted and ignored: the script reads its tiles with GDAL's
+        # Python bindings, which take configuration options from the environment)
+        with tempfile.TemporaryDirectory() as d:
+            probe = os.path.join(d, "probe.py")
+            with open(probe, "w") as f:
+                f.write("import json, os\nprint(json.dumps({k: os.environ.get(k) for k in "
+                        "('GDAL_CACHEMAX', 'GDAL_SKIP', 'CPL_DEBUG')}))\n")
+            env = dict(OWN_ISA_ENV, RSI_QUANTIZE_SCRIPT=probe, GDAL_CACHEMAX="999")
+            r = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", os.path.join(d, "q.pt"), "--ram", "400",
+                                "--config", "GDAL_SKIP", "JPEG", "--config", "CPL_DEBUG", "OFF"],
+                               capture_output=True, text=True, timeout=120, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout), {"GDAL_CACHEMAX": "100", "GDAL_SKIP": "JPEG", "CPL_DEBUG": "OFF"})
+            r = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", os.path.join(d, "q.pt"),
+                                "--config", "GDAL_CACHEMAX", "64"], capture_output=True, text=True, timeout=120, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["GDAL_CACHEMAX"], "64")
+            # The real script: a GeoTIFF is read without the option, and not with GTiff skipped.
+            tile = os.path.join(d, "tile.tif")
+            ds = gdal.GetDriverByName("GTiff").Create(tile, 64, 64, 4, gdal.GDT_UInt16)
+            ds = None
+            out = os.path.join(d, "o.pt")
+            plain = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", out, "--calibration", tile, "--quiet"],
+                                   capture_output=True, text=True, timeout=300, env=OWN_ISA_ENV)
+            self.assertEqual(plain.stderr, "rsi model quantize: %s: the model reads source band 8, the image has 4\n" % tile)
+            skipped = subprocess.run([RSI, "model", "quantize", "eurosat-rgbn", "-o", out, "--calibration", tile, "--quiet",
+                                      "--config", "GDAL_SKIP", "GTiff"], capture_output=True, text=True, timeout=300,
+                                     env=OWN_ISA_ENV)
+            self.assertEqual(skipped.returncode, 1, skipped.stderr)
+            self.assertIn("not recognized as a supported file format", skipped.stderr)
+            self.assertFalse(os.path.exists(out))
 
 
 class QuantizeMessages(unittest.TestCase):
