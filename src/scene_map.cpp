@@ -342,14 +342,19 @@ public:
 
 private:
     // The ground a lattice cell stands for: its stride x stride pixels centred on the window, clipped to
-    // the image (a window of the last row or column reaches past the edge; its cell counts only the
-    // part inside, so the classes' areas never add up to more than the image).
+    // the image, with the cells of the first and last rows and columns reaching out to the image's
+    // edges as in the dense map (the (window - stride)/2 border margin is no cell's otherwise). With
+    // every window run, the classes' areas add up to the image's.
     double cell_km2(int64_t row, int64_t col) const {
-        const double sx = static_cast<double>(grid_.stride_x()), sy = static_cast<double>(grid_.stride_y());
+        const auto inside = [](double start, double stride, double extent, bool first, bool last) {
+            const double from = first ? 0.0 : std::max(start, 0.0);
+            const double to = last ? extent : std::min(start + stride, extent);
+            return std::max(to - from, 0.0);
+        };
         const double w = static_cast<double>(lattice_.info.width), h = static_cast<double>(lattice_.info.height);
-        const double x0 = offset_ + static_cast<double>(col) * sx, y0 = offset_y_ + static_cast<double>(row) * sy;
-        const double inside_x = std::clamp(std::min(x0 + sx, w) - std::max(x0, 0.0), 0.0, sx);
-        const double inside_y = std::clamp(std::min(y0 + sy, h) - std::max(y0, 0.0), 0.0, sy);
+        const double sx = static_cast<double>(grid_.stride_x()), sy = static_cast<double>(grid_.stride_y());
+        const double inside_x = inside(offset_ + static_cast<double>(col) * sx, sx, w, col == 0, col == grid_.cols() - 1);
+        const double inside_y = inside(offset_y_ + static_cast<double>(row) * sy, sy, h, row == 0, row == grid_.rows() - 1);
         return pixel_km2_ * inside_x * inside_y;
     }
 

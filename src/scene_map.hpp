@@ -58,7 +58,8 @@ struct SceneOptions {
 struct SceneClassSummary {
     std::string name;
     int64_t windows = 0;
-    double area_km2 = 0;  // the ground of its lattice cells inside the image (0 without georeferencing)
+    double area_km2 = 0;  // the ground of its lattice cells inside the image, the border cells reaching out
+                          // to the image's edges as in the dense map (0 without georeferencing)
 };
 
 struct SceneResult {
@@ -71,9 +72,8 @@ struct SceneResult {
     double scale_y = 1;
     std::vector<SceneClassSummary> classes;        // at the mapped level
     double km2 = 0;                                // the image's ground area (0 without georeferencing). The
-                                                   // classes' areas (their lattice cells) add up to less where
-                                                   // windows were skipped, and by the margin of (window − stride)/2
-                                                   // pixels along the border that no cell covers
+                                                   // classes' areas (their lattice cells) add up to it unless
+                                                   // windows were skipped
     std::vector<std::string> warnings;
     std::vector<int> source_bands;  // the image bands that filled the model's channels, in order
     std::string band_rescale = "none";  // how raw values were stretched into the model's range (BandMapping::rescale)

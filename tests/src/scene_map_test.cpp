@@ -296,14 +296,32 @@ TEST(SceneMap, ClassAreasAddUpToTheGroundTheCellsCover) {
     EXPECT_EQ(whole.rows, 4);
     EXPECT_NEAR(total_km2(whole), 100 * 60 * pixel_km2, 1e-15);
     EXPECT_NEAR(whole.km2, 100 * 60 * pixel_km2, 1e-15);
-    // Overlapping windows (stride 8): cells are the 8 x 8 pixels centred on each window, from pixel 4 on.
-    SceneOptions overlapping = options_for(image, dir / "b.tif");
+    // Overlapping windows (stride 8): cells are the 8 x 8 pixels centred on each window, from pixel 4 on;
+    // the border cells reach out to the image's edges, as in the dense map (the 4-pixel margin counted
+    // nothing: 96 x 56 of 100 x 60).
+    // (an image without black pixels: the dense map masks those as no-data, the lattice cells do not)
+    const std::string no_black = dir / "no_black.tif";
+    test::make_raster(no_black, 100, 60, 4, GDT_Byte, [](int b, int x, int y) { return 1 + (x * 7 + y * 3 * b + (x / 16) * 40) % 255; });
+    const double gt[6] = {300000, 0.3, 0, 5000000, 0, -0.3};
+    test::georeference(no_black, gt, 32614);
+    SceneOptions overlapping = options_for(no_black, dir / "b.tif");
     overlapping.stride = 8;
+    overlapping.dense = dir / "b_dense.tif";
     const SceneResult r = map_scenes(scene_model(), overlapping);
     EXPECT_EQ(r.cols, 12);
     EXPECT_EQ(r.rows, 7);
     EXPECT_EQ(r.windows_skipped, 0);
-    EXPECT_NEAR(total_km2(r), 96 * 56 * pixel_km2, 1e-15);
+    EXPECT_NEAR(total_km2(r), 100 * 60 * pixel_km2, 1e-15);
+    // Each class's area is its pixels in the dense map.
+    const auto dense = RasterSource::open(overlapping.dense).read_float({0, 0, 100, 60}, {1});
+    std::vector<int64_t> dense_pixels(r.classes.size(), 0);
+    for (const float v : dense) ++dense_pixels.at(static_cast<size_t>(v));
+    int classes_present = 0;
+    for (size_t c = 0; c < r.classes.size(); ++c) {
+        EXPECT_NEAR(r.classes[c].area_km2, static_cast<double>(dense_pixels[c]) * pixel_km2, 1e-15) << r.classes[c].name;
+        classes_present += dense_pixels[c] > 0;
+    }
+    EXPECT_GE(classes_present, 2);
     // Skipped windows (default --max-nodata 0.5: the last column, 12 of 16 columns padding) count nothing.
     const SceneResult skipping = map_scenes(scene_model(), options_for(image, dir / "c.tif"));
     EXPECT_EQ(skipping.windows_skipped, 4);
