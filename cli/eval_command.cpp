@@ -1,5 +1,6 @@
 // rsi eval PREDICTION TRUTH: pixel metrics (rasters, or a raster against polygons), object F1
 // (footprint polygons, SpaceNet rule), scene-classification scores, or the Tianchi contest score.
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +8,8 @@
 #include <iostream>
 #include <limits>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <gdal_priv.h>
 
@@ -26,6 +29,25 @@ namespace fs = std::filesystem;
 namespace rsi::cli {
 
 namespace {
+
+// Folder inputs are read file by file: an existing file inside one (at any depth: scene labels sit in
+// class folders) is an input, which the report would replace. A report already there (HTML, which no
+// mode reads) may be replaced with --overwrite.
+void check_report_not_in_input_folders(const std::string& report, const std::vector<std::string>& inputs) {
+    std::error_code ec;
+    if (!fs::is_regular_file(report, ec)) return;
+    std::string extension = fs::path(report).extension().string();
+    for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (extension == ".html" || extension == ".htm") return;
+    const fs::path file = path_identity(report);
+    for (const std::string& input : inputs) {
+        if (!fs::is_directory(input, ec)) continue;
+        const fs::path folder = path_identity(input);
+        auto f = folder.begin(), r = file.begin();
+        for (; f != folder.end() && r != file.end() && *f == *r; ++f, ++r) {}
+        if (f == folder.end()) throw usage_error(report + ": is a file of the input folder " + input + "; write the report elsewhere");
+    }
+}
 
 struct Options {
     std::string prediction, truth, mode = "auto", report;
@@ -555,6 +577,7 @@ void register_eval_command(CLI::App& app, CommandContext& context) {
         const std::string mode = detect_mode(*o);
         if (!o->report.empty()) {
             check_distinct_outputs({o->report}, {o->prediction, o->truth});  // --report over an input replaced it
+            check_report_not_in_input_folders(o->report, {o->prediction, o->truth});
             check_output_file(o->report, o->overwrite);                     // before the work, not after
         }
         if (mode == "pixel") return run_pixel(*o, context);

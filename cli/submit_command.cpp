@@ -238,7 +238,7 @@ int run_submit(const Options& o, CommandContext& context) {
                       {"precision", o.model.precision},
                       // the metadata as overridden (--mean, --std, ...): part of what makes the masks
                       {"model_metadata", sha256_hex(json_text(model.metadata().to_json()))}};
-    const fs::path out(o.output);
+    const fs::path out(without_trailing_separator(o.output));  // "dir/" names the folder dir, not a file in it
     // Journaled runs keep their scratch masks in the parts folder, which goes when the job is assembled,
     // so a killed run leaves nothing behind in the output's folder.
     const std::string scratch = s.resume || s.shard ? submission_parts_dir(s) : out.has_parent_path() ? out.parent_path().string() : ".";

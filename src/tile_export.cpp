@@ -544,6 +544,15 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     result.end_row = grid.rows();
     // `--index IMAGE --overwrite` replaced the image with GeoJSON.
     check_distinct_outputs({result.index_geojson, result.index_csv}, {options.input});
+    // An index named like a tile in OUTDIR (r0_c0.tif) would replace that tile, and later runs would
+    // take it for one (resume, --overwrite's clean-up).
+    if (index_inside_output_dir(options.output_dir, result.index_geojson)) {
+        for (const std::string& index : {result.index_geojson, result.index_csv}) {
+            if (std::regex_match(fs::path(index).filename().string(), tile_file_pattern())) {
+                throw usage_error(index + ": is named like a tile of OUTDIR (r<row>_c<col>); give the index another name");
+            }
+        }
+    }
 
     // Sharded and resumable runs write into a shared OUTDIR (no temporary folder renamed at the end:
     // N processes, possibly on N nodes, fill it at once), so each tile is atomic on its own and the

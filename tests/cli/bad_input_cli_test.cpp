@@ -294,6 +294,33 @@ TEST_F(BadInput, NoCommandWritesOverItsInputsOrIntoAFolder) {
     refused("tile index over the image", {"tile", image, dir / "tiles", "--tile-size", "32", "--index", image, "--overwrite", "--quiet"}, 2,
             "image.tif: is an input of this run");
     EXPECT_FALSE(fs::exists(dir / "tiles"));
+    // An index named like one of the run's own tiles replaced it (and the run without --overwrite ended
+    // in "appeared while this run was writing it").
+    for (const bool overwrite : {false, true}) {
+        std::vector<std::string> args{"tile", image, dir / "tiles", "--tile-size", "32", "--index", dir / "tiles/r0_c0.tif", "--quiet"};
+        if (overwrite) args.push_back("--overwrite");
+        refused("tile index named like a tile", args, 2, "tiles/r0_c0.tif: is named like a tile of OUTDIR (r<row>_c<col>)");
+        EXPECT_FALSE(fs::exists(dir / "tiles"));
+    }
+    // Folders of inputs: a report over one of their files (scene labels: at any depth) replaced it; a
+    // report already in such a folder is HTML, which no mode reads, and is replaced with --overwrite.
+    fs::create_directories(dir / "preds");
+    fs::create_directories(dir / "truth/sub");
+    fs::copy_file(image, dir / "preds/a.tif");
+    fs::copy_file(image, dir / "truth/a.tif");
+    fs::copy_file(image, dir / "truth/sub/b.tif");
+    for (const std::string& input : {dir / "preds/a.tif", dir / "truth/a.tif", dir / "truth/sub/b.tif"}) {
+        const auto r = run_rsi({"eval", dir / "preds", dir / "truth", "--report", input, "--overwrite", "--quiet"});
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        EXPECT_NE(r.err.find(": is a file of the input folder "), std::string::npos) << r.err;
+        EXPECT_EQ(test::slurp(input), before);
+    }
+    std::ofstream(dir / "preds/report.html") << "old report";
+    const auto report = run_rsi({"eval", dir / "preds", dir / "truth", "--report", dir / "preds/report.html", "--overwrite", "--quiet"});
+    EXPECT_EQ(report.exit_code, 0) << report.err;
+    EXPECT_NE(test::slurp(dir / "preds/report.html").find("<html"), std::string::npos);
+    fs::remove_all(dir / "preds");
+    fs::remove_all(dir / "truth");
     // Two shards, then a merge told to write over the image they read.
     for (const char* shard : {"0/2", "1/2"}) {
         const auto r = run_rsi(run_args({"--shard", shard}, image));

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -197,6 +198,14 @@ TEST_F(ScaleOut, SubmitResumedAfterSigtermEqualsAnUninterruptedRun) {
     const std::string model = std::string(RSI_FIXTURES_DIR) + "/tiny_segmenter.pt";
     const auto direct = run_rsi({"submit", "inria", dir / "images", "-o", dir / "direct", "-m", model, "-q"});
     ASSERT_EQ(direct.exit_code, 0) << direct.err;
+    // "-o folder/" is the same folder (its masks were made inside the missing "folder/folder": exit 1).
+    fs::create_directory(dir / "sub");
+    const auto slashed = run_rsi({"submit", "inria", dir / "images", "-o", dir / "sub/slashed/", "-m", model, "-q"});
+    ASSERT_EQ(slashed.exit_code, 0) << slashed.err;
+    expect_same_folders(dir / "direct", dir / "sub/slashed");
+    std::set<std::string> beside;
+    for (const auto& f : fs::directory_iterator(dir / "sub")) beside.insert(f.path().filename().string());
+    EXPECT_EQ(beside, (std::set<std::string>{"slashed", "slashed.manifest.json"}));
 
     // SIGTERM once the first image is journaled: exit 143, the journal already consistent.
     const std::vector<std::string> resumed{"submit", "inria", dir / "images", "-o", dir / "resumed", "-m", model, "--resume", "-q"};
