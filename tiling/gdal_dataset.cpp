@@ -34,6 +34,58 @@ namespace {
 
 bool is_virtual_path(const std::string& path) { return path.rfind("/vsi", 0) == 0; }
 
+// What GDAL says while a virtual path (/vsicurl/, ...) opens. A failed open folds it into rsi's one-line
+// error instead of printing it first; a later open of the same path (commands open their input more
+// than once) gets no message from GDAL, which remembers the failure, so the reason is kept here too.
+class OpenMessages {
+public:
+    explicit OpenMessages(bool collect) : collect_(collect) {
+        if (collect_) CPLPushErrorHandlerEx(&OpenMessages::handle, this);
+    }
+    ~OpenMessages() { release(); }
+    OpenMessages(const OpenMessages&) = delete;
+    OpenMessages& operator=(const OpenMessages&) = delete;
+
+    // The open worked: what GDAL said goes on to the usual handler.
+    void pass_on() {
+        release();
+        for (const auto& [severity, message] : messages_) CPLError(severity, CPLE_AppDefined, "%s", message.c_str());
+    }
+    // The open failed: GDAL's reason (its last message), or the one an earlier failed open of the path had.
+    std::string reason(const std::string& path) {
+        release();
+        static std::mutex mutex;
+        static std::vector<std::pair<std::string, std::string>> remembered;
+        std::lock_guard<std::mutex> lock(mutex);
+        std::string text = messages_.empty() ? last_gdal_error("") : messages_.back().second;
+        for (char& c : text) {
+            if (c == '\n' || c == '\r') c = ' ';
+        }
+        for (auto& [known, why] : remembered) {
+            if (known != path) continue;
+            if (text.empty()) return why;
+            why = text;
+            return text;
+        }
+        if (!text.empty() && remembered.size() < 64) remembered.emplace_back(path, text);
+        return text;
+    }
+
+private:
+    static void CPL_STDCALL handle(CPLErr severity, CPLErrorNum, const char* message) {
+        auto* self = static_cast<OpenMessages*>(CPLGetErrorHandlerUserData());
+        if (severity == CE_Debug) return;
+        self->messages_.emplace_back(severity, message ? message : "");
+    }
+    void release() {
+        if (collect_) CPLPopErrorHandler();
+        collect_ = false;
+    }
+
+    bool collect_;
+    std::vector<std::pair<CPLErr, std::string>> messages_;
+};
+
 // After a virtual path (/vsizip/, /vsicurl/, ...) failed to open: does it exist at all? Asked only then,
 // as a stat of a remote file costs a request.
 bool virtual_path_missing(const std::string& path) {
@@ -54,10 +106,13 @@ DatasetPtr open_vector(const std::string& path) {
         if (VSIStatL(path.c_str(), &stat) != 0) throw Error(path + ": no such file");
     }
     CPLErrorReset();
+    OpenMessages messages(is_virtual_path(path));
     DatasetPtr dataset(GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
+    if (dataset) messages.pass_on();
     if (!dataset) {
-        const std::string reason = last_gdal_error(""), why = reason.empty() ? "no driver recognised it" : reason;
+        const std::string reason = is_virtual_path(path) ? messages.reason(path) : last_gdal_error(""),
+                          why = reason.empty() ? "no driver recognised it" : reason;
         if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable" + (reason.empty() ? "" : ": " + reason) + ")");
         throw Error(path + ": cannot open as a vector file (" + why + ")");
     }
@@ -73,10 +128,13 @@ DatasetPtr open_raster(const std::string& path) {
         if (VSI_ISDIR(stat.st_mode)) throw Error(path + ": is a directory, not a raster");
     }
     CPLErrorReset();
+    OpenMessages messages(is_virtual_path(path));
     GDALDataset* dataset = GDALDataset::FromHandle(
         GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
+    if (dataset != nullptr) messages.pass_on();
     if (dataset == nullptr) {
-        const std::string reason = last_gdal_error(""), why = reason.empty() ? "no driver recognised it" : reason;
+        const std::string reason = is_virtual_path(path) ? messages.reason(path) : last_gdal_error(""),
+                          why = reason.empty() ? "no driver recognised it" : reason;
         if (virtual_path_missing(path)) throw Error(path + ": no such file (or not reachable" + (reason.empty() ? "" : ": " + reason) + ")");
         throw Error(path + ": not a raster GDAL can read (" + why + ")");
     }

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <fstream>
 #include <limits>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "test_support.hpp"
 #include "tiling/error.hpp"
@@ -151,6 +155,38 @@ TEST(RasterSource, ResampledReadAveragesBlocks) {
     src.read_resampled({0, 0, 4, 4}, 2, 2, {1}, GDT_Float32, out.data(), GRIORA_Average);
     EXPECT_EQ(out, (std::vector<float>{0, 1, 10, 11}));
     VSIUnlink(path.c_str());
+}
+
+// A server that cannot be reached: GDAL's reason is in the one-line error, not printed before it, and
+// a second open of the same URL (GDAL remembers the failure and says nothing then) still gives it.
+TEST(RasterSource, AnUnreachableServerIsNamedWithGdalsReasonEveryTime) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    socklen_t length = sizeof(address);
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    ::close(listener);  // a port nothing listens on
+    const std::string url = "/vsicurl/http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/image.tif";
+    std::vector<std::string> printed;
+    CPLPushErrorHandlerEx(
+        [](CPLErr severity, CPLErrorNum, const char* message) {
+            if (severity != CE_Debug) static_cast<std::vector<std::string>*>(CPLGetErrorHandlerUserData())->push_back(message);
+        },
+        &printed);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            RasterSource::open(url);
+            ADD_FAILURE() << "no error";
+        } catch (const Error& e) {
+            const std::string prefix = url + ": no such file (or not reachable: HTTP response code on ";
+            EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << "attempt " << attempt << ": " << e.what();
+        }
+    }
+    CPLPopErrorHandler();
+    EXPECT_TRUE(printed.empty()) << printed.front();
 }
 
 TEST(RasterSource, ErrorsNameTheFileAndTheProblem) {
