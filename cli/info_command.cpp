@@ -43,6 +43,7 @@ nlohmann::json to_json(const RasterSummary& s) {
                        {"pixel_size", {std::hypot(i.geotransform[1], i.geotransform[4]),
                                        std::hypot(i.geotransform[2], i.geotransform[5])}}};
     out["pixel_size_m"] = s.ground_pixel ? nlohmann::json{s.ground_pixel->x_m, s.ground_pixel->y_m} : nlohmann::json(nullptr);
+    out["pixel_size_on_ellipsoid"] = s.ground_on_ellipsoid;
     const TilingPlan& p = s.plan;
     out["tiling"] = {{"tile_size", {p.spec.tile_width, p.spec.tile_height}},
                      {"overlap", p.spec.overlap},
@@ -93,7 +94,8 @@ void print_text(const RasterSummary& s) {
     }
     if (s.ground_pixel) {
         std::cout << std::setprecision(4) << "Ground size: " << s.ground_pixel->x_m << " m x " << s.ground_pixel->y_m
-                  << " m per pixel\n";
+                  << " m per pixel" << (s.ground_on_ellipsoid ? " (on the ellipsoid: the projection is far from true scale here)" : "")
+                  << "\n";
     }
     const TilingPlan& p = s.plan;
     std::cout << std::setprecision(4) << "Tiling:      " << p.tiles << " tiles (" << p.rows << " rows x " << p.cols

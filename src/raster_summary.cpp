@@ -30,6 +30,7 @@ RasterSummary summarize_raster(const std::string& path, const GridSpec& grid) {
         summary.warnings.push_back(problem + "; reading its pixels will fail");
     }
     summary.ground_pixel = ground_pixel_size(summary.info);
+    summary.ground_on_ellipsoid = measured_on_ellipsoid(summary.info);
     summary.plan = plan_tiling(summary.info.width, summary.info.height, grid);
     return summary;
 }

@@ -20,6 +20,7 @@ struct TilingPlan {
 struct RasterSummary {
     RasterInfo info;
     std::optional<GroundPixelSize> ground_pixel;  // metres; empty without georeferencing
+    bool ground_on_ellipsoid = false;             // a projection far from true scale, measured on its ellipsoid
     TilingPlan plan;
     std::vector<std::string> warnings;  // e.g. a GeoTIFF whose blocks reach past the end of the file
 };

@@ -374,6 +374,13 @@ public:
         } else if (srs.IsProjected() || srs.IsLocal()) {
             metres_per_unit_ = srs.GetLinearUnits();
             kind_ = Kind::linear;
+            // A projection far from true scale here (Web Mercator: 1/cos of the latitude, 1.54 at
+            // Las Vegas) is measured on its ellipsoid, as ground_pixel_size does.
+            if (measured_on_ellipsoid(info)) {
+                srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+                ellipsoid_ = EllipsoidMeasure::for_projected(srs);
+                if (ellipsoid_) kind_ = Kind::projected_on_ellipsoid;
+            }
         }
     }
 
@@ -382,12 +389,22 @@ public:
     // Square metres of a polygon in CRS coordinates; nullopt without a usable CRS.
     std::optional<double> area_m2(const OGRPolygon& polygon) const {
         if (kind_ == Kind::linear) return std::fabs(polygon.get_Area()) * metres_per_unit_ * metres_per_unit_;
-        if (kind_ != Kind::geographic) return std::nullopt;
+        if (kind_ == Kind::none) return std::nullopt;
         double area = 0;
         for (int r = 0; r <= polygon.getNumInteriorRings(); ++r) {
             const OGRLinearRing* ring = r == 0 ? polygon.getExteriorRing() : polygon.getInteriorRing(r - 1);
             if (!ring) continue;
-            const double ring_area = geodesic_ring_area(*ring);
+            double ring_area = 0;
+            if (kind_ == Kind::geographic) {
+                ring_area = geodesic_ring_area(*ring);
+            } else {
+                std::vector<std::pair<double, double>> points;
+                points.reserve(static_cast<size_t>(ring->getNumPoints()));
+                for (int i = 0; i < ring->getNumPoints(); ++i) points.emplace_back(ring->getX(i), ring->getY(i));
+                const auto measured = ellipsoid_->ring_area_m2(points);
+                if (!measured) return std::fabs(polygon.get_Area()) * metres_per_unit_ * metres_per_unit_;
+                ring_area = *measured;
+            }
             area += r == 0 ? ring_area : -ring_area;
         }
         return std::max(area, 0.0);
@@ -402,6 +419,12 @@ public:
         frame.y0 = (envelope.MinY + envelope.MaxY) / 2;
         if (kind_ == Kind::linear) {
             frame.sx = frame.sy = metres_per_unit_;
+        } else if (kind_ == Kind::projected_on_ellipsoid) {
+            // Ground metres per CRS unit along each axis at the centre (a 1-unit step each way).
+            const auto along_x = ellipsoid_->length_m(frame.x0, frame.y0, frame.x0 + 1, frame.y0);
+            const auto along_y = ellipsoid_->length_m(frame.x0, frame.y0, frame.x0, frame.y0 + 1);
+            frame.sx = along_x && *along_x > 0 ? *along_x : metres_per_unit_;
+            frame.sy = along_y && *along_y > 0 ? *along_y : metres_per_unit_;
         } else if (kind_ == Kind::geographic) {
             const double phi = frame.y0 * radians_per_unit_;
             const double e2 = flattening_ * (2 - flattening_);
@@ -429,7 +452,8 @@ private:
         return std::fabs(area);
     }
 
-    enum class Kind { none, linear, geographic } kind_ = Kind::none;
+    enum class Kind { none, linear, geographic, projected_on_ellipsoid } kind_ = Kind::none;
+    std::shared_ptr<const EllipsoidMeasure> ellipsoid_;
     double metres_per_unit_ = 1;
     double radians_per_unit_ = M_PI / 180;
     double semi_major_ = 6378137, flattening_ = 1 / 298.257223563;

@@ -159,7 +159,27 @@ TEST(Cli, InfoJsonIsOneParsableObject) {
     EXPECT_EQ(j["tiling"]["rows"], 2);
     EXPECT_EQ(j["tiling"]["tiles"], 6);
     EXPECT_NEAR(j["tiling"]["overlap_factor"].get<double>(), 6.0 * 128 * 128 / (300.0 * 200.0), 1e-12);
+    EXPECT_EQ(j["pixel_size_m"], nlohmann::json({0.5, 0.5}));  // a UTM zone's own metres
+    EXPECT_EQ(j["pixel_size_on_ellipsoid"], false);
     EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+// Web Mercator at 60 N: 10 map units are about 5 m of ground (they were reported as 10 m, so maps
+// were resampled and areas counted 4x).
+TEST(Cli, InfoMeasuresWebMercatorOnTheEllipsoid) {
+    test::TempDir dir;
+    const std::string path = dir / "mercator.tif";
+    test::make_raster(path, 8, 8, 1, GDT_Byte, [](int, int x, int) { return x; });
+    const double gt[6] = {1113195, 10, 0, 8399738 + 40, 0, -10};
+    test::georeference(path, gt, 3857);
+    const auto r = run_rsi({"info", path, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_NEAR(j["pixel_size_m"][0].get<double>(), 5.0, 0.05);
+    EXPECT_NEAR(j["pixel_size_m"][1].get<double>(), 5.0, 0.05);
+    EXPECT_EQ(j["pixel_size_on_ellipsoid"], true);
+    const auto text = run_rsi({"info", path});
+    EXPECT_NE(text.out.find(" m per pixel (on the ellipsoid: the projection is far from true scale here)\n"), std::string::npos) << text.out;
 }
 
 // JSON has no NaN or infinity: such nodata values are strings, never null (which means "none").

@@ -223,6 +223,36 @@ TEST(Vectorize, GeographicAreaIsGeodesicAndMinAreaUsesIt) {
     EXPECT_EQ(vectorize_mask(o).polygons, 1);
 }
 
+// Web Mercator (the CRS of XYZ imagery) is 1/cos(latitude) too large: 4x in area at 60 N. Its
+// areas and --min-area are measured on the ellipsoid (they were the map's, x3.99 here).
+TEST(Vectorize, WebMercatorAreaIsGeodesic) {
+    test::TempDir dir;
+    const double a = 6378137, y_top = 8399738 + 200;  // 60.0 N
+    const double gt[6] = {1113195, 10, 0, y_top, 0, -10};  // 10 units: about 5 m of ground
+    const std::string mask = make_mask(
+        dir, "mercator.tif", 40, 40, [](int x, int y) { return in_rect(x, y, 5, 5, 25, 25); }, gt, 3857);
+    const VectorizeResult r = vectorize_mask(options_for(mask, dir / "mercator.gpkg"));
+    ASSERT_EQ(r.polygons, 1);
+    // The square's corners to longitude/latitude with the spherical Mercator formulas, then PROJ's
+    // geodesic area on WGS84.
+    const auto lon = [&](double x) { return x / a * 180 / M_PI; };
+    const auto lat = [&](double y) { return (2 * std::atan(std::exp(y / a)) - M_PI / 2) * 180 / M_PI; };
+    const double x0 = gt[0] + 5 * 10, x1 = gt[0] + 25 * 10, y0 = y_top - 5 * 10, y1 = y_top - 25 * 10;
+    double lats[4] = {lat(y0), lat(y0), lat(y1), lat(y1)}, lons[4] = {lon(x0), lon(x1), lon(x1), lon(x0)};
+    geod_geodesic g;
+    geod_init(&g, a, 1 / 298.257223563);
+    double expected = 0, perimeter = 0;
+    geod_polygonarea(&g, lats, lons, 4, &expected, &perimeter);
+    expected = std::fabs(expected);
+    EXPECT_NEAR(expected, 200 * 200 / 4.0, 200 * 200 / 4.0 * 0.01);  // cos(60)^2 of the map's 40000
+    const Layer layer = read_layer(r.output);
+    ASSERT_EQ(layer.features.size(), 1u);
+    EXPECT_NEAR(*layer.features[0].area_m2, expected, expected * 1e-9);
+    VectorizeOptions o = options_for(mask, dir / "big.gpkg");
+    o.min_area_m2 = expected * 1.001;
+    EXPECT_EQ(vectorize_mask(o).dropped_small, 1);
+}
+
 TEST(Vectorize, HolesAreKept) {
     test::TempDir dir;
     const std::string mask = make_mask(dir, "ring.tif", 24, 24, [](int x, int y) {
