@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <gdal_alg.h>
 #include <geodesic.h>
+#include <cstring>
 #include <limits>
 #include <ogrsf_frmts.h>
 #include <optional>
@@ -163,6 +164,9 @@ private:
 //   band 2 (Byte):  255 where the value is a selected class, 0 elsewhere (the polygonizer's mask).
 // It has no geotransform, so GDALPolygonize works in pixel coordinates (exact integers).
 
+// A UInt32 mask's nodata above Int32's range is read as this value, which no UInt32 class can be.
+constexpr int32_t kUnsignedNodataStandIn = std::numeric_limits<int32_t>::min();
+
 class ClassSelection final : public GDALDataset {
 public:
     ClassSelection(GDALRasterBand& source, const std::vector<int>& classes, std::optional<int32_t> nodata)
@@ -194,18 +198,26 @@ public:
         return std::binary_search(sorted_.begin(), sorted_.end(), value);
     }
 
-    // The mask's row y as Int32, or nullptr when reading failed (GDAL holds the error).
+    // The mask's row y as Int32, or nullptr when reading failed (GDAL holds the error, or problem()
+    // says what is wrong with the values).
     const int32_t* row(int y) {
         if (y != cached_row_) {
             cached_row_ = -1;
-            if (source_.RasterIO(GF_Read, 0, y, nRasterXSize, 1, values_.data(), nRasterXSize, 1, GDT_Int32, 0, 0,
-                                 nullptr) != CE_None) {
+            const bool unsigned_32 = source_.GetRasterDataType() == GDT_UInt32;
+            if (source_.RasterIO(GF_Read, 0, y, nRasterXSize, 1, values_.data(), nRasterXSize, 1,
+                                 unsigned_32 ? GDT_UInt32 : GDT_Int32, 0, 0, nullptr) != CE_None) {
                 return nullptr;
             }
+            // Classes are Int32 (as GDALPolygonize takes them): UInt32's nodata above that range reads
+            // as the stand-in integral_nodata gives it; another value above it is refused, not clamped
+            // (two such classes became one).
+            if (unsigned_32 && !check_unsigned_row(y)) return nullptr;
             cached_row_ = y;
         }
         return values_.data();
     }
+
+    const std::string& problem() const { return problem_; }
 
 private:
     class Band final : public GDALRasterBand {
@@ -252,7 +264,27 @@ private:
         }
     };
 
+    bool check_unsigned_row(int y) {
+        int has_nodata = 0;
+        const double raw_nodata = source_.GetNoDataValue(&has_nodata);
+        for (int32_t& v : values_) {
+            uint32_t u = 0;
+            std::memcpy(&u, &v, sizeof u);
+            if (u <= static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) continue;
+            if (has_nodata && static_cast<double>(u) == raw_nodata) {
+                v = kUnsignedNodataStandIn;
+                continue;
+            }
+            problem_ = "class value " + std::to_string(u) + " (row " + std::to_string(y) + ") is above " +
+                       std::to_string(std::numeric_limits<int32_t>::max()) + ", the largest class value rsi vectorizes";
+            CPLError(CE_Failure, CPLE_AppDefined, "%s", problem_.c_str());
+            return false;
+        }
+        return true;
+    }
+
     GDALRasterBand& source_;
+    std::string problem_;
     bool all_but_background_;
     std::optional<int32_t> nodata_;
     int64_t lowest_ = 0;
@@ -911,6 +943,9 @@ std::unique_ptr<OGRPolygon> simplified_polygon(const OGRPolygon& polygon, double
 std::optional<int32_t> integral_nodata(const RasterInfo& info) {
     const auto& nodata = info.bands.front().nodata;
     if (!nodata || !std::isfinite(*nodata) || std::floor(*nodata) != *nodata) return std::nullopt;
+    if (info.data_type == GDT_UInt32 && *nodata > std::numeric_limits<int32_t>::max() && *nodata <= 4294967295.0) {
+        return kUnsignedNodataStandIn;  // ClassSelection reads such pixels as it
+    }
     if (*nodata < std::numeric_limits<int32_t>::min() || *nodata > std::numeric_limits<int32_t>::max())
         return std::nullopt;
     return static_cast<int32_t>(*nodata);
@@ -1100,6 +1135,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
                                           GDALRasterBand::ToHandle(selection.GetRasterBand(2)),
                                           OGRLayer::ToHandle(&raw->layer()), 0, nullptr, ProgressBridge::call, &bridge);
         bridge.rethrow();
+        if (!selection.problem().empty()) throw Error(options.mask + ": " + selection.problem());
         if (err != CE_None) throw Error(options.mask + ": polygonising failed: " + last_gdal_error());
         raw->commit();
     }

@@ -342,6 +342,34 @@ TEST(Vectorize, WiderIntegerMasksSelectLargeClassValues) {
     EXPECT_EQ(layer.features[1].cls, "3000000");
 }
 
+// UInt32 classes are read as Int32: its usual nodata (4294967295) is still nodata, and a value above
+// Int32's range is refused (two such classes became one polygon of class 2147483647).
+TEST(Vectorize, UInt32MasksKeepTheirNodataAndRefuseValuesAboveInt32) {
+    test::TempDir dir;
+    const std::string mask = dir / "uint32.tif";
+    test::make_raster(mask, 20, 10, 1, GDT_UInt32, [](int, int x, int y) {
+        return y < 5 ? 4294967295.0 : x < 10 ? 7.0 : 2147483647.0;
+    });
+    test::georeference(mask, kUtm, 32633);
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(mask.c_str(), GA_Update)));
+        ASSERT_TRUE(ds);
+        ds->GetRasterBand(1)->SetNoDataValue(4294967295.0);
+    }
+    const Layer layer = read_layer(vectorize_mask(options_for(mask, dir / "all.gpkg")).output);
+    ASSERT_EQ(layer.features.size(), 2u);
+    EXPECT_EQ(layer.features[0].class_id, 7);
+    EXPECT_EQ(layer.features[1].class_id, 2147483647);
+    EXPECT_DOUBLE_EQ(*layer.features[0].area_m2, 50 * 4.0);
+
+    const std::string large = dir / "large.tif";
+    test::make_raster(large, 20, 10, 1, GDT_UInt32, [](int, int x, int) { return x < 10 ? 3000000000.0 : 3500000000.0; });
+    test::georeference(large, kUtm, 32633);
+    expect_error([&] { vectorize_mask(options_for(large, dir / "large.gpkg")); }, ErrorKind::runtime,
+                 {large, "class value 3000000000 (row 0) is above 2147483647"});
+    EXPECT_FALSE(fs::exists(dir / "large.gpkg"));
+}
+
 TEST(Vectorize, MinAreaDropsExactlyTheSmallerPolygons) {
     test::TempDir dir;
     const double gt[6] = {300000, 1, 0, 4000000, 0, -1};  // 1 m pixels: squares of 1, 4, 9, 16 and 25 m2
