@@ -572,6 +572,8 @@ public:
         } else if (type != GDT_Float32 && type != GDT_Float64) {
             throw Error(path + ": the probabilities are " + GDALGetDataTypeName(type) +
                         "; expected Float32 (0..1) or Byte (0..255)");
+        } else {
+            floating_ = true;
         }
         for (int c : classes) band_for(c);  // explicit classes: check their bands up front
     }
@@ -625,6 +627,15 @@ public:
             for (int64_t x = begin; x < end; ++x) {
                 const float v = line[x - box.x];
                 if (!std::isfinite(v) || (nodata && v == *nodata)) continue;
+                // Float probabilities outside 0..1 (percentages, logits) would pass --min-confidence
+                // untested and be written as confidences of 21.8.
+                if (floating_ && (v < -1e-5f || v > 1.00001f)) {
+                    std::ostringstream value;
+                    value << v;
+                    throw Error(source_.info().path + ": band " + std::to_string(band) + " holds " + value.str() + " at pixel (" +
+                                std::to_string(x) + ", " + std::to_string(row) +
+                                "); Float probabilities must be within 0..1 (outside them: declare the raster's nodata)");
+                }
                 sum += v;
                 ++count;
             }
@@ -647,6 +658,7 @@ private:
     int64_t budget_bytes_;
     int only_class_;  // see VectorizeOptions::probability_class
     double scale_ = 1.0;
+    bool floating_ = false;
     std::vector<float> buffer_;
 };
 

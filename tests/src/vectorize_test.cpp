@@ -781,6 +781,13 @@ TEST(Vectorize, ErrorsNameTheFileAndTheProblem) {
     test::georeference(o.probabilities, kUtm, 32633);
     o.classes = {3};
     expect_error([&] { vectorize_mask(o); }, ErrorKind::runtime, {"two.tif", "class 3", "band 4"});
+    // Percentages (or logits) are not probabilities: their confidences were written as 50.
+    o.classes = {};
+    o.probabilities = dir / "percent.tif";
+    test::make_raster(o.probabilities, 20, 20, 1, GDT_Float32, [](int, int, int) { return 50.0; });
+    test::georeference(o.probabilities, kUtm, 32633);
+    expect_error([&] { vectorize_mask(o); }, ErrorKind::runtime, {"percent.tif", "band 1 holds 50 at pixel (", "within 0..1"});
+    EXPECT_FALSE(fs::exists(out));
 
     // Metres on a mask without georeferencing.
     const std::string plain = make_mask(
