@@ -121,6 +121,7 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
                         {"dropped_small", r.dropped_small},
                         {"dropped_unconfident", r.dropped_unconfident},
                         {"area_m2", r.area_known ? nlohmann::json(r.area_m2) : nlohmann::json(nullptr)},
+                        {"warnings", r.warnings},
                         {"seconds", seconds}});
         } else if (!context.common.quiet) {
             std::cout << "wrote " << r.polygons << " polygon" << (r.polygons == 1 ? "" : "s") << " to " << r.output

@@ -183,20 +183,55 @@ public:
             } else {
                 sorted_ = classes;
                 std::sort(sorted_.begin(), sorted_.end());
+                sorted_.erase(std::unique(sorted_.begin(), sorted_.end()), sorted_.end());
+                seen_sorted_.assign(sorted_.size(), 0);
             }
         }
         SetBand(1, new Band(this, 1, GDT_Int32));
         SetBand(2, new Band(this, 2, GDT_Byte));
     }
 
-    bool selected(int32_t value) const {
+    bool selected(int32_t value) {
         if (all_but_background_) return value != 0 && !(nodata_ && value == *nodata_);
+        bool hit = false;
         if (!table_.empty()) {
             const int64_t i = int64_t{value} - lowest_;
-            return i >= 0 && i < static_cast<int64_t>(table_.size()) && table_[static_cast<size_t>(i)];
+            hit = i >= 0 && i < static_cast<int64_t>(table_.size()) && table_[static_cast<size_t>(i)];
+            if (hit) table_[static_cast<size_t>(i)] = 2;  // 2: selected and seen
+        } else {
+            const auto it = std::lower_bound(sorted_.begin(), sorted_.end(), value);
+            hit = it != sorted_.end() && *it == value;
+            if (hit) seen_sorted_[static_cast<size_t>(it - sorted_.begin())] = 1;
         }
-        return std::binary_search(sorted_.begin(), sorted_.end(), value);
+        if (!hit && other_values_.size() < kOtherValuesKept && !(nodata_ && value == *nodata_) &&
+            std::find(other_values_.begin(), other_values_.end(), value) == other_values_.end()) {
+            other_values_.push_back(value);
+        }
+        return hit;
     }
+
+    // After polygonising with explicit classes: those that never occurred, and up to a few of the
+    // values that did (a 0/255 mask asked for class 1 gave no polygons and no word why).
+    std::vector<int> classes_not_seen() const {
+        std::vector<int> missing;
+        if (all_but_background_) return missing;
+        if (!table_.empty()) {
+            for (size_t i = 0; i < table_.size(); ++i) {
+                if (table_[i] == 1) missing.push_back(static_cast<int>(lowest_ + static_cast<int64_t>(i)));
+            }
+        } else {
+            for (size_t i = 0; i < sorted_.size(); ++i) {
+                if (!seen_sorted_[i]) missing.push_back(sorted_[i]);
+            }
+        }
+        return missing;
+    }
+    std::vector<int32_t> other_values() const {
+        std::vector<int32_t> values = other_values_;
+        std::sort(values.begin(), values.end());
+        return values;
+    }
+    static constexpr size_t kOtherValuesKept = 8;
 
     // The mask's row y as Int32, or nullptr when reading failed (GDAL holds the error, or problem()
     // says what is wrong with the values).
@@ -288,8 +323,10 @@ private:
     bool all_but_background_;
     std::optional<int32_t> nodata_;
     int64_t lowest_ = 0;
-    std::vector<uint8_t> table_;
+    std::vector<uint8_t> table_;  // over lowest_..: 1 selected, 2 selected and seen
     std::vector<int> sorted_;
+    std::vector<uint8_t> seen_sorted_;
+    std::vector<int32_t> other_values_;
     std::vector<int32_t> values_;
     int cached_row_ = -1;
 };
@@ -1149,6 +1186,19 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
         bridge.rethrow();
         if (!selection.problem().empty()) throw Error(options.mask + ": " + selection.problem());
         if (err != CE_None) throw Error(options.mask + ": polygonising failed: " + last_gdal_error());
+        if (const std::vector<int> missing = selection.classes_not_seen(); !missing.empty()) {
+            const auto listed = [](const auto& values) {
+                std::string text;
+                for (const auto v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
+                return text;
+            };
+            const std::vector<int32_t> others = selection.other_values();
+            result.warnings.push_back(options.mask + ": class" + (missing.size() > 1 ? "es " : " ") + listed(missing) +
+                                      (missing.size() > 1 ? " do" : " does") + " not occur in the mask" +
+                                      (others.empty() ? std::string(" (it has no other value)")
+                                                      : " (its other values: " + listed(others) +
+                                                            (others.size() == ClassSelection::kOtherValuesKept ? ", ..." : "") + ")"));
+        }
         raw->commit();
     }
 

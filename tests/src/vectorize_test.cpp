@@ -328,7 +328,9 @@ TEST(Vectorize, WiderIntegerMasksSelectLargeClassValues) {
     EXPECT_EQ(vectorize_mask(o).polygons, 3);
     o.output = dir / "table.gpkg";
     o.classes = {40000, -7};  // a lookup table over -7..40000
-    Layer layer = read_layer(vectorize_mask(o).output);
+    const VectorizeResult table = vectorize_mask(o);
+    EXPECT_TRUE(table.warnings.empty());
+    Layer layer = read_layer(table.output);
     ASSERT_EQ(layer.features.size(), 2u);
     EXPECT_EQ(layer.features[0].cls, "40000");
     EXPECT_EQ(layer.features[1].cls, "-7");
@@ -340,6 +342,17 @@ TEST(Vectorize, WiderIntegerMasksSelectLargeClassValues) {
     ASSERT_EQ(layer.features.size(), 2u);
     EXPECT_EQ(layer.features[0].cls, "-7");
     EXPECT_EQ(layer.features[1].cls, "3000000");
+    // Classes that never occur are said, with the values that do (a 0/255 mask asked for class 1
+    // gave no polygons and no word why); through the lookup table and the sorted search alike.
+    o.output = dir / "absent_table.gpkg";
+    o.classes = {1, 40000, 2};
+    VectorizeResult r = vectorize_mask(o);
+    EXPECT_EQ(r.polygons, 1);
+    EXPECT_EQ(r.warnings, std::vector<std::string>{mask + ": classes 1, 2 do not occur in the mask (its other values: -7, 0, 3000000)"});
+    o.output = dir / "absent_search.gpkg";
+    o.classes = {-7, 5000000};
+    r = vectorize_mask(o);
+    EXPECT_EQ(r.warnings, std::vector<std::string>{mask + ": class 5000000 does not occur in the mask (its other values: 0, 40000, 3000000)"});
 }
 
 // UInt32 classes are read as Int32: its usual nodata (4294967295) is still nodata, and a value above
