@@ -85,8 +85,9 @@ void register_vectorize_command(CLI::App& app, CommandContext& context) {
     sub->footer(
         "Polygons are 4-connected (pixels touching only at a corner are separate polygons), keep their holes and\n"
         "are in the mask's CRS (GeoJSON: WGS84). Attributes: id (1.. in reading order of each polygon's top-left\n"
-        "pixel), class (its name, or the value), class_id, area_m2 (geodesic for a geographic CRS and for a projection\n"
-        "more than 1 % from true scale, such as Web Mercator), confidence (with --probabilities).\n"
+        "pixel), class (--class-names, else the mask's category names, else the value), class_id, area_m2\n"
+        "(geodesic for a geographic CRS and for a projection more than 1 % from true scale, such as Web\n"
+        "Mercator), confidence (with --probabilities).\n"
         "\n"
         "Example:\n"
         "  rsi vectorize buildings_mask.tif -o buildings.gpkg --classes 1 --class-names 1=building \\\n"

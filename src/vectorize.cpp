@@ -1130,6 +1130,14 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     const RasterSource mask = RasterSource::open(options.mask);
     const RasterInfo& info = mask.info();
     check_mask(info);
+    // The class names the mask carries (rsi's maps do, as GDAL category names), unless --class-names
+    // names them otherwise: `rsi vectorize` of a merged map then writes what `--vector` would have.
+    std::map<int, std::string> class_names = options.class_names;
+    if (char** categories = mask.dataset().GetRasterBand(1)->GetCategoryNames()) {
+        for (int v = 0; categories[v]; ++v) {
+            if (*categories[v]) class_names.emplace(v, categories[v]);
+        }
+    }
     const GroundModel ground(info);
     if ((options.min_area_m2 > 0 || options.simplify_m > 0) && !ground.metric()) {
         throw usage_error(options.mask + ": " + (options.min_area_m2 > 0 ? "--min-area" : "--simplify") +
@@ -1485,9 +1493,8 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
         OGRFeature feature(definition);
         if (format.geopackage) feature.SetFID(id);
         feature.SetField(out_id, static_cast<GIntBig>(id));
-        const auto name = options.class_names.find(value);
-        feature.SetField(out_class,
-                         name != options.class_names.end() ? name->second.c_str() : std::to_string(value).c_str());
+        const auto name = class_names.find(value);
+        feature.SetField(out_class, name != class_names.end() ? name->second.c_str() : std::to_string(value).c_str());
         feature.SetField(out_class_id, value);
         if (row->IsFieldSetAndNotNull(in_area)) {
             const double area = row->GetFieldAsDouble(in_area);

@@ -1,5 +1,6 @@
 // rsi segment / buildings / scene / model as scripts use them.
 #include <filesystem>
+#include <set>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <ogrsf_frmts.h>
@@ -542,6 +543,18 @@ TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     ASSERT_EQ(v.exit_code, 0) << v.err;
     EXPECT_EQ(nlohmann::json::parse(v.out)["polygons"], j["polygons"]["count"]);
     EXPECT_EQ(run_rsi({"vectorize", dir / "mask.tif", "-o", dir / "again.geojson", "-q"}).exit_code, 2);  // exists
+    // ... and the same class names: the mask's category names (they were the numbers).
+    const auto class_names = [](const std::string& path) {
+        std::set<std::string> names;
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpenEx(path.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr)));
+        if (!ds) return names;
+        for (auto& feature : *ds->GetLayer(0)) names.insert(feature->GetFieldAsString("class"));
+        return names;
+    };
+    const std::set<std::string> names = class_names(dir / "b.gpkg");
+    ASSERT_EQ(names.size(), 1u);
+    EXPECT_NE(*names.begin(), "1");
+    EXPECT_EQ(class_names(dir / "again.geojson"), names);
 }
 
 TEST(MapsCli, PreviewsArePngsOfTheImageWithTheResult) {
