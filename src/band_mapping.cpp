@@ -147,10 +147,12 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
         }
     }
 
-    // Outputs copy the geotransform; ground control points would silently be lost.
+    // Raster outputs carry the ground control points, but pixels are not located with them: no
+    // resampling to the model's pixel size, and polygons in pixel coordinates.
     if (!info.has_geotransform && info.gcp_count > 0) {
-        warn("has " + std::to_string(info.gcp_count) + " ground control points but no geotransform: the outputs are in pixel "
-             "coordinates (warp it first: gdalwarp -r bilinear IN OUT)");
+        warn("has " + std::to_string(info.gcp_count) + " ground control points but no geotransform: the raster outputs carry "
+             "them, but the image is read at its own pixel size and polygons are in pixel coordinates (warp it first: "
+             "gdalwarp -r bilinear IN OUT)");
     }
     // Sampled statistics of the distinct source bands (a replicated band is sampled once).
     const std::vector<BandStatistics> stats =

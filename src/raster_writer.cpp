@@ -22,6 +22,16 @@ void georeference_like(RasterWriterOptions& options, const RasterInfo& info, dou
     options.geotransform = {g[0] + origin_x * g[1] + origin_y * g[2], g[1] * step_x, g[2] * step_y,
                             g[3] + origin_x * g[4] + origin_y * g[5], g[4] * step_x, g[5] * step_y};
     options.crs_wkt = info.crs_wkt;
+    options.gcps.clear();
+    options.gcp_crs_wkt.clear();
+    if (!info.has_geotransform && !info.gcps.empty()) {
+        for (GroundControlPoint p : info.gcps) {
+            p.pixel = (p.pixel - origin_x) / step_x;
+            p.line = (p.line - origin_y) / step_y;
+            options.gcps.push_back(p);
+        }
+        options.gcp_crs_wkt = info.gcp_crs_wkt;
+    }
 }
 
 RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(options)) {
@@ -58,6 +68,25 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
         OGRSpatialReference srs;
         srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);  // x of the geotransform = longitude (PAM formats record it)
         if (srs.importFromWkt(options_.crs_wkt.c_str()) == OGRERR_NONE) dataset_->SetSpatialRef(&srs);
+    }
+    if (!options_.has_geotransform && !options_.gcps.empty()) {
+        std::vector<GDAL_GCP> gcps(options_.gcps.size());
+        GDALInitGCPs(static_cast<int>(gcps.size()), gcps.data());
+        for (size_t i = 0; i < gcps.size(); ++i) {
+            const GroundControlPoint& p = options_.gcps[i];
+            CPLFree(gcps[i].pszId);
+            gcps[i].pszId = CPLStrdup(std::to_string(i + 1).c_str());
+            gcps[i].dfGCPPixel = p.pixel;
+            gcps[i].dfGCPLine = p.line;
+            gcps[i].dfGCPX = p.x;
+            gcps[i].dfGCPY = p.y;
+            gcps[i].dfGCPZ = p.z;
+        }
+        OGRSpatialReference gcp_srs;
+        gcp_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+        const bool has_srs = !options_.gcp_crs_wkt.empty() && gcp_srs.importFromWkt(options_.gcp_crs_wkt.c_str()) == OGRERR_NONE;
+        dataset_->SetGCPs(static_cast<int>(gcps.size()), gcps.data(), has_srs ? &gcp_srs : nullptr);
+        GDALDeinitGCPs(static_cast<int>(gcps.size()), gcps.data());
     }
     for (int b = 1; b <= options_.bands; ++b) {
         GDALRasterBand* band = dataset_->GetRasterBand(b);

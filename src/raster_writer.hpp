@@ -27,6 +27,9 @@ struct RasterWriterOptions {
     bool has_geotransform = false;
     std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
     std::string crs_wkt;
+    // An image located only by ground control points: its outputs carry them (moved to their grid).
+    std::vector<GroundControlPoint> gcps;
+    std::string gcp_crs_wkt;
     std::vector<std::string> band_descriptions;
     bool overwrite = false;  // replace an existing file (else even one another run wrote meanwhile is kept)
 };

@@ -418,9 +418,16 @@ void check_shard_count(const nlohmann::json& job, const ShardSpec& shard, const 
 }
 
 nlohmann::json georeference_to_job(const RasterInfo& info) {
-    return {{"width", info.width}, {"height", info.height}, {"has_geotransform", info.has_geotransform},
-            {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},
-            {"crs_wkt", info.crs_wkt}};
+    nlohmann::json job{{"width", info.width}, {"height", info.height}, {"has_geotransform", info.has_geotransform},
+                       {"geotransform", std::vector<double>(info.geotransform.begin(), info.geotransform.end())},
+                       {"crs_wkt", info.crs_wkt}};
+    if (!info.gcps.empty()) {  // (a merge writes them into the outputs as a single run does)
+        nlohmann::json gcps = nlohmann::json::array();
+        for (const GroundControlPoint& p : info.gcps) gcps.push_back({p.pixel, p.line, p.x, p.y, p.z});
+        job["gcps"] = gcps;
+        job["gcp_crs_wkt"] = info.gcp_crs_wkt;
+    }
+    return job;
 }
 
 RasterInfo georeference_from_job(const nlohmann::json& job) {
@@ -432,6 +439,15 @@ RasterInfo georeference_from_job(const nlohmann::json& job) {
     if (g.size() != 6) throw Error("job.json: geotransform must have 6 numbers");
     std::copy(g.begin(), g.end(), info.geotransform.begin());
     info.crs_wkt = job.at("crs_wkt").get<std::string>();
+    if (job.contains("gcps")) {
+        for (const auto& p : job.at("gcps")) {
+            const auto v = p.get<std::vector<double>>();
+            if (v.size() != 5) throw Error("job.json: a ground control point must have 5 numbers");
+            info.gcps.push_back({v[0], v[1], v[2], v[3], v[4]});
+        }
+        info.gcp_count = static_cast<int>(info.gcps.size());
+        info.gcp_crs_wkt = job.value("gcp_crs_wkt", "");
+    }
     return info;
 }
 

@@ -99,6 +99,18 @@ RasterInfo describe(GDALDataset& dataset, const std::string& path) {
     }
     info.has_geotransform = dataset.GetGeoTransform(info.geotransform.data()) == CE_None;
     info.gcp_count = dataset.GetGCPCount();
+    if (info.gcp_count > 0) {
+        const GDAL_GCP* gcps = dataset.GetGCPs();
+        for (int i = 0; i < info.gcp_count; ++i) {
+            info.gcps.push_back({gcps[i].dfGCPPixel, gcps[i].dfGCPLine, gcps[i].dfGCPX, gcps[i].dfGCPY, gcps[i].dfGCPZ});
+        }
+        if (const OGRSpatialReference* gcp_srs = dataset.GetGCPSpatialRef()) {
+            char* wkt = nullptr;
+            const char* options[] = {"FORMAT=WKT2_2019", nullptr};
+            if (gcp_srs->exportToWkt(&wkt, options) == OGRERR_NONE && wkt) info.gcp_crs_wkt = wkt;
+            CPLFree(wkt);
+        }
+    }
     if (!info.has_geotransform) info.geotransform = {0, 1, 0, 0, 0, 1};
     info.mask = detect_mask(dataset);
     return info;

@@ -26,6 +26,11 @@ struct BandInfo {
 enum class MaskSource { none, nodata, alpha, mask_band };
 const char* to_string(MaskSource source);
 
+// A ground control point: pixel (column, row) of the image at (x, y, z) in the GCPs' own CRS.
+struct GroundControlPoint {
+    double pixel = 0, line = 0, x = 0, y = 0, z = 0;
+};
+
 struct RasterInfo {
     std::string path;
     std::string driver;
@@ -38,7 +43,9 @@ struct RasterInfo {
     std::string crs_wkt;                   // empty when the raster has no CRS
     std::optional<int> epsg;
     bool has_geotransform = false;
-    int gcp_count = 0;  // ground control points (georeferencing rsi does not use: warp the image first)
+    int gcp_count = 0;  // ground control points (rsi does not locate pixels with them: warp the image first)
+    std::vector<GroundControlPoint> gcps;  // passed on to outputs on the image's grid, with their CRS
+    std::string gcp_crs_wkt;
     std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
     MaskSource mask = MaskSource::none;
 

@@ -446,8 +446,8 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     r = run_rsi({"info", latin1, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     remove_out();
-    // Georeferenced by ground control points only: outputs would silently lose them. A warning, an
-    // error with --strict; info lists them.
+    // Georeferenced by ground control points only: the outputs carry them (they were lost), and a
+    // warning says the pixels are not located with them; an error with --strict; info lists them.
     const std::string gcps = dir / "gcps.tif";
     test::make_raster(gcps, 64, 64, 3, GDT_Byte, [](int b, int x, int y) { return (x * 9 + y * b) % 256; });
     {
@@ -466,10 +466,24 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
         ASSERT_EQ(ds->SetGCPs(3, points, &utm), CE_None);
         GDALDeinitGCPs(3, points);
     }
-    r = run_rsi(run_args({"--json"}, gcps));
+    r = run_rsi(run_args({"--json", "--probabilities", dir / "gcp_p.tif"}, gcps));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("3 ground control points but no geotransform"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("3 ground control points but no geotransform: the raster outputs carry them"), std::string::npos) << r.out;
+    for (const std::string& output : {out, dir / "gcp_p.tif"}) {
+        const RasterInfo written = RasterSource::open(output).info();
+        EXPECT_FALSE(written.has_geotransform) << output;
+        ASSERT_EQ(written.gcps.size(), 3u) << output;
+        EXPECT_EQ(written.gcps[1].pixel, 64);
+        EXPECT_EQ(written.gcps[1].line, 0);
+        EXPECT_EQ(written.gcps[1].x, 500019.2);
+        EXPECT_EQ(written.gcps[2].y, 3999980.8);
+        OGRSpatialReference srs;
+        ASSERT_EQ(srs.importFromWkt(written.gcp_crs_wkt.c_str()), OGRERR_NONE) << output;
+        EXPECT_STREQ(srs.GetAuthorityCode(nullptr), "32633");
+    }
     remove_out();
+    fs::remove(dir / "gcp_p.tif");
+    fs::remove(dir / "gcp_p.tif.aux.xml");
     expect_failure("gcps strict", run_args({"--strict"}, gcps), 1, "gcps.tif: has 3 ground control points");
     r = run_rsi({"info", gcps});
     EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;

@@ -179,3 +179,32 @@ TEST(StripJournal, APartCutShortIsComputedAgain) {
     EXPECT_TRUE(trusted.done(0));
     fs::remove_all(dir);
 }
+
+namespace rsi {
+namespace {
+
+// A merge writes its outputs from job.json's grid: ground control points travel there too (a merged
+// map of a GCP-located image lost them, unlike a single run's), and older jobs without them still read.
+TEST(JobGeoreference, GroundControlPointsRoundTrip) {
+    RasterInfo info;
+    info.width = 64;
+    info.height = 32;
+    info.gcps = {{0, 0, 500000, 4000000, 0}, {64, 0, 500019.2, 4000000, 1.5}, {0, 32, 500000, 3999990.4, 0}};
+    info.gcp_count = 3;
+    info.gcp_crs_wkt = "PROJCRS[\"example\"]";
+    const RasterInfo back = georeference_from_job(georeference_to_job(info));
+    ASSERT_EQ(back.gcps.size(), 3u);
+    EXPECT_EQ(back.gcp_count, 3);
+    EXPECT_EQ(back.gcps[1].x, 500019.2);
+    EXPECT_EQ(back.gcps[1].z, 1.5);
+    EXPECT_EQ(back.gcps[2].line, 32);
+    EXPECT_EQ(back.gcp_crs_wkt, info.gcp_crs_wkt);
+    nlohmann::json old = georeference_to_job(info);
+    old.erase("gcps");
+    old.erase("gcp_crs_wkt");
+    EXPECT_TRUE(georeference_from_job(old).gcps.empty());
+    EXPECT_FALSE(georeference_to_job(RasterInfo{}).contains("gcps"));
+}
+
+}  // namespace
+}  // namespace rsi
