@@ -69,25 +69,7 @@ RasterWriter::RasterWriter(RasterWriterOptions options) : options_(std::move(opt
         srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);  // x of the geotransform = longitude (PAM formats record it)
         if (srs.importFromWkt(options_.crs_wkt.c_str()) == OGRERR_NONE) dataset_->SetSpatialRef(&srs);
     }
-    if (!options_.has_geotransform && !options_.gcps.empty()) {
-        std::vector<GDAL_GCP> gcps(options_.gcps.size());
-        GDALInitGCPs(static_cast<int>(gcps.size()), gcps.data());
-        for (size_t i = 0; i < gcps.size(); ++i) {
-            const GroundControlPoint& p = options_.gcps[i];
-            CPLFree(gcps[i].pszId);
-            gcps[i].pszId = CPLStrdup(std::to_string(i + 1).c_str());
-            gcps[i].dfGCPPixel = p.pixel;
-            gcps[i].dfGCPLine = p.line;
-            gcps[i].dfGCPX = p.x;
-            gcps[i].dfGCPY = p.y;
-            gcps[i].dfGCPZ = p.z;
-        }
-        OGRSpatialReference gcp_srs;
-        gcp_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-        const bool has_srs = !options_.gcp_crs_wkt.empty() && gcp_srs.importFromWkt(options_.gcp_crs_wkt.c_str()) == OGRERR_NONE;
-        dataset_->SetGCPs(static_cast<int>(gcps.size()), gcps.data(), has_srs ? &gcp_srs : nullptr);
-        GDALDeinitGCPs(static_cast<int>(gcps.size()), gcps.data());
-    }
+    if (!options_.has_geotransform) set_ground_control_points(*dataset_, options_.gcps, options_.gcp_crs_wkt);
     for (int b = 1; b <= options_.bands; ++b) {
         GDALRasterBand* band = dataset_->GetRasterBand(b);
         if (options_.nodata) band->SetNoDataValue(*options_.nodata);

@@ -440,6 +440,8 @@ private:
         if (info.has_geotransform) {
             auto gt = info.window_geotransform(window.x, window.y);
             ds.SetGeoTransform(gt.data());
+        } else {
+            set_ground_control_points(ds, info.gcps, info.gcp_crs_wkt, static_cast<double>(window.x), static_cast<double>(window.y));
         }
         if (has_crs_) ds.SetSpatialRef(&crs_);
         for (size_t b = 0; b < bands_.size(); ++b) {
@@ -526,11 +528,12 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     if (!info.georeferenced()) {
         // GeoJSON without a "crs" member is WGS84 to every reader: pixel-coordinate footprints there
         // are read as degrees near (0, 0).
-        const std::string frame = info.gcp_count > 0 && !info.has_geotransform
-                                      ? "has " + std::to_string(info.gcp_count) + " ground control points but no geotransform"
-                                      : std::string("is not georeferenced");
-        result.warnings.push_back(options.input + " " + frame +
-                                  ": the tiles and the index footprints are in pixel coordinates (x right, y down), which GIS "
+        const bool gcps = info.gcp_count > 0 && !info.has_geotransform;
+        const std::string frame = gcps ? "has " + std::to_string(info.gcp_count) +
+                                             " ground control points but no geotransform: the tiles carry them (moved to each tile), but"
+                                       : std::string("is not georeferenced:");
+        result.warnings.push_back(options.input + " " + frame + (gcps ? " the index footprints are" : " the tiles and the index footprints are") +
+                                  " in pixel coordinates (x right, y down), which GIS "
                                   "readers of the GeoJSON index take for WGS84 degrees; use the CSV index, or warp the image "
                                   "first (gdalwarp)");
     }

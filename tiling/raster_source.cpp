@@ -389,4 +389,25 @@ bool may_hold_non_finite(const RasterInfo& info, const std::vector<int>& bands) 
     return false;
 }
 
+void set_ground_control_points(GDALDataset& dataset, const std::vector<GroundControlPoint>& points, const std::string& crs_wkt,
+                               double origin_x, double origin_y) {
+    if (points.empty()) return;
+    std::vector<GDAL_GCP> gcps(points.size());
+    GDALInitGCPs(static_cast<int>(gcps.size()), gcps.data());
+    for (size_t i = 0; i < gcps.size(); ++i) {
+        CPLFree(gcps[i].pszId);
+        gcps[i].pszId = CPLStrdup(std::to_string(i + 1).c_str());
+        gcps[i].dfGCPPixel = points[i].pixel - origin_x;
+        gcps[i].dfGCPLine = points[i].line - origin_y;
+        gcps[i].dfGCPX = points[i].x;
+        gcps[i].dfGCPY = points[i].y;
+        gcps[i].dfGCPZ = points[i].z;
+    }
+    OGRSpatialReference srs;
+    srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    const bool has_srs = !crs_wkt.empty() && srs.importFromWkt(crs_wkt.c_str()) == OGRERR_NONE;
+    dataset.SetGCPs(static_cast<int>(gcps.size()), gcps.data(), has_srs ? &srs : nullptr);
+    GDALDeinitGCPs(static_cast<int>(gcps.size()), gcps.data());
+}
+
 }  // namespace rsi

@@ -31,6 +31,10 @@ struct GroundControlPoint {
     double pixel = 0, line = 0, x = 0, y = 0, z = 0;
 };
 
+// Sets `points` (moved by -origin) on a dataset with their CRS (WKT, or none); nothing when empty.
+void set_ground_control_points(GDALDataset& dataset, const std::vector<GroundControlPoint>& points, const std::string& crs_wkt,
+                               double origin_x = 0, double origin_y = 0);
+
 struct RasterInfo {
     std::string path;
     std::string driver;

@@ -484,6 +484,19 @@ TEST_F(BadInput, UnusualInputsRunOrAreRefusedClearly) {
     remove_out();
     fs::remove(dir / "gcp_p.tif");
     fs::remove(dir / "gcp_p.tif.aux.xml");
+    // Tiles carry them too, moved to each tile's origin.
+    r = run_rsi({"tile", gcps, dir / "gcp_tiles", "--tile-size", "32", "--overlap", "0", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("3 ground control points but no geotransform: the tiles carry them (moved to each tile), but the index "
+                         "footprints are in pixel coordinates"),
+              std::string::npos) << r.out;
+    const RasterInfo tile = RasterSource::open(dir / "gcp_tiles/r1_c1.tif").info();
+    ASSERT_EQ(tile.gcps.size(), 3u);
+    EXPECT_EQ(tile.gcps[1].pixel, 64 - 32);
+    EXPECT_EQ(tile.gcps[1].line, -32);
+    EXPECT_EQ(tile.gcps[1].x, 500019.2);
+    EXPECT_FALSE(tile.gcp_crs_wkt.empty());
+    fs::remove_all(dir / "gcp_tiles");
     expect_failure("gcps strict", run_args({"--strict"}, gcps), 1, "gcps.tif: has 3 ground control points");
     r = run_rsi({"info", gcps});
     EXPECT_NE(r.out.find("GCPs:        3"), std::string::npos) << r.out;
