@@ -179,6 +179,12 @@ BandMapping map_bands(const RasterSource& source, const models::ModelMetadata& m
     }
     if (mapping.rescaled) {
         mapping.rescale = m.rescale == "minmax" ? "minmax" : "percentile " + format_number(m.rescale_low) + "-" + format_number(m.rescale_high);
+        for (size_t b = 0; b < stats.size(); ++b) {
+            if (stats[b].samples == 0) {
+                warn("band " + std::to_string(mapping.source_bands[b]) + ": no valid pixel in the sampled windows, so its values are not "
+                     "stretched (" + mapping.rescale + "): they reach the model as they are");
+            }
+        }
     }
 
     std::vector<LinearMap> raw_to_range(mapping.source_bands.size());

@@ -510,12 +510,18 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         scaling ? (scaled_nodata ? std::optional<double>(0) : std::nullopt)
                 : (source_nodata || !float_out ? source_nodata : std::optional<double>(std::numeric_limits<double>::quiet_NaN()));
 
+    TileExportResult result;
     Normalizer normalizer;
     if (scaling) {
         std::vector<BandStatistics> stats;
         if (options.scaling.method == ScalingMethod::minmax || options.scaling.method == ScalingMethod::percentile) {
             report_progress(progress, 0.0, "sampling band statistics");
             stats = sample_band_statistics(source, bands, options.scaling.low_percent, options.scaling.high_percent);
+            for (size_t b = 0; b < stats.size(); ++b) {
+                if (stats[b].samples > 0) continue;
+                result.warnings.push_back(options.input + ": band " + std::to_string(bands[b]) +
+                                          ": no valid pixel in the sampled windows, so it is not stretched (its values, clamped to 0..255)");
+            }
         }
         const double lo = scaled_nodata ? 1 : 0;
         normalizer.scaling = scaling_maps(options.scaling, stats, bands.size(), lo, 255);
@@ -524,7 +530,6 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         normalizer.clamp_max = 255;
     }
 
-    TileExportResult result;
     if (!info.georeferenced()) {
         // GeoJSON without a "crs" member is WGS84 to every reader: pixel-coordinate footprints there
         // are read as degrees near (0, 0).

@@ -116,21 +116,53 @@ std::vector<PixelWindow> sample_windows(const RasterInfo& info, int64_t budget) 
     return windows;
 }
 
+// `per_axis` x `per_axis` windows of `side` pixels centred on a regular lattice (not block-aligned:
+// several would fall on one block origin).
+std::vector<PixelWindow> lattice_windows(const RasterInfo& info, int64_t per_axis, int64_t side) {
+    const int64_t win_w = std::min(side, info.width), win_h = std::min(side, info.height);
+    std::vector<PixelWindow> windows;
+    for (int64_t j = 0; j < per_axis; ++j) {
+        for (int64_t i = 0; i < per_axis; ++i) {
+            windows.push_back({(info.width - win_w) * (2 * i + 1) / (2 * per_axis), (info.height - win_h) * (2 * j + 1) / (2 * per_axis),
+                               win_w, win_h});
+        }
+    }
+    return windows;
+}
+
 }  // namespace
 
 std::vector<BandStatistics> sample_band_statistics(const RasterSource& source, const std::vector<int>& bands,
                                                    double low_percent, double high_percent, int64_t max_samples) {
     source.check_bands(bands);
+    const RasterInfo& info = source.info();
     std::vector<std::vector<float>> values(bands.size());
-    for (const PixelWindow& w : sample_windows(source.info(), max_samples)) {
-        std::vector<float> data = source.read_float(w, bands);
-        std::vector<uint8_t> valid(static_cast<size_t>(w.area()));
-        source.read_validity(w, bands, valid.data());
-        for (size_t b = 0; b < bands.size(); ++b) {
-            const float* band = data.data() + b * static_cast<size_t>(w.area());
-            for (int64_t i = 0; i < w.area(); ++i) {
-                if (valid[i] && std::isfinite(band[i])) values[b].push_back(band[i]);
+    const auto read = [&](const std::vector<PixelWindow>& windows) {
+        for (const PixelWindow& w : windows) {
+            std::vector<float> data = source.read_float(w, bands);
+            std::vector<uint8_t> valid(static_cast<size_t>(w.area()));
+            source.read_validity(w, bands, valid.data());
+            for (size_t b = 0; b < bands.size(); ++b) {
+                const float* band = data.data() + b * static_cast<size_t>(w.area());
+                for (int64_t i = 0; i < w.area(); ++i) {
+                    if (valid[i] && std::isfinite(band[i])) values[b].push_back(band[i]);
+                }
             }
+        }
+    };
+    read(sample_windows(info, max_samples));
+    // A mostly-empty image: the few large windows can all miss its data (4 windows of 256² found no
+    // valid pixel in an 8000² image that was 4 % data, and every pixel was stretched to one value).
+    // Finer lattices of small windows follow until each band has enough samples; an image read whole
+    // by the first pass has nothing more to give.
+    const int64_t enough = std::clamp<int64_t>(max_samples / 64, 1, 4096);
+    const auto short_of_samples = [&] {
+        return std::any_of(values.begin(), values.end(), [&](const auto& v) { return static_cast<int64_t>(v.size()) < enough; });
+    };
+    if (info.width * info.height > max_samples) {
+        for (const auto& [per_axis, side] : {std::pair<int64_t, int64_t>{32, 32}, {128, 16}}) {
+            if (!short_of_samples()) break;
+            read(lattice_windows(info, per_axis, side));
         }
     }
     std::vector<BandStatistics> stats(bands.size());
@@ -167,7 +199,9 @@ std::vector<LinearMap> scaling_maps(const ScalingSpec& spec, const std::vector<B
     for (size_t b = 0; b < band_count; ++b) {
         const double lo = spec.method == ScalingMethod::minmax ? stats[b].min : stats[b].low;
         const double hi = spec.method == ScalingMethod::minmax ? stats[b].max : stats[b].high;
-        if (hi > lo) {
+        if (stats[b].samples == 0) {
+            maps[b] = {1, 0};  // no valid pixel found to stretch from: values as they are (callers warn)
+        } else if (hi > lo) {
             const double scale = (out_max - out_min) / (hi - lo);
             maps[b] = {scale, out_min - lo * scale};
         } else {

@@ -43,6 +43,7 @@ TEST(Scaling, MapsStatisticsIntoTheTargetRange) {
     s.max = 1100;
     s.low = 200;
     s.high = 600;
+    s.samples = 1000;
     const auto minmax = scaling_maps(parse_scaling("minmax"), {s}, 1, 0, 255);
     EXPECT_DOUBLE_EQ(minmax[0].apply(100), 0);
     EXPECT_DOUBLE_EQ(minmax[0].apply(1100), 255);
@@ -53,6 +54,7 @@ TEST(Scaling, MapsStatisticsIntoTheTargetRange) {
     EXPECT_DOUBLE_EQ(fixed[1].apply(10), 6);
     BandStatistics flat;
     flat.min = flat.max = 7;
+    flat.samples = 10;
     EXPECT_DOUBLE_EQ(scaling_maps(parse_scaling("minmax"), {flat}, 1, 3, 9)[0].apply(7), 3);
 }
 
@@ -101,6 +103,47 @@ TEST(Statistics, PercentilesFromSampledWindowsSkipNodata) {
     EXPECT_GE(sampled[0].low, 301);
     EXPECT_LE(sampled[0].high, 90000);
     VSIUnlink(path.c_str());
+}
+
+// A mostly-empty image (a 300² patch of data in 4000² of nodata, 0.6 %): the four 256² windows of the
+// first pass all miss the patch; finer lattices find it (no valid sample made every pixel one value).
+TEST(Statistics, AMostlyEmptyImageIsSampledUntilItsDataIsFound) {
+    const std::string path = "/vsimem/sparse.tif";
+    test::make_raster(
+        path, 4000, 4000, 1, GDT_Byte,
+        [](int, int x, int y) { return x >= 100 && x < 400 && y >= 100 && y < 400 ? 50 + (x + y) % 100 : 0; },
+        {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE"});
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(path.c_str(), GA_Update)));
+        ds->GetRasterBand(1)->SetNoDataValue(0);
+    }
+    const RasterSource src = RasterSource::open(path);
+    const auto stats = sample_band_statistics(src, {1}, 2, 98);
+    ASSERT_EQ(stats.size(), 1u);
+    EXPECT_GE(stats[0].samples, 4096);
+    EXPECT_GE(stats[0].min, 50);
+    EXPECT_LE(stats[0].max, 149);
+    EXPECT_LT(stats[0].low, 60);
+    EXPECT_GT(stats[0].high, 139);
+    ScalingSpec spec;
+    spec.method = ScalingMethod::percentile;
+    const auto maps = scaling_maps(spec, stats, 1, 1, 255);
+    EXPECT_GT(maps[0].scale, 1);  // a stretch, not one value for every pixel
+    VSIUnlink(path.c_str());
+
+    // No data at all: nothing to stretch from, so the values are kept (not all mapped to the bottom).
+    const std::string empty = "/vsimem/empty.tif";
+    test::make_raster(empty, 2000, 2000, 1, GDT_Byte, [](int, int, int) { return 0; });
+    {
+        DatasetPtr ds(GDALDataset::FromHandle(GDALOpen(empty.c_str(), GA_Update)));
+        ds->GetRasterBand(1)->SetNoDataValue(0);
+    }
+    const auto none = sample_band_statistics(RasterSource::open(empty), {1}, 2, 98);
+    EXPECT_EQ(none[0].samples, 0);
+    const auto kept = scaling_maps(spec, none, 1, 1, 255);
+    EXPECT_EQ(kept[0].scale, 1);
+    EXPECT_EQ(kept[0].offset, 0);
+    VSIUnlink(empty.c_str());
 }
 
 }  // namespace
