@@ -379,9 +379,9 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
         }
         // With polygons, a preview or a manifest, the mask (and probability raster) stay under temporary
         // names until those are written too: a failure there (e.g. a full disk) leaves no new output.
-        // A resumed run first removes what killed runs left beside every output (their temporaries,
-        // the polygon scratch files; a process that is still alive keeps its own).
-        if (o.resume) {
+        // A run first removes what killed runs left beside every output (their temporaries, the
+        // polygon scratch files; a process that is still alive keeps its own), unless it is one shard.
+        if (o.resume || !shard_one_image) {
             for (const std::string& path : {options.output, options.probabilities, vector_path, preview_path}) {
                 if (!path.empty()) remove_stale_temporaries(path);
             }

@@ -548,7 +548,7 @@ SceneResult map_scenes(const models::Model& model, const SceneOptions& requested
     }
     const bool journaled = options.resume || options.shard.has_value();
     const std::string parts_dir = options.parts_dir.empty() ? options.output + ".parts" : options.parts_dir;
-    if (options.resume) {
+    if (options.resume || !options.shard) {  // what killed runs left (segment_image says why)
         for (const std::string* out : {&options.output, &options.probabilities, &options.dense, &options.csv, &options.vector}) {
             if (!out->empty()) remove_stale_temporaries(*out);
         }

@@ -739,7 +739,9 @@ void resample_back(ModelGridScratch& scratch, const RasterInfo& image, const std
 
 SegmentResult segment_image(const models::Model& model, const SegmentOptions& options, const ProgressFn& progress) {
     check_segment_options(model, options);
-    if (options.resume) {
+    // What killed runs left beside the outputs (their temporaries, up to the size of the outputs; a
+    // process still alive keeps its own). Not from one shard: the outputs are the merge's.
+    if (options.resume || !options.shard) {
         remove_stale_temporaries(options.output);
         if (!options.probabilities.empty()) remove_stale_temporaries(options.probabilities);
     }

@@ -1126,6 +1126,7 @@ VectorizeResult vectorize_mask(const VectorizeOptions& options, const ProgressFn
     check_options(options);
     const VectorFormat format = vector_format(options.output);
     const std::string output = check_vector_output(options.output, options.overwrite, options.output_checked);
+    remove_stale_temporaries(output);  // a killed run's temporaries and scratch layers (a live process keeps its own)
     check_distinct_outputs({output}, {options.mask, options.probabilities});
     const RasterSource mask = RasterSource::open(options.mask);
     const RasterInfo& info = mask.info();

@@ -521,6 +521,33 @@ TEST(MapsCli, BatchResumePreviewNamesAndSmallTiles) {
     EXPECT_EQ(nlohmann::json::parse(info.out)["tiling"]["overlap"], 8);
 }
 
+// What a killed plain run leaves (its outputs' temporaries, up to their size) is removed by the next
+// run writing those outputs, not only by a --resume (an audit found 2 GB of them after six kills); a
+// live process's temporaries stay. (pid 2^22 + 1 is above Linux's pid_max: never a running process.)
+TEST(MapsCli, AnyRunRemovesWhatKilledRunsLeftBesideItsOutputs) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "k.tif");
+    const std::string live = ".rsi-tmp-" + std::to_string(::getpid()) + "-0-m.tif";
+    for (const std::string& name : {std::string(".rsi-tmp-4194305-0-m.tif"), std::string(".rsi-tmp-4194305-1-p.tif"),
+                                    std::string(".rsi-tmp-4194305-2-v.gpkg"), std::string(".rsi-tmp-4194305-3-s.tif"),
+                                    std::string(".rsi-tmp-4194305-4-d.tif"), std::string(".rsi-tmp-4194305-5-w.gpkg"), live}) {
+        test::write_text_file(dir / name, "left by a killed run");
+    }
+    auto r = run_rsi({"segment", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                      "--probabilities", dir / "p.tif", "--vector", dir / "v.gpkg", "-q", "--no-manifest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_rsi({"scene", image, "-o", dir / "s.tif", "-m", fixture("tiny_scene.pt"), "--bands", "1,2,3,1", "--dense", dir / "d.tif", "-q",
+                 "--no-manifest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_rsi({"vectorize", dir / "m.tif", "-o", dir / "w.gpkg", "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> hidden;
+    for (const std::string& name : test::names_in_folder(dir.str())) {
+        if (name.rfind(".rsi-tmp-", 0) == 0) hidden.push_back(name);
+    }
+    EXPECT_EQ(hidden, std::vector<std::string>{live});
+}
+
 TEST(MapsCli, BuildingsWithPolygonsAndStandaloneVectorize) {
     test::TempDir dir;
     const std::string image = make_image(dir, "b.tif");
