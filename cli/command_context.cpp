@@ -219,31 +219,45 @@ void apply_global_settings(const CommonOptions& common, bool remote_inputs) {
 
 void restore_block_cache(const CommonOptions& common) { GDALSetCacheMax64(common.ram_mb * 1024 * 1024 / 4); }
 
-void cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image, bool row_segments) {
+std::string cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image, bool row_segments) {
     RasterInfo info;
     try {
         info = RasterSource::open(image).info();
     } catch (const Error&) {
-        return;  // the command itself reports the unreadable image, in its own words
+        return "";  // the command itself reports the unreadable image, in its own words
     }
     // The reader's conditions for row segments (row_segment_tiles): local data stored in tiles.
     const bool local = VSIIsLocal(image.c_str());
     int64_t row_bytes = 0;
+    bool tiled = false;
     for (const BandInfo& band : info.bands) {
-        const bool tiled = band.block_width > 0 && band.block_width < info.width;
-        const int64_t columns = row_segments && local && tiled ? std::min<int64_t>(info.width, 8192) : info.width;
+        const bool band_tiled = band.block_width > 0 && band.block_width < info.width;
+        tiled = tiled || band_tiled;
+        const int64_t columns = row_segments && local && band_tiled ? std::min<int64_t>(info.width, 8192) : info.width;
         row_bytes += columns * std::max(band.block_height, 1) * GDALGetDataTypeSizeBytes(band.data_type);
     }
     // Strips are read once in order and keep their overlap rows themselves (TileReader), so the cache
     // only has to hold the block row that straddles two reads, and the writers' whole-block writes.
     const int64_t budget = common.ram_mb * 1024 * 1024 / 4;
     GDALSetCacheMax64(std::min<int64_t>(budget, std::max<int64_t>(int64_t{16} << 20, 2 * row_bytes)));
-    if (2 * row_bytes <= budget || info.bands.empty() || common.quiet) return;
+    if (2 * row_bytes <= budget || info.bands.empty()) return "";
     const BandInfo& band = info.bands.front();
-    std::cerr << "rsi " << command << ": warning: " << image << ": its " + std::to_string(band.block_width) + "x" + std::to_string(band.block_height) + " blocks need " +
-           std::to_string((2 * row_bytes) >> 20) + " MB of block cache for two block rows, more than --ram " + std::to_string(common.ram_mb) +
-           " allows (" + std::to_string(budget >> 20) + " MB): reading will decode blocks again and again and memory will exceed --ram; "
-           "give --ram " + std::to_string(((8 * row_bytes) >> 20) + 1) + " or re-tile it (gdal_translate -co TILED=YES)\n";
+    // An image already in tiles needs the cache only; one stored in wide strips can be re-tiled.
+    const std::string warning = image + ": its " + std::to_string(band.block_width) + "x" + std::to_string(band.block_height) + " blocks need " +
+                                std::to_string((2 * row_bytes) >> 20) + " MB of block cache for two block rows, more than --ram " +
+                                std::to_string(common.ram_mb) + " allows (" + std::to_string(budget >> 20) +
+                                " MB): reading will decode blocks again and again and memory will exceed --ram; give --ram " +
+                                std::to_string(((8 * row_bytes) >> 20) + 1) +
+                                (tiled ? "" : " or re-tile it (gdal_translate -co TILED=YES)");
+    if (!common.quiet) std::cerr << "rsi " << command << ": warning: " << warning << "\n";
+    return warning;
+}
+
+std::vector<std::string> with_warning(const std::string& first, const std::vector<std::string>& warnings) {
+    std::vector<std::string> all;
+    if (!first.empty()) all.push_back(first);
+    all.insert(all.end(), warnings.begin(), warnings.end());
+    return all;
 }
 
 void print_json(const nlohmann::json& value) { std::cout << json_text(value, 2) << std::endl; }

@@ -93,8 +93,12 @@ bool mentions_remote_path(const std::vector<std::string>& args);
 // unreadable image leaves the cache as it is (the command reports it). Warns on stderr as `rsi
 // <command>` (unless --quiet) when two block rows do not fit in --ram / 4 (e.g. 8192² blocks): blocks
 // are then decoded again and again and memory goes above --ram.
-void cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image,
-                                bool row_segments = false);
+// Returns that warning (without the prefix; empty when none) for the command's JSON summary.
+std::string cap_block_cache_for_strips(const CommonOptions& common, const std::string& command, const std::string& image,
+                                       bool row_segments = false);
+
+// `warnings` with `first` in front (when not empty).
+std::vector<std::string> with_warning(const std::string& first, const std::vector<std::string>& warnings);
 
 // Back to the whole block-cache share of --ram (--ram / 4), for a phase that reads its own outputs by
 // polygon rather than in strips (rsi buildings --vector: the confidence of each polygon).

@@ -128,7 +128,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             warn_skipped_models(skipped, context.common.quiet);
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
-        cap_block_cache_for_strips(context.common, "scene", o->image);
+        const std::string cache_warning = cap_block_cache_for_strips(context.common, "scene", o->image);
         // The manifest and the preview are made once the map is complete, under temporary names, before
         // any output of the run is renamed into place; they are renamed right after the map's own: a
         // failure while writing them (a full disk, a file another run wrote meanwhile) leaves no output.
@@ -227,7 +227,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                      {"peak_rss_mb", models::peak_resident_bytes() / 1048576.0},
                                      {"bands", r.source_bands},
                                      {"band_rescale", r.band_rescale},
-                                     {"warnings", r.warnings}};
+                                     {"warnings", with_warning(cache_warning, r.warnings)}};
         if (o->resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
         if (context.common.json) {
             print_json(summary);

@@ -422,7 +422,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
             if (!manifest_path.empty()) check_output_path_again(manifest_path, o.overwrite);
         };
         options.before_commit = check_later_outputs;
-        cap_block_cache_for_strips(context.common, command, inputs[i], true);
+        const std::string cache_warning = cap_block_cache_for_strips(context.common, command, inputs[i], true);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const std::string label = inputs.size() > 1 ? "image " + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) : "";
         try {
@@ -564,7 +564,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                                    {"model_sha256", model_hash},
                                    {"bands", r.source_bands},
                                    {"band_rescale", r.band_rescale},
-                                   {"warnings", r.warnings},
+                                   {"warnings", with_warning(cache_warning, r.warnings)},
                                    {"polygons", polygons}};
             if (o.resume) summary["resume"] = {{"strips", r.strips}, {"strips_resumed", r.strips_resumed}, {"strips_run", r.strips_run}};
             summaries.push_back(summary);

@@ -92,7 +92,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
         std::string shard_source;
         o.shard = resolve_shard(options->shard, options->shard_count, shard_source);
         // Strips are read once into rsi's own buffers, so GDAL's block cache needs little.
-        cap_block_cache_for_strips(context.common, "tile", options->image);
+        const std::string cache_warning = cap_block_cache_for_strips(context.common, "tile", options->image);
         ProgressBar bar(!context.common.quiet && !context.common.json);
         const auto start = std::chrono::steady_clock::now();
         const TileExportResult r = export_tiles(o, context.progress(bar));
@@ -131,7 +131,7 @@ void register_tile_command(CLI::App& app, CommandContext& context) {
                         {"index_csv", r.index_csv},
                         {"tiles_resumed", r.tiles_resumed},
                         {"tile_writer", r.tile_writer},
-                        {"warnings", r.warnings},
+                        {"warnings", with_warning(cache_warning, r.warnings)},
                         {"seconds", seconds}});
         } else if (!context.common.quiet) {
             std::cout << "wrote " << r.tiles_written << " of " << r.tiles_total << " tiles (" << r.rows << " x "

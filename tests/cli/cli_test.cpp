@@ -85,6 +85,20 @@ TEST(Cli, HugeBlocksAgainstASmallRamAreWarnedOf) {
     EXPECT_EQ(quiet.err, "");
     const auto roomy = run_rsi({"tile", image, dir / "roomy", "--ram", "256", "-q"});
     EXPECT_EQ(roomy.err.find("warning"), std::string::npos) << roomy.err;
+    // --json -q: the warning is in the summary's warnings (it was only ever printed). An image already
+    // stored in tiles (wide block rows of 512² tiles) is not told to re-tile, only to give more --ram.
+    EXPECT_NE(r.err.find(" or re-tile it (gdal_translate -co TILED=YES)"), std::string::npos) << r.err;
+    const std::string tiled = dir / "wide_tiled.tif";
+    test::make_raster(tiled, 4000, 600, 3, GDT_Byte, [](int b, int x, int y) { return (x + y * b) % 256; },
+                      {"TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512"});
+    const auto summary = run_rsi({"tile", tiled, dir / "wide", "--ram", "16", "--json", "-q"});
+    ASSERT_EQ(summary.exit_code, 0) << summary.err;
+    EXPECT_EQ(summary.err, "");
+    const auto warnings = nlohmann::json::parse(summary.out)["warnings"];
+    ASSERT_EQ(warnings.size(), 2u) << summary.out;  // (the second: not georeferenced)
+    const std::string warning = warnings[0].get<std::string>();
+    EXPECT_EQ(warning.rfind(tiled + ": its 512x512 blocks need ", 0), 0u) << warning;
+    EXPECT_EQ(warning.find("re-tile"), std::string::npos) << warning;
 }
 
 TEST(Cli, NoCommandIsAUsageErrorWithTheHelpOnStderr) {
