@@ -741,7 +741,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     check_segment_options(model, options);
     // What killed runs left beside the outputs (their temporaries, up to the size of the outputs; a
     // process still alive keeps its own). Not from one shard: the outputs are the merge's.
-    if (options.resume || !options.shard) {
+    if (options.remove_stale && (options.resume || !options.shard)) {
         remove_stale_temporaries(options.output);
         if (!options.probabilities.empty()) remove_stale_temporaries(options.probabilities);
     }

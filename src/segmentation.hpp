@@ -60,6 +60,9 @@ struct SegmentOptions {
     // Resumable and sharded runs (src/strip_journal.hpp): finished strips become part files with a
     // journal in `parts_dir` (default: output + ".parts").
     bool resume = false;               // continue from the journal; assemble the outputs at the end
+    // Remove what killed runs left beside the outputs first (a scan of their folders): off for scratch
+    // outputs with names of their own, such as submit's per-image masks.
+    bool remove_stale = true;
     std::optional<ShardSpec> shard;    // run only this shard's strips (plus the halo rows blending needs);
                                        // `rsi merge` assembles the outputs once every shard is done
     std::string parts_dir;

@@ -17,6 +17,7 @@ MaskMaker segmentation_mask_maker(const models::Model& model, SegmentOptions bas
         options.probabilities.clear();
         options.format = "GTiff";
         options.overwrite = true;
+        options.remove_stale = false;  // a fresh name per image: one scan of the scratch folder each would be waste
         segment_image(model, options);
         return options.output;
     };
