@@ -1,5 +1,7 @@
 #include "tiling/band_scaling.hpp"
 
+#include <cpl_vsi.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -160,8 +162,11 @@ std::vector<BandStatistics> sample_band_statistics(const RasterSource& source, c
         return std::any_of(values.begin(), values.end(), [&](const auto& v) { return static_cast<int64_t>(v.size()) < enough; });
     };
     if (info.width * info.height > max_samples) {
+        // (A remote image stops at the first: the finest lattice touches nearly every block, a download
+        // of the whole image.)
+        const bool local = VSIIsLocal(info.path.c_str());
         for (const auto& [per_axis, side] : {std::pair<int64_t, int64_t>{32, 32}, {128, 16}}) {
-            if (!short_of_samples()) break;
+            if (!short_of_samples() || (!local && per_axis > 32)) break;
             read(lattice_windows(info, per_axis, side));
         }
     }
