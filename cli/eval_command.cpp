@@ -39,13 +39,10 @@ void check_report_not_in_input_folders(const std::string& report, const std::vec
     std::string extension = fs::path(report).extension().string();
     for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (extension == ".html" || extension == ".htm") return;
-    const fs::path file = path_identity(report);
     for (const std::string& input : inputs) {
-        if (!fs::is_directory(input, ec)) continue;
-        const fs::path folder = path_identity(input);
-        auto f = folder.begin(), r = file.begin();
-        for (; f != folder.end() && r != file.end() && *f == *r; ++f, ++r) {}
-        if (f == folder.end()) throw usage_error(report + ": is a file of the input folder " + input + "; write the report elsewhere");
+        if (fs::is_directory(input, ec) && is_within(report, input)) {
+            throw usage_error(report + ": is a file of the input folder " + input + "; write the report elsewhere");
+        }
     }
 }
 

@@ -144,13 +144,16 @@ void check_distinct_outputs(const std::vector<std::string>& outputs, const std::
     }
 }
 
+bool is_within(const std::string& path, const std::string& folder) {
+    const fs::path inner = path_identity(path), outer = path_identity(folder);
+    auto o = outer.begin(), i = inner.begin();
+    for (; o != outer.end() && i != inner.end() && *o == *i; ++o, ++i) {}
+    return o == outer.end();
+}
+
 void check_folder_holds_no_input(const std::string& folder, const std::vector<std::string>& inputs) {
-    const fs::path out = path_identity(folder);
     for (const std::string& input : inputs) {
-        const fs::path in = path_identity(input);
-        auto o = out.begin(), i = in.begin();
-        for (; o != out.end() && i != in.end() && *o == *i; ++o, ++i) {}
-        if (o == out.end()) {
+        if (is_within(input, folder)) {
             throw usage_error(folder + ": holds the input " + input + ", and the result replaces the folder whole; write it elsewhere");
         }
     }

@@ -34,6 +34,9 @@ std::string without_trailing_separator(const std::string& path);
 // it is made).
 std::filesystem::path path_identity(const std::string& path);
 
+// Whether `path` is `folder` or lies inside it (both as path_identity spells them).
+bool is_within(const std::string& path, const std::string& folder);
+
 // The outputs of one run, checked together before any work: no two of them the same file (the later
 // write would silently replace the earlier), and none the same file as an input. Empty paths are
 // skipped. Throws a usage Error naming both options' paths.
