@@ -1,5 +1,6 @@
 // rsi scene IMAGE -o scene.tif: a scene-class map from window-by-window classification.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/command_context.hpp"
@@ -16,17 +17,36 @@
 
 namespace rsi::cli {
 
+namespace {
+
+struct SceneCli {
+    std::string preview, image, output, edge = "constant", bands, tta = "none", probabilities, dense, csv, vector, format = "GTiff";
+    ModelCliOptions model;
+    int64_t window = 0, stride = 0, batch = 0;
+    double max_nodata = 0.5;
+    bool no_resample = false, overwrite = false, strict = false, resume = false, no_manifest = false;
+    int level = 0, top_k = 3, shard_count = 0, runners = 0;
+    std::string shard, parts_dir;
+    std::vector<std::string> creation_options;
+};
+
+// The options as asked that decide the outputs' bytes (the manifest's "asked"): --resume skips a
+// finished map only when its manifest shows the same input, model and these.
+nlohmann::json asked_options(const SceneCli& o) {
+    return {{"window", o.window}, {"stride", o.stride}, {"edge", o.edge}, {"max_nodata", o.max_nodata}, {"resample", !o.no_resample},
+            {"bands", o.bands}, {"level", o.level}, {"tta", o.tta}, {"precision", o.model.precision}, {"top_k", o.top_k},
+            {"probabilities", !o.probabilities.empty()}, {"dense", !o.dense.empty()}, {"csv", !o.csv.empty()},
+            {"vector", o.vector.empty() ? "" : std::filesystem::path(o.vector).extension().string()}, {"preview", !o.preview.empty()},
+            {"format", o.format}, {"creation_options", o.creation_options},
+            {"model_overrides", {{"task", o.model.task}, {"classes", o.model.classes}, {"mean", o.model.mean}, {"std", o.model.std},
+                                 {"model_bands", o.model.model_bands}, {"model_tile_size", o.model.model_tile_size},
+                                 {"input_scale", o.model.input_scale}, {"gsd", o.model.gsd}}}};
+}
+
+}  // namespace
+
 void register_scene_command(CLI::App& app, CommandContext& context) {
-    struct Options {
-        std::string preview, image, output, edge = "constant", bands, tta = "none", probabilities, dense, csv, vector, format = "GTiff";
-        ModelCliOptions model;
-        int64_t window = 0, stride = 0, batch = 0;
-        double max_nodata = 0.5;
-        bool no_resample = false, overwrite = false, strict = false, resume = false, no_manifest = false;
-        int level = 0, top_k = 3, shard_count = 0, runners = 0;
-        std::string shard, parts_dir;
-        std::vector<std::string> creation_options;
-    };
+    using Options = SceneCli;
     auto o = std::make_shared<Options>();
     CLI::App* sub = app.add_subcommand("scene", "Scene-class map from window-by-window classification");
     sub->add_option("IMAGE", o->image, "Input raster")->required();
@@ -102,7 +122,11 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
         std::string shard_source;
         s.shard = resolve_shard(o->shard, o->shard_count, shard_source);
         if (s.shard && !o->preview.empty()) throw usage_error("--preview: one shard has no scene map to draw; the map exists after `rsi merge`");
-        if (!s.shard) {
+        // Outputs are renamed into place only when complete: with --resume an existing map is finished
+        // work when its manifest shows this input, model and options (checked once the model is known),
+        // and the run ends with 0, as segment's does, not with "already exists".
+        const bool done_before = o->resume && !s.shard && !o->overwrite && std::filesystem::exists(o->output);
+        if (!s.shard && !done_before) {
             // Every output is checked before the model runs, the preview and manifest too; the map
             // itself first, so that an error names it rather than its manifest.
             for (const std::string* path : {&o->output, &o->probabilities, &o->dense, &o->csv}) {
@@ -128,6 +152,18 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
             warn_skipped_models(skipped, context.common.quiet);
         }
         const models::Model model = models::Model::load(model_path, o->model.to_model_options());
+        if (done_before) {
+            if (const std::string why = why_not_finished(o->output, o->image, model.metadata().weights_sha256, asked_options(*o)); !why.empty()) {
+                throw usage_error(o->output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
+                                  "use --overwrite to make it again)");
+            }
+            if (context.common.json) {
+                print_json({{"input", o->image}, {"output", o->output}, {"skipped", "done before (--resume)"}});
+            } else if (!context.common.quiet) {
+                std::cerr << "rsi scene: " << o->output << " is done, skipped (--resume)\n";
+            }
+            return 0;
+        }
         const std::string cache_warning = cap_block_cache_for_strips(context.common, "scene", o->image);
         // The manifest and the preview are made once the map is complete, under temporary names, before
         // any output of the run is renamed into place; they are renamed right after the map's own: a
@@ -159,6 +195,7 @@ void register_scene_command(CLI::App& app, CommandContext& context) {
                                                          {"max_nodata", o->max_nodata}, {"top_k", o->top_k}, {"batch", so_far.batch},
                                                          {"device", o->model.device}, {"precision", o->model.precision},
                                                          {"format", o->format}, {"creation_options", o->creation_options}}},
+                                            {"asked", asked_options(*o)},
                                             {"window_pixels", so_far.window_pixels},
                                             {"stride_pixels", so_far.stride_pixels},
                                             {"window_pixels_y", so_far.window_pixels_y},

@@ -165,23 +165,6 @@ nlohmann::json asked_options(const SegmentationCli& o) {
                                  {"input_scale", o.model.input_scale}, {"gsd", o.model.gsd}}}};
 }
 
-// Empty when `output` is this job's finished work for `input`; else why not.
-std::string why_not_finished(const std::string& output, const std::string& input, const std::string& model_hash,
-                             const SegmentationCli& o) {
-    std::ifstream in(output + ".manifest.json");
-    if (!in) return "it has no manifest to tell which input and options made it";
-    nlohmann::json manifest;
-    try {
-        manifest = nlohmann::json::parse(in);
-    } catch (const std::exception&) {
-        return "its manifest is not valid JSON";
-    }
-    if (manifest.value("input_fingerprint", "") != file_fingerprint(input)) return "it was made from another input";
-    if (!manifest.contains("model") || manifest.at("model").value("weights_sha256", "") != model_hash) return "it was made by another model";
-    if (manifest.value("asked", nlohmann::json()) != asked_options(o)) return "it was made with other options";
-    return "";
-}
-
 }  // namespace
 
 int run_segmentation(const SegmentationCli& o, CommandContext& context, const std::string& command) {
@@ -334,7 +317,7 @@ int run_segmentation(const SegmentationCli& o, CommandContext& context, const st
                 // Outputs are renamed into place only when complete: an existing one is finished work, if
                 // its manifest shows this input, model and options. (One input too: a batch script that
                 // reruns a finished job with --resume ends with 0, not "already exists".)
-                if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, o); !why.empty()) {
+                if (const std::string why = why_not_finished(options.output, inputs[i], model_hash, asked_options(o)); !why.empty()) {
                     throw usage_error(options.output + ": exists, but " + why + " (--resume skips only this job's finished outputs; "
                                       "use --overwrite to make it again)");
                 }

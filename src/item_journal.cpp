@@ -1,6 +1,7 @@
 #include "src/item_journal.hpp"
 #include "src/output_file.hpp"
 #include "src/json_text.hpp"
+#include "src/shard_lock.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -78,6 +79,7 @@ ItemJournal::ItemJournal(std::string parts_dir, const std::string& fingerprint, 
     std::error_code ec;
     fs::create_directories(parts_dir, ec);
     if (!fs::is_directory(parts_dir)) throw Error(parts_dir + ": cannot create the parts folder");
+    lock_ = std::make_unique<ShardLock>(parts_dir, shard);
     if (fs::exists(path_)) {
         const std::string text = read_text(path_);
         entries_ = parse_item_journal(text, fingerprint, path_);
@@ -104,6 +106,8 @@ ItemJournal::ItemJournal(std::string parts_dir, const std::string& fingerprint, 
     }
     fs::rename(tmp, path_);
 }
+
+ItemJournal::~ItemJournal() = default;
 
 void ItemJournal::record(const nlohmann::json& entry) {
     const std::string text = json_text(entry) + "\n";

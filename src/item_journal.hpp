@@ -10,6 +10,7 @@
 // after SIGINT, kill -9 or a power loss the journal lists only complete parts; a torn last line is
 // ignored and cut off.
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,9 +20,11 @@ namespace rsi {
 
 class ItemJournal {
 public:
-    // Opens (or creates, with the header) the journal of `shard` in `parts_dir` (created if missing).
-    // Throws a usage Error when the journal was written with another fingerprint.
+    // Opens (or creates, with the header) the journal of `shard` in `parts_dir` (created if missing),
+    // first taking the shard's lock (src/shard_lock.hpp): throws an Error when another run works on the
+    // shard. Throws a usage Error when the journal was written with another fingerprint.
     ItemJournal(std::string parts_dir, const std::string& fingerprint, const ShardSpec& shard);
+    ~ItemJournal();
 
     bool done(const std::string& item) const { return entries_.count(item) != 0; }
     const std::map<std::string, nlohmann::json>& entries() const { return entries_; }
@@ -31,6 +34,7 @@ public:
 
 private:
     std::string path_;
+    std::unique_ptr<ShardLock> lock_;
     std::map<std::string, nlohmann::json> entries_;
 };
 

@@ -68,4 +68,21 @@ PendingOutput prepare_run_manifest(const std::string& path, nlohmann::json manif
     return pending;
 }
 
+std::string why_not_finished(const std::string& output, const std::string& input, const std::string& model_sha256,
+                             const nlohmann::json& asked) {
+    std::ifstream in(output + ".manifest.json");
+    if (!in) return "it has no manifest to tell which input and options made it";
+    try {
+        const nlohmann::json manifest = nlohmann::json::parse(in);
+        if (manifest.value("input_fingerprint", "") != file_fingerprint(input)) return "it was made from another input";
+        if (!manifest.contains("model") || manifest.at("model").value("weights_sha256", "") != model_sha256) {
+            return "it was made by another model";
+        }
+        if (manifest.value("asked", nlohmann::json()) != asked) return "it was made with other options";
+    } catch (const nlohmann::json::exception&) {  // not JSON, or not a manifest's shape
+        return "its manifest is not an rsi manifest";
+    }
+    return "";
+}
+
 }  // namespace rsi

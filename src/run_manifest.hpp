@@ -27,4 +27,11 @@ void write_run_manifest(const std::string& path, nlohmann::json manifest, bool o
 // outputs it describes.
 PendingOutput prepare_run_manifest(const std::string& path, nlohmann::json manifest, bool overwrite);
 
+// Why `output` is not finished work of this job, or "" when it is: its manifest (OUTPUT.manifest.json)
+// names `input` (by fingerprint), the model with weights `model_sha256` and `asked`, the options as asked
+// that decide the output's bytes. Outputs are renamed into place only when complete, so `--resume` skips
+// such an output instead of failing on "already exists".
+std::string why_not_finished(const std::string& output, const std::string& input, const std::string& model_sha256,
+                             const nlohmann::json& asked);
+
 }  // namespace rsi

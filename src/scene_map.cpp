@@ -21,6 +21,7 @@
 #include "src/scoped_gdal_config.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
+#include "src/shard_lock.hpp"
 #include "src/tta_inference.hpp"
 #include "src/vector_output.hpp"
 #include "tiling/bounded_queue.hpp"
@@ -921,7 +922,8 @@ SceneResult merge_scene_parts(const MergeOptions& options, const std::string& ve
     const int64_t R = job.at("strips").get<int64_t>();
     if (R != lattice.grid().rows()) throw Error(options.parts_dir + "/job.json: " + std::to_string(R) + " strips, but the lattice has " +
                                                 std::to_string(lattice.grid().rows()) + " rows");
-    check_all_shards_done(options.parts_dir, job.at("fingerprint").get<std::string>(), job.at("shards").get<int>(), R);
+    const auto shard_locks = check_all_shards_done(  // held until the parts are gone
+        options.parts_dir, job.at("fingerprint").get<std::string>(), job.at("shards").get<int>(), R);
     const models::ModelMetadata meta = models::metadata_from_record(job.at("model"), options.parts_dir + "/job.json");
     const nlohmann::json& out = job.at("outputs");
     SceneOptions o;

@@ -25,6 +25,7 @@
 #include "src/output_file.hpp"
 #include "src/raster_writer.hpp"
 #include "src/run_manifest.hpp"
+#include "src/shard_lock.hpp"
 #include "src/tta_inference.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
@@ -414,6 +415,7 @@ SegmentResult segment_native(const models::Model& model, const SegmentOptions& o
         const ShardSpec shard = options.shard.value_or(ShardSpec{});
         check_shard_count(job, shard, parts_dir);
         journal = std::make_unique<StripJournal>(parts_dir, fingerprint, shard);
+        if (!options.shard && options.keep_parts) result.parts_lock = journal->lock();  // the caller finishes with the parts
         std::tie(first_strip, end_strip) = shard_strips(R, shard);
         result.shard_strips = end_strip - first_strip;
         while (first_strip < end_strip && journal->done(first_strip)) {
@@ -847,6 +849,7 @@ SegmentResult segment_image(const models::Model& model, const SegmentOptions& op
     if (options.resume && !options.keep_parts) {
         std::error_code ec;
         std::filesystem::remove_all(inner.parts_dir, ec);
+        result.parts_lock.reset();
     }
     return result;
 }
@@ -1036,7 +1039,7 @@ MergeResult merge_segmentation(const MergeOptions& options, const ProgressFn& pr
     const int shards = job.at("shards").get<int>();
     const auto strip_rows = job.at("strip_rows").get<std::vector<std::pair<int64_t, int64_t>>>();
     const int64_t R = static_cast<int64_t>(strip_rows.size());
-    check_all_shards_done(options.parts_dir, fingerprint, shards, R);
+    const auto shard_locks = check_all_shards_done(options.parts_dir, fingerprint, shards, R);  // held until the parts are gone
     const models::ModelMetadata meta = models::metadata_from_record(job.at("model"), options.parts_dir + "/job.json");
     const bool resampled = job.contains("image_grid");
     if (resampled && options.vrt) {

@@ -100,6 +100,10 @@ struct SegmentResult {
     // Journaled runs: strips of the whole image, of this run's shard, found done in the journal, run now.
     int64_t strips = 0, shard_strips = 0, strips_resumed = 0, strips_run = 0;
     std::string parts_dir;
+    // The job's lock (src/shard_lock.hpp) when an unsharded journaled run kept its parts (keep_parts) for
+    // the caller to finish more outputs: held until the caller removes them, so that a second --resume
+    // run cannot start on them meanwhile.
+    std::shared_ptr<const ShardLock> parts_lock;
     bool assembled = false;            // the outputs were written (always, unless sharded)
 };
 

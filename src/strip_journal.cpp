@@ -14,6 +14,7 @@
 #include <gdal_priv.h>
 
 #include "src/output_file.hpp"
+#include "src/shard_lock.hpp"
 #include "tiling/error.hpp"
 #include "tiling/gdal_dataset.hpp"
 
@@ -161,6 +162,7 @@ StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (!fs::is_directory(dir_)) throw Error(dir_ + ": cannot create the parts folder");
+    lock_ = std::make_shared<const ShardLock>(dir_, shard);
     if (fs::exists(path_)) {
         std::ifstream in(path_, std::ios::binary);
         std::stringstream s;
@@ -195,6 +197,8 @@ StripJournal::StripJournal(std::string parts_dir, const std::string& fingerprint
         fs::rename(tmp, path_);
     }
 }
+
+StripJournal::~StripJournal() = default;
 
 void StripJournal::commit(int64_t strip, int64_t y, int64_t rows, int64_t width, int classes, const float* probabilities,
                           const float* weights) {
@@ -451,7 +455,9 @@ RasterInfo georeference_from_job(const nlohmann::json& job) {
     return info;
 }
 
-void check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint, int shards, int64_t strips) {
+std::vector<std::shared_ptr<const ShardLock>> check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint,
+                                                                    int shards, int64_t strips) {
+    std::vector<std::shared_ptr<const ShardLock>> locks;
     std::vector<bool> have(static_cast<size_t>(strips), false);
     for (int k = 0; k < shards; ++k) {
         const ShardSpec shard{k, shards};
@@ -460,7 +466,8 @@ void check_all_shards_done(const std::string& parts_dir, const std::string& fing
         if (!fs::exists(journal_path)) {
             throw Error(parts_dir + ": shard " + name + " has not started (no " + journal_path.filename().string() + ")");
         }
-        const StripJournal journal(parts_dir, fingerprint, shard);
+        const StripJournal journal(parts_dir, fingerprint, shard);  // throws while the shard still runs
+        locks.push_back(journal.lock());
         const auto [first, end] = shard_strips(strips, shard);
         for (int64_t r = first; r < end; ++r) {
             if (!journal.done(r)) {
@@ -473,6 +480,7 @@ void check_all_shards_done(const std::string& parts_dir, const std::string& fing
     for (int64_t r = 0; r < strips; ++r) {
         if (!have[static_cast<size_t>(r)]) throw Error(parts_dir + ": strip " + std::to_string(r) + " belongs to no shard");
     }
+    return locks;
 }
 
 }  // namespace rsi

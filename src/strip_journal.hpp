@@ -18,6 +18,7 @@
 // A journal line is appended (and flushed to disk) only after its part file was renamed into place, so
 // after a crash the journal lists only complete parts; a torn last line is ignored.
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -27,6 +28,8 @@
 #include "tiling/raster_source.hpp"
 
 namespace rsi {
+
+class ShardLock;
 
 struct ShardSpec {
     int index = 0, count = 1;  // shard `index` of `count`, 0-based
@@ -56,8 +59,14 @@ std::vector<JournalEntry> parse_journal(std::string_view text, const std::string
 
 class StripJournal {
 public:
-    // Opens (or creates, with the header) the journal of `shard` in `parts_dir`.
+    // Opens (or creates, with the header) the journal of `shard` in `parts_dir`, first taking the
+    // shard's lock (src/shard_lock.hpp): throws an Error when another run works on the shard.
     StripJournal(std::string parts_dir, const std::string& fingerprint, const ShardSpec& shard);
+    ~StripJournal();
+
+    // The shard's lock, for a caller that works on the parts folder after the journal is gone (it
+    // assembles the outputs, then removes the folder).
+    std::shared_ptr<const ShardLock> lock() const { return lock_; }
 
     const std::vector<JournalEntry>& entries() const { return entries_; }
     bool done(int64_t strip) const { return done_.count(strip) != 0; }
@@ -72,6 +81,7 @@ public:
 
 private:
     std::string dir_, path_, fingerprint_;
+    std::shared_ptr<const ShardLock> lock_;
     std::vector<JournalEntry> entries_;
     std::set<int64_t> done_;
 };
@@ -124,7 +134,9 @@ nlohmann::json georeference_to_job(const RasterInfo& info);
 RasterInfo georeference_from_job(const nlohmann::json& job);
 
 // Before a merge: every one of `shards` journals in `parts_dir` exists and lists all of its strips
-// (of `strips`). Throws an Error naming the first shard that has not started or is not complete.
-void check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint, int shards, int64_t strips);
+// (of `strips`). Throws an Error naming the first shard that has not started, is still running (a
+// requeued copy) or is not complete. Returns the shards' locks: the merge holds them until it is done.
+std::vector<std::shared_ptr<const ShardLock>> check_all_shards_done(const std::string& parts_dir, const std::string& fingerprint,
+                                                                    int shards, int64_t strips);
 
 }  // namespace rsi

@@ -1,5 +1,6 @@
 #include "src/submission.hpp"
 #include "src/strip_journal.hpp"
+#include "src/shard_lock.hpp"
 #include "src/json_text.hpp"
 
 #include <algorithm>
@@ -807,6 +808,7 @@ SubmissionResult merge_submission(const SubmissionMergeOptions& m, const Progres
     if (!o.zip.empty()) check_output_path(o.zip, o.overwrite);
     const std::string fingerprint = job.at("fingerprint").get<std::string>();
     const int shards = job.at("shards").get<int>();
+    const auto shard_locks = lock_every_shard(parts_dir, shards);  // none still running
     const auto names = job.at("images").get<std::vector<std::string>>();
     const auto pixels = job.at("pixels").get<std::vector<int64_t>>();
     if (names.size() != pixels.size()) throw Error(parts_dir + "/job.json: images and pixels differ in length");

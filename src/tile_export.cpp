@@ -24,6 +24,7 @@
 #include "src/item_journal.hpp"
 #include "src/output_file.hpp"
 #include "src/run_manifest.hpp"
+#include "src/shard_lock.hpp"
 #include "tiling/bounded_queue.hpp"
 #include "tiling/first_error.hpp"
 #include "tiling/gdal_dataset.hpp"
@@ -575,6 +576,7 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
     OutputDirLock dir_lock;  // plain runs: released when the run ends, after its clean-up
     bool keep_existing = false;  // resume: tiles already in OUTDIR are finished work of this job
     std::string parts_dir;
+    std::unique_ptr<ShardLock> shard_lock;  // journaled runs: one process per shard
     nlohmann::json job;
     const bool index_outside = !index_inside_output_dir(options.output_dir, result.index_geojson);
     if (!journaled) {
@@ -593,9 +595,16 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
         check_output_path(result.index_geojson, true);
     } else {
         prepare_shared_output_dir(options.output_dir);
+        parts_dir = tile_parts_dir(options.output_dir, options.index_path);
+        if (!options.overwrite && fs::exists(result.index_geojson) && !fs::exists(fs::path(parts_dir) / "job.json")) {
+            // The index is written last and the parts removed after it: a finished tiling. Unlike a map's
+            // manifest, an index records no input fingerprint (the full read it costs would slow plain
+            // runs by half), so it cannot be told apart from another job's: not skipped as finished.
+            throw usage_error(result.index_geojson + ": already exists: the tiling of this folder is finished (no interrupted run to " +
+                              (options.shard ? "continue" : "resume") + "; its parts folder is gone); use --overwrite to tile again");
+        }
         check_output_path(result.index_geojson, options.overwrite);
         if (index_outside) check_output_path(result.index_csv, options.overwrite);
-        parts_dir = tile_parts_dir(options.output_dir, options.index_path);
         result.parts_dir = parts_dir;
         std::tie(result.first_row, result.end_row) = shard_strips(grid.rows(), shard);
         if (options.overwrite && !options.shard) {
@@ -630,6 +639,9 @@ TileExportResult export_tiles(const TileExportOptions& options, const ProgressFn
                {"data_type", result.data_type}};
         job = start_or_check_job(parts_dir, job, "rerun with the same options, or remove " + parts_dir + " (and the tiles) to start over");
         check_shard_count(job, shard, parts_dir);
+        // Before the clean-up below, which takes every other process's temporaries of these rows for a
+        // killed run's: a second run of the same shard would remove the first's tiles in the making.
+        shard_lock = std::make_unique<ShardLock>(parts_dir, shard);
         remove_stale_tile_temporaries(dir, result.first_row, result.end_row);
     }
     const int64_t my_tiles = (result.end_row - result.first_row) * grid.cols();
@@ -841,6 +853,7 @@ TileIndexMergeResult merge_tile_index(const TileIndexMergeOptions& options, cons
     check_output_path(result.index_csv, options.overwrite);
     const std::string fingerprint = job.at("fingerprint").get<std::string>();
     result.shards = job.at("shards").get<int>();
+    const auto shard_locks = lock_every_shard(parts_dir, result.shards);  // none still running
     result.rows = job.at("rows").get<int64_t>();
     result.cols = job.at("cols").get<int64_t>();
     result.tiles_total = result.rows * result.cols;

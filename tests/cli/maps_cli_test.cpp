@@ -5,7 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <ogrsf_frmts.h>
 
+#include <unistd.h>
+
 #include "cli_runner.hpp"
+#include "src/shard_lock.hpp"
 #include "tiling/raster_source.hpp"
 
 namespace fs = std::filesystem;
@@ -170,6 +173,46 @@ TEST(MapsCli, SceneMergeFromAnotherFolderFindsTheImage) {
     EXPECT_EQ(manifest["job"], "rsi-scene-job");
     EXPECT_EQ(manifest["input"], "s.tif");
     EXPECT_EQ(manifest["outputs"], (nlohmann::json{"m.tif", "d.tif"}));
+}
+
+// A batch script that reruns a finished scene map with --resume ends with 0 and leaves the map as it
+// was, as segment does (it ended with "already exists"); other options, or a map without a manifest,
+// are still refused, naming why. A finished tiling is refused with a message that says it is finished:
+// a tile index records no input fingerprint, so rsi cannot tell it is this job's.
+TEST(MapsCli, AResumeOfAFinishedSceneMapSkipsIt) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "s.tif", 4);
+    const std::vector<std::string> args{"scene", image, "-o", dir / "m.tif", "--csv", dir / "m.csv", "-m", fixture("tiny_scene.pt"), "--resume"};
+    const auto first = run_rsi(args);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    const std::string map = test::slurp(dir / "m.tif"), csv = test::slurp(dir / "m.csv");
+    const auto again = run_rsi(args);
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(again.err, "rsi scene: " + (dir / "m.tif") + " is done, skipped (--resume)\n");
+    std::vector<std::string> json = args;
+    json.push_back("--json");
+    const auto summary = run_rsi(json);
+    ASSERT_EQ(summary.exit_code, 0) << summary.err;
+    EXPECT_EQ(nlohmann::json::parse(summary.out)["skipped"], "done before (--resume)") << summary.out;
+    EXPECT_EQ(test::slurp(dir / "m.tif"), map);
+    EXPECT_EQ(test::slurp(dir / "m.csv"), csv);
+    std::vector<std::string> other = args;
+    other.insert(other.end(), {"--stride", "8"});
+    const auto refused = run_rsi(other);
+    EXPECT_EQ(refused.exit_code, 2);
+    EXPECT_EQ(refused.err, "rsi scene: " + (dir / "m.tif") + ": exists, but it was made with other options (--resume skips only this "
+                                                            "job's finished outputs; use --overwrite to make it again)\n");
+    fs::remove(dir / "m.tif.manifest.json");
+    const auto unknown = run_rsi(args);
+    EXPECT_EQ(unknown.exit_code, 2);
+    EXPECT_NE(unknown.err.find("exists, but it has no manifest to tell which input and options made it"), std::string::npos) << unknown.err;
+
+    const std::vector<std::string> tile{"tile", image, dir / "tiles", "--tile-size", "32", "--resume", "-q"};
+    ASSERT_EQ(run_rsi(tile).exit_code, 0);
+    const auto tiled = run_rsi(tile);
+    EXPECT_EQ(tiled.exit_code, 2);
+    EXPECT_EQ(tiled.err, "rsi tile: " + (dir / "tiles/index.geojson") + ": already exists: the tiling of this folder is finished (no "
+                                                                         "interrupted run to resume; its parts folder is gone); use --overwrite to tile again\n");
 }
 
 TEST(MapsCli, SceneShardsFromSlurmMergeToTheDirectRun) {
@@ -373,6 +416,52 @@ TEST(MapsCli, MergeAsVrtWritesItsManifestBesideTheVrt) {
     ASSERT_EQ(mosaic.info().width, single.info().width);
     EXPECT_EQ(mosaic.read_float({0, 0, mosaic.info().width, mosaic.info().height}, {1}),
               single.read_float({0, 0, single.info().width, single.info().height}, {1}));
+}
+
+// Two --resume runs of one output at once (a script started twice, a requeued task whose first copy
+// still runs): the second ended with "strip-000141.tif: no such file" once the first removed the parts
+// under it. It now stops at once, naming the holder, and leaves the first's parts alone; when the first
+// ends, a resume finishes. A merge likewise waits for a shard that still runs. (The test holds the lock
+// as the first run would.)
+TEST(MapsCli, ASecondRunOnARunningJobStopsAtOnce) {
+    test::TempDir dir;
+    const std::string image = make_image(dir, "a.tif");
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host;
+    const std::vector<std::string> resume{"segment", image, "-o", dir / "m.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32",
+                                          "--resume", "-q", "--no-manifest"};
+    fs::create_directories(dir / "m.tif.parts");
+    {
+        const ShardLock first(dir / "m.tif.parts", ShardSpec{0, 1});
+        ASSERT_TRUE(first.held());
+        const auto second = run_rsi(resume);
+        EXPECT_EQ(second.exit_code, 1) << second.err;
+        EXPECT_EQ(second.err, "rsi segment: " + (dir / "m.tif.parts") + ": another rsi run (" + holder +
+                                  ") is working on this job (it holds shard-0-of-1.lock); wait for it to end, then run again\n");
+        EXPECT_FALSE(fs::exists(dir / "m.tif"));
+    }
+    const auto after = run_rsi(resume);
+    ASSERT_EQ(after.exit_code, 0) << after.err;
+    EXPECT_TRUE(fs::exists(dir / "m.tif"));
+    EXPECT_FALSE(fs::exists(dir / "m.tif.parts"));
+
+    for (const char* shard : {"0/2", "1/2"}) {
+        const auto r = run_rsi({"segment", image, "-o", dir / "s.tif", "-m", fixture("tiny_segmenter.pt"), "--tile-size", "32", "--shard", shard, "-q"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    {
+        const ShardLock requeued(dir / "s.tif.parts", ShardSpec{1, 2});
+        const auto early = run_rsi({"merge", dir / "s.tif.parts", "-q"});
+        EXPECT_EQ(early.exit_code, 1) << early.err;
+        EXPECT_EQ(early.err, "rsi merge: " + (dir / "s.tif.parts") + ": another rsi run (" + holder +
+                                 ") is working on shard 1/2 of this job (it holds shard-1-of-2.lock); wait for it to end, then run again\n");
+        EXPECT_FALSE(fs::exists(dir / "s.tif"));
+    }
+    const auto merged = run_rsi({"merge", dir / "s.tif.parts", "-q", "--no-manifest"});
+    ASSERT_EQ(merged.exit_code, 0) << merged.err;
+    const RasterSource direct = RasterSource::open(dir / "m.tif"), sharded = RasterSource::open(dir / "s.tif");
+    EXPECT_EQ(direct.read_float({0, 0, 80, 60}, {1}), sharded.read_float({0, 0, 80, 60}, {1}));
 }
 
 // A 600 x 400 image of noise, noisy.tif: its preview PNG is large (what a file-size limit stops first).

@@ -1,10 +1,13 @@
 // The resume journal and sharding arithmetic.
 #include <gtest/gtest.h>
+#include <csignal>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "src/shard_lock.hpp"
 #include "src/strip_journal.hpp"
 #include "tiling/error.hpp"
 
@@ -87,9 +90,11 @@ TEST(StripJournal, PartsCarryTheirJobsFingerprint) {
     fs::remove_all(dir);
     const std::vector<float> probabilities{0.25f, 0.5f, 0.75f, 1.0f, 0.75f, 0.5f, 0.25f, 0.0f};  // 2 classes x 1 x 4
     const std::vector<float> weights{1.0f, 0.0f, 2.0f, 1.0f};
-    StripJournal journal(dir.string(), "job-a-fingerprint", ShardSpec{0, 1});
-    journal.commit(0, 0, 1, 4, 2, probabilities.data(), weights.data());
-    EXPECT_TRUE(journal.done(0));
+    {
+        StripJournal journal(dir.string(), "job-a-fingerprint", ShardSpec{0, 1});
+        journal.commit(0, 0, 1, 4, 2, probabilities.data(), weights.data());
+        EXPECT_TRUE(journal.done(0));
+    }
 
     const std::string part = (dir / StripJournal::part_name(0)).string();
     std::vector<float> read;
@@ -208,3 +213,92 @@ TEST(JobGeoreference, GroundControlPointsRoundTrip) {
 
 }  // namespace
 }  // namespace rsi
+
+// One process at a time on a shard: a second journal of the same shard (another --resume run of the
+// same output) is refused while the first is open, naming the holder; other shards are free; the lock
+// goes with its journal, and with its process when that is killed (kill -9 leaves no stale lock).
+TEST(ShardLock, OneRunPerShardReleasedWithItsJournalOrProcess) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("rsi-shard-lock-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host;
+    const auto refusal = [&](const ShardSpec& shard) {
+        try {
+            StripJournal second(dir.string(), "job", shard);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    {
+        StripJournal first(dir.string(), "job", ShardSpec{1, 3});
+        EXPECT_EQ(refusal(ShardSpec{1, 3}), dir.string() + ": another rsi run (" + holder +
+                                                ") is working on shard 1/3 of this job (it holds shard-1-of-3.lock); wait for it to end, then run again");
+        EXPECT_EQ(refusal(ShardSpec{2, 3}), "no error");
+        // A merge checks every shard, and holds their locks until it is done.
+        std::shared_ptr<const ShardLock> kept = first.lock();
+        ASSERT_TRUE(kept && kept->held());
+    }
+    EXPECT_EQ(refusal(ShardSpec{1, 3}), "no error");
+    {
+        StripJournal unsharded(dir.string(), "job", ShardSpec{0, 1});
+        const std::shared_ptr<const ShardLock> kept = unsharded.lock();
+        try {
+            ShardLock again(dir.string(), ShardSpec{0, 1});
+            FAIL() << "a second lock of a held shard";
+        } catch (const Error& e) {
+            EXPECT_EQ(std::string(e.what()), dir.string() + ": another rsi run (" + holder +
+                                                 ") is working on this job (it holds shard-0-of-1.lock); wait for it to end, then run again");
+        }
+    }
+    // A process holding the lock killed with SIGKILL: the lock is free again.
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        const ShardLock lock(dir.string(), ShardSpec{0, 2});
+        const char byte = lock.held() ? 'y' : 'n';
+        if (::write(ready[1], &byte, 1) != 1) ::_exit(2);
+        ::pause();
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+    ::close(ready[0]);
+    EXPECT_EQ(byte, 'y');
+    EXPECT_NE(refusal(ShardSpec{0, 2}).find("another rsi run (pid " + std::to_string(child) + " on "), std::string::npos);
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_EQ(refusal(ShardSpec{0, 2}), "no error");
+    fs::remove_all(dir);
+}
+
+// A submission's merge (and a tile index merge) locks every shard that has started (made its lock file),
+// and names one still held.
+TEST(ShardLock, AMergeLocksEveryStartedShard) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("rsi-merge-locks-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    ShardLock(dir.string(), ShardSpec{0, 3});  // shards 0 and 2 ran, and ended
+    ShardLock(dir.string(), ShardSpec{2, 3});
+    EXPECT_EQ(lock_every_shard(dir.string(), 3).size(), 2u);
+    EXPECT_FALSE(fs::exists(dir / ShardLock::file_name(ShardSpec{1, 3})));  // not started: nothing to wait for
+    {
+        const ShardLock running(dir.string(), ShardSpec{2, 3});
+        try {
+            lock_every_shard(dir.string(), 3);
+            FAIL() << "a merge under a running shard";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("is working on shard 2/3 of this job"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(lock_every_shard(dir.string(), 3).size(), 2u);
+    fs::remove_all(dir);
+}
